@@ -1,0 +1,23 @@
+// The `berth` command line tool.
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <iostream>
+
+#include "client/cli/offline_commands.h"
+#include "core/runtime.h"
+
+int main(int argc, char** argv) {
+  berth::PrepareTorchEnvironment();
+  CLI::App app{"berth: fine-tune BERT-family text classifiers and serve them"};
+  app.set_version_flag("--version", std::string("berth 0.1.0"));
+  app.require_subcommand(1);
+  std::function<int()> run;
+  berth::cli::AddOfflineCommands(app, &run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return run ? run() : 2;
+}

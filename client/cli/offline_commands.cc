@@ -1,0 +1,165 @@
+// Offline commands: read UTF-8 lines from stdin, write JSON Lines to stdout.
+#include "absl/strings/string_view.h"
+#include "client/cli/offline_commands.h"
+
+#include <unistd.h>
+
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/infer/sequence_classifier.h"
+#include "core/runtime.h"
+#include "core/text/tokenizer.h"
+#include "core/util/json.h"
+
+namespace berth::cli {
+namespace {
+
+struct CommonFlags {
+  std::string model;
+  int max_length = 0;
+  bool pairs = false;
+  std::optional<bool> lowercase;
+  std::string invalid_utf8 = "error";
+};
+
+void AddCommonFlags(CLI::App* cmd, CommonFlags* f) {
+  cmd->add_option("--model", f->model, "Hugging Face model directory (config.json, vocab.txt, ...)")
+      ->required();
+  cmd->add_option("--max-length", f->max_length,
+                  "Maximum tokens per example including special tokens; longer inputs are "
+                  "truncated (default: the tokenizer's model_max_length)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--pairs", f->pairs,
+                "Each line is TEXT_A<TAB>TEXT_B, encoded as a pair (longest_first truncation)");
+  cmd->add_flag_function(
+      "--lowercase,!--no-lowercase", [f](int64_t count) { f->lowercase = count > 0; },
+      "Override the tokenizer's do_lower_case (default: as tokenizer_config.json says)");
+  cmd->add_option("--invalid-utf8", f->invalid_utf8,
+                  "What to do with a line that is not valid UTF-8: 'error' (stop, naming the "
+                  "line) or 'replace' (U+FFFD)")
+      ->check(CLI::IsMember({"error", "replace"}))
+      ->capture_default_str();
+}
+
+text::EncodeOptions MakeEncodeOptions(const CommonFlags& f, bool tokens) {
+  text::EncodeOptions o;
+  o.max_length = f.max_length;
+  o.return_tokens = tokens;
+  o.invalid_utf8 = f.invalid_utf8 == "replace" ? text::InvalidUtf8::kReplace : text::InvalidUtf8::kReject;
+  return o;
+}
+
+absl::StatusOr<text::Encoding> EncodeLine(const text::Tokenizer& tok, const std::string& line,
+                                          bool pairs, const text::EncodeOptions& o) {
+  if (!pairs) return tok.Encode(line, o);
+  size_t tab = line.find('\t');
+  if (tab == std::string::npos) {
+    return absl::InvalidArgumentError("--pairs expects TEXT_A<TAB>TEXT_B but the line has no tab");
+  }
+  return tok.EncodePair(absl::string_view(line).substr(0, tab), absl::string_view(line).substr(tab + 1), o);
+}
+
+int Fail(const std::string& message) {
+  std::cerr << "berth: " << message << "\n";
+  return 1;
+}
+
+int RunTokenize(const CommonFlags& f) {
+  auto tok = text::LoadTokenizer(f.model, text::TokenizerOverrides{f.lowercase});
+  if (!tok.ok()) return Fail(std::string(tok.status().message()));
+  const text::EncodeOptions o = MakeEncodeOptions(f, /*tokens=*/true);
+  std::string line;
+  for (int64_t n = 1; std::getline(std::cin, line); ++n) {
+    auto e = EncodeLine(**tok, line, f.pairs, o);
+    if (!e.ok()) return Fail(absl::StrCat("stdin line ", n, ": ", e.status().message()));
+    Json j = {{"input_ids", e->input_ids},
+              {"token_type_ids", e->token_type_ids},
+              {"attention_mask", e->attention_mask},
+              {"tokens", e->tokens}};
+    std::cout << j.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
+  }
+  std::cout.flush();
+  return 0;
+}
+
+struct PredictFlags {
+  int batch_size = 32;
+  int threads = 0;
+};
+
+int RunPredict(const CommonFlags& f, const PredictFlags& p) {
+  ConfigureThreads(p.threads);
+  ClassifierOptions options;
+  options.tokenizer.do_lower_case = f.lowercase;
+  auto classifier = SequenceClassifier::Load(f.model, options);
+  if (!classifier.ok()) return Fail(std::string(classifier.status().message()));
+  const SequenceClassifier& c = **classifier;
+  const text::EncodeOptions o = MakeEncodeOptions(f, /*tokens=*/false);
+  const bool progress = ::isatty(STDERR_FILENO);
+
+  std::vector<text::Encoding> batch;
+  int64_t done = 0;
+  auto flush = [&]() -> absl::Status {
+    if (batch.empty()) return absl::OkStatus();
+    auto preds = c.PredictBatch(batch);
+    if (!preds.ok()) return preds.status();
+    for (const Prediction& pr : *preds) {
+      Json j = {{"label", pr.label}, {"logits", pr.logits}, {"probabilities", pr.scores}};
+      std::cout << j.dump() << "\n";
+    }
+    done += static_cast<int64_t>(batch.size());
+    batch.clear();
+    if (progress) std::cerr << "\rberth predict: " << done << " lines" << std::flush;
+    return absl::OkStatus();
+  };
+  std::string line;
+  for (int64_t n = 1; std::getline(std::cin, line); ++n) {
+    auto e = EncodeLine(c.tokenizer(), line, f.pairs, o);
+    if (!e.ok()) return Fail(absl::StrCat("stdin line ", n, ": ", e.status().message()));
+    batch.push_back(std::move(*e));
+    if (static_cast<int>(batch.size()) >= p.batch_size) {
+      if (absl::Status s = flush(); !s.ok()) return Fail(std::string(s.message()));
+    }
+  }
+  if (absl::Status s = flush(); !s.ok()) return Fail(std::string(s.message()));
+  if (progress) std::cerr << "\n";
+  std::cout.flush();
+  return 0;
+}
+
+}  // namespace
+
+void AddOfflineCommands(CLI::App& app, std::function<int()>* run) {
+  auto common_tok = std::make_shared<CommonFlags>();
+  CLI::App* tok = app.add_subcommand(
+      "tokenize",
+      "Tokenize stdin lines with a model's tokenizer; one JSON object per line "
+      "{input_ids, token_type_ids, attention_mask, tokens}");
+  AddCommonFlags(tok, common_tok.get());
+  tok->callback([run, common_tok] { *run = [common_tok] { return RunTokenize(*common_tok); }; });
+
+  auto common_pred = std::make_shared<CommonFlags>();
+  auto pred_flags = std::make_shared<PredictFlags>();
+  CLI::App* pred = app.add_subcommand(
+      "predict",
+      "Classify stdin lines with a model directory; one JSON object per line "
+      "{label, logits, probabilities}, in input order");
+  AddCommonFlags(pred, common_pred.get());
+  pred->add_option("--batch-size", pred_flags->batch_size, "Lines per forward pass")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  pred->add_option("--threads", pred_flags->threads,
+                   "Intra-op threads (0: one per available core)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  pred->callback([run, common_pred, pred_flags] {
+    *run = [common_pred, pred_flags] { return RunPredict(*common_pred, *pred_flags); };
+  });
+}
+
+}  // namespace berth::cli

@@ -1,0 +1,105 @@
+// Batched inference for a loaded classifier under torch::InferenceMode.
+#include "core/infer/sequence_classifier.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "core/model/model_dir.h"
+#include "core/util/status_macros.h"
+
+namespace berth {
+
+struct SequenceClassifier::Impl {
+  LoadedModel model;
+};
+
+SequenceClassifier::SequenceClassifier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SequenceClassifier::~SequenceClassifier() = default;
+
+absl::StatusOr<std::unique_ptr<SequenceClassifier>> SequenceClassifier::Load(
+    const std::string& model_dir, const ClassifierOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  LoadModelOptions load;
+  load.tokenizer = options.tokenizer;
+  ASSIGN_OR_RETURN(impl->model, LoadModelDirectory(model_dir, load));
+  return std::unique_ptr<SequenceClassifier>(new SequenceClassifier(std::move(impl)));
+}
+
+const text::Tokenizer& SequenceClassifier::tokenizer() const { return *impl_->model.tokenizer; }
+const ModelConfig& SequenceClassifier::config() const { return impl_->model.config; }
+
+Prediction MakePrediction(const ModelConfig& config, std::vector<float> logits) {
+  Prediction p;
+  p.scores.resize(logits.size());
+  if (config.multi_label()) {
+    for (size_t i = 0; i < logits.size(); ++i) p.scores[i] = 1.0f / (1.0f + std::exp(-logits[i]));
+  } else {
+    float max = *std::max_element(logits.begin(), logits.end());
+    double sum = 0;
+    for (size_t i = 0; i < logits.size(); ++i) sum += std::exp(static_cast<double>(logits[i] - max));
+    for (size_t i = 0; i < logits.size(); ++i) {
+      p.scores[i] = static_cast<float>(std::exp(static_cast<double>(logits[i] - max)) / sum);
+    }
+  }
+  p.label_id = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  p.label = p.label_id < config.num_labels() ? config.id2label[p.label_id] : "";
+  p.logits = std::move(logits);
+  return p;
+}
+
+absl::StatusOr<std::vector<Prediction>> SequenceClassifier::PredictBatch(
+    const std::vector<text::Encoding>& batch) const {
+  std::vector<Prediction> out;
+  if (batch.empty()) return out;
+  const ModelConfig& config = impl_->model.config;
+  size_t seq = 0;
+  for (const text::Encoding& e : batch) seq = std::max(seq, e.input_ids.size());
+  if (seq == 0) return absl::InvalidArgumentError("empty encoding in batch");
+  if (static_cast<int64_t>(seq) > config.max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sequence of ", seq, " tokens exceeds max_position_embeddings ", config.max_position_embeddings));
+  }
+  const int64_t n = static_cast<int64_t>(batch.size());
+  const int32_t pad = impl_->model.tokenizer->layout().pad_id;
+  try {
+    c10::InferenceMode guard;
+    at::Tensor ids = at::full({n, static_cast<int64_t>(seq)}, pad, at::kLong);
+    at::Tensor types = at::zeros({n, static_cast<int64_t>(seq)}, at::kLong);
+    at::Tensor mask = at::zeros({n, static_cast<int64_t>(seq)}, at::kLong);
+    auto ids_a = ids.accessor<int64_t, 2>();
+    auto types_a = types.accessor<int64_t, 2>();
+    auto mask_a = mask.accessor<int64_t, 2>();
+    for (int64_t b = 0; b < n; ++b) {
+      const text::Encoding& e = batch[b];
+      for (size_t t = 0; t < e.input_ids.size(); ++t) {
+        if (e.input_ids[t] < 0 || e.input_ids[t] >= config.vocab_size) {
+          return absl::InvalidArgumentError(absl::StrCat("token id ", e.input_ids[t], " is outside the vocabulary"));
+        }
+        ids_a[b][t] = e.input_ids[t];
+        types_a[b][t] = t < e.token_type_ids.size() ? e.token_type_ids[t] : 0;
+        mask_a[b][t] = t < e.attention_mask.size() ? e.attention_mask[t] : 1;
+      }
+    }
+    at::Tensor logits = impl_->model.module->forward(ids, types, mask).to(at::kFloat).contiguous();
+    const int64_t labels = logits.size(1);
+    const float* data = logits.data_ptr<float>();
+    out.reserve(batch.size());
+    for (int64_t b = 0; b < n; ++b) {
+      out.push_back(MakePrediction(config, std::vector<float>(data + b * labels, data + (b + 1) * labels)));
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("forward pass failed: ", e.what_without_backtrace()));
+  }
+  return out;
+}
+
+absl::Status SequenceClassifier::Save(const std::string& dir) const {
+  return SaveModelDirectory(dir, impl_->model.config, *impl_->model.module, *impl_->model.tokenizer);
+}
+
+}  // namespace berth

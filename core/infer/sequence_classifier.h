@@ -1,0 +1,54 @@
+// A loaded text classifier: tokenizer + model + labels, immutable after Load, safe to share.
+#ifndef BERTH_CORE_INFER_SEQUENCE_CLASSIFIER_H_
+#define BERTH_CORE_INFER_SEQUENCE_CLASSIFIER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/model/config.h"
+#include "core/text/tokenizer.h"
+
+namespace berth {
+
+struct Prediction {
+  int32_t label_id = -1;
+  std::string label;
+  std::vector<float> logits;
+  std::vector<float> scores;  // softmax, or per-label sigmoid for multi-label models
+};
+
+struct ClassifierOptions {
+  text::TokenizerOverrides tokenizer;
+};
+
+class SequenceClassifier {
+ public:
+  static absl::StatusOr<std::unique_ptr<SequenceClassifier>> Load(
+      const std::string& model_dir, const ClassifierOptions& options = {});
+  ~SequenceClassifier();
+
+  const text::Tokenizer& tokenizer() const;
+  const ModelConfig& config() const;
+
+  // Runs the encodings as one batch padded to the longest (pad id, mask 0, type 0) and
+  // returns one prediction each, in order. Safe to call from several threads.
+  absl::StatusOr<std::vector<Prediction>> PredictBatch(
+      const std::vector<text::Encoding>& batch) const;
+
+  // Writes this model as a Hugging Face directory.
+  absl::Status Save(const std::string& dir) const;
+
+ private:
+  struct Impl;
+  explicit SequenceClassifier(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Softmax / sigmoid scores and the arg-max label for one row of logits.
+Prediction MakePrediction(const ModelConfig& config, std::vector<float> logits);
+
+}  // namespace berth
+
+#endif  // BERTH_CORE_INFER_SEQUENCE_CLASSIFIER_H_

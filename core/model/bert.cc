@@ -1,0 +1,208 @@
+// BERT modules, numerically following transformers' modeling_bert.py (4.36, eager attention).
+#include "core/model/bert.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/init.h>
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace berth {
+namespace {
+
+torch::nn::LayerNorm MakeLayerNorm(const ModelConfig& c) {
+  return torch::nn::LayerNorm(
+      torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps).elementwise_affine(true));
+}
+
+void InitModule(torch::nn::Module& m, double std) {
+  torch::NoGradGuard no_grad;
+  for (auto& child : m.modules(/*include_self=*/true)) {
+    if (auto* lin = child->as<torch::nn::Linear>()) {
+      lin->weight.normal_(0.0, std);
+      if (lin->bias.defined()) lin->bias.zero_();
+    } else if (auto* emb = child->as<torch::nn::Embedding>()) {
+      emb->weight.normal_(0.0, std);
+      if (emb->options.padding_idx().has_value()) emb->weight[*emb->options.padding_idx()].zero_();
+    } else if (auto* ln = child->as<torch::nn::LayerNorm>()) {
+      ln->weight.fill_(1.0);
+      ln->bias.zero_();
+    }
+  }
+}
+
+}  // namespace
+
+torch::Tensor ApplyActivation(const std::string& name, const torch::Tensor& x) {
+  if (name == "gelu") return at::gelu(x);
+  if (name == "relu") return at::relu(x);
+  if (name == "gelu_pytorch_tanh") return at::gelu(x, "tanh");
+  if (name == "gelu_new") {
+    // NewGELUActivation, written out as transformers does.
+    return 0.5 * x * (1.0 + at::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * at::pow(x, 3.0))));
+  }
+  if (name == "gelu_fast") {
+    return 0.5 * x * (1.0 + at::tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)));
+  }
+  if (name == "quick_gelu") return x * at::sigmoid(1.702 * x);
+  if (name == "silu" || name == "swish") return at::silu(x);
+  if (name == "tanh") return at::tanh(x);
+  TORCH_CHECK(false, "unsupported activation ", name);  // config validation rules this out
+}
+
+torch::Tensor ExtendedAttentionMask(const torch::Tensor& attention_mask, torch::Dtype dtype) {
+  // [batch, seq] -> [batch, 1, 1, seq]; (1 - mask) * finfo(dtype).min as in HF.
+  torch::Tensor m = attention_mask.unsqueeze(1).unsqueeze(2).to(dtype);
+  double lowest = dtype == torch::kFloat32   ? std::numeric_limits<float>::lowest()
+                  : dtype == torch::kFloat64 ? std::numeric_limits<double>::lowest()
+                  : dtype == torch::kBFloat16 ? -3.3895313892515355e+38
+                                              : -65504.0;  // float16
+  return (1.0 - m) * lowest;
+}
+
+BertEmbeddingsImpl::BertEmbeddingsImpl(const ModelConfig& c) {
+  torch::nn::EmbeddingOptions word_options(c.vocab_size, c.hidden_size);
+  if (c.pad_token_id < c.vocab_size) word_options.padding_idx(c.pad_token_id);
+  word_embeddings = register_module("word_embeddings", torch::nn::Embedding(word_options));
+  position_embeddings = register_module(
+      "position_embeddings", torch::nn::Embedding(c.max_position_embeddings, c.hidden_size));
+  token_type_embeddings = register_module(
+      "token_type_embeddings", torch::nn::Embedding(std::max<int64_t>(c.type_vocab_size, 1),
+                                                    c.hidden_size));
+  LayerNorm = register_module("LayerNorm", MakeLayerNorm(c));
+  dropout = register_module("dropout", torch::nn::Dropout(c.hidden_dropout_prob));
+}
+
+torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids,
+                                          const torch::Tensor& token_type_ids) {
+  const int64_t seq = input_ids.size(1);
+  torch::Tensor positions = at::arange(seq, input_ids.options()).unsqueeze(0);  // [1, seq]
+  torch::Tensor x = word_embeddings(input_ids) + token_type_embeddings(token_type_ids);
+  x = x + position_embeddings(positions);  // [batch, seq, hidden]
+  return dropout(LayerNorm(x));
+}
+
+BertSelfAttentionImpl::BertSelfAttentionImpl(const ModelConfig& c)
+    : num_heads(c.num_attention_heads), head_dim(c.hidden_size / c.num_attention_heads) {
+  query = register_module("query", torch::nn::Linear(c.hidden_size, c.hidden_size));
+  key = register_module("key", torch::nn::Linear(c.hidden_size, c.hidden_size));
+  value = register_module("value", torch::nn::Linear(c.hidden_size, c.hidden_size));
+  dropout = register_module("dropout", torch::nn::Dropout(c.attention_probs_dropout_prob));
+}
+
+torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden,
+                                             const torch::Tensor& mask) {
+  const int64_t batch = hidden.size(0), seq = hidden.size(1);
+  auto heads = [&](const torch::Tensor& t) {  // [batch, seq, hidden] -> [batch, heads, seq, dim]
+    return t.view({batch, seq, num_heads, head_dim}).permute({0, 2, 1, 3});
+  };
+  torch::Tensor q = heads(query(hidden));
+  torch::Tensor k = heads(key(hidden));
+  torch::Tensor v = heads(value(hidden));
+  torch::Tensor scores = at::matmul(q, k.transpose(-1, -2));  // [batch, heads, seq, seq]
+  scores = scores / std::sqrt(static_cast<double>(head_dim));
+  scores = scores + mask;
+  torch::Tensor probs = dropout(at::softmax(scores, -1));
+  torch::Tensor ctx = at::matmul(probs, v);  // [batch, heads, seq, dim]
+  return ctx.permute({0, 2, 1, 3}).contiguous().view({batch, seq, num_heads * head_dim});
+}
+
+BertResidualOutputImpl::BertResidualOutputImpl(int64_t in_features, const ModelConfig& c) {
+  dense = register_module("dense", torch::nn::Linear(in_features, c.hidden_size));
+  LayerNorm = register_module("LayerNorm", MakeLayerNorm(c));
+  dropout = register_module("dropout", torch::nn::Dropout(c.hidden_dropout_prob));
+}
+
+torch::Tensor BertResidualOutputImpl::forward(const torch::Tensor& x,
+                                              const torch::Tensor& residual) {
+  return LayerNorm(dropout(dense(x)) + residual);
+}
+
+BertAttentionImpl::BertAttentionImpl(const ModelConfig& c) {
+  self = register_module("self", BertSelfAttention(c));
+  output = register_module("output", BertResidualOutput(c.hidden_size, c));
+}
+
+torch::Tensor BertAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask) {
+  return output(self(hidden, mask), hidden);
+}
+
+BertIntermediateImpl::BertIntermediateImpl(const ModelConfig& c) : act(c.hidden_act) {
+  dense = register_module("dense", torch::nn::Linear(c.hidden_size, c.intermediate_size));
+}
+
+torch::Tensor BertIntermediateImpl::forward(const torch::Tensor& x) {
+  return ApplyActivation(act, dense(x));
+}
+
+BertLayerImpl::BertLayerImpl(const ModelConfig& c) {
+  attention = register_module("attention", BertAttention(c));
+  intermediate = register_module("intermediate", BertIntermediate(c));
+  output = register_module("output", BertResidualOutput(c.intermediate_size, c));
+}
+
+torch::Tensor BertLayerImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask) {
+  torch::Tensor a = attention(hidden, mask);
+  return output(intermediate(a), a);
+}
+
+BertModelImpl::BertModelImpl(const ModelConfig& c) {
+  embeddings = register_module("embeddings", BertEmbeddings(c));
+  // HF nests the layers as encoder.layer.N and the pooler as pooler.dense.
+  auto encoder = register_module("encoder", std::make_shared<torch::nn::Module>());
+  layers = encoder->register_module("layer", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(BertLayer(c));
+  auto pooler = register_module("pooler", std::make_shared<torch::nn::Module>());
+  pooler_dense = pooler->register_module("dense", torch::nn::Linear(c.hidden_size, c.hidden_size));
+}
+
+torch::Tensor BertModelImpl::Encode(const torch::Tensor& input_ids,
+                                    const torch::Tensor& token_type_ids,
+                                    const torch::Tensor& attention_mask) {
+  torch::Tensor hidden = embeddings(input_ids, token_type_ids);  // [batch, seq, hidden]
+  torch::Tensor mask = ExtendedAttentionMask(attention_mask, hidden.scalar_type());
+  for (const auto& layer : *layers) hidden = layer->as<BertLayer>()->forward(hidden, mask);
+  return hidden;
+}
+
+torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids,
+                                     const torch::Tensor& token_type_ids,
+                                     const torch::Tensor& attention_mask) {
+  torch::Tensor hidden = Encode(input_ids, token_type_ids, attention_mask);
+  torch::Tensor first = hidden.select(1, 0);  // [batch, hidden]
+  return at::tanh(pooler_dense(first));
+}
+
+BertForSequenceClassificationImpl::BertForSequenceClassificationImpl(const ModelConfig& c) {
+  bert = register_module("bert", BertModel(c));
+  dropout = register_module("dropout", torch::nn::Dropout(c.EffectiveClassifierDropout()));
+  classifier = register_module("classifier", torch::nn::Linear(c.hidden_size, c.num_labels()));
+}
+
+torch::Tensor BertForSequenceClassificationImpl::forward(const torch::Tensor& input_ids,
+                                                         const torch::Tensor& token_type_ids,
+                                                         const torch::Tensor& attention_mask) {
+  torch::Tensor pooled = bert(input_ids, token_type_ids, attention_mask);  // [batch, hidden]
+  return classifier(dropout(pooled));  // [batch, num_labels]
+}
+
+void BertForSequenceClassificationImpl::InitWeights(double initializer_range) {
+  InitModule(*this, initializer_range);
+}
+
+void BertForSequenceClassificationImpl::InitHead(double initializer_range) {
+  InitModule(*classifier, initializer_range);
+}
+
+absl::StatusOr<std::shared_ptr<SequenceClassifierModule>> CreateSequenceClassifier(
+    const ModelConfig& config) {
+  if (config.model_type == "bert") {
+    return std::shared_ptr<SequenceClassifierModule>(
+        std::make_shared<BertForSequenceClassificationImpl>(config));
+  }
+  return absl::UnimplementedError(
+      absl::StrCat("model_type '", config.model_type, "' is not supported (supported: bert)"));
+}
+
+}  // namespace berth

@@ -1,0 +1,142 @@
+// BERT encoder and sequence-classification head as torch modules whose parameter names are
+// exactly Hugging Face's state-dict names (bert.embeddings.word_embeddings.weight, ...).
+#ifndef BERTH_CORE_MODEL_BERT_H_
+#define BERTH_CORE_MODEL_BERT_H_
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+
+#include <memory>
+
+#include "core/model/config.h"
+
+namespace berth {
+
+// Applies the activation a config names (HF's ACT2FN).
+torch::Tensor ApplyActivation(const std::string& name, const torch::Tensor& x);
+
+// Additive attention mask: 0 where attended, the dtype's lowest value where padded.
+// attention_mask [batch, seq] of 0/1 -> [batch, 1, 1, seq].
+torch::Tensor ExtendedAttentionMask(const torch::Tensor& attention_mask, torch::Dtype dtype);
+
+class BertEmbeddingsImpl : public torch::nn::Module {
+ public:
+  explicit BertEmbeddingsImpl(const ModelConfig& c);
+  // input_ids, token_type_ids [batch, seq] -> [batch, seq, hidden]
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids);
+
+  torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr},
+      token_type_embeddings{nullptr};
+  torch::nn::LayerNorm LayerNorm{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(BertEmbeddings);
+
+class BertSelfAttentionImpl : public torch::nn::Module {
+ public:
+  explicit BertSelfAttentionImpl(const ModelConfig& c);
+  // hidden [batch, seq, hidden], mask [batch, 1, 1, seq] additive -> [batch, seq, hidden]
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& mask);
+
+  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+  int64_t num_heads, head_dim;
+};
+TORCH_MODULE(BertSelfAttention);
+
+// Dense + dropout + residual LayerNorm: BertSelfOutput and BertOutput have this shape.
+class BertResidualOutputImpl : public torch::nn::Module {
+ public:
+  BertResidualOutputImpl(int64_t in_features, const ModelConfig& c);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual);
+
+  torch::nn::Linear dense{nullptr};
+  torch::nn::LayerNorm LayerNorm{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(BertResidualOutput);
+
+class BertAttentionImpl : public torch::nn::Module {
+ public:
+  explicit BertAttentionImpl(const ModelConfig& c);
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& mask);
+
+  BertSelfAttention self{nullptr};
+  BertResidualOutput output{nullptr};
+};
+TORCH_MODULE(BertAttention);
+
+class BertIntermediateImpl : public torch::nn::Module {
+ public:
+  explicit BertIntermediateImpl(const ModelConfig& c);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::Linear dense{nullptr};
+  std::string act;
+};
+TORCH_MODULE(BertIntermediate);
+
+class BertLayerImpl : public torch::nn::Module {
+ public:
+  explicit BertLayerImpl(const ModelConfig& c);
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& mask);
+
+  BertAttention attention{nullptr};
+  BertIntermediate intermediate{nullptr};
+  BertResidualOutput output{nullptr};
+};
+TORCH_MODULE(BertLayer);
+
+class BertModelImpl : public torch::nn::Module {
+ public:
+  explicit BertModelImpl(const ModelConfig& c);
+  // Returns the pooled output [batch, hidden] (tanh(dense(first token))).
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                        const torch::Tensor& attention_mask);
+  // Last hidden states [batch, seq, hidden].
+  torch::Tensor Encode(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                       const torch::Tensor& attention_mask);
+
+  BertEmbeddings embeddings{nullptr};
+  torch::nn::ModuleList layers{nullptr};  // registered as encoder.layer
+  torch::nn::Linear pooler_dense{nullptr};  // registered as pooler.dense
+};
+TORCH_MODULE(BertModel);
+
+// Every sequence classifier Berth trains or serves: inputs in, logits [batch, num_labels] out.
+class SequenceClassifierModule : public torch::nn::Module {
+ public:
+  virtual torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                                const torch::Tensor& attention_mask) = 0;
+  // HF's _init_weights for every parameter: normal(0, initializer_range) for Linear and
+  // Embedding weights, zero biases and padding rows, LayerNorm weight 1 and bias 0.
+  virtual void InitWeights(double initializer_range) = 0;
+  // Re-initialises only the classification head (a new label set on a pretrained encoder).
+  virtual void InitHead(double initializer_range) = 0;
+};
+
+class BertForSequenceClassificationImpl : public SequenceClassifierModule {
+ public:
+  explicit BertForSequenceClassificationImpl(const ModelConfig& c);
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                        const torch::Tensor& attention_mask) override;
+  void InitWeights(double initializer_range) override;
+  void InitHead(double initializer_range) override;
+
+  BertModel bert{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+  torch::nn::Linear classifier{nullptr};
+};
+
+// Builds the classifier module for config.model_type (the one place model families dispatch).
+absl::StatusOr<std::shared_ptr<SequenceClassifierModule>> CreateSequenceClassifier(
+    const ModelConfig& config);
+
+}  // namespace berth
+
+#endif  // BERTH_CORE_MODEL_BERT_H_

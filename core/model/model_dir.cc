@@ -1,0 +1,87 @@
+// Loading and saving Hugging Face model directories.
+#include "core/model/model_dir.h"
+
+#include <c10/util/Exception.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "core/util/files.h"
+#include "core/util/status_macros.h"
+
+namespace berth {
+namespace {
+
+absl::Status RemoveTree(const std::string& path) {
+  // Only ever used on our own temporary directory, which holds plain files.
+  for (const char* f : {"config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json",
+                        "special_tokens_map.json"}) {
+    ::unlink(JoinPath(path, f).c_str());
+  }
+  ::rmdir(path.c_str());
+  return absl::OkStatus();
+}
+
+absl::Status WriteFiles(const std::string& dir, const ModelConfig& config,
+                        const torch::nn::Module& module, const text::Tokenizer& tokenizer) {
+  RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, "config.json"), DumpJson(config.ToJson())));
+  RETURN_IF_ERROR(SaveWeights(module, JoinPath(dir, "model.safetensors")));
+  return tokenizer.Save(dir);
+}
+
+}  // namespace
+
+absl::StatusOr<LoadedModel> LoadModelDirectory(const std::string& dir,
+                                               const LoadModelOptions& options) {
+  if (!IsDirectory(dir)) {
+    return absl::NotFoundError(absl::StrCat("model directory '", dir, "' does not exist"));
+  }
+  LoadedModel m;
+  const std::string config_path = JoinPath(dir, "config.json");
+  if (!IsRegularFile(config_path)) {
+    return absl::NotFoundError(absl::StrCat(dir, ": no config.json (not a Hugging Face model directory)"));
+  }
+  ASSIGN_OR_RETURN(m.config, ModelConfig::Load(config_path));
+  const std::string weights_path = JoinPath(dir, "model.safetensors");
+  if (!IsRegularFile(weights_path)) {
+    std::string hint = IsRegularFile(JoinPath(dir, "pytorch_model.bin"))
+                           ? " (pytorch_model.bin is not read: convert it to safetensors)"
+                           : "";
+    return absl::NotFoundError(absl::StrCat(dir, ": no model.safetensors", hint));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> weights, SafetensorsFile::Open(weights_path));
+  ASSIGN_OR_RETURN(m.tokenizer, text::LoadTokenizer(dir, options.tokenizer));
+  if (m.tokenizer->vocab_size() > m.config.vocab_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        dir, ": the tokenizer has ", m.tokenizer->vocab_size(), " tokens but config.json vocab_size is ",
+        m.config.vocab_size));
+  }
+  try {
+    ASSIGN_OR_RETURN(m.module, CreateSequenceClassifier(m.config));
+    m.module->InitWeights(m.config.initializer_range);
+    std::vector<std::string> allow;
+    if (options.allow_fresh_head) allow = {"classifier.", "pre_classifier."};
+    RETURN_IF_ERROR(LoadWeights(*m.module, *weights, allow, &m.report));
+    m.module->eval();
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat(dir, ": building the model failed: ", e.what_without_backtrace()));
+  }
+  return m;
+}
+
+absl::Status SaveModelDirectory(const std::string& dir, const ModelConfig& config,
+                                const torch::nn::Module& module, const text::Tokenizer& tokenizer) {
+  if (IsDirectory(dir)) return WriteFiles(dir, config, module, tokenizer);
+  std::string tmp = absl::StrCat(dir, ".partial.", ::getpid());
+  RemoveTree(tmp).IgnoreError();
+  RETURN_IF_ERROR(MakeDirectories(tmp));
+  absl::Status s = WriteFiles(tmp, config, module, tokenizer);
+  if (s.ok() && std::rename(tmp.c_str(), dir.c_str()) != 0) {
+    s = absl::InternalError(absl::StrCat("cannot rename '", tmp, "' to '", dir, "'"));
+  }
+  if (!s.ok()) RemoveTree(tmp).IgnoreError();
+  return s;
+}
+
+}  // namespace berth

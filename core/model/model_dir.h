@@ -1,0 +1,46 @@
+// Hugging Face model directories: config.json + model.safetensors + tokenizer files.
+#ifndef BERTH_CORE_MODEL_MODEL_DIR_H_
+#define BERTH_CORE_MODEL_MODEL_DIR_H_
+
+#include <torch/nn/module.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/model/bert.h"
+#include "core/model/config.h"
+#include "core/model/weights.h"
+#include "core/text/tokenizer.h"
+
+namespace berth {
+
+// A classifier loaded from disk, ready for inference or fine-tuning.
+struct LoadedModel {
+  ModelConfig config;
+  std::shared_ptr<SequenceClassifierModule> module;
+  std::unique_ptr<text::Tokenizer> tokenizer;
+  LoadReport report;
+};
+
+struct LoadModelOptions {
+  text::TokenizerOverrides tokenizer;
+  // Accept a checkpoint without a classification head (a base encoder): the head is freshly
+  // initialised and reported as missing.
+  bool allow_fresh_head = false;
+};
+
+// Loads config.json, model.safetensors and the tokenizer from `dir`. Every error names the
+// directory and the file at fault.
+absl::StatusOr<LoadedModel> LoadModelDirectory(const std::string& dir,
+                                               const LoadModelOptions& options = {});
+
+// Writes an HF directory that `transformers` loads unchanged (config.json with id2label,
+// model.safetensors with format=pt, tokenizer files). A new directory appears whole: it is
+// written beside its final name and renamed into place.
+absl::Status SaveModelDirectory(const std::string& dir, const ModelConfig& config,
+                                const torch::nn::Module& module, const text::Tokenizer& tokenizer);
+
+}  // namespace berth
+
+#endif  // BERTH_CORE_MODEL_MODEL_DIR_H_

@@ -1,0 +1,154 @@
+// Loading and saving module weights through safetensors.
+#include "core/model/weights.h"
+
+#include <ATen/ATen.h>
+#include <torch/utils.h>
+
+#include <cstring>
+#include <map>
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/match.h"
+
+namespace berth {
+namespace {
+
+at::ScalarType ToScalarType(DType d) {
+  switch (d) {
+    case DType::kF64: return at::kDouble;
+    case DType::kF32: return at::kFloat;
+    case DType::kF16: return at::kHalf;
+    case DType::kBF16: return at::kBFloat16;
+    case DType::kI64: return at::kLong;
+    case DType::kI32: return at::kInt;
+    case DType::kI16: return at::kShort;
+    case DType::kI8: return at::kChar;
+    case DType::kU8: return at::kByte;
+    case DType::kBool: return at::kBool;
+  }
+  return at::kFloat;
+}
+
+std::optional<DType> FromScalarType(at::ScalarType t) {
+  switch (t) {
+    case at::kDouble: return DType::kF64;
+    case at::kFloat: return DType::kF32;
+    case at::kHalf: return DType::kF16;
+    case at::kBFloat16: return DType::kBF16;
+    case at::kLong: return DType::kI64;
+    case at::kInt: return DType::kI32;
+    default: return std::nullopt;
+  }
+}
+
+std::string ShapeString(at::IntArrayRef s) { return absl::StrCat("[", absl::StrJoin(s, ", "), "]"); }
+
+// HF's legacy renames applied when loading old checkpoints.
+std::string LegacyName(const std::string& name) {
+  if (absl::EndsWith(name, ".gamma")) return name.substr(0, name.size() - 6) + ".weight";
+  if (absl::EndsWith(name, ".beta")) return name.substr(0, name.size() - 5) + ".bias";
+  return name;
+}
+
+bool IsFloating(DType d) {
+  return d == DType::kF64 || d == DType::kF32 || d == DType::kF16 || d == DType::kBF16;
+}
+
+}  // namespace
+
+std::string LoadReport::Summary() const {
+  std::string s = absl::StrCat(loaded.size(), " tensors loaded");
+  if (!missing.empty()) absl::StrAppend(&s, "; missing: ", absl::StrJoin(missing, ", "));
+  if (!unexpected.empty()) absl::StrAppend(&s, "; unexpected: ", absl::StrJoin(unexpected, ", "));
+  if (!mismatched.empty()) absl::StrAppend(&s, "; mismatched: ", absl::StrJoin(mismatched, "; "));
+  return s;
+}
+
+absl::Status LoadWeights(torch::nn::Module& module, const SafetensorsFile& file,
+                         const std::vector<std::string>& allow_missing_prefixes,
+                         LoadReport* report) {
+  LoadReport local;
+  LoadReport& r = report ? *report : local;
+  r = LoadReport();
+
+  std::map<std::string, const TensorView*> by_name;
+  for (const TensorView& t : file.tensors()) by_name[LegacyName(t.name)] = &t;
+
+  torch::NoGradGuard no_grad;
+  std::set<std::string> used;
+  auto load_one = [&](const std::string& name, at::Tensor& target) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) {
+      r.missing.push_back(name);
+      return;
+    }
+    used.insert(it->first);
+    const TensorView& src = *it->second;
+    if (!IsFloating(src.dtype) && target.is_floating_point()) {
+      r.mismatched.push_back(absl::StrCat(name, ": dtype ", DTypeName(src.dtype),
+                                          " cannot fill a floating-point parameter"));
+      return;
+    }
+    if (at::IntArrayRef(src.shape) != target.sizes()) {
+      r.mismatched.push_back(absl::StrCat(name, ": file ", ShapeString(src.shape), " vs model ",
+                                          ShapeString(target.sizes())));
+      return;
+    }
+    // The mapping may not be aligned for the dtype: copy through a byte tensor first.
+    at::Tensor bytes = at::empty({static_cast<int64_t>(src.nbytes)}, at::kByte);
+    if (src.nbytes > 0) std::memcpy(bytes.data_ptr(), src.data, src.nbytes);
+    at::Tensor value = bytes.view(ToScalarType(src.dtype)).view(src.shape);
+    target.copy_(value);
+    r.loaded.push_back(name);
+  };
+  for (auto& item : module.named_parameters(/*recurse=*/true)) load_one(item.key(), item.value());
+  for (auto& item : module.named_buffers(/*recurse=*/true)) load_one(item.key(), item.value());
+
+  for (const auto& [name, view] : by_name) {
+    // position_ids was a persistent buffer in older transformers; it carries no weights.
+    if (!used.count(name) && !absl::EndsWith(name, "embeddings.position_ids")) {
+      r.unexpected.push_back(view->name);
+    }
+  }
+  std::vector<std::string> fatal_missing;
+  for (const std::string& m : r.missing) {
+    bool allowed = false;
+    for (const std::string& p : allow_missing_prefixes) allowed |= absl::StartsWith(m, p);
+    if (!allowed) fatal_missing.push_back(m);
+  }
+  if (!r.mismatched.empty() || !fatal_missing.empty() || !r.unexpected.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(file.what(), ": weights do not fit the model: ", r.Summary()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SaveWeights(const torch::nn::Module& module, const std::string& path) {
+  std::vector<at::Tensor> keep_alive;
+  std::vector<TensorToWrite> tensors;
+  auto add = [&](const std::string& name, const at::Tensor& t) -> absl::Status {
+    at::Tensor c = t.detach().to(at::kCPU).contiguous();
+    std::optional<DType> d = FromScalarType(c.scalar_type());
+    if (!d) {
+      return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' has an unsupported dtype"));
+    }
+    keep_alive.push_back(c);
+    tensors.push_back(TensorToWrite{name, *d, c.sizes().vec(), c.data_ptr(),
+                                    static_cast<size_t>(c.numel() * c.element_size())});
+    return absl::OkStatus();
+  };
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) {
+    absl::Status s = add(item.key(), item.value());
+    if (!s.ok()) return s;
+  }
+  for (const auto& item : module.named_buffers(/*recurse=*/true)) {
+    absl::Status s = add(item.key(), item.value());
+    if (!s.ok()) return s;
+  }
+  return WriteSafetensors(path, std::move(tensors), {{"format", "pt"}});
+}
+
+}  // namespace berth

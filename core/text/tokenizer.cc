@@ -1,0 +1,314 @@
+// Special-token framing and truncation shared by all tokenizers, and loading from a model directory.
+#include "absl/strings/string_view.h"
+#include "core/text/tokenizer.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "core/text/wordpiece.h"
+#include "core/util/files.h"
+#include "core/util/json.h"
+#include "core/util/status_macros.h"
+
+namespace berth::text {
+namespace {
+
+void DropOne(std::vector<int32_t>* ids, TruncationSide side) {
+  if (side == TruncationSide::kRight) {
+    ids->pop_back();
+  } else {
+    ids->erase(ids->begin());
+  }
+}
+
+absl::StatusOr<int> EffectiveMaxLength(const Tokenizer& t, const EncodeOptions& o, bool pair) {
+  int max_length = o.max_length > 0 ? o.max_length : t.model_max_length();
+  if (o.max_length < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("max_length must be positive, got ", o.max_length));
+  }
+  if (o.truncation && max_length < t.NumSpecialTokens(pair)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_length ", max_length, " leaves no room for the ",
+                     t.NumSpecialTokens(pair), " special tokens"));
+  }
+  return max_length;
+}
+
+}  // namespace
+
+int Tokenizer::NumSpecialTokens(bool pair) const {
+  return pair ? 2 + layout().separators_between_pair : 2;
+}
+
+Encoding Tokenizer::BuildInputs(const std::vector<int32_t>& a, const std::vector<int32_t>* b,
+                                bool return_tokens) const {
+  const SpecialTokenLayout& l = layout();
+  Encoding e;
+  size_t n = a.size() + (b ? b->size() : 0) + NumSpecialTokens(b != nullptr);
+  e.input_ids.reserve(n);
+  e.input_ids.push_back(l.cls_id);
+  e.input_ids.insert(e.input_ids.end(), a.begin(), a.end());
+  e.input_ids.push_back(l.sep_id);
+  size_t first_len = e.input_ids.size();
+  if (b != nullptr) {
+    for (int i = 1; i < l.separators_between_pair; ++i) e.input_ids.push_back(l.sep_id);
+    first_len = e.input_ids.size();
+    e.input_ids.insert(e.input_ids.end(), b->begin(), b->end());
+    e.input_ids.push_back(l.sep_id);
+  }
+  e.token_type_ids.assign(e.input_ids.size(), 0);
+  for (size_t i = first_len; i < e.input_ids.size(); ++i) {
+    e.token_type_ids[i] = l.second_segment_type_id;
+  }
+  e.attention_mask.assign(e.input_ids.size(), 1);
+  if (return_tokens) {
+    e.tokens.reserve(e.input_ids.size());
+    for (int32_t id : e.input_ids) e.tokens.push_back(IdToToken(id));
+  }
+  e.num_tokens_untruncated = static_cast<int32_t>(e.input_ids.size());
+  return e;
+}
+
+absl::StatusOr<Encoding> Tokenizer::Encode(absl::string_view text,
+                                           const EncodeOptions& options) const {
+  ASSIGN_OR_RETURN(int max_length, EffectiveMaxLength(*this, options, /*pair=*/false));
+  std::vector<int32_t> ids;
+  RETURN_IF_ERROR(Tokenize(text, options.invalid_utf8, &ids, nullptr));
+  const int32_t untruncated = static_cast<int32_t>(ids.size()) + NumSpecialTokens(false);
+  bool truncated = false;
+  if (options.truncation) {
+    size_t budget = static_cast<size_t>(max_length - NumSpecialTokens(false));
+    if (ids.size() > budget) {
+      truncated = true;
+      if (options.side.value_or(truncation_side()) == TruncationSide::kRight) {
+        ids.resize(budget);
+      } else {
+        ids.erase(ids.begin(), ids.end() - static_cast<std::ptrdiff_t>(budget));
+      }
+    }
+  }
+  Encoding e = BuildInputs(ids, nullptr, options.return_tokens);
+  e.truncated = truncated;
+  e.num_tokens_untruncated = untruncated;
+  return e;
+}
+
+absl::StatusOr<Encoding> Tokenizer::EncodePair(absl::string_view text, absl::string_view text_pair,
+                                               const EncodeOptions& options) const {
+  ASSIGN_OR_RETURN(int max_length, EffectiveMaxLength(*this, options, /*pair=*/true));
+  std::vector<int32_t> a, b;
+  RETURN_IF_ERROR(Tokenize(text, options.invalid_utf8, &a, nullptr));
+  RETURN_IF_ERROR(Tokenize(text_pair, options.invalid_utf8, &b, nullptr));
+  const int32_t untruncated = static_cast<int32_t>(a.size() + b.size()) + NumSpecialTokens(true);
+  bool truncated = false;
+  if (options.truncation) {
+    // longest_first: drop one token at a time from the longer segment (the second on a tie).
+    const TruncationSide side = options.side.value_or(truncation_side());
+    int64_t excess = static_cast<int64_t>(untruncated) - max_length;
+    truncated = excess > 0;
+    for (; excess > 0; --excess) {
+      if (a.size() > b.size()) {
+        DropOne(&a, side);
+      } else if (!b.empty()) {
+        DropOne(&b, side);
+      } else {
+        break;
+      }
+    }
+  }
+  Encoding e = BuildInputs(a, &b, options.return_tokens);
+  e.truncated = truncated;
+  e.num_tokens_untruncated = untruncated;
+  return e;
+}
+
+namespace {
+
+// A special token in tokenizer_config.json / special_tokens_map.json is a string or an
+// AddedToken object {"content": ...}.
+absl::StatusOr<std::optional<std::string>> TokenContent(const Json& obj, const char* key,
+                                                        const std::string& what) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return std::optional<std::string>();
+  if (it->is_string()) return std::optional<std::string>(it->get<std::string>());
+  if (it->is_object()) {
+    auto c = it->find("content");
+    if (c != it->end() && c->is_string()) return std::optional<std::string>(c->get<std::string>());
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, ": field '", key, "' must be a string or {\"content\": string}"));
+}
+
+absl::Status ApplySpecialTokens(const Json& j, const std::string& what, WordPieceOptions* o) {
+  struct Field {
+    const char* key;
+    std::string* dst;
+  } fields[] = {{"unk_token", &o->unk_token},
+                {"sep_token", &o->sep_token},
+                {"pad_token", &o->pad_token},
+                {"cls_token", &o->cls_token},
+                {"mask_token", &o->mask_token}};
+  for (const Field& f : fields) {
+    ASSIGN_OR_RETURN(std::optional<std::string> v, TokenContent(j, f.key, what));
+    if (v) *f.dst = *v;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<AddedToken>> ParseAddedTokensDecoder(const Json& j,
+                                                                const std::string& what) {
+  std::vector<AddedToken> out;
+  auto it = j.find("added_tokens_decoder");
+  if (it == j.end() || it->is_null()) return out;
+  if (!it->is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": 'added_tokens_decoder' must be an object"));
+  }
+  for (auto& [key, value] : it->items()) {
+    int32_t id = 0;
+    try {
+      size_t used = 0;
+      id = std::stoi(key, &used);
+      if (used != key.size() || id < 0) throw std::invalid_argument(key);
+    } catch (const std::exception&) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": added_tokens_decoder key '", key, "' is not a token id"));
+    }
+    if (!value.is_object() || !value.contains("content") || !value["content"].is_string()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": added_tokens_decoder[", key, "] needs a string 'content'"));
+    }
+    AddedToken t;
+    t.content = value["content"].get<std::string>();
+    t.id = id;
+    t.lstrip = value.value("lstrip", false);
+    t.rstrip = value.value("rstrip", false);
+    t.special = value.value("special", true);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadWordPiece(const std::string& dir,
+                                                         const TokenizerOverrides& overrides) {
+  WordPieceOptions o;
+  std::vector<std::string> vocab;
+  const std::string vocab_path = JoinPath(dir, "vocab.txt");
+  const std::string tok_json_path = JoinPath(dir, "tokenizer.json");
+  const std::string config_path = JoinPath(dir, "tokenizer_config.json");
+  const std::string map_path = JoinPath(dir, "special_tokens_map.json");
+
+  if (IsRegularFile(vocab_path)) {
+    ASSIGN_OR_RETURN(vocab, WordPieceTokenizer::ReadVocabFile(vocab_path));
+  } else if (IsRegularFile(tok_json_path)) {
+    // Only tokenizer.json: take the WordPiece vocabulary and the BertNormalizer settings.
+    ASSIGN_OR_RETURN(Json tj, ReadJsonFile(tok_json_path));
+    const Json* model = tj.contains("model") ? &tj["model"] : nullptr;
+    if (model == nullptr || !model->is_object() || model->value("type", "") != "WordPiece" ||
+        !model->contains("vocab") || !(*model)["vocab"].is_object()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(tok_json_path, ": expected a WordPiece model with a 'vocab' object"));
+    }
+    for (auto& [token, id] : (*model)["vocab"].items()) {
+      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > 10000000) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(tok_json_path, ": vocab entry '", token, "' has no valid id"));
+      }
+      size_t i = id.get<size_t>();
+      if (i >= vocab.size()) vocab.resize(i + 1);
+      vocab[i] = token;
+    }
+    if (model->contains("unk_token") && (*model)["unk_token"].is_string()) {
+      o.unk_token = (*model)["unk_token"].get<std::string>();
+    }
+    if (model->contains("max_input_chars_per_word") &&
+        (*model)["max_input_chars_per_word"].is_number_integer()) {
+      o.max_input_chars_per_word = (*model)["max_input_chars_per_word"].get<int>();
+    }
+    if (tj.contains("normalizer") && tj["normalizer"].is_object()) {
+      const Json& n = tj["normalizer"];
+      if (n.value("type", "") == "BertNormalizer") {
+        if (n.contains("lowercase") && n["lowercase"].is_boolean()) o.do_lower_case = n["lowercase"];
+        if (n.contains("strip_accents") && n["strip_accents"].is_boolean()) {
+          o.strip_accents = n["strip_accents"].get<bool>();
+        }
+        if (n.contains("handle_chinese_chars") && n["handle_chinese_chars"].is_boolean()) {
+          o.tokenize_chinese_chars = n["handle_chinese_chars"];
+        }
+      }
+    }
+    if (tj.contains("added_tokens") && tj["added_tokens"].is_array()) {
+      for (const Json& a : tj["added_tokens"]) {
+        if (!a.is_object() || !a.contains("content") || !a["content"].is_string() ||
+            !a.contains("id") || !a["id"].is_number_integer()) {
+          continue;
+        }
+        AddedToken t;
+        t.content = a["content"].get<std::string>();
+        t.id = a["id"].get<int32_t>();
+        t.lstrip = a.value("lstrip", false);
+        t.rstrip = a.value("rstrip", false);
+        t.special = a.value("special", true);
+        o.added_tokens.push_back(std::move(t));
+      }
+    }
+  } else {
+    return absl::NotFoundError(
+        absl::StrCat(dir, ": no tokenizer found (expected vocab.txt or tokenizer.json)"));
+  }
+
+  if (IsRegularFile(map_path)) {
+    ASSIGN_OR_RETURN(Json m, ReadJsonFile(map_path));
+    if (!m.is_object()) return absl::InvalidArgumentError(absl::StrCat(map_path, ": not a JSON object"));
+    RETURN_IF_ERROR(ApplySpecialTokens(m, map_path, &o));
+  }
+  if (IsRegularFile(config_path)) {
+    ASSIGN_OR_RETURN(Json c, ReadJsonFile(config_path));
+    if (!c.is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat(config_path, ": not a JSON object"));
+    }
+    ASSIGN_OR_RETURN(auto lower, GetOptionalBool(c, "do_lower_case", config_path));
+    if (lower) o.do_lower_case = *lower;
+    ASSIGN_OR_RETURN(auto strip, GetOptionalBool(c, "strip_accents", config_path));
+    if (strip) o.strip_accents = strip;
+    ASSIGN_OR_RETURN(auto cjk, GetOptionalBool(c, "tokenize_chinese_chars", config_path));
+    if (cjk) o.tokenize_chinese_chars = *cjk;
+    ASSIGN_OR_RETURN(auto basic, GetOptionalBool(c, "do_basic_tokenize", config_path));
+    if (basic) o.do_basic_tokenize = *basic;
+    ASSIGN_OR_RETURN(auto max_len, GetOptionalInt(c, "model_max_length", config_path));
+    if (max_len && *max_len > 0) {
+      o.model_max_length = static_cast<int>(std::min<int64_t>(*max_len, 1 << 30));
+    }
+    ASSIGN_OR_RETURN(auto side, GetOptionalString(c, "truncation_side", config_path));
+    if (side) {
+      if (*side == "left") {
+        o.truncation_side = TruncationSide::kLeft;
+      } else if (*side != "right") {
+        return absl::InvalidArgumentError(
+            absl::StrCat(config_path, ": truncation_side must be 'left' or 'right'"));
+      }
+    }
+    RETURN_IF_ERROR(ApplySpecialTokens(c, config_path, &o));
+    ASSIGN_OR_RETURN(std::vector<AddedToken> added, ParseAddedTokensDecoder(c, config_path));
+    for (AddedToken& a : added) o.added_tokens.push_back(std::move(a));
+  }
+  if (overrides.do_lower_case) o.do_lower_case = *overrides.do_lower_case;
+
+  auto created = WordPieceTokenizer::Create(std::move(vocab), std::move(o));
+  if (!created.ok()) {
+    return absl::Status(created.status().code(),
+                        absl::StrCat(dir, ": ", created.status().message()));
+  }
+  return std::unique_ptr<Tokenizer>(std::move(created).value());
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_dir,
+                                                          const TokenizerOverrides& overrides) {
+  if (!IsDirectory(model_dir)) {
+    return absl::NotFoundError(absl::StrCat("model directory '", model_dir, "' does not exist"));
+  }
+  return LoadWordPiece(model_dir, overrides);
+}
+
+}  // namespace berth::text

@@ -1,0 +1,216 @@
+// BERT forward pass against Hugging Face logits, weight loading reports, and save/load round trips.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "core/infer/sequence_classifier.h"
+#include "core/model/model_dir.h"
+#include "core/model/safetensors.h"
+#include "core/util/files.h"
+#include "tests/unit/test_util.h"
+
+namespace berth {
+namespace {
+
+using berth::testing::FixturePath;
+using berth::testing::ReadJsonLines;
+using berth::testing::TempDir;
+
+struct Fixture {
+  const char* model;
+  int max_length;
+};
+
+class GoldenLogitsTest : public ::testing::TestWithParam<Fixture> {
+ protected:
+  void SetUp() override {
+    auto c = SequenceClassifier::Load(FixturePath(GetParam().model));
+    ASSERT_TRUE(c.ok()) << c.status();
+    classifier_ = std::move(*c);
+    rows_ = ReadJsonLines(FixturePath(GetParam().model) + "/expected/logits.jsonl");
+    ASSERT_GT(rows_.size(), 8u);
+  }
+  text::Encoding Encode(const Json& row) {
+    text::EncodeOptions o;
+    o.max_length = GetParam().max_length;
+    auto e = classifier_->tokenizer().Encode(row["text"].get<std::string>(), o);
+    EXPECT_TRUE(e.ok()) << e.status();
+    return *e;
+  }
+  std::unique_ptr<SequenceClassifier> classifier_;
+  std::vector<Json> rows_;
+};
+
+void ExpectClose(const std::vector<float>& got, const std::vector<double>& want, double tol,
+                 const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_NEAR(got[i], want[i], tol) << what << " [" << i << "]";
+  }
+}
+
+TEST_P(GoldenLogitsTest, OneAtATimeWithin1e5) {
+  for (size_t i = 0; i < rows_.size(); ++i) {
+    auto p = classifier_->PredictBatch({Encode(rows_[i])});
+    ASSERT_TRUE(p.ok()) << p.status();
+    const std::string what = "line " + std::to_string(i + 1);
+    ExpectClose((*p)[0].logits, rows_[i]["logits"].get<std::vector<double>>(), 1e-5, what);
+    ExpectClose((*p)[0].scores, rows_[i]["probabilities"].get<std::vector<double>>(), 1e-5, what);
+    EXPECT_EQ((*p)[0].label, rows_[i]["label"].get<std::string>()) << what;
+  }
+}
+
+TEST_P(GoldenLogitsTest, PaddedBatchWithin1e5) {
+  std::vector<text::Encoding> batch;
+  std::vector<size_t> idx;
+  for (size_t i = 0; i < rows_.size(); ++i) {
+    if (rows_[i].contains("logits_padded_batch")) {
+      batch.push_back(Encode(rows_[i]));
+      idx.push_back(i);
+    }
+  }
+  ASSERT_EQ(batch.size(), 8u);
+  auto p = classifier_->PredictBatch(batch);
+  ASSERT_TRUE(p.ok()) << p.status();
+  for (size_t k = 0; k < idx.size(); ++k) {
+    ExpectClose((*p)[k].logits, rows_[idx[k]]["logits_padded_batch"].get<std::vector<double>>(), 1e-5,
+                "batch row " + std::to_string(k));
+  }
+}
+
+TEST_P(GoldenLogitsTest, WholeFileInMixedLengthBatchesMatchesOneByOne) {
+  std::vector<text::Encoding> batch;
+  for (const Json& r : rows_) batch.push_back(Encode(r));
+  auto p = classifier_->PredictBatch(batch);
+  ASSERT_TRUE(p.ok()) << p.status();
+  for (size_t i = 0; i < rows_.size(); ++i) {
+    ExpectClose((*p)[i].logits, rows_[i]["logits"].get<std::vector<double>>(), 1e-5,
+                "line " + std::to_string(i + 1));
+  }
+}
+
+TEST_P(GoldenLogitsTest, SaveThenLoadIsBitIdentical) {
+  TempDir dir;
+  const std::string out = dir.path() + "/saved";
+  ASSERT_TRUE(classifier_->Save(out).ok());
+  auto a = SafetensorsFile::Open(FixturePath(GetParam().model) + "/model.safetensors");
+  auto b = SafetensorsFile::Open(out + "/model.safetensors");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ((*b)->metadata().at("format"), "pt");
+  ASSERT_EQ((*a)->tensors().size(), (*b)->tensors().size());
+  for (const TensorView& t : (*a)->tensors()) {
+    const TensorView* u = (*b)->Find(t.name);
+    ASSERT_NE(u, nullptr) << t.name;
+    EXPECT_EQ(u->shape, t.shape) << t.name;
+    ASSERT_EQ(u->nbytes, t.nbytes) << t.name;
+    EXPECT_EQ(std::memcmp(u->data, t.data, t.nbytes), 0) << t.name;
+  }
+  auto again = SequenceClassifier::Load(out);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->config().id2label, classifier_->config().id2label);
+  EXPECT_EQ((*again)->config().problem_type, classifier_->config().problem_type);
+  for (size_t i = 0; i < rows_.size(); i += 7) {
+    auto x = classifier_->PredictBatch({Encode(rows_[i])});
+    auto y = (*again)->PredictBatch({Encode(rows_[i])});
+    ASSERT_TRUE(x.ok() && y.ok());
+    EXPECT_EQ((*x)[0].logits, (*y)[0].logits) << "line " << i + 1;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenLogitsTest,
+                         ::testing::Values(Fixture{"bert-tiny-uncased", 128},
+                                           Fixture{"bert-tiny-multilabel", 64}),
+                         [](const ::testing::TestParamInfo<Fixture>& info) {
+                           std::string name = info.param.model;
+                           for (char& ch : name) {
+                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           }
+                           return name;
+                         });
+
+// Copies the fixture model into a temp dir with its weights edited by `edit`.
+std::string ModelWithEditedWeights(const TempDir& dir,
+                                   const std::function<void(std::vector<TensorToWrite>*)>& edit) {
+  const std::string src = FixturePath("bert-tiny-multilabel");
+  for (const char* f : {"config.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"}) {
+    auto text = ReadFileToString(src + "/" + f);
+    EXPECT_TRUE(text.ok());
+    berth::testing::WriteFile(dir.File(f), *text);
+  }
+  auto file = SafetensorsFile::Open(src + "/model.safetensors");
+  EXPECT_TRUE(file.ok());
+  std::vector<TensorToWrite> tensors;
+  for (const TensorView& t : (*file)->tensors()) {
+    tensors.push_back(TensorToWrite{t.name, t.dtype, t.shape, t.data, t.nbytes});
+  }
+  edit(&tensors);
+  EXPECT_TRUE(WriteSafetensors(dir.File("model.safetensors"), tensors, {{"format", "pt"}}).ok());
+  return dir.path();
+}
+
+TEST(LoadWeightsTest, ReportsMissingUnexpectedAndMismatchedByName) {
+  TempDir dir;
+  std::vector<float> wrong(7, 0.f);
+  std::string path = ModelWithEditedWeights(dir, [&](std::vector<TensorToWrite>* t) {
+    for (auto it = t->begin(); it != t->end();) {
+      if (it->name == "bert.pooler.dense.bias") {
+        it = t->erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (TensorToWrite& x : *t) {
+      if (x.name == "classifier.bias") x = {"classifier.bias", DType::kF32, {7}, wrong.data(), 28};
+    }
+    t->push_back({"extra.weight", DType::kF32, {7}, wrong.data(), 28});
+  });
+  auto m = LoadModelDirectory(path);
+  ASSERT_FALSE(m.ok());
+  const std::string msg(m.status().message());
+  EXPECT_NE(msg.find("missing: bert.pooler.dense.bias"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unexpected: extra.weight"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("classifier.bias: file [7] vs model [4]"), std::string::npos) << msg;
+}
+
+TEST(LoadWeightsTest, HalfPrecisionAndLegacyNamesLoad) {
+  TempDir dir;
+  std::vector<std::vector<uint16_t>> keep;
+  std::string path = ModelWithEditedWeights(dir, [&](std::vector<TensorToWrite>* t) {
+    for (TensorToWrite& x : *t) {
+      // Store every tensor as bf16 (the top half of each float) and use gamma/beta names.
+      const float* f = static_cast<const float*>(x.data);
+      std::vector<uint16_t> h(x.nbytes / 4);
+      for (size_t i = 0; i < h.size(); ++i) {
+        uint32_t bits;
+        std::memcpy(&bits, f + i, 4);
+        h[i] = static_cast<uint16_t>(bits >> 16);
+      }
+      keep.push_back(std::move(h));
+      x.dtype = DType::kBF16;
+      x.data = keep.back().data();
+      x.nbytes = keep.back().size() * 2;
+      if (x.name == "bert.embeddings.LayerNorm.weight") x.name = "bert.embeddings.LayerNorm.gamma";
+      if (x.name == "bert.embeddings.LayerNorm.bias") x.name = "bert.embeddings.LayerNorm.beta";
+    }
+  });
+  auto m = LoadModelDirectory(path);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_TRUE(m->report.missing.empty());
+}
+
+TEST(LoadModelDirectoryTest, MissingOrBrokenDirectoriesAreClearErrors) {
+  EXPECT_EQ(LoadModelDirectory("/nonexistent/dir").status().code(), absl::StatusCode::kNotFound);
+  TempDir dir;
+  auto r = LoadModelDirectory(dir.path());
+  EXPECT_NE(r.status().message().find("config.json"), absl::string_view::npos) << r.status();
+  berth::testing::WriteFile(dir.File("config.json"), "{\"model_type\": \"bert\"}");
+  r = LoadModelDirectory(dir.path());
+  EXPECT_NE(r.status().message().find("model.safetensors"), absl::string_view::npos) << r.status();
+  berth::testing::WriteFile(dir.File("model.safetensors"), "garbage");
+  r = LoadModelDirectory(dir.path());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+}
+
+}  // namespace
+}  // namespace berth

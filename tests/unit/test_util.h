@@ -1,0 +1,53 @@
+// Helpers shared by the unit tests: test data paths, JSON Lines, temporary directories.
+#ifndef BERTH_TESTS_UNIT_TEST_UTIL_H_
+#define BERTH_TESTS_UNIT_TEST_UTIL_H_
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "core/util/json.h"
+
+namespace berth::testing {
+
+inline std::string DataPath(const std::string& rel) { return std::string(BERTH_TEST_DATA) + "/" + rel; }
+inline std::string FixturePath(const std::string& model) { return DataPath("fixtures/" + model); }
+
+inline std::vector<Json> ReadJsonLines(const std::string& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << "cannot open " << path;
+  std::vector<Json> rows;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) rows.push_back(Json::parse(line));
+  }
+  return rows;
+}
+
+// A fresh directory under $TMPDIR, removed with its plain files at destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp") + std::string("/berth-test-XXXXXX");
+    path_ = mkdtemp(tmpl.data()) ? tmpl : "";
+    EXPECT_FALSE(path_.empty());
+  }
+  ~TempDir() { (void)!system(("rm -rf '" + path_ + "'").c_str()); }
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+inline void WriteFile(const std::string& path, const std::string& contents) {
+  std::ofstream out(path, std::ios::binary);
+  out << contents;
+}
+
+}  // namespace berth::testing
+
+#endif  // BERTH_TESTS_UNIT_TEST_UTIL_H_

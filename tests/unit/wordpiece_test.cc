@@ -1,0 +1,219 @@
+// WordPiece tokenizer: golden tokens from Hugging Face's BertTokenizer, plus edge cases.
+#include "core/text/wordpiece.h"
+
+#include <gtest/gtest.h>
+
+#include "core/text/tokenizer.h"
+#include "tests/unit/test_util.h"
+
+namespace berth::text {
+namespace {
+
+using berth::testing::FixturePath;
+using berth::testing::ReadJsonLines;
+using berth::testing::TempDir;
+
+struct GoldenCase {
+  const char* model;
+  const char* file;
+  std::optional<bool> lowercase;
+  bool pairs;
+  int max_length;
+};
+
+class GoldenTokensTest : public ::testing::TestWithParam<GoldenCase> {};
+
+TEST_P(GoldenTokensTest, ReproducesEveryLineExactly) {
+  const GoldenCase& c = GetParam();
+  auto tok = LoadTokenizer(FixturePath(c.model), TokenizerOverrides{c.lowercase});
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  auto rows = ReadJsonLines(FixturePath(c.model) + "/expected/" + c.file);
+  ASSERT_GT(rows.size(), 20u);
+  EncodeOptions o;
+  o.max_length = c.max_length;
+  o.return_tokens = true;
+  int mismatches = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const Json& r = rows[i];
+    const std::string text = r["text"];
+    auto e = c.pairs ? (*tok)->EncodePair(text, r["text_pair"].get<std::string>(), o)
+                     : (*tok)->Encode(text, o);
+    ASSERT_TRUE(e.ok()) << e.status();
+    bool same = e->input_ids == r["input_ids"].get<std::vector<int32_t>>() &&
+                e->token_type_ids == r["token_type_ids"].get<std::vector<int32_t>>() &&
+                e->attention_mask == r["attention_mask"].get<std::vector<int32_t>>();
+    if (r.contains("tokens")) same = same && e->tokens == r["tokens"].get<std::vector<std::string>>();
+    if (!same) {
+      ++mismatches;
+      ADD_FAILURE() << c.file << " line " << i + 1 << " differs: " << text.substr(0, 80);
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, GoldenTokensTest,
+    ::testing::Values(GoldenCase{"bert-tiny-uncased", "tokens.jsonl", std::nullopt, false, 128},
+                      GoldenCase{"bert-tiny-uncased", "tokens_cased.jsonl", false, false, 128},
+                      GoldenCase{"bert-tiny-uncased", "pairs_max24.jsonl", std::nullopt, true, 24},
+                      GoldenCase{"bert-tiny-multilabel", "tokens.jsonl", std::nullopt, false, 64},
+                      GoldenCase{"bert-tiny-multilabel", "tokens_cased.jsonl", false, false, 64},
+                      GoldenCase{"bert-tiny-multilabel", "pairs_max24.jsonl", std::nullopt, true, 24}),
+    [](const ::testing::TestParamInfo<GoldenCase>& info) {
+      std::string name = std::string(info.param.model) + "_" + info.param.file;
+      for (char& ch : name) {
+        if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+      }
+      return name;
+    });
+
+class WordPieceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto t = LoadTokenizer(FixturePath("bert-tiny-uncased"));
+    ASSERT_TRUE(t.ok()) << t.status();
+    tok_ = std::move(*t);
+  }
+  std::vector<std::string> Tokens(const std::string& text, int max_length = 64) {
+    EncodeOptions o;
+    o.max_length = max_length;
+    o.return_tokens = true;
+    auto e = tok_->Encode(text, o);
+    EXPECT_TRUE(e.ok()) << e.status();
+    return e.ok() ? e->tokens : std::vector<std::string>{};
+  }
+  std::unique_ptr<Tokenizer> tok_;
+};
+
+TEST_F(WordPieceTest, SplitsIntoContinuationPieces) {
+  EXPECT_EQ(Tokens("unaffable"),
+            (std::vector<std::string>{"[CLS]", "una", "##ffa", "##ble", "[SEP]"}));
+}
+
+TEST_F(WordPieceTest, SpecialTokensAreNeverSplitButLowercaseLookalikesAre) {
+  EXPECT_EQ(Tokens("a [SEP] b"), (std::vector<std::string>{"[CLS]", "a", "[SEP]", "b", "[SEP]"}));
+  auto t = Tokens("[sep]");
+  EXPECT_EQ(t.front(), "[CLS]");
+  EXPECT_EQ(t[1], "[");  // not a special token once lower-cased
+}
+
+TEST_F(WordPieceTest, OverlongWordIsUnknown) {
+  EXPECT_EQ(Tokens(std::string(101, 'a')), (std::vector<std::string>{"[CLS]", "[UNK]", "[SEP]"}));
+}
+
+TEST_F(WordPieceTest, InvalidUtf8IsRejectedOrReplaced) {
+  EncodeOptions o;
+  auto e = tok_->Encode("caf\xC3", o);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(e.status().message().find("UTF-8"), absl::string_view::npos);
+  o.invalid_utf8 = InvalidUtf8::kReplace;
+  o.return_tokens = true;
+  e = tok_->Encode("caf\xC3 ok", o);
+  ASSERT_TRUE(e.ok()) << e.status();
+  // U+FFFD is dropped by BERT's text cleaning, as it is in HF.
+  EXPECT_EQ(e->tokens, (std::vector<std::string>{"[CLS]", "caf", "ok", "[SEP]"}));
+}
+
+TEST_F(WordPieceTest, TruncatesRightByDefaultAndLeftOnRequest) {
+  EncodeOptions o;
+  o.max_length = 4;
+  o.return_tokens = true;
+  auto e = tok_->Encode("one two three four", o);
+  ASSERT_TRUE(e.ok());
+  EXPECT_TRUE(e->truncated);
+  EXPECT_EQ(e->num_tokens_untruncated, 6);
+  EXPECT_EQ(e->tokens, (std::vector<std::string>{"[CLS]", "one", "two", "[SEP]"}));
+  o.side = TruncationSide::kLeft;
+  e = tok_->Encode("one two three four", o);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->tokens, (std::vector<std::string>{"[CLS]", "three", "four", "[SEP]"}));
+}
+
+TEST_F(WordPieceTest, MaxLengthBelowSpecialTokensIsAnError) {
+  EncodeOptions o;
+  o.max_length = 2;
+  EXPECT_TRUE(tok_->Encode("x", o).ok());
+  EXPECT_FALSE(tok_->EncodePair("x", "y", o).ok());
+  o.max_length = 1;
+  EXPECT_EQ(tok_->Encode("x", o).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(WordPieceTest, PairLongestFirstTruncatesTheLongerSegment) {
+  EncodeOptions o;
+  o.max_length = 7;
+  o.return_tokens = true;
+  auto e = tok_->EncodePair("a b c d e", "x y", o);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->tokens, (std::vector<std::string>{"[CLS]", "a", "b", "[SEP]", "x", "y", "[SEP]"}));
+  EXPECT_EQ(e->token_type_ids, (std::vector<int32_t>{0, 0, 0, 0, 1, 1, 1}));
+}
+
+TEST_F(WordPieceTest, SaveThenLoadTokenizesIdentically) {
+  TempDir dir;
+  ASSERT_TRUE(tok_->Save(dir.path()).ok());
+  auto again = LoadTokenizer(dir.path());
+  ASSERT_TRUE(again.ok()) << again.status();
+  auto rows = ReadJsonLines(FixturePath("bert-tiny-uncased") + "/expected/tokens.jsonl");
+  EncodeOptions o;
+  o.max_length = 128;
+  for (const Json& r : rows) {
+    auto a = tok_->Encode(r["text"].get<std::string>(), o);
+    auto b = (*again)->Encode(r["text"].get<std::string>(), o);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(a->input_ids, b->input_ids);
+  }
+}
+
+TEST(LoadTokenizerTest, ReadsVocabularyFromTokenizerJsonAlone) {
+  auto vocab = WordPieceTokenizer::ReadVocabFile(FixturePath("bert-tiny-uncased") + "/vocab.txt");
+  ASSERT_TRUE(vocab.ok());
+  Json v = Json::object();
+  for (size_t i = 0; i < vocab->size(); ++i) v[(*vocab)[i]] = i;
+  Json tj = {{"model", {{"type", "WordPiece"}, {"unk_token", "[UNK]"}, {"vocab", v}}},
+             {"normalizer", {{"type", "BertNormalizer"}, {"lowercase", true}}}};
+  TempDir dir;
+  berth::testing::WriteFile(dir.File("tokenizer.json"), tj.dump());
+  auto tok = LoadTokenizer(dir.path());
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EncodeOptions o;
+  auto e = (*tok)->Encode("Hello, world!", o);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->input_ids, (std::vector<int32_t>{101, 7592, 1010, 2088, 999, 102}));
+}
+
+TEST(LoadTokenizerTest, ErrorsNameTheDirectoryOrFile) {
+  auto missing = LoadTokenizer("/nonexistent/model");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("/nonexistent/model"), absl::string_view::npos);
+
+  TempDir dir;
+  berth::testing::WriteFile(dir.File("vocab.txt"), "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n");
+  berth::testing::WriteFile(dir.File("tokenizer_config.json"), "{\"do_lower_case\": \"yes\"}");
+  auto bad = LoadTokenizer(dir.path());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("tokenizer_config.json"), absl::string_view::npos);
+  EXPECT_NE(bad.status().message().find("do_lower_case"), absl::string_view::npos);
+
+  berth::testing::WriteFile(dir.File("tokenizer_config.json"), "{not json");
+  bad = LoadTokenizer(dir.path());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("invalid JSON"), absl::string_view::npos);
+
+  berth::testing::WriteFile(dir.File("tokenizer_config.json"), "{}");
+  berth::testing::WriteFile(dir.File("vocab.txt"), "");
+  bad = LoadTokenizer(dir.path());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("vocab.txt: vocabulary is empty"), absl::string_view::npos)
+      << bad.status();
+
+  // Special tokens absent from vocab.txt are appended after it, as transformers does.
+  berth::testing::WriteFile(dir.File("vocab.txt"), "hello\n");
+  auto ok = LoadTokenizer(dir.path());
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ((*ok)->vocab_size(), 6);
+  EXPECT_EQ((*ok)->layout().unk_id, 1);
+}
+
+}  // namespace
+}  // namespace berth::text
