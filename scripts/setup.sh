@@ -56,6 +56,8 @@ done
 
 [ "$deps_only" = 1 ] && exit 0
 
+# Let ccache hit across checkouts in different folders (CI builds a fresh clone elsewhere).
+export CCACHE_BASEDIR="$here" CCACHE_NOHASHDIR=1
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 generator=()

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "client/cli/offline_commands.h"
+#include "client/cli/train_commands.h"
 #include "core/runtime.h"
 
 int main(int argc, char** argv) {
@@ -14,6 +15,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::function<int()> run;
   berth::cli::AddOfflineCommands(app, &run);
+  berth::cli::AddTrainCommands(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

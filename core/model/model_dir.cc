@@ -13,16 +13,6 @@
 namespace berth {
 namespace {
 
-absl::Status RemoveTree(const std::string& path) {
-  // Only ever used on our own temporary directory, which holds plain files.
-  for (const char* f : {"config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json",
-                        "special_tokens_map.json"}) {
-    ::unlink(JoinPath(path, f).c_str());
-  }
-  ::rmdir(path.c_str());
-  return absl::OkStatus();
-}
-
 absl::Status WriteFiles(const std::string& dir, const ModelConfig& config,
                         const torch::nn::Module& module, const text::Tokenizer& tokenizer) {
   RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, "config.json"), DumpJson(config.ToJson())));
@@ -60,9 +50,7 @@ absl::StatusOr<LoadedModel> LoadModelDirectory(const std::string& dir,
   try {
     ASSIGN_OR_RETURN(m.module, CreateSequenceClassifier(m.config));
     m.module->InitWeights(m.config.initializer_range);
-    std::vector<std::string> allow;
-    if (options.allow_fresh_head) allow = {"classifier.", "pre_classifier."};
-    RETURN_IF_ERROR(LoadWeights(*m.module, *weights, allow, &m.report));
+    RETURN_IF_ERROR(LoadWeights(*m.module, *weights, options.weights, &m.report));
     m.module->eval();
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat(dir, ": building the model failed: ", e.what_without_backtrace()));
@@ -74,13 +62,13 @@ absl::Status SaveModelDirectory(const std::string& dir, const ModelConfig& confi
                                 const torch::nn::Module& module, const text::Tokenizer& tokenizer) {
   if (IsDirectory(dir)) return WriteFiles(dir, config, module, tokenizer);
   std::string tmp = absl::StrCat(dir, ".partial.", ::getpid());
-  RemoveTree(tmp).IgnoreError();
+  RemoveAll(tmp).IgnoreError();
   RETURN_IF_ERROR(MakeDirectories(tmp));
   absl::Status s = WriteFiles(tmp, config, module, tokenizer);
   if (s.ok() && std::rename(tmp.c_str(), dir.c_str()) != 0) {
     s = absl::InternalError(absl::StrCat("cannot rename '", tmp, "' to '", dir, "'"));
   }
-  if (!s.ok()) RemoveTree(tmp).IgnoreError();
+  if (!s.ok()) RemoveAll(tmp).IgnoreError();
   return s;
 }
 

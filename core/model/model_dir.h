@@ -25,9 +25,8 @@ struct LoadedModel {
 
 struct LoadModelOptions {
   text::TokenizerOverrides tokenizer;
-  // Accept a checkpoint without a classification head (a base encoder): the head is freshly
-  // initialised and reported as missing.
-  bool allow_fresh_head = false;
+  // Strict by default: every parameter loaded, nothing unexpected.
+  LoadWeightsOptions weights;
 };
 
 // Loads config.json, model.safetensors and the tokenizer from `dir`. Every error names the

@@ -68,18 +68,37 @@ std::string LoadReport::Summary() const {
 }
 
 absl::Status LoadWeights(torch::nn::Module& module, const SafetensorsFile& file,
-                         const std::vector<std::string>& allow_missing_prefixes,
-                         LoadReport* report) {
+                         const LoadWeightsOptions& options, LoadReport* report) {
   LoadReport local;
   LoadReport& r = report ? *report : local;
   r = LoadReport();
+  auto skipped = [&](const std::string& name) {
+    for (const std::string& p : options.skip_prefixes) {
+      if (absl::StartsWith(name, p)) return true;
+    }
+    return false;
+  };
 
+  const std::string& prefix = options.base_model_prefix;
+  bool model_has_prefix = false, file_has_prefix = false;
+  for (const auto& item : module.named_parameters(true)) {
+    model_has_prefix |= !prefix.empty() && absl::StartsWith(item.key(), prefix);
+  }
+  for (const TensorView& t : file.tensors()) {
+    file_has_prefix |= !prefix.empty() && absl::StartsWith(t.name, prefix);
+  }
+  const bool add_prefix = model_has_prefix && !file_has_prefix;
   std::map<std::string, const TensorView*> by_name;
-  for (const TensorView& t : file.tensors()) by_name[LegacyName(t.name)] = &t;
+  for (const TensorView& t : file.tensors()) {
+    std::string name = LegacyName(t.name);
+    if (add_prefix) name = prefix + name;
+    if (!skipped(name)) by_name[name] = &t;
+  }
 
   torch::NoGradGuard no_grad;
   std::set<std::string> used;
   auto load_one = [&](const std::string& name, at::Tensor& target) {
+    if (skipped(name)) return;
     auto it = by_name.find(name);
     if (it == by_name.end()) {
       r.missing.push_back(name);
@@ -113,13 +132,8 @@ absl::Status LoadWeights(torch::nn::Module& module, const SafetensorsFile& file,
       r.unexpected.push_back(view->name);
     }
   }
-  std::vector<std::string> fatal_missing;
-  for (const std::string& m : r.missing) {
-    bool allowed = false;
-    for (const std::string& p : allow_missing_prefixes) allowed |= absl::StartsWith(m, p);
-    if (!allowed) fatal_missing.push_back(m);
-  }
-  if (!r.mismatched.empty() || !fatal_missing.empty() || !r.unexpected.empty()) {
+  if (!r.mismatched.empty() || !r.missing.empty() ||
+      (!r.unexpected.empty() && !options.allow_unexpected)) {
     return absl::InvalidArgumentError(
         absl::StrCat(file.what(), ": weights do not fit the model: ", r.Summary()));
   }

@@ -21,13 +21,22 @@ struct LoadReport {
   std::string Summary() const;
 };
 
+struct LoadWeightsOptions {
+  // Parameters under these prefixes keep their initial values and file tensors under them are
+  // ignored (a fresh classification head: "classifier.").
+  std::vector<std::string> skip_prefixes;
+  // Tensors the model does not have (a pre-training head such as "cls.") are reported, not fatal.
+  bool allow_unexpected = false;
+  // Files saved from the bare encoder lack this prefix on every name; it is added when the
+  // model's names have it and the file's do not (transformers' base_model_prefix).
+  std::string base_model_prefix = "bert.";
+};
+
 // Copies every parameter and buffer of `module` from `file`, converting F16/BF16/F64 to the
 // parameter's dtype. Old names (LayerNorm.gamma/beta) are accepted as weight/bias.
-// Fails if anything is mismatched; missing and unexpected names are reported, and they fail
-// too unless listed in `allow_missing_prefixes` (e.g. "classifier." for a fresh head).
+// Fails naming every missing, unexpected or mismatched tensor.
 absl::Status LoadWeights(torch::nn::Module& module, const SafetensorsFile& file,
-                         const std::vector<std::string>& allow_missing_prefixes,
-                         LoadReport* report);
+                         const LoadWeightsOptions& options, LoadReport* report);
 
 // Writes every parameter and persistent buffer of `module` as F32 (or the tensor's own
 // dtype), with {"format": "pt"} metadata so transformers loads the file.

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "absl/strings/string_view.h"
@@ -58,6 +59,12 @@ bool IsDirectory(const std::string& path);
 
 // Creates `path` and its parents (like mkdir -p).
 absl::Status MakeDirectories(const std::string& path);
+
+// Removes a file or a directory tree (like rm -rf); a missing path is not an error.
+absl::Status RemoveAll(const std::string& path);
+
+// Names in a directory (without "." and ".."), sorted.
+absl::StatusOr<std::vector<std::string>> ListDirectory(const std::string& path);
 
 // Joins two path components with exactly one '/'.
 std::string JoinPath(absl::string_view a, absl::string_view b);

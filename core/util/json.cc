@@ -20,7 +20,8 @@ absl::StatusOr<Json> ParseJson(absl::string_view text, absl::string_view what) {
   if (j.is_discarded()) {
     // Re-parse through the exception path only to recover the position for the message.
     try {
-      (void)Json::parse(text.begin(), text.end());
+      Json unused = Json::parse(text.begin(), text.end());
+      (void)unused;
     } catch (const Json::exception& e) {
       return absl::InvalidArgumentError(absl::StrCat(what, ": invalid JSON: ", e.what()));
     }

@@ -35,6 +35,8 @@ def main():
     for name in sorted(os.listdir(root)):
         model = os.path.join(root, name)
         ex = os.path.join(model, "expected")
+        if not os.path.exists(os.path.join(ex, "meta.json")):
+            continue
         meta = json.load(open(os.path.join(ex, "meta.json")))
         ml = str(meta["max_length"])
         for fname, extra, pair, length in [("tokens.jsonl", [], False, ml),
@@ -71,7 +73,7 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         p = run(cli, ["predict", "--model", d], ["x"])
         check(p.returncode != 0 and b"config.json" in p.stderr, "empty dir must fail naming config.json")
-    model = os.path.join(root, sorted(os.listdir(root))[0])
+    model = os.path.join(root, "bert-tiny-uncased")
     p = run(cli, ["tokenize", "--model", model], raw=b"fine\nbad \xc3\n")
     check(p.returncode != 0 and b"line 2" in p.stderr, f"bad UTF-8 must name the line: {p.stderr!r}")
     p = run(cli, ["tokenize", "--model", model, "--invalid-utf8", "replace"], raw=b"bad \xc3 x\n")

@@ -1,0 +1,44 @@
+// Classification metrics: accuracy, precision/recall/F1 (macro and micro), confusion matrix,
+// and for multi-label data micro-F1 and Hamming loss.
+#ifndef BERTH_CORE_TRAIN_METRICS_H_
+#define BERTH_CORE_TRAIN_METRICS_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/util/json.h"
+
+namespace berth::train {
+
+struct EvalMetrics {
+  int64_t examples = 0;
+  double loss = 0;
+  double accuracy = 0;  // multi-label: exact-match ratio
+  double macro_precision = 0, macro_recall = 0, macro_f1 = 0;
+  double micro_precision = 0, micro_recall = 0, micro_f1 = 0;
+  double hamming_loss = 0;                     // multi-label only
+  std::vector<std::vector<int64_t>> confusion;  // single-label: [true][predicted]
+  std::vector<std::string> labels;
+  std::vector<double> example_losses;  // per example, in dataset order (not serialised)
+
+  // A metric by name ("loss", "accuracy", "macro_f1", ...); false if the name is unknown.
+  bool Get(const std::string& name, double* value) const;
+  static bool GreaterIsBetter(const std::string& name) { return name != "loss" && name != "hamming_loss"; }
+  Json ToJson() const;
+  static EvalMetrics FromJson(const Json& j);  // the inverse of ToJson (missing fields stay 0)
+};
+
+// Single-label: `truth[i]` and `pred[i]` are class ids.
+EvalMetrics ComputeSingleLabelMetrics(const std::vector<int64_t>& truth,
+                                      const std::vector<int64_t>& pred,
+                                      const std::vector<std::string>& labels);
+// Multi-label: 0/1 indicator rows of width labels.size().
+EvalMetrics ComputeMultiLabelMetrics(const std::vector<std::vector<uint8_t>>& truth,
+                                     const std::vector<std::vector<uint8_t>>& pred,
+                                     const std::vector<std::string>& labels);
+
+}  // namespace berth::train
+
+#endif  // BERTH_CORE_TRAIN_METRICS_H_

@@ -1,0 +1,828 @@
+// The fine-tuning loop. Numerics follow transformers' Trainer (4.36) with torch.optim.AdamW:
+// update k uses lr_lambda(k-1) of get_linear_schedule_with_warmup, gradients are clipped to a
+// total L2 norm (reported before clipping), the loss of an update is the mean of its
+// micro-batch losses.
+#include "core/train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <c10/util/Exception.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/optim/adamw.h>
+#include <torch/serialize.h>
+#include <torch/utils.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <numeric>
+#include <random>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/model/model_dir.h"
+#include "core/runtime.h"
+#include "core/text/wordpiece.h"
+#include "core/util/files.h"
+#include "core/util/json.h"
+#include "core/util/status_macros.h"
+
+namespace berth::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// ---------------------------------------------------------------------------------------------
+// Model set-up
+
+struct Preset {
+  const char* name;
+  int64_t layers, hidden, heads, intermediate;
+};
+constexpr Preset kPresets[] = {
+    {"bert-tiny", 2, 128, 2, 512},    {"bert-mini", 4, 256, 4, 1024},
+    {"bert-small", 4, 512, 8, 2048},  {"bert-medium", 8, 512, 8, 2048},
+    {"bert-base", 12, 768, 12, 3072},
+};
+
+absl::StatusOr<LoadedModel> RandomInitModel(const std::string& name) {
+  const Preset* p = nullptr;
+  for (const Preset& q : kPresets) {
+    if (name == q.name) p = &q;
+  }
+  if (p == nullptr) {
+    std::vector<std::string> names;
+    for (const Preset& q : kPresets) names.push_back(q.name);
+    return absl::InvalidArgumentError(absl::StrCat("base model 'config:", name,
+                                                   "' is unknown (choose from config:",
+                                                   absl::StrJoin(names, ", config:"), ")"));
+  }
+  LoadedModel m;
+  m.config.num_hidden_layers = p->layers;
+  m.config.hidden_size = p->hidden;
+  m.config.num_attention_heads = p->heads;
+  m.config.intermediate_size = p->intermediate;
+  const std::string vocab_path = JoinPath(BerthDataDir(), "bert-base-uncased-vocab.txt");
+  ASSIGN_OR_RETURN(std::vector<std::string> vocab, text::WordPieceTokenizer::ReadVocabFile(vocab_path));
+  m.config.vocab_size = static_cast<int64_t>(vocab.size());
+  ASSIGN_OR_RETURN(auto tok, text::WordPieceTokenizer::Create(std::move(vocab), {}));
+  m.tokenizer = std::move(tok);
+  return m;
+}
+
+// Loads (or creates) the base model and fits its head to `labels`: the base head is kept when
+// its id2label is exactly this label set (its order is kept too), else a fresh head is
+// initialised as transformers does.
+absl::StatusOr<LoadedModel> PrepareModel(const std::string& base, std::vector<std::string>* labels,
+                                         bool multi_label, uint64_t seed) {
+  at::manual_seed(seed);
+  LoadedModel m;
+  std::unique_ptr<SafetensorsFile> weights;
+  if (absl::StartsWith(base, "config:")) {
+    ASSIGN_OR_RETURN(m, RandomInitModel(base.substr(7)));
+  } else {
+    if (!IsDirectory(base)) {
+      return absl::NotFoundError(absl::StrCat(
+          "base model '", base, "' is not a directory (give a Hugging Face model directory or config:NAME)"));
+    }
+    ASSIGN_OR_RETURN(m.config, ModelConfig::Load(JoinPath(base, "config.json")));
+    ASSIGN_OR_RETURN(m.tokenizer, text::LoadTokenizer(base));
+    ASSIGN_OR_RETURN(weights, SafetensorsFile::Open(JoinPath(base, "model.safetensors")));
+  }
+  std::vector<std::string> sorted_base = m.config.id2label, sorted_data = *labels;
+  std::sort(sorted_base.begin(), sorted_base.end());
+  std::sort(sorted_data.begin(), sorted_data.end());
+  const bool keep_head = weights != nullptr && sorted_base == sorted_data &&
+                         weights->Find("classifier.weight") != nullptr;
+  if (keep_head) {
+    *labels = m.config.id2label;
+  } else {
+    m.config.id2label = *labels;
+  }
+  m.config.problem_type = multi_label ? kMultiLabel : kSingleLabel;
+  try {
+    ASSIGN_OR_RETURN(m.module, CreateSequenceClassifier(m.config));
+    m.module->InitWeights(m.config.initializer_range);
+    if (weights != nullptr) {
+      LoadWeightsOptions o;
+      o.allow_unexpected = true;  // e.g. the pre-training head "cls." of bert-base-uncased
+      if (!keep_head) o.skip_prefixes = {"classifier."};
+      RETURN_IF_ERROR(LoadWeights(*m.module, *weights, o, &m.report));
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("building the model failed: ", e.what_without_backtrace()));
+  }
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data
+
+struct Encoded {
+  std::vector<text::Encoding> enc;
+  std::vector<std::vector<int64_t>> labels;  // class ids per example
+};
+
+absl::StatusOr<Encoded> EncodeDataset(const Dataset& d, const std::vector<std::string>& labels,
+                                      const text::Tokenizer& tok, int64_t max_length, bool pairs) {
+  std::map<std::string, int64_t> ids;
+  for (size_t i = 0; i < labels.size(); ++i) ids[labels[i]] = static_cast<int64_t>(i);
+  Encoded out;
+  out.enc.reserve(d.examples.size());
+  text::EncodeOptions o;
+  o.max_length = static_cast<int>(max_length);
+  for (const Example& e : d.examples) {
+    std::vector<int64_t> y;
+    for (const std::string& l : e.labels) {
+      auto it = ids.find(l);
+      if (it == ids.end()) {
+        return absl::InvalidArgumentError(absl::StrCat(d.source, ":", e.line, ": label '", l,
+                                                       "' does not occur in the training data"));
+      }
+      y.push_back(it->second);
+    }
+    auto enc = pairs ? tok.EncodePair(e.text, e.text_pair, o) : tok.Encode(e.text, o);
+    if (!enc.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(d.source, ":", e.line, ": ", enc.status().message()));
+    }
+    out.enc.push_back(std::move(*enc));
+    out.labels.push_back(std::move(y));
+  }
+  return out;
+}
+
+struct Batch {
+  at::Tensor ids, types, mask, targets;
+  int64_t rows = 0;
+};
+
+Batch MakeBatch(const Encoded& data, const std::vector<int64_t>& rows, int32_t pad_id,
+                int64_t pad_to, bool multi_label, int64_t num_labels) {
+  int64_t seq = pad_to;
+  for (int64_t r : rows) seq = std::max<int64_t>(seq, static_cast<int64_t>(data.enc[r].input_ids.size()));
+  const int64_t n = static_cast<int64_t>(rows.size());
+  Batch b;
+  b.rows = n;
+  b.ids = at::full({n, seq}, pad_id, at::kLong);
+  b.types = at::zeros({n, seq}, at::kLong);
+  b.mask = at::zeros({n, seq}, at::kLong);
+  auto ids = b.ids.accessor<int64_t, 2>();
+  auto types = b.types.accessor<int64_t, 2>();
+  auto mask = b.mask.accessor<int64_t, 2>();
+  for (int64_t i = 0; i < n; ++i) {
+    const text::Encoding& e = data.enc[rows[i]];
+    for (size_t t = 0; t < e.input_ids.size(); ++t) {
+      ids[i][t] = e.input_ids[t];
+      types[i][t] = e.token_type_ids[t];
+      mask[i][t] = e.attention_mask[t];
+    }
+  }
+  if (multi_label) {
+    b.targets = at::zeros({n, num_labels}, at::kFloat);
+    auto tg = b.targets.accessor<float, 2>();
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t c : data.labels[rows[i]]) tg[i][c] = 1.0f;
+    }
+  } else {
+    b.targets = at::empty({n}, at::kLong);
+    auto tg = b.targets.accessor<int64_t, 1>();
+    for (int64_t i = 0; i < n; ++i) tg[i] = data.labels[rows[i]].at(0);
+  }
+  return b;
+}
+
+uint64_t Mix(uint64_t a, uint64_t b) {  // SplitMix64 over a and b
+  uint64_t z = a * 0x9E3779B97F4A7C15ULL + b + 0x632BE59BD9B4E019ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+// The micro-batches of one epoch: sequential, shuffled, or shuffled and grouped by length
+// (transformers' LengthGroupedSampler: mega-batches of 50 batches sorted by length).
+std::vector<std::vector<int64_t>> EpochBatches(const Encoded& data, const TrainingSpec& s,
+                                               int64_t epoch) {
+  const int64_t n = static_cast<int64_t>(data.enc.size());
+  std::vector<int64_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  if (s.shuffle) {
+    std::mt19937_64 rng(Mix(s.seed, static_cast<uint64_t>(epoch)));
+    std::shuffle(order.begin(), order.end(), rng);
+    if (s.group_by_length) {
+      const int64_t mega = s.batch_size * std::max<int64_t>(1, std::min<int64_t>(50, n / (s.batch_size * 4)));
+      for (int64_t i = 0; i < n; i += mega) {
+        std::stable_sort(order.begin() + i, order.begin() + std::min(n, i + mega), [&](int64_t a, int64_t b) {
+          return data.enc[a].input_ids.size() > data.enc[b].input_ids.size();
+        });
+      }
+    }
+  }
+  std::vector<std::vector<int64_t>> batches;
+  for (int64_t i = 0; i < n; i += s.batch_size) {
+    batches.emplace_back(order.begin() + i, order.begin() + std::min(n, i + s.batch_size));
+  }
+  if (s.shuffle && s.group_by_length && batches.size() > 1) {
+    // Longest batch first, so memory problems show at once.
+    size_t longest = 0;
+    size_t best = 0;
+    for (size_t i = 0; i < batches.size(); ++i) {
+      size_t len = data.enc[batches[i][0]].input_ids.size();
+      if (len > best) best = len, longest = i;
+    }
+    std::swap(batches[0], batches[longest]);
+  }
+  return batches;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loss and evaluation
+
+at::Tensor ComputeLoss(const at::Tensor& logits, const Batch& b, const TrainingSpec& s,
+                       const at::Tensor& class_weights) {
+  at::Tensor x = logits.to(at::kFloat);
+  if (s.multi_label) {
+    return at::binary_cross_entropy_with_logits(x, b.targets, {}, class_weights);
+  }
+  return at::cross_entropy_loss(x, b.targets, class_weights, at::Reduction::Mean, -100,
+                                s.label_smoothing);
+}
+
+// RAII: CPU autocast to bf16 for the forward pass when asked for.
+class AutocastGuard {
+ public:
+  explicit AutocastGuard(bool on) : on_(on) {
+    if (on_) {
+      prev_ = at::autocast::is_cpu_enabled();
+      at::autocast::set_cpu_enabled(true);
+      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    }
+  }
+  ~AutocastGuard() {
+    if (on_) {
+      at::autocast::set_cpu_enabled(prev_);
+      at::autocast::clear_cache();
+    }
+  }
+
+ private:
+  bool on_;
+  bool prev_ = false;
+};
+
+EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
+                     const std::vector<std::string>& labels, const TrainingSpec& s, int32_t pad_id,
+                     const at::Tensor& class_weights) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  std::vector<int64_t> order(data.enc.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return data.enc[a].input_ids.size() < data.enc[b].input_ids.size();
+  });
+  const int64_t k = static_cast<int64_t>(labels.size());
+  std::vector<int64_t> truth(data.enc.size()), pred(data.enc.size());
+  std::vector<std::vector<uint8_t>> mtruth(data.enc.size()), mpred(data.enc.size());
+  double loss_sum = 0;
+  std::vector<double> example_losses(data.enc.size(), 0.0);
+  for (size_t i = 0; i < order.size(); i += s.eval_batch_size) {
+    std::vector<int64_t> rows(order.begin() + i,
+                              order.begin() + std::min(order.size(), i + s.eval_batch_size));
+    Batch b = MakeBatch(data, rows, pad_id, 0, s.multi_label, k);
+    at::Tensor logits;
+    {
+      AutocastGuard autocast(s.precision == Precision::kBf16);
+      logits = model.forward(b.ids, b.types, b.mask);
+    }
+    logits = logits.to(at::kFloat);
+    loss_sum += ComputeLoss(logits, b, s, class_weights).item<double>() * static_cast<double>(b.rows);
+    at::Tensor per_example =
+        s.multi_label ? at::binary_cross_entropy_with_logits(logits, b.targets, {}, class_weights,
+                                                             at::Reduction::None)
+                            .mean(1)
+                      : at::cross_entropy_loss(logits, b.targets, class_weights, at::Reduction::None,
+                                               -100, s.label_smoothing);
+    const at::Tensor arg = logits.argmax(1).contiguous();
+    const at::Tensor probs = at::sigmoid(logits).contiguous();
+    const at::Tensor losses = per_example.to(at::kDouble).contiguous();
+    auto arg_a = arg.accessor<int64_t, 1>();
+    auto probs_a = probs.accessor<float, 2>();
+    auto losses_a = losses.accessor<double, 1>();
+    for (int64_t r = 0; r < b.rows; ++r) {
+      const int64_t idx = rows[r];
+      example_losses[idx] = losses_a[r];
+      if (s.multi_label) {
+        mtruth[idx].assign(k, 0);
+        mpred[idx].assign(k, 0);
+        for (int64_t c : data.labels[idx]) mtruth[idx][c] = 1;
+        for (int64_t c = 0; c < k; ++c) mpred[idx][c] = probs_a[r][c] > s.multi_label_threshold;
+      } else {
+        truth[idx] = data.labels[idx][0];
+        pred[idx] = arg_a[r];
+      }
+    }
+  }
+  EvalMetrics m = s.multi_label ? ComputeMultiLabelMetrics(mtruth, mpred, labels)
+                                : ComputeSingleLabelMetrics(truth, pred, labels);
+  m.loss = data.enc.empty() ? 0 : loss_sum / static_cast<double>(data.enc.size());
+  m.example_losses = std::move(example_losses);
+  if (was_training) model.train();
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checkpoints
+
+struct TrainState {
+  int64_t update = 0;         // optimizer updates done
+  int64_t epoch = 0;          // epoch of the next micro-batch
+  int64_t next_batch = 0;     // index in that epoch's batch list
+  double loss_sum = 0;        // over all updates, for the mean train loss
+  int64_t samples = 0;        // examples processed
+  double best_metric = 0;
+  bool has_best = false;
+  int64_t best_update = 0;
+  int evals_without_improvement = 0;
+  std::vector<Json> evals;
+  int64_t last_eval_update = -1;
+
+  Json ToJson() const {
+    return {{"update", update}, {"epoch", epoch}, {"next_batch", next_batch},
+            {"loss_sum", loss_sum}, {"samples", samples}, {"best_metric", best_metric},
+            {"has_best", has_best}, {"best_update", best_update},
+            {"evals_without_improvement", evals_without_improvement}, {"evals", evals},
+            {"last_eval_update", last_eval_update}, {"format", 1}};
+  }
+  static absl::StatusOr<TrainState> FromJson(const Json& j, const std::string& what) {
+    TrainState s;
+    try {
+      s.update = j.at("update");
+      s.epoch = j.at("epoch");
+      s.next_batch = j.at("next_batch");
+      s.loss_sum = j.at("loss_sum");
+      s.samples = j.at("samples");
+      s.best_metric = j.at("best_metric");
+      s.has_best = j.at("has_best");
+      s.best_update = j.at("best_update");
+      s.evals_without_improvement = j.at("evals_without_improvement");
+      s.evals = j.at("evals").get<std::vector<Json>>();
+      s.last_eval_update = j.at("last_eval_update");
+    } catch (const Json::exception& e) {
+      return absl::InvalidArgumentError(absl::StrCat(what, ": damaged trainer state: ", e.what()));
+    }
+    return s;
+  }
+};
+
+at::Tensor CpuRngState() {
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state().clone();
+}
+
+void SetCpuRngState(const at::Tensor& state) {
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+absl::Status WriteCheckpoint(const std::string& root, const TrainState& state,
+                             const SequenceClassifierModule& model, torch::optim::AdamW& opt,
+                             const at::Tensor& rng_state, const FineTuneJob& job,
+                             const std::vector<std::string>& labels) {
+  const std::string name = absl::StrCat("ckpt-", state.update);
+  const std::string final_dir = JoinPath(root, name);
+  const std::string tmp = final_dir + ".partial";
+  RETURN_IF_ERROR(RemoveAll(tmp));
+  RETURN_IF_ERROR(MakeDirectories(tmp));
+  RETURN_IF_ERROR(SaveWeights(model, JoinPath(tmp, "model.safetensors")));
+  try {
+    torch::save(opt, JoinPath(tmp, "optimizer.pt"));
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("cannot save optimizer state: ", e.what_without_backtrace()));
+  }
+  const at::Tensor rng = rng_state.contiguous();
+  RETURN_IF_ERROR(WriteFileAtomically(
+      JoinPath(tmp, "rng.bin"),
+      absl::string_view(static_cast<const char*>(rng.data_ptr()), static_cast<size_t>(rng.numel()))));
+  Json st = state.ToJson();
+  st["labels"] = labels;
+  st["base_model"] = job.base_model;
+  st["train_path"] = job.train_path;
+  RETURN_IF_ERROR(WriteFileAtomically(JoinPath(tmp, "state.json"), DumpJson(st)));
+  RETURN_IF_ERROR(RemoveAll(final_dir));
+  if (std::rename(tmp.c_str(), final_dir.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("cannot rename checkpoint into ", final_dir));
+  }
+  RETURN_IF_ERROR(WriteFileAtomically(JoinPath(root, "latest"), name + "\n"));
+  // Older checkpoints are no longer needed.
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(root));
+  for (const std::string& n : names) {
+    if (absl::StartsWith(n, "ckpt-") && n != name) RemoveAll(JoinPath(root, n)).IgnoreError();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadCheckpoint(const std::string& root, TrainState* state, SequenceClassifierModule& model,
+                            torch::optim::AdamW& opt, std::vector<std::string>* labels) {
+  ASSIGN_OR_RETURN(std::string latest, ReadFileToString(JoinPath(root, "latest")));
+  while (!latest.empty() && (latest.back() == '\n' || latest.back() == ' ')) latest.pop_back();
+  const std::string dir = JoinPath(root, latest);
+  ASSIGN_OR_RETURN(Json st, ReadJsonFile(JoinPath(dir, "state.json")));
+  ASSIGN_OR_RETURN(*state, TrainState::FromJson(st, dir));
+  if (st.contains("labels") && st["labels"].get<std::vector<std::string>>() != *labels) {
+    return absl::FailedPreconditionError(absl::StrCat(dir, ": the checkpoint was made with labels [",
+                                                      absl::StrJoin(st["labels"].get<std::vector<std::string>>(), ", "),
+                                                      "], not these"));
+  }
+  ASSIGN_OR_RETURN(auto weights, SafetensorsFile::Open(JoinPath(dir, "model.safetensors")));
+  RETURN_IF_ERROR(LoadWeights(model, *weights, {}, nullptr));
+  try {
+    torch::load(opt, JoinPath(dir, "optimizer.pt"));
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat(dir, ": cannot load optimizer state: ", e.what_without_backtrace()));
+  }
+  ASSIGN_OR_RETURN(std::string rng, ReadFileToString(JoinPath(dir, "rng.bin")));
+  at::Tensor t = at::empty({static_cast<int64_t>(rng.size())}, at::kByte);
+  std::memcpy(t.data_ptr(), rng.data(), rng.size());
+  try {
+    SetCpuRngState(t);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat(dir, ": bad RNG state: ", e.what_without_backtrace()));
+  }
+  return absl::OkStatus();
+}
+
+double LrLambda(int64_t step, int64_t warmup, int64_t total) {
+  if (step < warmup) return static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup));
+  return std::max(0.0, static_cast<double>(total - step) / static_cast<double>(std::max<int64_t>(1, total - warmup)));
+}
+
+}  // namespace
+
+std::string BerthDataDir() {
+  const char* env = std::getenv("BERTH_DATA_DIR");
+  if (env != nullptr && *env != '\0') return env;
+#ifdef BERTH_SOURCE_DATA_DIR
+  return BERTH_SOURCE_DATA_DIR;
+#else
+  return "data";
+#endif
+}
+
+absl::Status ValidateSpec(const TrainingSpec& s) {
+  auto bad = [](absl::string_view field, absl::string_view rule) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " ", rule));
+  };
+  if (!(s.epochs > 0) && s.max_steps <= 0) return bad("epochs", "must be positive (or set max_steps)");
+  if (s.max_steps < 0) return bad("max_steps", "must not be negative");
+  if (s.batch_size < 1 || s.batch_size > 65536) return bad("batch_size", "must be in [1, 65536]");
+  if (s.eval_batch_size < 1 || s.eval_batch_size > 65536) return bad("eval_batch_size", "must be in [1, 65536]");
+  if (!(s.learning_rate > 0 && s.learning_rate < 1)) return bad("learning_rate", "must be in (0, 1)");
+  if (!(s.weight_decay >= 0 && s.weight_decay < 1)) return bad("weight_decay", "must be in [0, 1)");
+  if (!(s.adam_beta1 >= 0 && s.adam_beta1 < 1)) return bad("adam_beta1", "must be in [0, 1)");
+  if (!(s.adam_beta2 >= 0 && s.adam_beta2 < 1)) return bad("adam_beta2", "must be in [0, 1)");
+  if (!(s.adam_epsilon > 0)) return bad("adam_epsilon", "must be positive");
+  if (s.warmup_steps < 0) return bad("warmup_steps", "must not be negative");
+  if (!(s.warmup_ratio >= 0 && s.warmup_ratio <= 1)) return bad("warmup_ratio", "must be in [0, 1]");
+  if (s.grad_accum < 1 || s.grad_accum > 4096) return bad("grad_accum", "must be in [1, 4096]");
+  if (s.max_length < 3 || s.max_length > 8192) return bad("max_length", "must be in [3, 8192]");
+  if (s.eval_steps < 0) return bad("eval_steps", "must not be negative");
+  if (s.save_steps < 0) return bad("save_steps", "must not be negative");
+  if (s.early_stopping_patience < 0) return bad("early_stopping_patience", "must not be negative");
+  if (!(s.label_smoothing >= 0 && s.label_smoothing < 1)) return bad("label_smoothing", "must be in [0, 1)");
+  if (!(s.multi_label_threshold > 0 && s.multi_label_threshold < 1)) return bad("multi_label_threshold", "must be in (0, 1)");
+  for (double w : s.class_weights) {
+    if (!(w > 0)) return bad("class_weights", "must all be positive");
+  }
+  if (!s.metric_for_best.empty()) {
+    EvalMetrics m;
+    double v;
+    if (!m.Get(s.metric_for_best, &v)) return bad("metric_for_best", "names no known metric");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCallback& progress,
+                                        const std::atomic<bool>* cancel) {
+  const TrainingSpec& s = job.spec;
+  RETURN_IF_ERROR(ValidateSpec(s));
+  if (job.output_dir.empty()) return absl::InvalidArgumentError("output_dir must be set");
+  ConfigureThreads(s.num_threads);
+
+  // Data.
+  ASSIGN_OR_RETURN(Dataset train, ReadDataset(job.train_path, job.data));
+  Dataset validation;
+  if (!job.validation_path.empty()) {
+    ASSIGN_OR_RETURN(validation, ReadDataset(job.validation_path, job.data));
+  } else if (job.validation_split > 0) {
+    ASSIGN_OR_RETURN(auto split, SplitDataset(train, job.validation_split, s.seed));
+    train = std::move(split.first);
+    validation = std::move(split.second);
+  }
+  std::vector<std::string> labels = CollectLabels(train);
+  if (labels.size() < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        job.train_path, ": only one label (", labels.empty() ? "" : labels[0],
+        ") occurs; a classifier needs at least two"));
+  }
+  if (!s.class_weights.empty() && s.class_weights.size() != labels.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("class_weights has ", s.class_weights.size(),
+                                                   " values for ", labels.size(), " labels"));
+  }
+
+  // Model.
+  ASSIGN_OR_RETURN(LoadedModel m, PrepareModel(job.base_model, &labels, s.multi_label, s.seed));
+  const bool pairs = !job.data.text_pair_column.empty();
+  ASSIGN_OR_RETURN(Encoded train_data, EncodeDataset(train, labels, *m.tokenizer, s.max_length, pairs));
+  Encoded val_data;
+  const bool has_validation = !validation.examples.empty();
+  if (has_validation) {
+    ASSIGN_OR_RETURN(val_data, EncodeDataset(validation, labels, *m.tokenizer, s.max_length, pairs));
+  }
+  const std::string metric = !s.metric_for_best.empty() ? s.metric_for_best
+                             : s.multi_label             ? "micro_f1"
+                                                         : "accuracy";
+  const bool greater_is_better = EvalMetrics::GreaterIsBetter(metric);
+  const int32_t pad_id = m.tokenizer->layout().pad_id;
+  const int64_t num_labels = static_cast<int64_t>(labels.size());
+  at::Tensor class_weights;
+  if (!s.class_weights.empty()) {
+    class_weights = at::tensor(std::vector<float>(s.class_weights.begin(), s.class_weights.end()));
+  }
+
+  // Schedule: HF's floor for updates per epoch would drop a trailing partial accumulation;
+  // Berth always finishes an epoch with an update, so an epoch has ceil(batches / accum).
+  const int64_t batches_per_epoch =
+      (static_cast<int64_t>(train_data.enc.size()) + s.batch_size - 1) / s.batch_size;
+  const int64_t updates_per_epoch = (batches_per_epoch + s.grad_accum - 1) / s.grad_accum;
+  const int64_t total_updates =
+      s.max_steps > 0 ? s.max_steps
+                      : static_cast<int64_t>(std::ceil(s.epochs * static_cast<double>(updates_per_epoch)));
+  const int64_t warmup = s.warmup_steps > 0
+                             ? s.warmup_steps
+                             : static_cast<int64_t>(std::ceil(s.warmup_ratio * static_cast<double>(total_updates)));
+
+  // Optimizer: no weight decay on biases and LayerNorm parameters.
+  std::vector<at::Tensor> decay, no_decay;
+  std::set<const void*> layer_norm_params;
+  for (const auto& mod : m.module->named_modules()) {
+    if (mod.value()->as<torch::nn::LayerNorm>() != nullptr) {
+      for (const auto& p : mod.value()->parameters()) layer_norm_params.insert(p.unsafeGetTensorImpl());
+    }
+  }
+  for (const auto& p : m.module->named_parameters()) {
+    const bool nd = absl::StrContains(p.key(), "bias") || layer_norm_params.count(p.value().unsafeGetTensorImpl());
+    (nd ? no_decay : decay).push_back(p.value());
+  }
+  auto options = [&](double wd) {
+    return std::make_unique<torch::optim::AdamWOptions>(
+        torch::optim::AdamWOptions(s.learning_rate)
+            .betas({s.adam_beta1, s.adam_beta2})
+            .eps(s.adam_epsilon)
+            .weight_decay(wd));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, options(s.weight_decay));
+  groups.emplace_back(no_decay, options(0.0));
+  torch::optim::AdamW opt(std::move(groups), torch::optim::AdamWOptions(s.learning_rate));
+  std::vector<at::Tensor> params = m.module->parameters();
+
+  // Resume.
+  const std::string ckpt_root = job.checkpoint_dir.empty() ? job.output_dir + ".checkpoints" : job.checkpoint_dir;
+  TrainState state;
+  if (job.resume) {
+    if (!IsRegularFile(JoinPath(ckpt_root, "latest"))) {
+      return absl::FailedPreconditionError(absl::StrCat("nothing to resume: no checkpoint in ", ckpt_root));
+    }
+    RETURN_IF_ERROR(ReadCheckpoint(ckpt_root, &state, *m.module, opt, &labels));
+  }
+  RETURN_IF_ERROR(MakeDirectories(ckpt_root));
+  std::ofstream log;
+  if (!job.log_jsonl.empty()) {
+    log.open(job.log_jsonl, job.resume ? std::ios::app : std::ios::trunc);
+    if (!log.good()) return absl::PermissionDeniedError(absl::StrCat("cannot write ", job.log_jsonl));
+  }
+
+  TrainResult result;
+  result.labels = labels;
+  result.total_updates = total_updates;
+  result.output_dir = job.output_dir;
+  at::Tensor rng_at_boundary = CpuRngState();
+  int64_t last_checkpoint_update = state.update;
+  const auto start = Clock::now();
+  const int64_t start_update = state.update;
+  int64_t samples_since_start = 0;
+
+  auto checkpoint = [&]() -> absl::Status {
+    if (state.update == last_checkpoint_update && IsRegularFile(JoinPath(ckpt_root, "latest"))) {
+      return absl::OkStatus();
+    }
+    RETURN_IF_ERROR(WriteCheckpoint(ckpt_root, state, *m.module, opt, rng_at_boundary, job, labels));
+    last_checkpoint_update = state.update;
+    return absl::OkStatus();
+  };
+
+  auto evaluate = [&](Progress& p) -> absl::Status {
+    EvalMetrics em = Evaluate(*m.module, val_data, labels, s, pad_id, class_weights);
+    double value = 0;
+    em.Get(metric, &value);
+    Json ej = em.ToJson();
+    ej["update"] = state.update;
+    ej["epoch"] = p.epoch;
+    state.evals.push_back(ej);
+    state.last_eval_update = state.update;
+    result.evals.push_back(em);
+    const bool improved = !state.has_best || (greater_is_better ? value > state.best_metric
+                                                                : value < state.best_metric);
+    if (improved) {
+      state.has_best = true;
+      state.best_metric = value;
+      state.best_update = state.update;
+      state.evals_without_improvement = 0;
+      RETURN_IF_ERROR(SaveWeights(*m.module, JoinPath(ckpt_root, "best.safetensors")));
+    } else {
+      ++state.evals_without_improvement;
+    }
+    p.eval = &result.evals.back();
+    if (progress) progress(p);
+    p.eval = nullptr;
+    return absl::OkStatus();
+  };
+
+  m.module->train();
+  bool stop = false;
+  try {
+    while (!stop && state.update < total_updates) {
+      std::vector<std::vector<int64_t>> batches = EpochBatches(train_data, s, state.epoch);
+      while (state.next_batch < static_cast<int64_t>(batches.size()) && state.update < total_updates) {
+        // One optimizer update over up to grad_accum micro-batches.
+        const int64_t first = state.next_batch;
+        const int64_t count = std::min<int64_t>(s.grad_accum, static_cast<int64_t>(batches.size()) - first);
+        const double lr = s.learning_rate * LrLambda(state.update, warmup, total_updates);
+        double loss_sum = 0;
+        int64_t rows = 0;
+        for (int64_t k = 0; k < count; ++k) {
+          if (cancel != nullptr && cancel->load()) {
+            opt.zero_grad();
+            RETURN_IF_ERROR(checkpoint());
+            result.cancelled = true;
+            stop = true;
+            break;
+          }
+          Batch b = MakeBatch(train_data, batches[first + k], pad_id, s.pad_to_max_length ? s.max_length : 0,
+                              s.multi_label, num_labels);
+          at::Tensor logits;
+          {
+            AutocastGuard autocast(s.precision == Precision::kBf16);
+            logits = m.module->forward(b.ids, b.types, b.mask);  // [batch, labels]
+          }
+          at::Tensor loss = ComputeLoss(logits, b, s, class_weights);
+          (loss / static_cast<double>(count)).backward();
+          loss_sum += loss.item<double>();
+          rows += b.rows;
+        }
+        if (stop) break;
+        // Total gradient norm, computed as torch.nn.utils.clip_grad_norm_ does.
+        std::vector<at::Tensor> norms;
+        for (const at::Tensor& p : params) {
+          if (p.grad().defined()) norms.push_back(p.grad().norm(2));
+        }
+        at::Tensor total = norms.empty() ? at::zeros({}) : at::stack(norms).norm(2);
+        if (s.max_grad_norm > 0) {
+          at::Tensor coef = at::clamp_max(s.max_grad_norm / (total + 1e-6), 1.0);
+          for (const at::Tensor& p : params) {
+            if (p.grad().defined()) p.grad().mul_(coef);
+          }
+        }
+        for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+        opt.step();
+        opt.zero_grad();
+
+        state.update += 1;
+        state.next_batch = first + count;
+        state.loss_sum += loss_sum / static_cast<double>(count);
+        state.samples += rows;
+        samples_since_start += rows;
+        rng_at_boundary = CpuRngState();
+
+        Progress p;
+        p.update = state.update;
+        p.total_updates = total_updates;
+        p.epoch = static_cast<double>(state.epoch) +
+                  static_cast<double>(state.next_batch) / static_cast<double>(batches.size());
+        p.loss = loss_sum / static_cast<double>(count);
+        p.lr = lr;
+        p.grad_norm = total.item<double>();
+        const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+        p.samples_per_second = elapsed > 0 ? static_cast<double>(samples_since_start) / elapsed : 0;
+        const int64_t done = state.update - start_update;
+        p.eta_seconds = done > 0 ? elapsed / static_cast<double>(done) * static_cast<double>(total_updates - state.update) : 0;
+        if (log.is_open()) {
+          log << Json{{"update", p.update}, {"epoch", p.epoch}, {"loss", p.loss}, {"lr", p.lr},
+                      {"grad_norm", p.grad_norm}}
+                     .dump()
+              << "\n";
+          log.flush();
+        }
+        const bool epoch_end = state.next_batch >= static_cast<int64_t>(batches.size());
+        const bool last = state.update >= total_updates;
+        const bool eval_now = has_validation && ((s.eval_steps > 0 && state.update % s.eval_steps == 0) ||
+                                                 (s.eval_steps == 0 && epoch_end) || last);
+        const bool save_now = (s.save_steps > 0 && state.update % s.save_steps == 0) ||
+                              (s.save_steps == 0 && (eval_now || epoch_end));
+        if (epoch_end) {
+          state.epoch += 1;
+          state.next_batch = 0;
+        }
+        if (progress) progress(p);
+        if (eval_now && state.last_eval_update != state.update) {
+          RETURN_IF_ERROR(evaluate(p));
+          if (s.early_stopping_patience > 0 && state.evals_without_improvement >= s.early_stopping_patience) {
+            result.early_stopped = true;
+            stop = true;
+          }
+        }
+        if (save_now && !last && !stop) {
+          RETURN_IF_ERROR(checkpoint());
+          p.checkpointed = true;
+        }
+        if (stop || epoch_end) break;
+      }
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("training failed at update ", state.update + 1, ": ",
+                                            e.what_without_backtrace()));
+  }
+
+  result.updates = state.update;
+  result.epochs_completed = static_cast<double>(state.epoch) +
+                            static_cast<double>(state.next_batch) / std::max<int64_t>(1, batches_per_epoch);
+  result.train_loss = state.update > 0 ? state.loss_sum / static_cast<double>(state.update) : 0;
+  result.train_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  result.samples_per_second = result.train_seconds > 0 ? static_cast<double>(samples_since_start) / result.train_seconds : 0;
+  if (result.cancelled) return result;
+
+  // The saved model: the best evaluation's weights when there was a validation set.
+  if (has_validation && state.has_best && state.best_update != state.update) {
+    ASSIGN_OR_RETURN(auto best, SafetensorsFile::Open(JoinPath(ckpt_root, "best.safetensors")));
+    RETURN_IF_ERROR(LoadWeights(*m.module, *best, {}, nullptr));
+  }
+  for (const Json& e : state.evals) {
+    if (e.value("update", int64_t{-1}) == state.best_update) result.best = EvalMetrics::FromJson(e);
+  }
+  result.best_update = state.best_update;
+  m.module->eval();
+  RETURN_IF_ERROR(SaveModelDirectory(job.output_dir, m.config, *m.module, *m.tokenizer));
+  Json metrics = {{"train", {{"updates", result.updates}, {"epochs", result.epochs_completed},
+                             {"loss", result.train_loss}, {"seconds", result.train_seconds},
+                             {"samples_per_second", result.samples_per_second}}},
+                  {"evals", state.evals},
+                  {"metric_for_best", metric},
+                  {"best_update", state.best_update},
+                  {"early_stopped", result.early_stopped}};
+  for (const Json& e : state.evals) {
+    if (e.value("update", int64_t{-1}) == state.best_update) metrics["best"] = e;
+  }
+  RETURN_IF_ERROR(WriteFileAtomically(JoinPath(job.output_dir, "metrics.json"), DumpJson(metrics)));
+  Json args = {{"base_model", job.base_model}, {"train", job.train_path},
+               {"validation", job.validation_path}, {"epochs", s.epochs}, {"max_steps", s.max_steps},
+               {"batch_size", s.batch_size}, {"learning_rate", s.learning_rate},
+               {"weight_decay", s.weight_decay}, {"warmup_steps", warmup}, {"grad_accum", s.grad_accum},
+               {"max_length", s.max_length}, {"seed", s.seed}, {"shuffle", s.shuffle},
+               {"group_by_length", s.group_by_length},
+               {"precision", s.precision == Precision::kBf16 ? "bf16" : "fp32"},
+               {"multi_label", s.multi_label}, {"label_smoothing", s.label_smoothing},
+               {"total_updates", total_updates}};
+  RETURN_IF_ERROR(WriteFileAtomically(JoinPath(job.output_dir, "training_args.json"), DumpJson(args)));
+  if (!job.keep_checkpoints) RemoveAll(ckpt_root).IgnoreError();
+  return result;
+}
+
+absl::StatusOr<EvalMetrics> EvaluateExamples(const std::string& model_dir, const Dataset& d,
+                                             bool pairs, int64_t max_length, int64_t batch_size) {
+  ASSIGN_OR_RETURN(LoadedModel m, LoadModelDirectory(model_dir));
+  ASSIGN_OR_RETURN(Encoded enc, EncodeDataset(d, m.config.id2label, *m.tokenizer, max_length, pairs));
+  TrainingSpec s;
+  s.multi_label = m.config.multi_label();
+  s.eval_batch_size = batch_size;
+  try {
+    return Evaluate(*m.module, enc, m.config.id2label, s, m.tokenizer->layout().pad_id, at::Tensor());
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("evaluation failed: ", e.what_without_backtrace()));
+  }
+}
+
+absl::StatusOr<EvalMetrics> EvaluateModel(const std::string& model_dir, const std::string& data_path,
+                                          const DatasetOptions& data_options, int64_t max_length,
+                                          int64_t batch_size) {
+  ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::Load(JoinPath(model_dir, "config.json")));
+  DatasetOptions o = data_options;
+  o.multi_label = config.multi_label();
+  ASSIGN_OR_RETURN(Dataset d, ReadDataset(data_path, o));
+  return EvaluateExamples(model_dir, d, !o.text_pair_column.empty(), max_length, batch_size);
+}
+
+}  // namespace berth::train
