@@ -16,6 +16,6 @@ BUILD_DIR=$build_dir "$here/scripts/setup.sh"
 t1=$(date +%s)
 phase "tests"
 cd "$build_dir"
-ctest --output-on-failure --timeout 900 "$@"
+ctest --output-on-failure --timeout 900 -j2 "$@"
 t2=$(date +%s)
 printf '\nscripts/test.sh: build %ss, tests %ss\n' "$((t1 - t0))" "$((t2 - t1))"

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/infer/sequence_classifier.h"
+#include "core/model/hub.h"
 #include "core/runtime.h"
 #include "core/text/tokenizer.h"
 #include "core/util/json.h"
@@ -28,7 +29,8 @@ struct CommonFlags {
 };
 
 void AddCommonFlags(CLI::App* cmd, CommonFlags* f) {
-  cmd->add_option("--model", f->model, "Hugging Face model directory (config.json, vocab.txt, ...)")
+  cmd->add_option("--model", f->model,
+                  "Hugging Face model directory, or a Hub id (org/name[@revision]) fetched into the HF cache")
       ->required();
   cmd->add_option("--max-length", f->max_length,
                   "Maximum tokens per example including special tokens; longer inputs are "
@@ -70,7 +72,9 @@ int Fail(const std::string& message) {
 }
 
 int RunTokenize(const CommonFlags& f) {
-  auto tok = text::LoadTokenizer(f.model, text::TokenizerOverrides{f.lowercase});
+  auto dir = ResolveModelPath(f.model, HubOptions::FromEnvironment());
+  if (!dir.ok()) return Fail(std::string(dir.status().message()));
+  auto tok = text::LoadTokenizer(*dir, text::TokenizerOverrides{f.lowercase});
   if (!tok.ok()) return Fail(std::string(tok.status().message()));
   const text::EncodeOptions o = MakeEncodeOptions(f, /*tokens=*/true);
   std::string line;
@@ -96,7 +100,9 @@ int RunPredict(const CommonFlags& f, const PredictFlags& p) {
   ConfigureThreads(p.threads);
   ClassifierOptions options;
   options.tokenizer.do_lower_case = f.lowercase;
-  auto classifier = SequenceClassifier::Load(f.model, options);
+  auto dir = ResolveModelPath(f.model, HubOptions::FromEnvironment());
+  if (!dir.ok()) return Fail(std::string(dir.status().message()));
+  auto classifier = SequenceClassifier::Load(*dir, options);
   if (!classifier.ok()) return Fail(std::string(classifier.status().message()));
   const SequenceClassifier& c = **classifier;
   const text::EncodeOptions o = MakeEncodeOptions(f, /*tokens=*/false);

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "core/model/hub.h"
 #include "core/train/trainer.h"
 #include "core/util/json.h"
 
@@ -146,7 +147,12 @@ int RunEval(const EvalFlags& f) {
   o.text_column = f.data.text_column;
   o.text_pair_column = f.data.text_pair_column;
   o.label_column = f.data.label_column;
-  auto m = train::EvaluateModel(f.model, f.data_path, o, f.max_length, f.batch_size);
+  auto dir = ResolveModelPath(f.model, HubOptions::FromEnvironment());
+  if (!dir.ok()) {
+    std::cerr << "berth: " << dir.status().message() << "\n";
+    return 1;
+  }
+  auto m = train::EvaluateModel(*dir, f.data_path, o, f.max_length, f.batch_size);
   if (!m.ok()) {
     std::cerr << "berth: " << m.status().message() << "\n";
     return 1;
@@ -166,8 +172,8 @@ void AddTrainCommands(CLI::App& app, std::function<int()>* run) {
       "Fine-tune a BERT classifier on a labelled CSV/TSV/JSONL file and save a Hugging Face model "
       "directory. Ctrl-C writes a checkpoint; rerun with --resume to continue.");
   ft->add_option("--base-model", j.base_model,
-                 "Hugging Face model directory, or config:bert-tiny|bert-mini|bert-small|bert-medium|"
-                 "bert-base for random initialisation")
+                 "Hugging Face model directory, Hub id (org/name[@revision]), or "
+                 "config:bert-tiny|bert-mini|bert-small|bert-medium|bert-base for random initialisation")
       ->required();
   ft->add_option("--train", j.train_path, "Training data (.csv, .tsv with header, or .jsonl)")->required();
   ft->add_option("--validation", j.validation_path, "Validation data (same format)");

@@ -22,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/model/hub.h"
 #include "core/model/model_dir.h"
 #include "core/runtime.h"
 #include "core/text/wordpiece.h"
@@ -83,13 +84,11 @@ absl::StatusOr<LoadedModel> PrepareModel(const std::string& base, std::vector<st
   if (absl::StartsWith(base, "config:")) {
     ASSIGN_OR_RETURN(m, RandomInitModel(base.substr(7)));
   } else {
-    if (!IsDirectory(base)) {
-      return absl::NotFoundError(absl::StrCat(
-          "base model '", base, "' is not a directory (give a Hugging Face model directory or config:NAME)"));
-    }
-    ASSIGN_OR_RETURN(m.config, ModelConfig::Load(JoinPath(base, "config.json")));
-    ASSIGN_OR_RETURN(m.tokenizer, text::LoadTokenizer(base));
-    ASSIGN_OR_RETURN(weights, SafetensorsFile::Open(JoinPath(base, "model.safetensors")));
+    // A local directory, or a Hub id fetched into the Hugging Face cache.
+    ASSIGN_OR_RETURN(std::string dir, ResolveModelPath(base, HubOptions::FromEnvironment()));
+    ASSIGN_OR_RETURN(m.config, ModelConfig::Load(JoinPath(dir, "config.json")));
+    ASSIGN_OR_RETURN(m.tokenizer, text::LoadTokenizer(dir));
+    ASSIGN_OR_RETURN(weights, SafetensorsFile::Open(JoinPath(dir, "model.safetensors")));
   }
   std::vector<std::string> sorted_base = m.config.id2label, sorted_data = *labels;
   std::sort(sorted_base.begin(), sorted_base.end());

@@ -86,8 +86,10 @@ struct TrainResult {
 
 // A complete fine-tuning run, from files to a saved Hugging Face model directory.
 struct FineTuneJob {
-  // A local HF model directory, or config:NAME (bert-tiny, bert-mini, bert-small,
-  // bert-medium, bert-base) for a randomly initialised model with the bert-base-uncased vocab.
+  // A local HF model directory, a Hub id (bert-base-uncased, org/name, org/name@revision;
+  // HF_ENDPOINT, HF_HOME, HF_HUB_OFFLINE, HF_TOKEN apply), or config:NAME (bert-tiny,
+  // bert-mini, bert-small, bert-medium, bert-base) for a randomly initialised model with the
+  // bert-base-uncased vocabulary.
   std::string base_model;
   std::string train_path;
   std::string validation_path;    // optional
