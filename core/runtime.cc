@@ -2,14 +2,28 @@
 #include "core/runtime.h"
 
 #include <ATen/Parallel.h>
+#include <malloc.h>
 #include <sched.h>
 
 #include <cstdlib>
+#include <string>
 #include <thread>
 
 namespace berth {
 
 void PrepareTorchEnvironment() {
+  // Tensors of megabytes (up to the 94 MB word-embedding gradient) are allocated and freed for
+  // every layer of every step. With glibc's defaults the large ones are mmap'ed and unmapped
+  // each time and every page faults again on first touch, and freed heap memory is trimmed
+  // back to the OS. Serving everything from the heap and keeping it makes a bert-base training
+  // step ~25% faster; the price is that the process keeps its peak heap.
+  // BERTH_DEFAULT_MALLOC=1 keeps glibc's defaults.
+  const char* keep = std::getenv("BERTH_DEFAULT_MALLOC");
+  if (keep == nullptr || std::string(keep) != "1") {
+    mallopt(M_MMAP_MAX, 0);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    mallopt(M_TOP_PAD, 64 << 20);
+  }
 #if defined(__x86_64__)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&

@@ -4,8 +4,9 @@
 
 namespace berth {
 
-// Call first thing in main(), before torch initialises: selects AVX-512 element-wise kernels
-// when the CPU has them (unless ATEN_CPU_CAPABILITY is already set).
+// Call first thing in main(), before torch initialises: tunes glibc malloc for large tensor
+// churn and selects AVX-512 element-wise kernels when the CPU has them (unless
+// ATEN_CPU_CAPABILITY is already set).
 void PrepareTorchEnvironment();
 
 // Sets torch's intra-op threads; 0 means one per available core. (torch 1.13 would otherwise

@@ -71,7 +71,7 @@ BertEmbeddingsImpl::BertEmbeddingsImpl(const ModelConfig& c) {
       "token_type_embeddings", torch::nn::Embedding(std::max<int64_t>(c.type_vocab_size, 1),
                                                     c.hidden_size));
   LayerNorm = register_module("LayerNorm", MakeLayerNorm(c));
-  dropout = register_module("dropout", torch::nn::Dropout(c.hidden_dropout_prob));
+  dropout = register_module("dropout", Dropout(c.hidden_dropout_prob));
 }
 
 torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids,
@@ -88,7 +88,7 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const ModelConfig& c)
   query = register_module("query", torch::nn::Linear(c.hidden_size, c.hidden_size));
   key = register_module("key", torch::nn::Linear(c.hidden_size, c.hidden_size));
   value = register_module("value", torch::nn::Linear(c.hidden_size, c.hidden_size));
-  dropout = register_module("dropout", torch::nn::Dropout(c.attention_probs_dropout_prob));
+  dropout = register_module("dropout", Dropout(c.attention_probs_dropout_prob));
 }
 
 torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden,
@@ -111,7 +111,7 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden,
 BertResidualOutputImpl::BertResidualOutputImpl(int64_t in_features, const ModelConfig& c) {
   dense = register_module("dense", torch::nn::Linear(in_features, c.hidden_size));
   LayerNorm = register_module("LayerNorm", MakeLayerNorm(c));
-  dropout = register_module("dropout", torch::nn::Dropout(c.hidden_dropout_prob));
+  dropout = register_module("dropout", Dropout(c.hidden_dropout_prob));
 }
 
 torch::Tensor BertResidualOutputImpl::forward(const torch::Tensor& x,
@@ -176,7 +176,7 @@ torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids,
 
 BertForSequenceClassificationImpl::BertForSequenceClassificationImpl(const ModelConfig& c) {
   bert = register_module("bert", BertModel(c));
-  dropout = register_module("dropout", torch::nn::Dropout(c.EffectiveClassifierDropout()));
+  dropout = register_module("dropout", Dropout(c.EffectiveClassifierDropout()));
   classifier = register_module("classifier", torch::nn::Linear(c.hidden_size, c.num_labels()));
 }
 

@@ -5,7 +5,6 @@
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
-#include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
@@ -14,6 +13,7 @@
 #include <memory>
 
 #include "core/model/config.h"
+#include "core/model/dropout.h"
 
 namespace berth {
 
@@ -33,7 +33,7 @@ class BertEmbeddingsImpl : public torch::nn::Module {
   torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr},
       token_type_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(BertEmbeddings);
 
@@ -44,7 +44,7 @@ class BertSelfAttentionImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& mask);
 
   torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
   int64_t num_heads, head_dim;
 };
 TORCH_MODULE(BertSelfAttention);
@@ -57,7 +57,7 @@ class BertResidualOutputImpl : public torch::nn::Module {
 
   torch::nn::Linear dense{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(BertResidualOutput);
 
@@ -129,7 +129,7 @@ class BertForSequenceClassificationImpl : public SequenceClassifierModule {
   void InitHead(double initializer_range) override;
 
   BertModel bert{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
   torch::nn::Linear classifier{nullptr};
 };
 
