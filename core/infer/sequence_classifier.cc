@@ -16,6 +16,7 @@ namespace berth {
 
 struct SequenceClassifier::Impl {
   LoadedModel model;
+  InferencePrecision precision = InferencePrecision::kFp32;
 };
 
 SequenceClassifier::SequenceClassifier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -23,12 +24,30 @@ SequenceClassifier::~SequenceClassifier() = default;
 
 absl::StatusOr<std::unique_ptr<SequenceClassifier>> SequenceClassifier::Load(
     const std::string& model_dir, const ClassifierOptions& options) {
-  auto impl = std::make_unique<Impl>();
   LoadModelOptions load;
   load.tokenizer = options.tokenizer;
-  ASSIGN_OR_RETURN(impl->model, LoadModelDirectory(model_dir, load));
+  ASSIGN_OR_RETURN(LoadedModel model, LoadModelDirectory(model_dir, load));
+  return FromModel(std::move(model), options);
+}
+
+absl::StatusOr<std::unique_ptr<SequenceClassifier>> SequenceClassifier::FromModel(
+    LoadedModel model, const ClassifierOptions& options) {
+  if (model.module == nullptr || model.tokenizer == nullptr) {
+    return absl::InvalidArgumentError("model has no module or tokenizer");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->model = std::move(model);
+  impl->precision = options.precision;
+  try {
+    impl->model.module->eval();
+    if (options.precision == InferencePrecision::kBf16) impl->model.module->to(at::kBFloat16);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("preparing the model failed: ", e.what_without_backtrace()));
+  }
   return std::unique_ptr<SequenceClassifier>(new SequenceClassifier(std::move(impl)));
 }
+
+InferencePrecision SequenceClassifier::precision() const { return impl_->precision; }
 
 const text::Tokenizer& SequenceClassifier::tokenizer() const { return *impl_->model.tokenizer; }
 const ModelConfig& SequenceClassifier::config() const { return impl_->model.config; }
@@ -99,6 +118,9 @@ absl::StatusOr<std::vector<Prediction>> SequenceClassifier::PredictBatch(
 }
 
 absl::Status SequenceClassifier::Save(const std::string& dir) const {
+  if (impl_->precision != InferencePrecision::kFp32) {
+    return absl::FailedPreconditionError("a model loaded in bf16 is not saved (it would lose precision)");
+  }
   return SaveModelDirectory(dir, impl_->model.config, *impl_->model.module, *impl_->model.tokenizer);
 }
 

@@ -19,7 +19,8 @@ torch::nn::LayerNorm MakeLayerNorm(const ModelConfig& c) {
 void InitModule(torch::nn::Module& m, double std) {
   torch::NoGradGuard no_grad;
   for (auto& child : m.modules(/*include_self=*/true)) {
-    if (auto* lin = child->as<torch::nn::Linear>()) {
+    if (auto* lin = child->as<Linear>()) lin->DropPackedWeight();
+    if (auto* lin = child->as<Linear>()) {
       lin->weight.normal_(0.0, std);
       if (lin->bias.defined()) lin->bias.zero_();
     } else if (auto* emb = child->as<torch::nn::Embedding>()) {
@@ -85,9 +86,9 @@ torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids,
 
 BertSelfAttentionImpl::BertSelfAttentionImpl(const ModelConfig& c)
     : num_heads(c.num_attention_heads), head_dim(c.hidden_size / c.num_attention_heads) {
-  query = register_module("query", torch::nn::Linear(c.hidden_size, c.hidden_size));
-  key = register_module("key", torch::nn::Linear(c.hidden_size, c.hidden_size));
-  value = register_module("value", torch::nn::Linear(c.hidden_size, c.hidden_size));
+  query = register_module("query", Linear(c.hidden_size, c.hidden_size));
+  key = register_module("key", Linear(c.hidden_size, c.hidden_size));
+  value = register_module("value", Linear(c.hidden_size, c.hidden_size));
   dropout = register_module("dropout", Dropout(c.attention_probs_dropout_prob));
 }
 
@@ -109,7 +110,7 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden,
 }
 
 BertResidualOutputImpl::BertResidualOutputImpl(int64_t in_features, const ModelConfig& c) {
-  dense = register_module("dense", torch::nn::Linear(in_features, c.hidden_size));
+  dense = register_module("dense", Linear(in_features, c.hidden_size));
   LayerNorm = register_module("LayerNorm", MakeLayerNorm(c));
   dropout = register_module("dropout", Dropout(c.hidden_dropout_prob));
 }
@@ -129,7 +130,7 @@ torch::Tensor BertAttentionImpl::forward(const torch::Tensor& hidden, const torc
 }
 
 BertIntermediateImpl::BertIntermediateImpl(const ModelConfig& c) : act(c.hidden_act) {
-  dense = register_module("dense", torch::nn::Linear(c.hidden_size, c.intermediate_size));
+  dense = register_module("dense", Linear(c.hidden_size, c.intermediate_size));
 }
 
 torch::Tensor BertIntermediateImpl::forward(const torch::Tensor& x) {
@@ -154,7 +155,7 @@ BertModelImpl::BertModelImpl(const ModelConfig& c) {
   layers = encoder->register_module("layer", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(BertLayer(c));
   auto pooler = register_module("pooler", std::make_shared<torch::nn::Module>());
-  pooler_dense = pooler->register_module("dense", torch::nn::Linear(c.hidden_size, c.hidden_size));
+  pooler_dense = pooler->register_module("dense", Linear(c.hidden_size, c.hidden_size));
 }
 
 torch::Tensor BertModelImpl::Encode(const torch::Tensor& input_ids,
@@ -177,7 +178,7 @@ torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids,
 BertForSequenceClassificationImpl::BertForSequenceClassificationImpl(const ModelConfig& c) {
   bert = register_module("bert", BertModel(c));
   dropout = register_module("dropout", Dropout(c.EffectiveClassifierDropout()));
-  classifier = register_module("classifier", torch::nn::Linear(c.hidden_size, c.num_labels()));
+  classifier = register_module("classifier", Linear(c.hidden_size, c.num_labels()));
 }
 
 torch::Tensor BertForSequenceClassificationImpl::forward(const torch::Tensor& input_ids,

@@ -6,7 +6,6 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/embedding.h>
-#include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
@@ -14,6 +13,7 @@
 
 #include "core/model/config.h"
 #include "core/model/dropout.h"
+#include "core/model/linear.h"
 
 namespace berth {
 
@@ -43,7 +43,7 @@ class BertSelfAttentionImpl : public torch::nn::Module {
   // hidden [batch, seq, hidden], mask [batch, 1, 1, seq] additive -> [batch, seq, hidden]
   torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& mask);
 
-  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
+  Linear query{nullptr}, key{nullptr}, value{nullptr};
   Dropout dropout{nullptr};
   int64_t num_heads, head_dim;
 };
@@ -55,7 +55,7 @@ class BertResidualOutputImpl : public torch::nn::Module {
   BertResidualOutputImpl(int64_t in_features, const ModelConfig& c);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual);
 
-  torch::nn::Linear dense{nullptr};
+  Linear dense{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
   Dropout dropout{nullptr};
 };
@@ -76,7 +76,7 @@ class BertIntermediateImpl : public torch::nn::Module {
   explicit BertIntermediateImpl(const ModelConfig& c);
   torch::Tensor forward(const torch::Tensor& x);
 
-  torch::nn::Linear dense{nullptr};
+  Linear dense{nullptr};
   std::string act;
 };
 TORCH_MODULE(BertIntermediate);
@@ -104,7 +104,7 @@ class BertModelImpl : public torch::nn::Module {
 
   BertEmbeddings embeddings{nullptr};
   torch::nn::ModuleList layers{nullptr};  // registered as encoder.layer
-  torch::nn::Linear pooler_dense{nullptr};  // registered as pooler.dense
+  Linear pooler_dense{nullptr};  // registered as pooler.dense
 };
 TORCH_MODULE(BertModel);
 
@@ -130,7 +130,7 @@ class BertForSequenceClassificationImpl : public SequenceClassifierModule {
 
   BertModel bert{nullptr};
   Dropout dropout{nullptr};
-  torch::nn::Linear classifier{nullptr};
+  Linear classifier{nullptr};
 };
 
 // Builds the classifier module for config.model_type (the one place model families dispatch).

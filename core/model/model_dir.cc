@@ -7,6 +7,8 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/text/wordpiece.h"
 #include "core/util/files.h"
 #include "core/util/status_macros.h"
 
@@ -21,6 +23,45 @@ absl::Status WriteFiles(const std::string& dir, const ModelConfig& config,
 }
 
 }  // namespace
+
+namespace {
+
+struct Preset {
+  const char* name;
+  int64_t layers, hidden, heads, intermediate;
+};
+constexpr Preset kPresets[] = {
+    {"bert-tiny", 2, 128, 2, 512},    {"bert-mini", 4, 256, 4, 1024},
+    {"bert-small", 4, 512, 8, 2048},  {"bert-medium", 8, 512, 8, 2048},
+    {"bert-base", 12, 768, 12, 3072},
+};
+
+}  // namespace
+
+absl::StatusOr<LoadedModel> CreateRandomModel(const std::string& name, const std::string& data_dir) {
+  const Preset* p = nullptr;
+  for (const Preset& q : kPresets) {
+    if (name == q.name) p = &q;
+  }
+  if (p == nullptr) {
+    std::vector<std::string> names;
+    for (const Preset& q : kPresets) names.push_back(q.name);
+    return absl::InvalidArgumentError(absl::StrCat("base model 'config:", name,
+                                                   "' is unknown (choose from config:",
+                                                   absl::StrJoin(names, ", config:"), ")"));
+  }
+  LoadedModel m;
+  m.config.num_hidden_layers = p->layers;
+  m.config.hidden_size = p->hidden;
+  m.config.num_attention_heads = p->heads;
+  m.config.intermediate_size = p->intermediate;
+  const std::string vocab_path = JoinPath(data_dir, "bert-base-uncased-vocab.txt");
+  ASSIGN_OR_RETURN(std::vector<std::string> vocab, text::WordPieceTokenizer::ReadVocabFile(vocab_path));
+  m.config.vocab_size = static_cast<int64_t>(vocab.size());
+  ASSIGN_OR_RETURN(auto tok, text::WordPieceTokenizer::Create(std::move(vocab), {}));
+  m.tokenizer = std::move(tok);
+  return m;
+}
 
 absl::StatusOr<LoadedModel> LoadModelDirectory(const std::string& dir,
                                                const LoadModelOptions& options) {

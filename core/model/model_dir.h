@@ -34,6 +34,12 @@ struct LoadModelOptions {
 absl::StatusOr<LoadedModel> LoadModelDirectory(const std::string& dir,
                                                const LoadModelOptions& options = {});
 
+// A randomly initialised BERT of a named shape (bert-tiny: 2 layers x 128, bert-mini: 4 x 256,
+// bert-small: 4 x 512, bert-medium: 8 x 512, bert-base: 12 x 768) with the bert-base-uncased
+// vocabulary read from `data_dir`. The module is created by the caller (labels decide the head);
+// `module` is left empty here.
+absl::StatusOr<LoadedModel> CreateRandomModel(const std::string& name, const std::string& data_dir);
+
 // Writes an HF directory that `transformers` loads unchanged (config.json with id2label,
 // model.safetensors with format=pt, tokenizer files). A new directory appears whole: it is
 // written beside its final name and renamed into place.

@@ -132,6 +132,8 @@ absl::Status LoadWeights(torch::nn::Module& module, const SafetensorsFile& file,
       r.unexpected.push_back(view->name);
     }
   }
+  // Layers that cache a packed copy of their weights drop it when the mode is (re)set.
+  module.train(module.is_training());
   if (!r.mismatched.empty() || !r.missing.empty() ||
       (!r.unexpected.empty() && !options.allow_unexpected)) {
     return absl::InvalidArgumentError(

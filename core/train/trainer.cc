@@ -39,41 +39,6 @@ using Clock = std::chrono::steady_clock;
 // ---------------------------------------------------------------------------------------------
 // Model set-up
 
-struct Preset {
-  const char* name;
-  int64_t layers, hidden, heads, intermediate;
-};
-constexpr Preset kPresets[] = {
-    {"bert-tiny", 2, 128, 2, 512},    {"bert-mini", 4, 256, 4, 1024},
-    {"bert-small", 4, 512, 8, 2048},  {"bert-medium", 8, 512, 8, 2048},
-    {"bert-base", 12, 768, 12, 3072},
-};
-
-absl::StatusOr<LoadedModel> RandomInitModel(const std::string& name) {
-  const Preset* p = nullptr;
-  for (const Preset& q : kPresets) {
-    if (name == q.name) p = &q;
-  }
-  if (p == nullptr) {
-    std::vector<std::string> names;
-    for (const Preset& q : kPresets) names.push_back(q.name);
-    return absl::InvalidArgumentError(absl::StrCat("base model 'config:", name,
-                                                   "' is unknown (choose from config:",
-                                                   absl::StrJoin(names, ", config:"), ")"));
-  }
-  LoadedModel m;
-  m.config.num_hidden_layers = p->layers;
-  m.config.hidden_size = p->hidden;
-  m.config.num_attention_heads = p->heads;
-  m.config.intermediate_size = p->intermediate;
-  const std::string vocab_path = JoinPath(BerthDataDir(), "bert-base-uncased-vocab.txt");
-  ASSIGN_OR_RETURN(std::vector<std::string> vocab, text::WordPieceTokenizer::ReadVocabFile(vocab_path));
-  m.config.vocab_size = static_cast<int64_t>(vocab.size());
-  ASSIGN_OR_RETURN(auto tok, text::WordPieceTokenizer::Create(std::move(vocab), {}));
-  m.tokenizer = std::move(tok);
-  return m;
-}
-
 // Loads (or creates) the base model and fits its head to `labels`: the base head is kept when
 // its id2label is exactly this label set (its order is kept too), else a fresh head is
 // initialised as transformers does.
@@ -83,7 +48,7 @@ absl::StatusOr<LoadedModel> PrepareModel(const std::string& base, std::vector<st
   LoadedModel m;
   std::unique_ptr<SafetensorsFile> weights;
   if (absl::StartsWith(base, "config:")) {
-    ASSIGN_OR_RETURN(m, RandomInitModel(base.substr(7)));
+    ASSIGN_OR_RETURN(m, CreateRandomModel(base.substr(7), BerthDataDir()));
   } else {
     // A local directory, or a Hub id fetched into the Hugging Face cache.
     ASSIGN_OR_RETURN(std::string dir, ResolveModelPath(base, HubOptions::FromEnvironment()));

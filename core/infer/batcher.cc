@@ -1,0 +1,218 @@
+// The batcher thread: wait for work, choose a length-grouped batch around the oldest request,
+// drop expired requests, run one forward pass, fulfil the futures.
+#include "core/infer/batcher.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "core/runtime.h"
+
+namespace berth {
+
+absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(
+    std::shared_ptr<const SequenceClassifier> model, const BatcherOptions& options,
+    BatchObserver observer) {
+  if (model == nullptr) return absl::InvalidArgumentError("no model");
+  if (options.max_batch_size < 1) return absl::InvalidArgumentError("max_batch_size must be at least 1");
+  if (options.max_batch_tokens < 1) return absl::InvalidArgumentError("max_batch_tokens must be at least 1");
+  if (options.max_queued_requests < 1) return absl::InvalidArgumentError("max_queued_requests must be at least 1");
+  if (options.max_wait.count() < 0) return absl::InvalidArgumentError("max_wait must not be negative");
+  if (!(options.min_padding_efficiency >= 0 && options.min_padding_efficiency <= 1)) {
+    return absl::InvalidArgumentError("min_padding_efficiency must be in [0, 1]");
+  }
+  if (options.warmup) {
+    // One full-size batch, so the first user call is not slow and memory problems show now.
+    const int64_t max_len = std::min<int64_t>(model->config().max_position_embeddings,
+                                              std::max<int64_t>(2, model->tokenizer().model_max_length()));
+    const int64_t rows = std::max<int64_t>(1, std::min(options.max_batch_size, options.max_batch_tokens / max_len));
+    text::Encoding e = model->tokenizer().BuildInputs(
+        std::vector<int32_t>(static_cast<size_t>(max_len - 2), model->tokenizer().layout().unk_id), nullptr, false);
+    auto warm = model->PredictBatch(std::vector<text::Encoding>(static_cast<size_t>(rows), e));
+    if (!warm.ok()) {
+      return absl::Status(warm.status().code(), absl::StrCat("warm-up batch failed: ", warm.status().message()));
+    }
+  }
+  return std::unique_ptr<DynamicBatcher>(new DynamicBatcher(std::move(model), options, std::move(observer)));
+}
+
+DynamicBatcher::DynamicBatcher(std::shared_ptr<const SequenceClassifier> model,
+                               const BatcherOptions& options, BatchObserver observer)
+    : model_(std::move(model)), options_(options), observer_(std::move(observer)) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+DynamicBatcher::~DynamicBatcher() {
+  Shutdown();
+  if (thread_.joinable()) thread_.join();
+}
+
+absl::StatusOr<std::future<absl::StatusOr<BatchResult>>> DynamicBatcher::Submit(
+    text::Encoding encoding, SteadyClock::time_point deadline) {
+  const int64_t len = static_cast<int64_t>(encoding.input_ids.size());
+  if (len == 0) return absl::InvalidArgumentError("empty encoding");
+  if (len > model_->config().max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat("encoding of ", len, " tokens exceeds the model's ",
+                                                   model_->config().max_position_embeddings));
+  }
+  auto r = std::make_unique<Request>();
+  r->encoding = std::move(encoding);
+  r->enqueued = SteadyClock::now();
+  r->deadline = deadline;
+  std::future<absl::StatusOr<BatchResult>> f = r->promise.get_future();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return absl::UnavailableError("the model is shutting down");
+    if (static_cast<int64_t>(queue_.size()) >= options_.max_queued_requests) {
+      ++stats_.rejected;
+      return absl::ResourceExhaustedError(absl::StrCat("inference queue is full (", options_.max_queued_requests,
+                                                       " requests waiting)"));
+    }
+    queue_.push_back(std::move(r));
+  }
+  cv_.notify_one();
+  return f;
+}
+
+void DynamicBatcher::Shutdown() {
+  std::unique_lock<std::mutex> lock(mu_);
+  stopping_ = true;
+  cv_.notify_all();
+  finished_cv_.wait(lock, [&] { return finished_; });
+}
+
+BatcherStats DynamicBatcher::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  BatcherStats s = stats_;
+  s.queue_depth = static_cast<int64_t>(queue_.size());
+  return s;
+}
+
+std::vector<std::unique_ptr<DynamicBatcher::Request>> DynamicBatcher::TakeBatch() {
+  // Requests by length; the batch is a run of neighbours in that order around the oldest
+  // request (which must go now), grown towards shorter rows first (free: the longest row sets
+  // the padded width), then longer ones while rows x width stays within the token budget.
+  std::vector<size_t> order(queue_.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  auto len = [&](size_t q) { return static_cast<int64_t>(queue_[q]->encoding.input_ids.size()); };
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return len(a) < len(b); });
+  const size_t oldest = std::find(order.begin(), order.end(), 0) - order.begin();
+  size_t lo = oldest, hi = oldest;
+  int64_t real = len(order[oldest]);
+  auto fits = [&](size_t l, size_t h, int64_t added) {
+    const int64_t rows = static_cast<int64_t>(h - l + 1);
+    const int64_t padded = rows * len(order[h]);
+    return rows <= options_.max_batch_size && padded <= options_.max_batch_tokens &&
+           static_cast<double>(real + added) >= options_.min_padding_efficiency * static_cast<double>(padded);
+  };
+  while (true) {
+    if (lo > 0 && fits(lo - 1, hi, len(order[lo - 1]))) {
+      real += len(order[--lo]);
+    } else if (hi + 1 < order.size() && fits(lo, hi + 1, len(order[hi + 1]))) {
+      real += len(order[++hi]);
+    } else {
+      break;
+    }
+  }
+  std::vector<size_t> picked(order.begin() + lo, order.begin() + hi + 1);
+  std::sort(picked.begin(), picked.end());
+  std::vector<std::unique_ptr<Request>> batch;
+  batch.reserve(picked.size());
+  for (size_t q : picked) batch.push_back(std::move(queue_[q]));
+  std::deque<std::unique_ptr<Request>> rest;
+  for (auto& r : queue_) {
+    if (r) rest.push_back(std::move(r));
+  }
+  queue_.swap(rest);
+  return batch;
+}
+
+void DynamicBatcher::Loop() {
+  ConfigureThreads(options_.num_threads);  // OpenMP settings are per thread
+  std::unique_lock<std::mutex> lock(mu_);
+  // When the previous batch ended: callers it released resubmit within microseconds, and
+  // waiting max_wait from then (not only from the oldest arrival, which under load has always
+  // waited long enough) lets their requests join the next batch.
+  SteadyClock::time_point free_since = SteadyClock::now();
+  while (true) {
+    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) {
+      if (stopping_) {
+        finished_ = true;
+        finished_cv_.notify_all();
+        return;
+      }
+      continue;
+    }
+    // Wait for company until the oldest request has waited max_wait, unless a full batch is
+    // already there (by rows or by tokens) or we are draining.
+    while (!stopping_) {
+      int64_t tokens = 0, longest = 0;
+      for (const auto& r : queue_) {
+        tokens += static_cast<int64_t>(r->encoding.input_ids.size());
+        longest = std::max<int64_t>(longest, static_cast<int64_t>(r->encoding.input_ids.size()));
+      }
+      const bool full = static_cast<int64_t>(queue_.size()) >= options_.max_batch_size ||
+                        tokens + longest >= options_.max_batch_tokens;
+      const auto due = std::max(queue_.front()->enqueued, free_since) + options_.max_wait;
+      if (full || SteadyClock::now() >= due) break;
+      cv_.wait_until(lock, due);
+    }
+    std::vector<std::unique_ptr<Request>> batch = TakeBatch();
+    lock.unlock();
+    Run(std::move(batch));
+    lock.lock();
+    free_since = SteadyClock::now();
+  }
+}
+
+void DynamicBatcher::Run(std::vector<std::unique_ptr<Request>> batch) {
+  const auto start = SteadyClock::now();
+  std::vector<std::unique_ptr<Request>> live;
+  int64_t expired = 0;
+  for (auto& r : batch) {
+    if (r->deadline <= start) {
+      r->promise.set_value(absl::DeadlineExceededError("deadline passed while queued"));
+      ++expired;
+    } else {
+      live.push_back(std::move(r));
+    }
+  }
+  int64_t real = 0, longest = 0;
+  std::vector<text::Encoding> encodings;
+  encodings.reserve(live.size());
+  for (auto& r : live) {
+    real += static_cast<int64_t>(r->encoding.input_ids.size());
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(r->encoding.input_ids.size()));
+    encodings.push_back(std::move(r->encoding));
+  }
+  absl::StatusOr<std::vector<Prediction>> preds = std::vector<Prediction>();
+  if (!live.empty()) preds = model_->PredictBatch(encodings);
+  const auto end = SteadyClock::now();
+  const double compute = std::chrono::duration<double>(end - start).count();
+  for (size_t i = 0; i < live.size(); ++i) {
+    if (!preds.ok()) {
+      live[i]->promise.set_value(preds.status());
+      continue;
+    }
+    BatchResult res;
+    res.logits = std::move((*preds)[i].logits);
+    res.queue_seconds = std::chrono::duration<double>(start - live[i]->enqueued).count();
+    res.compute_seconds = compute;
+    res.batch_size = static_cast<int64_t>(live.size());
+    live[i]->promise.set_value(std::move(res));
+  }
+  const int64_t padded = longest * static_cast<int64_t>(live.size());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.requests += static_cast<int64_t>(live.size());
+    stats_.expired += expired;
+    if (!live.empty()) {
+      ++stats_.batches;
+      stats_.real_tokens += real;
+      stats_.padded_tokens += padded;
+    }
+  }
+  if (observer_ && !live.empty()) observer_(static_cast<int64_t>(live.size()), padded, real, compute);
+}
+
+}  // namespace berth

@@ -1,0 +1,114 @@
+// Token-budget dynamic batcher: one thread per model packs queued, already-tokenized requests
+// into dense forward passes (grouped by length, bounded by padded tokens and batch size).
+#ifndef BERTH_CORE_INFER_BATCHER_H_
+#define BERTH_CORE_INFER_BATCHER_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/infer/sequence_classifier.h"
+#include "core/text/tokenizer.h"
+
+namespace berth {
+
+using SteadyClock = std::chrono::steady_clock;
+
+struct BatcherOptions {
+  int64_t max_batch_tokens = 8192;   // padded tokens (rows x longest row) per forward pass
+  int64_t max_batch_size = 64;       // rows per forward pass
+  std::chrono::microseconds max_wait{2000};  // how long the oldest request may wait for company
+  int64_t max_queued_requests = 4096;  // beyond this, Submit fails with RESOURCE_EXHAUSTED
+  // A request joins a batch only if the batch keeps at least this share of real (unpadded)
+  // tokens; others wait for a batch of their own length (they are next if they are oldest).
+  double min_padding_efficiency = 0.8;
+  int num_threads = 0;               // intra-op threads of the batcher thread (0: one per core)
+  bool warmup = true;                // run one full-size batch before accepting work
+};
+
+// What a request got back, with its timings.
+struct BatchResult {
+  std::vector<float> logits;
+  double queue_seconds = 0;    // enqueue to start of its forward pass
+  double compute_seconds = 0;  // its forward pass
+  int64_t batch_size = 0;      // rows in the batch it ran in
+};
+
+struct BatcherStats {
+  int64_t requests = 0;
+  int64_t batches = 0;
+  int64_t real_tokens = 0;
+  int64_t padded_tokens = 0;
+  int64_t expired = 0;
+  int64_t rejected = 0;
+  int64_t queue_depth = 0;
+  double padding_efficiency() const {
+    return padded_tokens > 0 ? static_cast<double>(real_tokens) / static_cast<double>(padded_tokens) : 1.0;
+  }
+};
+
+// Called after every forward pass (for metrics): rows, padded tokens, real tokens, seconds.
+using BatchObserver = std::function<void(int64_t rows, int64_t padded_tokens, int64_t real_tokens,
+                                         double seconds)>;
+
+class DynamicBatcher {
+ public:
+  static absl::StatusOr<std::unique_ptr<DynamicBatcher>> Create(
+      std::shared_ptr<const SequenceClassifier> model, const BatcherOptions& options,
+      BatchObserver observer = nullptr);
+  ~DynamicBatcher();  // Shutdown() and join
+  DynamicBatcher(const DynamicBatcher&) = delete;
+  DynamicBatcher& operator=(const DynamicBatcher&) = delete;
+
+  // Queues one encoding. Fails at once with RESOURCE_EXHAUSTED when the queue is full,
+  // UNAVAILABLE after Shutdown, INVALID_ARGUMENT for an empty or over-long encoding. The
+  // future yields DEADLINE_EXCEEDED if the deadline passed before its batch ran.
+  absl::StatusOr<std::future<absl::StatusOr<BatchResult>>> Submit(
+      text::Encoding encoding, SteadyClock::time_point deadline = SteadyClock::time_point::max());
+
+  // Stops accepting; queued requests still run; returns when the queue is empty.
+  void Shutdown();
+
+  BatcherStats stats() const;
+  const SequenceClassifier& model() const { return *model_; }
+  const BatcherOptions& options() const { return options_; }
+
+ private:
+  struct Request {
+    text::Encoding encoding;
+    SteadyClock::time_point enqueued;
+    SteadyClock::time_point deadline;
+    std::promise<absl::StatusOr<BatchResult>> promise;
+  };
+
+  DynamicBatcher(std::shared_ptr<const SequenceClassifier> model, const BatcherOptions& options,
+                 BatchObserver observer);
+  void Loop();
+  // Picks the requests of the next batch (removing them from the queue). Requires mu_.
+  std::vector<std::unique_ptr<Request>> TakeBatch();
+  void Run(std::vector<std::unique_ptr<Request>> batch);
+
+  const std::shared_ptr<const SequenceClassifier> model_;
+  const BatcherOptions options_;
+  const BatchObserver observer_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Request>> queue_;  // guarded by mu_, in arrival order
+  bool stopping_ = false;                       // guarded by mu_
+  bool finished_ = false;                       // guarded by mu_: the loop has exited
+  std::condition_variable finished_cv_;
+  BatcherStats stats_;                          // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace berth
+
+#endif  // BERTH_CORE_INFER_BATCHER_H_

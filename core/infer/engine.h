@@ -1,0 +1,89 @@
+// Online classification: tokenization on the caller's thread, long-text handling (truncate
+// right/left or sliding windows), a dynamic batcher per model, and result assembly.
+#ifndef BERTH_CORE_INFER_ENGINE_H_
+#define BERTH_CORE_INFER_ENGINE_H_
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/infer/batcher.h"
+#include "core/infer/sequence_classifier.h"
+
+namespace berth {
+
+enum class TruncationMode {
+  kRight,   // keep the first max_length tokens (default)
+  kLeft,    // keep the last ones
+  kWindow,  // sliding windows of max_length with `stride` tokens of overlap; scores averaged
+};
+
+struct ClassifyOptions {
+  TruncationMode truncation = TruncationMode::kRight;
+  int max_length = 0;  // 0: the model's maximum
+  int stride = 128;    // window overlap in tokens (window mode)
+  int top_k = 0;       // > 0: also return the k best labels
+  bool return_logits = false;
+  SteadyClock::time_point deadline = SteadyClock::time_point::max();
+};
+
+struct LabelScore {
+  std::string label;
+  float score;
+};
+
+struct ClassifyResult {
+  std::string label;               // arg-max label
+  float score = 0;                 // its score
+  std::vector<float> scores;       // per label in id order (softmax, or sigmoid for multi-label)
+  std::vector<LabelScore> top_k;   // best first, when asked for
+  std::vector<LabelScore> predicted;  // multi-label: every label over the threshold
+  std::vector<float> logits;       // when asked for (window mode: mean over windows)
+  int32_t num_tokens = 0;          // tokens of the text, special tokens included, untruncated
+  bool truncated = false;
+  int32_t windows = 1;
+  double queue_seconds = 0;        // the slowest window's
+  double compute_seconds = 0;
+};
+
+struct EngineOptions {
+  ClassifierOptions classifier;
+  BatcherOptions batcher;
+  float multi_label_threshold = 0.5f;
+};
+
+class InferenceEngine {
+ public:
+  static absl::StatusOr<std::unique_ptr<InferenceEngine>> Load(const std::string& model_dir,
+                                                               const EngineOptions& options,
+                                                               BatchObserver observer = nullptr);
+  static absl::StatusOr<std::unique_ptr<InferenceEngine>> Create(
+      std::shared_ptr<const SequenceClassifier> model, const EngineOptions& options,
+      BatchObserver observer = nullptr);
+
+  // Classifies texts (and, if `pairs` is not empty, one second segment per text). Blocks the
+  // calling thread; safe to call from many threads at once. An invalid text fails the call
+  // with INVALID_ARGUMENT naming its index.
+  absl::StatusOr<std::vector<ClassifyResult>> Classify(const std::vector<std::string>& texts,
+                                                       const std::vector<std::string>& pairs,
+                                                       const ClassifyOptions& options) const;
+
+  const SequenceClassifier& model() const { return *model_; }
+  DynamicBatcher& batcher() const { return *batcher_; }
+  void Shutdown() { batcher_->Shutdown(); }
+
+ private:
+  InferenceEngine(std::shared_ptr<const SequenceClassifier> model,
+                  std::unique_ptr<DynamicBatcher> batcher, const EngineOptions& options)
+      : model_(std::move(model)), batcher_(std::move(batcher)), options_(options) {}
+
+  std::shared_ptr<const SequenceClassifier> model_;
+  std::unique_ptr<DynamicBatcher> batcher_;
+  EngineOptions options_;
+};
+
+}  // namespace berth
+
+#endif  // BERTH_CORE_INFER_ENGINE_H_

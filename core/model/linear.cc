@@ -1,0 +1,60 @@
+// Linear: at::linear for training and autograd, oneDNN (mkldnn_linear) for fp32 CPU inference.
+#include "core/model/linear.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <c10/core/GradMode.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
+namespace berth {
+
+bool OneDnnLinearEnabled() {
+  static const bool enabled = [] {
+    const char* off = std::getenv("BERTH_NO_ONEDNN");
+    return at::hasMKLDNN() && !(off != nullptr && std::string(off) == "1");
+  }();
+  return enabled;
+}
+
+LinearImpl::LinearImpl(int64_t in, int64_t out) : in_features(in), out_features(out) {
+  weight = register_parameter("weight", at::empty({out, in}));
+  bias = register_parameter("bias", at::empty({out}));
+  // torch.nn.Linear's default initialisation; models re-initialise as transformers does.
+  const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+  torch::NoGradGuard no_grad;
+  weight.uniform_(-bound, bound);
+  bias.uniform_(-bound, bound);
+}
+
+void LinearImpl::DropPackedWeight() {
+  std::lock_guard<std::mutex> lock(mu_);
+  packed_ = torch::Tensor();
+}
+
+void LinearImpl::train(bool on) {
+  DropPackedWeight();
+  torch::nn::Module::train(on);
+}
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+  const bool fast = !is_training() && !c10::GradMode::is_enabled() && x.device().is_cpu() &&
+                    x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat &&
+                    OneDnnLinearEnabled();
+  if (!fast) return at::linear(x, weight, bias);
+  at::Tensor packed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!packed_.defined()) packed_ = weight.contiguous().to_mkldnn();
+    packed = packed_;
+  }
+  std::vector<int64_t> shape = x.sizes().vec();
+  at::Tensor x2 = x.reshape({-1, in_features}).contiguous();
+  at::Tensor y = at::mkldnn_linear(x2.to_mkldnn(), packed, bias).to_dense();
+  shape.back() = out_features;
+  return y.view(shape);
+}
+
+}  // namespace berth

@@ -1,0 +1,38 @@
+// A Linear layer (HF parameter names `weight`, `bias`) whose fp32 CPU inference runs through
+// oneDNN with a pre-packed weight: 1.3-1.7x faster than the BLAS path torch takes on this
+// class of CPU, whose OpenBLAS is pinned to its AVX2 kernels. Training uses at::linear.
+#ifndef BERTH_CORE_MODEL_LINEAR_H_
+#define BERTH_CORE_MODEL_LINEAR_H_
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include <mutex>
+
+namespace berth {
+
+class LinearImpl : public torch::nn::Module {
+ public:
+  LinearImpl(int64_t in_features, int64_t out_features);
+  // x [..., in] -> [..., out]
+  torch::Tensor forward(const torch::Tensor& x);
+  // Switching mode (and loading weights, which happens in train mode or before first use)
+  // drops the packed copy.
+  void train(bool on = true) override;
+  void DropPackedWeight();
+
+  torch::Tensor weight, bias;
+  int64_t in_features, out_features;
+
+ private:
+  std::mutex mu_;
+  torch::Tensor packed_;  // guarded by mu_: oneDNN copy of weight for inference
+};
+TORCH_MODULE(Linear);
+
+// Whether fp32 inference uses oneDNN (false without MKLDNN or with BERTH_NO_ONEDNN=1).
+bool OneDnnLinearEnabled();
+
+}  // namespace berth
+
+#endif  // BERTH_CORE_MODEL_LINEAR_H_

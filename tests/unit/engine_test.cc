@@ -1,0 +1,238 @@
+// The inference engine: batched results equal unbatched ones, queue limits, deadlines,
+// shutdown, sliding windows over long texts, and bf16 against fp32.
+#include "core/infer/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+#include <thread>
+
+#include "tests/unit/test_util.h"
+
+namespace berth {
+namespace {
+
+using berth::testing::FixturePath;
+using berth::testing::ReadJsonLines;
+
+std::shared_ptr<const SequenceClassifier> LoadFixture(const std::string& name,
+                                                      InferencePrecision precision = InferencePrecision::kFp32) {
+  ClassifierOptions o;
+  o.precision = precision;
+  auto m = SequenceClassifier::Load(FixturePath(name), o);
+  EXPECT_TRUE(m.ok()) << m.status();
+  return std::shared_ptr<const SequenceClassifier>(std::move(*m));
+}
+
+std::vector<std::string> FixtureTexts(const std::string& name) {
+  std::vector<std::string> texts;
+  for (const Json& r : ReadJsonLines(FixturePath(name) + "/expected/logits.jsonl")) texts.push_back(r["text"]);
+  return texts;
+}
+
+std::vector<float> Unbatched(const SequenceClassifier& m, const text::Encoding& e) {
+  auto p = m.PredictBatch({e});
+  EXPECT_TRUE(p.ok());
+  return (*p)[0].logits;
+}
+
+TEST(EngineTest, ConcurrentBatchedResultsEqualUnbatchedOnes) {
+  auto model = LoadFixture("bert-tiny-uncased");
+  EngineOptions eo;
+  eo.batcher.max_batch_tokens = 2048;
+  eo.batcher.max_batch_size = 16;
+  eo.batcher.max_wait = std::chrono::microseconds(3000);
+  auto engine = InferenceEngine::Create(model, eo);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  const std::vector<std::string> texts = FixtureTexts("bert-tiny-uncased");
+  std::vector<std::vector<float>> expected;
+  text::EncodeOptions enc;
+  enc.max_length = 128;
+  for (const std::string& t : texts) expected.push_back(Unbatched(*model, *model->tokenizer().Encode(t, enc)));
+
+  // 8 submitters, each classifying its own shuffled slice one text at a time.
+  std::vector<std::thread> threads;
+  std::vector<std::string> errors(8);
+  for (int w = 0; w < 8; ++w) {
+    threads.emplace_back([&, w] {
+      std::vector<size_t> mine;
+      for (size_t i = w; i < texts.size(); i += 8) mine.push_back(i);
+      std::shuffle(mine.begin(), mine.end(), std::mt19937(w));
+      ClassifyOptions o;
+      o.max_length = 128;
+      o.return_logits = true;
+      for (size_t i : mine) {
+        auto r = (*engine)->Classify({texts[i]}, {}, o);
+        if (!r.ok()) {
+          errors[w] = std::string(r.status().message());
+          return;
+        }
+        for (size_t c = 0; c < expected[i].size(); ++c) {
+          if (std::abs((*r)[0].logits[c] - expected[i][c]) > 1e-5) errors[w] = "text " + std::to_string(i) + " differs";
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const std::string& e : errors) EXPECT_EQ(e, "");
+  const BatcherStats s = (*engine)->batcher().stats();
+  EXPECT_EQ(s.requests, static_cast<int64_t>(texts.size()));
+  EXPECT_LT(s.batches, s.requests) << "requests were never batched together";
+  EXPECT_GT(s.padding_efficiency(), 0.5);
+}
+
+TEST(EngineTest, OneCallWithManyTextsMatchesAndKeepsOrder) {
+  auto model = LoadFixture("bert-tiny-uncased");
+  auto engine = InferenceEngine::Create(model, EngineOptions());
+  ASSERT_TRUE(engine.ok());
+  const std::vector<Json> rows = ReadJsonLines(FixturePath("bert-tiny-uncased") + "/expected/logits.jsonl");
+  std::vector<std::string> texts;
+  for (const Json& r : rows) texts.push_back(r["text"]);
+  ClassifyOptions o;
+  o.max_length = 128;
+  o.return_logits = true;
+  o.top_k = 2;
+  auto r = (*engine)->Classify(texts, {}, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ((*r)[i].label, rows[i]["label"].get<std::string>()) << i;
+    for (size_t c = 0; c < 3; ++c) EXPECT_NEAR((*r)[i].logits[c], rows[i]["logits"][c].get<double>(), 1e-5);
+    ASSERT_EQ((*r)[i].top_k.size(), 2u);
+    EXPECT_EQ((*r)[i].top_k[0].label, (*r)[i].label);
+    EXPECT_GE((*r)[i].top_k[0].score, (*r)[i].top_k[1].score);
+  }
+  // The text far longer than 128 tokens is reported truncated.
+  EXPECT_TRUE(std::any_of(r->begin(), r->end(), [](const ClassifyResult& x) { return x.truncated; }));
+}
+
+TEST(BatcherTest, FullQueueIsRefusedAtOnceAndShutdownDrains) {
+  BatcherOptions bo;
+  bo.max_queued_requests = 2;
+  bo.max_batch_size = 100;
+  bo.max_batch_tokens = 100000;
+  bo.max_wait = std::chrono::seconds(30);  // the batcher waits for company: the queue fills
+  bo.warmup = false;
+  auto model = LoadFixture("bert-tiny-uncased");
+  auto b = DynamicBatcher::Create(model, bo);
+  ASSERT_TRUE(b.ok());
+  text::EncodeOptions eo;
+  auto e = *model->tokenizer().Encode("hello world", eo);
+  auto f1 = (*b)->Submit(e);
+  auto f2 = (*b)->Submit(e);
+  ASSERT_TRUE(f1.ok() && f2.ok());
+  auto f3 = (*b)->Submit(e);
+  EXPECT_EQ(f3.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ((*b)->stats().rejected, 1);
+  (*b)->Shutdown();  // does not wait 30 s: draining runs what is queued now
+  auto r1 = f1->get();
+  auto r2 = f2->get();
+  EXPECT_TRUE(r1.ok() && r2.ok());
+  EXPECT_EQ(r1->batch_size, 2);
+  EXPECT_EQ((*b)->Submit(e).status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(BatcherTest, ExpiredRequestsAreDroppedBeforeCompute) {
+  BatcherOptions bo;
+  bo.max_wait = std::chrono::milliseconds(50);
+  bo.warmup = false;
+  auto model = LoadFixture("bert-tiny-uncased");
+  auto b = DynamicBatcher::Create(model, bo);
+  ASSERT_TRUE(b.ok());
+  auto e = *model->tokenizer().Encode("hello", text::EncodeOptions());
+  auto late = (*b)->Submit(e, SteadyClock::now() + std::chrono::milliseconds(1));
+  auto fine = (*b)->Submit(e, SteadyClock::now() + std::chrono::seconds(60));
+  ASSERT_TRUE(late.ok() && fine.ok());
+  EXPECT_EQ(late->get().status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(fine->get().ok());
+  EXPECT_EQ((*b)->stats().expired, 1);
+  EXPECT_EQ((*b)->stats().requests, 1);
+}
+
+TEST(BatcherTest, RejectsEncodingsLongerThanThePositionTable) {
+  auto model = LoadFixture("bert-tiny-uncased");
+  BatcherOptions bo;
+  bo.warmup = false;
+  auto b = DynamicBatcher::Create(model, bo);
+  text::Encoding e;
+  e.input_ids.assign(600, 1000);
+  e.token_type_ids.assign(600, 0);
+  e.attention_mask.assign(600, 1);
+  EXPECT_EQ((*b)->Submit(e).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(EngineTest, WindowModeClassifiesAllOfALongText) {
+  auto model = LoadFixture("bert-tiny-uncased");
+  auto engine = InferenceEngine::Create(model, EngineOptions());
+  ASSERT_TRUE(engine.ok());
+  std::string text;
+  for (int i = 0; i < 700; ++i) text += (i % 3 ? "wonderful " : "terrible plot ");
+  ClassifyOptions o;
+  o.truncation = TruncationMode::kWindow;
+  o.max_length = 512;
+  o.stride = 128;
+  o.return_logits = true;
+  auto r = (*engine)->Classify({text}, {}, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const ClassifyResult& res = (*r)[0];
+  EXPECT_GT(res.num_tokens, 512);
+  EXPECT_GE(res.windows, 3);
+  EXPECT_FALSE(res.truncated);
+  // The same windows by hand: 510 body tokens each, 382 apart.
+  std::vector<int32_t> ids;
+  ASSERT_TRUE(model->tokenizer().Tokenize(text, text::InvalidUtf8::kReject, &ids, nullptr).ok());
+  std::vector<double> mean(3, 0.0);
+  int n = 0;
+  for (size_t start = 0;; start += 382) {
+    size_t end = std::min(ids.size(), start + 510);
+    std::vector<int32_t> w(ids.begin() + start, ids.begin() + end);
+    auto l = Unbatched(*model, model->tokenizer().BuildInputs(w, nullptr, false));
+    for (int c = 0; c < 3; ++c) mean[c] += l[c];
+    ++n;
+    if (end == ids.size()) break;
+  }
+  EXPECT_EQ(n, res.windows);
+  for (int c = 0; c < 3; ++c) EXPECT_NEAR(res.logits[c], mean[c] / n, 1e-5);
+  // Right truncation of the same text says so.
+  o.truncation = TruncationMode::kRight;
+  r = (*engine)->Classify({text}, {}, o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE((*r)[0].truncated);
+  EXPECT_EQ((*r)[0].windows, 1);
+}
+
+// bf16 weights: the same labels as fp32 on every fixture text, scores within 0.03.
+TEST(EngineTest, Bf16AgreesWithFp32) {
+  for (const char* name : {"bert-tiny-uncased", "bert-tiny-multilabel"}) {
+    auto fp32 = InferenceEngine::Create(LoadFixture(name), EngineOptions());
+    auto bf16 = InferenceEngine::Create(LoadFixture(name, InferencePrecision::kBf16), EngineOptions());
+    ASSERT_TRUE(fp32.ok() && bf16.ok());
+    const std::vector<std::string> texts = FixtureTexts(name);
+    ClassifyOptions o;
+    o.max_length = 64;
+    auto a = (*fp32)->Classify(texts, {}, o);
+    auto b = (*bf16)->Classify(texts, {}, o);
+    ASSERT_TRUE(a.ok() && b.ok()) << b.status();
+    double worst = 0;
+    int same = 0;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      same += (*a)[i].label == (*b)[i].label;
+      for (size_t c = 0; c < (*a)[i].scores.size(); ++c) {
+        worst = std::max<double>(worst, std::abs((*a)[i].scores[c] - (*b)[i].scores[c]));
+      }
+    }
+    EXPECT_EQ(same, static_cast<int>(texts.size())) << name;
+    EXPECT_LT(worst, 0.03) << name;
+    std::cerr << name << ": bf16 vs fp32 worst score difference " << worst << "\n";
+  }
+}
+
+TEST(EngineTest, InvalidTextNamesItsIndex) {
+  auto engine = InferenceEngine::Create(LoadFixture("bert-tiny-uncased"), EngineOptions());
+  auto r = (*engine)->Classify({"fine", "bad \xC3"}, {}, ClassifyOptions());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("texts[1]"), absl::string_view::npos) << r.status();
+}
+
+}  // namespace
+}  // namespace berth
