@@ -4,6 +4,7 @@
 // (b) the dynamic batcher, fp32, 16 concurrent submitters; (c) the same in bf16.
 //
 // usage: infer_throughput [--limit N] [--model config:NAME] [--submitters K] [--min-padding-efficiency F]
+//                        [--pattern closed|burst]
 // Reads ../shared/data when present (else data/sst2-sample). Prints a table and JSON lines.
 #include <algorithm>
 #include <atomic>
@@ -110,7 +111,8 @@ Result Naive(const berth::SequenceClassifier& m, const std::vector<std::string>&
   return r;
 }
 
-double g_min_padding_efficiency = 0.8;
+double g_min_padding_efficiency = 0.9;
+bool g_burst = false;
 
 Result Dynamic(std::shared_ptr<const berth::SequenceClassifier> m, const std::vector<std::string>& texts,
                int submitters) {
@@ -132,11 +134,28 @@ Result Dynamic(std::shared_ptr<const berth::SequenceClassifier> m, const std::ve
     threads.emplace_back([&, w] {
       berth::ClassifyOptions o;
       o.max_length = kMaxLength;
-      for (size_t i; (i = next++) < texts.size();) {
-        const auto t0 = Clock::now();
-        auto r = (*engine)->Classify({texts[i]}, {}, o);
-        if (!r.ok()) std::cerr << r.status() << "\n";
-        latencies[w].push_back(std::chrono::duration<double>(Clock::now() - t0).count() * 1e3);
+      if (!g_burst) {
+        // Closed loop: one request at a time, the next after the answer.
+        for (size_t i; (i = next++) < texts.size();) {
+          const auto t0 = Clock::now();
+          auto r = (*engine)->Classify({texts[i]}, {}, o);
+          if (!r.ok()) std::cerr << r.status() << "\n";
+          latencies[w].push_back(std::chrono::duration<double>(Clock::now() - t0).count() * 1e3);
+        }
+        return;
+      }
+      // Burst: every request of this submitter is queued without waiting for answers (a
+      // loaded server); latency is each request's queue + compute time.
+      berth::text::EncodeOptions eo;
+      eo.max_length = kMaxLength;
+      std::vector<std::future<absl::StatusOr<berth::BatchResult>>> futures;
+      for (size_t i = w; i < texts.size(); i += static_cast<size_t>(submitters)) {
+        auto f = (*engine)->batcher().Submit(*(*engine)->model().tokenizer().Encode(texts[i], eo));
+        if (f.ok()) futures.push_back(std::move(*f));
+      }
+      for (auto& f : futures) {
+        auto r = f.get();
+        if (r.ok()) latencies[w].push_back((r->queue_seconds + r->compute_seconds) * 1e3);
       }
     });
   }
@@ -162,13 +181,16 @@ int main(int argc, char** argv) {
   std::string model = "bert-base";
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-      std::cout << "usage: infer_throughput [--limit N] [--model config:NAME] [--submitters K] [--min-padding-efficiency F]\n";
+      std::cout << "usage: infer_throughput [--limit N] [--model config:NAME] [--submitters K] [--min-padding-efficiency F] [--pattern closed|burst]\n"
+                   "  closed (default): each submitter sends one request and waits for it before the next\n"
+                   "  burst: each submitter queues all of its requests at once, then collects the answers\n";
       return 0;
     }
     if (i + 1 >= argc) break;
     if (!std::strcmp(argv[i], "--limit")) limit = std::strtoul(argv[++i], nullptr, 10);
     else if (!std::strcmp(argv[i], "--submitters")) submitters = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--min-padding-efficiency")) g_min_padding_efficiency = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--pattern")) g_burst = std::string(argv[++i]) == "burst";
     else if (!std::strcmp(argv[i], "--model")) {
       model = argv[++i];
       if (model.rfind("config:", 0) == 0) model = model.substr(7);
@@ -186,7 +208,8 @@ int main(int argc, char** argv) {
     if (i % 10 == 9 && !ag.empty()) mixed.push_back(ag[(i / 10) % ag.size()]);
   }
   std::cerr << "infer_throughput: " << model << ", " << sst.size() << " SST-2 sentences, " << mixed.size()
-            << " in the mixed set, " << submitters << " submitters, " << threads << " threads\n";
+            << " in the mixed set, " << submitters << (g_burst ? " burst" : " closed-loop") << " submitters, "
+            << threads << " threads, min padding efficiency " << g_min_padding_efficiency << "\n";
   auto fp32 = MakeModel(model, berth::InferencePrecision::kFp32);
   auto bf16 = MakeModel(model, berth::InferencePrecision::kBf16);
 

@@ -102,7 +102,8 @@ std::vector<std::unique_ptr<DynamicBatcher::Request>> DynamicBatcher::TakeBatch(
     const int64_t rows = static_cast<int64_t>(h - l + 1);
     const int64_t padded = rows * len(order[h]);
     return rows <= options_.max_batch_size && padded <= options_.max_batch_tokens &&
-           static_cast<double>(real + added) >= options_.min_padding_efficiency * static_cast<double>(padded);
+           (rows <= options_.free_rows ||
+            static_cast<double>(real + added) >= options_.min_padding_efficiency * static_cast<double>(padded));
   };
   while (true) {
     if (lo > 0 && fits(lo - 1, hi, len(order[lo - 1]))) {

@@ -26,9 +26,12 @@ struct BatcherOptions {
   int64_t max_batch_size = 64;       // rows per forward pass
   std::chrono::microseconds max_wait{2000};  // how long the oldest request may wait for company
   int64_t max_queued_requests = 4096;  // beyond this, Submit fails with RESOURCE_EXHAUSTED
-  // A request joins a batch only if the batch keeps at least this share of real (unpadded)
-  // tokens; others wait for a batch of their own length (they are next if they are oldest).
-  double min_padding_efficiency = 0.8;
+  // Past `free_rows` rows, a request joins a batch only if the batch keeps at least this
+  // share of real (unpadded) tokens; others wait for a batch of their own length (they are
+  // next if they are oldest). Below `free_rows` rows, tiny batches cost more per token than
+  // padding does, so requests join regardless.
+  double min_padding_efficiency = 0.9;
+  int64_t free_rows = 8;
   int num_threads = 0;               // intra-op threads of the batcher thread (0: one per core)
   bool warmup = true;                // run one full-size batch before accepting work
 };
