@@ -168,16 +168,8 @@ void DynamicBatcher::Loop() {
 
 void DynamicBatcher::Run(std::vector<std::unique_ptr<Request>> batch) {
   const auto start = SteadyClock::now();
-  std::vector<std::unique_ptr<Request>> live;
-  int64_t expired = 0;
-  for (auto& r : batch) {
-    if (r->deadline <= start) {
-      r->promise.set_value(absl::DeadlineExceededError("deadline passed while queued"));
-      ++expired;
-    } else {
-      live.push_back(std::move(r));
-    }
-  }
+  std::vector<std::unique_ptr<Request>> live, expired;
+  for (auto& r : batch) (r->deadline <= start ? expired : live).push_back(std::move(r));
   int64_t real = 0, longest = 0;
   std::vector<text::Encoding> encodings;
   encodings.reserve(live.size());
@@ -190,6 +182,20 @@ void DynamicBatcher::Run(std::vector<std::unique_ptr<Request>> batch) {
   if (!live.empty()) preds = model_->PredictBatch(encodings);
   const auto end = SteadyClock::now();
   const double compute = std::chrono::duration<double>(end - start).count();
+  const int64_t padded = longest * static_cast<int64_t>(live.size());
+  // Statistics first, so a caller that got its answer sees them.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.requests += static_cast<int64_t>(live.size());
+    stats_.expired += static_cast<int64_t>(expired.size());
+    if (!live.empty()) {
+      ++stats_.batches;
+      stats_.real_tokens += real;
+      stats_.padded_tokens += padded;
+    }
+  }
+  if (observer_ && !live.empty()) observer_(static_cast<int64_t>(live.size()), padded, real, compute);
+  for (auto& r : expired) r->promise.set_value(absl::DeadlineExceededError("deadline passed while queued"));
   for (size_t i = 0; i < live.size(); ++i) {
     if (!preds.ok()) {
       live[i]->promise.set_value(preds.status());
@@ -202,18 +208,6 @@ void DynamicBatcher::Run(std::vector<std::unique_ptr<Request>> batch) {
     res.batch_size = static_cast<int64_t>(live.size());
     live[i]->promise.set_value(std::move(res));
   }
-  const int64_t padded = longest * static_cast<int64_t>(live.size());
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.requests += static_cast<int64_t>(live.size());
-    stats_.expired += expired;
-    if (!live.empty()) {
-      ++stats_.batches;
-      stats_.real_tokens += real;
-      stats_.padded_tokens += padded;
-    }
-  }
-  if (observer_ && !live.empty()) observer_(static_cast<int64_t>(live.size()), padded, real, compute);
 }
 
 }  // namespace berth
