@@ -60,6 +60,39 @@ TEST(FinetuneTest, MultiLabelLossesMatchHuggingFace) {
   }
 }
 
+// Accuracy on a 4-row validation set can improve at most four times, so evaluating after every
+// update with patience 2 must stop the run early; the saved model is the best evaluation's.
+TEST(FinetuneTest, EarlyStoppingKeepsTheBestEvaluation) {
+  TempDir dir;
+  std::string train = "label,text\n", val = "label,text\n";
+  for (int i = 0; i < 32; ++i) train += std::string(i % 2 ? "pos,good fun " : "neg,dull bad ") + std::to_string(i) + "\n";
+  val += "pos,good fun\nneg,dull bad\npos,fun\nneg,bad\n";
+  berth::testing::WriteFile(dir.File("train.csv"), train);
+  berth::testing::WriteFile(dir.File("val.csv"), val);
+  FineTuneJob job;
+  job.base_model = "config:bert-tiny";
+  job.train_path = dir.File("train.csv");
+  job.validation_path = dir.File("val.csv");
+  job.output_dir = dir.File("out");
+  job.spec.max_steps = 40;
+  job.spec.batch_size = 4;
+  job.spec.eval_steps = 1;
+  job.spec.early_stopping_patience = 2;
+  job.spec.learning_rate = 1e-4;
+  auto r = RunFineTune(job, nullptr, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->early_stopped);
+  EXPECT_LT(r->updates, 40);
+  ASSERT_TRUE(r->best.has_value());
+  EXPECT_LE(r->best_update, r->updates);
+  double best = 0;
+  for (const EvalMetrics& e : r->evals) best = std::max(best, e.accuracy);
+  EXPECT_DOUBLE_EQ(r->best->accuracy, best);
+  auto m = EvaluateModel(job.output_dir, job.validation_path, {}, 32, 8);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_DOUBLE_EQ(m->accuracy, best);
+}
+
 TEST(FinetuneTest, RefusesASingleClassAndUnknownValidationLabels) {
   TempDir dir;
   berth::testing::WriteFile(dir.File("one.csv"), "label,text\npos,good\npos,great\n");
