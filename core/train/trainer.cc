@@ -15,9 +15,12 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <fstream>
+#include <mutex>
 #include <numeric>
 #include <random>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"

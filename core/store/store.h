@@ -1,0 +1,124 @@
+// The persistent state of a Berth server: one SQLite database (WAL) under the data directory
+// holding datasets, jobs (a persistent queue), job events, model versions and aliases, with
+// dataset files stored content-addressed beside it. No torch, no gRPC.
+#ifndef BERTH_CORE_STORE_STORE_H_
+#define BERTH_CORE_STORE_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+struct sqlite3;
+
+namespace berth::store {
+
+enum class JobState { kQueued, kRunning, kSucceeded, kFailed, kCancelled };
+absl::string_view JobStateName(JobState s);  // "QUEUED", ...
+std::optional<JobState> ParseJobState(absl::string_view name);
+bool IsTerminal(JobState s);
+
+struct DatasetRecord {
+  std::string id;      // SHA-256 of the bytes
+  std::string name;    // the uploader's file name (for the format and messages)
+  int64_t bytes = 0;
+  int64_t rows = 0;
+  std::map<std::string, int64_t> label_counts;
+  int64_t created_ms = 0;
+  std::string path;    // datasets/<id><ext>
+};
+
+struct JobRecord {
+  std::string id;
+  std::string request_id;  // client-chosen idempotency key, may be empty
+  JobState state = JobState::kQueued;
+  std::string spec;        // the training request as JSON
+  std::string model_name;  // output model
+  std::string base_model;
+  std::string progress;    // latest progress as JSON ("" before the first update)
+  std::string error;
+  int64_t model_version = 0;
+  bool cancel_requested = false;
+  int64_t created_ms = 0, started_ms = 0, finished_ms = 0;
+};
+
+struct ModelRecord {
+  std::string name;
+  int64_t version = 0;
+  std::string path;
+  std::string job_id;
+  std::string metadata;  // JSON
+  int64_t created_ms = 0;
+  std::vector<std::string> aliases;
+};
+
+class Store {
+ public:
+  // Opens (creating if needed) `data_dir`/berth.db and the datasets/, models/, jobs/ folders.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& data_dir);
+  ~Store();
+
+  const std::string& data_dir() const { return data_dir_; }
+
+  // Datasets. The file is written atomically before the row exists; the same bytes give the
+  // same id (and no second copy).
+  absl::StatusOr<DatasetRecord> PutDataset(absl::string_view bytes, const std::string& name, int64_t rows,
+                                           const std::map<std::string, int64_t>& label_counts);
+  absl::StatusOr<DatasetRecord> GetDataset(const std::string& id);
+
+  // Jobs. CreateJob with a request_id already used returns that job (idempotent retries) if
+  // the spec is the same, and FAILED_PRECONDITION otherwise.
+  absl::StatusOr<JobRecord> CreateJob(const std::string& spec, const std::string& model_name,
+                                      const std::string& base_model, const std::string& request_id);
+  absl::StatusOr<JobRecord> GetJob(const std::string& id);
+  // The oldest QUEUED job, now RUNNING; nullopt when none is queued.
+  absl::StatusOr<std::optional<JobRecord>> ClaimNextQueued();
+  absl::Status UpdateProgress(const std::string& id, const std::string& progress);
+  absl::Status FinishJob(const std::string& id, JobState state, const std::string& error,
+                         int64_t model_version);
+  // QUEUED jobs are cancelled at once; RUNNING ones get cancel_requested for their worker.
+  absl::StatusOr<JobRecord> CancelJob(const std::string& id);
+  // At start-up: jobs left RUNNING by a dead process go back to QUEUED (keeping their place)
+  // to resume from their checkpoint. Returns their ids.
+  absl::StatusOr<std::vector<std::string>> RequeueRunningJobs();
+  // Newest first; `page_token` is the opaque token of the previous page ("" for the first).
+  absl::StatusOr<std::vector<JobRecord>> ListJobs(std::optional<JobState> state, int page_size,
+                                                  const std::string& page_token, std::string* next_token);
+  absl::Status AddJobEvent(const std::string& job_id, const std::string& kind, const std::string& body);
+
+  // Models. One version per job: registering the same job again returns its version.
+  absl::StatusOr<ModelRecord> AddModelVersion(const std::string& name, const std::string& job_id,
+                                              const std::string& path, const std::string& metadata);
+  // version 0 and no alias: the latest version.
+  absl::StatusOr<ModelRecord> GetModel(const std::string& name, int64_t version, const std::string& alias);
+  absl::StatusOr<std::vector<ModelRecord>> ListModels();
+  // Points alias at an existing version; replaces any previous target in one transaction.
+  absl::Status SetAlias(const std::string& name, const std::string& alias, int64_t version);
+  // Removes the rows of one version (or, with version 0, all of them) and their aliases; the
+  // caller removes the files. Refuses (FAILED_PRECONDITION) while a queued or running job
+  // uses the model as its base.
+  absl::Status DeleteModel(const std::string& name, int64_t version);
+
+ private:
+  Store(std::string data_dir, sqlite3* db) : data_dir_(std::move(data_dir)), db_(db) {}
+  absl::Status Exec(const char* sql);
+  absl::StatusOr<JobRecord> GetJobLocked(const std::string& id);
+
+  const std::string data_dir_;
+  std::mutex mu_;
+  sqlite3* db_;  // guarded by mu_
+};
+
+// Names of models and aliases: 1-64 of [A-Za-z0-9._-], not starting with '.'; the message
+// names `field`.
+absl::Status ValidateName(absl::string_view name, absl::string_view field);
+
+}  // namespace berth::store
+
+#endif  // BERTH_CORE_STORE_STORE_H_

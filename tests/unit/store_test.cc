@@ -1,0 +1,139 @@
+// The SQLite store: datasets, the persistent job queue (idempotency, claiming, cancel,
+// recovery after a restart), model versions and aliases.
+#include "core/store/store.h"
+
+#include <gtest/gtest.h>
+
+#include "core/util/files.h"
+#include "tests/unit/test_util.h"
+
+namespace berth::store {
+namespace {
+
+using berth::testing::TempDir;
+
+TEST(StoreTest, DatasetsAreContentAddressed) {
+  TempDir dir;
+  auto s = Store::Open(dir.path());
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto a = (*s)->PutDataset("label,text\n1,hi\n", "train.csv", 1, {{"1", 1}});
+  auto b = (*s)->PutDataset("label,text\n1,hi\n", "again.csv", 1, {{"1", 1}});
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->id, b->id);
+  EXPECT_EQ(a->id.size(), 64u);
+  EXPECT_TRUE(IsRegularFile(a->path));
+  auto got = (*s)->GetDataset(a->id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->rows, 1);
+  EXPECT_EQ(got->label_counts.at("1"), 1);
+  EXPECT_EQ((*s)->GetDataset("nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(StoreTest, JobQueueIsPersistentIdempotentAndRecoversAfterRestart) {
+  TempDir dir;
+  std::string first, second;
+  {
+    auto s = Store::Open(dir.path());
+    ASSERT_TRUE(s.ok());
+    auto j1 = (*s)->CreateJob("{\"a\":1}", "sst2", "config:bert-tiny", "req-1");
+    auto again = (*s)->CreateJob("{\"a\":1}", "sst2", "config:bert-tiny", "req-1");
+    ASSERT_TRUE(j1.ok() && again.ok());
+    EXPECT_EQ(j1->id, again->id);
+    EXPECT_EQ((*s)->CreateJob("{\"a\":2}", "sst2", "x", "req-1").status().code(),
+              absl::StatusCode::kFailedPrecondition);
+    auto j2 = (*s)->CreateJob("{\"b\":1}", "other", "x", "");
+    ASSERT_TRUE(j2.ok());
+    first = j1->id;
+    second = j2->id;
+    auto claimed = (*s)->ClaimNextQueued();
+    ASSERT_TRUE(claimed.ok() && claimed->has_value());
+    EXPECT_EQ((*claimed)->id, first);  // oldest first
+    EXPECT_EQ((*claimed)->state, JobState::kRunning);
+    ASSERT_TRUE((*s)->UpdateProgress(first, "{\"update\":3}").ok());
+    // The process dies here with `first` RUNNING.
+  }
+  auto s = Store::Open(dir.path());
+  ASSERT_TRUE(s.ok());
+  auto requeued = (*s)->RequeueRunningJobs();
+  ASSERT_TRUE(requeued.ok());
+  EXPECT_EQ(*requeued, std::vector<std::string>{first});
+  auto claimed = (*s)->ClaimNextQueued();
+  ASSERT_TRUE(claimed.ok() && claimed->has_value());
+  EXPECT_EQ((*claimed)->id, first);  // keeps its place ahead of the later job
+  EXPECT_EQ((*claimed)->progress, "{\"update\":3}");
+  ASSERT_TRUE((*s)->FinishJob(first, JobState::kSucceeded, "", 1).ok());
+  EXPECT_EQ((*s)->FinishJob(first, JobState::kFailed, "x", 0).code(), absl::StatusCode::kFailedPrecondition);
+  auto cancelled = (*s)->CancelJob(second);
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->state, JobState::kCancelled);
+  auto none = (*s)->ClaimNextQueued();
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+}
+
+TEST(StoreTest, CancellingARunningJobAsksItsWorker) {
+  TempDir dir;
+  auto s = Store::Open(dir.path());
+  auto j = (*s)->CreateJob("{}", "m", "b", "");
+  ASSERT_TRUE((*s)->ClaimNextQueued().ok());
+  auto c = (*s)->CancelJob(j->id);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->state, JobState::kRunning);
+  EXPECT_TRUE(c->cancel_requested);
+}
+
+TEST(StoreTest, ListJobsPagesNewestFirstAndFilters) {
+  TempDir dir;
+  auto s = Store::Open(dir.path());
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back((*s)->CreateJob("{}", "m", "b", "")->id);
+  ASSERT_TRUE((*s)->ClaimNextQueued().ok());  // ids[0] RUNNING
+  std::string token;
+  auto p1 = (*s)->ListJobs(std::nullopt, 2, "", &token);
+  ASSERT_TRUE(p1.ok());
+  ASSERT_EQ(p1->size(), 2u);
+  EXPECT_EQ((*p1)[0].id, ids[4]);
+  EXPECT_FALSE(token.empty());
+  auto p2 = (*s)->ListJobs(std::nullopt, 2, token, &token);
+  ASSERT_EQ(p2->size(), 2u);
+  EXPECT_EQ((*p2)[0].id, ids[2]);
+  auto p3 = (*s)->ListJobs(std::nullopt, 2, token, &token);
+  ASSERT_EQ(p3->size(), 1u);
+  EXPECT_TRUE(token.empty());
+  auto running = (*s)->ListJobs(JobState::kRunning, 10, "", &token);
+  ASSERT_EQ(running->size(), 1u);
+  EXPECT_EQ((*running)[0].id, ids[0]);
+  EXPECT_EQ((*s)->ListJobs(std::nullopt, 2, "garbage", &token).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(StoreTest, ModelVersionsAliasesAndDeleteRules) {
+  TempDir dir;
+  auto s = Store::Open(dir.path());
+  auto v1 = (*s)->AddModelVersion("sst2", "job-a", "/m/1", "{}");
+  auto v1_again = (*s)->AddModelVersion("sst2", "job-a", "/m/1", "{}");
+  auto v2 = (*s)->AddModelVersion("sst2", "job-b", "/m/2", "{}");
+  ASSERT_TRUE(v1.ok() && v1_again.ok() && v2.ok());
+  EXPECT_EQ(v1->version, 1);
+  EXPECT_EQ(v1_again->version, 1);  // no duplicate version for the same job
+  EXPECT_EQ(v2->version, 2);
+  EXPECT_EQ((*s)->GetModel("sst2", 0, "")->version, 2);
+  ASSERT_TRUE((*s)->SetAlias("sst2", "production", 1).ok());
+  EXPECT_EQ((*s)->GetModel("sst2", 0, "production")->version, 1);
+  ASSERT_TRUE((*s)->SetAlias("sst2", "production", 2).ok());
+  EXPECT_EQ((*s)->GetModel("sst2", 0, "production")->version, 2);
+  EXPECT_EQ((*s)->GetModel("sst2", 2, "")->aliases, std::vector<std::string>{"production"});
+  EXPECT_EQ((*s)->SetAlias("sst2", "x", 9).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*s)->SetAlias("sst2", "../x", 1).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*s)->AddModelVersion("a/b", "", "/p", "{}").status().code(), absl::StatusCode::kInvalidArgument);
+  // A queued job fine-tuning from sst2 blocks its deletion.
+  auto j = (*s)->CreateJob("{}", "child", "sst2", "");
+  EXPECT_EQ((*s)->DeleteModel("sst2", 0).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE((*s)->CancelJob(j->id).ok());
+  ASSERT_TRUE((*s)->DeleteModel("sst2", 2).ok());
+  EXPECT_EQ((*s)->GetModel("sst2", 0, "production").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*s)->GetModel("sst2", 0, "")->version, 1);
+  EXPECT_EQ((*s)->ListModels()->size(), 1u);
+}
+
+}  // namespace
+}  // namespace berth::store
