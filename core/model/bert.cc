@@ -19,8 +19,8 @@ torch::nn::LayerNorm MakeLayerNorm(const ModelConfig& c) {
 void InitModule(torch::nn::Module& m, double std) {
   torch::NoGradGuard no_grad;
   for (auto& child : m.modules(/*include_self=*/true)) {
-    if (auto* lin = child->as<Linear>()) lin->DropPackedWeight();
     if (auto* lin = child->as<Linear>()) {
+      lin->DropPackedWeight();
       lin->weight.normal_(0.0, std);
       if (lin->bias.defined()) lin->bias.zero_();
     } else if (auto* emb = child->as<torch::nn::Embedding>()) {

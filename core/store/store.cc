@@ -142,6 +142,19 @@ JobRecord ReadJob(const Stmt& s) {
   return j;
 }
 
+constexpr const char* kModelColumns = "name, version, path, job_id, metadata, created_ms";
+
+ModelRecord ReadModel(const Stmt& s) {
+  ModelRecord m;
+  m.name = s.Text(0);
+  m.version = s.Int(1);
+  m.path = s.Text(2);
+  m.job_id = s.Text(3);
+  m.metadata = s.Text(4);
+  m.created_ms = s.Int(5);
+  return m;
+}
+
 }  // namespace
 
 absl::string_view JobStateName(JobState s) {
@@ -433,20 +446,11 @@ absl::StatusOr<ModelRecord> Store::AddModelVersion(const std::string& name, cons
   Transaction tx(db_);
   RETURN_IF_ERROR(tx.begun());
   if (!job_id.empty()) {
-    Stmt q(db_, "SELECT name, version, path, metadata, created_ms FROM models WHERE job_id = ?");
+    Stmt q(db_, absl::StrCat("SELECT ", kModelColumns, " FROM models WHERE job_id = ?").c_str());
     RETURN_IF_ERROR(q.ok());
     q.Bind(1, job_id);
     ASSIGN_OR_RETURN(bool row, q.Step());
-    if (row) {  // a retry after a crash between saving and recording: the same version
-      ModelRecord m;
-      m.name = q.Text(0);
-      m.version = q.Int(1);
-      m.path = q.Text(2);
-      m.job_id = job_id;
-      m.metadata = q.Text(3);
-      m.created_ms = q.Int(4);
-      return m;
-    }
+    if (row) return ReadModel(q);  // a retry after a crash between saving and recording
   }
   Stmt q(db_, "SELECT COALESCE(MAX(version), 0) FROM models WHERE name = ?");
   RETURN_IF_ERROR(q.ok());
@@ -477,9 +481,9 @@ absl::StatusOr<ModelRecord> Store::GetModel(const std::string& name, int64_t ver
     if (!row) return absl::NotFoundError(absl::StrCat("model '", name, "' has no alias '", alias, "'"));
     version = a.Int(0);
   }
-  Stmt q(db_, version > 0 ? "SELECT name, version, path, job_id, metadata, created_ms FROM models WHERE name = ? AND version = ?"
-                          : "SELECT name, version, path, job_id, metadata, created_ms FROM models WHERE name = ? "
-                            "ORDER BY version DESC LIMIT 1");
+  const std::string sql = absl::StrCat("SELECT ", kModelColumns, " FROM models WHERE name = ? ",
+                                       version > 0 ? "AND version = ?" : "ORDER BY version DESC LIMIT 1");
+  Stmt q(db_, sql.c_str());
   RETURN_IF_ERROR(q.ok());
   q.Bind(1, name);
   if (version > 0) q.Bind(2, version);
@@ -488,13 +492,7 @@ absl::StatusOr<ModelRecord> Store::GetModel(const std::string& name, int64_t ver
     return absl::NotFoundError(version > 0 ? absl::StrCat("model '", name, "' has no version ", version)
                                            : absl::StrCat("model '", name, "' does not exist"));
   }
-  ModelRecord m;
-  m.name = q.Text(0);
-  m.version = q.Int(1);
-  m.path = q.Text(2);
-  m.job_id = q.Text(3);
-  m.metadata = q.Text(4);
-  m.created_ms = q.Int(5);
+  ModelRecord m = ReadModel(q);
   Stmt al(db_, "SELECT alias FROM aliases WHERE name = ? AND version = ? ORDER BY alias");
   RETURN_IF_ERROR(al.ok());
   al.Bind(1, m.name).Bind(2, m.version);
