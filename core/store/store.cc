@@ -8,6 +8,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/util/files.h"
 #include "core/util/json.h"
@@ -286,8 +287,10 @@ absl::StatusOr<JobRecord> Store::GetJob(const std::string& id) {
 }
 
 absl::StatusOr<JobRecord> Store::CreateJob(const std::string& spec, const std::string& model_name,
-                                           const std::string& base_model, const std::string& request_id) {
+                                           const std::string& base_model, const std::string& request_id,
+                                           bool* existed) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (existed != nullptr) *existed = false;
   Transaction tx(db_);
   RETURN_IF_ERROR(tx.begun());
   if (!request_id.empty()) {
@@ -301,6 +304,7 @@ absl::StatusOr<JobRecord> Store::CreateJob(const std::string& spec, const std::s
         return absl::FailedPreconditionError(absl::StrCat(
             "request_id '", request_id, "' was already used for a different request (job ", existing.id, ")"));
       }
+      if (existed != nullptr) *existed = true;
       return existing;
     }
   }
@@ -441,6 +445,11 @@ absl::Status Store::AddJobEvent(const std::string& job_id, const std::string& ki
 
 absl::StatusOr<ModelRecord> Store::AddModelVersion(const std::string& name, const std::string& job_id,
                                                    const std::string& path, const std::string& metadata) {
+  return AddModelVersion(name, job_id, metadata, [&](int64_t) -> absl::StatusOr<std::string> { return path; });
+}
+
+absl::StatusOr<ModelRecord> Store::AddModelVersion(const std::string& name, const std::string& job_id,
+                                                   const std::string& metadata, const InstallFn& install) {
   RETURN_IF_ERROR(ValidateName(name, "model name"));
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(db_);
@@ -459,13 +468,13 @@ absl::StatusOr<ModelRecord> Store::AddModelVersion(const std::string& name, cons
   ModelRecord m;
   m.name = name;
   m.version = (row ? q.Int(0) : 0) + 1;
-  m.path = path;
+  ASSIGN_OR_RETURN(m.path, install(m.version));
   m.job_id = job_id;
   m.metadata = metadata;
   m.created_ms = NowMs();
   Stmt s(db_, "INSERT INTO models(name, version, path, job_id, metadata, created_ms) VALUES(?,?,?,?,?,?)");
   RETURN_IF_ERROR(s.ok());
-  s.Bind(1, name).Bind(2, m.version).Bind(3, path).Bind(4, job_id).Bind(5, metadata).Bind(6, m.created_ms);
+  s.Bind(1, name).Bind(2, m.version).Bind(3, m.path).Bind(4, job_id).Bind(5, metadata).Bind(6, m.created_ms);
   RETURN_IF_ERROR(s.Run());
   RETURN_IF_ERROR(tx.Commit());
   return m;
@@ -546,12 +555,19 @@ absl::Status Store::DeleteModel(const std::string& name, int64_t version) {
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(db_);
   RETURN_IF_ERROR(tx.begun());
-  Stmt busy(db_, "SELECT id FROM jobs WHERE base_model IN (?, ?) AND state IN ('QUEUED', 'RUNNING') LIMIT 1");
+  // Jobs name their base as NAME (the latest) or NAME:VERSION (pinned at submission).
+  Stmt busy(db_, "SELECT id, base_model FROM jobs WHERE state IN ('QUEUED', 'RUNNING')");
   RETURN_IF_ERROR(busy.ok());
-  busy.Bind(1, name).Bind(2, absl::StrCat(name, ":", version));
-  ASSIGN_OR_RETURN(bool used, busy.Step());
-  if (used) {
-    return absl::FailedPreconditionError(absl::StrCat("model '", name, "' is the base of active job ", busy.Text(0)));
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, busy.Step());
+    if (!row) break;
+    const std::string base = busy.Text(1);
+    const bool uses = base == name || (absl::StartsWith(base, absl::StrCat(name, ":")) &&
+                                       (version == 0 || base == absl::StrCat(name, ":", version)));
+    if (uses) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("model '", name, "' is the base model of active job ", busy.Text(0)));
+    }
   }
   Stmt d(db_, version > 0 ? "DELETE FROM models WHERE name = ? AND version = ?" : "DELETE FROM models WHERE name = ?");
   RETURN_IF_ERROR(d.ok());

@@ -5,6 +5,7 @@
 #define BERTH_CORE_STORE_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -74,8 +75,10 @@ class Store {
 
   // Jobs. CreateJob with a request_id already used returns that job (idempotent retries) if
   // the spec is the same, and FAILED_PRECONDITION otherwise.
+  // `existed`, if given, says whether the request_id had been used.
   absl::StatusOr<JobRecord> CreateJob(const std::string& spec, const std::string& model_name,
-                                      const std::string& base_model, const std::string& request_id);
+                                      const std::string& base_model, const std::string& request_id,
+                                      bool* existed = nullptr);
   absl::StatusOr<JobRecord> GetJob(const std::string& id);
   // The oldest QUEUED job, now RUNNING; nullopt when none is queued.
   absl::StatusOr<std::optional<JobRecord>> ClaimNextQueued();
@@ -95,6 +98,12 @@ class Store {
   // Models. One version per job: registering the same job again returns its version.
   absl::StatusOr<ModelRecord> AddModelVersion(const std::string& name, const std::string& job_id,
                                               const std::string& path, const std::string& metadata);
+  // The same, with the files put in place by `install(version)` inside the transaction: it
+  // returns the path to record, and its failure records nothing. It is not called when the
+  // job already has its version.
+  using InstallFn = std::function<absl::StatusOr<std::string>(int64_t version)>;
+  absl::StatusOr<ModelRecord> AddModelVersion(const std::string& name, const std::string& job_id,
+                                              const std::string& metadata, const InstallFn& install);
   // version 0 and no alias: the latest version.
   absl::StatusOr<ModelRecord> GetModel(const std::string& name, int64_t version, const std::string& alias);
   absl::StatusOr<std::vector<ModelRecord>> ListModels();

@@ -491,7 +491,7 @@ double LrLambda(int64_t step, int64_t warmup, int64_t total) {
 }  // namespace
 
 std::string BerthDataDir() {
-  const char* env = std::getenv("BERTH_DATA_DIR");
+  const char* env = std::getenv("BERTH_SHARE_DIR");
   if (env != nullptr && *env != '\0') return env;
 #ifdef BERTH_SOURCE_DATA_DIR
   return BERTH_SOURCE_DATA_DIR;

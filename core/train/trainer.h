@@ -117,7 +117,7 @@ absl::StatusOr<EvalMetrics> EvaluateModel(const std::string& model_dir, const st
 absl::StatusOr<EvalMetrics> EvaluateExamples(const std::string& model_dir, const Dataset& data,
                                              bool pairs, int64_t max_length, int64_t batch_size);
 
-// Where Berth keeps data files it ships (the bert-base-uncased vocabulary): $BERTH_DATA_DIR,
+// Where Berth keeps data files it ships (the bert-base-uncased vocabulary): $BERTH_SHARE_DIR,
 // else the source tree's data/ directory.
 std::string BerthDataDir();
 

@@ -1,0 +1,325 @@
+// Training workers over the persistent job queue.
+#include "core/service/job_runner.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "core/model/config.h"
+#include "core/model/hub.h"
+#include "core/train/trainer.h"
+#include "core/util/files.h"
+#include "core/util/json.h"
+#include "core/util/status_macros.h"
+
+namespace berth::service {
+namespace {
+
+const std::set<std::string>& RandomPresets() {
+  static const std::set<std::string> kPresets = {"bert-tiny", "bert-mini", "bert-small", "bert-medium",
+                                                 "bert-base"};
+  return kPresets;
+}
+
+Json ProgressJson(const train::Progress& p, const Json& last_eval) {
+  Json j = {{"update", p.update},
+            {"total_updates", p.total_updates},
+            {"epoch", p.epoch},
+            {"loss", p.loss},
+            {"learning_rate", p.lr},
+            {"samples_per_second", p.samples_per_second},
+            {"eta_seconds", p.eta_seconds}};
+  if (!last_eval.is_null()) j["last_eval"] = last_eval;
+  return j;
+}
+
+// Moves a finished model directory to its place under models/, replacing a stale copy a crash
+// may have left there (its version was never recorded, so nothing refers to it).
+absl::Status InstallModel(const std::string& from, const std::string& to) {
+  RETURN_IF_ERROR(MakeDirectories(to.substr(0, to.rfind('/'))));
+  if (IsDirectory(to)) RETURN_IF_ERROR(RemoveAll(to));
+  if (std::rename(from.c_str(), to.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("cannot move ", from, " to ", to, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+JobRunner::JobRunner(store::Store* store, JobRunnerOptions options) : store_(store), options_(options) {}
+
+JobRunner::~JobRunner() { Stop(); }
+
+absl::Status JobRunner::Start() {
+  ASSIGN_OR_RETURN(std::vector<std::string> requeued, store_->RequeueRunningJobs());
+  for (const std::string& id : requeued) {
+    (void)store_->AddJobEvent(id, "requeued", "the server restarted while the job was running");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (started_) return absl::OkStatus();
+  started_ = true;
+  stopping_ = false;
+  for (int i = 0; i < std::max(1, options_.workers); ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  return absl::OkStatus();
+}
+
+void JobRunner::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!started_) return;
+    stopping_ = true;
+    for (auto& [id, flag] : running_) *flag = true;
+  }
+  wake_.notify_all();
+  for (std::thread& t : workers_) t.join();
+  workers_.clear();
+  std::lock_guard<std::mutex> lock(mu_);
+  started_ = false;
+}
+
+void JobRunner::Wake() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++wakeups_;
+  }
+  wake_.notify_one();
+}
+
+absl::StatusOr<store::JobRecord> JobRunner::Cancel(const std::string& job_id) {
+  ASSIGN_OR_RETURN(store::JobRecord job, store_->CancelJob(job_id));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = running_.find(job_id);
+    if (it != running_.end()) *it->second = true;
+  }
+  if (job.state == store::JobState::kCancelled && observer_) observer_(job);
+  Notify(job_id);
+  return job;
+}
+
+int64_t JobRunner::Subscribe(const std::string& job_id, Listener listener) {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  const int64_t token = next_token_++;
+  listeners_.emplace(job_id, std::make_pair(token, std::move(listener)));
+  return token;
+}
+
+void JobRunner::Unsubscribe(int64_t token) {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  for (auto it = listeners_.begin(); it != listeners_.end(); ++it) {
+    if (it->second.first == token) {
+      listeners_.erase(it);
+      return;
+    }
+  }
+}
+
+void JobRunner::Notify(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  auto range = listeners_.equal_range(job_id);
+  for (auto it = range.first; it != range.second; ++it) it->second.second();
+}
+
+absl::StatusOr<std::string> JobRunner::PinBaseModel(const std::string& base) {
+  if (absl::StartsWith(base, "config:")) {
+    if (RandomPresets().count(base.substr(7)) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "base_model: unknown preset '", base.substr(7),
+          "' (config:bert-tiny, config:bert-mini, config:bert-small, config:bert-medium, config:bert-base)"));
+    }
+    return base;
+  }
+  if (absl::StartsWith(base, "/")) {
+    if (!options_.allow_local_base_models) {
+      return absl::InvalidArgumentError(
+          "base_model: local paths are disabled on this server (start it with --allow-local-base-models)");
+    }
+    if (!IsRegularFile(JoinPath(base, "config.json"))) {
+      return absl::InvalidArgumentError(absl::StrCat("base_model: ", base, " has no config.json"));
+    }
+    return base;
+  }
+  if (!absl::StrContains(base, '/')) {
+    auto ref = ParseModelRef(base, 0, "", "base_model");
+    if (ref.ok()) {
+      auto model = store_->GetModel(ref->name, ref->version, ref->alias);
+      if (model.ok()) return absl::StrCat(model->name, ":", model->version);
+      if (!ref->alias.empty() || ref->version != 0) {
+        return absl::Status(model.status().code(), absl::StrCat("base_model: ", model.status().message()));
+      }
+    }
+  }
+  auto hub = ParseHubId(base);
+  if (!hub.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "base_model: '", base, "' is neither a registered model, a Hub id nor config:PRESET"));
+  }
+  return base;
+}
+
+absl::StatusOr<std::string> JobRunner::ResolveBaseModel(const std::string& base) {
+  ASSIGN_OR_RETURN(std::string pinned, PinBaseModel(base));
+  if (absl::StartsWith(pinned, "config:") || absl::StartsWith(pinned, "/")) return pinned;
+  if (!absl::StrContains(pinned, '/')) {
+    auto ref = ParseModelRef(pinned, 0, "", "base_model");
+    if (ref.ok() && ref->version > 0) {
+      ASSIGN_OR_RETURN(store::ModelRecord model, store_->GetModel(ref->name, ref->version, ""));
+      return JoinPath(store_->data_dir(), model.path);
+    }
+  }
+  ASSIGN_OR_RETURN(HubRef hub, ParseHubId(pinned));
+  return DownloadModel(hub, HubOptions::FromEnvironment());
+}
+
+void JobRunner::WorkerLoop() {
+  uint64_t seen = 0;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (stopping_) return;
+      seen = wakeups_;
+    }
+    auto next = store_->ClaimNextQueued();
+    if (next.ok() && next->has_value()) {
+      RunJob(std::move(**next));
+      continue;
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    // Poll now and then too: another process sharing nothing but a bug could leave a job queued.
+    wake_.wait_for(lock, std::chrono::seconds(2), [&] { return stopping_ || wakeups_ != seen; });
+  }
+}
+
+void JobRunner::Finish(const store::JobRecord& job, store::JobState state, const std::string& error,
+                       int64_t version) {
+  absl::Status s = store_->FinishJob(job.id, state, error, version);
+  if (!s.ok()) (void)store_->AddJobEvent(job.id, "error", std::string(s.message()));
+  (void)store_->AddJobEvent(job.id, std::string(store::JobStateName(state)), error);
+  if (observer_) {
+    auto fresh = store_->GetJob(job.id);
+    if (fresh.ok()) observer_(*fresh);
+  }
+  Notify(job.id);
+}
+
+void JobRunner::RunJob(store::JobRecord job) {
+  auto flag = std::make_shared<std::atomic<bool>>(job.cancel_requested);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_[job.id] = flag;
+    if (stopping_) *flag = true;
+  }
+  struct Unregister {
+    JobRunner* self;
+    std::string id;
+    ~Unregister() {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      self->running_.erase(id);
+    }
+  } unregister{this, job.id};
+
+  if (observer_) observer_(job);
+  Notify(job.id);
+  const std::string job_dir = JoinPath(store_->data_dir(), JoinPath("jobs", job.id));
+  auto fail = [&](const absl::Status& s) {
+    Finish(job, store::JobState::kFailed, std::string(s.message()), 0);
+  };
+  if (job.cancel_requested) {
+    (void)RemoveAll(job_dir);
+    Finish(job, store::JobState::kCancelled, "", 0);
+    return;
+  }
+  auto parsed = ParseJson(job.spec, "job spec");
+  if (!parsed.ok()) return fail(parsed.status());
+  auto spec = JobSpecFromJson(*parsed);
+  if (!spec.ok()) return fail(spec.status());
+
+  train::FineTuneJob ft;
+  auto base = ResolveBaseModel(job.base_model);  // pinned to a version at submission
+  if (!base.ok()) return fail(base.status());
+  ft.base_model = *base;
+  auto train_data = store_->GetDataset(spec->train_dataset);
+  if (!train_data.ok()) return fail(train_data.status());
+  ft.train_path = JoinPath(store_->data_dir(), train_data->path);
+  if (!spec->validation_dataset.empty()) {
+    auto v = store_->GetDataset(spec->validation_dataset);
+    if (!v.ok()) return fail(v.status());
+    ft.validation_path = JoinPath(store_->data_dir(), v->path);
+  }
+  ft.validation_split = spec->validation_split;
+  ft.data = spec->data;
+  ft.spec = spec->training;
+  ft.spec.num_threads = options_.threads_per_job;
+  ft.output_dir = JoinPath(job_dir, "model");
+  ft.checkpoint_dir = JoinPath(job_dir, "checkpoints");
+  ft.resume = IsRegularFile(JoinPath(ft.checkpoint_dir, "latest"));
+  ft.keep_checkpoints = true;  // removed below once the version is recorded
+  if (ft.resume) (void)store_->AddJobEvent(job.id, "resumed", ft.checkpoint_dir);
+
+  auto last_store = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  Json last_eval;
+  auto on_progress = [&](const train::Progress& p) {
+    if (p.eval != nullptr) {
+      last_eval = p.eval->ToJson();
+      last_eval["update"] = p.update;
+      last_eval["epoch"] = p.epoch;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (p.eval == nullptr && p.update != p.total_updates && now - last_store < options_.progress_interval) return;
+    last_store = now;
+    if (store_->UpdateProgress(job.id, ProgressJson(p, last_eval).dump()).ok()) Notify(job.id);
+  };
+  auto result = train::RunFineTune(ft, on_progress, flag.get());
+  if (!result.ok()) return fail(result.status());
+  if (result->cancelled) {
+    bool stopping;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping = stopping_;
+    }
+    auto fresh = store_->GetJob(job.id);
+    if (stopping && !(fresh.ok() && fresh->cancel_requested)) {
+      // Shutting down: the checkpoint is written and the job stays RUNNING for the next start.
+      (void)store_->AddJobEvent(job.id, "interrupted", "server shutdown; checkpoint written");
+      return;
+    }
+    (void)RemoveAll(job_dir);
+    Finish(job, store::JobState::kCancelled, "", 0);
+    return;
+  }
+
+  // Success: describe the model beside its weights, then move it into models/ and record the
+  // version in one store transaction (a retry after a crash finds the same version).
+  Json meta = {{"name", spec->model_name},
+               {"job_id", job.id},
+               {"base_model", spec->base_model},
+               {"labels", result->labels},
+               {"multi_label", spec->training.multi_label},
+               {"train_loss", result->train_loss},
+               {"updates", result->updates},
+               {"train_dataset", spec->train_dataset}};
+  if (result->best) meta["metrics"] = result->best->ToJson();
+  if (result->best) meta["metrics"]["update"] = result->best_update;
+  if (auto cfg = ReadJsonFile(JoinPath(ft.output_dir, "config.json")); cfg.ok()) {
+    meta["model_type"] = cfg->value("model_type", "");
+  }
+  absl::Status s = WriteFileAtomically(JoinPath(ft.output_dir, "berth.json"), meta.dump(2));
+  if (s.ok() && result->best) {
+    s = WriteFileAtomically(JoinPath(ft.output_dir, "metrics.json"), result->best->ToJson().dump(2));
+  }
+  if (!s.ok()) return fail(s);
+  auto record = store_->AddModelVersion(
+      spec->model_name, job.id, meta.dump(), [&](int64_t version) -> absl::StatusOr<std::string> {
+        const std::string rel = JoinPath("models", JoinPath(spec->model_name, std::to_string(version)));
+        RETURN_IF_ERROR(InstallModel(ft.output_dir, JoinPath(store_->data_dir(), rel)));
+        return rel;
+      });
+  if (!record.ok()) return fail(record.status());
+  (void)RemoveAll(job_dir);
+  Finish(job, store::JobState::kSucceeded, "", record->version);
+}
+
+}  // namespace berth::service

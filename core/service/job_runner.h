@@ -1,0 +1,91 @@
+// The training side of the service: worker threads that take QUEUED jobs from the store in
+// order, run them with the trainer, record progress, register the resulting model version and
+// tell watchers about every change. Jobs survive restarts: a job left RUNNING by a dead
+// process is queued again at start-up and resumes from its last checkpoint.
+#ifndef BERTH_CORE_SERVICE_JOB_RUNNER_H_
+#define BERTH_CORE_SERVICE_JOB_RUNNER_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/service/job_spec.h"
+#include "core/store/store.h"
+
+namespace berth::service {
+
+struct JobRunnerOptions {
+  int workers = 1;                      // jobs trained at the same time
+  int threads_per_job = 0;              // intra-op threads per job (0: one per core)
+  bool allow_local_base_models = false;  // base_model may be an absolute directory on the server
+  std::chrono::milliseconds progress_interval{500};  // how often progress is stored and sent
+};
+
+class JobRunner {
+ public:
+  JobRunner(store::Store* store, JobRunnerOptions options);
+  ~JobRunner();  // Stop()
+
+  // Queues jobs a dead process left RUNNING and starts the workers.
+  absl::Status Start();
+  // Stops the workers: a running job writes a checkpoint and stays RUNNING in the store, so
+  // the next Start() resumes it. Idempotent.
+  void Stop();
+
+  // Wakes a worker for a newly queued job.
+  void Wake();
+  // Cancels a job: a queued one at once, a running one at its next micro-batch.
+  absl::StatusOr<store::JobRecord> Cancel(const std::string& job_id);
+
+  // `listener` runs (on a worker or caller thread) after every stored change of the job.
+  // It must not call Subscribe/Unsubscribe. Unsubscribe waits for a running call to end.
+  using Listener = std::function<void()>;
+  int64_t Subscribe(const std::string& job_id, Listener listener);
+  void Unsubscribe(int64_t token);
+
+  // Checks that a base model reference can be used and pins a registered model to its current
+  // version ("NAME@production" → "NAME:3"); other forms come back as they are (a Hub id is
+  // fetched when the job runs). The message names `base_model`.
+  absl::StatusOr<std::string> PinBaseModel(const std::string& base_model);
+
+  // Called with (job, new state) after each state change; for metrics.
+  using StateObserver = std::function<void(const store::JobRecord&)>;
+  void set_state_observer(StateObserver observer) { observer_ = std::move(observer); }
+
+ private:
+  void WorkerLoop();
+  void RunJob(store::JobRecord job);
+  absl::StatusOr<std::string> ResolveBaseModel(const std::string& base_model);
+  void Notify(const std::string& job_id);
+  void Finish(const store::JobRecord& job, store::JobState state, const std::string& error,
+              int64_t version);
+
+  store::Store* const store_;
+  const JobRunnerOptions options_;
+  StateObserver observer_;
+
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool stopping_ = false;   // guarded by mu_
+  bool started_ = false;    // guarded by mu_
+  uint64_t wakeups_ = 0;    // guarded by mu_
+  std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_;  // guarded by mu_: cancel flags
+  std::vector<std::thread> workers_;
+
+  std::mutex listeners_mu_;  // held while listeners run
+  int64_t next_token_ = 1;   // guarded by listeners_mu_
+  std::multimap<std::string, std::pair<int64_t, Listener>> listeners_;  // guarded by listeners_mu_
+};
+
+}  // namespace berth::service
+
+#endif  // BERTH_CORE_SERVICE_JOB_RUNNER_H_

@@ -1,0 +1,65 @@
+// Fine-tuned models ready to classify: loaded lazily on first use, cached under a memory budget
+// (least recently used first out), handed out as shared pointers so a call that holds one
+// finishes on that version even if an alias moves or the version is evicted meanwhile.
+#ifndef BERTH_CORE_SERVICE_MODEL_REGISTRY_H_
+#define BERTH_CORE_SERVICE_MODEL_REGISTRY_H_
+
+#include <cstdint>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "core/infer/engine.h"
+#include "core/service/job_spec.h"
+#include "core/store/store.h"
+
+namespace berth::service {
+
+struct RegistryOptions {
+  int64_t memory_budget_bytes = int64_t{4} << 30;  // weights of loaded models, estimated
+  EngineOptions engine;
+};
+
+struct ModelHandle {
+  std::shared_ptr<const InferenceEngine> engine;
+  store::ModelRecord record;
+};
+
+class ModelRegistry {
+ public:
+  ModelRegistry(store::Store* store, RegistryOptions options) : store_(store), options_(std::move(options)) {}
+
+  // Resolves the reference (an alias is read once, here) and returns the loaded engine,
+  // loading it first if needed. Blocks while loading: never call it on a gRPC thread.
+  absl::StatusOr<ModelHandle> Acquire(const ModelRef& ref);
+
+  // Drops cached engines of a model (version 0: all versions). Calls holding one finish.
+  void Evict(const std::string& name, int64_t version);
+
+  int64_t loaded_models() const;
+  int64_t loaded_bytes() const;
+
+ private:
+  using Key = std::pair<std::string, int64_t>;
+  using LoadResult = absl::StatusOr<std::shared_ptr<const InferenceEngine>>;
+  struct Entry {
+    std::shared_future<LoadResult> engine;
+    int64_t bytes = 0;
+    uint64_t last_used = 0;
+  };
+  void EvictOverBudgetLocked(const Key& keep);
+
+  store::Store* const store_;
+  const RegistryOptions options_;
+  mutable std::mutex mu_;
+  std::map<Key, Entry> entries_;  // guarded by mu_
+  uint64_t clock_ = 0;            // guarded by mu_
+};
+
+}  // namespace berth::service
+
+#endif  // BERTH_CORE_SERVICE_MODEL_REGISTRY_H_

@@ -1,0 +1,38 @@
+// A fixed pool of threads with a bounded queue: work that would block (model loading,
+// waiting for a batch) runs here instead of on a gRPC thread, and a full queue says so at once.
+#ifndef BERTH_CORE_UTIL_THREAD_POOL_H_
+#define BERTH_CORE_UTIL_THREAD_POOL_H_
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace berth {
+
+class ThreadPool {
+ public:
+  ThreadPool(int threads, size_t max_queued);
+  ~ThreadPool();  // runs what is queued, then joins
+
+  // False (and `task` is dropped) when the queue is full or the pool is shutting down.
+  bool TrySubmit(std::function<void()> task);
+  size_t queued() const;
+
+ private:
+  void Loop();
+
+  const size_t max_queued_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;  // guarded by mu_
+  bool stopping_ = false;                    // guarded by mu_
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace berth
+
+#endif  // BERTH_CORE_UTIL_THREAD_POOL_H_

@@ -1,0 +1,149 @@
+// berth.v1 messages ↔ core types.
+#include "server/convert.h"
+
+#include "core/util/json.h"
+
+namespace berth::server {
+namespace {
+
+void EvalToProto(const Json& j, v1::EvalMetrics* out) {
+  out->set_loss(j.value("loss", 0.0));
+  out->set_accuracy(j.value("accuracy", 0.0));
+  out->set_macro_f1(j.value("macro_f1", 0.0));
+  out->set_micro_f1(j.value("micro_f1", 0.0));
+  out->set_examples(j.value("examples", int64_t{0}));
+  out->set_update(j.value("update", int64_t{0}));
+  out->set_epoch(j.value("epoch", 0.0));
+}
+
+}  // namespace
+
+service::JobSpec ToJobSpec(const v1::StartTrainingRequest& r) {
+  service::JobSpec s;
+  s.base_model = r.base_model();
+  s.train_dataset = r.train_dataset_id();
+  s.validation_dataset = r.validation_dataset_id();
+  s.validation_split = r.validation_split();
+  s.data.text_column = r.text_column();
+  s.data.text_pair_column = r.text_pair_column();
+  s.data.label_column = r.label_column().empty() ? "label" : r.label_column();
+  s.model_name = r.model_name();
+  const v1::Hyperparameters& h = r.hyperparameters();
+  train::TrainingSpec& t = s.training;
+  t.multi_label = r.task() == v1::TASK_MULTI_LABEL;
+  s.data.multi_label = t.multi_label;
+  if (h.has_epochs()) t.epochs = h.epochs();
+  if (h.has_max_steps()) t.max_steps = h.max_steps();
+  if (h.has_batch_size()) t.batch_size = h.batch_size();
+  if (h.has_eval_batch_size()) t.eval_batch_size = h.eval_batch_size();
+  if (h.has_learning_rate()) t.learning_rate = h.learning_rate();
+  if (h.has_weight_decay()) t.weight_decay = h.weight_decay();
+  if (h.has_adam_beta1()) t.adam_beta1 = h.adam_beta1();
+  if (h.has_adam_beta2()) t.adam_beta2 = h.adam_beta2();
+  if (h.has_adam_epsilon()) t.adam_epsilon = h.adam_epsilon();
+  if (h.has_max_grad_norm()) t.max_grad_norm = h.max_grad_norm();
+  if (h.has_warmup_steps()) t.warmup_steps = h.warmup_steps();
+  if (h.has_warmup_ratio()) t.warmup_ratio = h.warmup_ratio();
+  if (h.has_grad_accum()) t.grad_accum = h.grad_accum();
+  if (h.has_max_length()) t.max_length = h.max_length();
+  if (h.has_pad_to_max_length()) t.pad_to_max_length = h.pad_to_max_length();
+  if (h.has_seed()) t.seed = h.seed();
+  if (h.has_shuffle()) t.shuffle = h.shuffle();
+  if (h.has_group_by_length()) t.group_by_length = h.group_by_length();
+  t.precision = h.precision() == v1::PRECISION_BF16 ? train::Precision::kBf16 : train::Precision::kFp32;
+  if (h.has_eval_steps()) t.eval_steps = h.eval_steps();
+  if (h.has_save_steps()) t.save_steps = h.save_steps();
+  if (h.has_early_stopping_patience()) t.early_stopping_patience = h.early_stopping_patience();
+  t.metric_for_best = h.metric_for_best();
+  t.class_weights.assign(h.class_weights().begin(), h.class_weights().end());
+  if (h.has_label_smoothing()) t.label_smoothing = h.label_smoothing();
+  if (h.has_multi_label_threshold()) t.multi_label_threshold = h.multi_label_threshold();
+  return s;
+}
+
+v1::JobState ToProto(store::JobState state) {
+  switch (state) {
+    case store::JobState::kQueued: return v1::JOB_STATE_QUEUED;
+    case store::JobState::kRunning: return v1::JOB_STATE_RUNNING;
+    case store::JobState::kSucceeded: return v1::JOB_STATE_SUCCEEDED;
+    case store::JobState::kFailed: return v1::JOB_STATE_FAILED;
+    case store::JobState::kCancelled: return v1::JOB_STATE_CANCELLED;
+  }
+  return v1::JOB_STATE_UNSPECIFIED;
+}
+
+std::optional<store::JobState> FromProto(v1::JobState state) {
+  switch (state) {
+    case v1::JOB_STATE_QUEUED: return store::JobState::kQueued;
+    case v1::JOB_STATE_RUNNING: return store::JobState::kRunning;
+    case v1::JOB_STATE_SUCCEEDED: return store::JobState::kSucceeded;
+    case v1::JOB_STATE_FAILED: return store::JobState::kFailed;
+    case v1::JOB_STATE_CANCELLED: return store::JobState::kCancelled;
+    default: return std::nullopt;
+  }
+}
+
+void ToProto(const store::JobRecord& job, v1::JobStatus* out) {
+  out->Clear();
+  out->set_job_id(job.id);
+  out->set_state(ToProto(job.state));
+  out->set_error(job.error);
+  out->set_model_name(job.model_name);
+  out->set_model_version(job.model_version);
+  out->set_base_model(job.base_model);
+  out->set_cancel_requested(job.cancel_requested);
+  out->set_created_unix_ms(job.created_ms);
+  out->set_started_unix_ms(job.started_ms);
+  out->set_finished_unix_ms(job.finished_ms);
+  out->set_request_id(job.request_id);
+  if (job.progress.empty()) return;
+  auto p = ParseJson(job.progress, "job progress");
+  if (!p.ok() || !p->is_object()) return;
+  v1::JobProgress* pr = out->mutable_progress();
+  pr->set_update(p->value("update", int64_t{0}));
+  pr->set_total_updates(p->value("total_updates", int64_t{0}));
+  pr->set_epoch(p->value("epoch", 0.0));
+  pr->set_loss(p->value("loss", 0.0));
+  pr->set_learning_rate(p->value("learning_rate", 0.0));
+  pr->set_samples_per_second(p->value("samples_per_second", 0.0));
+  pr->set_eta_seconds(p->value("eta_seconds", 0.0));
+  if (p->contains("last_eval") && (*p)["last_eval"].is_object()) EvalToProto((*p)["last_eval"], pr->mutable_last_eval());
+}
+
+void ToProto(const store::ModelRecord& m, const std::string& config_json, v1::ModelVersion* out) {
+  out->Clear();
+  out->set_name(m.name);
+  out->set_version(m.version);
+  for (const std::string& a : m.aliases) out->add_aliases(a);
+  out->set_job_id(m.job_id);
+  out->set_created_unix_ms(m.created_ms);
+  out->set_config_json(config_json);
+  auto meta = ParseJson(m.metadata, "model metadata");
+  if (!meta.ok() || !meta->is_object()) return;
+  if (meta->contains("labels") && (*meta)["labels"].is_array()) {
+    for (const Json& l : (*meta)["labels"]) {
+      if (l.is_string()) out->add_labels(l.get<std::string>());
+    }
+  }
+  out->set_model_type(meta->value("model_type", ""));
+  out->set_base_model(meta->value("base_model", ""));
+  out->set_multi_label(meta->value("multi_label", false));
+  if (meta->contains("metrics") && (*meta)["metrics"].is_object()) EvalToProto((*meta)["metrics"], out->mutable_metrics());
+}
+
+void ToProto(const ClassifyResult& r, v1::Classification* out) {
+  out->set_label(r.label);
+  out->set_score(r.score);
+  for (float s : r.scores) out->add_scores(s);
+  for (const LabelScore& t : r.top_k) {
+    v1::LabelScore* ls = out->add_top_k();
+    ls->set_label(t.label);
+    ls->set_score(t.score);
+  }
+  for (float l : r.logits) out->add_logits(l);
+  out->set_num_tokens(r.num_tokens);
+  out->set_truncated(r.truncated);
+  for (const LabelScore& p : r.predicted) out->add_predicted(p.label);
+}
+
+}  // namespace berth::server

@@ -1,0 +1,121 @@
+// berth-server: the Berth gRPC service.
+#include <CLI/CLI.hpp>
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "core/runtime.h"
+#include "core/util/files.h"
+#include "server/server.h"
+
+int main(int argc, char** argv) {
+  berth::PrepareTorchEnvironment();
+  berth::server::ServerOptions o;
+  std::string port_file, precision = "fp32";
+  int64_t model_memory_mb = o.models.memory_budget_bytes >> 20;
+  int inference_threads = 0;
+  CLI::App app{
+      "berth-server: fine-tune BERT-family classifiers and serve them over gRPC (berth.v1; health and "
+      "reflection enabled). Every option can also be set by the environment variable shown."};
+  app.set_version_flag("--version", std::string("berth-server 0.1.0"));
+  app.add_option("--data-dir", o.data_dir, "Where the database, datasets, models and checkpoints live")
+      ->envname("BERTH_DATA_DIR")
+      ->capture_default_str();
+  app.add_option("--listen", o.listen, "HOST:PORT to serve on (port 0: any free port)")
+      ->envname("BERTH_LISTEN")
+      ->capture_default_str();
+  app.add_option("--port-file", port_file, "Write the bound port to this file once serving")
+      ->envname("BERTH_PORT_FILE");
+  app.add_option("--training-workers", o.training.workers, "Jobs trained at the same time")
+      ->envname("BERTH_TRAINING_WORKERS")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--training-threads", o.training.threads_per_job, "Intra-op threads per job (0: one per core)")
+      ->envname("BERTH_TRAINING_THREADS")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_flag("--allow-local-base-models", o.training.allow_local_base_models,
+               "Let StartTraining name an absolute directory on this machine as base_model")
+      ->envname("BERTH_ALLOW_LOCAL_BASE_MODELS");
+  app.add_option("--inference-threads", inference_threads, "Intra-op threads per loaded model (0: one per core)")
+      ->envname("BERTH_INFERENCE_THREADS")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--precision", precision, "Inference weights: fp32, or bf16 (faster on avx512_bf16 CPUs)")
+      ->envname("BERTH_PRECISION")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
+  app.add_option("--model-memory-mb", model_memory_mb,
+                 "Weights of loaded models kept in memory; the least recently used go first")
+      ->envname("BERTH_MODEL_MEMORY_MB")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--max-batch-tokens", o.models.engine.batcher.max_batch_tokens,
+                 "Padded tokens per inference batch")
+      ->envname("BERTH_MAX_BATCH_TOKENS")
+      ->check(CLI::Range(int64_t{64}, int64_t{1} << 20))
+      ->capture_default_str();
+  app.add_option("--request-threads", o.request_threads, "Threads for blocking request work (loading, batching)")
+      ->envname("BERTH_REQUEST_THREADS")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--max-queued-requests", o.max_queued_requests,
+                 "Requests waiting for a request thread; beyond this, RESOURCE_EXHAUSTED")
+      ->envname("BERTH_MAX_QUEUED_REQUESTS")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--max-texts", o.limits.max_texts, "Texts per Classify/Tokenize request")
+      ->envname("BERTH_MAX_TEXTS")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--max-text-bytes", o.limits.max_text_bytes, "Bytes per text")
+      ->envname("BERTH_MAX_TEXT_BYTES")
+      ->check(CLI::Range(int64_t{16}, int64_t{16} << 20))
+      ->capture_default_str();
+  app.add_option("--max-upload-bytes", o.limits.max_upload_bytes, "Bytes per dataset upload")
+      ->envname("BERTH_MAX_UPLOAD_BYTES")
+      ->check(CLI::Range(int64_t{1}, int64_t{64} << 30))
+      ->capture_default_str();
+  app.add_option("--max-message-bytes", o.max_message_bytes, "gRPC message size limit, both directions")
+      ->envname("BERTH_MAX_MESSAGE_BYTES")
+      ->check(CLI::Range(int64_t{1} << 20, int64_t{1} << 30))
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  o.models.memory_budget_bytes = model_memory_mb << 20;
+  o.models.engine.classifier.precision =
+      precision == "bf16" ? berth::InferencePrecision::kBf16 : berth::InferencePrecision::kFp32;
+  o.models.engine.batcher.num_threads = inference_threads;
+
+  // Signals are taken by this thread alone (sigwait), so every other thread blocks them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto server = berth::server::Server::Start(o);
+  if (!server.ok()) {
+    std::cerr << "berth-server: " << server.status().message() << "\n";
+    return 1;
+  }
+  const std::string host = o.listen.substr(0, o.listen.rfind(':'));
+  std::cerr << "berth-server: serving berth.v1 on " << host << ":" << (*server)->port() << " (data in " << o.data_dir
+            << ")" << std::endl;
+  if (!port_file.empty()) {
+    absl::Status s = berth::WriteFileAtomically(port_file, std::to_string((*server)->port()) + "\n");
+    if (!s.ok()) std::cerr << "berth-server: --port-file: " << s.message() << "\n";
+  }
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::cerr << "berth-server: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
+            << ": draining (a running job checkpoints and resumes at the next start)" << std::endl;
+  (*server)->Shutdown();
+  std::cerr << "berth-server: stopped" << std::endl;
+  return 0;
+}

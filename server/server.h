@@ -1,0 +1,63 @@
+// A running Berth server: the store, the training workers, the model registry, the request
+// pool and the gRPC services (with health checking and reflection) on one listening port.
+#ifndef BERTH_SERVER_SERVER_H_
+#define BERTH_SERVER_SERVER_H_
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/service/job_runner.h"
+#include "core/service/model_registry.h"
+#include "server/services.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace berth::server {
+
+struct ServerOptions {
+  std::string data_dir = "./berth-data";
+  std::string listen = "127.0.0.1:50051";  // port 0: any free port (see Server::port)
+  int request_threads = 16;                 // pool for blocking request work
+  int max_queued_requests = 1024;           // beyond this, RESOURCE_EXHAUSTED
+  int64_t max_message_bytes = 16 << 20;     // gRPC messages in either direction
+  Limits limits;
+  service::JobRunnerOptions training;
+  service::RegistryOptions models;
+};
+
+class Server {
+ public:
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
+  ~Server();
+
+  int port() const { return port_; }
+  // Health goes NOT_SERVING, new calls are refused, calls in flight get until `grace` to
+  // finish, and a running training job writes a checkpoint to resume from at the next start.
+  void Shutdown(std::chrono::milliseconds grace = std::chrono::seconds(10));
+
+  store::Store& store() { return *store_; }
+  service::ModelRegistry& registry() { return *registry_; }
+
+ private:
+  Server() = default;
+
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<service::ModelRegistry> registry_;
+  std::unique_ptr<service::JobRunner> runner_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<TrainingServiceImpl> training_;
+  std::unique_ptr<InferenceServiceImpl> inference_;
+  std::unique_ptr<ModelServiceImpl> models_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace berth::server
+
+#endif  // BERTH_SERVER_SERVER_H_

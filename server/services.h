@@ -1,0 +1,100 @@
+// The berth.v1 gRPC services (callback API). Handlers validate, then either answer from the
+// store (quick SQLite reads/writes) or hand work that may block — model loading, tokenizing,
+// waiting for a batch, deleting files — to the request pool. Torch never runs on a gRPC thread.
+#ifndef BERTH_SERVER_SERVICES_H_
+#define BERTH_SERVER_SERVICES_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "berth/v1/inference.grpc.pb.h"
+#include "berth/v1/models.grpc.pb.h"
+#include "berth/v1/training.grpc.pb.h"
+#include "core/service/job_runner.h"
+#include "core/service/model_registry.h"
+#include "core/store/store.h"
+#include "core/util/thread_pool.h"
+
+namespace berth::server {
+
+// Request limits; the defaults are documented in `berth-server --help`.
+struct Limits {
+  int max_texts = 256;                         // texts per Classify/Tokenize request
+  int64_t max_text_bytes = 64 * 1024;          // bytes per text
+  int64_t max_upload_bytes = int64_t{512} << 20;  // bytes per dataset upload
+  int max_page_size = 1000;
+};
+
+// What the handlers share. Everything outlives the gRPC server.
+struct ServiceContext {
+  store::Store* store;
+  service::JobRunner* runner;
+  service::ModelRegistry* registry;
+  ThreadPool* pool;
+  Limits limits;
+};
+
+class TrainingServiceImpl final : public v1::TrainingService::CallbackService {
+ public:
+  explicit TrainingServiceImpl(const ServiceContext& ctx) : ctx_(ctx) {}
+
+  grpc::ServerReadReactor<v1::UploadDatasetRequest>* UploadDataset(grpc::CallbackServerContext* context,
+                                                                  v1::UploadDatasetResponse* response) override;
+  grpc::ServerUnaryReactor* StartTraining(grpc::CallbackServerContext* context,
+                                          const v1::StartTrainingRequest* request,
+                                          v1::StartTrainingResponse* response) override;
+  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context, const v1::GetStatusRequest* request,
+                                      v1::JobStatus* response) override;
+  grpc::ServerWriteReactor<v1::JobStatus>* WatchJob(grpc::CallbackServerContext* context,
+                                                    const v1::WatchJobRequest* request) override;
+  grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* context, const v1::CancelJobRequest* request,
+                                      v1::JobStatus* response) override;
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context, const v1::ListJobsRequest* request,
+                                     v1::ListJobsResponse* response) override;
+
+ private:
+  ServiceContext ctx_;
+};
+
+class InferenceServiceImpl final : public v1::InferenceService::CallbackService {
+ public:
+  explicit InferenceServiceImpl(const ServiceContext& ctx) : ctx_(ctx) {}
+
+  grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context, const v1::ClassifyRequest* request,
+                                     v1::ClassifyResponse* response) override;
+  grpc::ServerBidiReactor<v1::ClassifyRequest, v1::ClassifyResponse>* ClassifyStream(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* context, const v1::TokenizeRequest* request,
+                                     v1::TokenizeResponse* response) override;
+
+ private:
+  ServiceContext ctx_;
+};
+
+class ModelServiceImpl final : public v1::ModelService::CallbackService {
+ public:
+  explicit ModelServiceImpl(const ServiceContext& ctx) : ctx_(ctx) {}
+
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
+                                       v1::ListModelsResponse* response) override;
+  grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* context, const v1::GetModelRequest* request,
+                                     v1::ModelVersion* response) override;
+  grpc::ServerUnaryReactor* DeleteModel(grpc::CallbackServerContext* context, const v1::DeleteModelRequest* request,
+                                        v1::DeleteModelResponse* response) override;
+  grpc::ServerUnaryReactor* SetAlias(grpc::CallbackServerContext* context, const v1::SetAliasRequest* request,
+                                     v1::SetAliasResponse* response) override;
+
+ private:
+  ServiceContext ctx_;
+};
+
+// Finishes `reactor` with `status` mapped through ToGrpcStatus.
+grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context, const absl::Status& status);
+// Runs `work` on the request pool and finishes the call with its status; a full pool answers
+// RESOURCE_EXHAUSTED at once.
+grpc::ServerUnaryReactor* RunOnPool(grpc::CallbackServerContext* context, ThreadPool* pool,
+                                    std::function<absl::Status()> work);
+
+}  // namespace berth::server
+
+#endif  // BERTH_SERVER_SERVICES_H_

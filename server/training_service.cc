@@ -1,0 +1,332 @@
+// berth.v1.TrainingService: dataset uploads and the fine-tuning job queue.
+#include <algorithm>
+#include <mutex>
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "core/train/dataset.h"
+#include "core/util/sha256.h"
+#include "core/util/status_macros.h"
+#include "server/convert.h"
+#include "server/services.h"
+#include "server/status.h"
+
+namespace berth::server {
+namespace {
+
+constexpr int64_t kMaxChunkBytes = 4 << 20;
+
+absl::Status ValidateJobId(const std::string& id) {
+  if (id.empty()) return absl::InvalidArgumentError("job_id: required");
+  if (id.size() > 64) return absl::InvalidArgumentError("job_id: longer than 64 characters");
+  for (char c : id) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-') {
+      return absl::InvalidArgumentError("job_id: only letters, digits and '-' are allowed");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateUploadInfo(const v1::DatasetInfo& info) {
+  const std::string& name = info.file_name();
+  if (name.empty()) return absl::InvalidArgumentError("info.file_name: required");
+  if (name.size() > 255) return absl::InvalidArgumentError("info.file_name: longer than 255 bytes");
+  if (absl::StrContains(name, '/') || absl::StrContains(name, '\\') || absl::StrContains(name, "..") ||
+      absl::StrContains(name, '\0')) {
+    return absl::InvalidArgumentError("info.file_name: must be a plain file name (no path separators or '..')");
+  }
+  const std::string lower = absl::AsciiStrToLower(name);
+  if (!absl::EndsWith(lower, ".csv") && !absl::EndsWith(lower, ".tsv") && !absl::EndsWith(lower, ".jsonl") &&
+      !absl::EndsWith(lower, ".json")) {
+    return absl::InvalidArgumentError("info.file_name: the extension must be .csv, .tsv, .jsonl or .json");
+  }
+  for (const std::string* c : {&info.text_column(), &info.text_pair_column(), &info.label_column()}) {
+    if (c->size() > 256) return absl::InvalidArgumentError("info: a column name is longer than 256 bytes");
+  }
+  return absl::OkStatus();
+}
+
+train::DatasetOptions UploadOptions(const v1::DatasetInfo& info) {
+  train::DatasetOptions o;
+  o.text_column = info.text_column();
+  o.text_pair_column = info.text_pair_column();
+  if (!info.label_column().empty()) o.label_column = info.label_column();
+  o.multi_label = info.multi_label();
+  return o;
+}
+
+// Reads the upload into memory; when the client half-closes, checks and stores it on the
+// request pool. A cancelled or failed stream stores nothing.
+class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequest> {
+ public:
+  UploadReactor(grpc::CallbackServerContext* context, const ServiceContext& ctx, v1::UploadDatasetResponse* response)
+      : context_(context), ctx_(ctx), response_(response) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      if (context_->IsCancelled()) return Finish(grpc::Status(grpc::StatusCode::CANCELLED, "upload cancelled"));
+      if (!have_info_) return Fail(absl::InvalidArgumentError("info: the first message must carry info"));
+      if (!ctx_.pool->TrySubmit([this] { Fail(Store()); })) {
+        Fail(absl::ResourceExhaustedError("the server is busy; retry later"));
+      }
+      return;
+    }
+    if (!request_.sha256().empty()) sha256_ = request_.sha256();
+    if (request_.has_info()) {
+      if (have_info_) return Fail(absl::InvalidArgumentError("info: sent twice"));
+      if (absl::Status s = ValidateUploadInfo(request_.info()); !s.ok()) return Fail(s);
+      info_ = request_.info();
+      have_info_ = true;
+    } else if (request_.part_case() == v1::UploadDatasetRequest::kData) {
+      if (!have_info_) return Fail(absl::InvalidArgumentError("info: the first message must carry info"));
+      if (static_cast<int64_t>(request_.data().size()) > kMaxChunkBytes) {
+        return Fail(absl::InvalidArgumentError("data: a chunk is larger than 4 MiB"));
+      }
+      if (static_cast<int64_t>(data_.size() + request_.data().size()) > ctx_.limits.max_upload_bytes) {
+        return Fail(absl::InvalidArgumentError(
+            absl::StrCat("data: the upload is larger than the server's limit of ", ctx_.limits.max_upload_bytes,
+                         " bytes")));
+      }
+      data_ += request_.data();
+    }
+    StartRead(&request_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Fail(const absl::Status& s) { Finish(ToGrpcStatus(s)); }
+
+  absl::Status Store() {
+    if (data_.empty()) return absl::InvalidArgumentError("data: the upload is empty");
+    const std::string digest = Sha256Hex(data_);
+    if (!sha256_.empty() && absl::AsciiStrToLower(sha256_) != digest) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "sha256: the ", data_.size(), " bytes received hash to ", digest,
+          ", not the digest the client sent; the upload was incomplete or corrupted and was not stored"));
+    }
+    ASSIGN_OR_RETURN(train::Dataset parsed, train::ParseDataset(data_, info_.file_name(), UploadOptions(info_)));
+    const bool already = ctx_.store->GetDataset(digest).ok();
+    ASSIGN_OR_RETURN(store::DatasetRecord rec,
+                     ctx_.store->PutDataset(data_, info_.file_name(),
+                                            static_cast<int64_t>(parsed.examples.size()), train::LabelCounts(parsed)));
+    response_->set_dataset_id(rec.id);
+    response_->set_rows(rec.rows);
+    response_->set_bytes(rec.bytes);
+    response_->set_already_present(already);
+    for (const auto& [label, n] : rec.label_counts) (*response_->mutable_label_counts())[label] = n;
+    return absl::OkStatus();
+  }
+
+  grpc::CallbackServerContext* const context_;
+  const ServiceContext ctx_;
+  v1::UploadDatasetResponse* const response_;
+  v1::UploadDatasetRequest request_;
+  v1::DatasetInfo info_;
+  bool have_info_ = false;
+  std::string sha256_;
+  std::string data_;
+};
+
+// Sends the job's status now and after every change until a terminal state is sent.
+class WatchReactor final : public grpc::ServerWriteReactor<v1::JobStatus> {
+ public:
+  WatchReactor(const ServiceContext& ctx, std::string job_id) : ctx_(ctx), job_id_(std::move(job_id)) {
+    token_ = ctx_.runner->Subscribe(job_id_, [this] { OnChange(); });
+    OnChange();
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    writing_ = false;
+    if (!ok) {
+      finished_ = true;
+      lock.unlock();
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the watcher went away"));
+      return;
+    }
+    if (dirty_ && !finished_) {
+      dirty_ = false;
+      writing_ = true;
+      lock.unlock();
+      WriteLatest();
+    }
+  }
+
+  void OnCancel() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!finished_ && !writing_) {
+      finished_ = true;
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
+    }
+  }
+
+  void OnDone() override {
+    ctx_.runner->Unsubscribe(token_);
+    delete this;
+  }
+
+ private:
+  void OnChange() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (finished_) return;
+      if (writing_) {
+        dirty_ = true;
+        return;
+      }
+      writing_ = true;
+    }
+    WriteLatest();
+  }
+
+  // Called with writing_ set: exactly one write (or the finish) is in flight.
+  void WriteLatest() {
+    auto job = ctx_.store->GetJob(job_id_);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finished_) return;
+    if (!job.ok()) {
+      finished_ = true;
+      Finish(ToGrpcStatus(job.status()));
+      return;
+    }
+    ToProto(*job, &status_);
+    if (store::IsTerminal(job->state)) {
+      finished_ = true;
+      StartWriteAndFinish(&status_, grpc::WriteOptions(), grpc::Status::OK);
+    } else {
+      StartWrite(&status_);
+    }
+  }
+
+  const ServiceContext ctx_;
+  const std::string job_id_;
+  int64_t token_ = 0;
+  std::mutex mu_;
+  bool writing_ = false;   // guarded by mu_: a write is in flight
+  bool dirty_ = false;     // guarded by mu_: a change arrived during that write
+  bool finished_ = false;  // guarded by mu_: Finish was called
+  v1::JobStatus status_;   // guarded by mu_ (owned by the in-flight write)
+};
+
+}  // namespace
+
+grpc::ServerReadReactor<v1::UploadDatasetRequest>* TrainingServiceImpl::UploadDataset(
+    grpc::CallbackServerContext* context, v1::UploadDatasetResponse* response) {
+  return new UploadReactor(context, ctx_, response);
+}
+
+grpc::ServerUnaryReactor* TrainingServiceImpl::StartTraining(grpc::CallbackServerContext* context,
+                                                             const v1::StartTrainingRequest* request,
+                                                             v1::StartTrainingResponse* response) {
+  // Re-reads the datasets with the requested columns, so it runs on the pool.
+  return RunOnPool(context, ctx_.pool, [this, request, response]() -> absl::Status {
+    service::JobSpec spec = ToJobSpec(*request);
+    RETURN_IF_ERROR(service::ValidateJobSpec(spec));
+    const std::string& rid = request->request_id();
+    if (rid.size() > 128) return absl::InvalidArgumentError("request_id: longer than 128 characters");
+    for (char c : rid) {
+      if (static_cast<unsigned char>(c) < 0x20) return absl::InvalidArgumentError("request_id: control characters");
+    }
+    const int64_t classes_hint = static_cast<int64_t>(spec.training.class_weights.size());
+    for (const auto& [field, id] : {std::make_pair("train_dataset_id", spec.train_dataset),
+                                    std::make_pair("validation_dataset_id", spec.validation_dataset)}) {
+      if (id.empty()) continue;
+      auto rec = ctx_.store->GetDataset(id);
+      if (!rec.ok()) return absl::NotFoundError(absl::StrCat(field, ": no dataset ", id, " (upload it first)"));
+      auto parsed = train::ReadDataset(ctx_.store->data_dir() + "/" + rec->path, spec.data);
+      if (!parsed.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(field, ": ", rec->name, " does not fit this request: ",
+                                                       parsed.status().message()));
+      }
+      if (classes_hint > 0 && std::string(field) == "train_dataset_id" &&
+          classes_hint != static_cast<int64_t>(train::CollectLabels(*parsed).size())) {
+        return absl::InvalidArgumentError(absl::StrCat("hyperparameters.class_weights: ", classes_hint,
+                                                       " weights for ", train::CollectLabels(*parsed).size(),
+                                                       " labels"));
+      }
+    }
+    ASSIGN_OR_RETURN(std::string pinned, ctx_.runner->PinBaseModel(spec.base_model));
+    bool existed = false;
+    ASSIGN_OR_RETURN(store::JobRecord job, ctx_.store->CreateJob(service::JobSpecToJson(spec).dump(), spec.model_name,
+                                                                 pinned, rid, &existed));
+    if (!existed) {
+      (void)ctx_.store->AddJobEvent(job.id, "queued", "");
+      ctx_.runner->Wake();
+    }
+    response->set_job_id(job.id);
+    response->set_existing(existed);
+    ToProto(job, response->mutable_status());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* TrainingServiceImpl::GetStatus(grpc::CallbackServerContext* context,
+                                                         const v1::GetStatusRequest* request,
+                                                         v1::JobStatus* response) {
+  absl::Status s = ValidateJobId(request->job_id());
+  if (s.ok()) {
+    auto job = ctx_.store->GetJob(request->job_id());
+    if (job.ok()) ToProto(*job, response);
+    s = job.status();
+  }
+  return FinishWith(context, s);
+}
+
+grpc::ServerWriteReactor<v1::JobStatus>* TrainingServiceImpl::WatchJob(grpc::CallbackServerContext* /*context*/,
+                                                                       const v1::WatchJobRequest* request) {
+  absl::Status s = ValidateJobId(request->job_id());
+  if (s.ok()) s = ctx_.store->GetJob(request->job_id()).status();
+  if (!s.ok()) {
+    class Failed final : public grpc::ServerWriteReactor<v1::JobStatus> {
+     public:
+      explicit Failed(const absl::Status& s) { Finish(ToGrpcStatus(s)); }
+      void OnDone() override { delete this; }
+    };
+    return new Failed(s);
+  }
+  return new WatchReactor(ctx_, request->job_id());
+}
+
+grpc::ServerUnaryReactor* TrainingServiceImpl::CancelJob(grpc::CallbackServerContext* context,
+                                                         const v1::CancelJobRequest* request,
+                                                         v1::JobStatus* response) {
+  absl::Status s = ValidateJobId(request->job_id());
+  if (s.ok()) {
+    auto job = ctx_.runner->Cancel(request->job_id());
+    if (job.ok()) ToProto(*job, response);
+    s = job.status();
+  }
+  return FinishWith(context, s);
+}
+
+grpc::ServerUnaryReactor* TrainingServiceImpl::ListJobs(grpc::CallbackServerContext* context,
+                                                        const v1::ListJobsRequest* request,
+                                                        v1::ListJobsResponse* response) {
+  if (request->page_size() < 0 || request->page_size() > ctx_.limits.max_page_size) {
+    return FinishWith(context, absl::InvalidArgumentError(
+                                   absl::StrCat("page_size: must be in [0, ", ctx_.limits.max_page_size, "]")));
+  }
+  if (request->page_token().size() > 128) {
+    return FinishWith(context, absl::InvalidArgumentError("page_token: not a token this server issued"));
+  }
+  std::optional<store::JobState> state;
+  if (request->state() != v1::JOB_STATE_UNSPECIFIED) {
+    state = FromProto(request->state());
+    if (!state) return FinishWith(context, absl::InvalidArgumentError("state: unknown job state"));
+  }
+  std::string next;
+  auto jobs = ctx_.store->ListJobs(state, request->page_size() == 0 ? 50 : request->page_size(),
+                                   request->page_token(), &next);
+  if (jobs.ok()) {
+    for (const store::JobRecord& j : *jobs) ToProto(j, response->add_jobs());
+    response->set_next_page_token(next);
+  }
+  return FinishWith(context, jobs.status());
+}
+
+}  // namespace berth::server
