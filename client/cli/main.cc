@@ -5,6 +5,9 @@
 #include <iostream>
 
 #include "client/cli/offline_commands.h"
+#ifdef BERTH_WITH_REMOTE
+#include "client/cli/remote_commands.h"
+#endif
 #include "client/cli/train_commands.h"
 #include "core/runtime.h"
 
@@ -16,6 +19,9 @@ int main(int argc, char** argv) {
   std::function<int()> run;
   berth::cli::AddOfflineCommands(app, &run);
   berth::cli::AddTrainCommands(app, &run);
+#ifdef BERTH_WITH_REMOTE
+  berth::cli::AddRemoteCommands(app, &run);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -14,6 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "client/cli/progress.h"
+#include "client/cli/spec_flags.h"
 #include "core/model/hub.h"
 #include "core/train/trainer.h"
 #include "core/util/json.h"
@@ -30,52 +32,23 @@ extern "C" void OnSignal(int) {
   std::signal(SIGTERM, SIG_DFL);
 }
 
-std::string Duration(double seconds) {
-  int64_t s = static_cast<int64_t>(seconds + 0.5);
-  if (s >= 3600) return absl::StrFormat("%dh%02dm", s / 3600, (s / 60) % 60);
-  if (s >= 60) return absl::StrFormat("%dm%02ds", s / 60, s % 60);
-  return absl::StrFormat("%ds", s);
-}
-
-struct DataFlags {
-  std::string text_column, text_pair_column, label_column = "label";
-};
-
-void AddDataFlags(CLI::App* cmd, DataFlags* d) {
-  cmd->add_option("--text-column", d->text_column,
-                  "Column/field with the text (default: text, or sentence when there is no text)");
-  cmd->add_option("--text-pair-column", d->text_pair_column,
-                  "Second text column: sentence-pair classification");
-  cmd->add_option("--label-column", d->label_column, "Column/field with the label")->capture_default_str();
-}
-
 struct FinetuneFlags {
   train::FineTuneJob job;
-  DataFlags data;
-  std::string precision = "fp32";
-  std::string class_weights;
-  bool no_shuffle = false, no_group_by_length = false, json = false;
+  SpecFlags spec;
+  bool json = false;
 };
 
 int RunFinetune(FinetuneFlags& f) {
   train::FineTuneJob& job = f.job;
-  job.data.text_column = f.data.text_column;
-  job.data.text_pair_column = f.data.text_pair_column;
-  job.data.label_column = f.data.label_column;
-  job.data.multi_label = job.spec.multi_label;
-  job.spec.precision = f.precision == "bf16" ? train::Precision::kBf16 : train::Precision::kFp32;
-  job.spec.shuffle = !f.no_shuffle;
-  job.spec.group_by_length = !f.no_group_by_length;
-  if (!f.class_weights.empty()) {
-    for (absl::string_view w : absl::StrSplit(f.class_weights, ',')) {
-      double v;
-      if (!absl::SimpleAtod(w, &v)) {
-        std::cerr << "berth: --class-weights: '" << w << "' is not a number\n";
-        return 2;
-      }
-      job.spec.class_weights.push_back(v);
-    }
+  if (absl::Status st = FinishSpecFlags(&f.spec); !st.ok()) {
+    std::cerr << "berth: " << st.message() << "\n";
+    return 2;
   }
+  job.spec = f.spec.spec;
+  job.data.text_column = f.spec.data.text_column;
+  job.data.text_pair_column = f.spec.data.text_pair_column;
+  job.data.label_column = f.spec.data.label_column;
+  job.data.multi_label = job.spec.multi_label;
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
 
@@ -93,16 +66,12 @@ int RunFinetune(FinetuneFlags& f) {
     const bool last = p.update == p.total_updates;
     if (!last && now - last_print < std::chrono::milliseconds(tty ? 200 : 5000)) return;
     last_print = now;
-    const std::string stats = absl::StrFormat(
-        "%d/%d  epoch %.2f  loss %.4f  lr %.2e  %.1f samples/s  ETA %s", p.update, p.total_updates,
-        p.epoch, p.loss, p.lr, p.samples_per_second, Duration(p.eta_seconds));
+    const std::string line = ProgressLine(p.update, p.total_updates, p.epoch, p.loss, p.lr, p.samples_per_second,
+                                          p.eta_seconds, tty);
     if (tty) {
-      const int width = 24;
-      int filled = static_cast<int>(width * p.update / std::max<int64_t>(1, p.total_updates));
-      std::cerr << "\r[" << std::string(filled, '#') << std::string(width - filled, '.') << "] " << stats
-                << "   " << std::flush;
+      std::cerr << "\r" << line << "   " << std::flush;
     } else {
-      std::cerr << "train " << stats << "\n";
+      std::cerr << "train " << line << "\n";
     }
   };
   auto result = train::RunFineTune(job, on_progress, &g_interrupted);
@@ -166,7 +135,6 @@ int RunEval(const EvalFlags& f) {
 void AddTrainCommands(CLI::App& app, std::function<int()>* run) {
   auto f = std::make_shared<FinetuneFlags>();
   train::FineTuneJob& j = f->job;
-  train::TrainingSpec& s = j.spec;
   CLI::App* ft = app.add_subcommand(
       "finetune",
       "Fine-tune a BERT classifier on a labelled CSV/TSV/JSONL file and save a Hugging Face model "
@@ -181,47 +149,10 @@ void AddTrainCommands(CLI::App& app, std::function<int()>* run) {
                  "Without --validation: hold out this fraction of --train (seeded)")
       ->check(CLI::Range(0.0, 0.9));
   ft->add_option("--output", j.output_dir, "Directory for the fine-tuned model")->required();
-  ft->add_option("--epochs", s.epochs, "Training epochs")->capture_default_str();
-  ft->add_option("--max-steps", s.max_steps, "Total optimizer updates; overrides --epochs when > 0")
-      ->capture_default_str();
-  ft->add_option("--batch-size", s.batch_size, "Examples per micro-batch")->capture_default_str();
-  ft->add_option("--eval-batch-size", s.eval_batch_size, "Examples per evaluation batch")->capture_default_str();
-  ft->add_option("--lr", s.learning_rate, "Peak learning rate")->capture_default_str();
-  ft->add_option("--weight-decay", s.weight_decay, "AdamW decoupled weight decay (not on biases/LayerNorm)")
-      ->capture_default_str();
-  ft->add_option("--warmup-steps", s.warmup_steps, "Linear warmup updates (wins over --warmup-ratio)")
-      ->capture_default_str();
-  ft->add_option("--warmup-ratio", s.warmup_ratio, "Linear warmup as a fraction of all updates")
-      ->capture_default_str();
-  ft->add_option("--grad-accum", s.grad_accum, "Micro-batches accumulated per update")->capture_default_str();
-  ft->add_option("--max-grad-norm", s.max_grad_norm, "Gradient clipping norm (0: off)")->capture_default_str();
-  ft->add_option("--max-length", s.max_length, "Tokens per example, special tokens included")
-      ->capture_default_str();
-  ft->add_option("--seed", s.seed, "Seed for initialisation, shuffling and dropout")->capture_default_str();
-  ft->add_option("--precision", f->precision, "fp32, or bf16 autocast (weights and optimizer stay fp32)")
-      ->check(CLI::IsMember({"fp32", "bf16"}))
-      ->capture_default_str();
-  ft->add_option("--eval-steps", s.eval_steps, "Evaluate every N updates (0: every epoch)")->capture_default_str();
-  ft->add_option("--save-steps", s.save_steps, "Checkpoint every N updates (0: at every evaluation/epoch)")
-      ->capture_default_str();
-  ft->add_option("--early-stopping-patience", s.early_stopping_patience,
-                 "Stop after N evaluations without improvement (0: off)")
-      ->capture_default_str();
-  ft->add_option("--metric-for-best", s.metric_for_best,
-                 "Metric that picks the saved model: accuracy, macro_f1, micro_f1, loss, ... "
-                 "(default: accuracy; micro_f1 for --multi-label)");
-  AddDataFlags(ft, &f->data);
-  ft->add_flag("--multi-label", s.multi_label,
-               "Rows carry several labels (JSON arrays, or ';'-separated in CSV/TSV); BCE loss, 0.5 threshold");
-  ft->add_option("--class-weights", f->class_weights,
-                 "Comma-separated loss weight per label, in label order");
-  ft->add_option("--label-smoothing", s.label_smoothing, "Label smoothing factor")->capture_default_str();
+  AddSpecFlags(ft, &f->spec);
   ft->add_option("--log-jsonl", j.log_jsonl,
                  "Write one JSON object per update: {update, epoch, loss, lr, grad_norm}");
-  ft->add_flag("--no-shuffle", f->no_shuffle, "Keep the file order (no shuffling)");
-  ft->add_flag("--no-group-by-length", f->no_group_by_length, "Do not group batches by length");
-  ft->add_flag("--pad-to-max-length", s.pad_to_max_length, "Pad every batch to --max-length");
-  ft->add_option("--threads", s.num_threads, "Intra-op threads (0: one per core)")->capture_default_str();
+  ft->add_option("--threads", f->spec.spec.num_threads, "Intra-op threads (0: one per core)")->capture_default_str();
   ft->add_flag("--resume", j.resume, "Continue from the latest checkpoint");
   ft->add_option("--checkpoint-dir", j.checkpoint_dir, "Checkpoint directory (default: OUTPUT.checkpoints)");
   ft->add_flag("--keep-checkpoints", j.keep_checkpoints, "Keep the checkpoint directory after success");

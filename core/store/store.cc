@@ -239,10 +239,11 @@ absl::StatusOr<DatasetRecord> Store::PutDataset(absl::string_view bytes, const s
   size_t dot = name.rfind('.');
   if (dot != std::string::npos) ext = absl::AsciiStrToLower(name.substr(dot));
   if (ext != ".csv" && ext != ".tsv" && ext != ".jsonl") ext = ".jsonl";
-  d.path = JoinPath(JoinPath(data_dir_, "datasets"), d.id + ext);
+  d.path = JoinPath("datasets", d.id + ext);
   // The file first (atomically), then the row: a crash in between leaves an orphan file that
   // the next upload of the same bytes reuses, never a row without its file.
-  if (!IsRegularFile(d.path)) RETURN_IF_ERROR(WriteFileAtomically(d.path, bytes));
+  const std::string file = JoinPath(data_dir_, d.path);
+  if (!IsRegularFile(file)) RETURN_IF_ERROR(WriteFileAtomically(file, bytes));
   Json counts(label_counts);
   std::lock_guard<std::mutex> lock(mu_);
   Stmt s(db_, "INSERT OR IGNORE INTO datasets(id, name, bytes, rows, label_counts, path, created_ms) "

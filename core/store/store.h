@@ -32,7 +32,7 @@ struct DatasetRecord {
   int64_t rows = 0;
   std::map<std::string, int64_t> label_counts;
   int64_t created_ms = 0;
-  std::string path;    // datasets/<id><ext>
+  std::string path;    // datasets/<id><ext>, relative to the data directory
 };
 
 struct JobRecord {
@@ -52,7 +52,7 @@ struct JobRecord {
 struct ModelRecord {
   std::string name;
   int64_t version = 0;
-  std::string path;
+  std::string path;  // models/<name>/<version>, relative to the data directory
   std::string job_id;
   std::string metadata;  // JSON
   int64_t created_ms = 0;

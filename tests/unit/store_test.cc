@@ -21,7 +21,8 @@ TEST(StoreTest, DatasetsAreContentAddressed) {
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(a->id, b->id);
   EXPECT_EQ(a->id.size(), 64u);
-  EXPECT_TRUE(IsRegularFile(a->path));
+  EXPECT_EQ(a->path.rfind("datasets/", 0), 0u);
+  EXPECT_TRUE(IsRegularFile(JoinPath(dir.path(), a->path)));
   auto got = (*s)->GetDataset(a->id);
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->rows, 1);

@@ -1,0 +1,225 @@
+// berth::client over the generated stubs.
+#include "client/lib/client.h"
+
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+#include <openssl/evp.h>
+
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace berth::client {
+namespace {
+
+std::string Sha256Hex(absl::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 15]);
+  }
+  return out;
+}
+
+std::string RandomRequestId() {
+  std::random_device rd;
+  std::mt19937_64 rng((static_cast<uint64_t>(rd()) << 32) ^ rd());
+  return absl::StrCat("cli-", absl::Hex(rng(), absl::kZeroPad16), absl::Hex(rng(), absl::kZeroPad16));
+}
+
+// gRPC's retry policy for the calls that are safe to repeat.
+std::string ServiceConfig(int max_attempts) {
+  const std::string names = R"([
+      {"service": "berth.v1.TrainingService", "method": "GetStatus"},
+      {"service": "berth.v1.TrainingService", "method": "ListJobs"},
+      {"service": "berth.v1.TrainingService", "method": "StartTraining"},
+      {"service": "berth.v1.InferenceService", "method": "Classify"},
+      {"service": "berth.v1.InferenceService", "method": "Tokenize"},
+      {"service": "berth.v1.ModelService", "method": "ListModels"},
+      {"service": "berth.v1.ModelService", "method": "GetModel"},
+      {"service": "berth.v1.ModelService", "method": "SetAlias"}])";
+  return absl::StrCat(R"({"methodConfig": [{"name": )", names, R"(, "retryPolicy": {"maxAttempts": )",
+                      std::max(2, std::min(max_attempts, 5)),
+                      R"(, "initialBackoff": "0.2s", "maxBackoff": "3s", "backoffMultiplier": 2,)",
+                      R"( "retryableStatusCodes": ["UNAVAILABLE"]}}]})");
+}
+
+}  // namespace
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Create(const ClientOptions& options) {
+  if (options.target.empty()) return absl::InvalidArgumentError("server: no address given");
+  std::unique_ptr<Client> c(new Client(options));
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+  args.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
+  if (options.max_attempts > 1) args.SetServiceConfigJSON(ServiceConfig(options.max_attempts));
+  c->channel_ = grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+  c->training_ = v1::TrainingService::NewStub(c->channel_);
+  c->inference_ = v1::InferenceService::NewStub(c->channel_);
+  c->models_ = v1::ModelService::NewStub(c->channel_);
+  return c;
+}
+
+#define BERTH_UNARY(stub, method, request, response_type)                                  \
+  do {                                                                                     \
+    grpc::ClientContext context;                                                           \
+    context.set_deadline(std::chrono::system_clock::now() + options_.timeout);             \
+    response_type response;                                                                \
+    grpc::Status s = (stub)->method(&context, (request), &response);                       \
+    if (!s.ok()) return FromGrpcStatus(s);                                                 \
+    return response;                                                                       \
+  } while (0)
+
+absl::StatusOr<v1::UploadDatasetResponse> Client::UploadDataset(const v1::DatasetInfo& info, absl::string_view bytes,
+                                                                const std::function<void(int64_t, int64_t)>& progress) {
+  grpc::ClientContext context;
+  v1::UploadDatasetResponse response;
+  auto writer = training_->UploadDataset(&context, &response);
+  v1::UploadDatasetRequest first;
+  *first.mutable_info() = info;
+  bool ok = writer->Write(first);
+  const size_t chunk = std::max<size_t>(1, options_.upload_chunk_bytes);
+  for (size_t off = 0; ok && off < bytes.size(); off += chunk) {
+    v1::UploadDatasetRequest part;
+    part.set_data(std::string(bytes.substr(off, chunk)));
+    if (off + chunk >= bytes.size()) part.set_sha256(Sha256Hex(bytes));
+    ok = writer->Write(part);
+    if (ok && progress) progress(static_cast<int64_t>(std::min(bytes.size(), off + chunk)), bytes.size());
+  }
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response;
+}
+
+absl::StatusOr<v1::UploadDatasetResponse> Client::UploadFile(const std::string& path, v1::DatasetInfo info,
+                                                             const std::function<void(int64_t, int64_t)>& progress) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (info.file_name().empty()) info.set_file_name(path.substr(path.find_last_of('/') + 1));
+  return UploadDataset(info, ss.str(), progress);
+}
+
+absl::StatusOr<v1::StartTrainingResponse> Client::StartTraining(v1::StartTrainingRequest request) {
+  if (request.request_id().empty()) request.set_request_id(RandomRequestId());
+  BERTH_UNARY(training_, StartTraining, request, v1::StartTrainingResponse);
+}
+
+absl::StatusOr<v1::JobStatus> Client::GetStatus(const std::string& job_id) {
+  v1::GetStatusRequest request;
+  request.set_job_id(job_id);
+  BERTH_UNARY(training_, GetStatus, request, v1::JobStatus);
+}
+
+absl::StatusOr<v1::JobStatus> Client::WatchJob(const std::string& job_id,
+                                               const std::function<bool(const v1::JobStatus&)>& on_status,
+                                               std::chrono::milliseconds reconnect_for) {
+  v1::WatchJobRequest request;
+  request.set_job_id(job_id);
+  v1::JobStatus last;
+  bool have_last = false;
+  auto give_up_at = std::chrono::steady_clock::now() + reconnect_for;
+  while (true) {
+    grpc::ClientContext context;  // no deadline: a job may train for hours
+    auto reader = training_->WatchJob(&context, request);
+    v1::JobStatus status;
+    while (reader->Read(&status)) {
+      last = status;
+      have_last = true;
+      give_up_at = std::chrono::steady_clock::now() + reconnect_for;
+      if (!on_status(status)) {
+        context.TryCancel();
+        reader->Finish();
+        return last;
+      }
+    }
+    grpc::Status s = reader->Finish();
+    if (s.ok()) {
+      if (!have_last) return absl::InternalError("the watch ended without a status");
+      return last;
+    }
+    const bool transient = s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                           s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+                           s.error_code() == grpc::StatusCode::CANCELLED;
+    if (!transient || std::chrono::steady_clock::now() > give_up_at) return FromGrpcStatus(s);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+absl::StatusOr<v1::JobStatus> Client::CancelJob(const std::string& job_id) {
+  v1::CancelJobRequest request;
+  request.set_job_id(job_id);
+  BERTH_UNARY(training_, CancelJob, request, v1::JobStatus);
+}
+
+absl::StatusOr<v1::ListJobsResponse> Client::ListJobs(const v1::ListJobsRequest& request) {
+  BERTH_UNARY(training_, ListJobs, request, v1::ListJobsResponse);
+}
+
+absl::StatusOr<v1::ClassifyResponse> Client::Classify(const v1::ClassifyRequest& request) {
+  BERTH_UNARY(inference_, Classify, request, v1::ClassifyResponse);
+}
+
+absl::StatusOr<v1::TokenizeResponse> Client::Tokenize(const v1::TokenizeRequest& request) {
+  BERTH_UNARY(inference_, Tokenize, request, v1::TokenizeResponse);
+}
+
+absl::StatusOr<v1::ListModelsResponse> Client::ListModels() {
+  v1::ListModelsRequest request;
+  BERTH_UNARY(models_, ListModels, request, v1::ListModelsResponse);
+}
+
+absl::StatusOr<v1::ModelVersion> Client::GetModel(const std::string& model) {
+  v1::GetModelRequest request;
+  request.set_model(model);
+  BERTH_UNARY(models_, GetModel, request, v1::ModelVersion);
+}
+
+absl::StatusOr<v1::DeleteModelResponse> Client::DeleteModel(const std::string& name, int64_t version) {
+  v1::DeleteModelRequest request;
+  request.set_name(name);
+  request.set_version(version);
+  BERTH_UNARY(models_, DeleteModel, request, v1::DeleteModelResponse);
+}
+
+absl::StatusOr<v1::SetAliasResponse> Client::SetAlias(const std::string& name, const std::string& alias,
+                                                      int64_t version) {
+  v1::SetAliasRequest request;
+  request.set_name(name);
+  request.set_alias(alias);
+  request.set_version(version);
+  BERTH_UNARY(models_, SetAlias, request, v1::SetAliasResponse);
+}
+
+absl::StatusOr<bool> Client::Healthy() {
+  auto stub = grpc::health::v1::Health::NewStub(channel_);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + options_.timeout);
+  grpc::health::v1::HealthCheckRequest request;
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status s = stub->Check(&context, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+}
+
+#undef BERTH_UNARY
+
+}  // namespace berth::client
