@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/train/dataset.h"
+#include "core/util/files.h"
 #include "core/util/sha256.h"
 #include "core/util/status_macros.h"
 #include "server/convert.h"
@@ -238,10 +239,12 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::StartTraining(grpc::CallbackServe
       if (id.empty()) continue;
       auto rec = ctx_.store->GetDataset(id);
       if (!rec.ok()) return absl::NotFoundError(absl::StrCat(field, ": no dataset ", id, " (upload it first)"));
-      auto parsed = train::ReadDataset(ctx_.store->data_dir() + "/" + rec->path, spec.data);
+      ASSIGN_OR_RETURN(std::string contents, ReadFileToString(JoinPath(ctx_.store->data_dir(), rec->path)));
+      auto parsed = train::ParseDataset(contents, rec->name, spec.data);
       if (!parsed.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat(field, ": ", rec->name, " does not fit this request: ",
-                                                       parsed.status().message()));
+        return absl::InvalidArgumentError(absl::StrCat(
+            field, " ", id.substr(0, 12), "… does not fit this request (text_column '", spec.data.text_column,
+            "', label_column '", spec.data.label_column, "'): ", parsed.status().message()));
       }
       if (classes_hint > 0 && std::string(field) == "train_dataset_id" &&
           classes_hint != static_cast<int64_t>(train::CollectLabels(*parsed).size())) {

@@ -1,0 +1,543 @@
+// The Berth service over real loopback gRPC: an in-process berth::server::Server on
+// 127.0.0.1:0 driven through the real berth::client, with real SST-2 rows and real training.
+#include <gtest/gtest.h>
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+
+#include <atomic>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "client/lib/client.h"
+#include "core/infer/sequence_classifier.h"
+#include "core/util/files.h"
+#include "core/util/sha256.h"
+#include "server/server.h"
+#include "tests/unit/test_util.h"
+
+namespace berth {
+namespace {
+
+using testing::TempDir;
+
+// The header and first `rows` rows of the shipped SST-2 sample.
+std::string Sst2Rows(int rows, int skip = 0) {
+  std::ifstream in(std::string(BERTH_DATA_DIR) + "/sst2-sample/train.tsv");
+  std::string line, out;
+  std::getline(in, line);
+  out = line + "\n";
+  for (int i = 0; i < skip && std::getline(in, line); ++i) {
+  }
+  for (int i = 0; i < rows && std::getline(in, line); ++i) out += line + "\n";
+  return out;
+}
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { StartServer(); }
+  void TearDown() override {
+    client_.reset();
+    if (server_) server_->Shutdown(std::chrono::seconds(5));
+    server_.reset();
+  }
+
+  void StartServer() {
+    server::ServerOptions o;
+    o.data_dir = dir_.File("data");
+    o.listen = "127.0.0.1:0";
+    o.request_threads = 8;
+    o.training.progress_interval = std::chrono::milliseconds(20);
+    o.training.threads_per_job = 1;
+    o.models.engine.batcher.warmup = false;
+    o.models.engine.batcher.num_threads = 1;
+    o.limits.max_texts = 16;
+    o.limits.max_text_bytes = 2000;
+    auto s = server::Server::Start(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+    client::ClientOptions co;
+    co.target = absl::StrCat("127.0.0.1:", server_->port());
+    co.timeout = std::chrono::seconds(60);
+    auto c = client::Client::Create(co);
+    ASSERT_TRUE(c.ok());
+    client_ = std::move(*c);
+  }
+
+  std::string Upload(const std::string& contents, const std::string& name = "train.tsv") {
+    v1::DatasetInfo info;
+    info.set_file_name(name);
+    auto r = client_->UploadDataset(info, contents);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->dataset_id() : "";
+  }
+
+  v1::StartTrainingRequest SmallJob(const std::string& dataset, const std::string& name, int64_t steps = 6) {
+    v1::StartTrainingRequest r;
+    r.set_base_model("config:bert-tiny");
+    r.set_train_dataset_id(dataset);
+    r.set_validation_split(0.25);
+    r.set_model_name(name);
+    r.mutable_hyperparameters()->set_max_steps(steps);
+    r.mutable_hyperparameters()->set_batch_size(8);
+    r.mutable_hyperparameters()->set_max_length(32);
+    r.mutable_hyperparameters()->set_eval_steps(steps);
+    return r;
+  }
+
+  v1::JobStatus RunToEnd(const v1::StartTrainingRequest& r) {
+    auto started = client_->StartTraining(r);
+    EXPECT_TRUE(started.ok()) << started.status();
+    if (!started.ok()) return {};
+    auto final_status = client_->WatchJob(started->job_id(), [](const v1::JobStatus&) { return true; });
+    EXPECT_TRUE(final_status.ok()) << final_status.status();
+    return final_status.ok() ? *final_status : v1::JobStatus();
+  }
+
+  v1::ClassifyRequest ClassifyReq(const std::string& model, std::vector<std::string> texts) {
+    v1::ClassifyRequest r;
+    r.set_model(model);
+    for (auto& t : texts) r.add_texts(t);
+    return r;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<server::Server> server_;
+  std::unique_ptr<client::Client> client_;
+};
+
+TEST_F(ServiceTest, HealthyAndEmpty) {
+  auto healthy = client_->Healthy();
+  ASSERT_TRUE(healthy.ok()) << healthy.status();
+  EXPECT_TRUE(*healthy);
+  auto models = client_->ListModels();
+  ASSERT_TRUE(models.ok());
+  EXPECT_EQ(models->models_size(), 0);
+}
+
+TEST_F(ServiceTest, UploadTrainWatchClassifyMatchesSavedModel) {
+  const std::string data = Sst2Rows(64);
+  v1::DatasetInfo info;
+  info.set_file_name("train.tsv");
+  auto up = client_->UploadDataset(info, data);
+  ASSERT_TRUE(up.ok()) << up.status();
+  EXPECT_EQ(up->dataset_id(), Sha256Hex(data));
+  EXPECT_EQ(up->rows(), 64);
+  EXPECT_EQ(up->label_counts().at("0") + up->label_counts().at("1"), 64);
+  EXPECT_FALSE(up->already_present());
+  auto again = client_->UploadDataset(info, data);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->already_present());
+  EXPECT_EQ(again->dataset_id(), up->dataset_id());
+
+  auto started = client_->StartTraining(SmallJob(up->dataset_id(), "sst2"));
+  ASSERT_TRUE(started.ok()) << started.status();
+  std::vector<v1::JobStatus> seen;
+  auto final_status = client_->WatchJob(started->job_id(), [&](const v1::JobStatus& s) {
+    seen.push_back(s);
+    return true;
+  });
+  ASSERT_TRUE(final_status.ok()) << final_status.status();
+  ASSERT_EQ(final_status->state(), v1::JOB_STATE_SUCCEEDED) << final_status->error();
+  EXPECT_EQ(final_status->model_version(), 1);
+  EXPECT_EQ(final_status->progress().update(), 6);
+  EXPECT_EQ(final_status->progress().total_updates(), 6);
+  EXPECT_TRUE(final_status->progress().has_last_eval());
+  int64_t last_update = -1;
+  for (const v1::JobStatus& s : seen) {  // progress never goes backwards
+    EXPECT_GE(s.progress().update(), last_update);
+    last_update = s.progress().update();
+  }
+
+  auto model = client_->GetModel("sst2");
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->version(), 1);
+  EXPECT_EQ(model->job_id(), started->job_id());
+  EXPECT_EQ(model->base_model(), "config:bert-tiny");
+  EXPECT_EQ(std::vector<std::string>(model->labels().begin(), model->labels().end()),
+            (std::vector<std::string>{"0", "1"}));
+  EXPECT_GT(model->metrics().examples(), 0);
+  EXPECT_NE(model->config_json().find("\"bert\""), std::string::npos);
+
+  const std::vector<std::string> texts = {"a gorgeous, witty, seductive movie.", "the plot is a dull mess",
+                                          "it 's a charming and often affecting journey ."};
+  auto resp = client_->Classify(ClassifyReq("sst2", texts));
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  ASSERT_EQ(resp->results_size(), 3);
+  EXPECT_EQ(resp->model_version(), 1);
+  EXPECT_EQ(resp->labels_size(), 2);
+
+  // The saved directory loads offline and reproduces the service's scores.
+  const std::string model_dir = JoinPath(dir_.File("data"), "models/sst2/1");
+  ASSERT_TRUE(IsRegularFile(JoinPath(model_dir, "model.safetensors")));
+  ASSERT_TRUE(IsRegularFile(JoinPath(model_dir, "berth.json")));
+  auto offline = SequenceClassifier::Load(model_dir, ClassifierOptions());
+  ASSERT_TRUE(offline.ok()) << offline.status();
+  std::vector<text::Encoding> enc;
+  for (const std::string& t : texts) enc.push_back(*(*offline)->tokenizer().Encode(t, text::EncodeOptions()));
+  auto preds = (*offline)->PredictBatch(enc);
+  ASSERT_TRUE(preds.ok());
+  for (size_t i = 0; i < texts.size(); ++i) {
+    EXPECT_EQ((*preds)[i].label, resp->results(i).label());
+    ASSERT_EQ(static_cast<int>((*preds)[i].scores.size()), resp->results(i).scores_size());
+    for (size_t k = 0; k < (*preds)[i].scores.size(); ++k) {
+      EXPECT_NEAR((*preds)[i].scores[k], resp->results(i).scores(k), 1e-5);
+    }
+  }
+  // The checkpoints of the finished job are gone; the dataset stays.
+  EXPECT_FALSE(IsDirectory(JoinPath(dir_.File("data"), "jobs/" + started->job_id())));
+}
+
+TEST_F(ServiceTest, StartTrainingIsIdempotentByRequestId) {
+  const std::string id = Upload(Sst2Rows(32));
+  auto r = SmallJob(id, "idem", 2);
+  r.set_request_id("req-42");
+  auto a = client_->StartTraining(r);
+  auto b = client_->StartTraining(r);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->job_id(), b->job_id());
+  EXPECT_FALSE(a->existing());
+  EXPECT_TRUE(b->existing());
+  r.mutable_hyperparameters()->set_max_steps(3);
+  auto c = client_->StartTraining(r);
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
+  auto done = client_->WatchJob(a->job_id(), [](const v1::JobStatus&) { return true; });
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED);
+  v1::ListJobsRequest list;
+  auto jobs = client_->ListJobs(list);
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_EQ(jobs->jobs_size(), 1);
+}
+
+TEST_F(ServiceTest, CancelRunningAndQueuedJobs) {
+  const std::string id = Upload(Sst2Rows(32));
+  auto long_job = client_->StartTraining(SmallJob(id, "long", 100000));
+  auto queued = client_->StartTraining(SmallJob(id, "queued", 100000));
+  ASSERT_TRUE(long_job.ok() && queued.ok());
+  // Wait until the first is running and has made progress.
+  auto running = client_->WatchJob(long_job->job_id(), [](const v1::JobStatus& s) {
+    return !(s.state() == v1::JOB_STATE_RUNNING && s.progress().update() >= 2);
+  });
+  ASSERT_TRUE(running.ok());
+  ASSERT_EQ(running->state(), v1::JOB_STATE_RUNNING);
+
+  auto q = client_->CancelJob(queued->job_id());
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(q->state(), v1::JOB_STATE_CANCELLED);  // a queued job is cancelled at once
+
+  auto c = client_->CancelJob(long_job->job_id());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->cancel_requested());
+  auto end = client_->WatchJob(long_job->job_id(), [](const v1::JobStatus&) { return true; });
+  ASSERT_TRUE(end.ok());
+  EXPECT_EQ(end->state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_EQ(end->model_version(), 0);
+  EXPECT_EQ(client_->GetModel("long").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(IsDirectory(JoinPath(dir_.File("data"), "jobs/" + long_job->job_id())));
+
+  v1::ListJobsRequest list;
+  list.set_state(v1::JOB_STATE_CANCELLED);
+  auto jobs = client_->ListJobs(list);
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_EQ(jobs->jobs_size(), 2);
+  list.set_page_size(1);
+  jobs = client_->ListJobs(list);
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_EQ(jobs->jobs_size(), 1);
+  ASSERT_FALSE(jobs->next_page_token().empty());
+  list.set_page_token(jobs->next_page_token());
+  auto page2 = client_->ListJobs(list);
+  ASSERT_TRUE(page2.ok());
+  ASSERT_EQ(page2->jobs_size(), 1);
+  EXPECT_NE(page2->jobs(0).job_id(), jobs->jobs(0).job_id());
+}
+
+TEST_F(ServiceTest, AliasSwitchUnderConcurrentClassifyNeverFails) {
+  const std::string id = Upload(Sst2Rows(32));
+  ASSERT_EQ(RunToEnd(SmallJob(id, "m", 2)).state(), v1::JOB_STATE_SUCCEEDED);
+  auto second = SmallJob(id, "m", 2);
+  second.mutable_hyperparameters()->set_seed(7);
+  ASSERT_EQ(RunToEnd(second).model_version(), 2);
+  ASSERT_TRUE(client_->SetAlias("m", "production", 1).ok());
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> calls{0}, failures{0};
+  std::mutex mu;
+  std::set<int64_t> versions;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      while (!stop) {
+        auto r = client_->Classify(ClassifyReq("m@production", {"a fine film", "bad"}));
+        ++calls;
+        if (!r.ok()) {
+          ++failures;
+          continue;
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        versions.insert(r->model_version());
+      }
+    });
+  }
+  for (int i = 0; i < 10; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto s = client_->SetAlias("m", "production", i % 2 == 0 ? 2 : 1);
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ(s->previous_version(), i % 2 == 0 ? 1 : 2);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  stop = true;
+  for (auto& t : threads) t.join();
+  EXPECT_GT(calls.load(), 20);
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(versions, (std::set<int64_t>{1, 2}));
+  auto v = client_->GetModel("m@production");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->version(), 1);
+}
+
+TEST_F(ServiceTest, DeleteRules) {
+  const std::string id = Upload(Sst2Rows(32));
+  ASSERT_EQ(RunToEnd(SmallJob(id, "base", 2)).state(), v1::JOB_STATE_SUCCEEDED);
+  ASSERT_EQ(RunToEnd(SmallJob(id, "base", 2)).model_version(), 2);
+  // A long job fine-tuning base:2 (pinned from "base") blocks deleting version 2 or all.
+  auto child = SmallJob(id, "child", 100000);
+  child.set_base_model("base");
+  auto started = client_->StartTraining(child);
+  ASSERT_TRUE(started.ok()) << started.status();
+  EXPECT_EQ(started->status().base_model(), "base:2");
+  EXPECT_EQ(client_->DeleteModel("base", 2).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(client_->DeleteModel("base", 0).status().code(), absl::StatusCode::kFailedPrecondition);
+  // Version 1 is not in use.
+  ASSERT_TRUE(client_->Classify(ClassifyReq("base:1", {"warm it up"})).ok());
+  auto del = client_->DeleteModel("base", 1);
+  ASSERT_TRUE(del.ok()) << del.status();
+  EXPECT_EQ(del->deleted_versions_size(), 1);
+  EXPECT_FALSE(IsDirectory(JoinPath(dir_.File("data"), "models/base/1")));
+  EXPECT_EQ(client_->Classify(ClassifyReq("base:1", {"x"})).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->DeleteModel("base", 1).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->DeleteModel("nothing", 0).status().code(), absl::StatusCode::kNotFound);
+  // Once the job ends, version 2 can go.
+  ASSERT_TRUE(client_->CancelJob(started->job_id()).ok());
+  auto end = client_->WatchJob(started->job_id(), [](const v1::JobStatus&) { return true; });
+  ASSERT_TRUE(end.ok());
+  auto all = client_->DeleteModel("base", 0);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(all->deleted_versions_size(), 1);
+  EXPECT_EQ(client_->GetModel("base").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ServiceTest, ClassifyStreamAndTokenize) {
+  const std::string id = Upload(Sst2Rows(32));
+  ASSERT_EQ(RunToEnd(SmallJob(id, "s", 2)).state(), v1::JOB_STATE_SUCCEEDED);
+  auto stub = v1::InferenceService::NewStub(client_->channel());
+  grpc::ClientContext ctx;
+  auto stream = stub->ClassifyStream(&ctx);
+  for (int i = 1; i <= 3; ++i) {
+    std::vector<std::string> texts(i, "good");
+    ASSERT_TRUE(stream->Write(ClassifyReq("s", texts)));
+    v1::ClassifyResponse resp;
+    ASSERT_TRUE(stream->Read(&resp));
+    EXPECT_EQ(resp.results_size(), i);
+  }
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+
+  v1::TokenizeRequest t;
+  t.set_model("s");
+  t.add_texts("Hello, world!");
+  auto tok = client_->Tokenize(t);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  ASSERT_EQ(tok->encodings_size(), 1);
+  EXPECT_EQ(std::vector<std::string>(tok->encodings(0).tokens().begin(), tok->encodings(0).tokens().end()),
+            (std::vector<std::string>{"[CLS]", "hello", ",", "world", "!", "[SEP]"}));
+}
+
+// Every field a handler checks answers INVALID_ARGUMENT with a message that names it.
+TEST_F(ServiceTest, InvalidArgumentsNameTheField) {
+  const std::string id = Upload(Sst2Rows(16));
+  struct Case {
+    std::string field;
+    std::function<absl::Status()> call;
+  };
+  auto train = [&](std::function<void(v1::StartTrainingRequest*)> edit) {
+    return [this, id, edit] {
+      auto r = SmallJob(id, "ok-name", 2);
+      edit(&r);
+      return client_->StartTraining(r).status();
+    };
+  };
+  auto classify = [&](std::function<void(v1::ClassifyRequest*)> edit) {
+    return [this, edit] {
+      auto r = ClassifyReq("m", {"text"});
+      edit(&r);
+      return client_->Classify(r).status();
+    };
+  };
+  auto upload = [&](std::string name, std::string contents) {
+    return [this, name, contents] {
+      v1::DatasetInfo info;
+      info.set_file_name(name);
+      return client_->UploadDataset(info, contents).status();
+    };
+  };
+  const std::vector<Case> cases = {
+      {"base_model", train([](auto* r) { r->set_base_model(""); })},
+      {"base_model", train([](auto* r) { r->set_base_model("config:bert-huge"); })},
+      {"base_model", train([](auto* r) { r->set_base_model("/etc"); })},
+      {"base_model", train([](auto* r) { r->set_base_model("../../etc"); })},
+      {"model_name", train([](auto* r) { r->set_model_name(""); })},
+      {"model_name", train([](auto* r) { r->set_model_name("a/b"); })},
+      {"model_name", train([](auto* r) { r->set_model_name(".."); })},
+      {"model_name", train([](auto* r) { r->set_model_name(std::string(65, 'a')); })},
+      {"train_dataset_id", train([](auto* r) { r->set_train_dataset_id("../../etc/passwd"); })},
+      {"train_dataset_id", train([](auto* r) { r->set_train_dataset_id(""); })},
+      {"validation_dataset_id", train([](auto* r) { r->set_validation_dataset_id("xyz"); })},
+      {"validation_split", train([](auto* r) { r->set_validation_split(0.95); })},
+      {"learning_rate", train([](auto* r) { r->mutable_hyperparameters()->set_learning_rate(0); })},
+      {"batch_size", train([](auto* r) { r->mutable_hyperparameters()->set_batch_size(0); })},
+      {"epochs", train([](auto* r) {
+         r->mutable_hyperparameters()->set_max_steps(0);
+         r->mutable_hyperparameters()->set_epochs(-1);
+       })},
+      {"max_length", train([](auto* r) { r->mutable_hyperparameters()->set_max_length(2); })},
+      {"grad_accum", train([](auto* r) { r->mutable_hyperparameters()->set_grad_accum(0); })},
+      {"warmup_ratio", train([](auto* r) { r->mutable_hyperparameters()->set_warmup_ratio(2); })},
+      {"metric_for_best", train([](auto* r) { r->mutable_hyperparameters()->set_metric_for_best("vibes"); })},
+      {"class_weights", train([](auto* r) { r->mutable_hyperparameters()->add_class_weights(1.0); })},
+      {"label_column", train([](auto* r) { r->set_label_column("no_such_column"); })},
+      {"request_id", train([](auto* r) { r->set_request_id(std::string(129, 'r')); })},
+      {"job_id", [this] { return client_->GetStatus("").status(); }},
+      {"job_id", [this] { return client_->GetStatus("../x").status(); }},
+      {"job_id", [this] { return client_->CancelJob("a b").status(); }},
+      {"page_size", [this] {
+         v1::ListJobsRequest r;
+         r.set_page_size(5000);
+         return client_->ListJobs(r).status();
+       }},
+      {"model", classify([](auto* r) { r->set_model(""); })},
+      {"model", classify([](auto* r) { r->set_model("m:zero"); })},
+      {"model", classify([](auto* r) { r->set_model("../m"); })},
+      {"texts", classify([](auto* r) { r->clear_texts(); })},
+      {"texts", classify([](auto* r) {
+         for (int i = 0; i < 20; ++i) r->add_texts("t");
+       })},
+      {"texts[0]", classify([](auto* r) { r->set_texts(0, std::string(3000, 'a')); })},
+      {"text_pairs", classify([](auto* r) {
+         r->add_text_pairs("a");
+         r->add_text_pairs("b");
+       })},
+      {"top_k", classify([](auto* r) { r->set_top_k(-1); })},
+      {"max_length", classify([](auto* r) { r->set_max_length(2); })},
+      {"alias", classify([](auto* r) { r->set_alias("bad alias"); })},
+      {"truncation", [this] {
+         v1::TokenizeRequest r;
+         r.set_model("m");
+         r.add_texts("x");
+         r.set_truncation(v1::TRUNCATION_WINDOW);
+         return client_->Tokenize(r).status();
+       }},
+      {"version", [this] { return client_->SetAlias("m", "prod", 0).status(); }},
+      {"alias", [this] { return client_->SetAlias("m", "pro/d", 1).status(); }},
+      {"name", [this] { return client_->DeleteModel("a/b", 0).status(); }},
+      {"model", [this] { return client_->GetModel("a@").status(); }},
+      {"info.file_name", upload("../train.tsv", "text\tlabel\nx\t1\n")},
+      {"info.file_name", upload("train.txt", "text\tlabel\nx\t1\n")},
+      {"data", upload("train.tsv", "")},
+      {"train.tsv:3", upload("train.tsv", "sentence\tlabel\ngood\t1\nmissing a label\n")},
+      {"bad.jsonl:2", upload("bad.jsonl", "{\"text\": \"a\", \"label\": 1}\n{\"text\": \n")},
+  };
+  for (const Case& c : cases) {
+    absl::Status s = c.call();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.field << ": " << s;
+    EXPECT_NE(s.message().find(c.field), absl::string_view::npos) << "message does not name " << c.field << ": " << s;
+  }
+  // Nothing was queued by any of them.
+  auto jobs = client_->ListJobs(v1::ListJobsRequest());
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_EQ(jobs->jobs_size(), 0);
+}
+
+// A corrupt, truncated or abandoned upload is refused and leaves no file and no row.
+TEST_F(ServiceTest, BadUploadsLeaveNoTrace) {
+  const std::string data_dir = dir_.File("data");
+  const std::string good = Sst2Rows(16);
+  auto stub = v1::TrainingService::NewStub(client_->channel());
+  auto start = [&](grpc::ClientContext* ctx, v1::UploadDatasetResponse* resp) {
+    auto w = stub->UploadDataset(ctx, resp);
+    v1::UploadDatasetRequest info;
+    info.mutable_info()->set_file_name("train.tsv");
+    EXPECT_TRUE(w->Write(info));
+    return w;
+  };
+  {  // Half written: the client sends the digest of the whole file but stops halfway.
+    grpc::ClientContext ctx;
+    v1::UploadDatasetResponse resp;
+    auto w = start(&ctx, &resp);
+    v1::UploadDatasetRequest part;
+    part.set_data(good.substr(0, good.size() / 2));
+    part.set_sha256(Sha256Hex(good));
+    ASSERT_TRUE(w->Write(part));
+    w->WritesDone();
+    grpc::Status s = w->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("sha256"), std::string::npos) << s.error_message();
+  }
+  {  // Abandoned: the client cancels mid-stream.
+    grpc::ClientContext ctx;
+    v1::UploadDatasetResponse resp;
+    auto w = start(&ctx, &resp);
+    v1::UploadDatasetRequest part;
+    part.set_data(good.substr(0, 100));
+    ASSERT_TRUE(w->Write(part));
+    ctx.TryCancel();
+    EXPECT_EQ(w->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  {  // Corrupt bytes: invalid UTF-8 in a row.
+    v1::DatasetInfo info;
+    info.set_file_name("train.tsv");
+    std::string bad = good;
+    bad.insert(bad.find('\n', bad.find('\n') + 1) - 3, "\xff\xfe");
+    auto r = client_->UploadDataset(info, bad);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+    EXPECT_NE(r.status().message().find("train.tsv:2"), absl::string_view::npos) << r.status();
+  }
+  EXPECT_TRUE(ListDirectory(JoinPath(data_dir, "datasets"))->empty());
+  EXPECT_EQ(server_->store().GetDataset(Sha256Hex(good)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(server_->store().GetDataset(Sha256Hex(good.substr(0, good.size() / 2))).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+// A server stopped mid-training (graceful: the job checkpoints) resumes the job at the next
+// start, from its checkpoint, and registers exactly one version.
+TEST_F(ServiceTest, JobResumesAfterRestart) {
+  const std::string id = Upload(Sst2Rows(64));
+  auto r = SmallJob(id, "resumed", 40);
+  r.mutable_hyperparameters()->set_save_steps(5);
+  auto started = client_->StartTraining(r);
+  ASSERT_TRUE(started.ok());
+  auto mid = client_->WatchJob(started->job_id(), [](const v1::JobStatus& s) { return s.progress().update() < 8; });
+  ASSERT_TRUE(mid.ok());
+  ASSERT_EQ(mid->state(), v1::JOB_STATE_RUNNING);
+  client_.reset();
+  server_->Shutdown(std::chrono::seconds(5));
+  server_.reset();
+  // The stopped job left a checkpoint to resume from.
+  EXPECT_TRUE(IsRegularFile(JoinPath(dir_.File("data"), "jobs/" + started->job_id() + "/checkpoints/latest")));
+  StartServer();
+  auto end = client_->WatchJob(started->job_id(), [](const v1::JobStatus&) { return true; });
+  ASSERT_TRUE(end.ok()) << end.status();
+  EXPECT_EQ(end->state(), v1::JOB_STATE_SUCCEEDED) << end->error();
+  EXPECT_EQ(end->model_version(), 1);
+  EXPECT_EQ(end->progress().total_updates(), 40);
+  auto models = client_->ListModels();
+  ASSERT_TRUE(models.ok());
+  EXPECT_EQ(models->models_size(), 1);
+}
+
+}  // namespace
+}  // namespace berth
