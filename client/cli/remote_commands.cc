@@ -111,8 +111,8 @@ absl::StatusOr<v1::JobStatus> WatchWithProgress(client::Client& c, const std::st
   return result;
 }
 
-int PrintFinal(const v1::JobStatus& s, bool json) {
-  std::cout << ToJson(s, !json) << "\n";
+int PrintFinal(const v1::JobStatus& s, bool json, bool print_json = true) {
+  if (print_json) std::cout << ToJson(s, !json) << "\n";
   if (s.state() == v1::JOB_STATE_SUCCEEDED) {
     std::cerr << "berth: job " << s.job_id() << " succeeded: model " << s.model_name() << ":" << s.model_version()
               << "\n";
@@ -183,6 +183,7 @@ struct TrainFlags {
   std::string base_model, train, validation, name, request_id;
   double validation_split = 0;
   bool watch = false, json = false;
+  bool print_result = true;  // the final status as JSON on stdout
 };
 
 int RunTrain(TrainFlags& f) {
@@ -217,7 +218,7 @@ int RunTrain(TrainFlags& f) {
   }
   auto final_status = WatchWithProgress(*c, started->job_id());
   if (!final_status.ok()) return Fail(final_status.status(), "watch");
-  return PrintFinal(*final_status, f.json);
+  return PrintFinal(*final_status, f.json, f.print_result);
 }
 
 // Reads the texts to classify: arguments, else --file, else stdin; one text per line.
@@ -591,7 +592,7 @@ void AddRemoteCommands(CLI::App& app, std::function<int()>* run) {
         t.spec.spec.learning_rate = 5e-4;  // a small model from scratch learns fastest with a high rate
         t.spec.spec.warmup_ratio = 0.1;
         t.watch = true;
-        t.json = true;
+        t.print_result = false;  // stdout carries only the classifications
         std::cerr << "berth demo: fine-tuning " << f->base_model << " on " << dir << " as model " << f->name << "\n";
         if (int rc = RunTrain(t); rc != 0) return rc;
         ClassifyFlags cf;
