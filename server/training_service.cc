@@ -70,25 +70,25 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequ
   void OnReadDone(bool ok) override {
     if (!ok) {
       if (context_->IsCancelled()) return Finish(grpc::Status(grpc::StatusCode::CANCELLED, "upload cancelled"));
-      if (!have_info_) return Fail(absl::InvalidArgumentError("info: the first message must carry info"));
-      if (!ctx_.pool->TrySubmit([this] { Fail(Store()); })) {
-        Fail(absl::ResourceExhaustedError("the server is busy; retry later"));
+      if (!have_info_) return FinishWith(absl::InvalidArgumentError("info: the first message must carry info"));
+      if (!ctx_.pool->TrySubmit([this] { FinishWith(Store()); })) {
+        FinishWith(absl::ResourceExhaustedError("the server is busy; retry later"));
       }
       return;
     }
     if (!request_.sha256().empty()) sha256_ = request_.sha256();
     if (request_.has_info()) {
-      if (have_info_) return Fail(absl::InvalidArgumentError("info: sent twice"));
-      if (absl::Status s = ValidateUploadInfo(request_.info()); !s.ok()) return Fail(s);
+      if (have_info_) return FinishWith(absl::InvalidArgumentError("info: sent twice"));
+      if (absl::Status s = ValidateUploadInfo(request_.info()); !s.ok()) return FinishWith(s);
       info_ = request_.info();
       have_info_ = true;
     } else if (request_.part_case() == v1::UploadDatasetRequest::kData) {
-      if (!have_info_) return Fail(absl::InvalidArgumentError("info: the first message must carry info"));
+      if (!have_info_) return FinishWith(absl::InvalidArgumentError("info: the first message must carry info"));
       if (static_cast<int64_t>(request_.data().size()) > kMaxChunkBytes) {
-        return Fail(absl::InvalidArgumentError("data: a chunk is larger than 4 MiB"));
+        return FinishWith(absl::InvalidArgumentError("data: a chunk is larger than 4 MiB"));
       }
       if (static_cast<int64_t>(data_.size() + request_.data().size()) > ctx_.limits.max_upload_bytes) {
-        return Fail(absl::InvalidArgumentError(
+        return FinishWith(absl::InvalidArgumentError(
             absl::StrCat("data: the upload is larger than the server's limit of ", ctx_.limits.max_upload_bytes,
                          " bytes")));
       }
@@ -100,7 +100,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequ
   void OnDone() override { delete this; }
 
  private:
-  void Fail(const absl::Status& s) { Finish(ToGrpcStatus(s)); }
+  void FinishWith(const absl::Status& s) { Finish(ToGrpcStatus(s)); }
 
   absl::Status Store() {
     if (data_.empty()) return absl::InvalidArgumentError("data: the upload is empty");

@@ -76,15 +76,18 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const ClientOptions& opti
   return c;
 }
 
-#define BERTH_UNARY(stub, method, request, response_type)                                  \
-  do {                                                                                     \
-    grpc::ClientContext context;                                                           \
-    context.set_deadline(std::chrono::system_clock::now() + options_.timeout);             \
-    response_type response;                                                                \
-    grpc::Status s = (stub)->method(&context, (request), &response);                       \
-    if (!s.ok()) return FromGrpcStatus(s);                                                 \
-    return response;                                                                       \
-  } while (0)
+// One unary call with the client's deadline.
+template <typename Stub, typename Request, typename Response>
+absl::StatusOr<Response> Unary(Stub* stub,
+                               grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+                               const Request& request, std::chrono::milliseconds timeout) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+  Response response;
+  grpc::Status s = (stub->*method)(&context, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response;
+}
 
 absl::StatusOr<v1::UploadDatasetResponse> Client::UploadDataset(const v1::DatasetInfo& info, absl::string_view bytes,
                                                                 const std::function<void(int64_t, int64_t)>& progress) {
@@ -120,13 +123,13 @@ absl::StatusOr<v1::UploadDatasetResponse> Client::UploadFile(const std::string& 
 
 absl::StatusOr<v1::StartTrainingResponse> Client::StartTraining(v1::StartTrainingRequest request) {
   if (request.request_id().empty()) request.set_request_id(RandomRequestId());
-  BERTH_UNARY(training_, StartTraining, request, v1::StartTrainingResponse);
+  return Unary(training_.get(), &v1::TrainingService::Stub::StartTraining, request, options_.timeout);
 }
 
 absl::StatusOr<v1::JobStatus> Client::GetStatus(const std::string& job_id) {
   v1::GetStatusRequest request;
   request.set_job_id(job_id);
-  BERTH_UNARY(training_, GetStatus, request, v1::JobStatus);
+  return Unary(training_.get(), &v1::TrainingService::Stub::GetStatus, request, options_.timeout);
 }
 
 absl::StatusOr<v1::JobStatus> Client::WatchJob(const std::string& job_id,
@@ -167,37 +170,37 @@ absl::StatusOr<v1::JobStatus> Client::WatchJob(const std::string& job_id,
 absl::StatusOr<v1::JobStatus> Client::CancelJob(const std::string& job_id) {
   v1::CancelJobRequest request;
   request.set_job_id(job_id);
-  BERTH_UNARY(training_, CancelJob, request, v1::JobStatus);
+  return Unary(training_.get(), &v1::TrainingService::Stub::CancelJob, request, options_.timeout);
 }
 
 absl::StatusOr<v1::ListJobsResponse> Client::ListJobs(const v1::ListJobsRequest& request) {
-  BERTH_UNARY(training_, ListJobs, request, v1::ListJobsResponse);
+  return Unary(training_.get(), &v1::TrainingService::Stub::ListJobs, request, options_.timeout);
 }
 
 absl::StatusOr<v1::ClassifyResponse> Client::Classify(const v1::ClassifyRequest& request) {
-  BERTH_UNARY(inference_, Classify, request, v1::ClassifyResponse);
+  return Unary(inference_.get(), &v1::InferenceService::Stub::Classify, request, options_.timeout);
 }
 
 absl::StatusOr<v1::TokenizeResponse> Client::Tokenize(const v1::TokenizeRequest& request) {
-  BERTH_UNARY(inference_, Tokenize, request, v1::TokenizeResponse);
+  return Unary(inference_.get(), &v1::InferenceService::Stub::Tokenize, request, options_.timeout);
 }
 
 absl::StatusOr<v1::ListModelsResponse> Client::ListModels() {
   v1::ListModelsRequest request;
-  BERTH_UNARY(models_, ListModels, request, v1::ListModelsResponse);
+  return Unary(models_.get(), &v1::ModelService::Stub::ListModels, request, options_.timeout);
 }
 
 absl::StatusOr<v1::ModelVersion> Client::GetModel(const std::string& model) {
   v1::GetModelRequest request;
   request.set_model(model);
-  BERTH_UNARY(models_, GetModel, request, v1::ModelVersion);
+  return Unary(models_.get(), &v1::ModelService::Stub::GetModel, request, options_.timeout);
 }
 
 absl::StatusOr<v1::DeleteModelResponse> Client::DeleteModel(const std::string& name, int64_t version) {
   v1::DeleteModelRequest request;
   request.set_name(name);
   request.set_version(version);
-  BERTH_UNARY(models_, DeleteModel, request, v1::DeleteModelResponse);
+  return Unary(models_.get(), &v1::ModelService::Stub::DeleteModel, request, options_.timeout);
 }
 
 absl::StatusOr<v1::SetAliasResponse> Client::SetAlias(const std::string& name, const std::string& alias,
@@ -206,7 +209,7 @@ absl::StatusOr<v1::SetAliasResponse> Client::SetAlias(const std::string& name, c
   request.set_name(name);
   request.set_alias(alias);
   request.set_version(version);
-  BERTH_UNARY(models_, SetAlias, request, v1::SetAliasResponse);
+  return Unary(models_.get(), &v1::ModelService::Stub::SetAlias, request, options_.timeout);
 }
 
 absl::StatusOr<bool> Client::Healthy() {
@@ -219,7 +222,5 @@ absl::StatusOr<bool> Client::Healthy() {
   if (!s.ok()) return FromGrpcStatus(s);
   return response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
 }
-
-#undef BERTH_UNARY
 
 }  // namespace berth::client

@@ -188,7 +188,7 @@ void JobRunner::WorkerLoop() {
       continue;
     }
     std::unique_lock<std::mutex> lock(mu_);
-    // Poll now and then too: another process sharing nothing but a bug could leave a job queued.
+    // Poll now and then as well, so that a missed wake-up costs at most two seconds.
     wake_.wait_for(lock, std::chrono::seconds(2), [&] { return stopping_ || wakeups_ != seen; });
   }
 }
@@ -206,12 +206,15 @@ void JobRunner::Finish(const store::JobRecord& job, store::JobState state, const
 }
 
 void JobRunner::RunJob(store::JobRecord job) {
-  auto flag = std::make_shared<std::atomic<bool>>(job.cancel_requested);
+  auto flag = std::make_shared<std::atomic<bool>>(false);
   {
     std::lock_guard<std::mutex> lock(mu_);
     running_[job.id] = flag;
     if (stopping_) *flag = true;
   }
+  // A cancel that landed between the claim and the line above is in the store only.
+  if (auto fresh = store_->GetJob(job.id); fresh.ok()) job.cancel_requested = fresh->cancel_requested;
+  if (job.cancel_requested) *flag = true;
   struct Unregister {
     JobRunner* self;
     std::string id;

@@ -283,13 +283,22 @@ TEST_F(ServiceTest, AliasSwitchUnderConcurrentClassifyNeverFails) {
       }
     });
   }
+  // Switch back and forth, letting a few calls complete between switches (not a fixed time:
+  // the machine may be slow), while other calls are in flight.
+  auto wait_for_calls = [&](int n) {
+    const int target = calls.load() + n;
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (calls.load() < target && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  };
   for (int i = 0; i < 10; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    wait_for_calls(3);
     auto s = client_->SetAlias("m", "production", i % 2 == 0 ? 2 : 1);
     ASSERT_TRUE(s.ok()) << s.status();
     EXPECT_EQ(s->previous_version(), i % 2 == 0 ? 1 : 2);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  wait_for_calls(3);
   stop = true;
   for (auto& t : threads) t.join();
   EXPECT_GT(calls.load(), 20);
