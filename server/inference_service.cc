@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/util/status_macros.h"
 #include "server/convert.h"
+#include "server/metrics.h"
 #include "server/services.h"
 #include "server/status.h"
 
@@ -76,11 +77,15 @@ absl::Status RunClassify(const ServiceContext& ctx, const v1::ClassifyRequest& r
   response->set_model_version(handle.record.version);
   for (const std::string& l : handle.engine->model().config().id2label) response->add_labels(l);
   double queue = 0, compute = 0;
+  std::vector<double> queue_each;
+  queue_each.reserve(results.size());
   for (const ClassifyResult& c : results) {
     ToProto(c, response->add_results());
     queue = std::max(queue, c.queue_seconds);
     compute = std::max(compute, c.compute_seconds);
+    queue_each.push_back(c.queue_seconds);
   }
+  ctx.metrics->RecordClassify(handle.record.name, static_cast<int64_t>(results.size()), queue_each);
   response->set_queue_seconds(queue);
   response->set_compute_seconds(compute);
   return absl::OkStatus();

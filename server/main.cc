@@ -8,12 +8,14 @@
 
 #include "core/runtime.h"
 #include "core/util/files.h"
+#include "server/log.h"
 #include "server/server.h"
 
 int main(int argc, char** argv) {
   berth::PrepareTorchEnvironment();
   berth::server::ServerOptions o;
-  std::string port_file, precision = "fp32";
+  std::string port_file, metrics_port_file, precision = "fp32", log_format = "text";
+  double drain_timeout_seconds = 30;
   int64_t model_memory_mb = o.models.memory_budget_bytes >> 20;
   int inference_threads = 0;
   CLI::App app{
@@ -28,6 +30,21 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--port-file", port_file, "Write the bound port to this file once serving")
       ->envname("BERTH_PORT_FILE");
+  app.add_option("--metrics-listen", o.metrics_listen,
+                 "HOST:PORT for Prometheus metrics at /metrics (port 0: any free port; empty: off)")
+      ->envname("BERTH_METRICS_LISTEN")
+      ->capture_default_str();
+  app.add_option("--metrics-port-file", metrics_port_file, "Write the bound metrics port to this file")
+      ->envname("BERTH_METRICS_PORT_FILE");
+  app.add_option("--drain-timeout", drain_timeout_seconds,
+                 "Seconds in-flight calls get to finish after SIGTERM/SIGINT")
+      ->envname("BERTH_DRAIN_TIMEOUT")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  app.add_option("--log-format", log_format, "Event log lines on stderr: text (key=value) or json")
+      ->envname("BERTH_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   app.add_option("--training-workers", o.training.workers, "Jobs trained at the same time")
       ->envname("BERTH_TRAINING_WORKERS")
       ->check(CLI::Range(1, 64))
@@ -91,6 +108,8 @@ int main(int argc, char** argv) {
   o.models.engine.classifier.precision =
       precision == "bf16" ? berth::InferencePrecision::kBf16 : berth::InferencePrecision::kFp32;
   o.models.engine.batcher.num_threads = inference_threads;
+  o.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(drain_timeout_seconds * 1000));
+  berth::server::SetLogFormat(log_format == "json" ? berth::server::LogFormat::kJson : berth::server::LogFormat::kText);
 
   // Signals are taken by this thread alone (sigwait), so every other thread blocks them.
   sigset_t signals;
@@ -104,18 +123,16 @@ int main(int argc, char** argv) {
     std::cerr << "berth-server: " << server.status().message() << "\n";
     return 1;
   }
-  const std::string host = o.listen.substr(0, o.listen.rfind(':'));
-  std::cerr << "berth-server: serving berth.v1 on " << host << ":" << (*server)->port() << " (data in " << o.data_dir
-            << ")" << std::endl;
-  if (!port_file.empty()) {
-    absl::Status s = berth::WriteFileAtomically(port_file, std::to_string((*server)->port()) + "\n");
-    if (!s.ok()) std::cerr << "berth-server: --port-file: " << s.message() << "\n";
+  for (const auto& [file, port] : {std::make_pair(port_file, (*server)->port()),
+                                    std::make_pair(metrics_port_file, (*server)->metrics_port())}) {
+    if (file.empty()) continue;
+    absl::Status s = berth::WriteFileAtomically(file, std::to_string(port) + "\n");
+    if (!s.ok()) std::cerr << "berth-server: " << s.message() << "\n";
   }
   int sig = 0;
   sigwait(&signals, &sig);
-  std::cerr << "berth-server: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
-            << ": draining (a running job checkpoints and resumes at the next start)" << std::endl;
+  berth::server::LogEvent("server.signal", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   (*server)->Shutdown();
-  std::cerr << "berth-server: stopped" << std::endl;
+  server->reset();  // closes the store
   return 0;
 }

@@ -5,22 +5,112 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
+#include <grpcpp/support/server_interceptor.h>
 
 #include "absl/strings/str_cat.h"
 #include "core/util/status_macros.h"
+#include "server/log.h"
 
 namespace berth::server {
+namespace {
+
+const char* const kServices[] = {"berth.v1.TrainingService", "berth.v1.InferenceService", "berth.v1.ModelService"};
+
+// Sees every call's end: its status, duration and the client's x-request-id, if any.
+class CallInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  using Callback = std::function<void(const std::string&, const grpc::Status&, double, const std::string&)>;
+  CallInterceptor(const Callback* on_end, std::string method)
+      : on_end_(on_end), method_(std::move(method)), start_(std::chrono::steady_clock::now()) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+      auto* md = methods->GetRecvInitialMetadata();
+      auto it = md->find("x-request-id");
+      if (it != md->end()) request_id_ = std::string(it->second.data(), std::min<size_t>(it->second.size(), 128));
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+      (*on_end_)(method_, methods->GetSendStatus(), seconds, request_id_);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const Callback* const on_end_;
+  const std::string method_;
+  const std::chrono::steady_clock::time_point start_;
+  std::string request_id_;
+};
+
+}  // namespace
+
+class Server::CallInterceptorFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit CallInterceptorFactory(Server* server)
+      : on_end_([server](const std::string& method, const grpc::Status& status, double seconds,
+                         const std::string& request_id) { server->OnCallEnd(method, status, seconds, request_id); }) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo* info) override {
+    return new CallInterceptor(&on_end_, info->method());
+  }
+
+ private:
+  const CallInterceptor::Callback on_end_;
+};
+
+void Server::OnCallEnd(const std::string& method, const grpc::Status& status, double seconds,
+                       const std::string& request_id) {
+  metrics_->RecordRequest(method, status.error_code(), seconds);
+  // Client mistakes and normal refusals are the caller's to see; log what an operator should.
+  switch (status.error_code()) {
+    case grpc::StatusCode::OK:
+    case grpc::StatusCode::INVALID_ARGUMENT:
+    case grpc::StatusCode::NOT_FOUND:
+    case grpc::StatusCode::CANCELLED:
+      return;
+    default:
+      break;
+  }
+  LogEvent("rpc.error", {{"method", method},
+                         {"code", std::to_string(status.error_code())},
+                         {"message", status.error_message()},
+                         {"request_id", request_id},
+                         {"seconds", absl::StrCat(seconds)}});
+}
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   std::unique_ptr<Server> s(new Server());
+  s->options_ = options;
+  ASSIGN_OR_RETURN(s->metrics_, Metrics::Create(options.metrics_listen));
   ASSIGN_OR_RETURN(s->store_, store::Store::Open(options.data_dir));
-  s->registry_ = std::make_unique<service::ModelRegistry>(s->store_.get(), options.models);
+  Metrics* metrics = s->metrics_.get();
+  service::RegistryOptions models = options.models;
+  models.batch_observer = [metrics](const std::string&, int64_t) { return metrics->MakeBatchObserver(); };
+  models.on_load = [metrics](double seconds, bool ok) { metrics->RecordModelLoad(seconds, ok); };
+  s->registry_ = std::make_unique<service::ModelRegistry>(s->store_.get(), models);
   s->runner_ = std::make_unique<service::JobRunner>(s->store_.get(), options.training);
+  s->runner_->set_state_observer([metrics](const store::JobRecord& job) {
+    metrics->OnJobState(job);
+    LogFields f = {{"job_id", job.id}, {"state", std::string(store::JobStateName(job.state))},
+                   {"model", job.model_name}, {"base_model", job.base_model}};
+    if (!job.request_id.empty()) f.emplace_back("request_id", job.request_id);
+    if (job.model_version > 0) f.emplace_back("version", std::to_string(job.model_version));
+    if (!job.error.empty()) f.emplace_back("error", job.error);
+    LogEvent("job.state", f);
+  });
+  s->runner_->set_progress_observer(
+      [metrics](const std::string& job_id, const train::Progress& p) { metrics->OnProgress(job_id, p); });
   s->pool_ = std::make_unique<ThreadPool>(options.request_threads, options.max_queued_requests);
-  ServiceContext ctx{s->store_.get(), s->runner_.get(), s->registry_.get(), s->pool_.get(), options.limits};
+  ServiceContext ctx{s->store_.get(), s->runner_.get(), s->registry_.get(), s->pool_.get(), metrics, options.limits};
   s->training_ = std::make_unique<TrainingServiceImpl>(ctx);
   s->inference_ = std::make_unique<InferenceServiceImpl>(ctx);
   s->models_ = std::make_unique<ModelServiceImpl>(ctx);
+  metrics->SetSources(s->store_.get(), s->registry_.get());
+
+  // Recovery (jobs a dead process left RUNNING go back to the queue) happens before the port
+  // opens, so nothing is served from a half-recovered state.
+  RETURN_IF_ERROR(s->runner_->Start());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -31,26 +121,42 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   builder.RegisterService(s->training_.get());
   builder.RegisterService(s->inference_.get());
   builder.RegisterService(s->models_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<CallInterceptorFactory>(s.get()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
   }
-  RETURN_IF_ERROR(s->runner_->Start());
-  s->server_->GetHealthCheckService()->SetServingStatus(true);
+  grpc::HealthCheckServiceInterface* health = s->server_->GetHealthCheckService();
+  health->SetServingStatus(true);
+  for (const char* name : kServices) health->SetServingStatus(name, true);
+  LogEvent("server.start", {{"listen", absl::StrCat(options.listen.substr(0, options.listen.rfind(':')), ":", s->port_)},
+                            {"metrics_port", std::to_string(s->metrics_port())},
+                            {"data_dir", options.data_dir}});
   return s;
 }
 
-void Server::Shutdown(std::chrono::milliseconds grace) {
+int Server::metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+
+void Server::Shutdown(std::optional<std::chrono::milliseconds> grace) {
   if (shut_down_) return;
   shut_down_ = true;
-  server_->GetHealthCheckService()->SetServingStatus(false);
-  server_->Shutdown(std::chrono::system_clock::now() + grace);
+  const auto started = std::chrono::steady_clock::now();
+  if (server_ != nullptr) {
+    LogEvent("server.draining", {{"grace_seconds", absl::StrCat(grace.value_or(options_.drain_timeout).count() / 1000.0)}});
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    server_->Shutdown(std::chrono::system_clock::now() + grace.value_or(options_.drain_timeout));
+  }
   pool_.reset();  // runs what is still queued
-  runner_->Stop();
+  if (runner_) runner_->Stop();
+  if (metrics_) metrics_->SetSources(nullptr, nullptr);
+  if (server_ == nullptr) return;  // never served
+  LogEvent("server.stopped",
+           {{"drain_seconds",
+             absl::StrCat(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count())}});
 }
 
-Server::~Server() {
-  if (server_ != nullptr) Shutdown();
-}
+Server::~Server() { Shutdown(); }
 
 }  // namespace berth::server

@@ -6,11 +6,13 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "core/service/job_runner.h"
 #include "core/service/model_registry.h"
+#include "server/metrics.h"
 #include "server/services.h"
 
 namespace grpc {
@@ -25,6 +27,8 @@ struct ServerOptions {
   int request_threads = 16;                 // pool for blocking request work
   int max_queued_requests = 1024;           // beyond this, RESOURCE_EXHAUSTED
   int64_t max_message_bytes = 16 << 20;     // gRPC messages in either direction
+  std::string metrics_listen = "127.0.0.1:9090";  // Prometheus /metrics; "" disables it
+  std::chrono::milliseconds drain_timeout{30000};  // in-flight calls get this long at shutdown
   Limits limits;
   service::JobRunnerOptions training;
   service::RegistryOptions models;
@@ -36,16 +40,23 @@ class Server {
   ~Server();
 
   int port() const { return port_; }
-  // Health goes NOT_SERVING, new calls are refused, calls in flight get until `grace` to
-  // finish, and a running training job writes a checkpoint to resume from at the next start.
-  void Shutdown(std::chrono::milliseconds grace = std::chrono::seconds(10));
+  int metrics_port() const;
+  // Drains: health goes NOT_SERVING, new calls are refused (UNAVAILABLE), calls in flight get
+  // until `grace` (default: the drain timeout) to finish, a running training job writes a
+  // checkpoint and goes back to the queue.
+  void Shutdown(std::optional<std::chrono::milliseconds> grace = std::nullopt);
 
   store::Store& store() { return *store_; }
   service::ModelRegistry& registry() { return *registry_; }
 
  private:
   Server() = default;
+  void OnCallEnd(const std::string& method, const grpc::Status& status, double seconds,
+                 const std::string& request_id);
+  class CallInterceptorFactory;
 
+  ServerOptions options_;
+  std::unique_ptr<Metrics> metrics_;  // first in, last out: scrapes read the parts below
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<service::ModelRegistry> registry_;
   std::unique_ptr<service::JobRunner> runner_;

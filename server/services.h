@@ -25,12 +25,15 @@ struct Limits {
   int max_page_size = 1000;
 };
 
+class Metrics;
+
 // What the handlers share. Everything outlives the gRPC server.
 struct ServiceContext {
   store::Store* store;
   service::JobRunner* runner;
   service::ModelRegistry* registry;
   ThreadPool* pool;
+  Metrics* metrics;
   Limits limits;
 };
 

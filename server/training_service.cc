@@ -11,6 +11,7 @@
 #include "core/util/sha256.h"
 #include "core/util/status_macros.h"
 #include "server/convert.h"
+#include "server/metrics.h"
 #include "server/services.h"
 #include "server/status.h"
 
@@ -119,6 +120,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequ
     response_->set_rows(rec.rows);
     response_->set_bytes(rec.bytes);
     response_->set_already_present(already);
+    if (!already) ctx_.metrics->RecordDatasetBytes(rec.bytes);
     for (const auto& [label, n] : rec.label_counts) (*response_->mutable_label_counts())[label] = n;
     return absl::OkStatus();
   }

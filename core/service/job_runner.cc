@@ -76,6 +76,8 @@ void JobRunner::Stop() {
   wake_.notify_all();
   for (std::thread& t : workers_) t.join();
   workers_.clear();
+  // The interrupted jobs wrote their checkpoints: back in the queue, in their old places.
+  (void)store_->RequeueRunningJobs();
   std::lock_guard<std::mutex> lock(mu_);
   started_ = false;
 }
@@ -273,6 +275,7 @@ void JobRunner::RunJob(store::JobRecord job) {
     const auto now = std::chrono::steady_clock::now();
     if (p.eval == nullptr && p.update != p.total_updates && now - last_store < options_.progress_interval) return;
     last_store = now;
+    if (progress_observer_) progress_observer_(job.id, p);
     if (store_->UpdateProgress(job.id, ProgressJson(p, last_eval).dump()).ok()) Notify(job.id);
   };
   auto result = train::RunFineTune(ft, on_progress, flag.get());
@@ -285,7 +288,7 @@ void JobRunner::RunJob(store::JobRecord job) {
     }
     auto fresh = store_->GetJob(job.id);
     if (stopping && !(fresh.ok() && fresh->cancel_requested)) {
-      // Shutting down: the checkpoint is written and the job stays RUNNING for the next start.
+      // Shutting down: the checkpoint is written; Stop() puts the job back in the queue.
       (void)store_->AddJobEvent(job.id, "interrupted", "server shutdown; checkpoint written");
       return;
     }

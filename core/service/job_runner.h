@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "core/service/job_spec.h"
 #include "core/store/store.h"
+#include "core/train/trainer.h"
 
 namespace berth::service {
 
@@ -37,8 +38,8 @@ class JobRunner {
 
   // Queues jobs a dead process left RUNNING and starts the workers.
   absl::Status Start();
-  // Stops the workers: a running job writes a checkpoint and stays RUNNING in the store, so
-  // the next Start() resumes it. Idempotent.
+  // Stops the workers: a running job writes a checkpoint and goes back to QUEUED (in its old
+  // place), so the next Start() resumes it. Idempotent.
   void Stop();
 
   // Wakes a worker for a newly queued job.
@@ -57,9 +58,12 @@ class JobRunner {
   // fetched when the job runs). The message names `base_model`.
   absl::StatusOr<std::string> PinBaseModel(const std::string& base_model);
 
-  // Called with (job, new state) after each state change; for metrics.
+  // Hooks for metrics and logs, set before Start(): the job after each state change, and each
+  // training update (throttled like the stored progress; always for evaluations).
   using StateObserver = std::function<void(const store::JobRecord&)>;
+  using ProgressObserver = std::function<void(const std::string& job_id, const train::Progress&)>;
   void set_state_observer(StateObserver observer) { observer_ = std::move(observer); }
+  void set_progress_observer(ProgressObserver observer) { progress_observer_ = std::move(observer); }
 
  private:
   void WorkerLoop();
@@ -72,6 +76,7 @@ class JobRunner {
   store::Store* const store_;
   const JobRunnerOptions options_;
   StateObserver observer_;
+  ProgressObserver progress_observer_;
 
   std::mutex mu_;
   std::condition_variable wake_;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -43,7 +44,12 @@ absl::StatusOr<ModelHandle> ModelRegistry::Acquire(const ModelRef& ref) {
   }
   if (load) {
     const std::string dir = JoinPath(store_->data_dir(), handle.record.path);
-    auto engine = InferenceEngine::Load(dir, options_.engine);
+    const auto start = std::chrono::steady_clock::now();
+    auto engine = InferenceEngine::Load(
+        dir, options_.engine, options_.batch_observer ? options_.batch_observer(key.first, key.second) : nullptr);
+    if (options_.on_load) {
+      options_.on_load(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), engine.ok());
+    }
     LoadResult result = engine.ok() ? LoadResult(std::shared_ptr<const InferenceEngine>(std::move(*engine)))
                                     : LoadResult(absl::Status(engine.status().code(),
                                                               absl::StrCat("loading model ", key.first, ":",
@@ -92,6 +98,16 @@ void ModelRegistry::Evict(const std::string& name, int64_t version) {
     } else {
       ++it;
     }
+  }
+}
+
+void ModelRegistry::ForEachLoaded(const std::function<void(const std::string& name, int64_t version,
+                                                          const InferenceEngine& engine)>& fn) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [key, e] : entries_) {
+    if (e.bytes == 0) continue;  // still loading
+    const LoadResult& r = e.engine.get();
+    if (r.ok()) fn(key.first, key.second, **r);
   }
 }
 

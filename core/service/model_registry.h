@@ -5,6 +5,7 @@
 #define BERTH_CORE_SERVICE_MODEL_REGISTRY_H_
 
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -22,6 +23,9 @@ namespace berth::service {
 struct RegistryOptions {
   int64_t memory_budget_bytes = int64_t{4} << 30;  // weights of loaded models, estimated
   EngineOptions engine;
+  // Hooks for metrics: a batch observer per loaded version, and each load's outcome.
+  std::function<BatchObserver(const std::string& name, int64_t version)> batch_observer;
+  std::function<void(double seconds, bool ok)> on_load;
 };
 
 struct ModelHandle {
@@ -39,6 +43,10 @@ class ModelRegistry {
 
   // Drops cached engines of a model (version 0: all versions). Calls holding one finish.
   void Evict(const std::string& name, int64_t version);
+
+  // Calls `fn` for every loaded version (under the registry's lock: keep it short).
+  void ForEachLoaded(const std::function<void(const std::string& name, int64_t version,
+                                              const InferenceEngine& engine)>& fn) const;
 
   int64_t loaded_models() const;
   int64_t loaded_bytes() const;

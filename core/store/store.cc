@@ -404,6 +404,23 @@ absl::StatusOr<std::vector<std::string>> Store::RequeueRunningJobs() {
   return ids;
 }
 
+absl::StatusOr<std::map<JobState, int64_t>> Store::CountJobs() {
+  std::map<JobState, int64_t> counts;
+  for (JobState st : {JobState::kQueued, JobState::kRunning, JobState::kSucceeded, JobState::kFailed,
+                      JobState::kCancelled}) {
+    counts[st] = 0;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt q(db_, "SELECT state, COUNT(*) FROM jobs GROUP BY state");
+  RETURN_IF_ERROR(q.ok());
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    if (auto st = ParseJobState(q.Text(0))) counts[*st] = q.Int(1);
+  }
+  return counts;
+}
+
 absl::StatusOr<std::vector<JobRecord>> Store::ListJobs(std::optional<JobState> state, int page_size,
                                                        const std::string& page_token, std::string* next_token) {
   if (page_size <= 0 || page_size > 1000) page_size = 100;

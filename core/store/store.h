@@ -93,6 +93,8 @@ class Store {
   // Newest first; `page_token` is the opaque token of the previous page ("" for the first).
   absl::StatusOr<std::vector<JobRecord>> ListJobs(std::optional<JobState> state, int page_size,
                                                   const std::string& page_token, std::string* next_token);
+  // Jobs per state (every state present, zeros included).
+  absl::StatusOr<std::map<JobState, int64_t>> CountJobs();
   absl::Status AddJobEvent(const std::string& job_id, const std::string& kind, const std::string& body);
 
   // Models. One version per job: registering the same job again returns its version.

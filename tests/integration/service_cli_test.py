@@ -38,6 +38,7 @@ class Server:
         self.log = open(os.path.join(self.work, "server.log"), "ab")
         self.proc = subprocess.Popen(
             [self.binary, "--data-dir", self.data_dir, "--listen", "127.0.0.1:0", "--port-file", port_file,
+             "--metrics-listen", "127.0.0.1:0",
              "--training-threads", "1", "--inference-threads", "1"],
             stdout=self.log, stderr=self.log)
         deadline = time.time() + 60

@@ -1,0 +1,361 @@
+// Berth's Prometheus metrics.
+#include "server/metrics.h"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "prometheus/collectable.h"
+#include "prometheus/metric_family.h"
+#include "prometheus/text_serializer.h"
+#include "core/util/status_macros.h"
+
+namespace berth::server {
+namespace {
+
+using prometheus::Histogram;
+
+Histogram::BucketBoundaries LatencyBuckets() {
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+}
+
+std::string GrpcCodeName(grpc::StatusCode code) {
+  static const char* kNames[] = {"OK",
+                                 "CANCELLED",
+                                 "UNKNOWN",
+                                 "INVALID_ARGUMENT",
+                                 "DEADLINE_EXCEEDED",
+                                 "NOT_FOUND",
+                                 "ALREADY_EXISTS",
+                                 "PERMISSION_DENIED",
+                                 "RESOURCE_EXHAUSTED",
+                                 "FAILED_PRECONDITION",
+                                 "ABORTED",
+                                 "OUT_OF_RANGE",
+                                 "UNIMPLEMENTED",
+                                 "INTERNAL",
+                                 "UNAVAILABLE",
+                                 "DATA_LOSS",
+                                 "UNAUTHENTICATED"};
+  const int c = static_cast<int>(code);
+  return c >= 0 && c <= 16 ? kNames[c] : "UNKNOWN";
+}
+
+prometheus::MetricFamily Gauge(const std::string& name, const std::string& help) {
+  prometheus::MetricFamily f;
+  f.name = name;
+  f.help = help;
+  f.type = prometheus::MetricType::Gauge;
+  return f;
+}
+
+void AddValue(prometheus::MetricFamily* f, double value, std::vector<prometheus::ClientMetric::Label> labels = {}) {
+  prometheus::ClientMetric m;
+  m.label = std::move(labels);
+  if (f->type == prometheus::MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  f->metric.push_back(std::move(m));
+}
+
+// Values read when Prometheus scrapes: jobs by state, loaded models and their queues, and the
+// process's memory, CPU time, open files and start time.
+class ScrapeGauges final : public prometheus::Collectable {
+ public:
+  ScrapeGauges() : start_time_(static_cast<double>(std::time(nullptr))) {}
+
+  void SetSources(store::Store* store, service::ModelRegistry* registry) {
+    std::lock_guard<std::mutex> lock(mu_);
+    store_ = store;
+    registry_ = registry;
+  }
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::vector<prometheus::MetricFamily> out;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (store_ != nullptr) {
+      if (auto counts = store_->CountJobs(); counts.ok()) {
+        auto f = Gauge("berth_jobs", "Fine-tuning jobs by state");
+        for (const auto& [state, n] : *counts) {
+          AddValue(&f, static_cast<double>(n), {{"state", std::string(store::JobStateName(state))}});
+        }
+        out.push_back(std::move(f));
+      }
+    }
+    if (registry_ != nullptr) {
+      auto depth = Gauge("berth_inference_queue_depth", "Requests waiting for a batch, per loaded model version");
+      auto loaded = Gauge("berth_models_loaded", "Model versions loaded for inference");
+      auto bytes = Gauge("berth_models_loaded_bytes", "Weight bytes of the loaded model versions");
+      int64_t n = 0;
+      registry_->ForEachLoaded([&](const std::string& name, int64_t version, const InferenceEngine& engine) {
+        AddValue(&depth, static_cast<double>(engine.batcher().stats().queue_depth),
+                 {{"model", absl::StrCat(name, ":", version)}});
+        ++n;
+      });
+      AddValue(&loaded, static_cast<double>(n));
+      AddValue(&bytes, static_cast<double>(registry_->loaded_bytes()));
+      out.push_back(std::move(depth));
+      out.push_back(std::move(loaded));
+      out.push_back(std::move(bytes));
+    }
+    AddProcessMetrics(&out);
+    return out;
+  }
+
+ private:
+  void AddProcessMetrics(std::vector<prometheus::MetricFamily>* out) const {
+    const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
+    const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+    std::ifstream statm("/proc/self/statm");
+    double size_pages = 0, resident_pages = 0;
+    if (statm >> size_pages >> resident_pages) {
+      auto rss = Gauge("process_resident_memory_bytes", "Resident memory size in bytes");
+      AddValue(&rss, resident_pages * page);
+      out->push_back(std::move(rss));
+      auto vms = Gauge("process_virtual_memory_bytes", "Virtual memory size in bytes");
+      AddValue(&vms, size_pages * page);
+      out->push_back(std::move(vms));
+    }
+    std::ifstream stat("/proc/self/stat");
+    std::string line;
+    if (std::getline(stat, line)) {
+      // Fields after the command name (which may hold spaces) start at state (field 3);
+      // utime and stime are fields 14 and 15.
+      std::istringstream rest(line.substr(line.rfind(')') + 2));
+      std::string field;
+      double utime = 0, stime = 0;
+      for (int i = 3; i <= 15 && rest >> field; ++i) {
+        if (i == 14) utime = std::stod(field);
+        if (i == 15) stime = std::stod(field);
+      }
+      prometheus::MetricFamily cpu;
+      cpu.name = "process_cpu_seconds_total";
+      cpu.help = "Total user and system CPU time spent in seconds";
+      cpu.type = prometheus::MetricType::Counter;
+      AddValue(&cpu, (utime + stime) / ticks);
+      out->push_back(std::move(cpu));
+    }
+    int fds = 0;
+    if (DIR* d = opendir("/proc/self/fd")) {
+      while (readdir(d) != nullptr) ++fds;
+      closedir(d);
+      auto open_fds = Gauge("process_open_fds", "Number of open file descriptors");
+      AddValue(&open_fds, fds - 2);  // without . and ..
+      out->push_back(std::move(open_fds));
+    }
+    auto start = Gauge("process_start_time_seconds", "Start time of the process since the Unix epoch in seconds");
+    AddValue(&start, start_time_);
+    out->push_back(std::move(start));
+  }
+
+  const double start_time_;
+  mutable std::mutex mu_;
+  store::Store* store_ = nullptr;               // guarded by mu_
+  service::ModelRegistry* registry_ = nullptr;  // guarded by mu_
+};
+
+}  // namespace
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      scrape_gauges_(std::make_shared<ScrapeGauges>()),
+      requests_(prometheus::BuildCounter()
+                    .Name("berth_requests_total")
+                    .Help("gRPC calls handled, by service, method and status code")
+                    .Register(*registry_)),
+      request_duration_(prometheus::BuildHistogram()
+                            .Name("berth_request_duration_seconds")
+                            .Help("gRPC call latency from arrival to status, by method")
+                            .Register(*registry_)),
+      classify_texts_(prometheus::BuildCounter()
+                          .Name("berth_classify_texts_total")
+                          .Help("Texts classified, by model")
+                          .Register(*registry_)),
+      queue_duration_(prometheus::BuildHistogram()
+                          .Name("berth_inference_queue_duration_seconds")
+                          .Help("Time a text waited for its batch")
+                          .Register(*registry_)
+                          .Add({}, LatencyBuckets())),
+      compute_duration_(prometheus::BuildHistogram()
+                            .Name("berth_inference_compute_duration_seconds")
+                            .Help("Forward pass time per batch")
+                            .Register(*registry_)
+                            .Add({}, LatencyBuckets())),
+      batch_size_(prometheus::BuildHistogram()
+                      .Name("berth_batch_size")
+                      .Help("Rows per inference batch")
+                      .Register(*registry_)
+                      .Add({}, Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128})),
+      batch_tokens_(prometheus::BuildHistogram()
+                        .Name("berth_batch_tokens")
+                        .Help("Padded tokens per inference batch")
+                        .Register(*registry_)
+                        .Add({}, Histogram::BucketBoundaries{64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384})),
+      padding_efficiency_(prometheus::BuildHistogram()
+                              .Name("berth_batch_padding_efficiency")
+                              .Help("Real tokens / padded tokens per inference batch")
+                              .Register(*registry_)
+                              .Add({}, Histogram::BucketBoundaries{0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0})),
+      model_load_duration_(prometheus::BuildHistogram()
+                               .Name("berth_model_load_duration_seconds")
+                               .Help("Time to load a model version for inference")
+                               .Register(*registry_)
+                               .Add({}, Histogram::BucketBoundaries{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60})),
+      model_load_failures_(prometheus::BuildCounter()
+                               .Name("berth_model_load_failures_total")
+                               .Help("Model loads that failed")
+                               .Register(*registry_)
+                               .Add({})),
+      training_updates_(prometheus::BuildCounter()
+                            .Name("berth_training_updates_total")
+                            .Help("Optimizer updates of running jobs (series removed when a job ends)")
+                            .Register(*registry_)),
+      training_loss_(prometheus::BuildGauge()
+                         .Name("berth_training_loss")
+                         .Help("Latest training loss of running jobs")
+                         .Register(*registry_)),
+      training_sps_(prometheus::BuildGauge()
+                        .Name("berth_training_samples_per_second")
+                        .Help("Training throughput of running jobs")
+                        .Register(*registry_)),
+      training_eval_(prometheus::BuildGauge()
+                         .Name("berth_training_eval_metric")
+                         .Help("Latest evaluation of running jobs, by metric")
+                         .Register(*registry_)),
+      dataset_bytes_(prometheus::BuildCounter()
+                         .Name("berth_dataset_bytes_total")
+                         .Help("Bytes of datasets accepted by UploadDataset")
+                         .Register(*registry_)
+                         .Add({})) {}
+
+absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const std::string& listen) {
+  std::unique_ptr<Metrics> m(new Metrics());
+  if (!listen.empty()) {
+    Metrics* raw = m.get();
+    ASSIGN_OR_RETURN(m->http_, MetricsHttpServer::Start(listen, [raw] { return raw->Render(); }));
+    m->port_ = m->http_->port();
+  }
+  return m;
+}
+
+std::string Metrics::Render() const {
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  for (auto& f : scrape_gauges_->Collect()) families.push_back(std::move(f));
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+Metrics::~Metrics() { http_.reset(); }
+
+void Metrics::SetSources(store::Store* store, service::ModelRegistry* registry) {
+  static_cast<ScrapeGauges*>(scrape_gauges_.get())->SetSources(store, registry);
+}
+
+void Metrics::RecordRequest(const std::string& full_method, grpc::StatusCode code, double seconds) {
+  const std::string code_name = GrpcCodeName(code);
+  const std::string key = absl::StrCat(full_method, " ", code_name);
+  prometheus::Counter* counter;
+  prometheus::Histogram* histogram;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = request_counters_.find(key);
+    if (it == request_counters_.end()) {
+      // "/berth.v1.InferenceService/Classify" → service, method.
+      const size_t slash = full_method.rfind('/');
+      const std::string service = slash == std::string::npos ? "" : full_method.substr(1, slash - 1);
+      const std::string method = slash == std::string::npos ? full_method : full_method.substr(slash + 1);
+      it = request_counters_
+               .emplace(key, &requests_.Add({{"service", service}, {"method", method}, {"code", code_name}}))
+               .first;
+      if (request_histograms_.count(full_method) == 0) {
+        request_histograms_[full_method] = &request_duration_.Add({{"method", method}}, LatencyBuckets());
+      }
+    }
+    counter = it->second;
+    histogram = request_histograms_[full_method];
+  }
+  counter->Increment();
+  histogram->Observe(seconds);
+}
+
+void Metrics::RecordClassify(const std::string& model, int64_t texts, const std::vector<double>& queue_seconds) {
+  prometheus::Counter* counter;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = classify_counters_.find(model);
+    if (it == classify_counters_.end()) it = classify_counters_.emplace(model, &classify_texts_.Add({{"model", model}})).first;
+    counter = it->second;
+  }
+  counter->Increment(static_cast<double>(texts));
+  for (double q : queue_seconds) queue_duration_.Observe(q);
+}
+
+BatchObserver Metrics::MakeBatchObserver() {
+  return [this](int64_t rows, int64_t padded_tokens, int64_t real_tokens, double seconds) {
+    batch_size_.Observe(static_cast<double>(rows));
+    batch_tokens_.Observe(static_cast<double>(padded_tokens));
+    if (padded_tokens > 0) padding_efficiency_.Observe(static_cast<double>(real_tokens) / padded_tokens);
+    compute_duration_.Observe(seconds);
+  };
+}
+
+void Metrics::RecordModelLoad(double seconds, bool ok) {
+  if (ok) {
+    model_load_duration_.Observe(seconds);
+  } else {
+    model_load_failures_.Increment();
+  }
+}
+
+Metrics::JobSeries& Metrics::JobLocked(const std::string& job_id) {
+  auto it = jobs_.find(job_id);
+  if (it != jobs_.end()) return it->second;
+  JobSeries s;
+  s.updates = &training_updates_.Add({{"job", job_id}});
+  s.loss = &training_loss_.Add({{"job", job_id}});
+  s.samples_per_second = &training_sps_.Add({{"job", job_id}});
+  return jobs_.emplace(job_id, std::move(s)).first->second;
+}
+
+void Metrics::OnJobState(const store::JobRecord& job) {
+  if (!store::IsTerminal(job.state)) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(job.id);
+  if (it == jobs_.end()) return;
+  training_updates_.Remove(it->second.updates);
+  training_loss_.Remove(it->second.loss);
+  training_sps_.Remove(it->second.samples_per_second);
+  for (auto& [name, gauge] : it->second.eval) training_eval_.Remove(gauge);
+  jobs_.erase(it);
+}
+
+void Metrics::OnProgress(const std::string& job_id, const train::Progress& p) {
+  std::lock_guard<std::mutex> lock(mu_);
+  JobSeries& s = JobLocked(job_id);
+  if (p.update > s.last_update) {
+    s.updates->Increment(static_cast<double>(p.update - s.last_update));
+    s.last_update = p.update;
+  }
+  if (p.eval == nullptr) {
+    s.loss->Set(p.loss);
+    s.samples_per_second->Set(p.samples_per_second);
+    return;
+  }
+  for (const char* name : {"loss", "accuracy", "macro_f1", "micro_f1"}) {
+    double v = 0;
+    if (!p.eval->Get(name, &v)) continue;
+    auto it = s.eval.find(name);
+    if (it == s.eval.end()) it = s.eval.emplace(name, &training_eval_.Add({{"job", job_id}, {"metric", name}})).first;
+    it->second->Set(v);
+  }
+}
+
+void Metrics::RecordDatasetBytes(int64_t bytes) { dataset_bytes_.Increment(static_cast<double>(bytes)); }
+
+}  // namespace berth::server

@@ -1,0 +1,97 @@
+// Prometheus metrics of a Berth server: families created once at start-up, series for bounded
+// label sets (method × code, loaded model, running job) created on first use and cached, and
+// gauges read at scrape time (queue depths, jobs by state, models loaded, process stats).
+// Served in the Prometheus text format on its own port at /metrics.
+#ifndef BERTH_SERVER_METRICS_H_
+#define BERTH_SERVER_METRICS_H_
+
+#include <grpcpp/support/status.h>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/infer/batcher.h"
+#include "core/service/model_registry.h"
+#include "core/store/store.h"
+#include "core/train/trainer.h"
+#include "server/metrics_http.h"
+
+namespace berth::server {
+
+class Metrics {
+ public:
+  // `listen` ("HOST:PORT", port 0 for any): where /metrics is served; "" records without serving.
+  static absl::StatusOr<std::unique_ptr<Metrics>> Create(const std::string& listen);
+  ~Metrics();
+
+  int port() const { return port_; }  // 0 when not serving
+
+  // The scrape-time sources; both must outlive this object or be cleared with nullptr.
+  void SetSources(store::Store* store, service::ModelRegistry* registry);
+
+  // Counts one finished RPC ("/berth.v1.InferenceService/Classify", its code, its duration).
+  void RecordRequest(const std::string& full_method, grpc::StatusCode code, double seconds);
+
+  // Inference.
+  void RecordClassify(const std::string& model, int64_t texts, const std::vector<double>& queue_seconds);
+  BatchObserver MakeBatchObserver();
+  void RecordModelLoad(double seconds, bool ok);
+
+  // Training and datasets.
+  void OnJobState(const store::JobRecord& job);
+  void OnProgress(const std::string& job_id, const train::Progress& progress);
+  void RecordDatasetBytes(int64_t bytes);
+
+  // The text exposition of every family (what GET /metrics returns).
+  std::string Render() const;
+
+ private:
+  Metrics();
+  struct JobSeries {
+    prometheus::Counter* updates = nullptr;
+    prometheus::Gauge* loss = nullptr;
+    prometheus::Gauge* samples_per_second = nullptr;
+    std::map<std::string, prometheus::Gauge*> eval;
+    int64_t last_update = 0;
+  };
+  JobSeries& JobLocked(const std::string& job_id);
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<prometheus::Collectable> scrape_gauges_;
+  std::unique_ptr<MetricsHttpServer> http_;
+  int port_ = 0;
+
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Histogram>& request_duration_;
+  prometheus::Family<prometheus::Counter>& classify_texts_;
+  prometheus::Histogram& queue_duration_;
+  prometheus::Histogram& compute_duration_;
+  prometheus::Histogram& batch_size_;
+  prometheus::Histogram& batch_tokens_;
+  prometheus::Histogram& padding_efficiency_;
+  prometheus::Histogram& model_load_duration_;
+  prometheus::Counter& model_load_failures_;
+  prometheus::Family<prometheus::Counter>& training_updates_;
+  prometheus::Family<prometheus::Gauge>& training_loss_;
+  prometheus::Family<prometheus::Gauge>& training_sps_;
+  prometheus::Family<prometheus::Gauge>& training_eval_;
+  prometheus::Counter& dataset_bytes_;
+
+  std::mutex mu_;
+  std::map<std::string, prometheus::Counter*> request_counters_;       // guarded by mu_
+  std::map<std::string, prometheus::Histogram*> request_histograms_;   // guarded by mu_
+  std::map<std::string, prometheus::Counter*> classify_counters_;      // guarded by mu_
+  std::map<std::string, JobSeries> jobs_;                              // guarded by mu_
+};
+
+}  // namespace berth::server
+
+#endif  // BERTH_SERVER_METRICS_H_
