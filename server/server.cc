@@ -62,6 +62,7 @@ class Server::CallInterceptorFactory final : public grpc::experimental::ServerIn
 void Server::OnCallEnd(const std::string& method, const grpc::Status& status, double seconds,
                        const std::string& request_id) {
   metrics_->RecordRequest(method, status.error_code(), seconds);
+  if (draining_) (status.ok() ? drained_ok_ : drained_failed_)++;
   // Client mistakes and normal refusals are the caller's to see; log what an operator should.
   switch (status.error_code()) {
     case grpc::StatusCode::OK:
@@ -102,7 +103,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   s->runner_->set_progress_observer(
       [metrics](const std::string& job_id, const train::Progress& p) { metrics->OnProgress(job_id, p); });
   s->pool_ = std::make_unique<ThreadPool>(options.request_threads, options.max_queued_requests);
-  ServiceContext ctx{s->store_.get(), s->runner_.get(), s->registry_.get(), s->pool_.get(), metrics, options.limits};
+  ServiceContext ctx{s->store_.get(), s->runner_.get(), s->registry_.get(), s->pool_.get(),
+                     metrics,          &s->draining_,      options.limits};
   s->training_ = std::make_unique<TrainingServiceImpl>(ctx);
   s->inference_ = std::make_unique<InferenceServiceImpl>(ctx);
   s->models_ = std::make_unique<ModelServiceImpl>(ctx);
@@ -146,6 +148,8 @@ void Server::Shutdown(std::optional<std::chrono::milliseconds> grace) {
   if (server_ != nullptr) {
     LogEvent("server.draining", {{"grace_seconds", absl::StrCat(grace.value_or(options_.drain_timeout).count() / 1000.0)}});
     server_->GetHealthCheckService()->SetServingStatus(false);
+    draining_ = true;
+    runner_->NotifyAll();  // open WatchJob streams end now (UNAVAILABLE) instead of at the deadline
     server_->Shutdown(std::chrono::system_clock::now() + grace.value_or(options_.drain_timeout));
   }
   pool_.reset();  // runs what is still queued
@@ -154,7 +158,9 @@ void Server::Shutdown(std::optional<std::chrono::milliseconds> grace) {
   if (server_ == nullptr) return;  // never served
   LogEvent("server.stopped",
            {{"drain_seconds",
-             absl::StrCat(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count())}});
+             absl::StrCat(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count())},
+            {"drained_ok", std::to_string(drained_ok_)},
+            {"drained_failed", std::to_string(drained_failed_)}});
 }
 
 Server::~Server() { Shutdown(); }

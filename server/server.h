@@ -3,6 +3,7 @@
 #ifndef BERTH_SERVER_SERVER_H_
 #define BERTH_SERVER_SERVER_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -67,6 +68,9 @@ class Server {
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;
+  // Calls that ended after the drain began, by outcome (logged when the server stops).
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> drained_ok_{0}, drained_failed_{0};
 };
 
 }  // namespace berth::server

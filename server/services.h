@@ -4,6 +4,7 @@
 #ifndef BERTH_SERVER_SERVICES_H_
 #define BERTH_SERVER_SERVICES_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
@@ -34,6 +35,7 @@ struct ServiceContext {
   service::ModelRegistry* registry;
   ThreadPool* pool;
   Metrics* metrics;
+  const std::atomic<bool>* draining;  // set when the server begins to shut down
   Limits limits;
 };
 

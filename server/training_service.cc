@@ -197,6 +197,11 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobStatus> {
       Finish(ToGrpcStatus(job.status()));
       return;
     }
+    if (ctx_.draining->load()) {  // let the drain finish; the client watches again elsewhere
+      finished_ = true;
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down; watch again"));
+      return;
+    }
     ToProto(*job, &status_);
     if (store::IsTerminal(job->state)) {
       finished_ = true;

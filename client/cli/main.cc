@@ -6,6 +6,7 @@
 
 #include "client/cli/offline_commands.h"
 #ifdef BERTH_WITH_REMOTE
+#include "client/cli/loadtest.h"
 #include "client/cli/remote_commands.h"
 #endif
 #include "client/cli/train_commands.h"
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {
   berth::cli::AddTrainCommands(app, &run);
 #ifdef BERTH_WITH_REMOTE
   berth::cli::AddRemoteCommands(app, &run);
+  berth::cli::AddLoadtestCommand(app, &run);
 #endif
   try {
     app.parse(argc, argv);

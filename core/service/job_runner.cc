@@ -119,6 +119,11 @@ void JobRunner::Unsubscribe(int64_t token) {
   }
 }
 
+void JobRunner::NotifyAll() {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  for (auto& [job_id, entry] : listeners_) entry.second();
+}
+
 void JobRunner::Notify(const std::string& job_id) {
   std::lock_guard<std::mutex> lock(listeners_mu_);
   auto range = listeners_.equal_range(job_id);

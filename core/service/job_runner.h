@@ -52,6 +52,8 @@ class JobRunner {
   using Listener = std::function<void()>;
   int64_t Subscribe(const std::string& job_id, Listener listener);
   void Unsubscribe(int64_t token);
+  // Calls every listener of every job (e.g. so that watchers notice a shutdown).
+  void NotifyAll();
 
   // Checks that a base model reference can be used and pins a registered model to its current
   // version ("NAME@production" → "NAME:3"); other forms come back as they are (a Hub id is

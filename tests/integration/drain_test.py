@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Graceful drain under load: with `berth loadtest` running against a berth-server that is also
+training, SIGTERM the server. After the drain starts no call may fail with anything but
+UNAVAILABLE, every call the client sent gets an answer, every call the server had accepted
+finishes OK, the server exits 0 — and after a restart the interrupted job resumes and succeeds
+with one model version.
+
+usage: drain_test.py berth-server berth DATA_DIR
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def start(server_bin, work):
+    port_file = os.path.join(work, "port")
+    if os.path.exists(port_file):
+        os.remove(port_file)
+    log = open(os.path.join(work, "server.log"), "ab")
+    p = subprocess.Popen([server_bin, "--data-dir", os.path.join(work, "data"), "--listen", "127.0.0.1:0",
+                          "--port-file", port_file, "--metrics-listen", "", "--drain-timeout", "20",
+                          "--training-threads", "1", "--inference-threads", "1", "--log-format", "json"],
+                         stdout=log, stderr=log)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (os.path.exists(port_file) and open(port_file).read().strip()):
+        if p.poll() is not None:
+            raise RuntimeError("berth-server exited with %d" % p.returncode)
+        time.sleep(0.05)
+    return p, "127.0.0.1:%s" % open(port_file).read().strip()
+
+
+def main():
+    server_bin, cli, data = sys.argv[1:4]
+    work = tempfile.mkdtemp(prefix="berth-drain-")
+    server = None
+    try:
+        server, addr = start(server_bin, work)
+        train = os.path.join(data, "sst2-sample", "train.tsv")
+        common = ["--server", addr, "--base-model", "config:bert-tiny", "--train", train, "--batch-size", "8",
+                  "--max-length", "48", "--json"]
+        p = subprocess.run([cli, "train", "--name", "m", "--max-steps", "10", "--watch"] + common,
+                           capture_output=True, timeout=300)
+        check(p.returncode == 0, "a model to classify with")
+        p = subprocess.run([cli, "train", "--name", "long", "--max-steps", "400", "--save-steps", "40"] + common,
+                           capture_output=True, timeout=60)
+        job = json.loads(p.stdout)["job_id"]
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            st = json.loads(subprocess.run([cli, "status", job, "--json", "--server", addr],
+                                           capture_output=True).stdout or b"{}")
+            if int(st.get("progress", {}).get("update", "0")) >= 45:
+                break
+            time.sleep(0.2)
+        check(st.get("state") == "JOB_STATE_RUNNING", "the long job is running before the drain")
+
+        load = subprocess.Popen([cli, "loadtest", "--server", addr, "--model", "m", "--rate", "40", "--duration", "8", "--texts-per-request", "48",
+                                 "--allow-codes", "UNAVAILABLE"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(3)
+        server.send_signal(signal.SIGTERM)
+        rc = server.wait(timeout=60)
+        check(rc == 0, "the server exits 0 after SIGTERM (got %s)" % rc)
+        out, err = load.communicate(timeout=120)
+        report = json.loads(out)
+        print(json.dumps(report["codes"]), "latency_ms", json.dumps(report["latency_ms"]))
+        check(load.returncode == 0, "loadtest saw only OK and UNAVAILABLE: %s" % report["codes"])
+        check(report["codes"].get("OK", 0) > 0 and report["codes"].get("UNAVAILABLE", 0) > 0,
+              "the drain happened mid-load (both OK and UNAVAILABLE answers)")
+        check(report["completed"] == report["sent"], "every call sent got an answer (%d/%d)"
+              % (report["completed"], report["sent"]))
+        stopped = [json.loads(l) for l in open(os.path.join(work, "server.log"), errors="replace")
+                   if l.startswith("{") and '"server.stopped"' in l]
+        check(len(stopped) == 1 and stopped[0]["drained_failed"] == "0" and int(stopped[0]["drained_ok"]) >= 1,
+              "calls in flight at SIGTERM finished, all OK (%s)" % (stopped[-1] if stopped else None))
+        check(os.path.exists(os.path.join(work, "data", "jobs", job, "checkpoints", "latest")),
+              "the running job wrote a checkpoint")
+
+        server, addr = start(server_bin, work)
+        p = subprocess.run([cli, "watch", job, "--json", "--server", addr], capture_output=True, timeout=600)
+        final = json.loads(p.stdout or b"{}")
+        check(final.get("state") == "JOB_STATE_SUCCEEDED" and final.get("model_version") == "1",
+              "the interrupted job resumed and succeeded with version 1")
+        models = json.loads(subprocess.run([cli, "models", "--json", "--server", addr], capture_output=True).stdout)
+        check(len([m for m in models["models"] if m["name"] == "long"]) == 1, "one version of the resumed model")
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    finally:
+        if server is not None and server.poll() is None:
+            server.kill()
+        if failures:
+            sys.stdout.write(open(os.path.join(work, "server.log"), errors="replace").read()[-3000:])
+        shutil.rmtree(work, ignore_errors=True)
+    print("drain: all checks passed" if not failures else "drain: %d checks failed" % len(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
