@@ -20,7 +20,7 @@ done
 
 # Every Debian package the project uses (DESIGN.md, Dependencies).
 packages=(
-  build-essential cmake ninja-build ccache pkg-config git python3
+  build-essential cmake ninja-build ccache pkg-config git python3 python3-yaml
   libtorch-dev libopenblas0-openmp libopenblas-openmp-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libsentencepiece-dev prometheus-cpp-dev

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Offline checks of what deploys Berth: the Kubernetes manifests parse and hang together
+(probes on the gRPC health port, grace period longer than the drain, the data volume, the
+Service selecting the pods, kustomization listing every file), the Dockerfile has its two
+stages with the CI's setup script, a non-root user, the server as entrypoint and a data
+volume, and its runtime packages exist in Debian; the Grafana dashboard is valid JSON.
+
+usage: deploy_test.py REPO_ROOT
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import yaml
+
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def main():
+    root = sys.argv[1]
+    k8s = os.path.join(root, "deploy", "k8s")
+    kust = yaml.safe_load(open(os.path.join(k8s, "kustomization.yaml")))
+    files = sorted(f for f in os.listdir(k8s) if f.endswith(".yaml") and f != "kustomization.yaml")
+    check(sorted(kust["resources"]) == files, "kustomization lists every manifest: %s" % files)
+    docs = {}
+    for f in files:
+        for d in yaml.safe_load_all(open(os.path.join(k8s, f))):
+            check(all(k in d for k in ("apiVersion", "kind", "metadata")), "%s: apiVersion, kind, metadata" % f)
+            docs[d["kind"]] = d
+    dep, svc, pvc = docs.get("Deployment"), docs.get("Service"), docs.get("PersistentVolumeClaim")
+    check(dep is not None and svc is not None and pvc is not None, "Deployment, Service and PVC present")
+    spec = dep["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    check(ports.get("grpc") == 50051 and ports.get("metrics") == 9090, "container ports grpc and metrics")
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        check(c.get(probe, {}).get("grpc", {}).get("port") == ports.get("grpc"), probe + " uses gRPC health")
+    drain = int(c["args"][c["args"].index("--drain-timeout") + 1])
+    check(spec["terminationGracePeriodSeconds"] > drain + 5, "grace period %ds > drain %ds + preStop"
+          % (spec["terminationGracePeriodSeconds"], drain))
+    check("preStop" in c.get("lifecycle", {}), "preStop hook")
+    check("requests" in c.get("resources", {}) and "limits" in c["resources"], "resources")
+    env = {e["name"]: e["value"] for e in c["env"]}
+    mount = [m for m in c["volumeMounts"] if m["mountPath"] == env.get("BERTH_DATA_DIR")]
+    check(len(mount) == 1, "the data dir is a mounted volume")
+    vol = [v for v in spec["volumes"] if mount and v["name"] == mount[0]["name"]]
+    check(vol and vol[0]["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"], "backed by the PVC")
+    check(dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate",
+          "one replica, Recreate (one SQLite writer)")
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    check(all(labels.get(k) == v for k, v in svc["spec"]["selector"].items()), "the Service selects the pods")
+    check({p["targetPort"] for p in svc["spec"]["ports"]} == {"grpc", "metrics"}, "the Service exposes both ports")
+    ann = dep["spec"]["template"]["metadata"]["annotations"]
+    check(ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == "9090",
+          "Prometheus scrape annotations")
+    check(spec["securityContext"]["runAsNonRoot"] is True, "runs as non-root")
+
+    docker = open(os.path.join(root, "Dockerfile")).read()
+    stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", docker, re.M)
+    check(len(stages) == 2 and stages[0][0] == "debian:12", "two stages, building on Debian 12: %s" % stages)
+    check(re.search(r"^RUN scripts/setup.sh\s*$", docker, re.M) is not None, "the build stage runs scripts/setup.sh")
+    check(re.search(r"^USER\s+(?!root)\S+", docker, re.M) is not None, "a non-root USER")
+    check('ENTRYPOINT ["/usr/local/bin/berth-server"]' in docker, "ENTRYPOINT is the server")
+    check(re.search(r"^VOLUME", docker, re.M) and re.search(r"^EXPOSE 50051 9090", docker, re.M),
+          "data volume and both ports")
+    runtime = docker[docker.index("AS runtime"):]
+    pkgs = re.findall(r"\b(lib[a-z0-9+.\-]+|ca-certificates)\b(?=\s|\\)", runtime.split("&&")[1])
+    check(len(pkgs) >= 10, "runtime packages listed: %s" % pkgs)
+    if subprocess.run(["which", "apt-cache"], capture_output=True).returncode == 0:
+        unknown = [p for p in pkgs if subprocess.run(["apt-cache", "show", p], capture_output=True).returncode != 0]
+        check(not unknown, "every runtime package exists in Debian (unknown: %s)" % unknown)
+
+    dash = json.load(open(os.path.join(root, "deploy", "grafana", "berth-dashboard.json")))
+    check(dash.get("panels") and all(p.get("targets") for p in dash["panels"]), "the dashboard has panels with queries")
+    check(any(i.get("name") == "DS_PROMETHEUS" for i in dash.get("__inputs", [])),
+          "the dashboard asks for its Prometheus data source on import")
+    print("deploy: all checks passed" if not failures else "deploy: %d checks failed" % len(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
