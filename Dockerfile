@@ -13,13 +13,14 @@ ENV DEBIAN_FRONTEND=noninteractive
 # three BLAS alternatives, as scripts/setup.sh selects it (see DESIGN.md, Pitfalls).
 RUN apt-get update && apt-get install -y --no-install-recommends \
       libtorch1.13 libopenblas0-openmp libgrpc++1.51 libprotobuf32 libabsl20220623 \
-      libprometheus-cpp-core1.0 libsqlite3-0 libcurl4 libutf8proc2 libssl3 ca-certificates \
+      libprometheus-cpp-core1.0 libsqlite3-0 libcurl4 libutf8proc2 libssl3 libsentencepiece0 ca-certificates \
  && for alt in libblas.so.3 liblapack.so.3 libopenblas.so.0; do \
       update-alternatives --set "${alt}-x86_64-linux-gnu" "/usr/lib/x86_64-linux-gnu/openblas-openmp/${alt}"; \
     done \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/berth --create-home berth
-COPY --from=build /src/build/berth-server /src/build/berth /usr/local/bin/
+# libberth_sentencepiece.so (XLM-R's tokenizer, loaded with dlopen) sits beside the executables.
+COPY --from=build /src/build/berth-server /src/build/berth /src/build/libberth_sentencepiece.so /usr/local/bin/
 COPY --from=build /src/data /usr/share/berth
 ENV BERTH_SHARE_DIR=/usr/share/berth \
     BERTH_DATA_DIR=/var/lib/berth \

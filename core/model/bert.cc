@@ -9,14 +9,13 @@
 #include "absl/strings/str_cat.h"
 
 namespace berth {
-namespace {
 
 torch::nn::LayerNorm MakeLayerNorm(const ModelConfig& c) {
   return torch::nn::LayerNorm(
       torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps).elementwise_affine(true));
 }
 
-void InitModule(torch::nn::Module& m, double std) {
+void InitModuleWeights(torch::nn::Module& m, double std) {
   torch::NoGradGuard no_grad;
   for (auto& child : m.modules(/*include_self=*/true)) {
     if (auto* lin = child->as<Linear>()) {
@@ -33,8 +32,6 @@ void InitModule(torch::nn::Module& m, double std) {
   }
 }
 
-// LayerNorm; bf16 inputs are normalised in fp32 (exact for the bf16 weights, and ~10x faster
-// than torch 1.13's bf16 CPU kernel), the result rounded back to bf16.
 torch::Tensor LayerNormForward(torch::nn::LayerNorm& ln, const torch::Tensor& x) {
   if (x.scalar_type() == at::kBFloat16 && x.device().is_cpu()) {
     return at::layer_norm(x.to(at::kFloat), ln->options.normalized_shape(), ln->weight.to(at::kFloat),
@@ -43,8 +40,6 @@ torch::Tensor LayerNormForward(torch::nn::LayerNorm& ln, const torch::Tensor& x)
   }
   return ln(x);
 }
-
-}  // namespace
 
 torch::Tensor ApplyActivation(const std::string& name, const torch::Tensor& x) {
   if (name == "gelu") return at::gelu(x);
@@ -200,21 +195,11 @@ torch::Tensor BertForSequenceClassificationImpl::forward(const torch::Tensor& in
 }
 
 void BertForSequenceClassificationImpl::InitWeights(double initializer_range) {
-  InitModule(*this, initializer_range);
+  InitModuleWeights(*this, initializer_range);
 }
 
 void BertForSequenceClassificationImpl::InitHead(double initializer_range) {
-  InitModule(*classifier, initializer_range);
-}
-
-absl::StatusOr<std::shared_ptr<SequenceClassifierModule>> CreateSequenceClassifier(
-    const ModelConfig& config) {
-  if (config.model_type == "bert") {
-    return std::shared_ptr<SequenceClassifierModule>(
-        std::make_shared<BertForSequenceClassificationImpl>(config));
-  }
-  return absl::UnimplementedError(
-      absl::StrCat("model_type '", config.model_type, "' is not supported (supported: bert)"));
+  InitModuleWeights(*classifier, initializer_range);
 }
 
 }  // namespace berth

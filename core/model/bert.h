@@ -10,6 +10,8 @@
 #include <torch/nn/pimpl.h>
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "core/model/config.h"
 #include "core/model/dropout.h"
@@ -19,6 +21,17 @@ namespace berth {
 
 // Applies the activation a config names (HF's ACT2FN).
 torch::Tensor ApplyActivation(const std::string& name, const torch::Tensor& x);
+
+// HF's _init_weights on `m` and every submodule: normal(0, std) Linear and Embedding weights,
+// zero biases and padding rows, LayerNorm weight 1 and bias 0.
+void InitModuleWeights(torch::nn::Module& m, double std);
+
+// LayerNorm over hidden_size with the config's eps.
+torch::nn::LayerNorm MakeLayerNorm(const ModelConfig& c);
+
+// LayerNorm forward; bf16 inputs are normalised in fp32 (exact for the bf16 weights, and ~10x
+// faster than torch 1.13's bf16 CPU kernel), the result rounded back to bf16.
+torch::Tensor LayerNormForward(torch::nn::LayerNorm& ln, const torch::Tensor& x);
 
 // Additive attention mask: 0 where attended, the dtype's lowest value where padded.
 // attention_mask [batch, seq] of 0/1 -> [batch, 1, 1, seq].
@@ -118,6 +131,9 @@ class SequenceClassifierModule : public torch::nn::Module {
   virtual void InitWeights(double initializer_range) = 0;
   // Re-initialises only the classification head (a new label set on a pretrained encoder).
   virtual void InitHead(double initializer_range) = 0;
+  // State-dict prefixes of the classification head (left out when a base model's head does
+  // not fit the new labels).
+  virtual std::vector<std::string> HeadPrefixes() const { return {"classifier."}; }
 };
 
 class BertForSequenceClassificationImpl : public SequenceClassifierModule {
@@ -133,7 +149,8 @@ class BertForSequenceClassificationImpl : public SequenceClassifierModule {
   Linear classifier{nullptr};
 };
 
-// Builds the classifier module for config.model_type (the one place model families dispatch).
+// Builds the classifier module for config.model_type: the one place model families dispatch
+// (core/model/families.cc).
 absl::StatusOr<std::shared_ptr<SequenceClassifierModule>> CreateSequenceClassifier(
     const ModelConfig& config);
 

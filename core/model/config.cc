@@ -42,8 +42,41 @@ bool IsSupportedActivation(const std::string& name) {
   return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
 }
 
+namespace {
+
+// DistilBERT's config.json names (and defaults) for the fields BERT's config calls otherwise.
+absl::StatusOr<Json> DistilBertAsBertNames(const Json& j, const std::string& what) {
+  if (j.value("sinusoidal_pos_embds", false)) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": sinusoidal_pos_embds is not supported"));
+  }
+  Json k = j;
+  const std::pair<const char*, const char*> kNames[] = {
+      {"dim", "hidden_size"},          {"n_layers", "num_hidden_layers"},
+      {"n_heads", "num_attention_heads"}, {"hidden_dim", "intermediate_size"},
+      {"activation", "hidden_act"},    {"dropout", "hidden_dropout_prob"},
+      {"attention_dropout", "attention_probs_dropout_prob"}, {"seq_classif_dropout", "classifier_dropout"}};
+  const Json kDefaults = {{"dim", 768},           {"n_layers", 6},         {"n_heads", 12},
+                          {"hidden_dim", 3072},   {"activation", "gelu"},  {"dropout", 0.1},
+                          {"attention_dropout", 0.1}, {"seq_classif_dropout", 0.2}};
+  for (const auto& [from, to] : kNames) k[to] = j.contains(from) ? j[from] : kDefaults[from];
+  k["type_vocab_size"] = 0;    // no token types
+  k["layer_norm_eps"] = 1e-12;  // DistilBERT's LayerNorms
+  return k;
+}
+
+}  // namespace
+
 absl::StatusOr<ModelConfig> ModelConfig::FromJson(const Json& j, const std::string& what) {
   if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(what, ": not a JSON object"));
+  if (j.value("model_type", "") == "distilbert") {
+    ASSIGN_OR_RETURN(Json k, DistilBertAsBertNames(j, what));
+    Json renamed = k;
+    renamed["model_type"] = "distilbert-internal";  // parse with BERT's names, once
+    ASSIGN_OR_RETURN(ModelConfig c, FromJson(renamed, what));
+    c.model_type = "distilbert";
+    c.raw = j;
+    return c;
+  }
   ModelConfig c;
   c.raw = j;
   ASSIGN_OR_RETURN(auto model_type, GetOptionalString(j, "model_type", what));
@@ -139,21 +172,37 @@ absl::StatusOr<ModelConfig> ModelConfig::Load(const std::string& path) {
 Json ModelConfig::ToJson() const {
   Json j = raw.is_object() ? raw : Json::object();
   j["model_type"] = model_type;
-  j["vocab_size"] = vocab_size;
-  j["hidden_size"] = hidden_size;
-  j["num_hidden_layers"] = num_hidden_layers;
-  j["num_attention_heads"] = num_attention_heads;
-  j["intermediate_size"] = intermediate_size;
-  j["hidden_act"] = hidden_act;
-  j["hidden_dropout_prob"] = hidden_dropout_prob;
-  j["attention_probs_dropout_prob"] = attention_probs_dropout_prob;
-  j["max_position_embeddings"] = max_position_embeddings;
-  j["type_vocab_size"] = type_vocab_size;
-  j["initializer_range"] = initializer_range;
-  j["layer_norm_eps"] = layer_norm_eps;
-  j["pad_token_id"] = pad_token_id;
-  j["position_embedding_type"] = position_embedding_type;
-  j["classifier_dropout"] = classifier_dropout ? Json(*classifier_dropout) : Json(nullptr);
+  if (model_type == "distilbert") {
+    j["vocab_size"] = vocab_size;
+    j["dim"] = hidden_size;
+    j["n_layers"] = num_hidden_layers;
+    j["n_heads"] = num_attention_heads;
+    j["hidden_dim"] = intermediate_size;
+    j["activation"] = hidden_act;
+    j["dropout"] = hidden_dropout_prob;
+    j["attention_dropout"] = attention_probs_dropout_prob;
+    j["seq_classif_dropout"] = EffectiveClassifierDropout();
+    j["max_position_embeddings"] = max_position_embeddings;
+    j["initializer_range"] = initializer_range;
+    j["pad_token_id"] = pad_token_id;
+    j["sinusoidal_pos_embds"] = false;
+  } else {
+    j["vocab_size"] = vocab_size;
+    j["hidden_size"] = hidden_size;
+    j["num_hidden_layers"] = num_hidden_layers;
+    j["num_attention_heads"] = num_attention_heads;
+    j["intermediate_size"] = intermediate_size;
+    j["hidden_act"] = hidden_act;
+    j["hidden_dropout_prob"] = hidden_dropout_prob;
+    j["attention_probs_dropout_prob"] = attention_probs_dropout_prob;
+    j["max_position_embeddings"] = max_position_embeddings;
+    j["type_vocab_size"] = type_vocab_size;
+    j["initializer_range"] = initializer_range;
+    j["layer_norm_eps"] = layer_norm_eps;
+    j["pad_token_id"] = pad_token_id;
+    j["position_embedding_type"] = position_embedding_type;
+    j["classifier_dropout"] = classifier_dropout ? Json(*classifier_dropout) : Json(nullptr);
+  }
   Json id2label = Json::object();
   Json label2id = Json::object();
   for (size_t i = 0; i < this->id2label.size(); ++i) {
@@ -165,7 +214,11 @@ Json ModelConfig::ToJson() const {
   j.erase("num_labels");
   if (!problem_type.empty()) j["problem_type"] = problem_type;
   if (!j.contains("architectures")) {
-    j["architectures"] = Json::array({"BertForSequenceClassification"});
+    const char* arch = model_type == "distilbert"    ? "DistilBertForSequenceClassification"
+                       : model_type == "xlm-roberta" ? "XLMRobertaForSequenceClassification"
+                       : model_type == "roberta"     ? "RobertaForSequenceClassification"
+                                                     : "BertForSequenceClassification";
+    j["architectures"] = Json::array({arch});
   }
   return j;
 }

@@ -79,7 +79,14 @@ absl::Status LoadWeights(torch::nn::Module& module, const SafetensorsFile& file,
     return false;
   };
 
-  const std::string& prefix = options.base_model_prefix;
+  std::string prefix = options.base_model_prefix;
+  if (prefix.empty()) {
+    auto params = module.named_parameters(true);
+    if (params.size() > 0) {
+      const std::string& first = params.begin()->key();
+      if (first.find('.') != std::string::npos) prefix = first.substr(0, first.find('.') + 1);
+    }
+  }
   bool model_has_prefix = false, file_has_prefix = false;
   for (const auto& item : module.named_parameters(true)) {
     model_has_prefix |= !prefix.empty() && absl::StartsWith(item.key(), prefix);

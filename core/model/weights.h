@@ -28,8 +28,9 @@ struct LoadWeightsOptions {
   // Tensors the model does not have (a pre-training head such as "cls.") are reported, not fatal.
   bool allow_unexpected = false;
   // Files saved from the bare encoder lack this prefix on every name; it is added when the
-  // model's names have it and the file's do not (transformers' base_model_prefix).
-  std::string base_model_prefix = "bert.";
+  // model's names have it and the file's do not (transformers' base_model_prefix). Empty: the
+  // first component of the model's first parameter ("bert.", "distilbert.", "roberta.").
+  std::string base_model_prefix;
 };
 
 // Copies every parameter and buffer of `module` from `file`, converting F16/BF16/F64 to the

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/text/sentencepiece.h"
 #include "core/text/wordpiece.h"
 #include "core/util/files.h"
 #include "core/util/json.h"
@@ -274,6 +276,10 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadWordPiece(const std::string& dir,
     if (cjk) o.tokenize_chinese_chars = *cjk;
     ASSIGN_OR_RETURN(auto basic, GetOptionalBool(c, "do_basic_tokenize", config_path));
     if (basic) o.do_basic_tokenize = *basic;
+    ASSIGN_OR_RETURN(auto cls, GetOptionalString(c, "tokenizer_class", config_path));
+    if (cls && (*cls == "DistilBertTokenizer" || *cls == "DistilBertTokenizerFast")) {
+      o.tokenizer_class = "DistilBertTokenizer";
+    }
     ASSIGN_OR_RETURN(auto max_len, GetOptionalInt(c, "model_max_length", config_path));
     if (max_len && *max_len > 0) {
       o.model_max_length = static_cast<int>(std::min<int64_t>(*max_len, 1 << 30));
@@ -301,12 +307,57 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadWordPiece(const std::string& dir,
   return std::unique_ptr<Tokenizer>(std::move(created).value());
 }
 
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadSentencePiece(const std::string& dir) {
+  const std::string model_path = JoinPath(dir, "sentencepiece.bpe.model");
+  const std::string config_path = JoinPath(dir, "tokenizer_config.json");
+  SentencePieceOptions o;
+  for (const std::string& path : {JoinPath(dir, "special_tokens_map.json"), config_path}) {
+    if (!IsRegularFile(path)) continue;
+    ASSIGN_OR_RETURN(Json c, ReadJsonFile(path));
+    struct Field {
+      const char* key;
+      std::string* dst;
+    } fields[] = {{"bos_token", &o.bos_token}, {"eos_token", &o.eos_token}, {"unk_token", &o.unk_token},
+                  {"pad_token", &o.pad_token}, {"mask_token", &o.mask_token}};
+    for (const Field& f : fields) {
+      ASSIGN_OR_RETURN(std::optional<std::string> v, TokenContent(c, f.key, path));
+      if (v) *f.dst = *v;
+    }
+    if (path != config_path) continue;
+    ASSIGN_OR_RETURN(auto max_len, GetOptionalInt(c, "model_max_length", config_path));
+    if (max_len && *max_len > 0) o.model_max_length = static_cast<int>(std::min<int64_t>(*max_len, 1 << 30));
+    ASSIGN_OR_RETURN(auto side, GetOptionalString(c, "truncation_side", config_path));
+    if (side && *side == "left") o.truncation_side = TruncationSide::kLeft;
+    ASSIGN_OR_RETURN(o.added_tokens, ParseAddedTokensDecoder(c, config_path));
+  }
+  ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(model_path));
+  auto created = SentencePieceTokenizer::Create(std::move(bytes), std::move(o));
+  if (!created.ok()) {
+    return absl::Status(created.status().code(), absl::StrCat(model_path, ": ", created.status().message()));
+  }
+  return std::unique_ptr<Tokenizer>(std::move(created).value());
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_dir,
                                                           const TokenizerOverrides& overrides) {
   if (!IsDirectory(model_dir)) {
     return absl::NotFoundError(absl::StrCat("model directory '", model_dir, "' does not exist"));
+  }
+  // XLM-R ships a SentencePiece model; BERT-style models a WordPiece vocabulary.
+  if (IsRegularFile(JoinPath(model_dir, "sentencepiece.bpe.model"))) return LoadSentencePiece(model_dir);
+  const std::string config_path = JoinPath(model_dir, "tokenizer_config.json");
+  if (IsRegularFile(config_path)) {
+    auto config = ReadJsonFile(config_path);
+    if (config.ok() && absl::StartsWith(config->value("tokenizer_class", ""), "XLMRoberta")) {
+      return absl::NotFoundError(
+          absl::StrCat(model_dir, ": sentencepiece.bpe.model is missing (", config_path, " names XLMRobertaTokenizer)"));
+    }
+    if (config.ok() && absl::StartsWith(config->value("tokenizer_class", ""), "Roberta")) {
+      return absl::UnimplementedError(absl::StrCat(
+          model_dir, ": RoBERTa's byte-level BPE tokenizer (vocab.json, merges.txt) is not supported yet"));
+    }
   }
   return LoadWordPiece(model_dir, overrides);
 }

@@ -135,7 +135,7 @@ absl::StatusOr<std::unique_ptr<WordPieceTokenizer>> WordPieceTokenizer::Create(
   ASSIGN_OR_RETURN(t->layout_.sep_id, id_of(o.sep_token, "sep_token"));
   ASSIGN_OR_RETURN(t->layout_.pad_id, id_of(o.pad_token, "pad_token"));
   t->layout_.separators_between_pair = 1;
-  t->layout_.second_segment_type_id = 1;
+  t->layout_.second_segment_type_id = t->options_.tokenizer_class == "DistilBertTokenizer" ? 0 : 1;
   return t;
 }
 
@@ -368,7 +368,7 @@ absl::Status WordPieceTokenizer::Save(const std::string& dir) const {
       WriteFileAtomically(JoinPath(dir, "special_tokens_map.json"), DumpJson(special)));
 
   Json config = special;
-  config["tokenizer_class"] = "BertTokenizer";
+  config["tokenizer_class"] = options_.tokenizer_class;
   config["do_lower_case"] = options_.do_lower_case;
   config["do_basic_tokenize"] = options_.do_basic_tokenize;
   config["tokenize_chinese_chars"] = options_.tokenize_chinese_chars;

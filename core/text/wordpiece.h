@@ -37,6 +37,9 @@ struct WordPieceOptions {
   std::string cls_token = "[CLS]";
   std::string mask_token = "[MASK]";
   std::vector<AddedToken> added_tokens;  // extra no-split tokens, with flags
+  // BertTokenizer gives a pair's second segment type id 1; DistilBertTokenizer (whose model
+  // has no token types) gives 0.
+  std::string tokenizer_class = "BertTokenizer";
 };
 
 class WordPieceTokenizer : public Tokenizer {

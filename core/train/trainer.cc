@@ -59,24 +59,30 @@ absl::StatusOr<LoadedModel> PrepareModel(const std::string& base, std::vector<st
     ASSIGN_OR_RETURN(m.tokenizer, text::LoadTokenizer(dir));
     ASSIGN_OR_RETURN(weights, SafetensorsFile::Open(JoinPath(dir, "model.safetensors")));
   }
-  std::vector<std::string> sorted_base = m.config.id2label, sorted_data = *labels;
+  const std::vector<std::string> base_labels = m.config.id2label;
+  std::vector<std::string> sorted_base = base_labels, sorted_data = *labels;
   std::sort(sorted_base.begin(), sorted_base.end());
   std::sort(sorted_data.begin(), sorted_data.end());
-  const bool keep_head = weights != nullptr && sorted_base == sorted_data &&
-                         weights->Find("classifier.weight") != nullptr;
-  if (keep_head) {
-    *labels = m.config.id2label;
-  } else {
-    m.config.id2label = *labels;
-  }
+  m.config.id2label = *labels;  // the head's shape depends only on the number of labels
   m.config.problem_type = multi_label ? kMultiLabel : kSingleLabel;
   try {
     ASSIGN_OR_RETURN(m.module, CreateSequenceClassifier(m.config));
     m.module->InitWeights(m.config.initializer_range);
+    // The base's head is kept when it has every head tensor and exactly this label set.
+    bool keep_head = weights != nullptr && sorted_base == sorted_data;
+    for (const auto& p : m.module->named_parameters()) {
+      for (const std::string& prefix : m.module->HeadPrefixes()) {
+        if (keep_head && absl::StartsWith(p.key(), prefix) && weights->Find(p.key()) == nullptr) keep_head = false;
+      }
+    }
+    if (keep_head) {
+      *labels = base_labels;
+      m.config.id2label = base_labels;
+    }
     if (weights != nullptr) {
       LoadWeightsOptions o;
       o.allow_unexpected = true;  // e.g. the pre-training head "cls." of bert-base-uncased
-      if (!keep_head) o.skip_prefixes = {"classifier."};
+      if (!keep_head) o.skip_prefixes = m.module->HeadPrefixes();
       RETURN_IF_ERROR(LoadWeights(*m.module, *weights, o, &m.report));
     }
   } catch (const c10::Error& e) {

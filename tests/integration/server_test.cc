@@ -53,6 +53,7 @@ class ServiceTest : public ::testing::Test {
     o.request_threads = 8;
     o.training.progress_interval = std::chrono::milliseconds(20);
     o.training.threads_per_job = 1;
+    o.training.allow_local_base_models = true;  // the XLM-R test starts from a fixture directory
     o.models.engine.batcher.warmup = false;
     o.models.engine.batcher.num_threads = 1;
     o.limits.max_texts = 16;
@@ -547,6 +548,42 @@ TEST_F(ServiceTest, JobResumesAfterRestart) {
   auto models = client_->ListModels();
   ASSERT_TRUE(models.ok());
   EXPECT_EQ(models->models_size(), 1);
+}
+
+// XLM-R (SentencePiece, via the dlopen'd module next to gRPC and libtorch) end to end: upload
+// TweetEval emotion rows, fine-tune the xlmr-tiny fixture, classify, reload offline.
+TEST_F(ServiceTest, XlmRobertaTrainsAndClassifiesEndToEnd) {
+  std::ifstream in(std::string(BERTH_DATA_DIR) + "/emotion-sample/train.jsonl");
+  std::string line, rows;
+  for (int i = 0; i < 200 && std::getline(in, line); ++i) rows += line + "\n";
+  const std::string id = Upload(rows, "emotion.jsonl");
+  auto r = SmallJob(id, "emo-xlmr", 6);
+  r.set_base_model(testing::FixturePath("xlmr-tiny"));
+  const v1::JobStatus done = RunToEnd(r);
+  ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error();
+  auto model = client_->GetModel("emo-xlmr");
+  ASSERT_TRUE(model.ok());
+  EXPECT_EQ(model->model_type(), "xlm-roberta");
+  EXPECT_EQ(std::vector<std::string>(model->labels().begin(), model->labels().end()),
+            (std::vector<std::string>{"anger", "joy", "optimism", "sadness"}));
+  const std::vector<std::string> texts = {"¡Qué alegría! 😀", "I am so angry right now", "日本語のテキスト"};
+  auto resp = client_->Classify(ClassifyReq("emo-xlmr", texts));
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  ASSERT_EQ(resp->results_size(), 3);
+  const std::string model_dir = JoinPath(dir_.File("data"), "models/emo-xlmr/1");
+  EXPECT_TRUE(IsRegularFile(JoinPath(model_dir, "sentencepiece.bpe.model")));
+  auto offline = SequenceClassifier::Load(model_dir, ClassifierOptions());
+  ASSERT_TRUE(offline.ok()) << offline.status();
+  for (size_t i = 0; i < texts.size(); ++i) {
+    auto enc = (*offline)->tokenizer().Encode(texts[i], text::EncodeOptions());
+    ASSERT_TRUE(enc.ok());
+    auto pred = (*offline)->PredictBatch({*enc});
+    ASSERT_TRUE(pred.ok());
+    EXPECT_EQ((*pred)[0].label, resp->results(i).label());
+    for (size_t k = 0; k < (*pred)[0].scores.size(); ++k) {
+      EXPECT_NEAR((*pred)[0].scores[k], resp->results(i).scores(k), 1e-5);
+    }
+  }
 }
 
 }  // namespace

@@ -5,7 +5,7 @@ remote commands. Upload → train --watch → classify gives the labels and scor
 the job from its checkpoint after a restart and still registers exactly one version; the demo
 runs; SIGTERM stops the server cleanly.
 
-usage: service_cli_test.py PATH/TO/berth-server PATH/TO/berth DATA_DIR
+usage: service_cli_test.py PATH/TO/berth-server PATH/TO/berth DATA_DIR FIXTURES_DIR
 """
 import json
 import os
@@ -38,7 +38,7 @@ class Server:
         self.log = open(os.path.join(self.work, "server.log"), "ab")
         self.proc = subprocess.Popen(
             [self.binary, "--data-dir", self.data_dir, "--listen", "127.0.0.1:0", "--port-file", port_file,
-             "--metrics-listen", "127.0.0.1:0",
+             "--metrics-listen", "127.0.0.1:0", "--allow-local-base-models",
              "--training-threads", "1", "--inference-threads", "1"],
             stdout=self.log, stderr=self.log)
         deadline = time.time() + 60
@@ -56,7 +56,7 @@ def run(cli, args, server, stdin=None, timeout=300):
 
 
 def main():
-    server_bin, cli, data = sys.argv[1], sys.argv[2], sys.argv[3]
+    server_bin, cli, data, fixtures = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
     work = tempfile.mkdtemp(prefix="berth-svc-")
     server = Server(server_bin, os.path.join(work, "data"), work)
     try:
@@ -151,6 +151,22 @@ def main():
               "exactly one model directory on disk")
         rc, out, err = run(cli, ["jobs", "--json"], addr)
         check(rc == 0 and [j["job_id"] for j in json.loads(out)["jobs"]].count(job) == 1, "the job is listed once")
+
+        # XLM-R in the server binary: the SentencePiece module loads next to gRPC and libtorch.
+        emotion = os.path.join(work, "emotion.jsonl")
+        with open(os.path.join(data, "emotion-sample", "train.jsonl")) as f:
+            rows = f.read().splitlines()[:200]
+        with open(emotion, "w") as f:
+            f.write("\n".join(rows) + "\n")
+        rc, out, err = run(cli, ["train", "--base-model", os.path.abspath(os.path.join(fixtures, "xlmr-tiny")),
+                                 "--train", emotion, "--name", "emo", "--max-steps", "10", "--batch-size", "8",
+                                 "--max-length", "64", "--watch", "--json"], addr)
+        final = json.loads(out) if out else {}
+        check(rc == 0 and final.get("state") == "JOB_STATE_SUCCEEDED", "the server fine-tunes XLM-R: " + err[-300:])
+        rc, out, err = run(cli, ["classify", "--model", "emo", "¡Qué alegría! 😀", "so angry"], addr)
+        lines = [json.loads(l) for l in out.splitlines()]
+        check(rc == 0 and len(lines) == 2 and all(l["label"] in ("anger", "joy", "optimism", "sadness") for l in lines),
+              "the server classifies with XLM-R")
 
         # The README's second step.
         rc, out, err = run(cli, ["demo", "--epochs", "1"], addr, timeout=600)

@@ -1,0 +1,102 @@
+// DistilBERT modules, numerically following transformers' modeling_distilbert.py (4.36, eager).
+#include "core/model/distilbert.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+namespace berth {
+
+DistilBertEmbeddingsImpl::DistilBertEmbeddingsImpl(const ModelConfig& c) {
+  torch::nn::EmbeddingOptions word_options(c.vocab_size, c.hidden_size);
+  if (c.pad_token_id < c.vocab_size) word_options.padding_idx(c.pad_token_id);
+  word_embeddings = register_module("word_embeddings", torch::nn::Embedding(word_options));
+  position_embeddings = register_module("position_embeddings",
+                                        torch::nn::Embedding(c.max_position_embeddings, c.hidden_size));
+  LayerNorm = register_module("LayerNorm", MakeLayerNorm(c));
+  dropout = register_module("dropout", Dropout(c.hidden_dropout_prob));
+}
+
+torch::Tensor DistilBertEmbeddingsImpl::forward(const torch::Tensor& input_ids) {
+  torch::Tensor positions = at::arange(input_ids.size(1), input_ids.options()).unsqueeze(0);  // [1, seq]
+  torch::Tensor x = word_embeddings(input_ids) + position_embeddings(positions);
+  return dropout(LayerNormForward(LayerNorm, x));
+}
+
+DistilBertAttentionImpl::DistilBertAttentionImpl(const ModelConfig& c)
+    : num_heads(c.num_attention_heads), head_dim(c.hidden_size / c.num_attention_heads) {
+  q_lin = register_module("q_lin", Linear(c.hidden_size, c.hidden_size));
+  k_lin = register_module("k_lin", Linear(c.hidden_size, c.hidden_size));
+  v_lin = register_module("v_lin", Linear(c.hidden_size, c.hidden_size));
+  out_lin = register_module("out_lin", Linear(c.hidden_size, c.hidden_size));
+  dropout = register_module("dropout", Dropout(c.attention_probs_dropout_prob));
+}
+
+torch::Tensor DistilBertAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
+  const int64_t batch = x.size(0), seq = x.size(1);
+  auto heads = [&](const torch::Tensor& t) {  // [batch, seq, dim] -> [batch, heads, seq, head_dim]
+    return t.view({batch, seq, num_heads, head_dim}).transpose(1, 2);
+  };
+  // DistilBERT scales the queries before the product (BERT scales the scores after).
+  torch::Tensor q = heads(q_lin(x)) / std::sqrt(static_cast<double>(head_dim));
+  torch::Tensor k = heads(k_lin(x));
+  torch::Tensor v = heads(v_lin(x));
+  torch::Tensor scores = at::matmul(q, k.transpose(2, 3)) + mask;  // [batch, heads, seq, seq]
+  torch::Tensor weights = dropout(at::softmax(scores, -1));
+  torch::Tensor ctx = at::matmul(weights, v).transpose(1, 2).contiguous().view({batch, seq, num_heads * head_dim});
+  return out_lin(ctx);
+}
+
+DistilBertFfnImpl::DistilBertFfnImpl(const ModelConfig& c) : act(c.hidden_act) {
+  lin1 = register_module("lin1", Linear(c.hidden_size, c.intermediate_size));
+  lin2 = register_module("lin2", Linear(c.intermediate_size, c.hidden_size));
+  dropout = register_module("dropout", Dropout(c.hidden_dropout_prob));
+}
+
+torch::Tensor DistilBertFfnImpl::forward(const torch::Tensor& x) {
+  return dropout(lin2(ApplyActivation(act, lin1(x))));
+}
+
+DistilBertBlockImpl::DistilBertBlockImpl(const ModelConfig& c) {
+  attention = register_module("attention", DistilBertAttention(c));
+  sa_layer_norm = register_module("sa_layer_norm", MakeLayerNorm(c));
+  ffn = register_module("ffn", DistilBertFfn(c));
+  output_layer_norm = register_module("output_layer_norm", MakeLayerNorm(c));
+}
+
+torch::Tensor DistilBertBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
+  torch::Tensor sa = LayerNormForward(sa_layer_norm, attention(x, mask) + x);
+  return LayerNormForward(output_layer_norm, ffn(sa) + sa);
+}
+
+DistilBertForSequenceClassificationImpl::DistilBertForSequenceClassificationImpl(const ModelConfig& c) {
+  auto distilbert = register_module("distilbert", std::make_shared<torch::nn::Module>());
+  embeddings = distilbert->register_module("embeddings", DistilBertEmbeddings(c));
+  auto transformer = distilbert->register_module("transformer", std::make_shared<torch::nn::Module>());
+  layers = transformer->register_module("layer", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DistilBertBlock(c));
+  pre_classifier = register_module("pre_classifier", Linear(c.hidden_size, c.hidden_size));
+  classifier = register_module("classifier", Linear(c.hidden_size, c.num_labels()));
+  dropout = register_module("dropout", Dropout(c.EffectiveClassifierDropout()));
+}
+
+torch::Tensor DistilBertForSequenceClassificationImpl::forward(const torch::Tensor& input_ids,
+                                                               const torch::Tensor& /*token_type_ids*/,
+                                                               const torch::Tensor& attention_mask) {
+  torch::Tensor hidden = embeddings(input_ids);  // [batch, seq, dim]
+  torch::Tensor mask = ExtendedAttentionMask(attention_mask, hidden.scalar_type());
+  for (const auto& layer : *layers) hidden = layer->as<DistilBertBlock>()->forward(hidden, mask);
+  torch::Tensor first = hidden.select(1, 0);  // [batch, dim]
+  return classifier(dropout(at::relu(pre_classifier(first))));  // [batch, num_labels]
+}
+
+void DistilBertForSequenceClassificationImpl::InitWeights(double initializer_range) {
+  InitModuleWeights(*this, initializer_range);
+}
+
+void DistilBertForSequenceClassificationImpl::InitHead(double initializer_range) {
+  InitModuleWeights(*pre_classifier, initializer_range);
+  InitModuleWeights(*classifier, initializer_range);
+}
+
+}  // namespace berth

@@ -1,0 +1,75 @@
+// DistilBERT and its sequence-classification head as torch modules named exactly as Hugging
+// Face's state dict (distilbert.transformer.layer.N.attention.q_lin.weight, pre_classifier, ...).
+#ifndef BERTH_CORE_MODEL_DISTILBERT_H_
+#define BERTH_CORE_MODEL_DISTILBERT_H_
+
+#include "core/model/bert.h"
+
+namespace berth {
+
+class DistilBertEmbeddingsImpl : public torch::nn::Module {
+ public:
+  explicit DistilBertEmbeddingsImpl(const ModelConfig& c);
+  torch::Tensor forward(const torch::Tensor& input_ids);  // [batch, seq] -> [batch, seq, dim]
+
+  torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr};
+  torch::nn::LayerNorm LayerNorm{nullptr};
+  Dropout dropout{nullptr};
+};
+TORCH_MODULE(DistilBertEmbeddings);
+
+class DistilBertAttentionImpl : public torch::nn::Module {
+ public:
+  explicit DistilBertAttentionImpl(const ModelConfig& c);
+  // x [batch, seq, dim], mask [batch, 1, 1, seq] additive -> [batch, seq, dim]
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask);
+
+  Linear q_lin{nullptr}, k_lin{nullptr}, v_lin{nullptr}, out_lin{nullptr};
+  Dropout dropout{nullptr};
+  int64_t num_heads, head_dim;
+};
+TORCH_MODULE(DistilBertAttention);
+
+class DistilBertFfnImpl : public torch::nn::Module {
+ public:
+  explicit DistilBertFfnImpl(const ModelConfig& c);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  Linear lin1{nullptr}, lin2{nullptr};
+  Dropout dropout{nullptr};
+  std::string act;
+};
+TORCH_MODULE(DistilBertFfn);
+
+class DistilBertBlockImpl : public torch::nn::Module {
+ public:
+  explicit DistilBertBlockImpl(const ModelConfig& c);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask);
+
+  DistilBertAttention attention{nullptr};
+  torch::nn::LayerNorm sa_layer_norm{nullptr};
+  DistilBertFfn ffn{nullptr};
+  torch::nn::LayerNorm output_layer_norm{nullptr};
+};
+TORCH_MODULE(DistilBertBlock);
+
+// DistilBertForSequenceClassification: first token -> pre_classifier -> ReLU -> dropout ->
+// classifier. Token types are ignored (the model has none).
+class DistilBertForSequenceClassificationImpl : public SequenceClassifierModule {
+ public:
+  explicit DistilBertForSequenceClassificationImpl(const ModelConfig& c);
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                        const torch::Tensor& attention_mask) override;
+  void InitWeights(double initializer_range) override;
+  void InitHead(double initializer_range) override;
+  std::vector<std::string> HeadPrefixes() const override { return {"pre_classifier.", "classifier."}; }
+
+  DistilBertEmbeddings embeddings{nullptr};  // registered as distilbert.embeddings
+  torch::nn::ModuleList layers{nullptr};     // registered as distilbert.transformer.layer
+  Linear pre_classifier{nullptr}, classifier{nullptr};
+  Dropout dropout{nullptr};
+};
+
+}  // namespace berth
+
+#endif  // BERTH_CORE_MODEL_DISTILBERT_H_
