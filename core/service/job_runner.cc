@@ -235,6 +235,7 @@ void JobRunner::RunJob(store::JobRecord job) {
   Notify(job.id);
   const std::string job_dir = JoinPath(store_->data_dir(), JoinPath("jobs", job.id));
   auto fail = [&](const absl::Status& s) {
+    (void)RemoveAll(job_dir);  // a failed job is not retried: its checkpoints would only take space
     Finish(job, store::JobState::kFailed, std::string(s.message()), 0);
   };
   if (job.cancel_requested) {
