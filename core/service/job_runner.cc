@@ -53,11 +53,28 @@ JobRunner::JobRunner(store::Store* store, JobRunnerOptions options) : store_(sto
 
 JobRunner::~JobRunner() { Stop(); }
 
-absl::Status JobRunner::Start() {
+absl::StatusOr<std::vector<std::string>> JobRunner::RecoverInterrupted() {
   ASSIGN_OR_RETURN(std::vector<std::string> requeued, store_->RequeueRunningJobs());
+  std::vector<std::string> resumed;
   for (const std::string& id : requeued) {
-    (void)store_->AddJobEvent(id, "requeued", "the server restarted while the job was running");
+    RETURN_IF_ERROR(store_->AddJobEvent(id, "requeued", "the server stopped while the job was running"));
+    ASSIGN_OR_RETURN(int64_t deaths, store_->CountJobEvents(id, "requeued"));
+    if (deaths >= options_.max_interrupted_runs) {
+      (void)RemoveAll(JoinPath(store_->data_dir(), JoinPath("jobs", id)));
+      RETURN_IF_ERROR(store_->FinishJob(
+          id, store::JobState::kFailed,
+          absl::StrCat("the server stopped unexpectedly ", deaths,
+                       " times while this job was running; it is not retried again (submit it anew to retry)"),
+          0));
+      continue;
+    }
+    resumed.push_back(id);
   }
+  return resumed;
+}
+
+absl::Status JobRunner::Start() {
+  RETURN_IF_ERROR(RecoverInterrupted().status());
   std::lock_guard<std::mutex> lock(mu_);
   if (started_) return absl::OkStatus();
   started_ = true;

@@ -29,6 +29,9 @@ struct JobRunnerOptions {
   int threads_per_job = 0;              // intra-op threads per job (0: one per core)
   bool allow_local_base_models = false;  // base_model may be an absolute directory on the server
   std::chrono::milliseconds progress_interval{500};  // how often progress is stored and sent
+  // A job that was running each of the last this-many times the process died is failed
+  // instead of retried, so one job that crashes the server cannot keep it in a restart loop.
+  int max_interrupted_runs = 3;
 };
 
 class JobRunner {
@@ -36,8 +39,12 @@ class JobRunner {
   JobRunner(store::Store* store, JobRunnerOptions options);
   ~JobRunner();  // Stop()
 
-  // Queues jobs a dead process left RUNNING and starts the workers.
+  // Recovers (below) and starts the workers.
   absl::Status Start();
+  // Jobs a dead process left RUNNING go back to the queue to resume from their checkpoints,
+  // unless they were running at max_interrupted_runs deaths: those fail. Returns the ids
+  // queued again.
+  absl::StatusOr<std::vector<std::string>> RecoverInterrupted();
   // Stops the workers: a running job writes a checkpoint and goes back to QUEUED (in its old
   // place), so the next Start() resumes it. Idempotent.
   void Stop();

@@ -461,6 +461,15 @@ absl::Status Store::AddJobEvent(const std::string& job_id, const std::string& ki
   return s.Run();
 }
 
+absl::StatusOr<int64_t> Store::CountJobEvents(const std::string& job_id, const std::string& kind) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt q(db_, "SELECT COUNT(*) FROM job_events WHERE job_id = ? AND kind = ?");
+  RETURN_IF_ERROR(q.ok());
+  q.Bind(1, job_id).Bind(2, kind);
+  ASSIGN_OR_RETURN(bool row, q.Step());
+  return row ? q.Int(0) : 0;
+}
+
 absl::StatusOr<ModelRecord> Store::AddModelVersion(const std::string& name, const std::string& job_id,
                                                    const std::string& path, const std::string& metadata) {
   return AddModelVersion(name, job_id, metadata, [&](int64_t) -> absl::StatusOr<std::string> { return path; });

@@ -96,6 +96,7 @@ class Store {
   // Jobs per state (every state present, zeros included).
   absl::StatusOr<std::map<JobState, int64_t>> CountJobs();
   absl::Status AddJobEvent(const std::string& job_id, const std::string& kind, const std::string& body);
+  absl::StatusOr<int64_t> CountJobEvents(const std::string& job_id, const std::string& kind);
 
   // Models. One version per job: registering the same job again returns its version.
   absl::StatusOr<ModelRecord> AddModelVersion(const std::string& name, const std::string& job_id,
