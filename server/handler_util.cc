@@ -2,7 +2,26 @@
 #include "server/services.h"
 #include "server/status.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace berth::server {
+
+absl::StatusOr<std::optional<Principal>> CheckAccess(const ServiceContext& ctx,
+                                                     const grpc::CallbackServerContext& context, Permission need,
+                                                     absl::string_view model) {
+  if (ctx.auth == nullptr) return std::optional<Principal>();
+  absl::StatusOr<Principal> p = ctx.auth->Authenticate(context);
+  if (!p.ok()) return p.status();
+  absl::Status s = Authorize(*p, need, model);
+  if (!s.ok()) return s;
+  return std::optional<Principal>(*p);
+}
+
+absl::Status CheckJobOwner(const std::optional<Principal>& caller, const std::string& created_by) {
+  if (!caller || caller->role == Role::kAdmin || caller->id == created_by) return absl::OkStatus();
+  return absl::PermissionDeniedError(
+      absl::StrCat("token '", caller->id, "' may only see its own jobs (this one was submitted by another token)"));
+}
 
 grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context, const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();

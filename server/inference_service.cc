@@ -14,6 +14,9 @@
 namespace berth::server {
 namespace {
 
+// The model name of a "NAME[:VERSION|@ALIAS]" reference, for the token's prefix check.
+std::string ModelName(const std::string& ref) { return ref.substr(0, ref.find_first_of(":@")); }
+
 absl::Status ValidateTexts(const google::protobuf::RepeatedPtrField<std::string>& texts,
                            const google::protobuf::RepeatedPtrField<std::string>& pairs, const Limits& limits) {
   if (texts.empty()) return absl::InvalidArgumentError("texts: at least one text is required");
@@ -96,11 +99,22 @@ class ClassifyStreamReactor final : public grpc::ServerBidiReactor<v1::ClassifyR
  public:
   ClassifyStreamReactor(grpc::CallbackServerContext* context, const ServiceContext& ctx)
       : context_(context), ctx_(ctx) {
+    auto caller = CheckAccess(ctx_, *context_, Permission::kClassify, "");
+    if (!caller.ok()) {
+      Finish(ToGrpcStatus(caller.status()));
+      return;
+    }
+    caller_ = *caller;
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
     if (!ok) return Finish(grpc::Status::OK);  // the client closed its side (or went away)
+    if (caller_) {
+      if (absl::Status s = Authorize(*caller_, Permission::kClassify, ModelName(request_.model())); !s.ok()) {
+        return Finish(ToGrpcStatus(s));
+      }
+    }
     if (absl::Status s = ValidateClassify(request_, ctx_.limits); !s.ok()) return Finish(ToGrpcStatus(s));
     const bool queued = ctx_.pool->TrySubmit([this] {
       response_.Clear();
@@ -121,6 +135,7 @@ class ClassifyStreamReactor final : public grpc::ServerBidiReactor<v1::ClassifyR
  private:
   grpc::CallbackServerContext* const context_;
   const ServiceContext ctx_;
+  std::optional<Principal> caller_;
   v1::ClassifyRequest request_;
   v1::ClassifyResponse response_;
 };
@@ -130,6 +145,8 @@ class ClassifyStreamReactor final : public grpc::ServerBidiReactor<v1::ClassifyR
 grpc::ServerUnaryReactor* InferenceServiceImpl::Classify(grpc::CallbackServerContext* context,
                                                          const v1::ClassifyRequest* request,
                                                          v1::ClassifyResponse* response) {
+  auto caller = CheckAccess(ctx_, *context, Permission::kClassify, ModelName(request->model()));
+  if (!caller.ok()) return FinishWith(context, caller.status());
   if (absl::Status s = ValidateClassify(*request, ctx_.limits); !s.ok()) return FinishWith(context, s);
   const SteadyClock::time_point deadline = SteadyDeadline(context);
   return RunOnPool(context, ctx_.pool,
@@ -144,6 +161,8 @@ grpc::ServerBidiReactor<v1::ClassifyRequest, v1::ClassifyResponse>* InferenceSer
 grpc::ServerUnaryReactor* InferenceServiceImpl::Tokenize(grpc::CallbackServerContext* context,
                                                          const v1::TokenizeRequest* request,
                                                          v1::TokenizeResponse* response) {
+  auto caller = CheckAccess(ctx_, *context, Permission::kClassify, ModelName(request->model()));
+  if (!caller.ok()) return FinishWith(context, caller.status());
   auto ref = service::ParseModelRef(request->model(), request->version(), request->alias(), "model");
   absl::Status s = ref.status();
   if (s.ok()) s = ValidateTexts(request->texts(), request->text_pairs(), ctx_.limits);

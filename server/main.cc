@@ -45,6 +45,12 @@ int main(int argc, char** argv) {
       ->envname("BERTH_LOG_FORMAT")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
+  app.add_option("--auth-tokens", o.auth_tokens_file,
+                 "API tokens, one JSON object per line {id, sha256, role, model_prefix}; re-read on SIGHUP")
+      ->envname("BERTH_AUTH_TOKENS");
+  app.add_flag("--allow-insecure", o.allow_insecure,
+               "Serve a non-loopback address without authentication (refused otherwise)")
+      ->envname("BERTH_ALLOW_INSECURE");
   app.add_option("--training-workers", o.training.workers, "Jobs trained at the same time")
       ->envname("BERTH_TRAINING_WORKERS")
       ->check(CLI::Range(1, 64))
@@ -116,6 +122,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto server = berth::server::Server::Start(o);
@@ -130,7 +137,10 @@ int main(int argc, char** argv) {
     if (!s.ok()) std::cerr << "berth-server: " << s.message() << "\n";
   }
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    absl::Status s = (*server)->ReloadAuth();  // logs the outcome
+    (void)s;
+  }
   berth::server::LogEvent("server.signal", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   (*server)->Shutdown();
   server->reset();  // closes the store

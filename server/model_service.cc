@@ -21,15 +21,24 @@ std::string ReadConfig(const store::Store& store, const store::ModelRecord& m) {
 grpc::ServerUnaryReactor* ModelServiceImpl::ListModels(grpc::CallbackServerContext* context,
                                                        const v1::ListModelsRequest* /*request*/,
                                                        v1::ListModelsResponse* response) {
+  auto caller = CheckAccess(ctx_, *context, Permission::kClassify, "");
+  if (!caller.ok()) return FinishWith(context, caller.status());
   auto models = ctx_.store->ListModels();
   if (models.ok()) {
-    for (const store::ModelRecord& m : *models) ToProto(m, "", response->add_models());
+    for (const store::ModelRecord& m : *models) {
+      // A token limited to a model prefix sees only those models.
+      if (*caller && !Authorize(**caller, Permission::kClassify, m.name).ok()) continue;
+      ToProto(m, "", response->add_models());
+    }
   }
   return FinishWith(context, models.status());
 }
 
 grpc::ServerUnaryReactor* ModelServiceImpl::GetModel(grpc::CallbackServerContext* context,
                                                      const v1::GetModelRequest* request, v1::ModelVersion* response) {
+  auto caller = CheckAccess(ctx_, *context, Permission::kClassify,
+                            request->model().substr(0, request->model().find_first_of(":@")));
+  if (!caller.ok()) return FinishWith(context, caller.status());
   auto ref = service::ParseModelRef(request->model(), request->version(), request->alias(), "model");
   if (!ref.ok()) return FinishWith(context, ref.status());
   auto m = ctx_.store->GetModel(ref->name, ref->version, ref->alias);
@@ -40,6 +49,8 @@ grpc::ServerUnaryReactor* ModelServiceImpl::GetModel(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* ModelServiceImpl::DeleteModel(grpc::CallbackServerContext* context,
                                                         const v1::DeleteModelRequest* request,
                                                         v1::DeleteModelResponse* response) {
+  auto caller = CheckAccess(ctx_, *context, Permission::kAdmin, request->name());
+  if (!caller.ok()) return FinishWith(context, caller.status());
   absl::Status s = store::ValidateName(request->name(), "name");
   if (s.ok() && request->version() < 0) s = absl::InvalidArgumentError("version: must not be negative");
   if (!s.ok()) return FinishWith(context, s);
@@ -67,6 +78,8 @@ grpc::ServerUnaryReactor* ModelServiceImpl::DeleteModel(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* ModelServiceImpl::SetAlias(grpc::CallbackServerContext* context,
                                                      const v1::SetAliasRequest* request,
                                                      v1::SetAliasResponse* response) {
+  auto caller = CheckAccess(ctx_, *context, Permission::kAdmin, request->name());
+  if (!caller.ok()) return FinishWith(context, caller.status());
   absl::Status s = store::ValidateName(request->name(), "name");
   if (s.ok()) s = store::ValidateName(request->alias(), "alias");
   if (s.ok() && request->version() <= 0) s = absl::InvalidArgumentError("version: must be a positive version number");

@@ -80,9 +80,26 @@ void Server::OnCallEnd(const std::string& method, const grpc::Status& status, do
                          {"seconds", absl::StrCat(seconds)}});
 }
 
+static bool IsLoopback(const std::string& listen) {
+  const std::string host = listen.substr(0, listen.rfind(':'));
+  return host == "localhost" || host == "[::1]" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   std::unique_ptr<Server> s(new Server());
   s->options_ = options;
+  if (!options.auth_tokens_file.empty()) {
+    ASSIGN_OR_RETURN(s->auth_, TokenAuthenticator::Load(options.auth_tokens_file));
+  } else if (!IsLoopback(options.listen)) {
+    if (!options.allow_insecure) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "refusing to serve ", options.listen,
+          " without authentication: give --auth-tokens FILE, or --allow-insecure if the network is trusted"));
+    }
+    LogEvent("server.insecure", {{"listen", options.listen},
+                                 {"warning", "serving a non-loopback address with no authentication: anyone who "
+                                             "can reach it may train, read and delete models"}});
+  }
   ASSIGN_OR_RETURN(s->metrics_, Metrics::Create(options.metrics_listen));
   ASSIGN_OR_RETURN(s->store_, store::Store::Open(options.data_dir));
   Metrics* metrics = s->metrics_.get();
@@ -103,8 +120,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   s->runner_->set_progress_observer(
       [metrics](const std::string& job_id, const train::Progress& p) { metrics->OnProgress(job_id, p); });
   s->pool_ = std::make_unique<ThreadPool>(options.request_threads, options.max_queued_requests);
-  ServiceContext ctx{s->store_.get(), s->runner_.get(), s->registry_.get(), s->pool_.get(),
-                     metrics,          &s->draining_,      options.limits};
+  ServiceContext ctx{s->store_.get(), s->runner_.get(), s->registry_.get(), s->pool_.get(), metrics,
+                     &s->draining_,    s->auth_.get(),     options.limits};
   s->training_ = std::make_unique<TrainingServiceImpl>(ctx);
   s->inference_ = std::make_unique<InferenceServiceImpl>(ctx);
   s->models_ = std::make_unique<ModelServiceImpl>(ctx);
@@ -133,13 +150,23 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   grpc::HealthCheckServiceInterface* health = s->server_->GetHealthCheckService();
   health->SetServingStatus(true);
   for (const char* name : kServices) health->SetServingStatus(name, true);
-  LogEvent("server.start", {{"listen", absl::StrCat(options.listen.substr(0, options.listen.rfind(':')), ":", s->port_)},
+  LogEvent("server.start", {{"auth", s->auth_ ? absl::StrCat(s->auth_->size(), " tokens") : "off"},
+                            {"listen", absl::StrCat(options.listen.substr(0, options.listen.rfind(':')), ":", s->port_)},
                             {"metrics_port", std::to_string(s->metrics_port())},
                             {"data_dir", options.data_dir}});
   return s;
 }
 
 int Server::metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+
+absl::Status Server::ReloadAuth() {
+  if (auth_ == nullptr) return absl::FailedPreconditionError("authentication is off (no --auth-tokens)");
+  absl::Status s = auth_->Reload();
+  LogEvent("auth.reload", {{"ok", s.ok() ? "true" : "false"},
+                           {"tokens", std::to_string(auth_->size())},
+                           {"error", std::string(s.message())}});
+  return s;
+}
 
 void Server::Shutdown(std::optional<std::chrono::milliseconds> grace) {
   if (shut_down_) return;

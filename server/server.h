@@ -30,6 +30,8 @@ struct ServerOptions {
   int64_t max_message_bytes = 16 << 20;     // gRPC messages in either direction
   std::string metrics_listen = "127.0.0.1:9090";  // Prometheus /metrics; "" disables it
   std::chrono::milliseconds drain_timeout{30000};  // in-flight calls get this long at shutdown
+  std::string auth_tokens_file;  // API tokens (see server/auth.h); "": no authentication
+  bool allow_insecure = false;   // serve a non-loopback address without authentication
   Limits limits;
   service::JobRunnerOptions training;
   service::RegistryOptions models;
@@ -42,6 +44,8 @@ class Server {
 
   int port() const { return port_; }
   int metrics_port() const;
+  // Re-reads the API token file (SIGHUP); the old tokens stay in force if it is invalid.
+  absl::Status ReloadAuth();
   // Drains: health goes NOT_SERVING, new calls are refused (UNAVAILABLE), calls in flight get
   // until `grace` (default: the drain timeout) to finish, a running training job writes a
   // checkpoint and goes back to the queue.
@@ -58,6 +62,7 @@ class Server {
 
   ServerOptions options_;
   std::unique_ptr<Metrics> metrics_;  // first in, last out: scrapes read the parts below
+  std::unique_ptr<TokenAuthenticator> auth_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<service::ModelRegistry> registry_;
   std::unique_ptr<service::JobRunner> runner_;

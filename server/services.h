@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "berth/v1/inference.grpc.pb.h"
 #include "berth/v1/models.grpc.pb.h"
@@ -15,6 +16,7 @@
 #include "core/service/model_registry.h"
 #include "core/store/store.h"
 #include "core/util/thread_pool.h"
+#include "server/auth.h"
 
 namespace berth::server {
 
@@ -27,6 +29,7 @@ struct Limits {
 };
 
 class Metrics;
+class TokenAuthenticator;
 
 // What the handlers share. Everything outlives the gRPC server.
 struct ServiceContext {
@@ -36,6 +39,7 @@ struct ServiceContext {
   ThreadPool* pool;
   Metrics* metrics;
   const std::atomic<bool>* draining;  // set when the server begins to shut down
+  const TokenAuthenticator* auth;     // nullptr: authentication is off
   Limits limits;
 };
 
@@ -92,6 +96,14 @@ class ModelServiceImpl final : public v1::ModelService::CallbackService {
  private:
   ServiceContext ctx_;
 };
+
+// The caller's principal (nullopt when authentication is off) if it may do `need` on `model`;
+// UNAUTHENTICATED or PERMISSION_DENIED otherwise. Handlers call it before validating anything.
+absl::StatusOr<std::optional<Principal>> CheckAccess(const ServiceContext& ctx,
+                                                     const grpc::CallbackServerContext& context, Permission need,
+                                                     absl::string_view model);
+// Whether `caller` may see or cancel a job `created_by` submitted (its own, or any for admin).
+absl::Status CheckJobOwner(const std::optional<Principal>& caller, const std::string& created_by);
 
 // Finishes `reactor` with `status` mapped through ToGrpcStatus.
 grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context, const absl::Status& status);

@@ -65,6 +65,10 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequ
  public:
   UploadReactor(grpc::CallbackServerContext* context, const ServiceContext& ctx, v1::UploadDatasetResponse* response)
       : context_(context), ctx_(ctx), response_(response) {
+    if (auto caller = CheckAccess(ctx_, *context_, Permission::kTrain, ""); !caller.ok()) {
+      FinishWith(caller.status());
+      return;
+    }
     StartRead(&request_);
   }
 
@@ -231,8 +235,10 @@ grpc::ServerReadReactor<v1::UploadDatasetRequest>* TrainingServiceImpl::UploadDa
 grpc::ServerUnaryReactor* TrainingServiceImpl::StartTraining(grpc::CallbackServerContext* context,
                                                              const v1::StartTrainingRequest* request,
                                                              v1::StartTrainingResponse* response) {
+  auto caller = CheckAccess(ctx_, *context, Permission::kTrain, request->model_name());
+  if (!caller.ok()) return FinishWith(context, caller.status());
   // Re-reads the datasets with the requested columns, so it runs on the pool.
-  return RunOnPool(context, ctx_.pool, [this, request, response]() -> absl::Status {
+  return RunOnPool(context, ctx_.pool, [this, request, response, caller = *caller]() -> absl::Status {
     service::JobSpec spec = ToJobSpec(*request);
     RETURN_IF_ERROR(service::ValidateJobSpec(spec));
     const std::string& rid = request->request_id();
@@ -261,9 +267,14 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::StartTraining(grpc::CallbackServe
       }
     }
     ASSIGN_OR_RETURN(std::string pinned, ctx_.runner->PinBaseModel(spec.base_model));
+    if (caller && pinned.find(':') != std::string::npos && pinned.rfind("config:", 0) != 0) {
+      // A registered base model is read: the token's model prefix applies to it too.
+      RETURN_IF_ERROR(Authorize(*caller, Permission::kClassify, pinned.substr(0, pinned.find(':'))));
+    }
     bool existed = false;
     ASSIGN_OR_RETURN(store::JobRecord job, ctx_.store->CreateJob(service::JobSpecToJson(spec).dump(), spec.model_name,
-                                                                 pinned, rid, &existed));
+                                                                 pinned, rid, &existed, caller ? caller->id : ""));
+    if (existed) RETURN_IF_ERROR(CheckJobOwner(caller, job.created_by));
     if (!existed) {
       (void)ctx_.store->AddJobEvent(job.id, "queued", "");
       ctx_.runner->Wake();
@@ -278,19 +289,26 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::StartTraining(grpc::CallbackServe
 grpc::ServerUnaryReactor* TrainingServiceImpl::GetStatus(grpc::CallbackServerContext* context,
                                                          const v1::GetStatusRequest* request,
                                                          v1::JobStatus* response) {
+  auto caller = CheckAccess(ctx_, *context, Permission::kTrain, "");
+  if (!caller.ok()) return FinishWith(context, caller.status());
   absl::Status s = ValidateJobId(request->job_id());
   if (s.ok()) {
     auto job = ctx_.store->GetJob(request->job_id());
-    if (job.ok()) ToProto(*job, response);
-    s = job.status();
+    s = job.ok() ? CheckJobOwner(*caller, job->created_by) : job.status();
+    if (s.ok()) ToProto(*job, response);
   }
   return FinishWith(context, s);
 }
 
-grpc::ServerWriteReactor<v1::JobStatus>* TrainingServiceImpl::WatchJob(grpc::CallbackServerContext* /*context*/,
+grpc::ServerWriteReactor<v1::JobStatus>* TrainingServiceImpl::WatchJob(grpc::CallbackServerContext* context,
                                                                        const v1::WatchJobRequest* request) {
-  absl::Status s = ValidateJobId(request->job_id());
-  if (s.ok()) s = ctx_.store->GetJob(request->job_id()).status();
+  auto caller = CheckAccess(ctx_, *context, Permission::kTrain, "");
+  absl::Status s = caller.status();
+  if (s.ok()) s = ValidateJobId(request->job_id());
+  if (s.ok()) {
+    auto job = ctx_.store->GetJob(request->job_id());
+    s = job.ok() ? CheckJobOwner(*caller, job->created_by) : job.status();
+  }
   if (!s.ok()) {
     class Failed final : public grpc::ServerWriteReactor<v1::JobStatus> {
      public:
@@ -305,7 +323,13 @@ grpc::ServerWriteReactor<v1::JobStatus>* TrainingServiceImpl::WatchJob(grpc::Cal
 grpc::ServerUnaryReactor* TrainingServiceImpl::CancelJob(grpc::CallbackServerContext* context,
                                                          const v1::CancelJobRequest* request,
                                                          v1::JobStatus* response) {
+  auto caller = CheckAccess(ctx_, *context, Permission::kTrain, "");
+  if (!caller.ok()) return FinishWith(context, caller.status());
   absl::Status s = ValidateJobId(request->job_id());
+  if (s.ok()) {
+    auto existing = ctx_.store->GetJob(request->job_id());
+    s = existing.ok() ? CheckJobOwner(*caller, existing->created_by) : existing.status();
+  }
   if (s.ok()) {
     auto job = ctx_.runner->Cancel(request->job_id());
     if (job.ok()) ToProto(*job, response);
@@ -317,6 +341,8 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::CancelJob(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* TrainingServiceImpl::ListJobs(grpc::CallbackServerContext* context,
                                                         const v1::ListJobsRequest* request,
                                                         v1::ListJobsResponse* response) {
+  auto caller = CheckAccess(ctx_, *context, Permission::kTrain, "");
+  if (!caller.ok()) return FinishWith(context, caller.status());
   if (request->page_size() < 0 || request->page_size() > ctx_.limits.max_page_size) {
     return FinishWith(context, absl::InvalidArgumentError(
                                    absl::StrCat("page_size: must be in [0, ", ctx_.limits.max_page_size, "]")));
@@ -330,8 +356,10 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::ListJobs(grpc::CallbackServerCont
     if (!state) return FinishWith(context, absl::InvalidArgumentError("state: unknown job state"));
   }
   std::string next;
+  // Without admin rights a token lists its own jobs.
+  const std::string only = *caller && (*caller)->role != Role::kAdmin ? (*caller)->id : "";
   auto jobs = ctx_.store->ListJobs(state, request->page_size() == 0 ? 50 : request->page_size(),
-                                   request->page_token(), &next);
+                                   request->page_token(), &next, only);
   if (jobs.ok()) {
     for (const store::JobRecord& j : *jobs) ToProto(j, response->add_jobs());
     response->set_next_page_token(next);

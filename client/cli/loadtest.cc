@@ -32,7 +32,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct LoadFlags {
-  std::string server, model, file, allow_codes;
+  std::string server, model, file, allow_codes, token;
   double rate = 50, duration = 10, timeout = 30;
   int concurrency = 256, texts_per_request = 1;
 };
@@ -114,6 +114,7 @@ int RunLoadtest(const LoadFlags& f) {
     call->scheduled = when;
     call->request.set_model(f.model);
     for (int k = 0; k < f.texts_per_request; ++k) call->request.add_texts(texts[(i * f.texts_per_request + k) % texts.size()]);
+    if (!f.token.empty()) call->context.AddMetadata("authorization", "Bearer " + f.token);
     call->context.set_deadline(std::chrono::system_clock::now() +
                                std::chrono::milliseconds(static_cast<int64_t>(f.timeout * 1000)));
     stub->async()->Classify(&call->context, &call->request, &call->response, [&, call](grpc::Status s) {
@@ -181,6 +182,8 @@ void AddLoadtestCommand(CLI::App& app, std::function<int()>* run) {
   const char* env = std::getenv("BERTH_SERVER");
   f->server = env != nullptr && *env != '\0' ? env : "127.0.0.1:50051";
   cmd->add_option("--server", f->server, "Berth server HOST:PORT (env BERTH_SERVER)")->capture_default_str();
+  if (const char* token = std::getenv("BERTH_TOKEN")) f->token = token;
+  cmd->add_option("--token", f->token, "API token (env BERTH_TOKEN)");
   cmd->add_option("--model", f->model, "NAME, NAME:VERSION or NAME@ALIAS")->required();
   cmd->add_option("--rate", f->rate, "Requests started per second")->check(CLI::Range(0.1, 1e6))->capture_default_str();
   cmd->add_option("--duration", f->duration, "Seconds of load")->check(CLI::Range(0.1, 86400.0))->capture_default_str();

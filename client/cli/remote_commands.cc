@@ -29,7 +29,7 @@ namespace {
 using Json = nlohmann::json;
 
 struct ServerFlags {
-  std::string server;
+  std::string server, token;
   double timeout_seconds = 60;
 };
 
@@ -37,6 +37,9 @@ void AddServerFlags(CLI::App* cmd, ServerFlags* f) {
   const char* env = std::getenv("BERTH_SERVER");
   f->server = env != nullptr && *env != '\0' ? env : "127.0.0.1:50051";
   cmd->add_option("--server", f->server, "Berth server HOST:PORT (env BERTH_SERVER)")->capture_default_str();
+  const char* token = std::getenv("BERTH_TOKEN");
+  if (token != nullptr) f->token = token;
+  cmd->add_option("--token", f->token, "API token (env BERTH_TOKEN; the server's --auth-tokens holds its SHA-256)");
   cmd->add_option("--timeout", f->timeout_seconds, "Deadline of each call in seconds")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -50,6 +53,7 @@ int Fail(const absl::Status& s, absl::string_view what) {
 std::unique_ptr<client::Client> Connect(const ServerFlags& f) {
   client::ClientOptions o;
   o.target = f.server;
+  o.token = f.token;
   o.timeout = std::chrono::milliseconds(static_cast<int64_t>(f.timeout_seconds * 1000));
   auto c = client::Client::Create(o);
   if (!c.ok()) {

@@ -76,22 +76,28 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const ClientOptions& opti
   return c;
 }
 
-// One unary call with the client's deadline.
+// One unary call with the client's deadline and token.
 template <typename Stub, typename Request, typename Response>
 absl::StatusOr<Response> Unary(Stub* stub,
                                grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
-                               const Request& request, std::chrono::milliseconds timeout) {
+                               const Request& request, std::chrono::milliseconds timeout, const std::string& token) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + timeout);
+  if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
   Response response;
   grpc::Status s = (stub->*method)(&context, request, &response);
   if (!s.ok()) return FromGrpcStatus(s);
   return response;
 }
 
+void Client::AddAuth(grpc::ClientContext* context) const {
+  if (!options_.token.empty()) context->AddMetadata("authorization", "Bearer " + options_.token);
+}
+
 absl::StatusOr<v1::UploadDatasetResponse> Client::UploadDataset(const v1::DatasetInfo& info, absl::string_view bytes,
                                                                 const std::function<void(int64_t, int64_t)>& progress) {
   grpc::ClientContext context;
+  AddAuth(&context);
   v1::UploadDatasetResponse response;
   auto writer = training_->UploadDataset(&context, &response);
   v1::UploadDatasetRequest first;
@@ -123,13 +129,13 @@ absl::StatusOr<v1::UploadDatasetResponse> Client::UploadFile(const std::string& 
 
 absl::StatusOr<v1::StartTrainingResponse> Client::StartTraining(v1::StartTrainingRequest request) {
   if (request.request_id().empty()) request.set_request_id(RandomRequestId());
-  return Unary(training_.get(), &v1::TrainingService::Stub::StartTraining, request, options_.timeout);
+  return Unary(training_.get(), &v1::TrainingService::Stub::StartTraining, request, options_.timeout, options_.token);
 }
 
 absl::StatusOr<v1::JobStatus> Client::GetStatus(const std::string& job_id) {
   v1::GetStatusRequest request;
   request.set_job_id(job_id);
-  return Unary(training_.get(), &v1::TrainingService::Stub::GetStatus, request, options_.timeout);
+  return Unary(training_.get(), &v1::TrainingService::Stub::GetStatus, request, options_.timeout, options_.token);
 }
 
 absl::StatusOr<v1::JobStatus> Client::WatchJob(const std::string& job_id,
@@ -142,6 +148,7 @@ absl::StatusOr<v1::JobStatus> Client::WatchJob(const std::string& job_id,
   auto give_up_at = std::chrono::steady_clock::now() + reconnect_for;
   while (true) {
     grpc::ClientContext context;  // no deadline: a job may train for hours
+    AddAuth(&context);
     auto reader = training_->WatchJob(&context, request);
     v1::JobStatus status;
     while (reader->Read(&status)) {
@@ -170,37 +177,37 @@ absl::StatusOr<v1::JobStatus> Client::WatchJob(const std::string& job_id,
 absl::StatusOr<v1::JobStatus> Client::CancelJob(const std::string& job_id) {
   v1::CancelJobRequest request;
   request.set_job_id(job_id);
-  return Unary(training_.get(), &v1::TrainingService::Stub::CancelJob, request, options_.timeout);
+  return Unary(training_.get(), &v1::TrainingService::Stub::CancelJob, request, options_.timeout, options_.token);
 }
 
 absl::StatusOr<v1::ListJobsResponse> Client::ListJobs(const v1::ListJobsRequest& request) {
-  return Unary(training_.get(), &v1::TrainingService::Stub::ListJobs, request, options_.timeout);
+  return Unary(training_.get(), &v1::TrainingService::Stub::ListJobs, request, options_.timeout, options_.token);
 }
 
 absl::StatusOr<v1::ClassifyResponse> Client::Classify(const v1::ClassifyRequest& request) {
-  return Unary(inference_.get(), &v1::InferenceService::Stub::Classify, request, options_.timeout);
+  return Unary(inference_.get(), &v1::InferenceService::Stub::Classify, request, options_.timeout, options_.token);
 }
 
 absl::StatusOr<v1::TokenizeResponse> Client::Tokenize(const v1::TokenizeRequest& request) {
-  return Unary(inference_.get(), &v1::InferenceService::Stub::Tokenize, request, options_.timeout);
+  return Unary(inference_.get(), &v1::InferenceService::Stub::Tokenize, request, options_.timeout, options_.token);
 }
 
 absl::StatusOr<v1::ListModelsResponse> Client::ListModels() {
   v1::ListModelsRequest request;
-  return Unary(models_.get(), &v1::ModelService::Stub::ListModels, request, options_.timeout);
+  return Unary(models_.get(), &v1::ModelService::Stub::ListModels, request, options_.timeout, options_.token);
 }
 
 absl::StatusOr<v1::ModelVersion> Client::GetModel(const std::string& model) {
   v1::GetModelRequest request;
   request.set_model(model);
-  return Unary(models_.get(), &v1::ModelService::Stub::GetModel, request, options_.timeout);
+  return Unary(models_.get(), &v1::ModelService::Stub::GetModel, request, options_.timeout, options_.token);
 }
 
 absl::StatusOr<v1::DeleteModelResponse> Client::DeleteModel(const std::string& name, int64_t version) {
   v1::DeleteModelRequest request;
   request.set_name(name);
   request.set_version(version);
-  return Unary(models_.get(), &v1::ModelService::Stub::DeleteModel, request, options_.timeout);
+  return Unary(models_.get(), &v1::ModelService::Stub::DeleteModel, request, options_.timeout, options_.token);
 }
 
 absl::StatusOr<v1::SetAliasResponse> Client::SetAlias(const std::string& name, const std::string& alias,
@@ -209,7 +216,7 @@ absl::StatusOr<v1::SetAliasResponse> Client::SetAlias(const std::string& name, c
   request.set_name(name);
   request.set_alias(alias);
   request.set_version(version);
-  return Unary(models_.get(), &v1::ModelService::Stub::SetAlias, request, options_.timeout);
+  return Unary(models_.get(), &v1::ModelService::Stub::SetAlias, request, options_.timeout, options_.token);
 }
 
 absl::StatusOr<bool> Client::Healthy() {

@@ -31,6 +31,7 @@ struct ClientOptions {
   int max_attempts = 5;
   int64_t max_message_bytes = 16 << 20;
   size_t upload_chunk_bytes = 1 << 20;
+  std::string token;  // API token, sent as `authorization: Bearer <token>` ("" : none)
 };
 
 class Client {
@@ -73,6 +74,7 @@ class Client {
 
  private:
   explicit Client(const ClientOptions& options) : options_(options) {}
+  void AddAuth(grpc::ClientContext* context) const;
 
   ClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;

@@ -18,7 +18,7 @@
 namespace berth::store {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;  // 2: jobs.created_by
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS datasets(
   id TEXT PRIMARY KEY, name TEXT NOT NULL, bytes INTEGER NOT NULL, rows INTEGER NOT NULL,
@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS jobs(
   state TEXT NOT NULL, spec TEXT NOT NULL, model_name TEXT NOT NULL, base_model TEXT NOT NULL,
   progress TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '', model_version INTEGER NOT NULL DEFAULT 0,
   cancel_requested INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL,
-  started_ms INTEGER NOT NULL DEFAULT 0, finished_ms INTEGER NOT NULL DEFAULT 0);
+  started_ms INTEGER NOT NULL DEFAULT 0, finished_ms INTEGER NOT NULL DEFAULT 0,
+  created_by TEXT NOT NULL DEFAULT '');
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_request ON jobs(request_id) WHERE request_id <> '';
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, seq);
 CREATE TABLE IF NOT EXISTS job_events(
@@ -123,7 +124,7 @@ class Transaction {
 
 constexpr const char* kJobColumns =
     "id, request_id, state, spec, model_name, base_model, progress, error, model_version, "
-    "cancel_requested, created_ms, started_ms, finished_ms";
+    "cancel_requested, created_ms, started_ms, finished_ms, created_by";
 
 JobRecord ReadJob(const Stmt& s) {
   JobRecord j;
@@ -140,6 +141,7 @@ JobRecord ReadJob(const Stmt& s) {
   j.created_ms = s.Int(10);
   j.started_ms = s.Int(11);
   j.finished_ms = s.Int(12);
+  j.created_by = s.Text(13);
   return j;
 }
 
@@ -210,6 +212,9 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& data_dir) 
                                                       "; this Berth understands up to ", kSchemaVersion));
   }
   RETURN_IF_ERROR(s->Exec(kSchema));
+  if (version == 1) {  // a database from before API tokens: jobs gain their creator
+    RETURN_IF_ERROR(s->Exec("ALTER TABLE jobs ADD COLUMN created_by TEXT NOT NULL DEFAULT ''"));
+  }
   RETURN_IF_ERROR(s->Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion).c_str()));
   return s;
 }
@@ -289,7 +294,7 @@ absl::StatusOr<JobRecord> Store::GetJob(const std::string& id) {
 
 absl::StatusOr<JobRecord> Store::CreateJob(const std::string& spec, const std::string& model_name,
                                            const std::string& base_model, const std::string& request_id,
-                                           bool* existed) {
+                                           bool* existed, const std::string& created_by) {
   std::lock_guard<std::mutex> lock(mu_);
   if (existed != nullptr) *existed = false;
   Transaction tx(db_);
@@ -310,11 +315,11 @@ absl::StatusOr<JobRecord> Store::CreateJob(const std::string& spec, const std::s
     }
   }
   const std::string id = NewJobId();
-  Stmt s(db_, "INSERT INTO jobs(id, request_id, state, spec, model_name, base_model, created_ms) "
-              "VALUES(?,?,?,?,?,?,?)");
+  Stmt s(db_, "INSERT INTO jobs(id, request_id, state, spec, model_name, base_model, created_ms, created_by) "
+              "VALUES(?,?,?,?,?,?,?,?)");
   RETURN_IF_ERROR(s.ok());
   s.Bind(1, id).Bind(2, request_id).Bind(3, JobStateName(JobState::kQueued)).Bind(4, spec)
-      .Bind(5, model_name).Bind(6, base_model).Bind(7, NowMs());
+      .Bind(5, model_name).Bind(6, base_model).Bind(7, NowMs()).Bind(8, created_by);
   RETURN_IF_ERROR(s.Run());
   ASSIGN_OR_RETURN(JobRecord j, GetJobLocked(id));
   RETURN_IF_ERROR(tx.Commit());
@@ -422,7 +427,8 @@ absl::StatusOr<std::map<JobState, int64_t>> Store::CountJobs() {
 }
 
 absl::StatusOr<std::vector<JobRecord>> Store::ListJobs(std::optional<JobState> state, int page_size,
-                                                       const std::string& page_token, std::string* next_token) {
+                                                       const std::string& page_token, std::string* next_token,
+                                                       const std::string& created_by) {
   if (page_size <= 0 || page_size > 1000) page_size = 100;
   int64_t before = INT64_MAX;
   if (!page_token.empty() && !absl::SimpleAtoi(page_token, &before)) {
@@ -430,12 +436,14 @@ absl::StatusOr<std::vector<JobRecord>> Store::ListJobs(std::optional<JobState> s
   }
   std::lock_guard<std::mutex> lock(mu_);
   std::string sql = absl::StrCat("SELECT ", kJobColumns, ", seq FROM jobs WHERE seq < ?",
-                                 state ? " AND state = ?" : "", " ORDER BY seq DESC LIMIT ?");
+                                 state ? " AND state = ?" : "", created_by.empty() ? "" : " AND created_by = ?",
+                                 " ORDER BY seq DESC LIMIT ?");
   Stmt q(db_, sql.c_str());
   RETURN_IF_ERROR(q.ok());
   int i = 1;
   q.Bind(i++, before);
   if (state) q.Bind(i++, JobStateName(*state));
+  if (!created_by.empty()) q.Bind(i++, created_by);
   q.Bind(i++, static_cast<int64_t>(page_size) + 1);
   std::vector<JobRecord> out;
   int64_t last_seq = 0;
@@ -447,7 +455,7 @@ absl::StatusOr<std::vector<JobRecord>> Store::ListJobs(std::optional<JobState> s
       return out;
     }
     out.push_back(ReadJob(q));
-    last_seq = q.Int(13);
+    last_seq = q.Int(14);
   }
   if (next_token) next_token->clear();
   return out;

@@ -47,6 +47,7 @@ struct JobRecord {
   int64_t model_version = 0;
   bool cancel_requested = false;
   int64_t created_ms = 0, started_ms = 0, finished_ms = 0;
+  std::string created_by;  // the API token id that submitted it ("" without authentication)
 };
 
 struct ModelRecord {
@@ -78,7 +79,7 @@ class Store {
   // `existed`, if given, says whether the request_id had been used.
   absl::StatusOr<JobRecord> CreateJob(const std::string& spec, const std::string& model_name,
                                       const std::string& base_model, const std::string& request_id,
-                                      bool* existed = nullptr);
+                                      bool* existed = nullptr, const std::string& created_by = "");
   absl::StatusOr<JobRecord> GetJob(const std::string& id);
   // The oldest QUEUED job, now RUNNING; nullopt when none is queued.
   absl::StatusOr<std::optional<JobRecord>> ClaimNextQueued();
@@ -90,9 +91,11 @@ class Store {
   // At start-up: jobs left RUNNING by a dead process go back to QUEUED (keeping their place)
   // to resume from their checkpoint. Returns their ids.
   absl::StatusOr<std::vector<std::string>> RequeueRunningJobs();
-  // Newest first; `page_token` is the opaque token of the previous page ("" for the first).
+  // Newest first; `page_token` is the opaque token of the previous page ("" for the first);
+  // a non-empty `created_by` keeps only that token's jobs.
   absl::StatusOr<std::vector<JobRecord>> ListJobs(std::optional<JobState> state, int page_size,
-                                                  const std::string& page_token, std::string* next_token);
+                                                  const std::string& page_token, std::string* next_token,
+                                                  const std::string& created_by = "");
   // Jobs per state (every state present, zeros included).
   absl::StatusOr<std::map<JobState, int64_t>> CountJobs();
   absl::Status AddJobEvent(const std::string& job_id, const std::string& kind, const std::string& body);

@@ -36,6 +36,13 @@ std::string Sst2Rows(int rows, int skip = 0) {
   return out;
 }
 
+v1::ClassifyRequest ClassifyReq(const std::string& model, std::vector<std::string> texts) {
+  v1::ClassifyRequest r;
+  r.set_model(model);
+  for (auto& t : texts) r.add_texts(t);
+  return r;
+}
+
 class ServiceTest : public ::testing::Test {
  protected:
   void SetUp() override { StartServer(); }
@@ -97,13 +104,6 @@ class ServiceTest : public ::testing::Test {
     auto final_status = client_->WatchJob(started->job_id(), [](const v1::JobStatus&) { return true; });
     EXPECT_TRUE(final_status.ok()) << final_status.status();
     return final_status.ok() ? *final_status : v1::JobStatus();
-  }
-
-  v1::ClassifyRequest ClassifyReq(const std::string& model, std::vector<std::string> texts) {
-    v1::ClassifyRequest r;
-    r.set_model(model);
-    for (auto& t : texts) r.add_texts(t);
-    return r;
   }
 
   TempDir dir_;
@@ -584,6 +584,139 @@ TEST_F(ServiceTest, XlmRobertaTrainsAndClassifiesEndToEnd) {
       EXPECT_NEAR((*pred)[0].scores[k], resp->results(i).scores(k), 1e-5);
     }
   }
+}
+
+// API tokens with roles: authentication before validation, each role's allowed and denied
+// calls, model prefixes, own-jobs-only for train tokens, SIGHUP-style reload, open health, and
+// no unauthenticated non-loopback serving.
+class AuthTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    WriteTokens(true);
+    server::ServerOptions o;
+    o.data_dir = dir_.File("data");
+    o.listen = "127.0.0.1:0";
+    o.metrics_listen = "";
+    o.auth_tokens_file = dir_.File("tokens.jsonl");
+    o.training.progress_interval = std::chrono::milliseconds(20);
+    o.training.threads_per_job = 1;
+    o.models.engine.batcher.warmup = false;
+    o.models.engine.batcher.num_threads = 1;
+    auto s = server::Server::Start(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+  }
+  void TearDown() override { server_.reset(); }
+
+  void WriteTokens(bool with_reader) {
+    std::string lines;
+    if (with_reader) {
+      lines += absl::StrCat(R"({"id": "reader", "sha256": ")", Sha256Hex("reader-secret"),
+                            R"(", "role": "classify", "model_prefix": "team-a-"})", "\n");
+    }
+    lines += absl::StrCat(R"({"id": "trainer", "sha256": ")", Sha256Hex("trainer-secret"), R"(", "role": "train"})",
+                          "\n");
+    lines += absl::StrCat(R"({"id": "boss", "sha256": ")", Sha256Hex("boss-secret"), R"(", "role": "admin"})", "\n");
+    testing::WriteFile(dir_.File("tokens.jsonl"), lines);
+  }
+
+  std::unique_ptr<client::Client> As(const std::string& token) {
+    client::ClientOptions co;
+    co.target = absl::StrCat("127.0.0.1:", server_->port());
+    co.token = token;
+    return std::move(client::Client::Create(co).value());
+  }
+
+  TempDir dir_;
+  std::unique_ptr<server::Server> server_;
+};
+
+TEST_F(AuthTest, RolesPrefixesOwnJobsAndReload) {
+  auto anonymous = As("");
+  auto stranger = As("not-a-token");
+  auto reader = As("reader-secret");
+  auto trainer = As("trainer-secret");
+  auto boss = As("boss-secret");
+  const auto code = [](const absl::Status& s) { return s.code(); };
+
+  // Health stays open; everything else needs a known token.
+  auto healthy = anonymous->Healthy();
+  ASSERT_TRUE(healthy.ok() && *healthy);
+  EXPECT_EQ(code(anonymous->ListModels().status()), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(code(stranger->ListModels().status()), absl::StatusCode::kUnauthenticated);
+
+  // The trainer uploads and trains "team-a-m"; its job is its own.
+  v1::DatasetInfo info;
+  info.set_file_name("train.tsv");
+  auto up = trainer->UploadDataset(info, Sst2Rows(32));
+  ASSERT_TRUE(up.ok()) << up.status();
+  EXPECT_EQ(code(reader->UploadDataset(info, Sst2Rows(32)).status()), absl::StatusCode::kPermissionDenied);
+  v1::StartTrainingRequest r;
+  r.set_base_model("config:bert-tiny");
+  r.set_train_dataset_id(up->dataset_id());
+  r.set_model_name("team-a-m");
+  r.mutable_hyperparameters()->set_max_steps(2);
+  r.mutable_hyperparameters()->set_max_length(32);
+  auto started = trainer->StartTraining(r);
+  ASSERT_TRUE(started.ok()) << started.status();
+  EXPECT_EQ(started->status().job_id(), started->job_id());
+  auto done = trainer->WatchJob(started->job_id(), [](const v1::JobStatus&) { return true; });
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error();
+
+  // Authorisation comes before validation: an invalid request from a reader is refused as such.
+  v1::StartTrainingRequest invalid;
+  EXPECT_EQ(code(reader->StartTraining(invalid).status()), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(code(trainer->StartTraining(invalid).status()), absl::StatusCode::kInvalidArgument);
+
+  // The reader classifies within its prefix, nothing else.
+  EXPECT_TRUE(reader->Classify(ClassifyReq("team-a-m", {"good"})).ok());
+  EXPECT_EQ(code(reader->Classify(ClassifyReq("team-b-x", {"good"})).status()), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(code(reader->GetStatus(started->job_id()).status()), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(code(reader->SetAlias("team-a-m", "prod", 1).status()), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(code(reader->DeleteModel("team-a-m", 0).status()), absl::StatusCode::kPermissionDenied);
+  auto listed = reader->ListModels();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->models_size(), 1);
+
+  // Train tokens see their own jobs only; admin sees all and may change the registry.
+  r.set_model_name("boss-model");
+  auto boss_job = boss->StartTraining(r);
+  ASSERT_TRUE(boss_job.ok()) << boss_job.status();
+  EXPECT_EQ(code(trainer->GetStatus(boss_job->job_id()).status()), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(code(trainer->CancelJob(boss_job->job_id()).status()), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(boss->GetStatus(started->job_id()).ok());
+  auto trainer_jobs = trainer->ListJobs(v1::ListJobsRequest());
+  ASSERT_TRUE(trainer_jobs.ok());
+  ASSERT_EQ(trainer_jobs->jobs_size(), 1);
+  EXPECT_EQ(trainer_jobs->jobs(0).job_id(), started->job_id());
+  auto boss_jobs = boss->ListJobs(v1::ListJobsRequest());
+  ASSERT_TRUE(boss_jobs.ok());
+  EXPECT_EQ(boss_jobs->jobs_size(), 2);
+  EXPECT_EQ(code(trainer->SetAlias("team-a-m", "prod", 1).status()), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(boss->SetAlias("team-a-m", "prod", 1).ok());
+
+  // Reload: the reader's token is withdrawn; a broken file keeps the tokens in force.
+  WriteTokens(false);
+  ASSERT_TRUE(server_->ReloadAuth().ok());
+  EXPECT_EQ(code(reader->ListModels().status()), absl::StatusCode::kUnauthenticated);
+  testing::WriteFile(dir_.File("tokens.jsonl"), "{not json\n");
+  EXPECT_FALSE(server_->ReloadAuth().ok());
+  EXPECT_TRUE(trainer->ListJobs(v1::ListJobsRequest()).ok());
+}
+
+TEST(ServerSecurityTest, NonLoopbackNeedsAuthenticationOrAnExplicitOptOut) {
+  TempDir dir;
+  server::ServerOptions o;
+  o.data_dir = dir.File("data");
+  o.listen = "0.0.0.0:0";
+  o.metrics_listen = "";
+  auto refused = server::Server::Start(o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("--allow-insecure"), absl::string_view::npos) << refused.status();
+  o.allow_insecure = true;
+  auto allowed = server::Server::Start(o);
+  EXPECT_TRUE(allowed.ok()) << allowed.status();
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include "core/store/store.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "core/util/files.h"
 #include "tests/unit/test_util.h"
@@ -134,6 +135,40 @@ TEST(StoreTest, ModelVersionsAliasesAndDeleteRules) {
   EXPECT_EQ((*s)->GetModel("sst2", 0, "production").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ((*s)->GetModel("sst2", 0, "")->version, 1);
   EXPECT_EQ((*s)->ListModels()->size(), 1u);
+}
+
+}  // namespace
+}  // namespace berth::store
+
+namespace berth::store {
+namespace {
+
+// A database written before API tokens (schema 1, no jobs.created_by) opens and gains the column.
+TEST(StoreMigrationTest, SchemaOneGainsJobCreators) {
+  berth::testing::TempDir dir;
+  {
+    auto s = Store::Open(dir.path());
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->CreateJob("{}", "old", "config:bert-tiny", "").ok());
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir.path() + "/berth.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE jobs DROP COLUMN created_by; PRAGMA user_version=1;", nullptr, nullptr,
+                         nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto s = Store::Open(dir.path());
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto job = (*s)->CreateJob("{}", "new", "config:bert-tiny", "", nullptr, "ci-bot");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->created_by, "ci-bot");
+  std::string next;
+  auto mine = (*s)->ListJobs(std::nullopt, 10, "", &next, "ci-bot");
+  ASSERT_TRUE(mine.ok());
+  EXPECT_EQ(mine->size(), 1u);
+  auto all = (*s)->ListJobs(std::nullopt, 10, "", &next);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 2u);
 }
 
 }  // namespace
