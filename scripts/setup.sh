@@ -26,7 +26,7 @@ packages=(
   libabsl-dev libsentencepiece-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev sqlite3 nlohmann-json3-dev libutf8proc-dev libcli11-dev
-  libcurl4-openssl-dev libssl-dev libgoogle-glog-dev libgloo-dev
+  libcurl4-openssl-dev libssl-dev openssl libgoogle-glog-dev libgloo-dev
   prometheus
 )
 

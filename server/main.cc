@@ -48,6 +48,18 @@ int main(int argc, char** argv) {
   app.add_option("--auth-tokens", o.auth_tokens_file,
                  "API tokens, one JSON object per line {id, sha256, role, model_prefix}; re-read on SIGHUP")
       ->envname("BERTH_AUTH_TOKENS");
+  app.add_option("--tls-cert", o.tls_cert, "Serve TLS with this PEM certificate chain")
+      ->envname("BERTH_SERVER_TLS_CERT");
+  app.add_option("--tls-key", o.tls_key, "The PEM private key of --tls-cert")
+      ->envname("BERTH_SERVER_TLS_KEY");
+  app.add_option("--tls-client-ca", o.tls_client_ca,
+                 "Require client certificates signed by this PEM CA bundle (mutual TLS)")
+      ->envname("BERTH_SERVER_TLS_CLIENT_CA");
+  app.add_option("--tls-reload-seconds", o.tls_reload_seconds,
+                 "How often the TLS files are re-read (replace them in place to rotate; open connections stay)")
+      ->envname("BERTH_TLS_RELOAD_SECONDS")
+      ->check(CLI::Range(1u, 86400u))
+      ->capture_default_str();
   app.add_flag("--allow-insecure", o.allow_insecure,
                "Serve a non-loopback address without authentication (refused otherwise)")
       ->envname("BERTH_ALLOW_INSECURE");

@@ -5,9 +5,13 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/support/server_interceptor.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/files.h"
 #include "core/util/status_macros.h"
 #include "server/log.h"
 
@@ -85,16 +89,51 @@ static bool IsLoopback(const std::string& listen) {
   return host == "localhost" || host == "[::1]" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
+// Plaintext, TLS, or mutual TLS, from PEM files gRPC watches for replacements.
+static absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const ServerOptions& o) {
+  if (o.tls_cert.empty() && o.tls_key.empty()) {
+    if (!o.tls_client_ca.empty()) return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+    return grpc::InsecureServerCredentials();
+  }
+  if (o.tls_cert.empty() || o.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  for (const auto& [flag, path] : {std::make_pair("--tls-cert", o.tls_cert), std::make_pair("--tls-key", o.tls_key),
+                                   std::make_pair("--tls-client-ca", o.tls_client_ca)}) {
+    if (path.empty()) continue;
+    auto pem = ReadFileToString(path);
+    if (!pem.ok()) return absl::InvalidArgumentError(absl::StrCat(flag, ": ", pem.status().message()));
+    if (pem->find("-----BEGIN ") == std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": ", path, " is not a PEM file"));
+    }
+  }
+  const unsigned int every = std::max(1u, o.tls_reload_seconds);
+  auto provider = o.tls_client_ca.empty()
+                      ? std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(o.tls_key, o.tls_cert, every)
+                      : std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(o.tls_key, o.tls_cert,
+                                                                                           o.tls_client_ca, every);
+  grpc::experimental::TlsServerCredentialsOptions tls(provider);
+  tls.watch_identity_key_cert_pairs();
+  if (o.tls_client_ca.empty()) {
+    tls.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  } else {
+    tls.watch_root_certs();
+    tls.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(tls);
+}
+
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   std::unique_ptr<Server> s(new Server());
   s->options_ = options;
   if (!options.auth_tokens_file.empty()) {
     ASSIGN_OR_RETURN(s->auth_, TokenAuthenticator::Load(options.auth_tokens_file));
-  } else if (!IsLoopback(options.listen)) {
+  } else if (!IsLoopback(options.listen) && options.tls_client_ca.empty()) {
     if (!options.allow_insecure) {
       return absl::FailedPreconditionError(absl::StrCat(
           "refusing to serve ", options.listen,
-          " without authentication: give --auth-tokens FILE, or --allow-insecure if the network is trusted"));
+          " without authentication: give --auth-tokens FILE or --tls-client-ca FILE (mTLS), or --allow-insecure if "
+          "the network is trusted"));
     }
     LogEvent("server.insecure", {{"listen", options.listen},
                                  {"warning", "serving a non-loopback address with no authentication: anyone who "
@@ -131,10 +170,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   // opens, so nothing is served from a half-recovered state.
   RETURN_IF_ERROR(s->runner_->Start());
 
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, MakeCredentials(options));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
+  builder.AddListeningPort(options.listen, credentials, &s->port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
   builder.RegisterService(s->training_.get());
@@ -151,6 +191,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   health->SetServingStatus(true);
   for (const char* name : kServices) health->SetServingStatus(name, true);
   LogEvent("server.start", {{"auth", s->auth_ ? absl::StrCat(s->auth_->size(), " tokens") : "off"},
+                            {"tls", options.tls_cert.empty() ? "off" : options.tls_client_ca.empty() ? "on" : "mutual"},
                             {"listen", absl::StrCat(options.listen.substr(0, options.listen.rfind(':')), ":", s->port_)},
                             {"metrics_port", std::to_string(s->metrics_port())},
                             {"data_dir", options.data_dir}});

@@ -31,6 +31,10 @@ struct ServerOptions {
   std::string metrics_listen = "127.0.0.1:9090";  // Prometheus /metrics; "" disables it
   std::chrono::milliseconds drain_timeout{30000};  // in-flight calls get this long at shutdown
   std::string auth_tokens_file;  // API tokens (see server/auth.h); "": no authentication
+  // TLS: PEM files. With tls_client_ca, clients must present a certificate it signed (mTLS).
+  // The files are re-read every tls_reload_seconds; connections already open are kept.
+  std::string tls_cert, tls_key, tls_client_ca;
+  unsigned int tls_reload_seconds = 10;
   bool allow_insecure = false;   // serve a non-loopback address without authentication
   Limits limits;
   service::JobRunnerOptions training;

@@ -29,7 +29,7 @@ namespace {
 using Json = nlohmann::json;
 
 struct ServerFlags {
-  std::string server, token;
+  std::string server, token, tls_ca, tls_cert, tls_key;
   double timeout_seconds = 60;
 };
 
@@ -40,6 +40,9 @@ void AddServerFlags(CLI::App* cmd, ServerFlags* f) {
   const char* token = std::getenv("BERTH_TOKEN");
   if (token != nullptr) f->token = token;
   cmd->add_option("--token", f->token, "API token (env BERTH_TOKEN; the server's --auth-tokens holds its SHA-256)");
+  cmd->add_option("--tls-ca", f->tls_ca, "Use TLS, trusting this PEM CA bundle")->envname("BERTH_TLS_CA");
+  cmd->add_option("--tls-cert", f->tls_cert, "Client certificate for mutual TLS (PEM)")->envname("BERTH_TLS_CERT");
+  cmd->add_option("--tls-key", f->tls_key, "Private key of --tls-cert (PEM)")->envname("BERTH_TLS_KEY");
   cmd->add_option("--timeout", f->timeout_seconds, "Deadline of each call in seconds")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -54,6 +57,9 @@ std::unique_ptr<client::Client> Connect(const ServerFlags& f) {
   client::ClientOptions o;
   o.target = f.server;
   o.token = f.token;
+  o.tls_ca = f.tls_ca;
+  o.tls_cert = f.tls_cert;
+  o.tls_key = f.tls_key;
   o.timeout = std::chrono::milliseconds(static_cast<int64_t>(f.timeout_seconds * 1000));
   auto c = client::Client::Create(o);
   if (!c.ok()) {

@@ -10,6 +10,7 @@
 
 #include <fstream>
 #include <random>
+#include <tuple>
 #include <sstream>
 #include <thread>
 
@@ -69,7 +70,26 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const ClientOptions& opti
   args.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
   args.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
   if (options.max_attempts > 1) args.SetServiceConfigJSON(ServiceConfig(options.max_attempts));
-  c->channel_ = grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!options.tls_ca.empty() || !options.tls_cert.empty() || !options.tls_key.empty()) {
+    if (options.tls_ca.empty()) return absl::InvalidArgumentError("--tls-ca: needed to verify the server");
+    if (options.tls_cert.empty() != options.tls_key.empty()) {
+      return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+    }
+    grpc::SslCredentialsOptions ssl;
+    for (auto [path, dst, flag] : {std::make_tuple(options.tls_ca, &ssl.pem_root_certs, "--tls-ca"),
+                                   std::make_tuple(options.tls_cert, &ssl.pem_cert_chain, "--tls-cert"),
+                                   std::make_tuple(options.tls_key, &ssl.pem_private_key, "--tls-key")}) {
+      if (path.empty()) continue;
+      std::ifstream in(path, std::ios::binary);
+      if (!in) return absl::NotFoundError(absl::StrCat(flag, ": cannot read ", path));
+      std::ostringstream ss;
+      ss << in.rdbuf();
+      *dst = ss.str();
+    }
+    credentials = grpc::SslCredentials(ssl);
+  }
+  c->channel_ = grpc::CreateCustomChannel(options.target, credentials, args);
   c->training_ = v1::TrainingService::NewStub(c->channel_);
   c->inference_ = v1::InferenceService::NewStub(c->channel_);
   c->models_ = v1::ModelService::NewStub(c->channel_);

@@ -32,6 +32,9 @@ struct ClientOptions {
   int64_t max_message_bytes = 16 << 20;
   size_t upload_chunk_bytes = 1 << 20;
   std::string token;  // API token, sent as `authorization: Bearer <token>` ("" : none)
+  // TLS (PEM file paths): tls_ca set turns TLS on and verifies the server against it;
+  // tls_cert and tls_key present a client certificate (mutual TLS).
+  std::string tls_ca, tls_cert, tls_key;
 };
 
 class Client {

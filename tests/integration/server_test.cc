@@ -721,3 +721,114 @@ TEST(ServerSecurityTest, NonLoopbackNeedsAuthenticationOrAnExplicitOptOut) {
 
 }  // namespace
 }  // namespace berth
+
+namespace berth {
+namespace {
+
+// Certificates made at test time with the openssl command line: CA1 and CA2, a server
+// certificate from each (for 127.0.0.1), and a client certificate from CA1.
+class TlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string d = dir_.path();
+    testing::WriteFile(dir_.File("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+    std::string script = "set -e; cd '" + d + "'\n";
+    const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    for (const char* ca : {"ca1", "ca2"}) {
+      script += absl::StrCat("openssl req -x509 ", key, " -keyout ", ca, ".key -out ", ca,
+                             ".pem -days 2 -subj /CN=berth-test-", ca, " 2>/dev/null\n");
+    }
+    auto issue = [&](const std::string& name, const std::string& ca, bool server) {
+      script += absl::StrCat("openssl req ", key, " -keyout ", name, ".key -out ", name, ".csr -subj /CN=", name,
+                             " 2>/dev/null\n", "openssl x509 -req -in ", name, ".csr -CA ", ca, ".pem -CAkey ", ca,
+                             ".key -CAcreateserial -out ", name, ".pem -days 2", server ? " -extfile san.ext" : "",
+                             " 2>/dev/null\n");
+    };
+    issue("server1", "ca1", true);
+    issue("server2", "ca2", true);
+    issue("client1", "ca1", false);
+    ASSERT_EQ(std::system(("bash -c \"" + script + "\"").c_str()), 0) << "openssl failed";
+    // The server serves these two paths; rotation replaces them in place.
+    ASSERT_TRUE(WriteFileAtomically(dir_.File("server.pem"), *ReadFileToString(dir_.File("server1.pem"))).ok());
+    ASSERT_TRUE(WriteFileAtomically(dir_.File("server.key"), *ReadFileToString(dir_.File("server1.key"))).ok());
+  }
+
+  std::unique_ptr<server::Server> Start(bool mutual) {
+    server::ServerOptions o;
+    o.data_dir = dir_.File(mutual ? "data-m" : "data");
+    o.listen = "127.0.0.1:0";
+    o.metrics_listen = "";
+    o.tls_cert = dir_.File("server.pem");
+    o.tls_key = dir_.File("server.key");
+    if (mutual) o.tls_client_ca = dir_.File("ca1.pem");
+    o.tls_reload_seconds = 1;
+    auto s = server::Server::Start(o);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? std::move(*s) : nullptr;
+  }
+
+  std::unique_ptr<client::Client> Connect(int port, const std::string& ca, bool client_cert) {
+    client::ClientOptions co;
+    co.target = absl::StrCat("127.0.0.1:", port);
+    co.timeout = std::chrono::seconds(5);
+    co.max_attempts = 1;
+    if (!ca.empty()) co.tls_ca = dir_.File(ca + ".pem");
+    if (client_cert) {
+      co.tls_cert = dir_.File("client1.pem");
+      co.tls_key = dir_.File("client1.key");
+    }
+    return std::move(client::Client::Create(co).value());
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(TlsTest, TlsAndPlaintextClients) {
+  auto server = Start(false);
+  ASSERT_NE(server, nullptr);
+  EXPECT_TRUE(Connect(server->port(), "ca1", false)->ListModels().ok());
+  // A plaintext client fails cleanly, as does one that trusts another CA.
+  EXPECT_EQ(Connect(server->port(), "", false)->ListModels().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Connect(server->port(), "ca2", false)->ListModels().status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(TlsTest, MutualTlsRequiresAClientCertificate) {
+  auto server = Start(true);
+  ASSERT_NE(server, nullptr);
+  EXPECT_NE(Connect(server->port(), "ca1", false)->ListModels().status().code(), absl::StatusCode::kOk);
+  EXPECT_TRUE(Connect(server->port(), "ca1", true)->ListModels().ok());
+}
+
+TEST_F(TlsTest, CertificatesRotateWithoutDroppingConnections) {
+  auto server = Start(false);
+  ASSERT_NE(server, nullptr);
+  auto old_client = Connect(server->port(), "ca1", false);
+  ASSERT_TRUE(old_client->ListModels().ok());
+  ASSERT_TRUE(WriteFileAtomically(dir_.File("server.key"), *ReadFileToString(dir_.File("server2.key"))).ok());
+  ASSERT_TRUE(WriteFileAtomically(dir_.File("server.pem"), *ReadFileToString(dir_.File("server2.pem"))).ok());
+  bool rotated = false;
+  for (int i = 0; i < 60 && !rotated; ++i) {
+    rotated = Connect(server->port(), "ca2", false)->ListModels().ok();
+    if (!rotated) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  EXPECT_TRUE(rotated) << "new connections never got the new certificate";
+  EXPECT_TRUE(old_client->ListModels().ok()) << "the connection made before the rotation was dropped";
+}
+
+TEST_F(TlsTest, MutualTlsCountsAsAuthenticationOffLoopback) {
+  server::ServerOptions o;
+  o.data_dir = dir_.File("data-nl");
+  o.listen = "0.0.0.0:0";
+  o.metrics_listen = "";
+  o.tls_cert = dir_.File("server.pem");
+  o.tls_key = dir_.File("server.key");
+  o.tls_client_ca = dir_.File("ca1.pem");
+  EXPECT_TRUE(server::Server::Start(o).ok());
+  o.tls_key = dir_.File("missing.key");
+  auto bad = server::Server::Start(o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("--tls-key"), absl::string_view::npos) << bad.status();
+}
+
+}  // namespace
+}  // namespace berth
