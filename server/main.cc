@@ -71,9 +71,15 @@ int main(int argc, char** argv) {
       ->envname("BERTH_TRAINING_THREADS")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  app.add_flag("--allow-local-base-models", o.training.allow_local_base_models,
-               "Let StartTraining name an absolute directory on this machine as base_model")
-      ->envname("BERTH_ALLOW_LOCAL_BASE_MODELS");
+  app.add_option("--model-roots", o.training.model_roots,
+                 "Directories under which StartTraining may name a local base model (absolute path; symbolic "
+                 "links resolved); none by default")
+      ->envname("BERTH_MODEL_ROOTS")
+      ->delimiter(',');
+  app.add_flag_function(
+         "--no-hub", [&o](int64_t) { o.training.allow_hub = false; },
+         "Refuse Hugging Face Hub ids as base models (no downloads by the server)")
+      ->envname("BERTH_NO_HUB");
   app.add_option("--inference-threads", inference_threads, "Intra-op threads per loaded model (0: one per core)")
       ->envname("BERTH_INFERENCE_THREADS")
       ->check(CLI::NonNegativeNumber)

@@ -1,7 +1,9 @@
 // Training workers over the persistent job queue.
 #include "core/service/job_runner.h"
 
+#include <climits>
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <set>
@@ -157,14 +159,30 @@ absl::StatusOr<std::string> JobRunner::PinBaseModel(const std::string& base) {
     return base;
   }
   if (absl::StartsWith(base, "/")) {
-    if (!options_.allow_local_base_models) {
+    if (options_.model_roots.empty()) {
       return absl::InvalidArgumentError(
-          "base_model: local paths are disabled on this server (start it with --allow-local-base-models)");
+          "base_model: local paths are disabled on this server (start it with --model-roots DIR)");
     }
-    if (!IsRegularFile(JoinPath(base, "config.json"))) {
+    // Resolve symbolic links and "..", then require the result inside a root.
+    char resolved[PATH_MAX];
+    if (::realpath(base.c_str(), resolved) == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("base_model: ", base, " does not exist"));
+    }
+    bool inside = false;
+    for (const std::string& root : options_.model_roots) {
+      char root_resolved[PATH_MAX];
+      if (::realpath(root.c_str(), root_resolved) == nullptr) continue;
+      const std::string prefix = absl::StrCat(root_resolved, "/");
+      inside |= absl::StartsWith(absl::StrCat(resolved, "/"), prefix) && std::string(resolved) != root_resolved;
+    }
+    if (!inside) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("base_model: ", base, " is outside the server's --model-roots"));
+    }
+    if (!IsRegularFile(JoinPath(resolved, "config.json"))) {
       return absl::InvalidArgumentError(absl::StrCat("base_model: ", base, " has no config.json"));
     }
-    return base;
+    return std::string(resolved);
   }
   if (!absl::StrContains(base, '/')) {
     auto ref = ParseModelRef(base, 0, "", "base_model");
@@ -180,6 +198,11 @@ absl::StatusOr<std::string> JobRunner::PinBaseModel(const std::string& base) {
   if (!hub.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "base_model: '", base, "' is neither a registered model, a Hub id nor config:PRESET"));
+  }
+  if (!options_.allow_hub) {
+    return absl::InvalidArgumentError(absl::StrCat("base_model: '", base,
+                                                   "' is not a registered model, and Hub downloads are off on this "
+                                                   "server (--no-hub)"));
   }
   return base;
 }

@@ -27,7 +27,10 @@ namespace berth::service {
 struct JobRunnerOptions {
   int workers = 1;                      // jobs trained at the same time
   int threads_per_job = 0;              // intra-op threads per job (0: one per core)
-  bool allow_local_base_models = false;  // base_model may be an absolute directory on the server
+  // base_model may be an absolute directory only under one of these (checked after resolving
+  // symbolic links); empty: no local directories.
+  std::vector<std::string> model_roots;
+  bool allow_hub = true;  // base_model may be a Hugging Face Hub id (downloaded by the server)
   std::chrono::milliseconds progress_interval{500};  // how often progress is stored and sent
   // A job that was running each of the last this-many times the process died is failed
   // instead of retried, so one job that crashes the server cannot keep it in a restart loop.

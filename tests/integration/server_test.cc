@@ -4,6 +4,8 @@
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <fstream>
 #include <functional>
@@ -60,7 +62,7 @@ class ServiceTest : public ::testing::Test {
     o.request_threads = 8;
     o.training.progress_interval = std::chrono::milliseconds(20);
     o.training.threads_per_job = 1;
-    o.training.allow_local_base_models = true;  // the XLM-R test starts from a fixture directory
+    o.training.model_roots = {testing::DataPath("fixtures")};  // the XLM-R test starts from a fixture
     o.models.engine.batcher.warmup = false;
     o.models.engine.batcher.num_threads = 1;
     o.limits.max_texts = 16;
@@ -399,7 +401,7 @@ TEST_F(ServiceTest, InvalidArgumentsNameTheField) {
   const std::vector<Case> cases = {
       {"base_model", train([](auto* r) { r->set_base_model(""); })},
       {"base_model", train([](auto* r) { r->set_base_model("config:bert-huge"); })},
-      {"base_model", train([](auto* r) { r->set_base_model("/etc"); })},
+      {"base_model", train([](auto* r) { r->set_base_model("/nonexistent/model"); })},
       {"base_model", train([](auto* r) { r->set_base_model("../../etc"); })},
       {"model_name", train([](auto* r) { r->set_model_name(""); })},
       {"model_name", train([](auto* r) { r->set_model_name("a/b"); })},
@@ -703,6 +705,50 @@ TEST_F(AuthTest, RolesPrefixesOwnJobsAndReload) {
   testing::WriteFile(dir_.File("tokens.jsonl"), "{not json\n");
   EXPECT_FALSE(server_->ReloadAuth().ok());
   EXPECT_TRUE(trainer->ListJobs(v1::ListJobsRequest()).ok());
+}
+
+// Local base models only under --model-roots (after symbolic links), Hub ids only with the Hub on.
+TEST_F(ServiceTest, BaseModelsComeOnlyFromAllowedPlaces) {
+  const std::string id = Upload(Sst2Rows(16));
+  auto r = SmallJob(id, "where", 2);
+  r.set_base_model("/etc");
+  EXPECT_EQ(client_->StartTraining(r).status().code(), absl::StatusCode::kPermissionDenied);
+  r.set_base_model(testing::DataPath("fixtures") + "/../../..");  // ".." is refused outright
+  EXPECT_EQ(client_->StartTraining(r).status().code(), absl::StatusCode::kInvalidArgument);
+  // A symbolic link that leads outside the roots is refused.
+  ASSERT_EQ(::symlink("/etc", dir_.File("escape").c_str()), 0);
+  r.set_base_model(dir_.File("escape"));
+  EXPECT_EQ(client_->StartTraining(r).status().code(), absl::StatusCode::kPermissionDenied);
+  r.set_base_model(testing::DataPath("fixtures/xlmr-tiny"));
+  auto ok = client_->StartTraining(r);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(client_->WatchJob(ok->job_id(), [](const v1::JobStatus&) { return true; })->state(),
+            v1::JOB_STATE_SUCCEEDED);
+}
+
+TEST(ServerSecurityTest, HubIdsAreRefusedWithNoHub) {
+  TempDir dir;
+  server::ServerOptions o;
+  o.data_dir = dir.File("data");
+  o.listen = "127.0.0.1:0";
+  o.metrics_listen = "";
+  o.training.allow_hub = false;
+  auto s = server::Server::Start(o);
+  ASSERT_TRUE(s.ok());
+  client::ClientOptions co;
+  co.target = absl::StrCat("127.0.0.1:", (*s)->port());
+  auto c = std::move(client::Client::Create(co).value());
+  v1::DatasetInfo info;
+  info.set_file_name("train.tsv");
+  auto up = c->UploadDataset(info, Sst2Rows(16));
+  ASSERT_TRUE(up.ok());
+  v1::StartTrainingRequest r;
+  r.set_base_model("bert-base-uncased");
+  r.set_train_dataset_id(up->dataset_id());
+  r.set_model_name("m");
+  auto refused = c->StartTraining(r);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("--no-hub"), absl::string_view::npos) << refused.status();
 }
 
 TEST(ServerSecurityTest, NonLoopbackNeedsAuthenticationOrAnExplicitOptOut) {

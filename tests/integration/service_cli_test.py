@@ -26,8 +26,8 @@ def check(cond, what):
 
 
 class Server:
-    def __init__(self, binary, data_dir, work):
-        self.binary, self.data_dir, self.work = binary, data_dir, work
+    def __init__(self, binary, data_dir, work, model_roots):
+        self.binary, self.data_dir, self.work, self.model_roots = binary, data_dir, work, model_roots
         self.proc = None
         self.port = None
 
@@ -38,7 +38,7 @@ class Server:
         self.log = open(os.path.join(self.work, "server.log"), "ab")
         self.proc = subprocess.Popen(
             [self.binary, "--data-dir", self.data_dir, "--listen", "127.0.0.1:0", "--port-file", port_file,
-             "--metrics-listen", "127.0.0.1:0", "--allow-local-base-models",
+             "--metrics-listen", "127.0.0.1:0", "--model-roots", self.model_roots,
              "--training-threads", "1", "--inference-threads", "1"],
             stdout=self.log, stderr=self.log)
         deadline = time.time() + 60
@@ -58,7 +58,7 @@ def run(cli, args, server, stdin=None, timeout=300):
 def main():
     server_bin, cli, data, fixtures = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
     work = tempfile.mkdtemp(prefix="berth-svc-")
-    server = Server(server_bin, os.path.join(work, "data"), work)
+    server = Server(server_bin, os.path.join(work, "data"), work, os.path.abspath(fixtures))
     try:
         addr = server.start()
         # A small slice of the shipped SST-2 sample keeps this quick.
