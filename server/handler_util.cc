@@ -6,6 +6,14 @@
 
 namespace berth::server {
 
+bool TryAcquire(std::atomic<int>* counter, int limit) {
+  int now = counter->load();
+  while (now < limit) {
+    if (counter->compare_exchange_weak(now, now + 1)) return true;
+  }
+  return false;
+}
+
 absl::StatusOr<std::optional<Principal>> CheckAccess(const ServiceContext& ctx,
                                                      const grpc::CallbackServerContext& context, Permission need,
                                                      absl::string_view model) {

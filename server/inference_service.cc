@@ -105,6 +105,13 @@ class ClassifyStreamReactor final : public grpc::ServerBidiReactor<v1::ClassifyR
       return;
     }
     caller_ = *caller;
+    if (!TryAcquire(&ctx_.live->streams, ctx_.limits.max_streams)) {
+      ctx_.metrics->RecordRefusal("streams");
+      Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          absl::StrCat("this server keeps at most ", ctx_.limits.max_streams, " streams open")));
+      return;
+    }
+    holds_slot_ = true;
     StartRead(&request_);
   }
 
@@ -130,11 +137,15 @@ class ClassifyStreamReactor final : public grpc::ServerBidiReactor<v1::ClassifyR
     StartRead(&request_);
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    if (holds_slot_) --ctx_.live->streams;
+    delete this;
+  }
 
  private:
   grpc::CallbackServerContext* const context_;
   const ServiceContext ctx_;
+  bool holds_slot_ = false;  // counted in live->streams
   std::optional<Principal> caller_;
   v1::ClassifyRequest request_;
   v1::ClassifyResponse response_;

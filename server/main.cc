@@ -119,6 +119,27 @@ int main(int argc, char** argv) {
       ->envname("BERTH_MAX_UPLOAD_BYTES")
       ->check(CLI::Range(int64_t{1}, int64_t{64} << 30))
       ->capture_default_str();
+  app.add_option("--max-dataset-rows", o.limits.max_dataset_rows, "Rows per dataset upload")
+      ->envname("BERTH_MAX_DATASET_ROWS")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
+      ->capture_default_str();
+  app.add_option("--max-concurrent-uploads", o.limits.max_concurrent_uploads,
+                 "Uploads in progress at once (each is held in memory until checked)")
+      ->envname("BERTH_MAX_CONCURRENT_UPLOADS")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  app.add_option("--max-queued-jobs", o.limits.max_queued_jobs, "Jobs waiting in the queue, all tokens together")
+      ->envname("BERTH_MAX_QUEUED_JOBS")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--max-queued-jobs-per-token", o.limits.max_queued_jobs_per_token, "Jobs waiting, per API token")
+      ->envname("BERTH_MAX_QUEUED_JOBS_PER_TOKEN")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--max-streams", o.limits.max_streams, "Open WatchJob and ClassifyStream calls")
+      ->envname("BERTH_MAX_STREAMS")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
   app.add_option("--max-message-bytes", o.max_message_bytes, "gRPC message size limit, both directions")
       ->envname("BERTH_MAX_MESSAGE_BYTES")
       ->check(CLI::Range(int64_t{1} << 20, int64_t{1} << 30))

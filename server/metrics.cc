@@ -233,7 +233,11 @@ Metrics::Metrics()
                          .Name("berth_dataset_bytes_total")
                          .Help("Bytes of datasets accepted by UploadDataset")
                          .Register(*registry_)
-                         .Add({})) {}
+                         .Add({})),
+      refusals_(prometheus::BuildCounter()
+                    .Name("berth_limit_refusals_total")
+                    .Help("Calls refused by a server limit, by limit")
+                    .Register(*registry_)) {}
 
 absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const std::string& listen) {
   std::unique_ptr<Metrics> m(new Metrics());
@@ -357,5 +361,16 @@ void Metrics::OnProgress(const std::string& job_id, const train::Progress& p) {
 }
 
 void Metrics::RecordDatasetBytes(int64_t bytes) { dataset_bytes_.Increment(static_cast<double>(bytes)); }
+
+void Metrics::RecordRefusal(const std::string& limit) {
+  prometheus::Counter* c;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = refusal_counters_.find(limit);
+    if (it == refusal_counters_.end()) it = refusal_counters_.emplace(limit, &refusals_.Add({{"limit", limit}})).first;
+    c = it->second;
+  }
+  c->Increment();
+}
 
 }  // namespace berth::server

@@ -49,6 +49,8 @@ class Metrics {
   void OnJobState(const store::JobRecord& job);
   void OnProgress(const std::string& job_id, const train::Progress& progress);
   void RecordDatasetBytes(int64_t bytes);
+  // A call refused by a server limit ("upload_bytes", "queued_jobs", ...).
+  void RecordRefusal(const std::string& limit);
 
   // The text exposition of every family (what GET /metrics returns).
   std::string Render() const;
@@ -84,12 +86,14 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& training_sps_;
   prometheus::Family<prometheus::Gauge>& training_eval_;
   prometheus::Counter& dataset_bytes_;
+  prometheus::Family<prometheus::Counter>& refusals_;
 
   std::mutex mu_;
   std::map<std::string, prometheus::Counter*> request_counters_;       // guarded by mu_
   std::map<std::string, prometheus::Histogram*> request_histograms_;   // guarded by mu_
   std::map<std::string, prometheus::Counter*> classify_counters_;      // guarded by mu_
   std::map<std::string, JobSeries> jobs_;                              // guarded by mu_
+  std::map<std::string, prometheus::Counter*> refusal_counters_;       // guarded by mu_
 };
 
 }  // namespace berth::server

@@ -160,7 +160,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
       [metrics](const std::string& job_id, const train::Progress& p) { metrics->OnProgress(job_id, p); });
   s->pool_ = std::make_unique<ThreadPool>(options.request_threads, options.max_queued_requests);
   ServiceContext ctx{s->store_.get(), s->runner_.get(), s->registry_.get(), s->pool_.get(), metrics,
-                     &s->draining_,    s->auth_.get(),     options.limits};
+                     &s->draining_,    s->auth_.get(),     &s->live_,          options.limits};
   s->training_ = std::make_unique<TrainingServiceImpl>(ctx);
   s->inference_ = std::make_unique<InferenceServiceImpl>(ctx);
   s->models_ = std::make_unique<ModelServiceImpl>(ctx);

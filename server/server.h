@@ -57,6 +57,7 @@ class Server {
 
   store::Store& store() { return *store_; }
   service::ModelRegistry& registry() { return *registry_; }
+  const Metrics& metrics() const { return *metrics_; }
 
  private:
   Server() = default;
@@ -79,6 +80,7 @@ class Server {
   bool shut_down_ = false;
   // Calls that ended after the drain began, by outcome (logged when the server stops).
   std::atomic<bool> draining_{false};
+  LiveCounts live_;
   std::atomic<int64_t> drained_ok_{0}, drained_failed_{0};
 };
 

@@ -25,8 +25,22 @@ struct Limits {
   int max_texts = 256;                         // texts per Classify/Tokenize request
   int64_t max_text_bytes = 64 * 1024;          // bytes per text
   int64_t max_upload_bytes = int64_t{512} << 20;  // bytes per dataset upload
+  int64_t max_dataset_rows = 5'000'000;        // rows per dataset
+  int max_concurrent_uploads = 4;              // uploads in progress (each is held in memory)
+  int max_queued_jobs = 1000;                  // jobs waiting, all tokens together
+  int max_queued_jobs_per_token = 50;          // jobs waiting, per API token
+  int max_streams = 256;                       // open WatchJob and ClassifyStream calls
   int max_page_size = 1000;
 };
+
+// Calls in progress that the limits above count; shared by the handlers.
+struct LiveCounts {
+  std::atomic<int> uploads{0};
+  std::atomic<int> streams{0};
+};
+
+// Takes one slot of `counter` if fewer than `limit` are taken.
+bool TryAcquire(std::atomic<int>* counter, int limit);
 
 class Metrics;
 class TokenAuthenticator;
@@ -40,6 +54,7 @@ struct ServiceContext {
   Metrics* metrics;
   const std::atomic<bool>* draining;  // set when the server begins to shut down
   const TokenAuthenticator* auth;     // nullptr: authentication is off
+  LiveCounts* live;
   Limits limits;
 };
 

@@ -69,6 +69,13 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequ
       FinishWith(caller.status());
       return;
     }
+    if (!TryAcquire(&ctx_.live->uploads, ctx_.limits.max_concurrent_uploads)) {
+      ctx_.metrics->RecordRefusal("concurrent_uploads");
+      FinishWith(absl::ResourceExhaustedError(absl::StrCat(
+          "this server takes at most ", ctx_.limits.max_concurrent_uploads, " uploads at once; retry later")));
+      return;
+    }
+    holds_slot_ = true;
     StartRead(&request_);
   }
 
@@ -93,6 +100,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequ
         return FinishWith(absl::InvalidArgumentError("data: a chunk is larger than 4 MiB"));
       }
       if (static_cast<int64_t>(data_.size() + request_.data().size()) > ctx_.limits.max_upload_bytes) {
+        ctx_.metrics->RecordRefusal("upload_bytes");
         return FinishWith(absl::InvalidArgumentError(
             absl::StrCat("data: the upload is larger than the server's limit of ", ctx_.limits.max_upload_bytes,
                          " bytes")));
@@ -102,10 +110,21 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequ
     StartRead(&request_);
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    ReleaseSlot();
+    delete this;
+  }
 
  private:
-  void FinishWith(const absl::Status& s) { Finish(ToGrpcStatus(s)); }
+  // The upload slot is given back when the answer is decided, not when gRPC is done with the
+  // call: a client that got its answer may start the next upload at once.
+  void ReleaseSlot() {
+    if (holds_slot_.exchange(false)) --ctx_.live->uploads;
+  }
+  void FinishWith(const absl::Status& s) {
+    ReleaseSlot();
+    Finish(ToGrpcStatus(s));
+  }
 
   absl::Status Store() {
     if (data_.empty()) return absl::InvalidArgumentError("data: the upload is empty");
@@ -116,6 +135,12 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequ
           ", not the digest the client sent; the upload was incomplete or corrupted and was not stored"));
     }
     ASSIGN_OR_RETURN(train::Dataset parsed, train::ParseDataset(data_, info_.file_name(), UploadOptions(info_)));
+    if (static_cast<int64_t>(parsed.examples.size()) > ctx_.limits.max_dataset_rows) {
+      ctx_.metrics->RecordRefusal("dataset_rows");
+      return absl::InvalidArgumentError(absl::StrCat("data: ", parsed.examples.size(),
+                                                     " rows; this server takes at most ", ctx_.limits.max_dataset_rows,
+                                                     " per dataset"));
+    }
     const bool already = ctx_.store->GetDataset(digest).ok();
     ASSIGN_OR_RETURN(store::DatasetRecord rec,
                      ctx_.store->PutDataset(data_, info_.file_name(),
@@ -135,6 +160,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequ
   v1::UploadDatasetRequest request_;
   v1::DatasetInfo info_;
   bool have_info_ = false;
+  std::atomic<bool> holds_slot_{false};  // counted in live->uploads
   std::string sha256_;
   std::string data_;
 };
@@ -174,6 +200,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobStatus> {
 
   void OnDone() override {
     ctx_.runner->Unsubscribe(token_);
+    --ctx_.live->streams;
     delete this;
   }
 
@@ -271,6 +298,25 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::StartTraining(grpc::CallbackServe
       // A registered base model is read: the token's model prefix applies to it too.
       RETURN_IF_ERROR(Authorize(*caller, Permission::kClassify, pinned.substr(0, pinned.find(':'))));
     }
+    // Queue limits; a retry of a request already queued is not a new job.
+    ASSIGN_OR_RETURN(std::optional<store::JobRecord> earlier, ctx_.store->FindJobByRequestId(rid));
+    if (!earlier) {
+      ASSIGN_OR_RETURN(auto all, ctx_.store->CountJobs());
+      if (all[store::JobState::kQueued] >= ctx_.limits.max_queued_jobs) {
+        ctx_.metrics->RecordRefusal("queued_jobs");
+        return absl::ResourceExhaustedError(
+            absl::StrCat(all[store::JobState::kQueued], " jobs are queued, the server's limit; retry later"));
+      }
+      if (caller) {
+        ASSIGN_OR_RETURN(auto mine, ctx_.store->CountJobs(caller->id));
+        if (mine[store::JobState::kQueued] >= ctx_.limits.max_queued_jobs_per_token) {
+          ctx_.metrics->RecordRefusal("queued_jobs_per_token");
+          return absl::ResourceExhaustedError(absl::StrCat("token '", caller->id, "' has ",
+                                                           mine[store::JobState::kQueued],
+                                                           " jobs queued, its limit; retry when one has started"));
+        }
+      }
+    }
     bool existed = false;
     ASSIGN_OR_RETURN(store::JobRecord job, ctx_.store->CreateJob(service::JobSpecToJson(spec).dump(), spec.model_name,
                                                                  pinned, rid, &existed, caller ? caller->id : ""));
@@ -308,6 +354,11 @@ grpc::ServerWriteReactor<v1::JobStatus>* TrainingServiceImpl::WatchJob(grpc::Cal
   if (s.ok()) {
     auto job = ctx_.store->GetJob(request->job_id());
     s = job.ok() ? CheckJobOwner(*caller, job->created_by) : job.status();
+  }
+  if (s.ok() && !TryAcquire(&ctx_.live->streams, ctx_.limits.max_streams)) {
+    ctx_.metrics->RecordRefusal("streams");
+    s = absl::ResourceExhaustedError(
+        absl::StrCat("this server keeps at most ", ctx_.limits.max_streams, " streams open; retry later"));
   }
   if (!s.ok()) {
     class Failed final : public grpc::ServerWriteReactor<v1::JobStatus> {

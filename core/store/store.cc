@@ -287,6 +287,16 @@ absl::StatusOr<JobRecord> Store::GetJobLocked(const std::string& id) {
   return ReadJob(s);
 }
 
+absl::StatusOr<std::optional<JobRecord>> Store::FindJobByRequestId(const std::string& request_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt q(db_, absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE request_id = ? AND request_id <> ''").c_str());
+  RETURN_IF_ERROR(q.ok());
+  q.Bind(1, request_id);
+  ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return std::optional<JobRecord>();
+  return std::optional<JobRecord>(ReadJob(q));
+}
+
 absl::StatusOr<JobRecord> Store::GetJob(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
   return GetJobLocked(id);
@@ -409,15 +419,17 @@ absl::StatusOr<std::vector<std::string>> Store::RequeueRunningJobs() {
   return ids;
 }
 
-absl::StatusOr<std::map<JobState, int64_t>> Store::CountJobs() {
+absl::StatusOr<std::map<JobState, int64_t>> Store::CountJobs(const std::string& created_by) {
   std::map<JobState, int64_t> counts;
   for (JobState st : {JobState::kQueued, JobState::kRunning, JobState::kSucceeded, JobState::kFailed,
                       JobState::kCancelled}) {
     counts[st] = 0;
   }
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt q(db_, "SELECT state, COUNT(*) FROM jobs GROUP BY state");
+  Stmt q(db_, created_by.empty() ? "SELECT state, COUNT(*) FROM jobs GROUP BY state"
+                                 : "SELECT state, COUNT(*) FROM jobs WHERE created_by = ? GROUP BY state");
   RETURN_IF_ERROR(q.ok());
+  if (!created_by.empty()) q.Bind(1, created_by);
   while (true) {
     ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) break;

@@ -81,6 +81,8 @@ class Store {
                                       const std::string& base_model, const std::string& request_id,
                                       bool* existed = nullptr, const std::string& created_by = "");
   absl::StatusOr<JobRecord> GetJob(const std::string& id);
+  // The job a request_id created, if any.
+  absl::StatusOr<std::optional<JobRecord>> FindJobByRequestId(const std::string& request_id);
   // The oldest QUEUED job, now RUNNING; nullopt when none is queued.
   absl::StatusOr<std::optional<JobRecord>> ClaimNextQueued();
   absl::Status UpdateProgress(const std::string& id, const std::string& progress);
@@ -96,8 +98,8 @@ class Store {
   absl::StatusOr<std::vector<JobRecord>> ListJobs(std::optional<JobState> state, int page_size,
                                                   const std::string& page_token, std::string* next_token,
                                                   const std::string& created_by = "");
-  // Jobs per state (every state present, zeros included).
-  absl::StatusOr<std::map<JobState, int64_t>> CountJobs();
+  // Jobs per state (every state present, zeros included); with `created_by`, that token's only.
+  absl::StatusOr<std::map<JobState, int64_t>> CountJobs(const std::string& created_by = "");
   absl::Status AddJobEvent(const std::string& job_id, const std::string& kind, const std::string& body);
   absl::StatusOr<int64_t> CountJobEvents(const std::string& job_id, const std::string& kind);
 

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <iostream>
 #include <functional>
 #include <set>
 #include <sstream>
@@ -724,6 +725,120 @@ TEST_F(ServiceTest, BaseModelsComeOnlyFromAllowedPlaces) {
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(client_->WatchJob(ok->job_id(), [](const v1::JobStatus&) { return true; })->state(),
             v1::JOB_STATE_SUCCEEDED);
+}
+
+// Every limit refuses with a clear status and counts the refusal in berth_limit_refusals_total.
+TEST(ServerLimitsTest, UploadsRowsQueuesAndStreams) {
+  TempDir dir;
+  testing::WriteFile(dir.File("tokens.jsonl"),
+                     absl::StrCat(R"({"id": "t1", "sha256": ")", Sha256Hex("one"), R"(", "role": "train"})", "\n",
+                                  R"({"id": "t2", "sha256": ")", Sha256Hex("two"), R"(", "role": "train"})", "\n"));
+  server::ServerOptions o;
+  o.data_dir = dir.File("data");
+  o.listen = "127.0.0.1:0";
+  o.metrics_listen = "";
+  o.auth_tokens_file = dir.File("tokens.jsonl");
+  o.training.threads_per_job = 1;
+  o.training.progress_interval = std::chrono::milliseconds(20);
+  o.limits.max_concurrent_uploads = 1;
+  o.limits.max_dataset_rows = 10;
+  o.limits.max_queued_jobs = 2;
+  o.limits.max_queued_jobs_per_token = 1;
+  o.limits.max_streams = 1;
+  auto s = server::Server::Start(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto as = [&](const std::string& token) {
+    client::ClientOptions co;
+    co.target = absl::StrCat("127.0.0.1:", (*s)->port());
+    co.token = token;
+    return std::move(client::Client::Create(co).value());
+  };
+  auto one = as("one"), two = as("two");
+  v1::DatasetInfo info;
+  info.set_file_name("train.tsv");
+  // Rows.
+  auto big = one->UploadDataset(info, Sst2Rows(16));
+  EXPECT_EQ(big.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(big.status().message().find("rows"), absl::string_view::npos) << big.status();
+  auto up = one->UploadDataset(info, Sst2Rows(8));
+  ASSERT_TRUE(up.ok()) << up.status();
+  // Concurrent uploads: one held open, the next refused, then accepted once it ends.
+  {
+    auto stub = v1::TrainingService::NewStub(one->channel());
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer one");
+    v1::UploadDatasetResponse resp;
+    auto w = stub->UploadDataset(&ctx, &resp);
+    v1::UploadDatasetRequest first;
+    *first.mutable_info() = info;
+    ASSERT_TRUE(w->Write(first));
+    bool refused = false;
+    for (int i = 0; i < 100 && !refused; ++i) {  // the first stream may take a moment to register
+      refused = two->UploadDataset(info, Sst2Rows(8)).status().code() == absl::StatusCode::kResourceExhausted;
+      if (!refused) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_TRUE(refused);
+    ctx.TryCancel();
+    w->Finish();
+  }
+  bool accepted = false;
+  for (int i = 0; i < 100 && !accepted; ++i) {
+    accepted = two->UploadDataset(info, Sst2Rows(8)).ok();
+    if (!accepted) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(accepted);
+  // Queues: a long job runs; t1 may queue one more, t2 one, then the total is full.
+  v1::StartTrainingRequest r;
+  r.set_base_model("config:bert-tiny");
+  r.set_train_dataset_id(up->dataset_id());
+  r.set_model_name("q");
+  r.mutable_hyperparameters()->set_max_steps(100000);
+  r.mutable_hyperparameters()->set_max_length(32);
+  auto running = one->StartTraining(r);
+  ASSERT_TRUE(running.ok()) << running.status();
+  auto first = one->WatchJob(running->job_id(), [](const v1::JobStatus& st) {
+    return st.state() != v1::JOB_STATE_RUNNING;
+  });
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE(one->StartTraining(r).ok());
+  auto per_token = one->StartTraining(r);
+  EXPECT_EQ(per_token.status().code(), absl::StatusCode::kResourceExhausted) << per_token.status();
+  EXPECT_TRUE(two->StartTraining(r).ok());
+  auto total = two->StartTraining(r);
+  EXPECT_EQ(total.status().code(), absl::StatusCode::kResourceExhausted) << total.status();
+  // Streams: one watch open, the second refused. (The watch above gives its slot back when gRPC
+  // is done with it, a moment after the client stopped reading: retry the first open.)
+  {
+    auto stub = v1::TrainingService::NewStub(one->channel());
+    v1::WatchJobRequest w;
+    w.set_job_id(running->job_id());
+    v1::JobStatus st;
+    std::unique_ptr<grpc::ClientContext> ctx;
+    std::unique_ptr<grpc::ClientReader<v1::JobStatus>> reader;
+    bool open = false;
+    for (int i = 0; i < 100 && !open; ++i) {
+      if (reader) reader->Finish();
+      ctx = std::make_unique<grpc::ClientContext>();
+      ctx->AddMetadata("authorization", "Bearer one");
+      reader = stub->WatchJob(ctx.get(), w);
+      open = reader->Read(&st);
+      if (!open) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_TRUE(open);
+    grpc::ClientContext ctx2;
+    ctx2.AddMetadata("authorization", "Bearer one");
+    auto reader2 = stub->WatchJob(&ctx2, w);
+    EXPECT_FALSE(reader2->Read(&st));
+    EXPECT_EQ(reader2->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    ctx->TryCancel();
+    reader->Finish();
+  }
+  ASSERT_TRUE(one->CancelJob(running->job_id()).ok());
+  const std::string text = (*s)->metrics().Render();
+  for (const char* limit : {"dataset_rows", "concurrent_uploads", "queued_jobs_per_token", "queued_jobs", "streams"}) {
+    EXPECT_NE(text.find(absl::StrCat("berth_limit_refusals_total{limit=\"", limit, "\"}")), std::string::npos)
+        << limit;
+  }
 }
 
 TEST(ServerSecurityTest, HubIdsAreRefusedWithNoHub) {
