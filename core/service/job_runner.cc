@@ -242,7 +242,15 @@ void JobRunner::WorkerLoop() {
 
 void JobRunner::Finish(const store::JobRecord& job, store::JobState state, const std::string& error,
                        int64_t version) {
-  absl::Status s = store_->FinishJob(job.id, state, error, version);
+  // A failing disk may refuse the write for a moment: try a few times. If it never lands, the
+  // job stays RUNNING in the store and the next start recovers it (no job is lost, and a
+  // version it registered is found again rather than duplicated).
+  absl::Status s;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    s = store_->FinishJob(job.id, state, error, version);
+    if (s.ok() || attempt == 3) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 << (2 * attempt)));  // 0.1, 0.4, 1.6 s
+  }
   if (!s.ok()) (void)store_->AddJobEvent(job.id, "error", std::string(s.message()));
   (void)store_->AddJobEvent(job.id, std::string(store::JobStateName(state)), error);
   if (observer_) {

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <mutex>
 #include <random>
 
 #include "absl/strings/ascii.h"
@@ -64,6 +65,9 @@ absl::Status SqlError(sqlite3* db, absl::string_view what) {
   return absl::InternalError(msg);
 }
 
+std::mutex g_store_fault_mu;
+std::function<absl::Status(const std::string&)> g_store_fault;  // guarded by g_store_fault_mu
+
 // A prepared statement with positional binding; finalised on destruction.
 class Stmt {
  public:
@@ -85,7 +89,16 @@ class Stmt {
     if (rc == SQLITE_DONE) return false;
     return SqlError(db_, "step");
   }
+  // Executes a statement that writes.
   absl::Status Run() {
+    {
+      std::lock_guard<std::mutex> lock(g_store_fault_mu);
+      if (g_store_fault) {
+        const char* sql = sqlite3_sql(s_);
+        absl::Status injected = g_store_fault(sql != nullptr ? sql : "");
+        if (!injected.ok()) return injected;
+      }
+    }
     auto r = Step();
     return r.ok() ? absl::OkStatus() : r.status();
   }
@@ -180,6 +193,11 @@ std::optional<JobState> ParseJobState(absl::string_view name) {
 }
 
 bool IsTerminal(JobState s) { return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled; }
+
+void SetStoreWriteFaultForTesting(std::function<absl::Status(const std::string& sql)> fault) {
+  std::lock_guard<std::mutex> lock(g_store_fault_mu);
+  g_store_fault = std::move(fault);
+}
 
 absl::Status ValidateName(absl::string_view name, absl::string_view field) {
   bool ok = !name.empty() && name.size() <= 64 && name[0] != '.';

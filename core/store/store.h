@@ -132,6 +132,11 @@ class Store {
   sqlite3* db_;  // guarded by mu_
 };
 
+// Fault injection for tests of failing disks: when set, every statement that writes asks
+// `fault` with its SQL first, and an error fails it as a full disk or an I/O error would (the
+// transaction around it rolls back). Process-wide; nullptr turns it off.
+void SetStoreWriteFaultForTesting(std::function<absl::Status(const std::string& sql)> fault);
+
 // Names of models and aliases: 1-64 of [A-Za-z0-9._-], not starting with '.'; the message
 // names `field`.
 absl::Status ValidateName(absl::string_view name, absl::string_view field);

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <algorithm>
 #include <functional>
+#include <mutex>
 
 #include "absl/strings/str_cat.h"
 
@@ -86,6 +87,23 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
   return out;
 }
 
+namespace {
+
+std::mutex g_fault_mu;
+std::function<absl::Status(const std::string&)> g_write_fault;  // guarded by g_fault_mu
+
+absl::Status InjectedWriteFault(const std::string& path) {
+  std::lock_guard<std::mutex> lock(g_fault_mu);
+  return g_write_fault ? g_write_fault(path) : absl::OkStatus();
+}
+
+}  // namespace
+
+void SetWriteFaultForTesting(std::function<absl::Status(const std::string& path)> fault) {
+  std::lock_guard<std::mutex> lock(g_fault_mu);
+  g_write_fault = std::move(fault);
+}
+
 absl::Status WriteFileAtomically(const std::string& path,
                                  const std::function<absl::Status(ByteSink&)>& write) {
   std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
@@ -93,6 +111,7 @@ absl::Status WriteFileAtomically(const std::string& path,
   if (fd < 0) return ErrnoStatus(errno, "cannot create", tmp);
   FdSink sink(fd, tmp);
   absl::Status status = write(sink);
+  if (status.ok()) status = InjectedWriteFault(path);
   if (status.ok() && ::fsync(fd) != 0) status = ErrnoStatus(errno, "cannot fsync", tmp);
   if (::close(fd) != 0 && status.ok()) status = ErrnoStatus(errno, "cannot close", tmp);
   if (status.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {

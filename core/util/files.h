@@ -33,6 +33,12 @@ class ByteSink {
 absl::Status WriteFileAtomically(const std::string& path,
                                  const std::function<absl::Status(ByteSink&)>& write);
 
+// Fault injection for tests of failing disks: when set, every atomic write asks `fault` after
+// the data went to the temporary file and before it is committed; an error aborts the write
+// as a full disk or an I/O error would (the temporary file is removed, `path` untouched).
+// Process-wide; nullptr turns it off.
+void SetWriteFaultForTesting(std::function<absl::Status(const std::string& path)> fault);
+
 // A read-only memory mapping of a whole file (an empty file maps to size 0, data nullptr).
 class MappedFile {
  public:

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "client/lib/client.h"
 #include "core/infer/sequence_classifier.h"
@@ -989,6 +990,94 @@ TEST_F(TlsTest, MutualTlsCountsAsAuthenticationOffLoopback) {
   auto bad = server::Server::Start(o);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("--tls-key"), absl::string_view::npos) << bad.status();
+}
+
+}  // namespace
+}  // namespace berth
+
+namespace berth {
+namespace {
+
+// Failing disks (injected): a write that fails leaves the previous state intact, the call gets
+// an error, the server keeps serving, and no job is lost or registered twice.
+class FailingDiskTest : public ServiceTest {
+ protected:
+  void TearDown() override {
+    SetWriteFaultForTesting(nullptr);
+    store::SetStoreWriteFaultForTesting(nullptr);
+    ServiceTest::TearDown();
+  }
+};
+
+TEST_F(FailingDiskTest, UploadModelSaveAndJobStateWrites) {
+  const std::string data_dir = dir_.File("data");
+  const absl::Status full = absl::ResourceExhaustedError("No space left on device (injected)");
+  // Dataset upload.
+  SetWriteFaultForTesting([&](const std::string& path) {
+    return absl::StrContains(path, "/datasets/") ? full : absl::OkStatus();
+  });
+  v1::DatasetInfo info;
+  info.set_file_name("train.tsv");
+  const std::string rows = Sst2Rows(16);
+  EXPECT_EQ(client_->UploadDataset(info, rows).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(ListDirectory(JoinPath(data_dir, "datasets"))->empty());
+  EXPECT_EQ(server_->store().GetDataset(Sha256Hex(rows)).status().code(), absl::StatusCode::kNotFound);
+  SetWriteFaultForTesting(nullptr);
+  const std::string id = Upload(rows);
+
+  // Model save: the job fails with the disk's error; no directory, no version, no leftovers.
+  SetWriteFaultForTesting([&](const std::string& path) {
+    return absl::EndsWith(path, "model.safetensors") ? full : absl::OkStatus();
+  });
+  const v1::JobStatus failed = RunToEnd(SmallJob(id, "disk", 2));
+  EXPECT_EQ(failed.state(), v1::JOB_STATE_FAILED);
+  EXPECT_NE(failed.error().find("No space"), std::string::npos) << failed.error();
+  EXPECT_FALSE(IsDirectory(JoinPath(data_dir, "models/disk")));
+  EXPECT_FALSE(IsDirectory(JoinPath(data_dir, "jobs/" + failed.job_id())));
+  EXPECT_EQ(client_->GetModel("disk").status().code(), absl::StatusCode::kNotFound);
+  SetWriteFaultForTesting(nullptr);
+  EXPECT_EQ(RunToEnd(SmallJob(id, "disk", 2)).model_version(), 1);
+
+  // Job state: the end of a job fails to record twice, then lands.
+  std::atomic<int> attempts{0};
+  store::SetStoreWriteFaultForTesting([&](const std::string& sql) {
+    if (!absl::StartsWith(sql, "UPDATE jobs SET state = ?, error")) return absl::OkStatus();
+    return attempts++ < 2 ? absl::UnavailableError("disk I/O error (injected)") : absl::OkStatus();
+  });
+  EXPECT_EQ(RunToEnd(SmallJob(id, "retried", 2)).state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(attempts.load(), 3);
+
+  // It never lands: the job stays RUNNING; after a restart it is recovered, succeeds, and its
+  // model has one version.
+  store::SetStoreWriteFaultForTesting([&](const std::string& sql) {
+    return absl::StartsWith(sql, "UPDATE jobs SET state = ?, error") ? absl::UnavailableError("disk I/O error")
+                                                                     : absl::OkStatus();
+  });
+  auto stuck = client_->StartTraining(SmallJob(id, "stuck", 2));
+  ASSERT_TRUE(stuck.ok());
+  bool registered = false;
+  for (int i = 0; i < 300 && !registered; ++i) {
+    registered = client_->GetModel("stuck").ok();
+    if (!registered) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(registered);
+  EXPECT_TRUE(client_->ListModels().ok());  // still serving
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // the runner's retries run out
+  EXPECT_EQ(client_->GetStatus(stuck->job_id())->state(), v1::JOB_STATE_RUNNING);
+  store::SetStoreWriteFaultForTesting(nullptr);
+  client_.reset();
+  server_->Shutdown(std::chrono::seconds(5));
+  server_.reset();
+  StartServer();
+  auto end = client_->WatchJob(stuck->job_id(), [](const v1::JobStatus&) { return true; });
+  ASSERT_TRUE(end.ok());
+  EXPECT_EQ(end->state(), v1::JOB_STATE_SUCCEEDED) << end->error();
+  EXPECT_EQ(end->model_version(), 1);
+  auto models = client_->ListModels();
+  ASSERT_TRUE(models.ok());
+  int stuck_versions = 0;
+  for (const auto& m : models->models()) stuck_versions += m.name() == "stuck";
+  EXPECT_EQ(stuck_versions, 1);
 }
 
 }  // namespace
