@@ -24,26 +24,9 @@ Histogram::BucketBoundaries LatencyBuckets() {
   return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 }
 
+// gRPC and absl share the canonical codes, so absl's names are gRPC's ("OK", "NOT_FOUND", ...).
 std::string GrpcCodeName(grpc::StatusCode code) {
-  static const char* kNames[] = {"OK",
-                                 "CANCELLED",
-                                 "UNKNOWN",
-                                 "INVALID_ARGUMENT",
-                                 "DEADLINE_EXCEEDED",
-                                 "NOT_FOUND",
-                                 "ALREADY_EXISTS",
-                                 "PERMISSION_DENIED",
-                                 "RESOURCE_EXHAUSTED",
-                                 "FAILED_PRECONDITION",
-                                 "ABORTED",
-                                 "OUT_OF_RANGE",
-                                 "UNIMPLEMENTED",
-                                 "INTERNAL",
-                                 "UNAVAILABLE",
-                                 "DATA_LOSS",
-                                 "UNAUTHENTICATED"};
-  const int c = static_cast<int>(code);
-  return c >= 0 && c <= 16 ? kNames[c] : "UNKNOWN";
+  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
 }
 
 prometheus::MetricFamily Gauge(const std::string& name, const std::string& help) {
@@ -161,6 +144,16 @@ class ScrapeGauges final : public prometheus::Collectable {
   service::ModelRegistry* registry_ = nullptr;  // guarded by mu_
 };
 
+// The series of `family` for a label set, created on first use and cached under `key`;
+// `labels()` is only called then. The caller holds the lock that guards `cache`.
+template <typename T, typename LabelsFn, typename... Args>
+T* CachedSeries(std::map<std::string, T*>& cache, prometheus::Family<T>& family, const std::string& key,
+                const LabelsFn& labels, Args&&... args) {
+  auto it = cache.find(key);
+  if (it == cache.end()) it = cache.emplace(key, &family.Add(labels(), std::forward<Args>(args)...)).first;
+  return it->second;
+}
+
 }  // namespace
 
 Metrics::Metrics()
@@ -263,26 +256,20 @@ void Metrics::SetSources(store::Store* store, service::ModelRegistry* registry) 
 
 void Metrics::RecordRequest(const std::string& full_method, grpc::StatusCode code, double seconds) {
   const std::string code_name = GrpcCodeName(code);
-  const std::string key = absl::StrCat(full_method, " ", code_name);
+  // "/berth.v1.InferenceService/Classify" → service, method.
+  const size_t slash = full_method.rfind('/');
+  auto service = [&] { return slash == std::string::npos ? "" : full_method.substr(1, slash - 1); };
+  auto method = [&] { return slash == std::string::npos ? full_method : full_method.substr(slash + 1); };
   prometheus::Counter* counter;
   prometheus::Histogram* histogram;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = request_counters_.find(key);
-    if (it == request_counters_.end()) {
-      // "/berth.v1.InferenceService/Classify" → service, method.
-      const size_t slash = full_method.rfind('/');
-      const std::string service = slash == std::string::npos ? "" : full_method.substr(1, slash - 1);
-      const std::string method = slash == std::string::npos ? full_method : full_method.substr(slash + 1);
-      it = request_counters_
-               .emplace(key, &requests_.Add({{"service", service}, {"method", method}, {"code", code_name}}))
-               .first;
-      if (request_histograms_.count(full_method) == 0) {
-        request_histograms_[full_method] = &request_duration_.Add({{"method", method}}, LatencyBuckets());
-      }
-    }
-    counter = it->second;
-    histogram = request_histograms_[full_method];
+    counter = CachedSeries(request_counters_, requests_, absl::StrCat(full_method, " ", code_name), [&] {
+      return prometheus::Labels{{"service", service()}, {"method", method()}, {"code", code_name}};
+    });
+    histogram = CachedSeries(
+        request_histograms_, request_duration_, full_method,
+        [&] { return prometheus::Labels{{"method", method()}}; }, LatencyBuckets());
   }
   counter->Increment();
   histogram->Observe(seconds);
@@ -292,9 +279,8 @@ void Metrics::RecordClassify(const std::string& model, int64_t texts, const std:
   prometheus::Counter* counter;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = classify_counters_.find(model);
-    if (it == classify_counters_.end()) it = classify_counters_.emplace(model, &classify_texts_.Add({{"model", model}})).first;
-    counter = it->second;
+    counter = CachedSeries(classify_counters_, classify_texts_, model,
+                           [&] { return prometheus::Labels{{"model", model}}; });
   }
   counter->Increment(static_cast<double>(texts));
   for (double q : queue_seconds) queue_duration_.Observe(q);
@@ -354,9 +340,9 @@ void Metrics::OnProgress(const std::string& job_id, const train::Progress& p) {
   for (const char* name : {"loss", "accuracy", "macro_f1", "micro_f1"}) {
     double v = 0;
     if (!p.eval->Get(name, &v)) continue;
-    auto it = s.eval.find(name);
-    if (it == s.eval.end()) it = s.eval.emplace(name, &training_eval_.Add({{"job", job_id}, {"metric", name}})).first;
-    it->second->Set(v);
+    CachedSeries(s.eval, training_eval_, name, [&] {
+      return prometheus::Labels{{"job", job_id}, {"metric", name}};
+    })->Set(v);
   }
 }
 
@@ -366,9 +352,7 @@ void Metrics::RecordRefusal(const std::string& limit) {
   prometheus::Counter* c;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = refusal_counters_.find(limit);
-    if (it == refusal_counters_.end()) it = refusal_counters_.emplace(limit, &refusals_.Add({{"limit", limit}})).first;
-    c = it->second;
+    c = CachedSeries(refusal_counters_, refusals_, limit, [&] { return prometheus::Labels{{"limit", limit}}; });
   }
   c->Increment();
 }
