@@ -28,6 +28,7 @@ service::JobSpec ToJobSpec(const v1::StartTrainingRequest& r) {
   s.data.text_pair_column = r.text_pair_column();
   s.data.label_column = r.label_column().empty() ? "label" : r.label_column();
   s.model_name = r.model_name();
+  s.workers = r.workers() == 0 ? 1 : r.workers();  // 0: unset
   const v1::Hyperparameters& h = r.hyperparameters();
   train::TrainingSpec& t = s.training;
   t.multi_label = r.task() == v1::TASK_MULTI_LABEL;
@@ -107,6 +108,9 @@ void ToProto(const store::JobRecord& job, v1::JobStatus* out) {
   pr->set_learning_rate(p->value("learning_rate", 0.0));
   pr->set_samples_per_second(p->value("samples_per_second", 0.0));
   pr->set_eta_seconds(p->value("eta_seconds", 0.0));
+  pr->set_world_size(p->value("world_size", 1));
+  pr->set_samples_per_second_per_rank(p->value("samples_per_second_per_rank", p->value("samples_per_second", 0.0)));
+  pr->set_allreduce_share(p->value("allreduce_share", 0.0));
   if (p->contains("last_eval") && (*p)["last_eval"].is_object()) EvalToProto((*p)["last_eval"], pr->mutable_last_eval());
 }
 

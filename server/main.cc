@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <iostream>
@@ -48,7 +49,7 @@ int main(int argc, char** argv) {
   app.add_option("--auth-tokens", o.auth_tokens_file,
                  "API tokens, one JSON object per line {id, sha256, role, model_prefix}; re-read on SIGHUP")
       ->envname("BERTH_AUTH_TOKENS");
-  app.add_option("--tls-cert", o.tls_cert, "Serve TLS with this PEM certificate chain")
+  app.add_option("--tls-cert", o.tls_cert, "Serve TLS with this PEM certificate chain (re-read on SIGHUP)")
       ->envname("BERTH_SERVER_TLS_CERT");
   app.add_option("--tls-key", o.tls_key, "The PEM private key of --tls-cert")
       ->envname("BERTH_SERVER_TLS_KEY");
@@ -56,9 +57,9 @@ int main(int argc, char** argv) {
                  "Require client certificates signed by this PEM CA bundle (mutual TLS)")
       ->envname("BERTH_SERVER_TLS_CLIENT_CA");
   app.add_option("--tls-reload-seconds", o.tls_reload_seconds,
-                 "How often the TLS files are re-read (replace them in place to rotate; open connections stay)")
+                 "Also re-read the TLS files this often (0: only on SIGHUP); open connections stay")
       ->envname("BERTH_TLS_RELOAD_SECONDS")
-      ->check(CLI::Range(1u, 86400u))
+      ->check(CLI::Range(0u, 86400u))
       ->capture_default_str();
   app.add_flag("--allow-insecure", o.allow_insecure,
                "Serve a non-loopback address without authentication (refused otherwise)")
@@ -71,6 +72,14 @@ int main(int argc, char** argv) {
       ->envname("BERTH_TRAINING_THREADS")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  app.add_option("--max-train-procs", o.training.max_train_procs,
+                 "Most processes one data-parallel job (workers: N) may use; 1 turns them off")
+      ->envname("BERTH_MAX_TRAIN_PROCS")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--worker-binary", o.training.worker_binary,
+                 "The berth CLI that runs ranks 1..N-1 of data-parallel jobs (default: beside berth-server)")
+      ->envname("BERTH_WORKER_BINARY");
   app.add_option("--model-roots", o.training.model_roots,
                  "Directories under which StartTraining may name a local base model (absolute path; symbolic "
                  "links resolved); none by default")
@@ -164,6 +173,14 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  if (o.training.worker_binary.empty()) {
+    char exe[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+      const std::string self(exe, static_cast<size_t>(n));
+      o.training.worker_binary = self.substr(0, self.rfind('/')) + "/berth";
+    }
+  }
   auto server = berth::server::Server::Start(o);
   if (!server.ok()) {
     std::cerr << "berth-server: " << server.status().message() << "\n";
@@ -177,8 +194,9 @@ int main(int argc, char** argv) {
   }
   int sig = 0;
   while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
-    absl::Status s = (*server)->ReloadAuth();  // logs the outcome
-    (void)s;
+    // Each logs its outcome; on an error the previous tokens or certificates stay in force.
+    if (!o.auth_tokens_file.empty()) (void)(*server)->ReloadAuth();
+    if (!o.tls_cert.empty()) (void)(*server)->ReloadTls();
   }
   berth::server::LogEvent("server.signal", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   (*server)->Shutdown();

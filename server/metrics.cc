@@ -222,6 +222,18 @@ Metrics::Metrics()
                          .Name("berth_training_eval_metric")
                          .Help("Latest evaluation of running jobs, by metric")
                          .Register(*registry_)),
+      training_ranks_(prometheus::BuildGauge()
+                          .Name("berth_training_ranks")
+                          .Help("Processes (c10d ranks) of running data-parallel jobs")
+                          .Register(*registry_)),
+      training_rank_sps_(prometheus::BuildGauge()
+                             .Name("berth_training_rank_samples_per_second")
+                             .Help("Training throughput per rank of running data-parallel jobs")
+                             .Register(*registry_)),
+      training_allreduce_share_(prometheus::BuildGauge()
+                                    .Name("berth_training_allreduce_share")
+                                    .Help("Share of the latest update's time spent averaging gradients across ranks")
+                                    .Register(*registry_)),
       dataset_bytes_(prometheus::BuildCounter()
                          .Name("berth_dataset_bytes_total")
                          .Help("Bytes of datasets accepted by UploadDataset")
@@ -321,6 +333,11 @@ void Metrics::OnJobState(const store::JobRecord& job) {
   training_updates_.Remove(it->second.updates);
   training_loss_.Remove(it->second.loss);
   training_sps_.Remove(it->second.samples_per_second);
+  if (it->second.ranks != nullptr) {
+    training_ranks_.Remove(it->second.ranks);
+    training_rank_sps_.Remove(it->second.rank_samples_per_second);
+    training_allreduce_share_.Remove(it->second.allreduce_share);
+  }
   for (auto& [name, gauge] : it->second.eval) training_eval_.Remove(gauge);
   jobs_.erase(it);
 }
@@ -335,6 +352,16 @@ void Metrics::OnProgress(const std::string& job_id, const train::Progress& p) {
   if (p.eval == nullptr) {
     s.loss->Set(p.loss);
     s.samples_per_second->Set(p.samples_per_second);
+    if (p.world_size > 1) {
+      if (s.ranks == nullptr) {
+        s.ranks = &training_ranks_.Add({{"job", job_id}});
+        s.rank_samples_per_second = &training_rank_sps_.Add({{"job", job_id}});
+        s.allreduce_share = &training_allreduce_share_.Add({{"job", job_id}});
+      }
+      s.ranks->Set(p.world_size);
+      s.rank_samples_per_second->Set(p.samples_per_second / p.world_size);
+      s.allreduce_share->Set(p.allreduce_share);
+    }
     return;
   }
   for (const char* name : {"loss", "accuracy", "macro_f1", "micro_f1"}) {

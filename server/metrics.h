@@ -61,6 +61,10 @@ class Metrics {
     prometheus::Counter* updates = nullptr;
     prometheus::Gauge* loss = nullptr;
     prometheus::Gauge* samples_per_second = nullptr;
+    // Data-parallel jobs only: ranks, throughput per rank, share of step time in all-reduce.
+    prometheus::Gauge* ranks = nullptr;
+    prometheus::Gauge* rank_samples_per_second = nullptr;
+    prometheus::Gauge* allreduce_share = nullptr;
     std::map<std::string, prometheus::Gauge*> eval;
     int64_t last_update = 0;
   };
@@ -85,6 +89,9 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& training_loss_;
   prometheus::Family<prometheus::Gauge>& training_sps_;
   prometheus::Family<prometheus::Gauge>& training_eval_;
+  prometheus::Family<prometheus::Gauge>& training_ranks_;
+  prometheus::Family<prometheus::Gauge>& training_rank_sps_;
+  prometheus::Family<prometheus::Gauge>& training_allreduce_share_;
   prometheus::Counter& dataset_bytes_;
   prometheus::Family<prometheus::Counter>& refusals_;
 

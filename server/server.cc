@@ -89,8 +89,9 @@ static bool IsLoopback(const std::string& listen) {
   return host == "localhost" || host == "[::1]" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
-// Plaintext, TLS, or mutual TLS, from PEM files gRPC watches for replacements.
-static absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const ServerOptions& o) {
+// Plaintext, TLS, or mutual TLS. gRPC watches the staged copies (see TlsFiles) every second.
+static absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const ServerOptions& o,
+                                                                                std::unique_ptr<TlsFiles>* tls) {
   if (o.tls_cert.empty() && o.tls_key.empty()) {
     if (!o.tls_client_ca.empty()) return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
     return grpc::InsecureServerCredentials();
@@ -98,29 +99,22 @@ static absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(
   if (o.tls_cert.empty() || o.tls_key.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
   }
-  for (const auto& [flag, path] : {std::make_pair("--tls-cert", o.tls_cert), std::make_pair("--tls-key", o.tls_key),
-                                   std::make_pair("--tls-client-ca", o.tls_client_ca)}) {
-    if (path.empty()) continue;
-    auto pem = ReadFileToString(path);
-    if (!pem.ok()) return absl::InvalidArgumentError(absl::StrCat(flag, ": ", pem.status().message()));
-    if (pem->find("-----BEGIN ") == std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(flag, ": ", path, " is not a PEM file"));
-    }
-  }
-  const unsigned int every = std::max(1u, o.tls_reload_seconds);
+  ASSIGN_OR_RETURN(*tls, TlsFiles::Create(o.tls_cert, o.tls_key, o.tls_client_ca, JoinPath(o.data_dir, "tls")));
+  const TlsFiles& f = **tls;
   auto provider = o.tls_client_ca.empty()
-                      ? std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(o.tls_key, o.tls_cert, every)
-                      : std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(o.tls_key, o.tls_cert,
-                                                                                           o.tls_client_ca, every);
-  grpc::experimental::TlsServerCredentialsOptions tls(provider);
-  tls.watch_identity_key_cert_pairs();
+                      ? std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(f.key_path(),
+                                                                                           f.cert_path(), 1)
+                      : std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+                            f.key_path(), f.cert_path(), f.client_ca_path(), 1);
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
   if (o.tls_client_ca.empty()) {
-    tls.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
   } else {
-    tls.watch_root_certs();
-    tls.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    options.watch_root_certs();
+    options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
   }
-  return grpc::experimental::TlsServerCredentials(tls);
+  return grpc::experimental::TlsServerCredentials(options);
 }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
@@ -170,7 +164,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   // opens, so nothing is served from a half-recovered state.
   RETURN_IF_ERROR(s->runner_->Start());
 
-  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, MakeCredentials(options));
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, MakeCredentials(options, &s->tls_));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -190,6 +184,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   grpc::HealthCheckServiceInterface* health = s->server_->GetHealthCheckService();
   health->SetServingStatus(true);
   for (const char* name : kServices) health->SetServingStatus(name, true);
+  if (s->tls_ != nullptr && options.tls_reload_seconds > 0) {
+    Server* self = s.get();
+    s->tls_reloader_ = std::thread([self] {
+      std::unique_lock<std::mutex> lock(self->tls_reloader_mu_);
+      const std::chrono::seconds every(self->options_.tls_reload_seconds);
+      while (!self->tls_reloader_cv_.wait_for(lock, every, [self] { return self->tls_reloader_stop_; })) {
+        (void)self->ReloadTls();
+      }
+    });
+  }
   LogEvent("server.start", {{"auth", s->auth_ ? absl::StrCat(s->auth_->size(), " tokens") : "off"},
                             {"tls", options.tls_cert.empty() ? "off" : options.tls_client_ca.empty() ? "on" : "mutual"},
                             {"listen", absl::StrCat(options.listen.substr(0, options.listen.rfind(':')), ":", s->port_)},
@@ -209,9 +213,27 @@ absl::Status Server::ReloadAuth() {
   return s;
 }
 
+absl::Status Server::ReloadTls() {
+  if (tls_ == nullptr) return absl::FailedPreconditionError("TLS is off (no --tls-cert)");
+  const int before = tls_->generation();
+  absl::Status s = tls_->Reload();
+  LogEvent("tls.reload", {{"ok", s.ok() ? "true" : "false"},
+                          {"changed", tls_->generation() != before ? "true" : "false"},
+                          {"error", std::string(s.message())}});
+  return s;
+}
+
 void Server::Shutdown(std::optional<std::chrono::milliseconds> grace) {
   if (shut_down_) return;
   shut_down_ = true;
+  if (tls_reloader_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(tls_reloader_mu_);
+      tls_reloader_stop_ = true;
+    }
+    tls_reloader_cv_.notify_all();
+    tls_reloader_.join();
+  }
   const auto started = std::chrono::steady_clock::now();
   if (server_ != nullptr) {
     LogEvent("server.draining", {{"grace_seconds", absl::StrCat(grace.value_or(options_.drain_timeout).count() / 1000.0)}});

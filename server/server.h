@@ -5,16 +5,19 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "core/service/job_runner.h"
 #include "core/service/model_registry.h"
 #include "server/metrics.h"
 #include "server/services.h"
+#include "server/tls_files.h"
 
 namespace grpc {
 class Server;
@@ -32,9 +35,10 @@ struct ServerOptions {
   std::chrono::milliseconds drain_timeout{30000};  // in-flight calls get this long at shutdown
   std::string auth_tokens_file;  // API tokens (see server/auth.h); "": no authentication
   // TLS: PEM files. With tls_client_ca, clients must present a certificate it signed (mTLS).
-  // The files are re-read every tls_reload_seconds; connections already open are kept.
+  // They are re-read by ReloadTls (SIGHUP) and, when tls_reload_seconds > 0, that often;
+  // connections already open are kept. Their validated copies live in <data_dir>/tls.
   std::string tls_cert, tls_key, tls_client_ca;
-  unsigned int tls_reload_seconds = 10;
+  unsigned int tls_reload_seconds = 0;
   bool allow_insecure = false;   // serve a non-loopback address without authentication
   Limits limits;
   service::JobRunnerOptions training;
@@ -50,6 +54,10 @@ class Server {
   int metrics_port() const;
   // Re-reads the API token file (SIGHUP); the old tokens stay in force if it is invalid.
   absl::Status ReloadAuth();
+  // Re-reads the TLS files (SIGHUP): new connections get them within about a second; invalid
+  // files (unparsable, a key that does not match its certificate) are refused and the old ones
+  // stay in force.
+  absl::Status ReloadTls();
   // Drains: health goes NOT_SERVING, new calls are refused (UNAVAILABLE), calls in flight get
   // until `grace` (default: the drain timeout) to finish, a running training job writes a
   // checkpoint and goes back to the queue.
@@ -68,6 +76,12 @@ class Server {
   ServerOptions options_;
   std::unique_ptr<Metrics> metrics_;  // first in, last out: scrapes read the parts below
   std::unique_ptr<TokenAuthenticator> auth_;
+  std::unique_ptr<TlsFiles> tls_;
+  // Re-reads the TLS files every tls_reload_seconds (when set) until the server stops.
+  std::thread tls_reloader_;
+  std::mutex tls_reloader_mu_;
+  std::condition_variable tls_reloader_cv_;
+  bool tls_reloader_stop_ = false;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<service::ModelRegistry> registry_;
   std::unique_ptr<service::JobRunner> runner_;

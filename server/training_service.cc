@@ -268,6 +268,12 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::StartTraining(grpc::CallbackServe
   return RunOnPool(context, ctx_.pool, [this, request, response, caller = *caller]() -> absl::Status {
     service::JobSpec spec = ToJobSpec(*request);
     RETURN_IF_ERROR(service::ValidateJobSpec(spec));
+    if (spec.workers > ctx_.runner->options().max_train_procs) {
+      ctx_.metrics->RecordRefusal("train_procs");
+      return absl::InvalidArgumentError(absl::StrCat("workers: ", spec.workers, " processes asked for, this server ",
+                                                     "allows ", ctx_.runner->options().max_train_procs,
+                                                     " per job (--max-train-procs)"));
+    }
     const std::string& rid = request->request_id();
     if (rid.size() > 128) return absl::InvalidArgumentError("request_id: longer than 128 characters");
     for (char c : rid) {

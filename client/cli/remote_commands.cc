@@ -192,6 +192,7 @@ struct TrainFlags {
   SpecFlags spec;
   std::string base_model, train, validation, name, request_id;
   double validation_split = 0;
+  int workers = 1;
   bool watch = false, json = false;
   bool print_result = true;  // the final status as JSON on stdout
 };
@@ -218,6 +219,7 @@ int RunTrain(TrainFlags& f) {
   SetHyperparameters(f.spec.spec, r.mutable_hyperparameters());
   r.set_model_name(f.name);
   r.set_request_id(f.request_id);
+  r.set_workers(f.workers);
   auto started = c->StartTraining(r);
   if (!started.ok()) return Fail(started.status(), "train");
   std::cerr << "berth: job " << started->job_id() << (started->existing() ? " (already submitted)" : " queued")
@@ -359,6 +361,11 @@ void AddRemoteCommands(CLI::App& app, std::function<int()>* run) {
     cmd->add_option("--request-id", f->request_id,
                     "Idempotency key: resubmitting with the same key returns the same job (default: random)");
     AddSpecFlags(cmd, &f->spec);
+    cmd->add_option("--workers", f->workers,
+                    "Data-parallel: train on this many server processes (--batch-size is per process; "
+                    "at most the server's --max-train-procs)")
+        ->check(CLI::Range(1, 64))
+        ->capture_default_str();
     cmd->add_flag("--watch", f->watch, "Follow the job with a progress bar until it ends");
     cmd->add_flag("--json", f->json, "Print one line of JSON");
     AddServerFlags(cmd, &f->server);

@@ -44,9 +44,14 @@ bool IsSupportedActivation(const std::string& name) {
 
 namespace {
 
+// A classifier head with more classes is a hostile file, not a model (and would be built label by
+// label before anything else could refuse it).
+constexpr int64_t kMaxLabels = 1000000;
+
 // DistilBERT's config.json names (and defaults) for the fields BERT's config calls otherwise.
 absl::StatusOr<Json> DistilBertAsBertNames(const Json& j, const std::string& what) {
-  if (j.value("sinusoidal_pos_embds", false)) {
+  ASSIGN_OR_RETURN(std::optional<bool> sinusoidal, GetOptionalBool(j, "sinusoidal_pos_embds", what));
+  if (sinusoidal.value_or(false)) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": sinusoidal_pos_embds is not supported"));
   }
   Json k = j;
@@ -68,7 +73,7 @@ absl::StatusOr<Json> DistilBertAsBertNames(const Json& j, const std::string& wha
 
 absl::StatusOr<ModelConfig> ModelConfig::FromJson(const Json& j, const std::string& what) {
   if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(what, ": not a JSON object"));
-  if (j.value("model_type", "") == "distilbert") {
+  if (j.contains("model_type") && j["model_type"] == "distilbert") {
     ASSIGN_OR_RETURN(Json k, DistilBertAsBertNames(j, what));
     Json renamed = k;
     renamed["model_type"] = "distilbert-internal";  // parse with BERT's names, once
@@ -158,6 +163,10 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const Json& j, const std::stri
   } else {
     int64_t n = 2;
     RETURN_IF_ERROR(ReadInt(j, "num_labels", what, 1, &n));
+    if (n > kMaxLabels) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": num_labels ", n, " is more than Berth accepts (", kMaxLabels, ")"));
+    }
     for (int64_t i = 0; i < n; ++i) c.id2label.push_back(absl::StrCat("LABEL_", i));
   }
   if (c.id2label.empty()) return absl::InvalidArgumentError(absl::StrCat(what, ": no labels"));

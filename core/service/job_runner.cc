@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "core/model/config.h"
 #include "core/model/hub.h"
+#include "core/train/distributed.h"
+#include "core/train/rank_processes.h"
 #include "core/train/trainer.h"
 #include "core/util/files.h"
 #include "core/util/json.h"
@@ -34,6 +36,11 @@ Json ProgressJson(const train::Progress& p, const Json& last_eval) {
             {"learning_rate", p.lr},
             {"samples_per_second", p.samples_per_second},
             {"eta_seconds", p.eta_seconds}};
+  if (p.world_size > 1) {
+    j["world_size"] = p.world_size;
+    j["samples_per_second_per_rank"] = p.samples_per_second / p.world_size;
+    j["allreduce_share"] = p.allreduce_share;
+  }
   if (!last_eval.is_null()) j["last_eval"] = last_eval;
   return j;
 }
@@ -318,6 +325,37 @@ void JobRunner::RunJob(store::JobRecord job) {
   ft.keep_checkpoints = true;  // removed below once the version is recorded
   if (ft.resume) (void)store_->AddJobEvent(job.id, "resumed", ft.checkpoint_dir);
 
+  // Data-parallel: this thread is rank 0; ranks 1..N-1 are child processes.
+  std::unique_ptr<train::RankProcesses> ranks;
+  std::unique_ptr<train::DistributedGroup> group;
+  if (spec->workers > 1) {
+    if (spec->workers > options_.max_train_procs) {
+      return fail(absl::InvalidArgumentError(absl::StrCat("workers: ", spec->workers, " is more than this server's ",
+                                                          "--max-train-procs (", options_.max_train_procs, ")")));
+    }
+    const int port = train::FreeLoopbackPort();
+    const std::string rank_file = JoinPath(job_dir, "rank-job.json");
+    absl::Status st = MakeDirectories(job_dir);
+    if (st.ok()) st = WriteFileAtomically(rank_file, RankJobToJson(ft, *spec).dump(2));
+    if (!st.ok()) return fail(st);
+    auto started = train::RankProcesses::Start(options_.worker_binary, rank_file, spec->workers, port, job_dir);
+    if (!started.ok()) return fail(started.status());
+    ranks = std::move(*started);
+    train::DistributedOptions o;
+    o.master_port = port;
+    o.world_size = spec->workers;
+    o.local_world_size = spec->workers;
+    o.timeout = std::chrono::seconds(120);
+    auto joined = train::DistributedGroup::Join(o);
+    if (!joined.ok()) {
+      absl::Status why = ranks->Wait(std::chrono::milliseconds(0));
+      return fail(why.ok() ? joined.status() : why);
+    }
+    group = std::move(*joined);
+    ft.group = group.get();
+    (void)store_->AddJobEvent(job.id, "ranks", absl::StrCat(spec->workers, " processes, rendezvous 127.0.0.1:", port));
+  }
+
   auto last_store = std::chrono::steady_clock::now() - std::chrono::hours(1);
   Json last_eval;
   auto on_progress = [&](const train::Progress& p) {
@@ -333,6 +371,13 @@ void JobRunner::RunJob(store::JobRecord job) {
     if (store_->UpdateProgress(job.id, ProgressJson(p, last_eval).dump()).ok()) Notify(job.id);
   };
   auto result = train::RunFineTune(ft, on_progress, flag.get());
+  if (ranks != nullptr) {
+    // The other ranks end with rank 0 (after its last collective); one that died explains a
+    // broken group better than rank 0's own error.
+    absl::Status ended = ranks->Wait(result.ok() ? std::chrono::seconds(60) : std::chrono::seconds(10));
+    if (!result.ok() && !ended.ok()) return fail(ended);
+    if (result.ok() && !ended.ok() && !result->cancelled) return fail(ended);
+  }
   if (!result.ok()) return fail(result.status());
   if (result->cancelled) {
     bool stopping;

@@ -35,6 +35,10 @@ struct JobRunnerOptions {
   // A job that was running each of the last this-many times the process died is failed
   // instead of retried, so one job that crashes the server cannot keep it in a restart loop.
   int max_interrupted_runs = 3;
+  // Data-parallel jobs (workers > 1) run as this many local processes at most; the job runner
+  // is rank 0 and starts ranks 1..N-1 as `worker_binary train-rank --job FILE` (the berth CLI).
+  int max_train_procs = 1;
+  std::string worker_binary;
 };
 
 class JobRunner {
@@ -51,6 +55,8 @@ class JobRunner {
   // Stops the workers: a running job writes a checkpoint and goes back to QUEUED (in its old
   // place), so the next Start() resumes it. Idempotent.
   void Stop();
+
+  const JobRunnerOptions& options() const { return options_; }
 
   // Wakes a worker for a newly queued job.
   void Wake();

@@ -46,6 +46,7 @@ Json JobSpecToJson(const JobSpec& s) {
               {"text_pair_column", s.data.text_pair_column},
               {"label_column", s.data.label_column},
               {"model_name", s.model_name},
+              {"workers", s.workers},
               {"training", training}};
 }
 
@@ -60,6 +61,7 @@ absl::StatusOr<JobSpec> JobSpecFromJson(const Json& j) {
     s.data.text_pair_column = j.at("text_pair_column").get<std::string>();
     s.data.label_column = j.at("label_column").get<std::string>();
     s.model_name = j.at("model_name").get<std::string>();
+    s.workers = j.value("workers", 1);  // absent in specs stored before data-parallel jobs
     const Json& t = j.at("training");
     train::TrainingSpec& o = s.training;
     o.epochs = t.at("epochs").get<double>();
@@ -93,6 +95,39 @@ absl::StatusOr<JobSpec> JobSpecFromJson(const Json& j) {
     return s;
   } catch (const Json::exception& e) {
     return absl::DataLossError(absl::StrCat("stored job spec is malformed: ", e.what()));
+  }
+}
+
+Json RankJobToJson(const train::FineTuneJob& job, const JobSpec& spec) {
+  return Json{{"spec", JobSpecToJson(spec)},
+              {"base_model", job.base_model},
+              {"train_path", job.train_path},
+              {"validation_path", job.validation_path},
+              {"output_dir", job.output_dir},
+              {"checkpoint_dir", job.checkpoint_dir},
+              {"resume", job.resume},
+              {"threads", job.spec.num_threads}};
+}
+
+absl::StatusOr<train::FineTuneJob> RankJobFromJson(const Json& j) {
+  if (!j.is_object() || !j.contains("spec")) return absl::InvalidArgumentError("rank job: no 'spec'");
+  ASSIGN_OR_RETURN(JobSpec spec, JobSpecFromJson(j["spec"]));
+  try {
+    train::FineTuneJob job;
+    job.base_model = j.at("base_model").get<std::string>();
+    job.train_path = j.at("train_path").get<std::string>();
+    job.validation_path = j.at("validation_path").get<std::string>();
+    job.validation_split = spec.validation_split;
+    job.data = spec.data;
+    job.spec = spec.training;
+    job.spec.num_threads = j.at("threads").get<int>();
+    job.output_dir = j.at("output_dir").get<std::string>();
+    job.checkpoint_dir = j.at("checkpoint_dir").get<std::string>();
+    job.resume = j.at("resume").get<bool>();
+    job.keep_checkpoints = true;  // rank 0 owns the job's files
+    return job;
+  } catch (const Json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("rank job: ", e.what()));
   }
 }
 
@@ -132,6 +167,7 @@ absl::Status ValidateJobSpec(const JobSpec& s) {
   if (!(s.validation_split >= 0.0 && s.validation_split <= 0.9)) {
     return absl::InvalidArgumentError("validation_split: must be in [0, 0.9]");
   }
+  if (s.workers < 1 || s.workers > 64) return absl::InvalidArgumentError("workers: must be in [1, 64]");
   if (!s.validation_dataset.empty() && s.validation_split > 0) {
     return absl::InvalidArgumentError("validation_split: give a validation dataset or a split, not both");
   }

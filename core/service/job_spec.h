@@ -22,10 +22,16 @@ struct JobSpec {
   train::DatasetOptions data;
   train::TrainingSpec training;
   std::string model_name;
+  int workers = 1;  // data-parallel processes (c10d ranks) on this server
 };
 
 Json JobSpecToJson(const JobSpec& spec);
 absl::StatusOr<JobSpec> JobSpecFromJson(const Json& j);
+
+// What ranks 1..N-1 of a data-parallel job need to run the same fine-tuning as rank 0 (the
+// server): the job's resolved paths and its spec (`berth train-rank --job FILE` reads it).
+Json RankJobToJson(const train::FineTuneJob& job, const JobSpec& spec);
+absl::StatusOr<train::FineTuneJob> RankJobFromJson(const Json& j);
 
 // Checks every field (names, ranges, dataset ids); the message names the field.
 absl::Status ValidateJobSpec(const JobSpec& spec);

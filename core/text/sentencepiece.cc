@@ -39,6 +39,25 @@ std::string ExecutableDir() {
   return path.substr(0, path.rfind('/'));
 }
 
+// RTLD_DEEPBIND keeps the module's bundled protobuf-lite apart from the process's protobuf
+// (libtorch's and gRPC's 3.21). The sanitizer runtimes refuse RTLD_DEEPBIND, so sanitized builds
+// load the module, built without sanitizers, into a link-map namespace of its own (dlmopen):
+// it then has its own copies of everything it links, and only the plain-C interface is shared.
+#if defined(__SANITIZE_ADDRESS__)
+#define BERTH_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BERTH_SANITIZED 1
+#endif
+#endif
+void* OpenModule(const std::string& path) {
+#ifdef BERTH_SANITIZED
+  return ::dlmopen(LM_ID_NEWLM, path.c_str(), RTLD_NOW | RTLD_LOCAL);
+#else
+  return ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+#endif
+}
+
 // Loads the module once per process: $BERTH_SP_MODULE, else beside the executable (or in
 // ../lib/berth), else where the build put it.
 absl::StatusOr<const Module*> LoadModule() {
@@ -63,7 +82,7 @@ absl::StatusOr<const Module*> LoadModule() {
         absl::StrAppend(&tried, tried.empty() ? "" : ", ", c);
         continue;
       }
-      handle = ::dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      handle = OpenModule(c);
       if (handle != nullptr) break;
       absl::StrAppend(&tried, tried.empty() ? "" : ", ", c, " (", ::dlerror(), ")");
     }

@@ -36,6 +36,14 @@ absl::StatusOr<int> EffectiveMaxLength(const Tokenizer& t, const EncodeOptions& 
   return max_length;
 }
 
+// Without truncation an encoding longer than max_length is refused, not silently returned.
+absl::Status CheckFits(int32_t length, int max_length, const EncodeOptions& o) {
+  if (o.truncation || length <= max_length) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("the input is ", length,
+                                                 " tokens long, more than max_length ", max_length,
+                                                 ", and truncation is off"));
+}
+
 }  // namespace
 
 int Tokenizer::NumSpecialTokens(bool pair) const {
@@ -77,6 +85,7 @@ absl::StatusOr<Encoding> Tokenizer::Encode(absl::string_view text,
   std::vector<int32_t> ids;
   RETURN_IF_ERROR(Tokenize(text, options.invalid_utf8, &ids, nullptr));
   const int32_t untruncated = static_cast<int32_t>(ids.size()) + NumSpecialTokens(false);
+  RETURN_IF_ERROR(CheckFits(untruncated, max_length, options));
   bool truncated = false;
   if (options.truncation) {
     size_t budget = static_cast<size_t>(max_length - NumSpecialTokens(false));
@@ -102,6 +111,7 @@ absl::StatusOr<Encoding> Tokenizer::EncodePair(absl::string_view text, absl::str
   RETURN_IF_ERROR(Tokenize(text, options.invalid_utf8, &a, nullptr));
   RETURN_IF_ERROR(Tokenize(text_pair, options.invalid_utf8, &b, nullptr));
   const int32_t untruncated = static_cast<int32_t>(a.size() + b.size()) + NumSpecialTokens(true);
+  RETURN_IF_ERROR(CheckFits(untruncated, max_length, options));
   bool truncated = false;
   if (options.truncation) {
     // longest_first: drop one token at a time from the longer segment (the second on a tie).
@@ -125,6 +135,9 @@ absl::StatusOr<Encoding> Tokenizer::EncodePair(absl::string_view text, absl::str
 }
 
 namespace {
+
+// Larger ids are refused: a vocabulary that size is a hostile file, not a model.
+constexpr int64_t kMaxVocabularyId = 10000000;
 
 // A special token in tokenizer_config.json / special_tokens_map.json is a string or an
 // AddedToken object {"content": ...}.
@@ -157,6 +170,24 @@ absl::Status ApplySpecialTokens(const Json& j, const std::string& what, WordPiec
   return absl::OkStatus();
 }
 
+// One added token's flags (an AddedToken object in tokenizer.json or tokenizer_config.json);
+// `where` names it in errors.
+absl::StatusOr<AddedToken> ParseAddedToken(const Json& value, int64_t id, const std::string& where) {
+  if (id < 0 || id > kMaxVocabularyId) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": token id ", id, " is out of range"));
+  }
+  AddedToken t;
+  t.content = value["content"].get<std::string>();
+  t.id = static_cast<int32_t>(id);
+  ASSIGN_OR_RETURN(std::optional<bool> lstrip, GetOptionalBool(value, "lstrip", where));
+  ASSIGN_OR_RETURN(std::optional<bool> rstrip, GetOptionalBool(value, "rstrip", where));
+  ASSIGN_OR_RETURN(std::optional<bool> special, GetOptionalBool(value, "special", where));
+  t.lstrip = lstrip.value_or(false);
+  t.rstrip = rstrip.value_or(false);
+  t.special = special.value_or(true);
+  return t;
+}
+
 absl::StatusOr<std::vector<AddedToken>> ParseAddedTokensDecoder(const Json& j,
                                                                 const std::string& what) {
   std::vector<AddedToken> out;
@@ -179,12 +210,8 @@ absl::StatusOr<std::vector<AddedToken>> ParseAddedTokensDecoder(const Json& j,
       return absl::InvalidArgumentError(
           absl::StrCat(what, ": added_tokens_decoder[", key, "] needs a string 'content'"));
     }
-    AddedToken t;
-    t.content = value["content"].get<std::string>();
-    t.id = id;
-    t.lstrip = value.value("lstrip", false);
-    t.rstrip = value.value("rstrip", false);
-    t.special = value.value("special", true);
+    ASSIGN_OR_RETURN(AddedToken t,
+                     ParseAddedToken(value, id, absl::StrCat(what, ": added_tokens_decoder[", key, "]")));
     out.push_back(std::move(t));
   }
   return out;
@@ -205,13 +232,14 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadWordPiece(const std::string& dir,
     // Only tokenizer.json: take the WordPiece vocabulary and the BertNormalizer settings.
     ASSIGN_OR_RETURN(Json tj, ReadJsonFile(tok_json_path));
     const Json* model = tj.contains("model") ? &tj["model"] : nullptr;
-    if (model == nullptr || !model->is_object() || model->value("type", "") != "WordPiece" ||
+    if (model == nullptr || !model->is_object() || !model->contains("type") ||
+        (*model)["type"] != "WordPiece" ||
         !model->contains("vocab") || !(*model)["vocab"].is_object()) {
       return absl::InvalidArgumentError(
           absl::StrCat(tok_json_path, ": expected a WordPiece model with a 'vocab' object"));
     }
     for (auto& [token, id] : (*model)["vocab"].items()) {
-      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > 10000000) {
+      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > kMaxVocabularyId) {
         return absl::InvalidArgumentError(
             absl::StrCat(tok_json_path, ": vocab entry '", token, "' has no valid id"));
       }
@@ -228,7 +256,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadWordPiece(const std::string& dir,
     }
     if (tj.contains("normalizer") && tj["normalizer"].is_object()) {
       const Json& n = tj["normalizer"];
-      if (n.value("type", "") == "BertNormalizer") {
+      if (n.contains("type") && n["type"] == "BertNormalizer") {
         if (n.contains("lowercase") && n["lowercase"].is_boolean()) o.do_lower_case = n["lowercase"];
         if (n.contains("strip_accents") && n["strip_accents"].is_boolean()) {
           o.strip_accents = n["strip_accents"].get<bool>();
@@ -244,12 +272,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadWordPiece(const std::string& dir,
             !a.contains("id") || !a["id"].is_number_integer()) {
           continue;
         }
-        AddedToken t;
-        t.content = a["content"].get<std::string>();
-        t.id = a["id"].get<int32_t>();
-        t.lstrip = a.value("lstrip", false);
-        t.rstrip = a.value("rstrip", false);
-        t.special = a.value("special", true);
+        ASSIGN_OR_RETURN(AddedToken t, ParseAddedToken(a, a["id"].get<int64_t>(),
+                                                      absl::StrCat(tok_json_path, ": added_tokens")));
         o.added_tokens.push_back(std::move(t));
       }
     }

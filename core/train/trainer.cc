@@ -30,6 +30,8 @@
 #include "core/model/model_dir.h"
 #include "core/runtime.h"
 #include "core/text/wordpiece.h"
+#include "core/train/distributed_ops.h"
+#include "core/train/sharding.h"
 #include "core/util/files.h"
 #include "core/util/json.h"
 #include "core/util/status_macros.h"
@@ -167,47 +169,17 @@ Batch MakeBatch(const Encoded& data, const std::vector<int64_t>& rows, int32_t p
   return b;
 }
 
-uint64_t Mix(uint64_t a, uint64_t b) {  // SplitMix64 over a and b
-  uint64_t z = a * 0x9E3779B97F4A7C15ULL + b + 0x632BE59BD9B4E019ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
 
-// The micro-batches of one epoch: sequential, shuffled, or shuffled and grouped by length
-// (transformers' LengthGroupedSampler: mega-batches of 50 batches sorted by length).
-std::vector<std::vector<int64_t>> EpochBatches(const Encoded& data, const TrainingSpec& s,
-                                               int64_t epoch) {
-  const int64_t n = static_cast<int64_t>(data.enc.size());
-  std::vector<int64_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  if (s.shuffle) {
-    std::mt19937_64 rng(Mix(s.seed, static_cast<uint64_t>(epoch)));
-    std::shuffle(order.begin(), order.end(), rng);
-    if (s.group_by_length) {
-      const int64_t mega = s.batch_size * std::max<int64_t>(1, std::min<int64_t>(50, n / (s.batch_size * 4)));
-      for (int64_t i = 0; i < n; i += mega) {
-        std::stable_sort(order.begin() + i, order.begin() + std::min(n, i + mega), [&](int64_t a, int64_t b) {
-          return data.enc[a].input_ids.size() > data.enc[b].input_ids.size();
-        });
-      }
-    }
+// The group's last collective: every rank returns only once rank 0 has saved the model.
+absl::Status EndBarrier(DistributedGroup* group) {
+  if (group == nullptr) return absl::OkStatus();
+  try {
+    at::Tensor done = at::zeros({1}, at::kDouble);
+    AllReduceSum(*group, done);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("rank ", group->rank(), ": the group broke up at the end: ", e.what()));
   }
-  std::vector<std::vector<int64_t>> batches;
-  for (int64_t i = 0; i < n; i += s.batch_size) {
-    batches.emplace_back(order.begin() + i, order.begin() + std::min(n, i + s.batch_size));
-  }
-  if (s.shuffle && s.group_by_length && batches.size() > 1) {
-    // Longest batch first, so memory problems show at once.
-    size_t longest = 0;
-    size_t best = 0;
-    for (size_t i = 0; i < batches.size(); ++i) {
-      size_t len = data.enc[batches[i][0]].input_ids.size();
-      if (len > best) best = len, longest = i;
-    }
-    std::swap(batches[0], batches[longest]);
-  }
-  return batches;
+  return absl::OkStatus();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -245,9 +217,12 @@ class AutocastGuard {
   bool prev_ = false;
 };
 
+// With a group, rank r evaluates batches r, r + world, ... and the per-example results are
+// summed across ranks (each example is filled in by exactly one rank), so every rank ends with
+// the metrics one process would compute.
 EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
                      const std::vector<std::string>& labels, const TrainingSpec& s, int32_t pad_id,
-                     const at::Tensor& class_weights) {
+                     const at::Tensor& class_weights, DistributedGroup* group = nullptr) {
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
@@ -261,7 +236,11 @@ EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
   std::vector<std::vector<uint8_t>> mtruth(data.enc.size()), mpred(data.enc.size());
   double loss_sum = 0;
   std::vector<double> example_losses(data.enc.size(), 0.0);
+  const int world = group != nullptr ? group->world_size() : 1;
+  const int rank = group != nullptr ? group->rank() : 0;
+  int64_t batch_index = -1;
   for (size_t i = 0; i < order.size(); i += s.eval_batch_size) {
+    if (++batch_index % world != rank) continue;
     std::vector<int64_t> rows(order.begin() + i,
                               order.begin() + std::min(order.size(), i + s.eval_batch_size));
     Batch b = MakeBatch(data, rows, pad_id, 0, s.multi_label, k);
@@ -295,6 +274,37 @@ EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
       } else {
         truth[idx] = data.labels[idx][0];
         pred[idx] = arg_a[r];
+      }
+    }
+  }
+  if (world > 1) {
+    const int64_t n = static_cast<int64_t>(data.enc.size());
+    at::Tensor losses = at::from_blob(example_losses.data(), {n}, at::kDouble).clone();
+    at::Tensor preds = at::zeros({s.multi_label ? n * k : n}, at::kLong);
+    auto pa = preds.accessor<int64_t, 1>();
+    for (int64_t i = 0; i < n; ++i) {
+      if (s.multi_label) {
+        for (int64_t c = 0; c < static_cast<int64_t>(mpred[i].size()); ++c) pa[i * k + c] = mpred[i][c];
+      } else {
+        pa[i] = pred[i];
+      }
+    }
+    at::Tensor sum = at::full({1}, loss_sum, at::kDouble);
+    AllReduceSum(*group, losses);
+    AllReduceSum(*group, preds);
+    AllReduceSum(*group, sum);
+    loss_sum = sum.item<double>();
+    auto la = losses.accessor<double, 1>();
+    for (int64_t i = 0; i < n; ++i) {
+      example_losses[i] = la[i];
+      if (s.multi_label) {
+        mtruth[i].assign(k, 0);
+        mpred[i].assign(k, 0);
+        for (int64_t c : data.labels[i]) mtruth[i][c] = 1;
+        for (int64_t c = 0; c < k; ++c) mpred[i][c] = static_cast<uint8_t>(pa[i * k + c]);
+      } else {
+        truth[i] = data.labels[i][0];
+        pred[i] = pa[i];
       }
     }
   }
@@ -544,7 +554,16 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
   const TrainingSpec& s = job.spec;
   RETURN_IF_ERROR(ValidateSpec(s));
   if (job.output_dir.empty()) return absl::InvalidArgumentError("output_dir must be set");
-  ConfigureThreads(s.num_threads);
+  DistributedGroup* group = job.group != nullptr && job.group->world_size() > 1 ? job.group : nullptr;
+  const int world = group != nullptr ? group->world_size() : 1;
+  const int rank = group != nullptr ? group->rank() : 0;
+  const bool writer = rank == 0;  // only rank 0 writes files
+  int threads = s.num_threads;
+  if (threads <= 0 && group != nullptr) {
+    // The ranks on one host share its cores.
+    threads = std::max(1, ConfigureThreads(0) / std::max(1, group->options().local_world_size));
+  }
+  ConfigureThreads(threads);
 
   // Data.
   ASSIGN_OR_RETURN(Dataset train, ReadDataset(job.train_path, job.data));
@@ -576,6 +595,8 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
   if (has_validation) {
     ASSIGN_OR_RETURN(val_data, EncodeDataset(validation, labels, *m.tokenizer, s.max_length, pairs));
   }
+  std::vector<int64_t> train_lengths;
+  for (const auto& e : train_data.enc) train_lengths.push_back(static_cast<int64_t>(e.input_ids.size()));
   const std::string metric = !s.metric_for_best.empty() ? s.metric_for_best
                              : s.multi_label             ? "micro_f1"
                                                          : "accuracy";
@@ -589,8 +610,9 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
 
   // Schedule: HF's floor for updates per epoch would drop a trailing partial accumulation;
   // Berth always finishes an epoch with an update, so an epoch has ceil(batches / accum).
+  const int64_t global_batch = s.batch_size * world;
   const int64_t batches_per_epoch =
-      (static_cast<int64_t>(train_data.enc.size()) + s.batch_size - 1) / s.batch_size;
+      (static_cast<int64_t>(train_data.enc.size()) + global_batch - 1) / global_batch;
   const int64_t updates_per_epoch = (batches_per_epoch + s.grad_accum - 1) / s.grad_accum;
   const int64_t total_updates =
       s.max_steps > 0 ? s.max_steps
@@ -633,9 +655,19 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
     }
     RETURN_IF_ERROR(ReadCheckpoint(ckpt_root, &state, *m.module, opt, &labels));
   }
-  RETURN_IF_ERROR(MakeDirectories(ckpt_root));
+  if (group != nullptr) {
+    // Every rank starts from rank 0's weights (a fresh head is drawn per process).
+    std::vector<at::Tensor> state_tensors = m.module->parameters();
+    for (const at::Tensor& b : m.module->buffers()) state_tensors.push_back(b);
+    try {
+      BroadcastFromRank0(*group, state_tensors);
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(absl::StrCat("rank ", rank, ": broadcasting the weights failed: ", e.what()));
+    }
+  }
+  if (writer) RETURN_IF_ERROR(MakeDirectories(ckpt_root));
   std::ofstream log;
-  if (!job.log_jsonl.empty()) {
+  if (writer && !job.log_jsonl.empty()) {
     log.open(job.log_jsonl, job.resume ? std::ios::app : std::ios::trunc);
     if (!log.good()) return absl::PermissionDeniedError(absl::StrCat("cannot write ", job.log_jsonl));
   }
@@ -651,6 +683,7 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
   int64_t samples_since_start = 0;
 
   auto checkpoint = [&]() -> absl::Status {
+    if (!writer) return absl::OkStatus();
     if (state.update == last_checkpoint_update && IsRegularFile(JoinPath(ckpt_root, "latest"))) {
       return absl::OkStatus();
     }
@@ -660,7 +693,7 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
   };
 
   auto evaluate = [&](Progress& p) -> absl::Status {
-    EvalMetrics em = Evaluate(*m.module, val_data, labels, s, pad_id, class_weights);
+    EvalMetrics em = Evaluate(*m.module, val_data, labels, s, pad_id, class_weights, group);
     double value = 0;
     em.Get(metric, &value);
     Json ej = em.ToJson();
@@ -676,7 +709,7 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
       state.best_metric = value;
       state.best_update = state.update;
       state.evals_without_improvement = 0;
-      RETURN_IF_ERROR(SaveWeights(*m.module, JoinPath(ckpt_root, "best.safetensors")));
+      if (writer) RETURN_IF_ERROR(SaveWeights(*m.module, JoinPath(ckpt_root, "best.safetensors")));
     } else {
       ++state.evals_without_improvement;
     }
@@ -690,7 +723,7 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
   bool stop = false;
   try {
     while (!stop && state.update < total_updates) {
-      std::vector<std::vector<int64_t>> batches = EpochBatches(train_data, s, state.epoch);
+      std::vector<std::vector<int64_t>> batches = RankBatches(train_lengths, s, state.epoch, world, rank);
       while (state.next_batch < static_cast<int64_t>(batches.size()) && state.update < total_updates) {
         // One optimizer update over up to grad_accum micro-batches.
         const int64_t first = state.next_batch;
@@ -698,8 +731,24 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
         const double lr = s.learning_rate * LrLambda(state.update, warmup, total_updates);
         double loss_sum = 0;
         int64_t rows = 0;
+        const auto update_start = Clock::now();
+        const double allreduce_before = group != nullptr ? group->allreduce_seconds() : 0;
+        if (group != nullptr) {
+          // The ranks stop together: a cancel on any rank stops all at this update boundary.
+          at::Tensor flag = at::full({1}, cancel != nullptr && cancel->load() ? 1.0 : 0.0, at::kDouble);
+          AllReduceSum(*group, flag);
+          if (flag.item<double>() > 0) {
+            RETURN_IF_ERROR(checkpoint());
+            result.cancelled = true;
+            stop = true;
+            break;
+          }
+          // Each rank's own dropout stream, a function of the update so that a resumed run
+          // draws what the uninterrupted one would have.
+          at::manual_seed(Mix(Mix(s.seed, static_cast<uint64_t>(state.update)), static_cast<uint64_t>(rank)));
+        }
         for (int64_t k = 0; k < count; ++k) {
-          if (cancel != nullptr && cancel->load()) {
+          if (group == nullptr && cancel != nullptr && cancel->load()) {
             for (at::Tensor& p : params) p.mutable_grad().reset();
             RETURN_IF_ERROR(checkpoint());
             result.cancelled = true;
@@ -719,6 +768,13 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
           rows += b.rows;
         }
         if (stop) break;
+        if (group != nullptr) {
+          AverageGradients(*group, params);
+          at::Tensor stats = at::tensor({loss_sum, static_cast<double>(rows)}, at::kDouble);
+          AllReduceSum(*group, stats);
+          loss_sum = stats[0].item<double>() / static_cast<double>(world);
+          rows = static_cast<int64_t>(stats[1].item<double>());
+        }
         // Total gradient norm, computed as torch.nn.utils.clip_grad_norm_ does.
         std::vector<at::Tensor> norms;
         for (const at::Tensor& p : params) {
@@ -753,6 +809,11 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
         p.loss = loss_sum / static_cast<double>(count);
         p.lr = lr;
         p.grad_norm = total.item<double>();
+        p.world_size = world;
+        if (group != nullptr) {
+          const double step = std::chrono::duration<double>(Clock::now() - update_start).count();
+          p.allreduce_share = step > 0 ? (group->allreduce_seconds() - allreduce_before) / step : 0;
+        }
         const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
         p.samples_per_second = elapsed > 0 ? static_cast<double>(samples_since_start) / elapsed : 0;
         const int64_t done = state.update - start_update;
@@ -792,6 +853,10 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("training failed at update ", state.update + 1, ": ",
                                             e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    // Gloo reports a lost peer (a rank that died) with its own exceptions.
+    return absl::UnavailableError(absl::StrCat("rank ", rank, ": training stopped at update ", state.update + 1,
+                                               ": ", e.what()));
   }
 
   result.updates = state.update;
@@ -800,7 +865,14 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
   result.train_loss = state.update > 0 ? state.loss_sum / static_cast<double>(state.update) : 0;
   result.train_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   result.samples_per_second = result.train_seconds > 0 ? static_cast<double>(samples_since_start) / result.train_seconds : 0;
+  result.world_size = world;
+  result.allreduce_seconds = group != nullptr ? group->allreduce_seconds() : 0;
   if (result.cancelled) return result;
+  if (!writer) {
+    // Wait for rank 0 to have saved the model, so the whole group ends with it on disk.
+    RETURN_IF_ERROR(EndBarrier(group));
+    return result;
+  }
 
   // The saved model: the best evaluation's weights when there was a validation set.
   if (has_validation && state.has_best && state.best_update != state.update) {
@@ -835,6 +907,7 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
                {"total_updates", total_updates}};
   RETURN_IF_ERROR(WriteFileAtomically(JoinPath(job.output_dir, "training_args.json"), DumpJson(args)));
   if (!job.keep_checkpoints) RemoveAll(ckpt_root).IgnoreError();
+  RETURN_IF_ERROR(EndBarrier(group));
   return result;
 }
 

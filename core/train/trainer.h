@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/train/dataset.h"
+#include "core/train/distributed.h"
 #include "core/train/metrics.h"
 
 namespace berth::train {
@@ -65,6 +66,10 @@ struct Progress {
   double eta_seconds = 0;
   const EvalMetrics* eval = nullptr;  // set on evaluation events only
   bool checkpointed = false;
+  // Data-parallel runs: ranks in the group, and the share of this update's time spent
+  // averaging gradients across them.
+  int world_size = 1;
+  double allreduce_share = 0;
 };
 using ProgressCallback = std::function<void(const Progress&)>;
 
@@ -82,6 +87,8 @@ struct TrainResult {
   bool early_stopped = false;
   std::vector<std::string> labels;
   std::string output_dir;
+  int world_size = 1;
+  double allreduce_seconds = 0;  // this rank's time in gradient all-reduce
 };
 
 // A complete fine-tuning run, from files to a saved Hugging Face model directory.
@@ -101,6 +108,11 @@ struct FineTuneJob {
   bool resume = false;         // continue from checkpoint_dir's latest checkpoint
   bool keep_checkpoints = false;  // else removed after a successful run
   std::string log_jsonl;       // optional: one JSON object per update
+  // Data-parallel training: this process is one rank of `group` (not owned; null or a world of
+  // 1: a single process). Every rank runs the same job with the same files; spec.batch_size is
+  // per rank, so N ranks train like one process with batch N x batch_size. Only rank 0 writes
+  // checkpoints, the log and the model; every rank resumes from rank 0's checkpoint.
+  DistributedGroup* group = nullptr;
 };
 
 // Runs the job. Cancellation (the flag becoming true) is checked before every micro-batch:

@@ -58,6 +58,38 @@ def main():
     labels = dep["spec"]["template"]["metadata"]["labels"]
     check(all(labels.get(k) == v for k, v in svc["spec"]["selector"].items()), "the Service selects the pods")
     check({p["targetPort"] for p in svc["spec"]["ports"]} == {"grpc", "metrics"}, "the Service exposes both ports")
+
+    # The data-parallel training Job: rank = completion index, rank 0 through a headless Service.
+    tj = os.path.join(k8s, "train-job")
+    tkust = yaml.safe_load(open(os.path.join(tj, "kustomization.yaml")))
+    tfiles = sorted(f for f in os.listdir(tj) if f.endswith(".yaml") and f != "kustomization.yaml")
+    check(sorted(tkust["resources"]) == tfiles, "train-job kustomization lists every manifest: %s" % tfiles)
+    tdocs = {}
+    for f in tfiles:
+        for d in yaml.safe_load_all(open(os.path.join(tj, f))):
+            tdocs[d["kind"]] = d
+    job, hsvc, tpvc = tdocs.get("Job"), tdocs.get("Service"), tdocs.get("PersistentVolumeClaim")
+    check(job is not None and hsvc is not None and tpvc is not None, "train-job: Job, Service and PVC present")
+    js = job["spec"]
+    tspec = js["template"]["spec"]
+    tc = tspec["containers"][0]
+    tenv = {e["name"]: e.get("value") for e in tc["env"]}
+    world = int(tenv.get("WORLD_SIZE", "0"))
+    check(js.get("completionMode") == "Indexed" and js["completions"] == js["parallelism"] == world > 1,
+          "an Indexed Job with completions = parallelism = WORLD_SIZE (%d)" % world)
+    check(hsvc["spec"].get("clusterIP") == "None" and tspec.get("subdomain") == hsvc["metadata"]["name"],
+          "a headless Service named by the pods' subdomain")
+    check(tenv.get("MASTER_ADDR") == "%s-0.%s" % (job["metadata"]["name"], hsvc["metadata"]["name"]),
+          "MASTER_ADDR is the index-0 pod: %s" % tenv.get("MASTER_ADDR"))
+    check(tenv.get("MASTER_PORT") == str(hsvc["spec"]["ports"][0]["port"]), "MASTER_PORT is the Service's port")
+    script = " ".join(tc["args"])
+    check("RANK=\"$JOB_COMPLETION_INDEX\"" in script and "berth finetune" in script,
+          "the rank is the completion index and the pods run berth finetune")
+    labels = js["template"]["metadata"]["labels"]
+    check(all(labels.get(k) == v for k, v in hsvc["spec"]["selector"].items()), "the headless Service selects the ranks")
+    check(tpvc["spec"]["accessModes"] == ["ReadWriteMany"] and
+          tspec["volumes"][0]["persistentVolumeClaim"]["claimName"] == tpvc["metadata"]["name"],
+          "every rank mounts one ReadWriteMany volume (rank 0's checkpoints are read by all on resume)")
     ann = dep["spec"]["template"]["metadata"]["annotations"]
     check(ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == "9090",
           "Prometheus scrape annotations")

@@ -65,6 +65,8 @@ class ServiceTest : public ::testing::Test {
     o.training.progress_interval = std::chrono::milliseconds(20);
     o.training.threads_per_job = 1;
     o.training.model_roots = {testing::DataPath("fixtures")};  // the XLM-R test starts from a fixture
+    o.training.max_train_procs = 2;
+    o.training.worker_binary = BERTH_CLI_BIN;  // ranks 1..N-1 of data-parallel jobs
     o.models.engine.batcher.warmup = false;
     o.models.engine.batcher.num_threads = 1;
     o.limits.max_texts = 16;
@@ -195,6 +197,55 @@ TEST_F(ServiceTest, UploadTrainWatchClassifyMatchesSavedModel) {
   }
   // The checkpoints of the finished job are gone; the dataset stays.
   EXPECT_FALSE(IsDirectory(JoinPath(dir_.File("data"), "jobs/" + started->job_id())));
+}
+
+// workers: 2 — the server is rank 0 and starts rank 1 as a `berth train-rank` process; they
+// train as one group (c10d Gloo over loopback) and report ranks, per-rank throughput and the
+// all-reduce share while running.
+TEST_F(ServiceTest, DataParallelJobWithTwoWorkers) {
+  const std::string id = Upload(Sst2Rows(64));
+  v1::StartTrainingRequest r = SmallJob(id, "dp", 8);
+  r.set_workers(3);
+  auto refused = client_->StartTraining(r);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("workers"), absl::string_view::npos) << refused.status();
+
+  r.set_workers(2);
+  auto started = client_->StartTraining(r);
+  ASSERT_TRUE(started.ok()) << started.status();
+  std::vector<v1::JobStatus> seen;
+  auto final_status = client_->WatchJob(started->job_id(), [&](const v1::JobStatus& st) {
+    seen.push_back(st);
+    return true;
+  });
+  ASSERT_TRUE(final_status.ok()) << final_status.status();
+  ASSERT_EQ(final_status->state(), v1::JOB_STATE_SUCCEEDED) << final_status->error();
+  EXPECT_EQ(final_status->progress().update(), 8);
+  EXPECT_EQ(final_status->progress().world_size(), 2);
+  EXPECT_GT(final_status->progress().allreduce_share(), 0.0);
+  EXPECT_LT(final_status->progress().allreduce_share(), 1.0);
+  EXPECT_NEAR(final_status->progress().samples_per_second_per_rank() * 2,
+              final_status->progress().samples_per_second(), 1e-6);
+  EXPECT_TRUE(final_status->progress().has_last_eval());  // evaluation sharded over the ranks
+  auto resp = client_->Classify(ClassifyReq("dp", {"a gorgeous, witty movie.", "a dull mess"}));
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  EXPECT_EQ(resp->results_size(), 2);
+
+  // Cancelling stops both ranks.
+  v1::StartTrainingRequest longer = SmallJob(id, "dp-cancel", 400);
+  longer.set_workers(2);
+  auto running = client_->StartTraining(longer);
+  ASSERT_TRUE(running.ok()) << running.status();
+  bool cancelled = false;
+  auto ended = client_->WatchJob(running->job_id(), [&](const v1::JobStatus& st) {
+    if (!cancelled && st.progress().update() >= 3) {
+      cancelled = client_->CancelJob(running->job_id()).ok();
+    }
+    return true;
+  });
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  EXPECT_EQ(ended->state(), v1::JOB_STATE_CANCELLED) << ended->error();
+  EXPECT_EQ(ended->progress().world_size(), 2);
 }
 
 TEST_F(ServiceTest, StartTrainingIsIdempotentByRequestId) {
@@ -923,7 +974,6 @@ class TlsTest : public ::testing::Test {
     o.tls_cert = dir_.File("server.pem");
     o.tls_key = dir_.File("server.key");
     if (mutual) o.tls_client_ca = dir_.File("ca1.pem");
-    o.tls_reload_seconds = 1;
     auto s = server::Server::Start(o);
     EXPECT_TRUE(s.ok()) << s.status();
     return s.ok() ? std::move(*s) : nullptr;
@@ -961,20 +1011,50 @@ TEST_F(TlsTest, MutualTlsRequiresAClientCertificate) {
   EXPECT_TRUE(Connect(server->port(), "ca1", true)->ListModels().ok());
 }
 
-TEST_F(TlsTest, CertificatesRotateWithoutDroppingConnections) {
+// What SIGHUP does (berth-server calls ReloadTls): the files replaced on disk are not served
+// until the reload, then new connections get them and open ones stay.
+TEST_F(TlsTest, CertificatesReloadWithoutDroppingConnections) {
   auto server = Start(false);
   ASSERT_NE(server, nullptr);
   auto old_client = Connect(server->port(), "ca1", false);
   ASSERT_TRUE(old_client->ListModels().ok());
   ASSERT_TRUE(WriteFileAtomically(dir_.File("server.key"), *ReadFileToString(dir_.File("server2.key"))).ok());
   ASSERT_TRUE(WriteFileAtomically(dir_.File("server.pem"), *ReadFileToString(dir_.File("server2.pem"))).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // > gRPC's 1 s poll of the staged copy
+  EXPECT_TRUE(Connect(server->port(), "ca1", false)->ListModels().ok()) << "served before the reload";
+  ASSERT_TRUE(server->ReloadTls().ok());
   bool rotated = false;
-  for (int i = 0; i < 60 && !rotated; ++i) {
+  for (int i = 0; i < 40 && !rotated; ++i) {
     rotated = Connect(server->port(), "ca2", false)->ListModels().ok();
     if (!rotated) std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   EXPECT_TRUE(rotated) << "new connections never got the new certificate";
-  EXPECT_TRUE(old_client->ListModels().ok()) << "the connection made before the rotation was dropped";
+  EXPECT_TRUE(old_client->ListModels().ok()) << "the connection made before the reload was dropped";
+}
+
+// A key that does not belong to the certificate (one half replaced, or a bad deploy) is refused
+// by the reload, and the server goes on with the pair it has.
+TEST_F(TlsTest, MismatchedFilesAreRefusedAndTheOldPairStays) {
+  auto server = Start(false);
+  ASSERT_NE(server, nullptr);
+  ASSERT_TRUE(WriteFileAtomically(dir_.File("server.key"), *ReadFileToString(dir_.File("server2.key"))).ok());
+  absl::Status reload = server->ReloadTls();
+  EXPECT_EQ(reload.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(reload.message().find("does not match"), absl::string_view::npos) << reload;
+  ASSERT_TRUE(WriteFileAtomically(dir_.File("server.pem"), "not a certificate\n").ok());
+  EXPECT_NE(server->ReloadTls().message().find("--tls-cert"), absl::string_view::npos);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_TRUE(Connect(server->port(), "ca1", false)->ListModels().ok());
+  // The same files are refused at start.
+  server::ServerOptions o;
+  o.data_dir = dir_.File("data2");
+  o.listen = "127.0.0.1:0";
+  o.metrics_listen = "";
+  o.tls_cert = dir_.File("server1.pem");
+  o.tls_key = dir_.File("server2.key");
+  auto bad = server::Server::Start(o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("--tls-key"), absl::string_view::npos) << bad.status();
 }
 
 TEST_F(TlsTest, MutualTlsCountsAsAuthenticationOffLoopback) {

@@ -52,6 +52,10 @@ TEST(ModelConfigTest, InvalidValuesAreNamed) {
       {{{"position_embedding_type", "relative_key"}}, "position_embedding_type"},
       {{{"problem_type", "ranking"}}, "problem_type"},
       {{{"num_hidden_layers", -1}}, "num_hidden_layers"},
+      // Found by fuzzing (tests/fuzz/regressions/model_config): these threw or ran out of memory.
+      {{{"model_type", 1}}, "model_type"},
+      {{{"num_labels", 1000000000000}}, "num_labels"},
+      {{{"model_type", "distilbert"}, {"sinusoidal_pos_embds", "yes"}}, "sinusoidal_pos_embds"},
   };
   for (const Case& c : cases) {
     auto r = ModelConfig::FromJson(c.j, "x/config.json");

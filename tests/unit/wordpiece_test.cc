@@ -143,6 +143,21 @@ TEST_F(WordPieceTest, MaxLengthBelowSpecialTokensIsAnError) {
   EXPECT_EQ(tok_->Encode("x", o).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// Found by fuzz_wordpiece: with truncation off, an over-long input came back longer than
+// max_length instead of being refused.
+TEST_F(WordPieceTest, WithoutTruncationAnOverlongInputIsAnError) {
+  EncodeOptions o;
+  o.max_length = 4;
+  o.truncation = false;
+  EXPECT_TRUE(tok_->Encode("a b", o).ok());
+  auto single = tok_->Encode("a b c", o);
+  EXPECT_EQ(single.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(single.status().message().find("max_length 4"), absl::string_view::npos);
+  EXPECT_EQ(tok_->EncodePair("a", "b c", o).status().code(), absl::StatusCode::kInvalidArgument);
+  o.max_length = 1;  // below the special tokens: nothing fits
+  EXPECT_FALSE(tok_->Encode("", o).ok());
+}
+
 TEST_F(WordPieceTest, PairLongestFirstTruncatesTheLongerSegment) {
   EncodeOptions o;
   o.max_length = 7;
@@ -184,6 +199,26 @@ TEST(LoadTokenizerTest, ReadsVocabularyFromTokenizerJsonAlone) {
   auto e = (*tok)->Encode("Hello, world!", o);
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(e->input_ids, (std::vector<int32_t>{101, 7592, 1010, 2088, 999, 102}));
+}
+
+// Found by fuzzing (tests/fuzz/regressions/tokenizer_files): a flag of the wrong type threw
+// out of the loader, and a huge added-token id was narrowed to a negative one.
+TEST(LoadTokenizerTest, AddedTokensOfTheWrongShapeAreErrors) {
+  const Json vocab = {{"[PAD]", 0}, {"[UNK]", 1}, {"[CLS]", 2}, {"[SEP]", 3}};
+  const Json cases[] = {
+      Json::array({{{"id", 0}, {"content", "[PAD]"}, {"lstrip", 1}}}),
+      Json::array({{{"id", int64_t{1} << 40}, {"content", "x"}}}),
+  };
+  for (const Json& added : cases) {
+    Json tj = {{"model", {{"type", "WordPiece"}, {"vocab", vocab}}}, {"added_tokens", added}};
+    TempDir dir;
+    berth::testing::WriteFile(dir.File("tokenizer.json"), tj.dump());
+    auto tok = LoadTokenizer(dir.path());
+    ASSERT_FALSE(tok.ok()) << added.dump();
+    EXPECT_EQ(tok.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(tok.status().message().find("tokenizer.json: added_tokens"), absl::string_view::npos)
+        << tok.status();
+  }
 }
 
 TEST(LoadTokenizerTest, ErrorsNameTheDirectoryOrFile) {

@@ -5,6 +5,7 @@
 #include <sentencepiece_processor.h>
 
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,14 +25,13 @@ int berth_sp_abi_version(void) { return BERTH_SP_ABI_VERSION; }
 
 void* berth_sp_load(const char* data, size_t len, char* err, size_t err_len) {
   try {
-    auto* sp = new sentencepiece::SentencePieceProcessor();
+    auto sp = std::make_unique<sentencepiece::SentencePieceProcessor>();
     const auto status = sp->LoadFromSerializedProto(std::string(data, len));
     if (!status.ok()) {
       SetError(err, err_len, status.ToString());
-      delete sp;
       return nullptr;
     }
-    return sp;
+    return sp.release();
   } catch (const std::exception& e) {
     SetError(err, err_len, e.what());
     return nullptr;

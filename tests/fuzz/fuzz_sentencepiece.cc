@@ -1,0 +1,16 @@
+// libFuzzer target: the XLM-R SentencePiece tokenizer (Berth's fairseq id mapping, special
+// tokens and truncation around the dlopen'd SentencePiece module) on arbitrary bytes.
+// Input: one option byte, then the text; a '\t' splits it into a pair.
+#include <cstdint>
+#include <memory>
+
+#include "core/text/tokenizer.h"
+#include "tests/fuzz/fuzz_util.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const std::unique_ptr<berth::text::Tokenizer> tok = berth::fuzz::MustOk(
+      berth::text::LoadTokenizer(BERTH_FUZZ_FIXTURES "/xlmr-tiny"), "load xlmr-tiny");
+  if (size == 0) return 0;
+  berth::fuzz::EncodeAndCheck(*tok, data[0], berth::fuzz::AsText(data + 1, size - 1));
+  return 0;
+}
