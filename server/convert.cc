@@ -59,6 +59,7 @@ service::JobSpec ToJobSpec(const v1::StartTrainingRequest& r) {
   t.class_weights.assign(h.class_weights().begin(), h.class_weights().end());
   if (h.has_label_smoothing()) t.label_smoothing = h.label_smoothing();
   if (h.has_multi_label_threshold()) t.multi_label_threshold = h.multi_label_threshold();
+  t.device = h.device();  // "": the server's default, filled in by the training service
   return s;
 }
 

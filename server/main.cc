@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "core/device.h"
 #include "core/runtime.h"
 #include "core/util/files.h"
 #include "server/log.h"
@@ -71,6 +72,10 @@ int main(int argc, char** argv) {
   app.add_option("--training-threads", o.training.threads_per_job, "Intra-op threads per job (0: one per core)")
       ->envname("BERTH_TRAINING_THREADS")
       ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--device", o.training.default_device,
+                 "cpu, cuda or cuda:N: where models classify and where jobs that name no device train")
+      ->envname("BERTH_DEVICE")
       ->capture_default_str();
   app.add_option("--max-train-procs", o.training.max_train_procs,
                  "Most processes one data-parallel job (workers: N) may use; 1 turns them off")
@@ -162,6 +167,11 @@ int main(int argc, char** argv) {
   o.models.engine.classifier.precision =
       precision == "bf16" ? berth::InferencePrecision::kBf16 : berth::InferencePrecision::kFp32;
   o.models.engine.batcher.num_threads = inference_threads;
+  o.models.engine.classifier.device = o.training.default_device;
+  if (auto device = berth::ParseDevice(o.training.default_device, "--device"); !device.ok()) {
+    std::cerr << "berth-server: " << device.status().message() << "\n";
+    return 2;
+  }
   o.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(drain_timeout_seconds * 1000));
   berth::server::SetLogFormat(log_format == "json" ? berth::server::LogFormat::kJson : berth::server::LogFormat::kText);
 

@@ -267,6 +267,7 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::StartTraining(grpc::CallbackServe
   // Re-reads the datasets with the requested columns, so it runs on the pool.
   return RunOnPool(context, ctx_.pool, [this, request, response, caller = *caller]() -> absl::Status {
     service::JobSpec spec = ToJobSpec(*request);
+    if (spec.training.device.empty()) spec.training.device = ctx_.runner->options().default_device;
     RETURN_IF_ERROR(service::ValidateJobSpec(spec));
     if (spec.workers > ctx_.runner->options().max_train_procs) {
       ctx_.metrics->RecordRefusal("train_procs");

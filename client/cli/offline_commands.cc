@@ -95,6 +95,7 @@ struct PredictFlags {
   int batch_size = 32;
   int threads = 0;
   std::string precision = "fp32";
+  std::string device = "cpu";
 };
 
 int RunPredict(const CommonFlags& f, const PredictFlags& p) {
@@ -102,6 +103,7 @@ int RunPredict(const CommonFlags& f, const PredictFlags& p) {
   ClassifierOptions options;
   options.tokenizer.do_lower_case = f.lowercase;
   options.precision = p.precision == "bf16" ? InferencePrecision::kBf16 : InferencePrecision::kFp32;
+  options.device = p.device;
   auto dir = ResolveModelPath(f.model, HubOptions::FromEnvironment());
   if (!dir.ok()) return Fail(std::string(dir.status().message()));
   auto classifier = SequenceClassifier::Load(*dir, options);
@@ -169,6 +171,7 @@ void AddOfflineCommands(CLI::App& app, std::function<int()>* run) {
                    "fp32, or bf16 weights (faster on CPUs with avx512_bf16; scores differ slightly)")
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
+  pred->add_option("--device", pred_flags->device, "cpu, cuda or cuda:N")->capture_default_str();
   pred->callback([run, common_pred, pred_flags] {
     *run = [common_pred, pred_flags] { return RunPredict(*common_pred, *pred_flags); };
   });

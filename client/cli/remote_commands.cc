@@ -185,6 +185,7 @@ void SetHyperparameters(const train::TrainingSpec& t, v1::Hyperparameters* h) {
   for (double w : t.class_weights) h->add_class_weights(w);
   h->set_label_smoothing(t.label_smoothing);
   h->set_multi_label_threshold(t.multi_label_threshold);
+  h->set_device(t.device);
 }
 
 struct TrainFlags {
@@ -220,6 +221,7 @@ int RunTrain(TrainFlags& f) {
   r.set_model_name(f.name);
   r.set_request_id(f.request_id);
   r.set_workers(f.workers);
+  r.mutable_hyperparameters()->set_device(f.spec.device);  // "": the server's default
   auto started = c->StartTraining(r);
   if (!started.ok()) return Fail(started.status(), "train");
   std::cerr << "berth: job " << started->job_id() << (started->existing() ? " (already submitted)" : " queued")

@@ -36,6 +36,8 @@ void AddSpecFlags(CLI::App* cmd, SpecFlags* f) {
   cmd->add_option("--precision", f->precision, "fp32, or bf16 autocast (weights and optimizer stay fp32)")
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
+  cmd->add_option("--device", f->device,
+                  "cpu, cuda or cuda:N (default cpu; remotely, the server's --device)");
   cmd->add_option("--eval-steps", f->spec.eval_steps, "Evaluate every N updates (0: every epoch)")->capture_default_str();
   cmd->add_option("--save-steps", f->spec.save_steps, "Checkpoint every N updates (0: at every evaluation/epoch)")
       ->capture_default_str();
@@ -58,6 +60,7 @@ void AddSpecFlags(CLI::App* cmd, SpecFlags* f) {
 
 absl::Status FinishSpecFlags(SpecFlags* f) {
   f->spec.precision = f->precision == "bf16" ? train::Precision::kBf16 : train::Precision::kFp32;
+  f->spec.device = f->device.empty() ? "cpu" : f->device;
   f->spec.shuffle = !f->no_shuffle;
   f->spec.group_by_length = !f->no_group_by_length;
   f->spec.class_weights.clear();

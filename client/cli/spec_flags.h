@@ -23,6 +23,7 @@ struct SpecFlags {
   DataFlags data;
   std::string precision = "fp32";
   std::string class_weights;
+  std::string device;  // "": cpu offline, the server's --device remotely
   bool no_shuffle = false, no_group_by_length = false;
 };
 

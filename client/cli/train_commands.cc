@@ -190,6 +190,7 @@ struct EvalFlags {
   DataFlags data;
   int64_t max_length = 512;
   int64_t batch_size = 32;
+  std::string device = "cpu";
 };
 
 int RunEval(const EvalFlags& f) {
@@ -202,7 +203,7 @@ int RunEval(const EvalFlags& f) {
     std::cerr << "berth: " << dir.status().message() << "\n";
     return 1;
   }
-  auto m = train::EvaluateModel(*dir, f.data_path, o, f.max_length, f.batch_size);
+  auto m = train::EvaluateModel(*dir, f.data_path, o, f.max_length, f.batch_size, f.device);
   if (!m.ok()) {
     std::cerr << "berth: " << m.status().message() << "\n";
     return 1;
@@ -266,6 +267,7 @@ void AddTrainCommands(CLI::App& app, std::function<int()>* run) {
   AddDataFlags(ev, &e->data);
   ev->add_option("--max-length", e->max_length, "Tokens per example")->capture_default_str();
   ev->add_option("--batch-size", e->batch_size, "Examples per batch")->capture_default_str();
+  ev->add_option("--device", e->device, "cpu, cuda or cuda:N")->capture_default_str();
   ev->callback([run, e] { *run = [e] { return RunEval(*e); }; });
 }
 

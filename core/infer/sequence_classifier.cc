@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "core/device.h"
 #include "core/model/model_dir.h"
 #include "core/util/status_macros.h"
 
@@ -17,6 +18,7 @@ namespace berth {
 struct SequenceClassifier::Impl {
   LoadedModel model;
   InferencePrecision precision = InferencePrecision::kFp32;
+  c10::Device device = c10::Device(c10::kCPU);
 };
 
 SequenceClassifier::SequenceClassifier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -35,11 +37,15 @@ absl::StatusOr<std::unique_ptr<SequenceClassifier>> SequenceClassifier::FromMode
   if (model.module == nullptr || model.tokenizer == nullptr) {
     return absl::InvalidArgumentError("model has no module or tokenizer");
   }
+  auto device = ParseDevice(options.device, "device");
+  if (!device.ok()) return device.status();
   auto impl = std::make_unique<Impl>();
   impl->model = std::move(model);
   impl->precision = options.precision;
+  impl->device = *device;
   try {
     impl->model.module->eval();
+    impl->model.module->to(*device);
     if (options.precision == InferencePrecision::kBf16) impl->model.module->to(at::kBFloat16);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("preparing the model failed: ", e.what_without_backtrace()));
@@ -104,7 +110,13 @@ absl::StatusOr<std::vector<Prediction>> SequenceClassifier::PredictBatch(
         mask_a[b][t] = t < e.attention_mask.size() ? e.attention_mask[t] : 1;
       }
     }
-    at::Tensor logits = impl_->model.module->forward(ids, types, mask).to(at::kFloat).contiguous();
+    const c10::Device& device = impl_->device;
+    if (!device.is_cpu()) {
+      ids = ids.pin_memory().to(device, /*non_blocking=*/true);
+      types = types.pin_memory().to(device, /*non_blocking=*/true);
+      mask = mask.pin_memory().to(device, /*non_blocking=*/true);
+    }
+    at::Tensor logits = impl_->model.module->forward(ids, types, mask).to(at::kFloat).cpu().contiguous();
     const int64_t labels = logits.size(1);
     const float* data = logits.data_ptr<float>();
     out.reserve(batch.size());

@@ -26,6 +26,9 @@ struct ClassifierOptions {
   // kBf16 converts the weights to bfloat16 at load (oneDNN's bf16 kernels run ~2-4x faster on
   // CPUs with avx512_bf16); logits are returned as fp32 either way.
   InferencePrecision precision = InferencePrecision::kFp32;
+  // "cpu", "cuda" or "cuda:N": the weights live there; each batch is copied in from pinned host
+  // memory and its logits come back to the host.
+  std::string device = "cpu";
 };
 
 struct LoadedModel;

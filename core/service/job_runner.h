@@ -39,6 +39,7 @@ struct JobRunnerOptions {
   // is rank 0 and starts ranks 1..N-1 as `worker_binary train-rank --job FILE` (the berth CLI).
   int max_train_procs = 1;
   std::string worker_binary;
+  std::string default_device = "cpu";  // for jobs that name none
 };
 
 class JobRunner {

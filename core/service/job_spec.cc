@@ -37,7 +37,8 @@ Json JobSpecToJson(const JobSpec& s) {
                    {"multi_label", t.multi_label},
                    {"class_weights", t.class_weights},
                    {"label_smoothing", t.label_smoothing},
-                   {"multi_label_threshold", t.multi_label_threshold}};
+                   {"multi_label_threshold", t.multi_label_threshold},
+                   {"device", t.device}};
   return Json{{"base_model", s.base_model},
               {"train_dataset", s.train_dataset},
               {"validation_dataset", s.validation_dataset},
@@ -91,6 +92,7 @@ absl::StatusOr<JobSpec> JobSpecFromJson(const Json& j) {
     o.class_weights = t.at("class_weights").get<std::vector<double>>();
     o.label_smoothing = t.at("label_smoothing").get<double>();
     o.multi_label_threshold = t.at("multi_label_threshold").get<double>();
+    o.device = t.value("device", "cpu");  // absent in specs stored before devices
     s.data.multi_label = o.multi_label;
     return s;
   } catch (const Json::exception& e) {

@@ -28,6 +28,7 @@
 #include "absl/strings/str_join.h"
 #include "core/model/hub.h"
 #include "core/model/model_dir.h"
+#include "core/device.h"
 #include "core/runtime.h"
 #include "core/text/wordpiece.h"
 #include "core/train/distributed_ops.h"
@@ -195,25 +196,42 @@ at::Tensor ComputeLoss(const at::Tensor& logits, const Batch& b, const TrainingS
                                 s.label_smoothing);
 }
 
-// RAII: CPU autocast to bf16 for the forward pass when asked for.
+// A batch on the training device: pinned host memory and copies that do not wait, so the copy
+// overlaps whatever the device is still doing. On the CPU, the batch as it is.
+Batch ToDevice(Batch b, const c10::Device& device) {
+  if (device.is_cpu()) return b;
+  for (at::Tensor* t : {&b.ids, &b.types, &b.mask, &b.targets}) *t = t->pin_memory().to(device, /*non_blocking=*/true);
+  return b;
+}
+
+// RAII: autocast to bf16 for the forward pass when asked for (CPU or CUDA autocast).
 class AutocastGuard {
  public:
-  explicit AutocastGuard(bool on) : on_(on) {
-    if (on_) {
+  AutocastGuard(bool on, const c10::Device& device) : on_(on), cuda_(device.is_cuda()) {
+    if (!on_) return;
+    if (cuda_) {
+      prev_ = at::autocast::is_enabled();
+      at::autocast::set_enabled(true);
+      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    } else {
       prev_ = at::autocast::is_cpu_enabled();
       at::autocast::set_cpu_enabled(true);
       at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
     }
   }
   ~AutocastGuard() {
-    if (on_) {
+    if (!on_) return;
+    if (cuda_) {
+      at::autocast::set_enabled(prev_);
+    } else {
       at::autocast::set_cpu_enabled(prev_);
-      at::autocast::clear_cache();
     }
+    at::autocast::clear_cache();
   }
 
  private:
   bool on_;
+  bool cuda_;
   bool prev_ = false;
 };
 
@@ -222,7 +240,8 @@ class AutocastGuard {
 // the metrics one process would compute.
 EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
                      const std::vector<std::string>& labels, const TrainingSpec& s, int32_t pad_id,
-                     const at::Tensor& class_weights, DistributedGroup* group = nullptr) {
+                     const at::Tensor& class_weights, const c10::Device& device,
+                     DistributedGroup* group = nullptr) {
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
@@ -243,10 +262,10 @@ EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
     if (++batch_index % world != rank) continue;
     std::vector<int64_t> rows(order.begin() + i,
                               order.begin() + std::min(order.size(), i + s.eval_batch_size));
-    Batch b = MakeBatch(data, rows, pad_id, 0, s.multi_label, k);
+    Batch b = ToDevice(MakeBatch(data, rows, pad_id, 0, s.multi_label, k), device);
     at::Tensor logits;
     {
-      AutocastGuard autocast(s.precision == Precision::kBf16);
+      AutocastGuard autocast(s.precision == Precision::kBf16, device);
       logits = model.forward(b.ids, b.types, b.mask);
     }
     logits = logits.to(at::kFloat);
@@ -257,9 +276,9 @@ EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
                             .mean(1)
                       : at::cross_entropy_loss(logits, b.targets, class_weights, at::Reduction::None,
                                                -100, s.label_smoothing);
-    const at::Tensor arg = logits.argmax(1).contiguous();
-    const at::Tensor probs = at::sigmoid(logits).contiguous();
-    const at::Tensor losses = per_example.to(at::kDouble).contiguous();
+    const at::Tensor arg = logits.argmax(1).cpu().contiguous();
+    const at::Tensor probs = at::sigmoid(logits).cpu().contiguous();
+    const at::Tensor losses = per_example.to(at::kDouble).cpu().contiguous();
     auto arg_a = arg.accessor<int64_t, 1>();
     auto probs_a = probs.accessor<float, 2>();
     auto losses_a = losses.accessor<double, 1>();
@@ -520,6 +539,7 @@ absl::Status ValidateSpec(const TrainingSpec& s) {
   auto bad = [](absl::string_view field, absl::string_view rule) {
     return absl::InvalidArgumentError(absl::StrCat(field, " ", rule));
   };
+  if (auto d = ParseDevice(s.device, "device"); !d.ok()) return d.status();
   if (!(s.epochs > 0) && s.max_steps <= 0) return bad("epochs", "must be positive (or set max_steps)");
   if (s.max_steps < 0) return bad("max_steps", "must not be negative");
   if (s.batch_size < 1 || s.batch_size > 65536) return bad("batch_size", "must be in [1, 65536]");
@@ -587,7 +607,16 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
   }
 
   // Model.
+  ASSIGN_OR_RETURN(const c10::Device device, ParseDevice(s.device, "device"));
+  if (group != nullptr && device.is_cuda()) {
+    return absl::UnimplementedError("device: data-parallel training on CUDA needs NCCL, which Berth does not build yet");
+  }
   ASSIGN_OR_RETURN(LoadedModel m, PrepareModel(job.base_model, &labels, s.multi_label, s.seed));
+  try {
+    m.module->to(device);
+  } catch (const c10::Error& e) {
+    return absl::ResourceExhaustedError(absl::StrCat("moving the model to ", s.device, ": ", e.what_without_backtrace()));
+  }
   const bool pairs = !job.data.text_pair_column.empty();
   ASSIGN_OR_RETURN(Encoded train_data, EncodeDataset(train, labels, *m.tokenizer, s.max_length, pairs));
   Encoded val_data;
@@ -605,7 +634,7 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
   const int64_t num_labels = static_cast<int64_t>(labels.size());
   at::Tensor class_weights;
   if (!s.class_weights.empty()) {
-    class_weights = at::tensor(std::vector<float>(s.class_weights.begin(), s.class_weights.end()));
+    class_weights = at::tensor(std::vector<float>(s.class_weights.begin(), s.class_weights.end())).to(device);
   }
 
   // Schedule: HF's floor for updates per epoch would drop a trailing partial accumulation;
@@ -693,7 +722,7 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
   };
 
   auto evaluate = [&](Progress& p) -> absl::Status {
-    EvalMetrics em = Evaluate(*m.module, val_data, labels, s, pad_id, class_weights, group);
+    EvalMetrics em = Evaluate(*m.module, val_data, labels, s, pad_id, class_weights, device, group);
     double value = 0;
     em.Get(metric, &value);
     Json ej = em.ToJson();
@@ -729,6 +758,9 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
         const int64_t first = state.next_batch;
         const int64_t count = std::min<int64_t>(s.grad_accum, static_cast<int64_t>(batches.size()) - first);
         const double lr = s.learning_rate * LrLambda(state.update, warmup, total_updates);
+        // The loss stays on the device until the update is done (one host synchronisation per
+        // update, for the progress report).
+        at::Tensor loss_acc = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device));
         double loss_sum = 0;
         int64_t rows = 0;
         const auto update_start = Clock::now();
@@ -755,19 +787,21 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
             stop = true;
             break;
           }
-          Batch b = MakeBatch(train_data, batches[first + k], pad_id, s.pad_to_max_length ? s.max_length : 0,
-                              s.multi_label, num_labels);
+          Batch b = ToDevice(MakeBatch(train_data, batches[first + k], pad_id,
+                                       s.pad_to_max_length ? s.max_length : 0, s.multi_label, num_labels),
+                             device);
           at::Tensor logits;
           {
-            AutocastGuard autocast(s.precision == Precision::kBf16);
+            AutocastGuard autocast(s.precision == Precision::kBf16, device);
             logits = m.module->forward(b.ids, b.types, b.mask);  // [batch, labels]
           }
           at::Tensor loss = ComputeLoss(logits, b, s, class_weights);
           (loss / static_cast<double>(count)).backward();
-          loss_sum += loss.item<double>();
+          loss_acc += loss.detach().to(at::kDouble);
           rows += b.rows;
         }
         if (stop) break;
+        loss_sum = loss_acc.item<double>();
         if (group != nullptr) {
           AverageGradients(*group, params);
           at::Tensor stats = at::tensor({loss_sum, static_cast<double>(rows)}, at::kDouble);
@@ -780,14 +814,21 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
         for (const at::Tensor& p : params) {
           if (p.grad().defined()) norms.push_back(p.grad().norm(2));
         }
-        at::Tensor total = norms.empty() ? at::zeros({}) : at::stack(norms).norm(2);
-        if (s.max_grad_norm > 0) {
+        at::Tensor total = norms.empty() ? at::zeros({}, at::TensorOptions().device(device)) : at::stack(norms).norm(2);
+        if (s.max_grad_norm > 0 && device.is_cpu()) {
           // torch multiplies by min(coef, 1); a factor of exactly 1 changes nothing, so skip it.
           const float coef = static_cast<float>(s.max_grad_norm) / (total.item<float>() + 1e-6f);
           if (coef < 1.0f) {
             for (const at::Tensor& p : params) {
               if (p.grad().defined()) p.grad().mul_(coef);
             }
+          }
+        } else if (s.max_grad_norm > 0) {
+          // On a GPU the factor stays there: the same float division, min(coef, 1), no host wait.
+          at::Tensor coef = at::div(at::full({}, static_cast<float>(s.max_grad_norm), total.options()), total + 1e-6f)
+                                .clamp_max(1.0f);
+          for (const at::Tensor& p : params) {
+            if (p.grad().defined()) p.grad().mul_(coef);
           }
         }
         for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
@@ -912,14 +953,17 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
 }
 
 absl::StatusOr<EvalMetrics> EvaluateExamples(const std::string& model_dir, const Dataset& d,
-                                             bool pairs, int64_t max_length, int64_t batch_size) {
+                                             bool pairs, int64_t max_length, int64_t batch_size,
+                                             const std::string& device_name) {
+  ASSIGN_OR_RETURN(const c10::Device device, ParseDevice(device_name, "device"));
   ASSIGN_OR_RETURN(LoadedModel m, LoadModelDirectory(model_dir));
   ASSIGN_OR_RETURN(Encoded enc, EncodeDataset(d, m.config.id2label, *m.tokenizer, max_length, pairs));
   TrainingSpec s;
   s.multi_label = m.config.multi_label();
   s.eval_batch_size = batch_size;
   try {
-    return Evaluate(*m.module, enc, m.config.id2label, s, m.tokenizer->layout().pad_id, at::Tensor());
+    m.module->to(device);
+    return Evaluate(*m.module, enc, m.config.id2label, s, m.tokenizer->layout().pad_id, at::Tensor(), device);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("evaluation failed: ", e.what_without_backtrace()));
   }
@@ -927,12 +971,12 @@ absl::StatusOr<EvalMetrics> EvaluateExamples(const std::string& model_dir, const
 
 absl::StatusOr<EvalMetrics> EvaluateModel(const std::string& model_dir, const std::string& data_path,
                                           const DatasetOptions& data_options, int64_t max_length,
-                                          int64_t batch_size) {
+                                          int64_t batch_size, const std::string& device) {
   ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::Load(JoinPath(model_dir, "config.json")));
   DatasetOptions o = data_options;
   o.multi_label = config.multi_label();
   ASSIGN_OR_RETURN(Dataset d, ReadDataset(data_path, o));
-  return EvaluateExamples(model_dir, d, !o.text_pair_column.empty(), max_length, batch_size);
+  return EvaluateExamples(model_dir, d, !o.text_pair_column.empty(), max_length, batch_size, device);
 }
 
 }  // namespace berth::train

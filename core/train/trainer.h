@@ -49,6 +49,9 @@ struct TrainingSpec {
   double label_smoothing = 0.0;
   double multi_label_threshold = 0.5;
   int num_threads = 0;          // 0: one per core
+  // "cpu", "cuda" or "cuda:N": the model, optimizer state and batches live there; batches are
+  // copied from pinned host memory without waiting, and bf16 autocasts on that device.
+  std::string device = "cpu";
 };
 
 // Checks ranges; the message names the offending field.
@@ -123,11 +126,12 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
 // Evaluates a saved model directory on a labelled file (loss and all metrics).
 absl::StatusOr<EvalMetrics> EvaluateModel(const std::string& model_dir, const std::string& data_path,
                                           const DatasetOptions& data, int64_t max_length,
-                                          int64_t batch_size);
+                                          int64_t batch_size, const std::string& device = "cpu");
 
 // Evaluates a saved model directory on examples already read (the labels must be the model's).
 absl::StatusOr<EvalMetrics> EvaluateExamples(const std::string& model_dir, const Dataset& data,
-                                             bool pairs, int64_t max_length, int64_t batch_size);
+                                             bool pairs, int64_t max_length, int64_t batch_size,
+                                             const std::string& device = "cpu");
 
 // Where Berth keeps data files it ships (the bert-base-uncased vocabulary): $BERTH_SHARE_DIR,
 // else the source tree's data/ directory.

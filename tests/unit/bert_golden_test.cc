@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/device.h"
 #include "core/infer/sequence_classifier.h"
 #include "core/model/model_dir.h"
 #include "core/model/safetensors.h"
@@ -213,6 +214,48 @@ TEST(LoadModelDirectoryTest, MissingOrBrokenDirectoriesAreClearErrors) {
   r = LoadModelDirectory(dir.path());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
 }
+
+// The same model on each device (scripts/gpu-check.sh runs the CUDA instances on a GPU
+// machine; here they report themselves skipped): fp32 logits within 1e-4 of Hugging Face's, and
+// bf16 weights give the same labels.
+class DeviceLogitsTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    auto d = ParseDevice(GetParam());
+    if (!d.ok()) GTEST_SKIP() << d.status().message();
+  }
+  std::unique_ptr<SequenceClassifier> Load(InferencePrecision precision) {
+    ClassifierOptions o;
+    o.device = GetParam();
+    o.precision = precision;
+    auto c = SequenceClassifier::Load(FixturePath("bert-tiny-uncased"), o);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? std::move(*c) : nullptr;
+  }
+};
+
+TEST_P(DeviceLogitsTest, Fp32LogitsWithin1e4AndBf16LabelsAgree) {
+  auto fp32 = Load(InferencePrecision::kFp32);
+  auto bf16 = Load(InferencePrecision::kBf16);
+  ASSERT_NE(fp32, nullptr);
+  ASSERT_NE(bf16, nullptr);
+  const std::vector<Json> rows = ReadJsonLines(FixturePath("bert-tiny-uncased") + "/expected/logits.jsonl");
+  std::vector<text::Encoding> batch;
+  text::EncodeOptions eo;
+  eo.max_length = 128;  // as the fixture's logits were made
+  for (const Json& r : rows) batch.push_back(*fp32->tokenizer().Encode(r["text"].get<std::string>(), eo));
+  auto a = fp32->PredictBatch(batch);
+  auto b = bf16->PredictBatch(batch);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const std::string what = GetParam() + " line " + std::to_string(i + 1);
+    ExpectClose((*a)[i].logits, rows[i]["logits"].get<std::vector<double>>(), 1e-4, what);
+    EXPECT_EQ((*b)[i].label, (*a)[i].label) << what;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, DeviceLogitsTest, ::testing::Values("cpu", "cuda"));
 
 }  // namespace
 }  // namespace berth

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "core/device.h"
 #include "core/infer/sequence_classifier.h"
 #include "core/model/safetensors.h"
 #include "core/train/trainer.h"
@@ -116,6 +117,34 @@ TEST(TrainerGoldenTest, MatchesHuggingFaceTraceUpdateByUpdate) {
     EXPECT_TRUE(RelClose(std::sqrt(sq), check["l2"], 1e-4)) << name << " l2 " << std::sqrt(sq);
   }
 }
+
+// The training trace on each device (CUDA on a GPU machine, through scripts/gpu-check.sh;
+// skipped where there is none): per-update loss and gradient norm within 1e-3 of Hugging Face's.
+class DeviceTrainTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DeviceTrainTest, TraceWithin1e3) {
+  if (auto d = ParseDevice(GetParam()); !d.ok()) GTEST_SKIP() << d.status().message();
+  const Json trace = LoadTrace();
+  TempDir dir;
+  FineTuneJob job = TraceJob(dir, trace);
+  job.spec.device = GetParam();
+  std::vector<Progress> updates;
+  auto result = RunFineTune(job, [&](const Progress& p) {
+    if (p.eval == nullptr) updates.push_back(p);
+  }, nullptr);
+  ASSERT_TRUE(result.ok()) << result.status();
+  std::vector<Json> expected;
+  for (const Json& s : trace["steps"]) {
+    if (s.contains("update")) expected.push_back(s);
+  }
+  ASSERT_EQ(updates.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_TRUE(RelClose(updates[i].loss, expected[i]["micro_loss"], 1e-3)) << GetParam() << " update " << i + 1;
+    EXPECT_TRUE(RelClose(updates[i].grad_norm, expected[i]["grad_norm"], 1e-3)) << GetParam() << " update " << i + 1;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, DeviceTrainTest, ::testing::Values("cpu", "cuda"));
 
 // k micro-batches of size b accumulate to the same update as one batch of k*b.
 TEST(TrainerGoldenTest, GradientAccumulationEqualsOneLargeBatch) {

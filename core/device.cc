@@ -1,0 +1,28 @@
+#include "core/device.h"
+
+#include <torch/cuda.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace berth {
+
+absl::StatusOr<c10::Device> ParseDevice(const std::string& spec, const std::string& field) {
+  if (spec.empty() || spec == "cpu") return c10::Device(c10::kCPU);
+  int index = 0;
+  if (spec != "cuda" && !(spec.rfind("cuda:", 0) == 0 && absl::SimpleAtoi(spec.substr(5), &index) && index >= 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": '", spec, "' is not cpu, cuda or cuda:N"));
+  }
+  if (!torch::cuda::is_available()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        field, ": ", spec, " asked for, but this libtorch has no CUDA or sees no GPU (Debian's libtorch is "
+        "CPU-only; build against a CUDA PyTorch, see scripts/gpu-check.sh)"));
+  }
+  const int count = static_cast<int>(torch::cuda::device_count());
+  if (index >= count) {
+    return absl::FailedPreconditionError(absl::StrCat(field, ": ", spec, " asked for, but ", count, " GPU(s) are visible"));
+  }
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+}  // namespace berth
