@@ -213,9 +213,11 @@ TEST_F(ServiceTest, DataParallelJobWithTwoWorkers) {
   r.set_workers(2);
   auto started = client_->StartTraining(r);
   ASSERT_TRUE(started.ok()) << started.status();
-  std::vector<v1::JobStatus> seen;
+  std::string metrics_while_running;
   auto final_status = client_->WatchJob(started->job_id(), [&](const v1::JobStatus& st) {
-    seen.push_back(st);
+    if (metrics_while_running.empty() && st.state() == v1::JOB_STATE_RUNNING && st.progress().world_size() == 2) {
+      metrics_while_running = server_->metrics().Render();
+    }
     return true;
   });
   ASSERT_TRUE(final_status.ok()) << final_status.status();
@@ -227,6 +229,11 @@ TEST_F(ServiceTest, DataParallelJobWithTwoWorkers) {
   EXPECT_NEAR(final_status->progress().samples_per_second_per_rank() * 2,
               final_status->progress().samples_per_second(), 1e-6);
   EXPECT_TRUE(final_status->progress().has_last_eval());  // evaluation sharded over the ranks
+  const std::string job_label = "job=\"" + started->job_id() + "\"";
+  for (const char* metric : {"berth_training_ranks{", "berth_training_rank_samples_per_second{",
+                             "berth_training_allreduce_share{"}) {
+    EXPECT_NE(metrics_while_running.find(std::string(metric) + job_label), std::string::npos) << metric;
+  }
   auto resp = client_->Classify(ClassifyReq("dp", {"a gorgeous, witty movie.", "a dull mess"}));
   ASSERT_TRUE(resp.ok()) << resp.status();
   EXPECT_EQ(resp->results_size(), 2);
