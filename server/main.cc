@@ -2,7 +2,6 @@
 #include <CLI/CLI.hpp>
 #include <pthread.h>
 #include <signal.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <iostream>
@@ -183,14 +182,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  if (o.training.worker_binary.empty()) {
-    char exe[4096];
-    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n > 0) {
-      const std::string self(exe, static_cast<size_t>(n));
-      o.training.worker_binary = self.substr(0, self.rfind('/')) + "/berth";
-    }
-  }
+  if (o.training.worker_binary.empty()) o.training.worker_binary = berth::JoinPath(berth::ExecutableDir(), "berth");
   auto server = berth::server::Server::Start(o);
   if (!server.ok()) {
     std::cerr << "berth-server: " << server.status().message() << "\n";

@@ -338,7 +338,8 @@ void JobRunner::RunJob(store::JobRecord job) {
     absl::Status st = MakeDirectories(job_dir);
     if (st.ok()) st = WriteFileAtomically(rank_file, RankJobToJson(ft, *spec).dump(2));
     if (!st.ok()) return fail(st);
-    auto started = train::RankProcesses::Start(options_.worker_binary, rank_file, spec->workers, port, job_dir);
+    auto started = train::RankProcesses::Start({options_.worker_binary, "train-rank", "--job", rank_file},
+                                               spec->workers, /*first_rank=*/1, port, job_dir);
     if (!started.ok()) return fail(started.status());
     ranks = std::move(*started);
     train::DistributedOptions o;

@@ -31,14 +31,6 @@ struct Module {
   void (*id_to_piece)(void*, int, berth_sp_piece_fn, void*);
 };
 
-std::string ExecutableDir() {
-  char buf[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return "";
-  std::string path(buf, static_cast<size_t>(n));
-  return path.substr(0, path.rfind('/'));
-}
-
 // RTLD_DEEPBIND keeps the module's bundled protobuf-lite apart from the process's protobuf
 // (libtorch's and gRPC's 3.21). The sanitizer runtimes refuse RTLD_DEEPBIND, so sanitized builds
 // load the module, built without sanitizers, into a link-map namespace of its own (dlmopen):

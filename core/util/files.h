@@ -72,6 +72,9 @@ absl::Status RemoveAll(const std::string& path);
 // Names in a directory (without "." and ".."), sorted.
 absl::StatusOr<std::vector<std::string>> ListDirectory(const std::string& path);
 
+// The directory of the running executable ("" if /proc/self/exe cannot be read).
+std::string ExecutableDir();
+
 // Joins two path components with exactly one '/'.
 std::string JoinPath(absl::string_view a, absl::string_view b);
 
