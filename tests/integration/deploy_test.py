@@ -15,13 +15,7 @@ import sys
 
 import yaml
 
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
+from checks import check, failures
 
 
 def main():

@@ -25,13 +25,7 @@ import tempfile
 import time
 from array import array
 
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
+from checks import check, failures
 
 
 def read_safetensors(path):
@@ -176,8 +170,7 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     if failures:
         print("%d check(s) failed" % len(failures))
-        return 1
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

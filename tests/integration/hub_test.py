@@ -13,14 +13,9 @@ import subprocess
 import sys
 import tempfile
 
+from checks import check, failures
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
 
 
 class Hub:

@@ -18,13 +18,7 @@ import time
 import urllib.parse
 import urllib.request
 
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
+from checks import check, failures
 
 
 def free_port():

@@ -18,13 +18,7 @@ import sys
 import tempfile
 import time
 
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
+from checks import check, failures
 
 
 def sh(cmd, cwd):
@@ -122,8 +116,7 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     if failures:
         print("%d check(s) failed" % len(failures))
-        return 1
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
