@@ -1,7 +1,11 @@
 // Torch runtime configuration shared by every executable.
 #include "core/runtime.h"
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
 #include <malloc.h>
 #include <sched.h>
 
@@ -42,6 +46,22 @@ int ConfigureThreads(int num_threads) {
   }
   at::set_num_threads(num_threads);
   return at::get_num_threads();
+}
+
+RuntimeInfo DescribeRuntime() {
+  RuntimeInfo r;
+  r.torch_version = TORCH_VERSION;
+  const at::CUDAHooksInterface& cuda = at::detail::getCUDAHooks();
+  r.cuda_built = cuda.hasCUDART();
+  if (r.cuda_built) {
+    r.cuda_runtime = cuda.versionCUDART();
+    r.cudnn = cuda.versionCuDNN();
+    r.cuda_devices = static_cast<int>(torch::cuda::device_count());
+  }
+  r.mkl = at::hasMKL();
+  r.mkldnn = at::hasMKLDNN();
+  r.threads = at::get_num_threads();
+  return r;
 }
 
 }  // namespace berth

@@ -1,27 +1,35 @@
 #!/usr/bin/env bash
-# Installs everything Berth needs on Debian 12 (idempotent), selects OpenBLAS-OpenMP, and builds into build/.
+# Installs everything Berth needs on Debian 12 (idempotent) and builds into build/:
+#   - Debian packages (DESIGN.md, Dependencies), with apt;
+#   - .venv/: the pinned `torch` wheel from PyPI, which is the project's LibTorch (CUDA-enabled),
+#     and the pinned Hugging Face reference (transformers, tokenizers, safetensors), all from
+#     scripts/requirements.txt. pip keeps downloaded wheels in its cache (PIP_CACHE_DIR, default
+#     ~/.cache/pip), so a second clone on the same machine installs without downloading.
 #
 # usage: scripts/setup.sh [--deps-only] [--no-build]
-#   --deps-only   install packages and select BLAS; do not configure or build
+#   --deps-only   install packages and the Python environment; do not configure or build
 #   BUILD_DIR     build directory (default: build)
+#   BERTH_VENV    the Python environment (default: .venv)
 #   BERTH_CMAKE_ARGS  extra arguments for cmake's configure step
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${BUILD_DIR:-$here/build}
+venv=${BERTH_VENV:-$here/.venv}
 deps_only=0
 for a in "$@"; do
   case "$a" in
     --deps-only|--no-build) deps_only=1 ;;
-    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown argument '$a' (see --help)" >&2; exit 2 ;;
   esac
 done
 
-# Every Debian package the project uses (DESIGN.md, Dependencies).
+# Every Debian package the project uses (DESIGN.md, Dependencies). LibTorch is not among them:
+# it is the torch wheel below. libgloo-dev is there for its headers only (torch's
+# ProcessGroupGloo.hpp includes <gloo/...>, and the wheel ships none; see README, Building).
 packages=(
-  build-essential cmake ninja-build ccache pkg-config git python3 python3-yaml
-  libtorch-dev libopenblas0-openmp libopenblas-openmp-dev
+  build-essential cmake ninja-build ccache pkg-config git python3 python3-yaml python3-venv python3-pip
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libsentencepiece-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
@@ -44,16 +52,30 @@ else
   echo "setup: all ${#packages[@]} packages present"
 fi
 
-# OpenBLAS with OpenMP for all three alternatives: the pthread flavour fights libtorch's
-# OpenMP pool, and the reference BLAS is ~30x slower (DESIGN.md, Pitfalls: BLAS).
-ob=/usr/lib/x86_64-linux-gnu/openblas-openmp
-for alt in libblas.so.3 liblapack.so.3 libopenblas.so.0; do
-  name=$alt-x86_64-linux-gnu
-  if [ -e "$ob/$alt" ] && update-alternatives --query "$name" >/dev/null 2>&1; then
-    current=$(update-alternatives --query "$name" | awk '/^Value:/ {print $2}')
-    [ "$current" = "$ob/$alt" ] || update-alternatives --set "$name" "$ob/$alt"
-  fi
-done
+# The CUDA-enabled wheel's CMake config needs the CUDA toolkit (nvcc) to configure.
+if ! command -v nvcc >/dev/null; then
+  for d in /usr/local/cuda/bin /usr/local/cuda-*/bin; do
+    [ -x "$d/nvcc" ] && { export PATH="$d:$PATH"; break; }
+  done
+fi
+command -v nvcc >/dev/null || echo "setup: warning: no nvcc on PATH: the CUDA-enabled LibTorch needs the CUDA toolkit" \
+  "to configure (or configure with -DBERTH_REQUIRE_CUDA=OFF against a CPU-only torch)" >&2
+
+# The Python environment: LibTorch and the reference. Reinstalled only when requirements change.
+req=$here/scripts/requirements.txt
+stamp=$venv/.berth-requirements.sha256
+want=$(sha256sum "$req" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  echo "setup: installing scripts/requirements.txt into $venv (pip cache: $("$venv/bin/python" -m pip cache dir 2>/dev/null || echo off))"
+  t=$(date +%s)
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+  echo "$want" >"$stamp"
+  echo "setup: python environment ready in $(( $(date +%s) - t ))s"
+else
+  echo "setup: $venv up to date"
+fi
+"$venv/bin/python" -c 'import torch; print("setup: LibTorch", torch.__version__, "CUDA", torch.version.cuda)' 2>/dev/null
 
 [ "$deps_only" = 1 ] && exit 0
 
@@ -64,6 +86,7 @@ command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 if [ ! -f "$build_dir/CMakeCache.txt" ]; then
-  cmake -S "$here" -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" ${BERTH_CMAKE_ARGS:-}
+  cmake -S "$here" -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" \
+    -DBERTH_PYTHON="$venv/bin/python" ${BERTH_CMAKE_ARGS:-}
 fi
 cmake --build "$build_dir" -j "${BERTH_JOBS:-2}"

@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "berth-server: fine-tune BERT-family classifiers and serve them over gRPC (berth.v1; health and "
       "reflection enabled). Every option can also be set by the environment variable shown."};
-  app.set_version_flag("--version", std::string("berth-server 0.1.0"));
+  app.set_version_flag("--version", std::string("berth-server " BERTH_VERSION));
   app.add_option("--data-dir", o.data_dir, "Where the database, datasets, models and checkpoints live")
       ->envname("BERTH_DATA_DIR")
       ->capture_default_str();

@@ -1,6 +1,9 @@
 // A minimal HTTP/1.1 endpoint serving GET /metrics for Prometheus. prometheus-cpp's own
-// exposer (civetweb) fails to start in a process that loads Debian's libtorch (measured: it
-// binds, then mg_start returns null), so Berth serves the text format itself.
+// exposer (civetweb) cannot start in a process that links libtorch_cuda: it binds, then
+// pthread_create fails for every thread it starts (civetweb logs "Cannot create threads"),
+// because Debian's civetweb gives its threads 100 KB stacks and the static TLS of the CUDA
+// libraries the torch wheel loads (cuBLASLt alone 92 KB, libtorch_cpu 26 KB, ~170 KB in all)
+// does not fit in them. So Berth serves the text format itself, on a default-sized stack.
 #ifndef BERTH_SERVER_METRICS_HTTP_H_
 #define BERTH_SERVER_METRICS_HTTP_H_
 

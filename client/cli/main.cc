@@ -15,7 +15,7 @@
 int main(int argc, char** argv) {
   berth::PrepareTorchEnvironment();
   CLI::App app{"berth: fine-tune BERT-family text classifiers and serve them"};
-  app.set_version_flag("--version", std::string("berth 0.1.0"));
+  app.set_version_flag("--version", std::string("berth " BERTH_VERSION));
   app.require_subcommand(1);
   std::function<int()> run;
   berth::cli::AddOfflineCommands(app, &run);

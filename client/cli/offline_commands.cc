@@ -142,9 +142,40 @@ int RunPredict(const CommonFlags& f, const PredictFlags& p) {
   return 0;
 }
 
+int RunVersion(bool json) {
+  const RuntimeInfo r = DescribeRuntime();
+  if (json) {
+    std::cout << nlohmann::json{{"berth", BERTH_VERSION},
+                                {"torch", r.torch_version},
+                                {"cuda_built", r.cuda_built},
+                                {"cuda_runtime", r.cuda_runtime},
+                                {"cudnn", r.cudnn},
+                                {"cuda_devices", r.cuda_devices},
+                                {"mkl", r.mkl},
+                                {"mkldnn", r.mkldnn},
+                                {"threads", r.threads}}
+                     .dump()
+              << "\n";
+    return 0;
+  }
+  std::cout << "berth " << BERTH_VERSION << "\nLibTorch " << r.torch_version << ", CUDA "
+            << (r.cuda_built ? absl::StrCat(r.cuda_runtime / 1000, ".", r.cuda_runtime % 1000 / 10, " (",
+                                            r.cuda_devices, " GPU", r.cuda_devices == 1 ? "" : "s", " visible)")
+                             : std::string("not built"))
+            << ", MKL " << (r.mkl ? "yes" : "no") << ", oneDNN " << (r.mkldnn ? "yes" : "no") << ", "
+            << r.threads << " threads\n";
+  return 0;
+}
+
 }  // namespace
 
 void AddOfflineCommands(CLI::App& app, std::function<int()>* run) {
+  auto version_json = std::make_shared<bool>(false);
+  CLI::App* ver = app.add_subcommand(
+      "version", "Berth's version and its LibTorch: torch version, CUDA compiled in, GPUs visible, MKL, oneDNN");
+  ver->add_flag("--json", *version_json, "One JSON object instead of text");
+  ver->callback([run, version_json] { *run = [version_json] { return RunVersion(*version_json); }; });
+
   auto common_tok = std::make_shared<CommonFlags>();
   CLI::App* tok = app.add_subcommand(
       "tokenize",

@@ -3,15 +3,10 @@
 
 #include <ATen/ATen.h>
 #include <torch/nn/init.h>
-#include <torch/version.h>
 
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-
-// Fused scaled-dot-product attention exists from torch 2.0 on; 1.13 (Debian's) runs the unfused
-// maths, which is also what the Hugging Face fixtures were made with.
-#define BERTH_FUSED_ATTENTION (TORCH_VERSION_MAJOR >= 2)
 
 namespace berth {
 
@@ -112,18 +107,11 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden,
   torch::Tensor q = heads(query(hidden));
   torch::Tensor k = heads(key(hidden));
   torch::Tensor v = heads(value(hidden));
-#if BERTH_FUSED_ATTENTION
-  // torch 2.x: one fused kernel (flash or memory-efficient attention on CUDA), the same maths;
-  // the additive mask takes the query's dtype under autocast.
+  // One fused kernel (flash or memory-efficient attention on CUDA, the flash CPU kernel here),
+  // the same maths as transformers' sdpa attention; the additive mask takes the query's dtype
+  // under autocast.
   torch::Tensor ctx = at::scaled_dot_product_attention(q, k, v, mask.to(q.scalar_type()),
                                                        is_training() ? dropout->p() : 0.0);
-#else
-  torch::Tensor scores = at::matmul(q, k.transpose(-1, -2));  // [batch, heads, seq, seq]
-  scores = scores / std::sqrt(static_cast<double>(head_dim));
-  scores = scores + mask;
-  torch::Tensor probs = dropout(at::softmax(scores, -1));
-  torch::Tensor ctx = at::matmul(probs, v);  // [batch, heads, seq, dim]
-#endif
   return ctx.permute({0, 2, 1, 3}).contiguous().view({batch, seq, num_heads * head_dim});
 }
 

@@ -1,9 +1,7 @@
-// DistilBERT modules, numerically following transformers' modeling_distilbert.py (4.36, eager).
+// DistilBERT modules, numerically following transformers' modeling_distilbert.py (sdpa attention).
 #include "core/model/distilbert.h"
 
 #include <ATen/ATen.h>
-
-#include <cmath>
 
 namespace berth {
 
@@ -37,13 +35,16 @@ torch::Tensor DistilBertAttentionImpl::forward(const torch::Tensor& x, const tor
   auto heads = [&](const torch::Tensor& t) {  // [batch, seq, dim] -> [batch, heads, seq, head_dim]
     return t.view({batch, seq, num_heads, head_dim}).transpose(1, 2);
   };
-  // DistilBERT scales the queries before the product (BERT scales the scores after).
-  torch::Tensor q = heads(q_lin(x)) / std::sqrt(static_cast<double>(head_dim));
+  // transformers' default sdpa attention: one fused kernel, scaling by 1/sqrt(head_dim) inside
+  // (the eager path scaled the queries first: the same maths, rounded differently).
+  torch::Tensor q = heads(q_lin(x));
   torch::Tensor k = heads(k_lin(x));
   torch::Tensor v = heads(v_lin(x));
-  torch::Tensor scores = at::matmul(q, k.transpose(2, 3)) + mask;  // [batch, heads, seq, seq]
-  torch::Tensor weights = dropout(at::softmax(scores, -1));
-  torch::Tensor ctx = at::matmul(weights, v).transpose(1, 2).contiguous().view({batch, seq, num_heads * head_dim});
+  torch::Tensor ctx = at::scaled_dot_product_attention(q, k, v, mask.to(q.scalar_type()),
+                                                       is_training() ? dropout->p() : 0.0)
+                          .transpose(1, 2)
+                          .contiguous()
+                          .view({batch, seq, num_heads * head_dim});
   return out_lin(ctx);
 }
 

@@ -81,7 +81,7 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   if (!fast) {
     const bool train_fast = c10::GradMode::is_enabled() && x.device().is_cpu() &&
                             x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat &&
-                            !at::autocast::is_cpu_enabled() && OneDnnLinearEnabled();
+                            !at::autocast::is_autocast_enabled(at::kCPU) && OneDnnLinearEnabled();
     if (train_fast) return OneDnnLinearFunction::apply(x, weight, bias);
     return at::linear(x, weight, bias);
   }

@@ -15,12 +15,34 @@
 namespace berth::text {
 namespace {
 
-void DropOne(std::vector<int32_t>* ids, TruncationSide side) {
+// Keeps `n` of `ids`, cutting on `side`.
+void TruncateTo(std::vector<int32_t>* ids, size_t n, TruncationSide side) {
+  if (ids->size() <= n) return;
   if (side == TruncationSide::kRight) {
-    ids->pop_back();
+    ids->resize(n);
   } else {
-    ids->erase(ids->begin());
+    ids->erase(ids->begin(), ids->end() - static_cast<std::ptrdiff_t>(n));
   }
+}
+
+// longest_first for a pair that is `budget` tokens too long, as the Hugging Face tokenizers
+// library (every transformers tokenizer since v5, and every fast tokenizer before) does it:
+// the shorter sequence is kept whole when the longer one can take the rest of the budget;
+// otherwise both are cut to half the budget, the second sequence taking the odd token.
+// (transformers' old pure-Python tokenizers gave the odd token to the first sequence.)
+void LongestFirst(std::vector<int32_t>* a, std::vector<int32_t>* b, size_t budget, TruncationSide side) {
+  size_t n1 = a->size(), n2 = b->size();
+  if (n1 + n2 <= budget) return;
+  const bool swap = n1 > n2;
+  if (swap) std::swap(n1, n2);
+  n2 = n1 > budget ? n1 : std::max(n1, budget - n1);
+  if (n1 + n2 > budget) {
+    n1 = budget / 2;
+    n2 = n1 + budget % 2;
+  }
+  if (swap) std::swap(n1, n2);
+  TruncateTo(a, n1, side);
+  TruncateTo(b, n2, side);
 }
 
 absl::StatusOr<int> EffectiveMaxLength(const Tokenizer& t, const EncodeOptions& o, bool pair) {
@@ -114,19 +136,10 @@ absl::StatusOr<Encoding> Tokenizer::EncodePair(absl::string_view text, absl::str
   RETURN_IF_ERROR(CheckFits(untruncated, max_length, options));
   bool truncated = false;
   if (options.truncation) {
-    // longest_first: drop one token at a time from the longer segment (the second on a tie).
     const TruncationSide side = options.side.value_or(truncation_side());
-    int64_t excess = static_cast<int64_t>(untruncated) - max_length;
-    truncated = excess > 0;
-    for (; excess > 0; --excess) {
-      if (a.size() > b.size()) {
-        DropOne(&a, side);
-      } else if (!b.empty()) {
-        DropOne(&b, side);
-      } else {
-        break;
-      }
-    }
+    const int64_t budget = static_cast<int64_t>(max_length) - NumSpecialTokens(true);
+    truncated = untruncated > max_length;
+    if (truncated) LongestFirst(&a, &b, static_cast<size_t>(std::max<int64_t>(budget, 0)), side);
   }
   Encoding e = BuildInputs(a, &b, options.return_tokens);
   e.truncated = truncated;

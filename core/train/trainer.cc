@@ -207,31 +207,21 @@ Batch ToDevice(Batch b, const c10::Device& device) {
 // RAII: autocast to bf16 for the forward pass when asked for (CPU or CUDA autocast).
 class AutocastGuard {
  public:
-  AutocastGuard(bool on, const c10::Device& device) : on_(on), cuda_(device.is_cuda()) {
+  AutocastGuard(bool on, const c10::Device& device) : on_(on), type_(device.type()) {
     if (!on_) return;
-    if (cuda_) {
-      prev_ = at::autocast::is_enabled();
-      at::autocast::set_enabled(true);
-      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-    } else {
-      prev_ = at::autocast::is_cpu_enabled();
-      at::autocast::set_cpu_enabled(true);
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    }
+    prev_ = at::autocast::is_autocast_enabled(type_);
+    at::autocast::set_autocast_enabled(type_, true);
+    at::autocast::set_autocast_dtype(type_, at::kBFloat16);
   }
   ~AutocastGuard() {
     if (!on_) return;
-    if (cuda_) {
-      at::autocast::set_enabled(prev_);
-    } else {
-      at::autocast::set_cpu_enabled(prev_);
-    }
+    at::autocast::set_autocast_enabled(type_, prev_);
     at::autocast::clear_cache();
   }
 
  private:
   bool on_;
-  bool cuda_;
+  at::DeviceType type_;
   bool prev_ = false;
 };
 
@@ -468,8 +458,8 @@ void AdamWStep(torch::optim::AdamW& opt) {
     const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
     for (at::Tensor& p : group.params()) {
       if (!p.grad().defined()) continue;
-      const std::string key = c10::guts::to_string(p.unsafeGetTensorImpl());
-      auto& slot = opt.state()[key];
+      // torch 2.x keys the optimizer's state by the parameter's TensorImpl.
+      auto& slot = opt.state()[p.unsafeGetTensorImpl()];
       if (!slot) {
         auto st = std::make_unique<torch::optim::AdamWParamState>();
         st->step(0);

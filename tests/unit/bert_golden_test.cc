@@ -251,7 +251,11 @@ TEST_P(DeviceLogitsTest, Fp32LogitsWithin1e4AndBf16LabelsAgree) {
   for (size_t i = 0; i < rows.size(); ++i) {
     const std::string what = GetParam() + " line " + std::to_string(i + 1);
     ExpectClose((*a)[i].logits, rows[i]["logits"].get<std::vector<double>>(), 1e-4, what);
-    EXPECT_EQ((*b)[i].label, (*a)[i].label) << what;
+    // bf16 moves each probability by less than 0.03 (EngineTest.Bf16AgreesWithFp32), so the
+    // label may change only where fp32's top two are less than 0.06 apart.
+    if ((*b)[i].label != (*a)[i].label) {
+      EXPECT_LT(berth::testing::TopTwoMargin((*a)[i].scores), 0.06) << what;
+    }
   }
 }
 

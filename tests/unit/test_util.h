@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,13 @@ namespace berth::testing {
 
 inline std::string DataPath(const std::string& rel) { return std::string(BERTH_TEST_DATA) + "/" + rel; }
 inline std::string FixturePath(const std::string& model) { return DataPath("fixtures/" + model); }
+
+// The gap between the two highest scores (how far the top label is from changing).
+inline double TopTwoMargin(std::vector<float> scores) {
+  if (scores.size() < 2) return 1.0;
+  std::partial_sort(scores.begin(), scores.begin() + 2, scores.end(), std::greater<float>());
+  return static_cast<double>(scores[0]) - static_cast<double>(scores[1]);
+}
 
 inline std::vector<Json> ReadJsonLines(const std::string& path) {
   std::ifstream in(path);

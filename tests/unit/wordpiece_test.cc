@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
+
 #include "core/text/tokenizer.h"
 #include "tests/unit/test_util.h"
 
@@ -166,6 +169,39 @@ TEST_F(WordPieceTest, PairLongestFirstTruncatesTheLongerSegment) {
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(e->tokens, (std::vector<std::string>{"[CLS]", "a", "b", "[SEP]", "x", "y", "[SEP]"}));
   EXPECT_EQ(e->token_type_ids, (std::vector<int32_t>{0, 0, 0, 0, 1, 1, 1}));
+}
+
+// The segment lengths Hugging Face tokenizers (transformers 5, and every fast tokenizer) keep
+// for longest_first, measured with tokenizers 0.23 for these lengths (and checked live against
+// it on SST-2 pairs by tests/reference/live_transformers_test.py): the shorter segment stays
+// whole if the longer can take the rest; otherwise half each, the odd token to the second.
+TEST_F(WordPieceTest, PairLongestFirstKeepsWhatHuggingFaceTokenizersKeep) {
+  auto words = [](int n, const char* w) {  // n one-token words
+    std::string s;
+    for (int i = 0; i < n; ++i) s += std::string(i ? " " : "") + w;
+    return s;
+  };
+  struct Case {
+    int n1, n2, max_length, keep1, keep2;
+  };
+  for (const Case& c : {Case{12, 12, 24, 10, 11}, Case{11, 23, 24, 10, 11}, Case{22, 26, 24, 10, 11},
+                        Case{5, 30, 24, 5, 16}, Case{30, 5, 24, 16, 5}, Case{30, 30, 25, 11, 11},
+                        Case{3, 4, 24, 3, 4}}) {
+    for (TruncationSide side : {TruncationSide::kRight, TruncationSide::kLeft}) {
+      EncodeOptions o;
+      o.max_length = c.max_length;
+      o.side = side;
+      const std::string a = words(c.n1, "a"), b = words(c.n2, "b");
+      auto e = tok_->EncodePair(a, b, o);
+      ASSERT_TRUE(e.ok()) << e.status();
+      const auto sep = std::find(e->input_ids.begin(), e->input_ids.end(), tok_->layout().sep_id);
+      const int kept1 = static_cast<int>(sep - e->input_ids.begin()) - 1;
+      const int kept2 = static_cast<int>(e->input_ids.size()) - kept1 - 3;
+      EXPECT_EQ(kept1, c.keep1) << c.n1 << " + " << c.n2 << " in " << c.max_length;
+      EXPECT_EQ(kept2, c.keep2) << c.n1 << " + " << c.n2 << " in " << c.max_length;
+      EXPECT_EQ(e->truncated, c.keep1 != c.n1 || c.keep2 != c.n2);
+    }
+  }
 }
 
 TEST_F(WordPieceTest, SaveThenLoadTokenizesIdentically) {
