@@ -1,28 +1,51 @@
 # Berth server image. Build: docker build -t berth . ; run: see deploy/k8s or README (Operations).
 # The build stage runs the same scripts/setup.sh as CI, so the image is built the way CI builds.
+#
+# One image for CPU and GPU nodes: LibTorch is the PyPI torch wheel, which carries the CUDA 13
+# runtime libraries (cuBLAS, cuDNN, NCCL, ...) as its nvidia-* packages, so no CUDA base image is
+# needed; on a GPU node the NVIDIA container toolkit adds the driver. Variants:
+#   docker build -t berth:cpu .                          (default: BERTH_DEVICE=cpu)
+#   docker build -t berth:cuda --build-arg DEVICE=cuda . (BERTH_DEVICE=cuda)
+# Both set the variables that make the NVIDIA container toolkit mount a GPU and its driver
+# where one is granted (deploy/k8s/gpu asks for nvidia.com/gpu); elsewhere they do nothing.
+ARG DEVICE=cpu
+# nvcc and the CUDA headers: the CUDA-enabled wheel's CMake config needs them to configure.
+ARG CUDA_TOOLKIT_IMAGE=nvidia/cuda:13.0.1-devel-ubuntu24.04
+
+FROM ${CUDA_TOOLKIT_IMAGE} AS cuda-toolkit
 
 FROM debian:12 AS build
-ENV DEBIAN_FRONTEND=noninteractive
+ENV DEBIAN_FRONTEND=noninteractive PATH=/usr/local/cuda/bin:$PATH
+COPY --from=cuda-toolkit /usr/local/cuda /usr/local/cuda
 WORKDIR /src
 COPY . .
 RUN scripts/setup.sh
+# The programs, and the wheel's libraries with their relative layout (libtorch_cuda finds the
+# nvidia-* libraries at $ORIGIN/../../nvidia).
+RUN site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
+ && mkdir -p /opt/berth/bin /opt/berth/site/torch \
+ && cp build/berth-server build/berth build/libberth_sentencepiece.so /opt/berth/bin/ \
+ && cp -a "$site/torch/lib" /opt/berth/site/torch/lib \
+ && cp -a "$site/nvidia" /opt/berth/site/nvidia
 
 FROM debian:12-slim AS runtime
+ARG DEVICE
 ENV DEBIAN_FRONTEND=noninteractive
-# Runtime libraries only (no compilers, no headers); OpenBLAS in its OpenMP flavour for all
-# three BLAS alternatives, as scripts/setup.sh selects it (see DESIGN.md, Pitfalls).
+# Runtime libraries only (no compilers, no headers); LibTorch, its OpenMP, MKL and oneDNN come
+# from the wheel (/opt/berth/site).
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      libtorch1.13 libopenblas0-openmp libgrpc++1.51 libprotobuf32 libabsl20220623 \
+      libgrpc++1.51 libprotobuf32 libabsl20220623 \
       libprometheus-cpp-core1.0 libsqlite3-0 libcurl4 libutf8proc2 libssl3 libsentencepiece0 ca-certificates \
- && for alt in libblas.so.3 liblapack.so.3 libopenblas.so.0; do \
-      update-alternatives --set "${alt}-x86_64-linux-gnu" "/usr/lib/x86_64-linux-gnu/openblas-openmp/${alt}"; \
-    done \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/berth --create-home berth
-# libberth_sentencepiece.so (XLM-R's tokenizer, loaded with dlopen) sits beside the executables.
-COPY --from=build /src/build/berth-server /src/build/berth /src/build/libberth_sentencepiece.so /usr/local/bin/
+COPY --from=build /opt/berth /opt/berth
 COPY --from=build /src/data /usr/share/berth
-ENV BERTH_SHARE_DIR=/usr/share/berth \
+ENV PATH=/opt/berth/bin:$PATH \
+    LD_LIBRARY_PATH=/opt/berth/site/torch/lib \
+    BERTH_DEVICE=${DEVICE} \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility \
+    BERTH_SHARE_DIR=/usr/share/berth \
     BERTH_DATA_DIR=/var/lib/berth \
     BERTH_LISTEN=0.0.0.0:50051 \
     BERTH_METRICS_LISTEN=0.0.0.0:9090 \
@@ -31,4 +54,4 @@ ENV BERTH_SHARE_DIR=/usr/share/berth \
 USER berth
 VOLUME ["/var/lib/berth"]
 EXPOSE 50051 9090
-ENTRYPOINT ["/usr/local/bin/berth-server"]
+ENTRYPOINT ["/opt/berth/bin/berth-server"]

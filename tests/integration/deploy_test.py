@@ -90,19 +90,43 @@ def main():
     check(spec["securityContext"]["runAsNonRoot"] is True, "runs as non-root")
 
     docker = open(os.path.join(root, "Dockerfile")).read()
-    stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", docker, re.M)
-    check(len(stages) == 2 and stages[0][0] == "debian:12", "two stages, building on Debian 12: %s" % stages)
+    stages = dict((alias, base) for base, alias in re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", docker, re.M))
+    check(stages.get("build") == "debian:12" and stages.get("runtime") == "debian:12-slim",
+          "a Debian 12 build stage and a slim runtime stage: %s" % stages)
+    check(re.search(r"^COPY --from=cuda-toolkit /usr/local/cuda /usr/local/cuda$", docker, re.M) is not None,
+          "the build stage has the CUDA toolkit (the CUDA-enabled wheel's CMake config needs nvcc)")
     check(re.search(r"^RUN scripts/setup.sh\s*$", docker, re.M) is not None, "the build stage runs scripts/setup.sh")
+    check('cp -a "$site/torch/lib" /opt/berth/site/torch/lib' in docker and
+          'cp -a "$site/nvidia" /opt/berth/site/nvidia' in docker,
+          "the wheel's libraries keep their layout (libtorch_cuda's $ORIGIN/../../nvidia)")
+    check(re.search(r"LD_LIBRARY_PATH=/opt/berth/site/torch/lib", docker) is not None, "the programs find LibTorch")
+    check(re.search(r"^ARG DEVICE=cpu$", docker, re.M) and "BERTH_DEVICE=${DEVICE}" in docker,
+          "a cpu default and a cuda variant (--build-arg DEVICE=cuda)")
     check(re.search(r"^USER\s+(?!root)\S+", docker, re.M) is not None, "a non-root USER")
-    check('ENTRYPOINT ["/usr/local/bin/berth-server"]' in docker, "ENTRYPOINT is the server")
+    check('ENTRYPOINT ["/opt/berth/bin/berth-server"]' in docker, "ENTRYPOINT is the server")
     check(re.search(r"^VOLUME", docker, re.M) and re.search(r"^EXPOSE 50051 9090", docker, re.M),
           "data volume and both ports")
     runtime = docker[docker.index("AS runtime"):]
     pkgs = re.findall(r"\b(lib[a-z0-9+.\-]+|ca-certificates)\b(?=\s|\\)", runtime.split("&&")[1])
-    check(len(pkgs) >= 10, "runtime packages listed: %s" % pkgs)
+    check(len(pkgs) >= 8, "runtime packages listed: %s" % pkgs)
+    check(not any(p.startswith(("libtorch", "libopenblas")) for p in pkgs), "no Debian LibTorch or BLAS in the image")
     if subprocess.run(["which", "apt-cache"], capture_output=True).returncode == 0:
         unknown = [p for p in pkgs if subprocess.run(["apt-cache", "show", p], capture_output=True).returncode != 0]
         check(not unknown, "every runtime package exists in Debian (unknown: %s)" % unknown)
+    ignored = open(os.path.join(root, ".dockerignore")).read().split()
+    check(".venv/" in ignored and "build/" in ignored, "the build context leaves out .venv/ and build/")
+
+    # The GPU overlay: the base Deployment on a node with a GPU.
+    gpu = os.path.join(k8s, "gpu")
+    gk = yaml.safe_load(open(os.path.join(gpu, "kustomization.yaml")))
+    check(gk.get("resources") == ["../"], "the GPU overlay builds on deploy/k8s")
+    patch = yaml.safe_load(open(os.path.join(gpu, gk["patches"][0]["path"])))
+    gc = patch["spec"]["template"]["spec"]["containers"][0]
+    check(gc["name"] == c["name"] and str(gc["resources"]["limits"].get("nvidia.com/gpu")) == "1",
+          "the overlay asks for one nvidia.com/gpu for the berth container")
+    genv = {e["name"]: e["value"] for e in gc.get("env", [])}
+    check(genv.get("BERTH_DEVICE") == "cuda", "the overlay serves and trains on cuda")
+    check(any(i.get("newTag") == "cuda" for i in gk.get("images", [])), "the overlay uses the cuda image")
 
     dash = json.load(open(os.path.join(root, "deploy", "grafana", "berth-dashboard.json")))
     check(dash.get("panels") and all(p.get("targets") for p in dash["panels"]), "the dashboard has panels with queries")
