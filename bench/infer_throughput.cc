@@ -4,7 +4,8 @@
 // (b) the dynamic batcher, fp32, 16 concurrent submitters; (c) the same in bf16.
 //
 // usage: infer_throughput [--limit N] [--model config:NAME] [--submitters K] [--min-padding-efficiency F]
-//                        [--pattern closed|burst]
+//                        [--pattern closed|burst] [--bf16 auto|on|off]
+// (c) runs only where the CPU has bf16 instructions (avx512_bf16) unless --bf16 on.
 // Reads ../shared/data when present (else data/sst2-sample). Prints a table and JSON lines.
 #include <algorithm>
 #include <atomic>
@@ -179,9 +180,10 @@ int main(int argc, char** argv) {
   size_t limit = 0;
   int submitters = 16;
   std::string model = "bert-base";
+  std::string bf16_flag = "auto";
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-      std::cout << "usage: infer_throughput [--limit N] [--model config:NAME] [--submitters K] [--min-padding-efficiency F] [--pattern closed|burst]\n"
+      std::cout << "usage: infer_throughput [--limit N] [--model config:NAME] [--submitters K] [--min-padding-efficiency F] [--pattern closed|burst] [--bf16 auto|on|off]\n"
                    "  closed (default): each submitter sends one request and waits for it before the next\n"
                    "  burst: each submitter queues all of its requests at once, then collects the answers\n";
       return 0;
@@ -191,6 +193,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--submitters")) submitters = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--min-padding-efficiency")) g_min_padding_efficiency = std::atof(argv[++i]);
     else if (!std::strcmp(argv[i], "--pattern")) g_burst = std::string(argv[++i]) == "burst";
+    else if (!std::strcmp(argv[i], "--bf16")) bf16_flag = argv[++i];
     else if (!std::strcmp(argv[i], "--model")) {
       model = argv[++i];
       if (model.rfind("config:", 0) == 0) model = model.substr(7);
@@ -211,7 +214,9 @@ int main(int argc, char** argv) {
             << " in the mixed set, " << submitters << (g_burst ? " burst" : " closed-loop") << " submitters, "
             << threads << " threads, min padding efficiency " << g_min_padding_efficiency << "\n";
   auto fp32 = MakeModel(model, berth::InferencePrecision::kFp32);
-  auto bf16 = MakeModel(model, berth::InferencePrecision::kBf16);
+  const bool with_bf16 = bf16_flag == "on" || (bf16_flag == "auto" && __builtin_cpu_supports("avx512bf16"));
+  if (!with_bf16) std::cerr << "infer_throughput: bf16 skipped (no avx512_bf16 on this CPU; --bf16 on runs it)\n";
+  auto bf16 = with_bf16 ? MakeModel(model, berth::InferencePrecision::kBf16) : nullptr;
 
   std::printf("%-10s %-28s %12s %9s %7s %10s %10s %8s\n", "set", "mode", "sentences/s", "padding", "batch",
               "p50 ms", "p99 ms", "vs (a)");
@@ -222,8 +227,10 @@ int main(int argc, char** argv) {
     rs.back().mode = "(a) naive batches of 32";
     rs.push_back(Dynamic(fp32, texts, submitters));
     rs.back().mode = "(b) dynamic batcher fp32";
-    rs.push_back(Dynamic(bf16, texts, submitters));
-    rs.back().mode = "(c) dynamic batcher bf16";
+    if (with_bf16) {
+      rs.push_back(Dynamic(bf16, texts, submitters));
+      rs.back().mode = "(c) dynamic batcher bf16";
+    }
     for (const Result& r : rs) {
       std::printf("%-10s %-28s %12.2f %9.3f %7.1f %10.1f %10.1f %8.2f\n", set_name.c_str(), r.mode.c_str(),
                   r.sentences_per_second, r.padding_efficiency, r.mean_batch, r.p50_ms, r.p99_ms,

@@ -1,7 +1,9 @@
 // Training throughput of a bert-base-shaped classifier at seq 128, batch 8, fp32 and bf16,
 // through the real fine-tuning loop, next to plain fp32/bf16 matmul GFLOP/s from the same run.
 //
-// usage: train_throughput [--steps N] [--model config:NAME] [--batch B] [--seq S]
+// usage: train_throughput [--steps N] [--model config:NAME] [--batch B] [--seq S] [--bf16 auto|on|off]
+// bf16 runs only where the CPU has bf16 instructions (avx512_bf16) unless --bf16 on: elsewhere
+// torch emulates bf16 matmuls at ~1 GFLOP/s and one bf16 run takes tens of minutes.
 // Prints a table and one JSON line. Not run by ctest (it takes about a minute).
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -99,14 +101,16 @@ int main(int argc, char** argv) {
   berth::PrepareTorchEnvironment();
   int64_t steps = 5, batch = 8, seq = 128;
   std::string model = "config:bert-base";
+  std::string bf16_flag = "auto";
   for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--bf16")) bf16_flag = argv[i + 1];
     if (!std::strcmp(argv[i], "--steps")) steps = std::atoll(argv[i + 1]);
     if (!std::strcmp(argv[i], "--batch")) batch = std::atoll(argv[i + 1]);
     if (!std::strcmp(argv[i], "--seq")) seq = std::atoll(argv[i + 1]);
     if (!std::strcmp(argv[i], "--model")) model = argv[i + 1];
   }
   if (argc > 1 && (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h"))) {
-    std::cout << "usage: train_throughput [--steps N] [--model config:NAME] [--batch B] [--seq S]\n";
+    std::cout << "usage: train_throughput [--steps N] [--model config:NAME] [--batch B] [--seq S] [--bf16 auto|on|off]\n";
     return 0;
   }
   const int threads = berth::ConfigureThreads(0);
@@ -133,9 +137,12 @@ int main(int argc, char** argv) {
   // The machine is shared and noisy: the matmul reference is measured right before and right
   // after the training runs, and averaged.
   const double mm32_before = MatmulGflops(at::kFloat, 3.0);
-  const double mm16 = MatmulGflops(at::kBFloat16, 3.0);
+  const bool with_bf16 = bf16_flag == "on" || (bf16_flag == "auto" && __builtin_cpu_supports("avx512bf16"));
+  if (!with_bf16) std::cerr << "train_throughput: bf16 skipped (no avx512_bf16 on this CPU; --bf16 on runs it)\n";
+  const double mm16 = with_bf16 ? MatmulGflops(at::kBFloat16, 3.0) : 0;
   const Run fp32 = TrainRun(model, data, batch, seq, steps, berth::train::Precision::kFp32, dir + "/fp32");
-  const Run bf16 = TrainRun(model, data, batch, seq, steps, berth::train::Precision::kBf16, dir + "/bf16");
+  const Run bf16 = with_bf16 ? TrainRun(model, data, batch, seq, steps, berth::train::Precision::kBf16, dir + "/bf16")
+                             : Run{};
   const double mm32_after = MatmulGflops(at::kFloat, 3.0);
   const double mm32 = (mm32_before + mm32_after) / 2;
   std::cerr << "train_throughput: fp32 matmul " << mm32_before << " GFLOP/s before, " << mm32_after
