@@ -1,5 +1,5 @@
 # LibTorch: the PyPI `torch` wheel that scripts/setup.sh installs into .venv/ (pinned in
-# scripts/requirements-torch.txt). The wheel is a complete LibTorch: headers, libtorch*.so and
+# scripts/requirements.txt). The wheel is a complete LibTorch: headers, libtorch*.so and
 # this CMake config under torch.utils.cmake_prefix_path. It is CUDA-enabled, so configuring
 # needs the CUDA toolkit (nvcc), and every --device cuda path is compiled and linked.
 #
@@ -24,10 +24,17 @@ if(NOT Torch_DIR AND NOT _berth_torch_prefix)
                       "or pass -DBERTH_PYTHON=<python with torch> or -DTorch_DIR=<...>/share/cmake/Torch")
 endif()
 
-if(_berth_torch_prefix AND NOT TORCH_LIBRARY)
-  # TorchConfig looks for libtorch.so on the default paths first, where another LibTorch (an
-  # old Debian libtorch-dev) may sit; name the wheel's.
-  find_library(TORCH_LIBRARY torch PATHS "${_berth_torch_prefix}/../../lib" NO_DEFAULT_PATH)
+if(_berth_torch_prefix)
+  # TorchConfig looks for libtorch.so, libc10.so, ... on the default paths first, where another
+  # LibTorch (an old Debian libtorch-dev) may sit; name the wheel's before it looks.
+  get_filename_component(_berth_torch_lib "${_berth_torch_prefix}/../../lib" ABSOLUTE)
+  foreach(v torch:TORCH_LIBRARY c10:c10_LIBRARY torch_cpu:torch_cpu_LIBRARY torch_cuda:torch_cuda_LIBRARY
+            c10_cuda:C10_CUDA_LIBRARY caffe2_nvrtc:CAFFE2_NVRTC_LIBRARY)
+    string(REPLACE ":" ";" v "${v}")
+    list(GET v 0 _lib)
+    list(GET v 1 _var)
+    find_library(${_var} ${_lib} PATHS "${_berth_torch_lib}" NO_DEFAULT_PATH)
+  endforeach()
 endif()
 find_package(Torch REQUIRED)
 if(Torch_VERSION VERSION_LESS 2.0)

@@ -1,5 +1,6 @@
 #include "core/device.h"
 
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/cuda.h>
 
 #include "absl/strings/numbers.h"
@@ -15,8 +16,9 @@ absl::StatusOr<c10::Device> ParseDevice(const std::string& spec, const std::stri
   }
   if (!torch::cuda::is_available()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        field, ": ", spec, " asked for, but this libtorch has no CUDA or sees no GPU (Debian's libtorch is "
-        "CPU-only; build against a CUDA PyTorch, see scripts/gpu-check.sh)"));
+        field, ": ", spec, " asked for, but ",
+        at::detail::getCUDAHooks().hasCUDART() ? "no GPU is visible (no device, or no NVIDIA driver)"
+                                               : "this LibTorch was built without CUDA (see `berth version`)"));
   }
   const int count = static_cast<int>(torch::cuda::device_count());
   if (index >= count) {

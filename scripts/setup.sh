@@ -3,24 +3,26 @@
 #   - Debian packages (DESIGN.md, Dependencies), with apt;
 #   - .venv/: the pinned `torch` wheel from PyPI, which is the project's LibTorch (CUDA-enabled),
 #     and the pinned Hugging Face reference (transformers, tokenizers, safetensors), all from
-#     scripts/requirements.txt. pip keeps downloaded wheels in its cache (PIP_CACHE_DIR, default
-#     ~/.cache/pip), so a second clone on the same machine installs without downloading.
+#     scripts/requirements.txt. The wheels are kept in BERTH_WHEEL_CACHE (default
+#     ~/.cache/berth/wheels), so a second clone on the same machine installs without downloading.
 #
 # usage: scripts/setup.sh [--deps-only] [--no-build]
 #   --deps-only   install packages and the Python environment; do not configure or build
 #   BUILD_DIR     build directory (default: build)
 #   BERTH_VENV    the Python environment (default: .venv)
+#   BERTH_WHEEL_CACHE  where the pinned wheels are kept (default: ~/.cache/berth/wheels)
 #   BERTH_CMAKE_ARGS  extra arguments for cmake's configure step
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${BUILD_DIR:-$here/build}
 venv=${BERTH_VENV:-$here/.venv}
+wheels=${BERTH_WHEEL_CACHE:-$HOME/.cache/berth/wheels}
 deps_only=0
 for a in "$@"; do
   case "$a" in
     --deps-only|--no-build) deps_only=1 ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown argument '$a' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -67,9 +69,16 @@ stamp=$venv/.berth-requirements.sha256
 want=$(sha256sum "$req" | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  echo "setup: installing scripts/requirements.txt into $venv (pip cache: $("$venv/bin/python" -m pip cache dir 2>/dev/null || echo off))"
   t=$(date +%s)
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+  # The pinned wheels are kept in a folder of their own (BERTH_WHEEL_CACHE), the way ccache keeps
+  # objects: installing from it needs no network, and only a missing wheel is downloaded. (pip's
+  # own HTTP cache is not relied on: on these machines it is not written.)
+  mkdir -p "$wheels"
+  if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-index --find-links "$wheels" -r "$req" 2>/dev/null; then
+    echo "setup: downloading the wheels scripts/requirements.txt pins into $wheels"
+    "$venv/bin/python" -m pip download -q --disable-pip-version-check -d "$wheels" -r "$req"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-index --find-links "$wheels" -r "$req"
+  fi
   echo "$want" >"$stamp"
   echo "setup: python environment ready in $(( $(date +%s) - t ))s"
 else

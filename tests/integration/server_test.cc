@@ -30,7 +30,7 @@ using testing::TempDir;
 
 // The header and first `rows` rows of the shipped SST-2 sample.
 std::string Sst2Rows(int rows, int skip = 0) {
-  std::ifstream in(std::string(BERTH_DATA_DIR) + "/sst2-sample/train.tsv");
+  std::ifstream in(std::string(berth::testing::ShippedDataDir()) + "/sst2-sample/train.tsv");
   std::string line, out;
   std::getline(in, line);
   out = line + "\n";
@@ -615,7 +615,7 @@ TEST_F(ServiceTest, JobResumesAfterRestart) {
 // XLM-R (SentencePiece, via the dlopen'd module next to gRPC and libtorch) end to end: upload
 // TweetEval emotion rows, fine-tune the xlmr-tiny fixture, classify, reload offline.
 TEST_F(ServiceTest, XlmRobertaTrainsAndClassifiesEndToEnd) {
-  std::ifstream in(std::string(BERTH_DATA_DIR) + "/emotion-sample/train.jsonl");
+  std::ifstream in(std::string(berth::testing::ShippedDataDir()) + "/emotion-sample/train.jsonl");
   std::string line, rows;
   for (int i = 0; i < 200 && std::getline(in, line); ++i) rows += line + "\n";
   const std::string id = Upload(rows, "emotion.jsonl");

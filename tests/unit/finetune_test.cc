@@ -19,8 +19,8 @@ TEST(FinetuneTest, RandomInitBertTinyLearnsSst2AboveChance) {
   TempDir dir;
   FineTuneJob job;
   job.base_model = "config:bert-tiny";
-  job.train_path = std::string(BERTH_DATA_DIR) + "/sst2-sample/train.tsv";
-  job.validation_path = std::string(BERTH_DATA_DIR) + "/sst2-sample/validation.tsv";
+  job.train_path = std::string(berth::testing::ShippedDataDir()) + "/sst2-sample/train.tsv";
+  job.validation_path = std::string(berth::testing::ShippedDataDir()) + "/sst2-sample/validation.tsv";
   job.output_dir = dir.File("model");
   job.spec.epochs = 3;
   job.spec.batch_size = 16;
@@ -49,7 +49,7 @@ class FamilyFinetuneTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(FamilyFinetuneTest, FitsEmotionTweetsAndReloads) {
   TempDir dir;
-  std::ifstream in(std::string(BERTH_DATA_DIR) + "/emotion-sample/train.jsonl");
+  std::ifstream in(std::string(berth::testing::ShippedDataDir()) + "/emotion-sample/train.jsonl");
   std::string line, rows;
   for (int i = 0; i < 64 && std::getline(in, line); ++i) rows += line + "\n";
   const std::string data = dir.File("emotion64.jsonl");

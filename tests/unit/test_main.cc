@@ -2,6 +2,12 @@
 #include <gtest/gtest.h>
 
 #include "core/runtime.h"
+#include "tests/unit/test_util.h"
+
+namespace berth::testing {
+const char* TestDataDir() { return BERTH_TEST_DATA; }
+const char* ShippedDataDir() { return BERTH_DATA_DIR; }
+}  // namespace berth::testing
 
 int main(int argc, char** argv) {
   berth::PrepareTorchEnvironment();

@@ -15,7 +15,12 @@
 
 namespace berth::testing {
 
-inline std::string DataPath(const std::string& rel) { return std::string(BERTH_TEST_DATA) + "/" + rel; }
+// tests/data and data/ of this checkout. Defined in test_main.cc, the one file compiled with
+// their absolute paths (so that ccache reuses every other test object across checkouts).
+const char* TestDataDir();
+const char* ShippedDataDir();
+
+inline std::string DataPath(const std::string& rel) { return std::string(TestDataDir()) + "/" + rel; }
 inline std::string FixturePath(const std::string& model) { return DataPath("fixtures/" + model); }
 
 // The gap between the two highest scores (how far the top label is from changing).
