@@ -214,7 +214,7 @@ int main(int argc, char** argv) {
             << " in the mixed set, " << submitters << (g_burst ? " burst" : " closed-loop") << " submitters, "
             << threads << " threads, min padding efficiency " << g_min_padding_efficiency << "\n";
   auto fp32 = MakeModel(model, berth::InferencePrecision::kFp32);
-  const bool with_bf16 = bf16_flag == "on" || (bf16_flag == "auto" && __builtin_cpu_supports("avx512bf16"));
+  const bool with_bf16 = bf16_flag == "on" || (bf16_flag == "auto" && berth::CpuHasBf16Instructions());
   if (!with_bf16) std::cerr << "infer_throughput: bf16 skipped (no avx512_bf16 on this CPU; --bf16 on runs it)\n";
   auto bf16 = with_bf16 ? MakeModel(model, berth::InferencePrecision::kBf16) : nullptr;
 

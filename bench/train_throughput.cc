@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
   // The machine is shared and noisy: the matmul reference is measured right before and right
   // after the training runs, and averaged.
   const double mm32_before = MatmulGflops(at::kFloat, 3.0);
-  const bool with_bf16 = bf16_flag == "on" || (bf16_flag == "auto" && __builtin_cpu_supports("avx512bf16"));
+  const bool with_bf16 = bf16_flag == "on" || (bf16_flag == "auto" && berth::CpuHasBf16Instructions());
   if (!with_bf16) std::cerr << "train_throughput: bf16 skipped (no avx512_bf16 on this CPU; --bf16 on runs it)\n";
   const double mm16 = with_bf16 ? MatmulGflops(at::kBFloat16, 3.0) : 0;
   const Run fp32 = TrainRun(model, data, batch, seq, steps, berth::train::Precision::kFp32, dir + "/fp32");

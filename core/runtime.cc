@@ -48,6 +48,15 @@ int ConfigureThreads(int num_threads) {
   return at::get_num_threads();
 }
 
+bool CpuHasBf16Instructions() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
+}
+
 RuntimeInfo DescribeRuntime() {
   RuntimeInfo r;
   r.torch_version = TORCH_VERSION;

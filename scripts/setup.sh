@@ -74,6 +74,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # objects: installing from it needs no network, and only a missing wheel is downloaded. (pip's
   # own HTTP cache is not relied on: on these machines it is not written.)
   mkdir -p "$wheels"
+  echo "setup: wheel cache $wheels: $(ls "$wheels" | wc -l) wheels, $(du -sh "$wheels" | cut -f1)"
   if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-index --find-links "$wheels" -r "$req" 2>/dev/null; then
     echo "setup: downloading the wheels scripts/requirements.txt pins into $wheels"
     "$venv/bin/python" -m pip download -q --disable-pip-version-check -d "$wheels" -r "$req"
