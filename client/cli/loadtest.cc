@@ -85,6 +85,7 @@ int RunLoadtest(const LoadFlags& f) {
   std::condition_variable done_cv;
   int64_t outstanding = 0, completed = 0, skipped = 0;  // guarded by mu
   std::map<std::string, int64_t> codes;                 // guarded by mu
+  std::map<std::string, int64_t> errors;                // "CODE: message" -> count, guarded by mu
   std::vector<double> latencies_ms;                     // guarded by mu
   const int64_t total = static_cast<int64_t>(f.rate * f.duration);
   latencies_ms.reserve(static_cast<size_t>(total));
@@ -116,6 +117,11 @@ int RunLoadtest(const LoadFlags& f) {
       delete call;
       std::lock_guard<std::mutex> lock(mu);
       ++codes[CodeName(s.error_code())];
+      // Distinct messages say who answered (a handler, the transport, the client's channel); a
+      // few dozen are enough to tell, and the map stays small under a flood of one failure.
+      if (!s.ok() && (errors.size() < 32 || errors.count(CodeName(s.error_code()) + ": " + s.error_message()))) {
+        ++errors[CodeName(s.error_code()) + ": " + s.error_message()];
+      }
       latencies_ms.push_back(ms);
       ++completed;
       if (--outstanding == 0) done_cv.notify_all();
@@ -152,6 +158,7 @@ int RunLoadtest(const LoadFlags& f) {
                         {"achieved_rate", completed / elapsed},
                         {"ok_rate", (codes.count("OK") ? codes["OK"] : 0) / elapsed},
                         {"codes", codes},
+                        {"errors", errors},
                         {"unexpected", unexpected},
                         {"latency_ms",
                          {{"p50", pct(0.50)}, {"p95", pct(0.95)}, {"p99", pct(0.99)}, {"max", latencies_ms.empty() ? 0 : latencies_ms.back()}}}};

@@ -5,6 +5,13 @@ UNAVAILABLE, every call the client sent gets an answer, every call the server ha
 finishes OK, the server exits 0 — and after a restart the interrupted job resumes and succeeds
 with one model version.
 
+One exception belongs to gRPC, not Berth: a call whose HTTP/2 stream reaches the server after
+Shutdown begins but before the client has read the GOAWAY is never given to a handler; gRPC
+core (1.51, and still in 2026: grpc/grpc#41785, no double GOAWAY: grpc/grpc#24237) ends it
+with CANCELLED and the bare message "CANCELLED". In a 400 calls/s drain it hit 3 runs of 6 on the 2-core CI machine.
+Such calls are allowed only with exactly that message (every CANCELLED a Berth handler returns
+says why), and the server's own count of calls that ended badly during the drain must be 0.
+
 usage: drain_test.py berth-server berth DATA_DIR
 """
 import json
@@ -61,7 +68,7 @@ def main():
         check(st.get("state") == "JOB_STATE_RUNNING", "the long job is running before the drain")
 
         load = subprocess.Popen([cli, "loadtest", "--server", addr, "--model", "m", "--rate", "40", "--duration", "8", "--texts-per-request", "48",
-                                 "--allow-codes", "UNAVAILABLE"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                 "--allow-codes", "UNAVAILABLE,CANCELLED"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(3)
         server.send_signal(signal.SIGTERM)
         rc = server.wait(timeout=60)
@@ -69,7 +76,12 @@ def main():
         out, err = load.communicate(timeout=120)
         report = json.loads(out)
         print(json.dumps(report["codes"]), "latency_ms", json.dumps(report["latency_ms"]))
-        check(load.returncode == 0, "loadtest saw only OK and UNAVAILABLE: %s" % report["codes"])
+        print(json.dumps(report["errors"]))
+        check(load.returncode == 0 and set(report["codes"]) <= {"OK", "UNAVAILABLE", "CANCELLED"},
+              "loadtest saw only OK, UNAVAILABLE and gRPC's shutdown CANCELLED: %s" % report["codes"])
+        cancelled = {m: n for m, n in report["errors"].items() if m.startswith("CANCELLED")}
+        check(set(cancelled) <= {"CANCELLED: CANCELLED"},
+              "every CANCELLED is gRPC core's shutdown race, none from a handler: %s" % cancelled)
         check(report["codes"].get("OK", 0) > 0 and report["codes"].get("UNAVAILABLE", 0) > 0,
               "the drain happened mid-load (both OK and UNAVAILABLE answers)")
         check(report["completed"] == report["sent"], "every call sent got an answer (%d/%d)"
