@@ -54,7 +54,10 @@ void AddSpecFlags(CLI::App* cmd, SpecFlags* f) {
                  "Comma-separated loss weight per label, in label order");
   cmd->add_option("--label-smoothing", f->spec.label_smoothing, "Label smoothing factor")->capture_default_str();
   cmd->add_flag("--no-shuffle", f->no_shuffle, "Keep the file order (no shuffling)");
-  cmd->add_flag("--no-group-by-length", f->no_group_by_length, "Do not group batches by length");
+  cmd->add_flag("--group-by-length,!--no-group-by-length", f->spec.group_by_length,
+                "Batches of similar length (less padding, faster; off by default, as in the Trainer: "
+                "it costs accuracy)")
+      ->capture_default_str();
   cmd->add_flag("--pad-to-max-length", f->spec.pad_to_max_length, "Pad every batch to --max-length");
 }
 
@@ -62,7 +65,6 @@ absl::Status FinishSpecFlags(SpecFlags* f) {
   f->spec.precision = f->precision == "bf16" ? train::Precision::kBf16 : train::Precision::kFp32;
   f->spec.device = f->device.empty() ? "cpu" : f->device;
   f->spec.shuffle = !f->no_shuffle;
-  f->spec.group_by_length = !f->no_group_by_length;
   f->spec.class_weights.clear();
   if (!f->class_weights.empty()) {
     for (absl::string_view w : absl::StrSplit(f->class_weights, ',')) {

@@ -68,6 +68,42 @@ torch::Tensor ExtendedAttentionMask(const torch::Tensor& attention_mask, torch::
   return (1.0 - m) * lowest;
 }
 
+torch::Tensor TokenPacking::Pack(const torch::Tensor& padded) const {
+  std::vector<int64_t> shape = padded.sizes().vec();
+  shape.erase(shape.begin());
+  shape[0] = batch * seq;
+  return padded.reshape(shape).index_select(0, index);
+}
+
+torch::Tensor TokenPacking::Unpack(const torch::Tensor& packed) const {
+  return at::zeros({batch * seq, packed.size(1)}, packed.options())
+      .index_copy(0, index, packed)
+      .view({batch, seq, packed.size(1)});
+}
+
+std::optional<TokenPacking> PackingFor(const torch::Tensor& attention_mask) {
+  if (!attention_mask.device().is_cpu() || attention_mask.dim() != 2) return std::nullopt;
+  const int64_t positions = attention_mask.numel();
+  torch::Tensor index = attention_mask.reshape({-1}).nonzero().squeeze(1);
+  if (index.size(0) == 0 || static_cast<double>(index.size(0)) > 0.95 * static_cast<double>(positions)) {
+    return std::nullopt;
+  }
+  return TokenPacking{index, attention_mask.size(0), attention_mask.size(1)};
+}
+
+torch::Tensor RunBertLayers(const torch::nn::ModuleList& layers, torch::Tensor hidden,
+                            const torch::Tensor& attention_mask) {
+  const torch::Tensor mask = ExtendedAttentionMask(attention_mask, hidden.scalar_type());
+  const std::optional<TokenPacking> packing = PackingFor(attention_mask);
+  if (!packing) {
+    for (const auto& layer : *layers) hidden = layer->as<BertLayer>()->forward(hidden, mask);
+    return hidden;
+  }
+  hidden = packing->Pack(hidden);  // [tokens, hidden]
+  for (const auto& layer : *layers) hidden = layer->as<BertLayer>()->forward(hidden, mask, &*packing);
+  return packing->Unpack(hidden);
+}
+
 BertEmbeddingsImpl::BertEmbeddingsImpl(const ModelConfig& c) {
   torch::nn::EmbeddingOptions word_options(c.vocab_size, c.hidden_size);
   if (c.pad_token_id < c.vocab_size) word_options.padding_idx(c.pad_token_id);
@@ -98,11 +134,12 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const ModelConfig& c)
   dropout = register_module("dropout", Dropout(c.attention_probs_dropout_prob));
 }
 
-torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden,
-                                             const torch::Tensor& mask) {
-  const int64_t batch = hidden.size(0), seq = hidden.size(1);
-  auto heads = [&](const torch::Tensor& t) {  // [batch, seq, hidden] -> [batch, heads, seq, dim]
-    return t.view({batch, seq, num_heads, head_dim}).permute({0, 2, 1, 3});
+torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask,
+                                             const TokenPacking* packing) {
+  const int64_t batch = packing != nullptr ? packing->batch : hidden.size(0);
+  const int64_t seq = packing != nullptr ? packing->seq : hidden.size(1);
+  auto heads = [&](const torch::Tensor& t) {  // -> [batch, heads, seq, dim]
+    return (packing != nullptr ? packing->Unpack(t) : t).view({batch, seq, num_heads, head_dim}).permute({0, 2, 1, 3});
   };
   torch::Tensor q = heads(query(hidden));
   torch::Tensor k = heads(key(hidden));
@@ -112,7 +149,8 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden,
   // under autocast.
   torch::Tensor ctx = at::scaled_dot_product_attention(q, k, v, mask.to(q.scalar_type()),
                                                        is_training() ? dropout->p() : 0.0);
-  return ctx.permute({0, 2, 1, 3}).contiguous().view({batch, seq, num_heads * head_dim});
+  ctx = ctx.permute({0, 2, 1, 3}).contiguous().view({batch, seq, num_heads * head_dim});
+  return packing != nullptr ? packing->Pack(ctx) : ctx;
 }
 
 BertResidualOutputImpl::BertResidualOutputImpl(int64_t in_features, const ModelConfig& c) {
@@ -131,8 +169,9 @@ BertAttentionImpl::BertAttentionImpl(const ModelConfig& c) {
   output = register_module("output", BertResidualOutput(c.hidden_size, c));
 }
 
-torch::Tensor BertAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask) {
-  return output(self(hidden, mask), hidden);
+torch::Tensor BertAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask,
+                                         const TokenPacking* packing) {
+  return output(self->forward(hidden, mask, packing), hidden);
 }
 
 BertIntermediateImpl::BertIntermediateImpl(const ModelConfig& c) : act(c.hidden_act) {
@@ -149,8 +188,9 @@ BertLayerImpl::BertLayerImpl(const ModelConfig& c) {
   output = register_module("output", BertResidualOutput(c.intermediate_size, c));
 }
 
-torch::Tensor BertLayerImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask) {
-  torch::Tensor a = attention(hidden, mask);
+torch::Tensor BertLayerImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask,
+                                     const TokenPacking* packing) {
+  torch::Tensor a = attention->forward(hidden, mask, packing);
   return output(intermediate(a), a);
 }
 
@@ -167,10 +207,7 @@ BertModelImpl::BertModelImpl(const ModelConfig& c) {
 torch::Tensor BertModelImpl::Encode(const torch::Tensor& input_ids,
                                     const torch::Tensor& token_type_ids,
                                     const torch::Tensor& attention_mask) {
-  torch::Tensor hidden = embeddings(input_ids, token_type_ids);  // [batch, seq, hidden]
-  torch::Tensor mask = ExtendedAttentionMask(attention_mask, hidden.scalar_type());
-  for (const auto& layer : *layers) hidden = layer->as<BertLayer>()->forward(hidden, mask);
-  return hidden;
+  return RunBertLayers(layers, embeddings(input_ids, token_type_ids), attention_mask);
 }
 
 torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids,

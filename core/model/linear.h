@@ -1,6 +1,6 @@
 // A Linear layer (HF parameter names `weight`, `bias`) whose fp32 CPU inference runs through
 // oneDNN with a pre-packed weight: 1.3-1.7x faster than the BLAS path torch takes on this
-// class of CPU, whose OpenBLAS is pinned to its AVX2 kernels. Training uses at::linear.
+// class of CPU. Training uses at::linear (MKL), which is faster there under torch 2.x.
 #ifndef BERTH_CORE_MODEL_LINEAR_H_
 #define BERTH_CORE_MODEL_LINEAR_H_
 

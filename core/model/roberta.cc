@@ -47,9 +47,7 @@ RobertaForSequenceClassificationImpl::RobertaForSequenceClassificationImpl(const
 torch::Tensor RobertaForSequenceClassificationImpl::forward(const torch::Tensor& input_ids,
                                                             const torch::Tensor& token_type_ids,
                                                             const torch::Tensor& attention_mask) {
-  torch::Tensor hidden = embeddings(input_ids, token_type_ids);  // [batch, seq, hidden]
-  torch::Tensor mask = ExtendedAttentionMask(attention_mask, hidden.scalar_type());
-  for (const auto& layer : *layers) hidden = layer->as<BertLayer>()->forward(hidden, mask);
+  torch::Tensor hidden = RunBertLayers(layers, embeddings(input_ids, token_type_ids), attention_mask);
   return classifier(hidden.select(1, 0));  // [batch, num_labels]
 }
 

@@ -448,14 +448,14 @@ absl::Status ReadCheckpoint(const std::string& root, TrainState* state, Sequence
   return absl::OkStatus();
 }
 
-// torch.optim.AdamW's update (decoupled decay, bias-corrected moments) as one pass over each
-// fp32 CPU parameter instead of ~9 tensor ops with temporaries. The moments live in the
+// torch.optim.AdamW with fused=True (what the Trainer's default optim, "adamw_torch_fused", runs):
+// torch's own fused kernel, one vectorised pass per parameter on the CPU and one launch per
+// group on a GPU, the same maths bit for bit. The moments and the step count live in the
 // optimizer's own state, so torch::save / torch::load of the optimizer keep working.
 void AdamWStep(torch::optim::AdamW& opt) {
   for (auto& group : opt.param_groups()) {
     auto& o = static_cast<torch::optim::AdamWOptions&>(group.options());
-    const double lr = o.lr(), wd = o.weight_decay(), eps = o.eps();
-    const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
+    std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
     for (at::Tensor& p : group.params()) {
       if (!p.grad().defined()) continue;
       // torch 2.x keys the optimizer's state by the parameter's TensorImpl.
@@ -468,43 +468,17 @@ void AdamWStep(torch::optim::AdamW& opt) {
         slot = std::move(st);
       }
       auto& st = static_cast<torch::optim::AdamWParamState&>(*slot);
-      st.step(st.step() + 1);
-      const double bc1 = 1 - std::pow(beta1, static_cast<double>(st.step()));
-      const double bc2 = 1 - std::pow(beta2, static_cast<double>(st.step()));
-      const at::Tensor g = p.grad();
-      at::Tensor m = st.exp_avg(), v = st.exp_avg_sq();
-      const bool fast = p.device().is_cpu() && p.scalar_type() == at::kFloat && p.is_contiguous() &&
-                        g.is_contiguous() && m.is_contiguous() && v.is_contiguous();
-      if (!fast) {  // torch's own sequence of ops
-        if (wd != 0) p.data().mul_(1 - lr * wd);
-        m.mul_(beta1).add_(g, 1 - beta1);
-        v.mul_(beta2).addcmul_(g, g, 1 - beta2);
-        at::Tensor denom = (v.sqrt() / std::sqrt(bc2)).add_(eps);
-        p.data().addcdiv_(m, denom, -lr / bc1);
-        continue;
-      }
-      float* pp = p.data_ptr<float>();
-      const float* gp = g.data_ptr<float>();
-      float* mp = m.data_ptr<float>();
-      float* vp = v.data_ptr<float>();
-      const float decay = static_cast<float>(1 - lr * wd), b1 = static_cast<float>(beta1),
-                  b2 = static_cast<float>(beta2), one_b1 = static_cast<float>(1 - beta1),
-                  one_b2 = static_cast<float>(1 - beta2), inv_sqrt_bc2 = static_cast<float>(1 / std::sqrt(bc2)),
-                  feps = static_cast<float>(eps), step = static_cast<float>(lr / bc1);
-      const bool do_decay = wd != 0;
-      at::parallel_for(0, p.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) {
-          float x = pp[i];
-          if (do_decay) x *= decay;
-          const float gi = gp[i];
-          const float mi = mp[i] * b1 + gi * one_b1;
-          const float vi = vp[i] * b2 + one_b2 * gi * gi;
-          mp[i] = mi;
-          vp[i] = vi;
-          pp[i] = x - step * (mi / (std::sqrt(vi) * inv_sqrt_bc2 + feps));
-        }
-      });
+      st.step(st.step() + 1);  // torch increments before the kernel, which reads the new count
+      params.push_back(p.detach());
+      grads.push_back(p.grad());
+      exp_avgs.push_back(st.exp_avg());
+      exp_avg_sqs.push_back(st.exp_avg_sq());
+      steps.push_back(at::full({}, static_cast<float>(st.step()), p.options().dtype(at::kFloat)));
     }
+    if (params.empty()) continue;
+    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, o.lr(),
+                      std::get<0>(o.betas()), std::get<1>(o.betas()), o.weight_decay(), o.eps(),
+                      /*amsgrad=*/false, /*maximize=*/false);
   }
 }
 

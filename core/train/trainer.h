@@ -24,7 +24,7 @@ struct TrainingSpec {
   double epochs = 3;            // used when max_steps == 0
   int64_t max_steps = 0;        // > 0: total optimizer updates, overriding epochs
   int64_t batch_size = 8;       // examples per micro-batch
-  int64_t eval_batch_size = 32;
+  int64_t eval_batch_size = 8;
   double learning_rate = 5e-5;
   double weight_decay = 0.0;    // decoupled; never on biases or LayerNorm weights
   double adam_beta1 = 0.9;
@@ -38,7 +38,9 @@ struct TrainingSpec {
   bool pad_to_max_length = false;  // pad every batch to max_length instead of its longest row
   uint64_t seed = 42;
   bool shuffle = true;
-  bool group_by_length = true;  // Berth default on: batches of similar length, less padding
+  // Off, as the Trainer: grouping pads less (faster) but batches of similar length train a
+  // worse model (bench/trainer_compare.py; README "Training defaults").
+  bool group_by_length = false;
   Precision precision = Precision::kFp32;
   int64_t eval_steps = 0;       // 0: evaluate at the end of every epoch
   int64_t save_steps = 0;       // 0: checkpoint at every evaluation and epoch end
