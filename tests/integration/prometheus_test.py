@@ -46,8 +46,11 @@ def get(url, timeout=10):
 
 
 def query(prom, expr):
+    # An error is not an empty result: a check that expects no series must not pass on a failed query.
     body = json.loads(get("http://127.0.0.1:%d/api/v1/query?%s" % (prom, urllib.parse.urlencode({"query": expr}))))
-    return body["data"]["result"] if body.get("status") == "success" else []
+    if body.get("status") != "success":
+        raise RuntimeError("Prometheus query %r failed: %s" % (expr, body))
+    return body["data"]["result"]
 
 
 def main():

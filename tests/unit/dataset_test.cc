@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 namespace berth::train {
 namespace {
 
@@ -93,6 +95,22 @@ TEST(DatasetTest, SplitIsSeededAndDisjoint) {
   EXPECT_EQ(a->second.examples.size(), 20u);
   EXPECT_EQ(a->first.examples.size(), 80u);
   for (size_t i = 0; i < 20; ++i) EXPECT_EQ(a->second.examples[i].text, b->second.examples[i].text);
+  // Disjoint, and together every row once.
+  std::multiset<std::string> all;
+  for (const auto& e : a->first.examples) all.insert(e.text);
+  for (const auto& e : a->second.examples) {
+    EXPECT_EQ(all.count(e.text), 0u) << e.text << " is in both halves";
+    all.insert(e.text);
+  }
+  EXPECT_EQ(all.size(), 100u);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(all.count("row" + std::to_string(i)), 1u) << i;
+  // Another seed draws another split.
+  auto c = SplitDataset(*d, 0.2, 8);
+  ASSERT_TRUE(c.ok());
+  std::set<std::string> held_a, held_c;
+  for (const auto& e : a->second.examples) held_a.insert(e.text);
+  for (const auto& e : c->second.examples) held_c.insert(e.text);
+  EXPECT_NE(held_a, held_c);
   EXPECT_FALSE(SplitDataset(*d, 1.5, 7).ok());
 }
 

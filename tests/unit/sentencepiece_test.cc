@@ -93,6 +93,8 @@ TEST(SentencePieceTest, InvalidUtf8IsRejectedWithItsOffset) {
   ASSERT_TRUE(tok.ok());
   auto e = (*tok)->Encode("ok \xff bad", EncodeOptions());
   EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument);
+  // "ok " is 3 bytes: the bad byte is at offset 3.
+  EXPECT_NE(e.status().message().find("bad byte 0xff at offset 3"), absl::string_view::npos) << e.status();
 }
 
 }  // namespace

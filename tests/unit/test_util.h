@@ -20,6 +20,10 @@ namespace berth::testing {
 const char* TestDataDir();
 const char* ShippedDataDir();
 
+// No CUDA device to run on here. A CUDA test skips for this reason only (ParseDevice's
+// FailedPrecondition with no GPU visible); any other device error fails it.
+bool NoGpuVisible();
+
 inline std::string DataPath(const std::string& rel) { return std::string(TestDataDir()) + "/" + rel; }
 inline std::string FixturePath(const std::string& model) { return DataPath("fixtures/" + model); }
 

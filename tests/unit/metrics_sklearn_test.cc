@@ -1,0 +1,55 @@
+// Berth's evaluation metrics (core/train/metrics.cc) against scikit-learn's on seeded random
+// predictions: tests/data/fixtures/metrics-sklearn.json, written and kept true by
+// tests/reference/metrics_reference.py (scikit-learn with labels = every class, zero_division 0).
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "core/train/metrics.h"
+#include "core/util/json.h"
+#include "tests/unit/test_util.h"
+
+namespace berth::train {
+namespace {
+
+std::vector<std::string> Names(int k) {
+  std::vector<std::string> n;
+  for (int c = 0; c < k; ++c) n.push_back("c" + std::to_string(c));
+  return n;
+}
+
+TEST(MetricsTest, MatchScikitLearnOnSeededPredictions) {
+  auto fixture = ReadJsonFile(testing::DataPath("fixtures/metrics-sklearn.json"));
+  ASSERT_TRUE(fixture.ok()) << fixture.status();
+  const Json& cases = fixture->at("cases");
+  ASSERT_GE(cases.size(), 7u);
+  for (const Json& c : cases) {
+    SCOPED_TRACE(c.at("name").get<std::string>());
+    const int k = c.at("k").get<int>();
+    const bool multi = c.at("kind") == "multi";
+    const EvalMetrics m =
+        multi ? ComputeMultiLabelMetrics(c.at("truth").get<std::vector<std::vector<uint8_t>>>(),
+                                         c.at("pred").get<std::vector<std::vector<uint8_t>>>(), Names(k))
+              : ComputeSingleLabelMetrics(c.at("truth").get<std::vector<int64_t>>(),
+                                          c.at("pred").get<std::vector<int64_t>>(), Names(k));
+    const Json& want = c.at("expected");
+    for (const char* name : {"accuracy", "macro_precision", "macro_recall", "macro_f1", "micro_precision",
+                             "micro_recall", "micro_f1", "hamming_loss"}) {
+      if (!want.contains(name)) continue;
+      double got = 0;
+      ASSERT_TRUE(m.Get(name, &got)) << name;
+      // Ratios of counts below 10^3: the two orders of the same double operations (scikit-learn
+      // takes F1 = 2tp / (2tp + fp + fn), Berth 2PR / (P + R), then means over classes) differ by
+      // a few ulps, ~1e-16; 1e-12 leaves room for that and for nothing else.
+      EXPECT_NEAR(got, want.at(name).get<double>(), 1e-12) << name;
+    }
+    if (!multi) {
+      EXPECT_EQ(m.confusion, want.at("confusion_matrix").get<std::vector<std::vector<int64_t>>>());
+    }
+    EXPECT_EQ(m.examples, static_cast<int64_t>(c.at("truth").size()));
+  }
+}
+
+}  // namespace
+}  // namespace berth::train
