@@ -1136,9 +1136,11 @@ TEST_F(FailingDiskTest, UploadModelSaveAndJobStateWrites) {
 
   // It never lands: the job stays RUNNING; after a restart it is recovered, succeeds, and its
   // model has one version.
+  std::atomic<int> stuck_attempts{0};
   store::SetStoreWriteFaultForTesting([&](const std::string& sql) {
-    return absl::StartsWith(sql, "UPDATE jobs SET state = ?, error") ? absl::UnavailableError("disk I/O error")
-                                                                     : absl::OkStatus();
+    if (!absl::StartsWith(sql, "UPDATE jobs SET state = ?, error")) return absl::OkStatus();
+    ++stuck_attempts;
+    return absl::UnavailableError("disk I/O error");
   });
   auto stuck = client_->StartTraining(SmallJob(id, "stuck", 2));
   ASSERT_TRUE(stuck.ok());
@@ -1149,7 +1151,9 @@ TEST_F(FailingDiskTest, UploadModelSaveAndJobStateWrites) {
   }
   ASSERT_TRUE(registered);
   EXPECT_TRUE(client_->ListModels().ok());  // still serving
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // the runner's retries run out
+  // Observed, not slept on: the runner tries 4 times (JobRunner::Finish), then gives up.
+  for (int i = 0; i < 1000 && stuck_attempts.load() < 4; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(stuck_attempts.load(), 4) << "the runner's retries did not run out within 10 s";
   EXPECT_EQ(client_->GetStatus(stuck->job_id())->state(), v1::JOB_STATE_RUNNING);
   store::SetStoreWriteFaultForTesting(nullptr);
   client_.reset();

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -138,6 +139,12 @@ def main():
         final = json.loads(out) if out else {}
         check(rc == 0 and final.get("state") == "JOB_STATE_SUCCEEDED" and final.get("model_version") == "1",
               "the resumed job succeeded with version 1: " + err[-300:])
+        # The status polls above may miss the resumed run if it is quick; the store's own record
+        # of the job cannot: the runner logs a "resumed" event when it restarts from a checkpoint.
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(work, "data", "berth.db"), uri=True)
+        resumed = db.execute("SELECT count(*) FROM job_events WHERE job_id = ? AND kind = 'resumed'", (job,)).fetchone()[0]
+        db.close()
+        check(resumed == 1, "the store records that the job resumed from its checkpoint once (%d)" % resumed)
         rc, out, err = run(cli, ["models", "--json"], addr)
         versions = [m for m in json.loads(out)["models"] if m["name"] == "resumable"]
         check(len(versions) == 1, "exactly one version of the resumed model")

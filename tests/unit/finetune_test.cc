@@ -139,6 +139,108 @@ TEST(FinetuneTest, EarlyStoppingKeepsTheBestEvaluation) {
   EXPECT_DOUBLE_EQ(m->accuracy, best);
 }
 
+// Multi-label training end to end from a CSV whose label column holds ';'-separated names:
+// the label set is the union, the loss BCE, the saved config says multi_label_classification,
+// and a learnable rule (each colour word names its label) is learned.
+TEST(FinetuneTest, MultiLabelCsvTrainsEndToEnd) {
+  TempDir dir;
+  const char* words[] = {"red", "blue", "green"};
+  std::string csv = "label,text\n";
+  for (int i = 0; i < 96; ++i) {
+    std::string labels, text;
+    for (int c = 0; c < 3; ++c) {
+      if ((i >> c) & 1) {
+        labels += std::string(labels.empty() ? "" : ";") + words[c];
+        text += std::string(words[c]) + " ";
+      }
+    }
+    if (labels.empty()) continue;  // every row has at least one label
+    csv += labels + "," + text + "thing " + std::to_string(i) + "\n";
+  }
+  berth::testing::WriteFile(dir.File("train.csv"), csv);
+  FineTuneJob job;
+  job.base_model = "config:bert-tiny";
+  job.train_path = dir.File("train.csv");
+  job.validation_path = dir.File("train.csv");
+  job.output_dir = dir.File("out");
+  job.spec.multi_label = true;
+  job.data.multi_label = true;
+  job.spec.max_steps = 150;  // ~14 epochs of 84 rows
+  job.spec.batch_size = 8;
+  job.spec.learning_rate = 1e-3;
+  job.spec.eval_steps = 50;
+  auto r = RunFineTune(job, nullptr, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->labels, (std::vector<std::string>{"blue", "green", "red"}));
+  ASSERT_TRUE(r->best.has_value());
+  EXPECT_GE(r->best->micro_f1, 0.9) << "micro-F1 " << r->best->micro_f1;
+  auto config = ReadJsonFile(job.output_dir + "/config.json");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ((*config)["problem_type"], "multi_label_classification");
+  auto m = EvaluateModel(job.output_dir, job.validation_path, job.data, 64, 8);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_NEAR(m->micro_f1, r->best->micro_f1, 1e-9);
+  EXPECT_GE(m->hamming_loss, 0.0);
+  EXPECT_LE(m->hamming_loss, 0.1);
+}
+
+// Every --metric-for-best picks the saved model by its own rule (higher is better, loss lower),
+// on a run where the best evaluation is not the last: the validation rows carry the opposite
+// of the training labels, so the better the model fits its training set, the worse every
+// validation metric gets. The saved directory must evaluate to the best evaluation, which is
+// strictly better than the last one.
+class MetricForBestTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(MetricForBestTest, SavesTheBestEvaluationNotTheLast) {
+  const std::string metric = GetParam();
+  TempDir dir;
+  std::string train = "label,text\n", val = "label,text\n";
+  for (int i = 0; i < 32; ++i) train += std::string(i % 2 ? "pos,good fun " : "neg,dull bad ") + std::to_string(i) + "\n";
+  val += "neg,good fun\npos,dull bad\nneg,fun\npos,bad\n";
+  berth::testing::WriteFile(dir.File("train.csv"), train);
+  berth::testing::WriteFile(dir.File("val.csv"), val);
+  FineTuneJob job;
+  job.base_model = "config:bert-tiny";
+  job.train_path = dir.File("train.csv");
+  job.validation_path = dir.File("val.csv");
+  job.output_dir = dir.File("out");
+  job.spec.max_steps = 30;
+  job.spec.batch_size = 4;
+  job.spec.eval_steps = 1;
+  job.spec.learning_rate = 1e-3;
+  job.spec.metric_for_best = metric;
+  job.spec.save_steps = 1000;  // no resume checkpoints: only the best weights are kept
+  auto r = RunFineTune(job, nullptr, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->evals.size(), 30u);
+  ASSERT_TRUE(r->best.has_value());
+  const bool greater = EvalMetrics::GreaterIsBetter(metric);
+  auto value = [&](const EvalMetrics& e) {
+    double v = 0;
+    EXPECT_TRUE(e.Get(metric, &v));
+    return v;
+  };
+  // The Trainer's rule: the first evaluation that no later one beats strictly.
+  size_t best = 0;
+  for (size_t i = 1; i < r->evals.size(); ++i) {
+    if (greater ? value(r->evals[i]) > value(r->evals[best]) : value(r->evals[i]) < value(r->evals[best])) best = i;
+  }
+  EXPECT_EQ(r->best_update, static_cast<int64_t>(best) + 1);
+  EXPECT_DOUBLE_EQ(value(*r->best), value(r->evals[best]));
+  const double last = value(r->evals.back());
+  EXPECT_TRUE(greater ? value(*r->best) > last : value(*r->best) < last)
+      << "the run must end worse than its best for this test to tell them apart (best " << value(*r->best)
+      << ", last " << last << ")";
+  auto m = EvaluateModel(job.output_dir, job.validation_path, {}, 32, 8);
+  ASSERT_TRUE(m.ok()) << m.status();
+  // The same weights and the same batches as the trainer's evaluation: the same numbers.
+  EXPECT_NEAR(value(*m), value(*r->best), 1e-9);
+}
+
+INSTANTIATE_TEST_SUITE_P(Metrics, MetricForBestTest,
+                         ::testing::Values("loss", "accuracy", "macro_f1", "micro_f1", "macro_precision",
+                                           "macro_recall"));
+
 TEST(FinetuneTest, RefusesASingleClassAndUnknownValidationLabels) {
   TempDir dir;
   berth::testing::WriteFile(dir.File("one.csv"), "label,text\npos,good\npos,great\n");

@@ -189,12 +189,28 @@ TEST(TrainerGoldenTest, GradientAccumulationEqualsOneLargeBatch) {
 }
 
 // Cancel after a few updates (a checkpoint is written), resume, and end with the same weights
-// as an uninterrupted run.
-TEST(TrainerResumeTest, ResumedRunEqualsUninterruptedRun) {
+// as an uninterrupted run: with the fixture's dropout 0, and with dropout 0.1, where the
+// resumed run must draw the dropout masks the uninterrupted one drew (the checkpoint carries
+// the RNG state).
+class TrainerResumeTest : public ::testing::TestWithParam<double> {};
+
+TEST_P(TrainerResumeTest, ResumedRunEqualsUninterruptedRun) {
   const Json trace = LoadTrace();
   TempDir dir;
+  std::string base = FixturePath("bert-tiny-train");
+  if (GetParam() > 0) {
+    const std::string copy = dir.File("dropout-model");
+    ASSERT_EQ(system(("cp -r '" + base + "' '" + copy + "'").c_str()), 0);
+    auto config = ReadJsonFile(copy + "/config.json");
+    ASSERT_TRUE(config.ok()) << config.status();
+    (*config)["hidden_dropout_prob"] = GetParam();
+    (*config)["attention_probs_dropout_prob"] = GetParam();
+    berth::testing::WriteFile(copy + "/config.json", config->dump());
+    base = copy;
+  }
   auto job_for = [&](const std::string& out) {
     FineTuneJob job = TraceJob(dir, trace);
+    job.base_model = base;
     job.output_dir = dir.File(out);
     job.spec.shuffle = true;  // exercises the per-epoch order on resume
     job.spec.epochs = 3;
@@ -231,6 +247,8 @@ TEST(TrainerResumeTest, ResumedRunEqualsUninterruptedRun) {
     EXPECT_EQ(std::memcmp(t.data, u->data, t.nbytes), 0) << t.name;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Dropout, TrainerResumeTest, ::testing::Values(0.0, 0.1));
 
 TEST(TrainerSpecTest, RejectsOutOfRangeValuesNamingTheField) {
   TrainingSpec s;
