@@ -150,6 +150,42 @@ TEST_P(DeviceTrainTest, TraceWithin1e3) {
 
 INSTANTIATE_TEST_SUITE_P(Devices, DeviceTrainTest, ::testing::Values("cpu", "cuda"));
 
+// bf16 autocast training against Hugging Face's fp32 trace. Under autocast every matrix product
+// takes bf16 inputs (8-bit significand: each rounding is within 2^-9 = 0.2% relative) and
+// accumulates in fp32; a value crosses ~12 such products on its way through 2 layers and back,
+// so activations and gradients stay within ~2.4% relative (the linear worst case). The loss
+// (~0.69, logits of O(0.1)) moves far less than its inputs: 1e-2 relative bounds it; the
+// gradient norm gets the 2.4% bound doubled, 5e-2. And bf16 must have run: the run differs
+// from fp32's somewhere.
+TEST(TrainerGoldenTest, Bf16TraceWithinBf16ToleranceOfFp32) {
+  const Json trace = LoadTrace();
+  TempDir dir;
+  std::vector<Progress> runs[2];
+  for (int bf16 = 0; bf16 < 2; ++bf16) {
+    FineTuneJob job = TraceJob(dir, trace);
+    job.output_dir = dir.File(bf16 ? "bf16" : "fp32");
+    job.spec.precision = bf16 ? Precision::kBf16 : Precision::kFp32;
+    auto r = RunFineTune(job, [&](const Progress& p) {
+      if (p.eval == nullptr) runs[bf16].push_back(p);
+    }, nullptr);
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+  std::vector<Json> expected;
+  for (const Json& s : trace["steps"]) {
+    if (s.contains("update")) expected.push_back(s);
+  }
+  ASSERT_EQ(runs[1].size(), expected.size());
+  double differs = 0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_TRUE(RelClose(runs[1][i].loss, expected[i]["micro_loss"], 1e-2))
+        << "update " << i + 1 << ": " << runs[1][i].loss << " vs " << expected[i]["micro_loss"];
+    EXPECT_TRUE(RelClose(runs[1][i].grad_norm, expected[i]["grad_norm"], 5e-2))
+        << "update " << i + 1 << ": " << runs[1][i].grad_norm << " vs " << expected[i]["grad_norm"];
+    differs = std::max(differs, std::abs(runs[1][i].grad_norm - runs[0][i].grad_norm));
+  }
+  EXPECT_GT(differs, 0.0) << "the bf16 run is bit-identical to fp32: autocast did not engage";
+}
+
 // k micro-batches of size b accumulate to the same update as one batch of k*b.
 TEST(TrainerGoldenTest, GradientAccumulationEqualsOneLargeBatch) {
   const Json trace = LoadTrace();
