@@ -9,10 +9,12 @@
 #include <atomic>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <functional>
 #include <set>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -56,10 +58,10 @@ class ServiceTest : public ::testing::Test {
     server_.reset();
   }
 
-  void StartServer() {
+  void StartServer(int port = 0) {
     server::ServerOptions o;
     o.data_dir = dir_.File("data");
-    o.listen = "127.0.0.1:0";
+    o.listen = absl::StrCat("127.0.0.1:", port);
     o.metrics_listen = "127.0.0.1:0";
     o.request_threads = 8;
     o.training.progress_interval = std::chrono::milliseconds(20);
@@ -610,6 +612,52 @@ TEST_F(ServiceTest, JobResumesAfterRestart) {
   auto models = client_->ListModels();
   ASSERT_TRUE(models.ok());
   EXPECT_EQ(models->models_size(), 1);
+}
+
+// A client watching a job rides out a server restart on the same address: its WatchJob
+// reconnects (the stream ends UNAVAILABLE at the drain) and returns the job's end, having seen
+// statuses from before the restart and from the resumed run after it.
+TEST_F(ServiceTest, WatchJobReconnectsAcrossARestart) {
+  const std::string id = Upload(Sst2Rows(64));
+  auto r = SmallJob(id, "watched", 40);
+  r.mutable_hyperparameters()->set_save_steps(5);
+  auto started = client_->StartTraining(r);
+  ASSERT_TRUE(started.ok());
+  const int port = server_->port();
+  client::ClientOptions co;
+  co.target = absl::StrCat("127.0.0.1:", port);
+  auto watcher = client::Client::Create(co);  // its own channel, kept across the restart
+  ASSERT_TRUE(watcher.ok());
+  std::mutex mu;
+  std::vector<int64_t> seen;  // guarded by mu
+  std::atomic<bool> past_8{false};
+  absl::StatusOr<v1::JobStatus> end = absl::UnknownError("not run");
+  std::thread watch([&] {
+    end = (*watcher)->WatchJob(started->job_id(), [&](const v1::JobStatus& s) {
+      std::lock_guard<std::mutex> lock(mu);
+      seen.push_back(s.progress().update());
+      if (s.progress().update() >= 8) past_8 = true;
+      return true;
+    }, std::chrono::seconds(60));
+  });
+  for (int i = 0; i < 3000 && !past_8; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(past_8.load()) << "the job never reached update 8";
+  size_t before_restart = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    before_restart = seen.size();
+  }
+  client_.reset();
+  server_->Shutdown(std::chrono::seconds(5));
+  server_.reset();
+  StartServer(port);
+  watch.join();
+  ASSERT_TRUE(end.ok()) << end.status();
+  EXPECT_EQ(end->state(), v1::JOB_STATE_SUCCEEDED) << end->error();
+  EXPECT_EQ(end->model_version(), 1);
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_GT(seen.size(), before_restart) << "no status arrived after the restart";
+  EXPECT_EQ(seen.back(), 40);
 }
 
 // XLM-R (SentencePiece, via the dlopen'd module next to gRPC and libtorch) end to end: upload
