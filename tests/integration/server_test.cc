@@ -1144,6 +1144,41 @@ class FailingDiskTest : public ServiceTest {
   }
 };
 
+// The client's retry policy: an idempotent call (StartTraining, made so by its request_id)
+// that fails UNAVAILABLE is tried again and lands once; without retries the caller sees the
+// UNAVAILABLE. The failure is the store refusing the job's INSERT (a disk blip), injected a
+// counted number of times, so no timing is involved.
+TEST_F(FailingDiskTest, ClientRetriesAnIdempotentCallOnUnavailable) {
+  const std::string id = Upload(Sst2Rows(32));
+  std::atomic<int> inserts{0}, refuse{1};
+  store::SetStoreWriteFaultForTesting([&](const std::string& sql) {
+    if (!absl::StartsWith(sql, "INSERT INTO jobs")) return absl::OkStatus();
+    ++inserts;
+    return refuse-- > 0 ? absl::UnavailableError("disk I/O error (injected)") : absl::OkStatus();
+  });
+  auto started = client_->StartTraining(SmallJob(id, "retried-start", 2));  // max_attempts 5
+  ASSERT_TRUE(started.ok()) << started.status();
+  EXPECT_EQ(inserts.load(), 2) << "one refused attempt, one that landed";
+  auto jobs = client_->ListJobs(v1::ListJobsRequest());
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_EQ(jobs->jobs_size(), 1);
+
+  client::ClientOptions once;
+  once.target = absl::StrCat("127.0.0.1:", server_->port());
+  once.max_attempts = 1;
+  auto single = client::Client::Create(once);
+  ASSERT_TRUE(single.ok());
+  inserts = 0;
+  refuse = 1;
+  auto failed = (*single)->StartTraining(SmallJob(id, "not-retried", 2));
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kUnavailable) << failed.status();
+  EXPECT_EQ(inserts.load(), 1);
+  store::SetStoreWriteFaultForTesting(nullptr);
+  auto end = client_->WatchJob(started->job_id(), [](const v1::JobStatus&) { return true; });
+  ASSERT_TRUE(end.ok()) << end.status();
+  EXPECT_EQ(end->state(), v1::JOB_STATE_SUCCEEDED) << end->error();
+}
+
 TEST_F(FailingDiskTest, UploadModelSaveAndJobStateWrites) {
   const std::string data_dir = dir_.File("data");
   const absl::Status full = absl::ResourceExhaustedError("No space left on device (injected)");
