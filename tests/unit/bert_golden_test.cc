@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <map>
 
 #include "core/device.h"
 #include "core/infer/sequence_classifier.h"
@@ -179,15 +180,21 @@ TEST(LoadWeightsTest, ReportsMissingUnexpectedAndMismatchedByName) {
 TEST(LoadWeightsTest, HalfPrecisionAndLegacyNamesLoad) {
   TempDir dir;
   std::vector<std::vector<uint16_t>> keep;
+  std::map<std::string, std::vector<float>> want;  // by the model's parameter name
   std::string path = ModelWithEditedWeights(dir, [&](std::vector<TensorToWrite>* t) {
     for (TensorToWrite& x : *t) {
       // Store every tensor as bf16 (the top half of each float) and use gamma/beta names.
       const float* f = static_cast<const float*>(x.data);
       std::vector<uint16_t> h(x.nbytes / 4);
+      std::vector<float>& w = want[x.name];
       for (size_t i = 0; i < h.size(); ++i) {
         uint32_t bits;
         std::memcpy(&bits, f + i, 4);
         h[i] = static_cast<uint16_t>(bits >> 16);
+        bits = static_cast<uint32_t>(h[i]) << 16;  // bf16 -> fp32 is exact
+        float back;
+        std::memcpy(&back, &bits, 4);
+        w.push_back(back);
       }
       keep.push_back(std::move(h));
       x.dtype = DType::kBF16;
@@ -200,6 +207,18 @@ TEST(LoadWeightsTest, HalfPrecisionAndLegacyNamesLoad) {
   auto m = LoadModelDirectory(path);
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_TRUE(m->report.missing.empty());
+  // Every value landed in its parameter (gamma/beta in LayerNorm's weight/bias), widened exactly.
+  size_t checked = 0;
+  for (const auto& p : m->module->named_parameters()) {
+    SCOPED_TRACE(p.key());
+    ASSERT_TRUE(want.count(p.key())) << "no source tensor for this parameter";
+    const at::Tensor got = p.value().detach().to(at::kFloat).contiguous().reshape({-1});
+    const std::vector<float>& w = want[p.key()];
+    ASSERT_EQ(got.numel(), static_cast<int64_t>(w.size()));
+    EXPECT_EQ(std::memcmp(got.data_ptr<float>(), w.data(), w.size() * 4), 0);
+    ++checked;
+  }
+  EXPECT_EQ(checked, want.size());
 }
 
 TEST(LoadModelDirectoryTest, MissingOrBrokenDirectoriesAreClearErrors) {
