@@ -106,23 +106,29 @@ TEST(FinetuneTest, MultiLabelLossesMatchHuggingFace) {
   }
 }
 
-// Accuracy on a 4-row validation set can improve at most four times, so evaluating after every
-// update with patience 2 must stop the run early; the saved model is the best evaluation's.
-TEST(FinetuneTest, EarlyStoppingKeepsTheBestEvaluation) {
-  TempDir dir;
-  std::string train = "label,text\n", val = "label,text\n";
+// A bert-tiny run on 32 training rows ("good fun N" pos, "dull bad N" neg) and the given
+// 4 validation rows, evaluated after every update.
+FineTuneJob TinyCsvJob(const TempDir& dir, const std::string& validation_rows) {
+  std::string train = "label,text\n";
   for (int i = 0; i < 32; ++i) train += std::string(i % 2 ? "pos,good fun " : "neg,dull bad ") + std::to_string(i) + "\n";
-  val += "pos,good fun\nneg,dull bad\npos,fun\nneg,bad\n";
   berth::testing::WriteFile(dir.File("train.csv"), train);
-  berth::testing::WriteFile(dir.File("val.csv"), val);
+  berth::testing::WriteFile(dir.File("val.csv"), "label,text\n" + validation_rows);
   FineTuneJob job;
   job.base_model = "config:bert-tiny";
   job.train_path = dir.File("train.csv");
   job.validation_path = dir.File("val.csv");
   job.output_dir = dir.File("out");
-  job.spec.max_steps = 40;
   job.spec.batch_size = 4;
   job.spec.eval_steps = 1;
+  return job;
+}
+
+// Accuracy on a 4-row validation set can improve at most four times, so evaluating after every
+// update with patience 2 must stop the run early; the saved model is the best evaluation's.
+TEST(FinetuneTest, EarlyStoppingKeepsTheBestEvaluation) {
+  TempDir dir;
+  FineTuneJob job = TinyCsvJob(dir, "pos,good fun\nneg,dull bad\npos,fun\nneg,bad\n");
+  job.spec.max_steps = 40;
   job.spec.early_stopping_patience = 2;
   job.spec.learning_rate = 1e-4;
   auto r = RunFineTune(job, nullptr, nullptr);
@@ -194,19 +200,8 @@ class MetricForBestTest : public ::testing::TestWithParam<const char*> {};
 TEST_P(MetricForBestTest, SavesTheBestEvaluationNotTheLast) {
   const std::string metric = GetParam();
   TempDir dir;
-  std::string train = "label,text\n", val = "label,text\n";
-  for (int i = 0; i < 32; ++i) train += std::string(i % 2 ? "pos,good fun " : "neg,dull bad ") + std::to_string(i) + "\n";
-  val += "neg,good fun\npos,dull bad\nneg,fun\npos,bad\n";
-  berth::testing::WriteFile(dir.File("train.csv"), train);
-  berth::testing::WriteFile(dir.File("val.csv"), val);
-  FineTuneJob job;
-  job.base_model = "config:bert-tiny";
-  job.train_path = dir.File("train.csv");
-  job.validation_path = dir.File("val.csv");
-  job.output_dir = dir.File("out");
+  FineTuneJob job = TinyCsvJob(dir, "neg,good fun\npos,dull bad\nneg,fun\npos,bad\n");
   job.spec.max_steps = 30;
-  job.spec.batch_size = 4;
-  job.spec.eval_steps = 1;
   job.spec.learning_rate = 1e-3;
   job.spec.metric_for_best = metric;
   job.spec.save_steps = 1000;  // no resume checkpoints: only the best weights are kept
