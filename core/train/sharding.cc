@@ -1,9 +1,11 @@
 // How each epoch's examples are split into micro-batches, for one process or one rank of a group.
 #include "core/train/sharding.h"
 
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <algorithm>
 #include <numeric>
-#include <random>
 
 namespace berth::train {
 
@@ -22,8 +24,13 @@ std::vector<std::vector<int64_t>> EpochBatches(const std::vector<int64_t>& lengt
   std::vector<int64_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   if (s.shuffle) {
-    std::mt19937_64 rng(Mix(s.seed, static_cast<uint64_t>(epoch)));
-    std::shuffle(order.begin(), order.end(), rng);
+    // PyTorch's DistributedSampler order: torch.randperm(n) from a CPU generator seeded with
+    // seed + epoch (the same ATen kernel, so the same permutation; sampler_test checks it
+    // against index lists the pinned torch wrote).
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(s.seed + static_cast<uint64_t>(epoch));
+    const at::Tensor perm = at::randperm(n, gen, at::TensorOptions().dtype(at::kLong));
+    const int64_t* p = perm.data_ptr<int64_t>();
+    order.assign(p, p + n);
     if (s.group_by_length) {
       const int64_t mega = s.batch_size * std::max<int64_t>(1, std::min<int64_t>(50, n / (s.batch_size * 4)));
       for (int64_t i = 0; i < n; i += mega) {

@@ -8,6 +8,9 @@
 #include <map>
 #include <random>
 
+#include "core/util/json.h"
+#include "tests/unit/test_util.h"
+
 namespace berth::train {
 namespace {
 
@@ -72,11 +75,31 @@ TEST(ShardingTest, ShortLastBatchIsPaddedLikeDistributedSampler) {
   ExpectSameAsOneProcess(5, 4, false, false);
 }
 
-TEST(ShardingTest, OneRankIsTheSingleProcessOrder) {
-  const auto lengths = Lengths(23);
-  TrainingSpec s;
-  s.batch_size = 5;
-  EXPECT_EQ(RankBatches(lengths, s, 2, 1, 0), EpochBatches(lengths, s, 2));
+// Each rank gets exactly the indices PyTorch's DistributedSampler (shuffle, seed, set_epoch)
+// gives it, in its order, for any per-rank batch size: tests/data/fixtures/distributed-sampler.json,
+// written and kept true by tests/reference/sampler_reference.py with the pinned torch. World
+// size 1 included: one process trains in DistributedSampler's single-replica order.
+TEST(ShardingTest, EachRankGetsDistributedSamplersIndices) {
+  auto fixture = ReadJsonFile(testing::DataPath("fixtures/distributed-sampler.json"));
+  ASSERT_TRUE(fixture.ok()) << fixture.status();
+  for (const Json& c : fixture->at("cases")) {
+    const int64_t n = c.at("examples").get<int64_t>();
+    const int world = c.at("world").get<int>();
+    for (int64_t batch : {1, 3, 4}) {
+      TrainingSpec s;
+      s.batch_size = batch;
+      s.seed = c.at("seed").get<uint64_t>();
+      for (int rank = 0; rank < world; ++rank) {
+        std::vector<int64_t> got;
+        for (const auto& b : RankBatches(Lengths(n), s, c.at("epoch").get<int64_t>(), world, rank)) {
+          got.insert(got.end(), b.begin(), b.end());
+        }
+        EXPECT_EQ(got, c.at("ranks")[rank].get<std::vector<int64_t>>())
+            << n << " examples, world " << world << ", rank " << rank << ", seed " << s.seed << ", epoch "
+            << c.at("epoch") << ", batch " << batch;
+      }
+    }
+  }
 }
 
 TEST(ShardingTest, EpochsShuffleDifferentlyButReproducibly) {
