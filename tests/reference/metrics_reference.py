@@ -14,14 +14,14 @@ true.
 
 usage: metrics_reference.py [--out FILE] [--check]
 """
-import argparse
-import json
 import os
 import sys
 
 import numpy as np
 import sklearn
 from sklearn.metrics import accuracy_score, confusion_matrix, hamming_loss, precision_recall_fscore_support
+
+from fixture_file import write_or_check  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -71,23 +71,9 @@ def cases():
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=os.path.join(HERE, "..", "data", "fixtures", "metrics-sklearn.json"))
-    ap.add_argument("--check", action="store_true")
-    a = ap.parse_args()
-    now = cases()
-    if not a.check:
-        with open(a.out, "w") as f:
-            json.dump(now, f, separators=(",", ":"))
-            f.write("\n")
-        print("wrote", a.out)
-        return 0
-    committed = json.load(open(a.out))
-    # Exact: the same inputs through the same scikit-learn give the same doubles, and JSON keeps
-    # them (Python writes the shortest repr that reads back to the same double).
-    ok = committed == now
-    print("metrics fixture %s scikit-learn %s" % ("matches" if ok else "DIFFERS from", now["scikit-learn"]))
-    return 0 if ok else 1
+    return write_or_check(__doc__,
+                          os.path.join(HERE, "..", "data", "fixtures", "metrics-sklearn.json"),
+                          cases, "metrics fixture")
 
 
 if __name__ == "__main__":

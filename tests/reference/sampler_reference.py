@@ -7,13 +7,13 @@ indices, in this order.
 
 usage: sampler_reference.py [--out FILE] [--check]
 """
-import argparse
-import json
 import os
 import sys
 
 import torch
 from torch.utils.data import DistributedSampler
+
+from fixture_file import write_or_check  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # (examples, world size, seed, epoch): even and uneven splits, 1 to 4 ranks, a set smaller
@@ -35,20 +35,9 @@ def lists():
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=os.path.join(HERE, "..", "data", "fixtures", "distributed-sampler.json"))
-    ap.add_argument("--check", action="store_true")
-    a = ap.parse_args()
-    now = lists()
-    if not a.check:
-        with open(a.out, "w") as f:
-            json.dump(now, f, separators=(",", ":"))
-            f.write("\n")
-        print("wrote", a.out)
-        return 0
-    ok = json.load(open(a.out)) == now
-    print("DistributedSampler fixture %s torch %s" % ("matches" if ok else "DIFFERS from", now["torch"]))
-    return 0 if ok else 1
+    return write_or_check(__doc__,
+                          os.path.join(HERE, "..", "data", "fixtures", "distributed-sampler.json"),
+                          lists, "DistributedSampler fixture")
 
 
 if __name__ == "__main__":
