@@ -119,8 +119,9 @@ int RunLoadtest(const LoadFlags& f) {
       ++codes[CodeName(s.error_code())];
       // Distinct messages say who answered (a handler, the transport, the client's channel); a
       // few dozen are enough to tell, and the map stays small under a flood of one failure.
-      if (!s.ok() && (errors.size() < 32 || errors.count(CodeName(s.error_code()) + ": " + s.error_message()))) {
-        ++errors[CodeName(s.error_code()) + ": " + s.error_message()];
+      if (!s.ok()) {
+        const std::string key = CodeName(s.error_code()) + ": " + s.error_message();
+        if (errors.size() < 32 || errors.count(key)) ++errors[key];
       }
       latencies_ms.push_back(ms);
       ++completed;
