@@ -386,12 +386,19 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& mode
   if (IsRegularFile(JoinPath(model_dir, "sentencepiece.bpe.model"))) return LoadSentencePiece(model_dir);
   const std::string config_path = JoinPath(model_dir, "tokenizer_config.json");
   if (IsRegularFile(config_path)) {
+    // An unreadable or malformed config falls through: LoadWordPiece reads it again and says
+    // what is wrong with it. A config that is not an object has no tokenizer_class.
     auto config = ReadJsonFile(config_path);
-    if (config.ok() && absl::StartsWith(config->value("tokenizer_class", ""), "XLMRoberta")) {
+    std::string tokenizer_class;
+    if (config.ok()) {
+      ASSIGN_OR_RETURN(std::optional<std::string> named, GetOptionalString(*config, "tokenizer_class", config_path));
+      tokenizer_class = named.value_or("");
+    }
+    if (absl::StartsWith(tokenizer_class, "XLMRoberta")) {
       return absl::NotFoundError(
           absl::StrCat(model_dir, ": sentencepiece.bpe.model is missing (", config_path, " names XLMRobertaTokenizer)"));
     }
-    if (config.ok() && absl::StartsWith(config->value("tokenizer_class", ""), "Roberta")) {
+    if (absl::StartsWith(tokenizer_class, "Roberta")) {
       return absl::UnimplementedError(absl::StrCat(
           model_dir, ": RoBERTa's byte-level BPE tokenizer (vocab.json, merges.txt) is not supported yet"));
     }
