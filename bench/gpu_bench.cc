@@ -25,11 +25,13 @@
 #include <string>
 #include <vector>
 
+#include "core/util/data_dir.h"
 #include "core/device.h"
 #include "core/infer/engine.h"
 #include "core/infer/sequence_classifier.h"
 #include "core/model/bert.h"
 #include "core/model/model_dir.h"
+#include "core/model/presets.h"
 #include "core/runtime.h"
 #include "core/train/trainer.h"
 #include "core/util/json.h"
@@ -113,7 +115,7 @@ double TrainSamplesPerSecond(const std::string& device, const std::string& model
 }
 
 std::shared_ptr<const berth::SequenceClassifier> RandomClassifier(const std::string& device, const std::string& model) {
-  auto m = berth::CreateRandomModel(model.substr(model.find(':') + 1), berth::train::BerthDataDir());
+  auto m = berth::CreateRandomModel(berth::PresetNameOf(model).value_or(model), berth::BerthDataDir());
   if (!m.ok()) Die(m.status());
   m->config.id2label = {"negative", "positive"};
   at::manual_seed(1);
@@ -149,7 +151,7 @@ int main(int argc, char** argv) {
   }
   if (auto d = berth::ParseDevice(device, "--device"); !d.ok()) Die(d.status());
   berth::ConfigureThreads(0);
-  if (sst2.empty()) sst2 = berth::train::BerthDataDir() + "/sst2-sample/validation.tsv";
+  if (sst2.empty()) sst2 = berth::BerthDataDir() + "/sst2-sample/validation.tsv";
   const std::vector<std::string> sentences = ReadSst2(sst2);
   if (sentences.empty()) Die(absl::NotFoundError("no sentences in " + sst2));
   char tmpl[] = "/tmp/berth-gpu-bench-XXXXXX";

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/util/data_dir.h"
 #include "core/infer/engine.h"
 #include "core/model/model_dir.h"
 #include "core/runtime.h"
@@ -51,7 +52,7 @@ std::vector<std::string> ReadAgNews(const std::string& path) {
 
 std::shared_ptr<const berth::SequenceClassifier> MakeModel(const std::string& name,
                                                            berth::InferencePrecision precision) {
-  auto m = berth::CreateRandomModel(name, berth::train::BerthDataDir());
+  auto m = berth::CreateRandomModel(name, berth::BerthDataDir());
   if (!m.ok()) {
     std::cerr << m.status() << "\n";
     std::exit(1);
@@ -203,7 +204,7 @@ int main(int argc, char** argv) {
   const std::string shared = BERTH_SHARED_DATA;
   std::vector<std::string> sst = ReadSst2(shared + "/sst2/validation.tsv");
   std::vector<std::string> ag = ReadAgNews(shared + "/agnews/test.jsonl");
-  if (sst.empty()) sst = ReadSst2(berth::train::BerthDataDir() + "/sst2-sample/validation.tsv");
+  if (sst.empty()) sst = ReadSst2(berth::BerthDataDir() + "/sst2-sample/validation.tsv");
   if (limit > 0 && sst.size() > limit) sst.resize(limit);
   std::vector<std::string> mixed;
   for (size_t i = 0; i < sst.size(); ++i) {

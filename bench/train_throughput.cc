@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/model/presets.h"
 #include "core/runtime.h"
 #include "core/train/trainer.h"
 #include "core/util/json.h"
@@ -42,12 +43,8 @@ double MatmulGflops(at::ScalarType dtype, double seconds) {
   return 2.0 * 1024 * 768 * 3072 * static_cast<double>(n) / elapsed * 1e-9;
 }
 
-struct Shape {
-  int64_t layers = 12, hidden = 768, intermediate = 3072;
-};
-
 // Matmul FLOPs of one training sample (forward x3 for forward + backward).
-double TrainFlopsPerSample(const Shape& s, int64_t seq) {
+double TrainFlopsPerSample(const berth::ModelPreset& s, int64_t seq) {
   const double h = static_cast<double>(s.hidden), i = static_cast<double>(s.intermediate);
   const double t = static_cast<double>(seq);
   const double fwd = (2 * t * (4 * h * h + 2 * h * i) + 4 * t * t * h) * static_cast<double>(s.layers);
@@ -114,11 +111,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   const int threads = berth::ConfigureThreads(0);
-  Shape shape;
-  if (model == "config:bert-tiny") shape = {2, 128, 512};
-  if (model == "config:bert-mini") shape = {4, 256, 1024};
-  if (model == "config:bert-small") shape = {4, 512, 2048};
-  if (model == "config:bert-medium") shape = {8, 512, 2048};
+  const berth::ModelPreset* preset = berth::FindModelPreset(berth::PresetNameOf(model).value_or(""));
+  if (preset == nullptr) {
+    std::cerr << "train_throughput: --model must be one of " << berth::PresetList() << "\n";
+    return 2;
+  }
+  const berth::ModelPreset& shape = *preset;
 
   // Long enough texts that every row fills `seq` tokens.
   char tmpl[] = "/tmp/berth-train-bench-XXXXXX";

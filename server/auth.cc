@@ -8,7 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/util/json.h"
-#include "core/util/sha256.h"
+#include "core/util/digest.h"
 #include "core/util/status_macros.h"
 
 namespace berth::server {

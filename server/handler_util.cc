@@ -42,8 +42,7 @@ grpc::ServerUnaryReactor* RunOnPool(grpc::CallbackServerContext* context, Thread
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const bool queued = pool->TrySubmit([reactor, work = std::move(work)] { reactor->Finish(ToGrpcStatus(work())); });
   if (!queued) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                 "the server's request queue is full; retry with backoff"));
+    reactor->Finish(ToGrpcStatus(absl::ResourceExhaustedError("the server's request queue is full; retry with backoff")));
   }
   return reactor;
 }

@@ -40,13 +40,19 @@ absl::Status ValidateTexts(const google::protobuf::RepeatedPtrField<std::string>
   return absl::OkStatus();
 }
 
+// One bound for Classify and Tokenize; 3 fits [CLS], one token and [SEP].
+absl::Status ValidateMaxLength(int64_t max_length) {
+  if (max_length != 0 && (max_length < 3 || max_length > 8192)) {
+    return absl::InvalidArgumentError("max_length: must be 0 (the model's maximum) or in [3, 8192]");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateClassify(const v1::ClassifyRequest& r, const Limits& limits) {
   RETURN_IF_ERROR(service::ParseModelRef(r.model(), r.version(), r.alias(), "model").status());
   RETURN_IF_ERROR(ValidateTexts(r.texts(), r.text_pairs(), limits));
   if (r.top_k() < 0 || r.top_k() > 1000) return absl::InvalidArgumentError("top_k: must be in [0, 1000]");
-  if (r.max_length() != 0 && (r.max_length() < 3 || r.max_length() > 8192)) {
-    return absl::InvalidArgumentError("max_length: must be 0 (the model's maximum) or in [3, 8192]");
-  }
+  RETURN_IF_ERROR(ValidateMaxLength(r.max_length()));
   if (r.stride() < 0) return absl::InvalidArgumentError("stride: must not be negative");
   if (!v1::Truncation_IsValid(r.truncation())) return absl::InvalidArgumentError("truncation: unknown mode");
   return absl::OkStatus();
@@ -107,8 +113,7 @@ class ClassifyStreamReactor final : public grpc::ServerBidiReactor<v1::ClassifyR
     caller_ = *caller;
     if (!TryAcquire(&ctx_.live->streams, ctx_.limits.max_streams)) {
       ctx_.metrics->RecordRefusal("streams");
-      Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                          absl::StrCat("this server keeps at most ", ctx_.limits.max_streams, " streams open")));
+      Finish(ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat("this server keeps at most ", ctx_.limits.max_streams, " streams open"))));
       return;
     }
     holds_slot_ = true;
@@ -129,11 +134,11 @@ class ClassifyStreamReactor final : public grpc::ServerBidiReactor<v1::ClassifyR
       if (!s.ok()) return Finish(ToGrpcStatus(s));
       StartWrite(&response_);
     });
-    if (!queued) Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "the server's request queue is full"));
+    if (!queued) Finish(ToGrpcStatus(absl::ResourceExhaustedError("the server's request queue is full")));
   }
 
   void OnWriteDone(bool ok) override {
-    if (!ok) return Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+    if (!ok) return Finish(ToGrpcStatus(absl::CancelledError("the client went away")));
     StartRead(&request_);
   }
 
@@ -177,9 +182,7 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::Tokenize(grpc::CallbackServerCon
   auto ref = service::ParseModelRef(request->model(), request->version(), request->alias(), "model");
   absl::Status s = ref.status();
   if (s.ok()) s = ValidateTexts(request->texts(), request->text_pairs(), ctx_.limits);
-  if (s.ok() && request->max_length() != 0 && (request->max_length() < 3 || request->max_length() > 8192)) {
-    s = absl::InvalidArgumentError("max_length: must be 0 (the model's maximum) or in [3, 8192]");
-  }
+  if (s.ok()) s = ValidateMaxLength(request->max_length());
   if (s.ok() && request->truncation() == v1::TRUNCATION_WINDOW) {
     s = absl::InvalidArgumentError("truncation: Tokenize supports RIGHT or LEFT");
   }

@@ -9,7 +9,7 @@
 #include "core/device.h"
 #include "core/runtime.h"
 #include "core/util/files.h"
-#include "server/log.h"
+#include "core/util/log.h"
 #include "server/server.h"
 
 int main(int argc, char** argv) {
@@ -172,7 +172,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(drain_timeout_seconds * 1000));
-  berth::server::SetLogFormat(log_format == "json" ? berth::server::LogFormat::kJson : berth::server::LogFormat::kText);
+  berth::SetLogFormat(log_format == "json" ? berth::LogFormat::kJson : berth::LogFormat::kText);
 
   // Signals are taken by this thread alone (sigwait), so every other thread blocks them.
   sigset_t signals;
@@ -200,7 +200,7 @@ int main(int argc, char** argv) {
     if (!o.auth_tokens_file.empty()) (void)(*server)->ReloadAuth();
     if (!o.tls_cert.empty()) (void)(*server)->ReloadTls();
   }
-  berth::server::LogEvent("server.signal", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  berth::LogEvent("server.signal", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   (*server)->Shutdown();
   server->reset();  // closes the store
   return 0;

@@ -2,7 +2,9 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "core/service/base_model.h"
 #include "core/util/files.h"
+#include "core/util/log.h"
 #include "core/util/status_macros.h"
 #include "server/convert.h"
 #include "server/services.h"
@@ -63,13 +65,16 @@ grpc::ServerUnaryReactor* ModelServiceImpl::DeleteModel(grpc::CallbackServerCont
         victims.push_back(m);
       }
     }
-    RETURN_IF_ERROR(ctx_.store->DeleteModel(request->name(), request->version()));
+    RETURN_IF_ERROR(ctx_.store->DeleteModel(request->name(), request->version(), [request](const std::string& base) {
+      return service::BaseModelUses(base, request->name(), request->version());
+    }));
     ctx_.registry->Evict(request->name(), request->version());
     for (const store::ModelRecord& m : victims) {
       response->add_deleted_versions(m.version);
       // The rows are gone, so nothing can find these files any more; a failure leaves garbage,
       // never a dangling version.
-      (void)RemoveAll(JoinPath(ctx_.store->data_dir(), m.path));
+      LogIfError(RemoveAll(JoinPath(ctx_.store->data_dir(), m.path)), "model.cleanup_failed",
+                 {{"model", m.name}, {"version", std::to_string(m.version)}});
     }
     return absl::OkStatus();
   });

@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/util/files.h"
 #include "core/util/status_macros.h"
-#include "server/log.h"
+#include "core/util/log.h"
 
 namespace berth::server {
 namespace {
@@ -152,9 +152,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   });
   s->runner_->set_progress_observer(
       [metrics](const std::string& job_id, const train::Progress& p) { metrics->OnProgress(job_id, p); });
+  s->admission_ = std::make_unique<service::Training>(
+      s->store_.get(), s->runner_.get(),
+      service::AdmissionLimits{options.limits.max_queued_jobs, options.limits.max_queued_jobs_per_token,
+                               options.limits.max_dataset_rows},
+      [metrics](const char* limit) { metrics->RecordRefusal(limit); });
   s->pool_ = std::make_unique<ThreadPool>(options.request_threads, options.max_queued_requests);
-  ServiceContext ctx{s->store_.get(), s->runner_.get(), s->registry_.get(), s->pool_.get(), metrics,
-                     &s->draining_,    s->auth_.get(),     &s->live_,          options.limits};
+  ServiceContext ctx{s->store_.get(), s->runner_.get(), s->admission_.get(), s->registry_.get(), s->pool_.get(),
+                     metrics,         &s->draining_,    s->auth_.get(),      &s->live_,          options.limits};
   s->training_ = std::make_unique<TrainingServiceImpl>(ctx);
   s->inference_ = std::make_unique<InferenceServiceImpl>(ctx);
   s->models_ = std::make_unique<ModelServiceImpl>(ctx);
@@ -190,7 +195,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
       std::unique_lock<std::mutex> lock(self->tls_reloader_mu_);
       const std::chrono::seconds every(self->options_.tls_reload_seconds);
       while (!self->tls_reloader_cv_.wait_for(lock, every, [self] { return self->tls_reloader_stop_; })) {
-        (void)self->ReloadTls();
+        (void)self->ReloadTls();  // logs its outcome; on an error the old certificates stay
       }
     });
   }

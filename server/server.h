@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/service/job_runner.h"
+#include "core/service/training.h"
 #include "core/service/model_registry.h"
 #include "server/metrics.h"
 #include "server/services.h"
@@ -85,6 +86,7 @@ class Server {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<service::ModelRegistry> registry_;
   std::unique_ptr<service::JobRunner> runner_;
+  std::unique_ptr<service::Training> admission_;  // StartTraining's rules, over runner_
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<TrainingServiceImpl> training_;
   std::unique_ptr<InferenceServiceImpl> inference_;

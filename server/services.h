@@ -13,6 +13,7 @@
 #include "berth/v1/models.grpc.pb.h"
 #include "berth/v1/training.grpc.pb.h"
 #include "core/service/job_runner.h"
+#include "core/service/training.h"
 #include "core/service/model_registry.h"
 #include "core/store/store.h"
 #include "core/util/thread_pool.h"
@@ -49,6 +50,7 @@ class TokenAuthenticator;
 struct ServiceContext {
   store::Store* store;
   service::JobRunner* runner;
+  service::Training* training;
   service::ModelRegistry* registry;
   ThreadPool* pool;
   Metrics* metrics;

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/util/files.h"
+#include "core/util/log.h"
 #include "core/util/status_macros.h"
 
 namespace berth::server {
@@ -120,7 +121,10 @@ absl::Status TlsFiles::StageLocked() {
     return absl::InternalError(absl::StrCat("cannot switch ", stage_dir_, "/current to ", gen));
   }
   // Keep the previous generation (gRPC may be reading it this second); drop older ones.
-  if (next > 2) (void)RemoveAll(JoinPath(stage_dir_, absl::StrCat("gen-", next - 2)));
+  if (next > 2) {
+    const std::string old = JoinPath(stage_dir_, absl::StrCat("gen-", next - 2));
+    LogIfError(RemoveAll(old), "tls.cleanup_failed", {{"path", old}});
+  }
   staged_ = std::move(all);
   generation_ = next;
   return absl::OkStatus();

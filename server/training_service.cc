@@ -4,11 +4,8 @@
 #include <string>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/train/dataset.h"
-#include "core/util/files.h"
-#include "core/util/sha256.h"
 #include "core/util/status_macros.h"
 #include "server/convert.h"
 #include "server/metrics.h"
@@ -27,25 +24,6 @@ absl::Status ValidateJobId(const std::string& id) {
     if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-') {
       return absl::InvalidArgumentError("job_id: only letters, digits and '-' are allowed");
     }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateUploadInfo(const v1::DatasetInfo& info) {
-  const std::string& name = info.file_name();
-  if (name.empty()) return absl::InvalidArgumentError("info.file_name: required");
-  if (name.size() > 255) return absl::InvalidArgumentError("info.file_name: longer than 255 bytes");
-  if (absl::StrContains(name, '/') || absl::StrContains(name, '\\') || absl::StrContains(name, "..") ||
-      absl::StrContains(name, '\0')) {
-    return absl::InvalidArgumentError("info.file_name: must be a plain file name (no path separators or '..')");
-  }
-  const std::string lower = absl::AsciiStrToLower(name);
-  if (!absl::EndsWith(lower, ".csv") && !absl::EndsWith(lower, ".tsv") && !absl::EndsWith(lower, ".jsonl") &&
-      !absl::EndsWith(lower, ".json")) {
-    return absl::InvalidArgumentError("info.file_name: the extension must be .csv, .tsv, .jsonl or .json");
-  }
-  for (const std::string* c : {&info.text_column(), &info.text_pair_column(), &info.label_column()}) {
-    if (c->size() > 256) return absl::InvalidArgumentError("info: a column name is longer than 256 bytes");
   }
   return absl::OkStatus();
 }
@@ -81,7 +59,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequ
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      if (context_->IsCancelled()) return Finish(grpc::Status(grpc::StatusCode::CANCELLED, "upload cancelled"));
+      if (context_->IsCancelled()) return Finish(ToGrpcStatus(absl::CancelledError("upload cancelled")));
       if (!have_info_) return FinishWith(absl::InvalidArgumentError("info: the first message must carry info"));
       if (!ctx_.pool->TrySubmit([this] { FinishWith(Store()); })) {
         FinishWith(absl::ResourceExhaustedError("the server is busy; retry later"));
@@ -91,7 +69,10 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequ
     if (!request_.sha256().empty()) sha256_ = request_.sha256();
     if (request_.has_info()) {
       if (have_info_) return FinishWith(absl::InvalidArgumentError("info: sent twice"));
-      if (absl::Status s = ValidateUploadInfo(request_.info()); !s.ok()) return FinishWith(s);
+      if (absl::Status s = service::ValidateUpload(request_.info().file_name(), UploadOptions(request_.info()));
+          !s.ok()) {
+        return FinishWith(s);
+      }
       info_ = request_.info();
       have_info_ = true;
     } else if (request_.part_case() == v1::UploadDatasetRequest::kData) {
@@ -127,29 +108,14 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequ
   }
 
   absl::Status Store() {
-    if (data_.empty()) return absl::InvalidArgumentError("data: the upload is empty");
-    const std::string digest = Sha256Hex(data_);
-    if (!sha256_.empty() && absl::AsciiStrToLower(sha256_) != digest) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "sha256: the ", data_.size(), " bytes received hash to ", digest,
-          ", not the digest the client sent; the upload was incomplete or corrupted and was not stored"));
-    }
-    ASSIGN_OR_RETURN(train::Dataset parsed, train::ParseDataset(data_, info_.file_name(), UploadOptions(info_)));
-    if (static_cast<int64_t>(parsed.examples.size()) > ctx_.limits.max_dataset_rows) {
-      ctx_.metrics->RecordRefusal("dataset_rows");
-      return absl::InvalidArgumentError(absl::StrCat("data: ", parsed.examples.size(),
-                                                     " rows; this server takes at most ", ctx_.limits.max_dataset_rows,
-                                                     " per dataset"));
-    }
-    const bool already = ctx_.store->GetDataset(digest).ok();
-    ASSIGN_OR_RETURN(store::DatasetRecord rec,
-                     ctx_.store->PutDataset(data_, info_.file_name(),
-                                            static_cast<int64_t>(parsed.examples.size()), train::LabelCounts(parsed)));
+    ASSIGN_OR_RETURN(service::StoredDataset stored,
+                     ctx_.training->PutDataset(data_, info_.file_name(), UploadOptions(info_), sha256_));
+    const store::DatasetRecord& rec = stored.record;
     response_->set_dataset_id(rec.id);
     response_->set_rows(rec.rows);
     response_->set_bytes(rec.bytes);
-    response_->set_already_present(already);
-    if (!already) ctx_.metrics->RecordDatasetBytes(rec.bytes);
+    response_->set_already_present(stored.already_present);
+    if (!stored.already_present) ctx_.metrics->RecordDatasetBytes(rec.bytes);
     for (const auto& [label, n] : rec.label_counts) (*response_->mutable_label_counts())[label] = n;
     return absl::OkStatus();
   }
@@ -179,7 +145,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobStatus> {
     if (!ok) {
       finished_ = true;
       lock.unlock();
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the watcher went away"));
+      Finish(ToGrpcStatus(absl::CancelledError("the watcher went away")));
       return;
     }
     if (dirty_ && !finished_) {
@@ -194,7 +160,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobStatus> {
     std::lock_guard<std::mutex> lock(mu_);
     if (!finished_ && !writing_) {
       finished_ = true;
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
+      Finish(ToGrpcStatus(absl::CancelledError("watch cancelled")));
     }
   }
 
@@ -230,7 +196,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobStatus> {
     }
     if (ctx_.draining->load()) {  // let the drain finish; the client watches again elsewhere
       finished_ = true;
-      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down; watch again"));
+      Finish(ToGrpcStatus(absl::UnavailableError("the server is shutting down; watch again")));
       return;
     }
     ToProto(*job, &status_);
@@ -266,75 +232,16 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::StartTraining(grpc::CallbackServe
   if (!caller.ok()) return FinishWith(context, caller.status());
   // Re-reads the datasets with the requested columns, so it runs on the pool.
   return RunOnPool(context, ctx_.pool, [this, request, response, caller = *caller]() -> absl::Status {
-    service::JobSpec spec = ToJobSpec(*request);
-    if (spec.training.device.empty()) spec.training.device = ctx_.runner->options().default_device;
-    RETURN_IF_ERROR(service::ValidateJobSpec(spec));
-    if (spec.workers > ctx_.runner->options().max_train_procs) {
-      ctx_.metrics->RecordRefusal("train_procs");
-      return absl::InvalidArgumentError(absl::StrCat("workers: ", spec.workers, " processes asked for, this server ",
-                                                     "allows ", ctx_.runner->options().max_train_procs,
-                                                     " per job (--max-train-procs)"));
+    service::Submitter who;
+    if (caller) {
+      who.id = caller->id;
+      who.may_read_model = [p = *caller](const std::string& name) { return Authorize(p, Permission::kClassify, name); };
+      who.may_see_job = [caller](const std::string& created_by) { return CheckJobOwner(caller, created_by); };
     }
-    const std::string& rid = request->request_id();
-    if (rid.size() > 128) return absl::InvalidArgumentError("request_id: longer than 128 characters");
-    for (char c : rid) {
-      if (static_cast<unsigned char>(c) < 0x20) return absl::InvalidArgumentError("request_id: control characters");
-    }
-    const int64_t classes_hint = static_cast<int64_t>(spec.training.class_weights.size());
-    for (const auto& [field, id] : {std::make_pair("train_dataset_id", spec.train_dataset),
-                                    std::make_pair("validation_dataset_id", spec.validation_dataset)}) {
-      if (id.empty()) continue;
-      auto rec = ctx_.store->GetDataset(id);
-      if (!rec.ok()) return absl::NotFoundError(absl::StrCat(field, ": no dataset ", id, " (upload it first)"));
-      ASSIGN_OR_RETURN(std::string contents, ReadFileToString(JoinPath(ctx_.store->data_dir(), rec->path)));
-      auto parsed = train::ParseDataset(contents, rec->name, spec.data);
-      if (!parsed.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            field, " ", id.substr(0, 12), "… does not fit this request (text_column '", spec.data.text_column,
-            "', label_column '", spec.data.label_column, "'): ", parsed.status().message()));
-      }
-      if (classes_hint > 0 && std::string(field) == "train_dataset_id" &&
-          classes_hint != static_cast<int64_t>(train::CollectLabels(*parsed).size())) {
-        return absl::InvalidArgumentError(absl::StrCat("hyperparameters.class_weights: ", classes_hint,
-                                                       " weights for ", train::CollectLabels(*parsed).size(),
-                                                       " labels"));
-      }
-    }
-    ASSIGN_OR_RETURN(std::string pinned, ctx_.runner->PinBaseModel(spec.base_model));
-    if (caller && pinned.find(':') != std::string::npos && pinned.rfind("config:", 0) != 0) {
-      // A registered base model is read: the token's model prefix applies to it too.
-      RETURN_IF_ERROR(Authorize(*caller, Permission::kClassify, pinned.substr(0, pinned.find(':'))));
-    }
-    // Queue limits; a retry of a request already queued is not a new job.
-    ASSIGN_OR_RETURN(std::optional<store::JobRecord> earlier, ctx_.store->FindJobByRequestId(rid));
-    if (!earlier) {
-      ASSIGN_OR_RETURN(auto all, ctx_.store->CountJobs());
-      if (all[store::JobState::kQueued] >= ctx_.limits.max_queued_jobs) {
-        ctx_.metrics->RecordRefusal("queued_jobs");
-        return absl::ResourceExhaustedError(
-            absl::StrCat(all[store::JobState::kQueued], " jobs are queued, the server's limit; retry later"));
-      }
-      if (caller) {
-        ASSIGN_OR_RETURN(auto mine, ctx_.store->CountJobs(caller->id));
-        if (mine[store::JobState::kQueued] >= ctx_.limits.max_queued_jobs_per_token) {
-          ctx_.metrics->RecordRefusal("queued_jobs_per_token");
-          return absl::ResourceExhaustedError(absl::StrCat("token '", caller->id, "' has ",
-                                                           mine[store::JobState::kQueued],
-                                                           " jobs queued, its limit; retry when one has started"));
-        }
-      }
-    }
-    bool existed = false;
-    ASSIGN_OR_RETURN(store::JobRecord job, ctx_.store->CreateJob(service::JobSpecToJson(spec).dump(), spec.model_name,
-                                                                 pinned, rid, &existed, caller ? caller->id : ""));
-    if (existed) RETURN_IF_ERROR(CheckJobOwner(caller, job.created_by));
-    if (!existed) {
-      (void)ctx_.store->AddJobEvent(job.id, "queued", "");
-      ctx_.runner->Wake();
-    }
-    response->set_job_id(job.id);
-    response->set_existing(existed);
-    ToProto(job, response->mutable_status());
+    ASSIGN_OR_RETURN(service::Submission sub, ctx_.training->Submit(ToJobSpec(*request), request->request_id(), who));
+    response->set_job_id(sub.job.id);
+    response->set_existing(sub.existed);
+    ToProto(sub.job, response->mutable_status());
     return absl::OkStatus();
   });
 }

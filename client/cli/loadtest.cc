@@ -23,7 +23,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "client/lib/client.h"
-#include "core/train/trainer.h"
+#include "core/util/data_dir.h"
+#include "core/train/training_spec.h"
 #include "core/util/files.h"
 #include "nlohmann/json.hpp"
 
@@ -43,7 +44,7 @@ std::string CodeName(grpc::StatusCode c) { return absl::StatusCodeToString(stati
 
 std::vector<std::string> LoadTexts(const std::string& file) {
   std::string path = file;
-  if (path.empty()) path = JoinPath(JoinPath(train::BerthDataDir(), "sst2-sample"), "validation.tsv");
+  if (path.empty()) path = JoinPath(JoinPath(BerthDataDir(), "sst2-sample"), "validation.tsv");
   std::ifstream in(path);
   std::vector<std::string> texts;
   std::string line;

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "core/train/trainer.h"
+#include "core/train/training_spec.h"
 
 namespace berth::cli {
 

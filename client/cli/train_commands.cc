@@ -20,6 +20,7 @@
 #include "client/cli/progress.h"
 #include "client/cli/spec_flags.h"
 #include "core/model/hub.h"
+#include "core/model/presets.h"
 #include "core/service/job_spec.h"
 #include "core/train/distributed.h"
 #include "core/train/trainer.h"
@@ -222,8 +223,8 @@ void AddTrainCommands(CLI::App& app, std::function<int()>* run) {
       "Fine-tune a BERT classifier on a labelled CSV/TSV/JSONL file and save a Hugging Face model "
       "directory. Ctrl-C writes a checkpoint; rerun with --resume to continue.");
   ft->add_option("--base-model", j.base_model,
-                 "Hugging Face model directory, Hub id (org/name[@revision]), or "
-                 "config:bert-tiny|bert-mini|bert-small|bert-medium|bert-base for random initialisation")
+                 absl::StrCat("Hugging Face model directory, Hub id (org/name[@revision]), or one of ",
+                              PresetList(), " for random initialisation"))
       ->required();
   ft->add_option("--train", j.train_path, "Training data (.csv, .tsv with header, or .jsonl)")->required();
   ft->add_option("--validation", j.validation_path, "Validation data (same format)");

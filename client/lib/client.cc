@@ -6,7 +6,6 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
-#include <openssl/evp.h>
 
 #include <fstream>
 #include <random>
@@ -15,23 +14,11 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/digest.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace berth::client {
 namespace {
-
-std::string Sha256Hex(absl::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 15]);
-  }
-  return out;
-}
 
 std::string RandomRequestId() {
   std::random_device rd;

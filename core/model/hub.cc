@@ -15,7 +15,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "core/util/files.h"
-#include "core/util/sha256.h"
+#include "core/util/digest.h"
 #include "core/util/status_macros.h"
 
 namespace berth {

@@ -7,10 +7,11 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
+#include "core/model/presets.h"
 #include "core/text/wordpiece.h"
 #include "core/util/files.h"
 #include "core/util/status_macros.h"
+#include "core/util/log.h"
 
 namespace berth {
 namespace {
@@ -24,31 +25,11 @@ absl::Status WriteFiles(const std::string& dir, const ModelConfig& config,
 
 }  // namespace
 
-namespace {
-
-struct Preset {
-  const char* name;
-  int64_t layers, hidden, heads, intermediate;
-};
-constexpr Preset kPresets[] = {
-    {"bert-tiny", 2, 128, 2, 512},    {"bert-mini", 4, 256, 4, 1024},
-    {"bert-small", 4, 512, 8, 2048},  {"bert-medium", 8, 512, 8, 2048},
-    {"bert-base", 12, 768, 12, 3072},
-};
-
-}  // namespace
-
 absl::StatusOr<LoadedModel> CreateRandomModel(const std::string& name, const std::string& data_dir) {
-  const Preset* p = nullptr;
-  for (const Preset& q : kPresets) {
-    if (name == q.name) p = &q;
-  }
+  const ModelPreset* p = FindModelPreset(name);
   if (p == nullptr) {
-    std::vector<std::string> names;
-    for (const Preset& q : kPresets) names.push_back(q.name);
-    return absl::InvalidArgumentError(absl::StrCat("base model 'config:", name,
-                                                   "' is unknown (choose from config:",
-                                                   absl::StrJoin(names, ", config:"), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("base model 'config:", name, "' is unknown (choose from ", PresetList(), ")"));
   }
   LoadedModel m;
   m.config.num_hidden_layers = p->layers;
@@ -103,13 +84,13 @@ absl::Status SaveModelDirectory(const std::string& dir, const ModelConfig& confi
                                 const torch::nn::Module& module, const text::Tokenizer& tokenizer) {
   if (IsDirectory(dir)) return WriteFiles(dir, config, module, tokenizer);
   std::string tmp = absl::StrCat(dir, ".partial.", ::getpid());
-  RemoveAll(tmp).IgnoreError();
+  LogIfError(RemoveAll(tmp), "model.cleanup_failed", {{"path", tmp}});
   RETURN_IF_ERROR(MakeDirectories(tmp));
   absl::Status s = WriteFiles(tmp, config, module, tokenizer);
   if (s.ok() && std::rename(tmp.c_str(), dir.c_str()) != 0) {
     s = absl::InternalError(absl::StrCat("cannot rename '", tmp, "' to '", dir, "'"));
   }
-  if (!s.ok()) RemoveAll(tmp).IgnoreError();
+  if (!s.ok()) LogIfError(RemoveAll(tmp), "model.cleanup_failed", {{"path", tmp}});
   return s;
 }
 

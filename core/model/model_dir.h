@@ -34,8 +34,7 @@ struct LoadModelOptions {
 absl::StatusOr<LoadedModel> LoadModelDirectory(const std::string& dir,
                                                const LoadModelOptions& options = {});
 
-// A randomly initialised BERT of a named shape (bert-tiny: 2 layers x 128, bert-mini: 4 x 256,
-// bert-small: 4 x 512, bert-medium: 8 x 512, bert-base: 12 x 768) with the bert-base-uncased
+// A randomly initialised BERT of a preset shape (core/model/presets.h) with the bert-base-uncased
 // vocabulary read from `data_dir`. The module is created by the caller (labels decide the head);
 // `module` is left empty here.
 absl::StatusOr<LoadedModel> CreateRandomModel(const std::string& name, const std::string& data_dir);

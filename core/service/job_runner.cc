@@ -1,32 +1,24 @@
 // Training workers over the persistent job queue.
 #include "core/service/job_runner.h"
 
-#include <climits>
 #include <cerrno>
 #include <cstdlib>
 #include <cstdio>
 #include <cstring>
-#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/model/config.h"
-#include "core/model/hub.h"
 #include "core/train/distributed.h"
 #include "core/train/rank_processes.h"
 #include "core/train/trainer.h"
 #include "core/util/files.h"
 #include "core/util/json.h"
+#include "core/util/log.h"
 #include "core/util/status_macros.h"
 
 namespace berth::service {
 namespace {
-
-const std::set<std::string>& RandomPresets() {
-  static const std::set<std::string> kPresets = {"bert-tiny", "bert-mini", "bert-small", "bert-medium",
-                                                 "bert-base"};
-  return kPresets;
-}
 
 Json ProgressJson(const train::Progress& p, const Json& last_eval) {
   Json j = {{"update", p.update},
@@ -56,9 +48,16 @@ absl::Status InstallModel(const std::string& from, const std::string& to) {
   return absl::OkStatus();
 }
 
+// A job's event log is for people reading its history: a failed write is logged, and the job
+// carries on.
+void AddEvent(store::Store* store, const std::string& job_id, const std::string& event, const std::string& detail) {
+  LogIfError(store->AddJobEvent(job_id, event, detail), "job.event_write_failed", {{"job_id", job_id}, {"event", event}});
+}
+
 }  // namespace
 
-JobRunner::JobRunner(store::Store* store, JobRunnerOptions options) : store_(store), options_(options) {}
+JobRunner::JobRunner(store::Store* store, JobRunnerOptions options)
+    : store_(store), options_(options), base_models_(store, {options.model_roots, options.allow_hub}) {}
 
 JobRunner::~JobRunner() { Stop(); }
 
@@ -69,7 +68,7 @@ absl::StatusOr<std::vector<std::string>> JobRunner::RecoverInterrupted() {
     RETURN_IF_ERROR(store_->AddJobEvent(id, "requeued", "the server stopped while the job was running"));
     ASSIGN_OR_RETURN(int64_t deaths, store_->CountJobEvents(id, "requeued"));
     if (deaths >= options_.max_interrupted_runs) {
-      (void)RemoveAll(JoinPath(store_->data_dir(), JoinPath("jobs", id)));
+      LogIfError(RemoveAll(JoinPath(store_->data_dir(), JoinPath("jobs", id))), "job.cleanup_failed", {{"job_id", id}});
       RETURN_IF_ERROR(store_->FinishJob(
           id, store::JobState::kFailed,
           absl::StrCat("the server stopped unexpectedly ", deaths,
@@ -103,7 +102,7 @@ void JobRunner::Stop() {
   for (std::thread& t : workers_) t.join();
   workers_.clear();
   // The interrupted jobs wrote their checkpoints: back in the queue, in their old places.
-  (void)store_->RequeueRunningJobs();
+  LogIfError(store_->RequeueRunningJobs().status(), "job.requeue_failed");  // the next start recovers them
   std::lock_guard<std::mutex> lock(mu_);
   started_ = false;
 }
@@ -156,78 +155,6 @@ void JobRunner::Notify(const std::string& job_id) {
   for (auto it = range.first; it != range.second; ++it) it->second.second();
 }
 
-absl::StatusOr<std::string> JobRunner::PinBaseModel(const std::string& base) {
-  if (absl::StartsWith(base, "config:")) {
-    if (RandomPresets().count(base.substr(7)) == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "base_model: unknown preset '", base.substr(7),
-          "' (config:bert-tiny, config:bert-mini, config:bert-small, config:bert-medium, config:bert-base)"));
-    }
-    return base;
-  }
-  if (absl::StartsWith(base, "/")) {
-    if (options_.model_roots.empty()) {
-      return absl::InvalidArgumentError(
-          "base_model: local paths are disabled on this server (start it with --model-roots DIR)");
-    }
-    // Resolve symbolic links and "..", then require the result inside a root.
-    char resolved[PATH_MAX];
-    if (::realpath(base.c_str(), resolved) == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("base_model: ", base, " does not exist"));
-    }
-    bool inside = false;
-    for (const std::string& root : options_.model_roots) {
-      char root_resolved[PATH_MAX];
-      if (::realpath(root.c_str(), root_resolved) == nullptr) continue;
-      const std::string prefix = absl::StrCat(root_resolved, "/");
-      inside |= absl::StartsWith(absl::StrCat(resolved, "/"), prefix) && std::string(resolved) != root_resolved;
-    }
-    if (!inside) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("base_model: ", base, " is outside the server's --model-roots"));
-    }
-    if (!IsRegularFile(JoinPath(resolved, "config.json"))) {
-      return absl::InvalidArgumentError(absl::StrCat("base_model: ", base, " has no config.json"));
-    }
-    return std::string(resolved);
-  }
-  if (!absl::StrContains(base, '/')) {
-    auto ref = ParseModelRef(base, 0, "", "base_model");
-    if (ref.ok()) {
-      auto model = store_->GetModel(ref->name, ref->version, ref->alias);
-      if (model.ok()) return absl::StrCat(model->name, ":", model->version);
-      if (!ref->alias.empty() || ref->version != 0) {
-        return absl::Status(model.status().code(), absl::StrCat("base_model: ", model.status().message()));
-      }
-    }
-  }
-  auto hub = ParseHubId(base);
-  if (!hub.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "base_model: '", base, "' is neither a registered model, a Hub id nor config:PRESET"));
-  }
-  if (!options_.allow_hub) {
-    return absl::InvalidArgumentError(absl::StrCat("base_model: '", base,
-                                                   "' is not a registered model, and Hub downloads are off on this "
-                                                   "server (--no-hub)"));
-  }
-  return base;
-}
-
-absl::StatusOr<std::string> JobRunner::ResolveBaseModel(const std::string& base) {
-  ASSIGN_OR_RETURN(std::string pinned, PinBaseModel(base));
-  if (absl::StartsWith(pinned, "config:") || absl::StartsWith(pinned, "/")) return pinned;
-  if (!absl::StrContains(pinned, '/')) {
-    auto ref = ParseModelRef(pinned, 0, "", "base_model");
-    if (ref.ok() && ref->version > 0) {
-      ASSIGN_OR_RETURN(store::ModelRecord model, store_->GetModel(ref->name, ref->version, ""));
-      return JoinPath(store_->data_dir(), model.path);
-    }
-  }
-  ASSIGN_OR_RETURN(HubRef hub, ParseHubId(pinned));
-  return DownloadModel(hub, HubOptions::FromEnvironment());
-}
-
 void JobRunner::WorkerLoop() {
   uint64_t seen = 0;
   while (true) {
@@ -237,6 +164,7 @@ void JobRunner::WorkerLoop() {
       seen = wakeups_;
     }
     auto next = store_->ClaimNextQueued();
+    LogIfError(next.status(), "job.claim_failed");  // retried at the next wake-up or poll
     if (next.ok() && next->has_value()) {
       RunJob(std::move(**next));
       continue;
@@ -258,8 +186,8 @@ void JobRunner::Finish(const store::JobRecord& job, store::JobState state, const
     if (s.ok() || attempt == 3) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100 << (2 * attempt)));  // 0.1, 0.4, 1.6 s
   }
-  if (!s.ok()) (void)store_->AddJobEvent(job.id, "error", std::string(s.message()));
-  (void)store_->AddJobEvent(job.id, std::string(store::JobStateName(state)), error);
+  if (!s.ok()) AddEvent(store_, job.id, "error", std::string(s.message()));
+  AddEvent(store_, job.id, std::string(store::JobStateName(state)), error);
   if (observer_) {
     auto fresh = store_->GetJob(job.id);
     if (fresh.ok()) observer_(*fresh);
@@ -290,11 +218,12 @@ void JobRunner::RunJob(store::JobRecord job) {
   Notify(job.id);
   const std::string job_dir = JoinPath(store_->data_dir(), JoinPath("jobs", job.id));
   auto fail = [&](const absl::Status& s) {
-    (void)RemoveAll(job_dir);  // a failed job is not retried: its checkpoints would only take space
+    // A failed job is not retried: its checkpoints would only take space.
+    LogIfError(RemoveAll(job_dir), "job.cleanup_failed", {{"job_id", job.id}});
     Finish(job, store::JobState::kFailed, std::string(s.message()), 0);
   };
   if (job.cancel_requested) {
-    (void)RemoveAll(job_dir);
+    LogIfError(RemoveAll(job_dir), "job.cleanup_failed", {{"job_id", job.id}});
     Finish(job, store::JobState::kCancelled, "", 0);
     return;
   }
@@ -304,7 +233,7 @@ void JobRunner::RunJob(store::JobRecord job) {
   if (!spec.ok()) return fail(spec.status());
 
   train::FineTuneJob ft;
-  auto base = ResolveBaseModel(job.base_model);  // pinned to a version at submission
+  auto base = base_models_.Resolve(job.base_model);  // pinned to a version at submission
   if (!base.ok()) return fail(base.status());
   ft.base_model = *base;
   auto train_data = store_->GetDataset(spec->train_dataset);
@@ -323,7 +252,7 @@ void JobRunner::RunJob(store::JobRecord job) {
   ft.checkpoint_dir = JoinPath(job_dir, "checkpoints");
   ft.resume = IsRegularFile(JoinPath(ft.checkpoint_dir, "latest"));
   ft.keep_checkpoints = true;  // removed below once the version is recorded
-  if (ft.resume) (void)store_->AddJobEvent(job.id, "resumed", ft.checkpoint_dir);
+  if (ft.resume) AddEvent(store_, job.id, "resumed", ft.checkpoint_dir);
 
   // Data-parallel: this thread is rank 0; ranks 1..N-1 are child processes.
   std::unique_ptr<train::RankProcesses> ranks;
@@ -354,7 +283,7 @@ void JobRunner::RunJob(store::JobRecord job) {
     }
     group = std::move(*joined);
     ft.group = group.get();
-    (void)store_->AddJobEvent(job.id, "ranks", absl::StrCat(spec->workers, " processes, rendezvous 127.0.0.1:", port));
+    AddEvent(store_, job.id, "ranks", absl::StrCat(spec->workers, " processes, rendezvous 127.0.0.1:", port));
   }
 
   auto last_store = std::chrono::steady_clock::now() - std::chrono::hours(1);
@@ -389,10 +318,10 @@ void JobRunner::RunJob(store::JobRecord job) {
     auto fresh = store_->GetJob(job.id);
     if (stopping && !(fresh.ok() && fresh->cancel_requested)) {
       // Shutting down: the checkpoint is written; Stop() puts the job back in the queue.
-      (void)store_->AddJobEvent(job.id, "interrupted", "server shutdown; checkpoint written");
+      AddEvent(store_, job.id, "interrupted", "server shutdown; checkpoint written");
       return;
     }
-    (void)RemoveAll(job_dir);
+    LogIfError(RemoveAll(job_dir), "job.cleanup_failed", {{"job_id", job.id}});
     Finish(job, store::JobState::kCancelled, "", 0);
     return;
   }
@@ -424,7 +353,7 @@ void JobRunner::RunJob(store::JobRecord job) {
         return rel;
       });
   if (!record.ok()) return fail(record.status());
-  (void)RemoveAll(job_dir);
+  LogIfError(RemoveAll(job_dir), "job.cleanup_failed", {{"job_id", job.id}});
   Finish(job, store::JobState::kSucceeded, "", record->version);
 }
 

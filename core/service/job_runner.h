@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/service/base_model.h"
 #include "core/service/job_spec.h"
 #include "core/store/store.h"
 #include "core/train/trainer.h"
@@ -72,10 +73,8 @@ class JobRunner {
   // Calls every listener of every job (e.g. so that watchers notice a shutdown).
   void NotifyAll();
 
-  // Checks that a base model reference can be used and pins a registered model to its current
-  // version ("NAME@production" → "NAME:3"); other forms come back as they are (a Hub id is
-  // fetched when the job runs). The message names `base_model`.
-  absl::StatusOr<std::string> PinBaseModel(const std::string& base_model);
+  // This server's rules for base models (model_roots, allow_hub above).
+  const BaseModelPolicy& base_models() const { return base_models_; }
 
   // Hooks for metrics and logs, set before Start(): the job after each state change, and each
   // training update (throttled like the stored progress; always for evaluations).
@@ -87,13 +86,13 @@ class JobRunner {
  private:
   void WorkerLoop();
   void RunJob(store::JobRecord job);
-  absl::StatusOr<std::string> ResolveBaseModel(const std::string& base_model);
   void Notify(const std::string& job_id);
   void Finish(const store::JobRecord& job, store::JobState state, const std::string& error,
               int64_t version);
 
   store::Store* const store_;
   const JobRunnerOptions options_;
+  const BaseModelPolicy base_models_;
   StateObserver observer_;
   ProgressObserver progress_observer_;
 

@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/util/files.h"
 #include "core/util/json.h"
-#include "core/util/sha256.h"
+#include "core/util/digest.h"
 #include "core/util/status_macros.h"
 
 namespace berth::store {
@@ -616,20 +616,16 @@ absl::Status Store::SetAlias(const std::string& name, const std::string& alias, 
   return tx.Commit();
 }
 
-absl::Status Store::DeleteModel(const std::string& name, int64_t version) {
+absl::Status Store::DeleteModel(const std::string& name, int64_t version, const BaseModelUse& uses) {
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(db_);
   RETURN_IF_ERROR(tx.begun());
-  // Jobs name their base as NAME (the latest) or NAME:VERSION (pinned at submission).
   Stmt busy(db_, "SELECT id, base_model FROM jobs WHERE state IN ('QUEUED', 'RUNNING')");
   RETURN_IF_ERROR(busy.ok());
   while (true) {
     ASSIGN_OR_RETURN(bool row, busy.Step());
     if (!row) break;
-    const std::string base = busy.Text(1);
-    const bool uses = base == name || (absl::StartsWith(base, absl::StrCat(name, ":")) &&
-                                       (version == 0 || base == absl::StrCat(name, ":", version)));
-    if (uses) {
+    if (uses(busy.Text(1))) {
       return absl::FailedPreconditionError(
           absl::StrCat("model '", name, "' is the base model of active job ", busy.Text(0)));
     }

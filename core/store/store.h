@@ -119,8 +119,11 @@ class Store {
   absl::Status SetAlias(const std::string& name, const std::string& alias, int64_t version);
   // Removes the rows of one version (or, with version 0, all of them) and their aliases; the
   // caller removes the files. Refuses (FAILED_PRECONDITION) while a queued or running job
-  // uses the model as its base.
-  absl::Status DeleteModel(const std::string& name, int64_t version);
+  // uses the model as its base: `uses(base_model)` says whether a job's base_model reads this
+  // name and version (the service parses base models; the check and the delete are one
+  // transaction).
+  using BaseModelUse = std::function<bool(const std::string& base_model)>;
+  absl::Status DeleteModel(const std::string& name, int64_t version, const BaseModelUse& uses);
 
  private:
   Store(std::string data_dir, sqlite3* db) : data_dir_(std::move(data_dir)), db_(db) {}

@@ -28,6 +28,7 @@ std::u32string Normalize(std::u32string_view in, int options) {
                    static_cast<utf8proc_option_t>(options | UTF8PROC_STABLE));
   if (n < 0 || mapped == nullptr) return std::u32string(in);  // input was valid; cannot happen
   std::u32string out;
+  // kReplace never fails; the result only says whether anything was replaced.
   (void)DecodeUtf8(absl::string_view(reinterpret_cast<const char*>(mapped), static_cast<size_t>(n)),
                    InvalidUtf8::kReplace, &out);
   std::free(mapped);

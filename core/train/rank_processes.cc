@@ -125,6 +125,7 @@ absl::Status RankProcesses::Supervise(const volatile sig_atomic_t* forward, std:
     for (size_t i = 0; i < pids_.size(); ++i) running |= !Reap(i);
     if (!first_failure_.ok()) {
       SignalAll(SIGTERM);  // one failed: the group is broken, stop the others
+      // first_failure_ is what the caller hears; how the stopped ranks ended adds nothing.
       Wait(stop_grace).IgnoreError();
       break;
     }
@@ -137,7 +138,7 @@ absl::Status RankProcesses::Supervise(const volatile sig_atomic_t* forward, std:
 
 RankProcesses::~RankProcesses() {
   SignalAll(SIGKILL);
-  Wait(std::chrono::milliseconds(0)).IgnoreError();
+  Wait(std::chrono::milliseconds(0)).IgnoreError();  // only reaps: every rank was just killed
 }
 
 }  // namespace berth::train

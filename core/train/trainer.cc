@@ -29,6 +29,8 @@
 #include "core/device.h"
 #include "core/model/hub.h"
 #include "core/model/model_dir.h"
+#include "core/model/presets.h"
+#include "core/util/data_dir.h"
 #include "core/runtime.h"
 #include "core/text/wordpiece.h"
 #include "core/train/distributed_ops.h"
@@ -36,6 +38,7 @@
 #include "core/util/files.h"
 #include "core/util/json.h"
 #include "core/util/status_macros.h"
+#include "core/util/log.h"
 
 namespace berth::train {
 namespace {
@@ -53,8 +56,8 @@ absl::StatusOr<LoadedModel> PrepareModel(const std::string& base, std::vector<st
   at::manual_seed(seed);
   LoadedModel m;
   std::unique_ptr<SafetensorsFile> weights;
-  if (absl::StartsWith(base, "config:")) {
-    ASSIGN_OR_RETURN(m, CreateRandomModel(base.substr(7), BerthDataDir()));
+  if (std::optional<std::string> preset = PresetNameOf(base)) {
+    ASSIGN_OR_RETURN(m, CreateRandomModel(*preset, berth::BerthDataDir()));
   } else {
     // A local directory, or a Hub id fetched into the Hugging Face cache.
     ASSIGN_OR_RETURN(std::string dir, ResolveModelPath(base, HubOptions::FromEnvironment()));
@@ -413,7 +416,9 @@ absl::Status WriteCheckpoint(const std::string& root, const TrainState& state,
   // Older checkpoints are no longer needed.
   ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(root));
   for (const std::string& n : names) {
-    if (absl::StartsWith(n, "ckpt-") && n != name) RemoveAll(JoinPath(root, n)).IgnoreError();
+    if (absl::StartsWith(n, "ckpt-") && n != name) {
+      LogIfError(RemoveAll(JoinPath(root, n)), "checkpoint.cleanup_failed", {{"path", JoinPath(root, n)}});
+    }
   }
   return absl::OkStatus();
 }
@@ -489,15 +494,6 @@ double LrLambda(int64_t step, int64_t warmup, int64_t total) {
 
 }  // namespace
 
-std::string BerthDataDir() {
-  const char* env = std::getenv("BERTH_SHARE_DIR");
-  if (env != nullptr && *env != '\0') return env;
-#ifdef BERTH_SOURCE_DATA_DIR
-  return BERTH_SOURCE_DATA_DIR;
-#else
-  return "data";
-#endif
-}
 
 absl::Status ValidateSpec(const TrainingSpec& s) {
   auto bad = [](absl::string_view field, absl::string_view rule) {
@@ -911,7 +907,7 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
                {"multi_label", s.multi_label}, {"label_smoothing", s.label_smoothing},
                {"total_updates", total_updates}};
   RETURN_IF_ERROR(WriteFileAtomically(JoinPath(job.output_dir, "training_args.json"), DumpJson(args)));
-  if (!job.keep_checkpoints) RemoveAll(ckpt_root).IgnoreError();
+  if (!job.keep_checkpoints) LogIfError(RemoveAll(ckpt_root), "checkpoint.cleanup_failed", {{"path", ckpt_root}});
   RETURN_IF_ERROR(EndBarrier(group));
   return result;
 }

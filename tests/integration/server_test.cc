@@ -21,7 +21,7 @@
 #include "client/lib/client.h"
 #include "core/infer/sequence_classifier.h"
 #include "core/util/files.h"
-#include "core/util/sha256.h"
+#include "core/util/digest.h"
 #include "server/server.h"
 #include "tests/unit/test_util.h"
 

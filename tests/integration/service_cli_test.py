@@ -3,9 +3,10 @@
 remote commands. Upload → train --watch → classify gives the labels and scores of
 `berth predict` on the saved model directory; a server killed with SIGKILL mid-training resumes
 the job from its checkpoint after a restart and still registers exactly one version; the demo
-runs; SIGTERM stops the server cleanly.
+runs; SIGTERM stops the server cleanly; `berth-client` (the remote commands without LibTorch)
+links no libtorch and answers as `berth` does.
 
-usage: service_cli_test.py PATH/TO/berth-server PATH/TO/berth DATA_DIR FIXTURES_DIR
+usage: service_cli_test.py PATH/TO/berth-server PATH/TO/berth DATA_DIR FIXTURES_DIR PATH/TO/berth-client
 """
 import json
 import os
@@ -51,7 +52,7 @@ def run(cli, args, server, stdin=None, timeout=300):
 
 
 def main():
-    server_bin, cli, data, fixtures = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+    server_bin, cli, data, fixtures, thin = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
     work = tempfile.mkdtemp(prefix="berth-svc-")
     server = Server(server_bin, os.path.join(work, "data"), work, os.path.abspath(fixtures))
     try:
@@ -169,6 +170,13 @@ def main():
         check(rc == 0 and len(lines) == 2 and all(l["label"] in ("anger", "joy", "optimism", "sadness") for l in lines),
               "the server classifies with XLM-R")
 
+        # The thin client: no LibTorch in its process, the same answers as `berth`.
+        ldd = subprocess.run(["ldd", thin], capture_output=True, text=True)
+        torch_libs = [l.split()[0] for l in ldd.stdout.splitlines() if "libtorch" in l or "libc10" in l]
+        check(ldd.returncode == 0 and not torch_libs, "berth-client links no LibTorch: %s" % torch_libs)
+        rc_thin, out_thin, err_thin = run(thin, ["classify", "--model", "emo", "¡Qué alegría! 😀", "so angry"], addr)
+        check(rc_thin == 0 and out_thin == out, "berth-client classifies as berth does: " + err_thin[-300:])
+
         # The README's second step.
         rc, out, err = run(cli, ["demo", "--epochs", "1"], addr, timeout=600)
         lines = [json.loads(l) for l in out.splitlines()]
@@ -192,8 +200,9 @@ def main():
         check(rc == 2 and "model_name" in err, "an invalid name is refused and named")
         for cmd in ["upload", "train", "status", "watch", "cancel", "jobs", "classify", "models", "model", "alias",
                     "delete-model", "demo"]:
-            p = subprocess.run([cli, cmd, "--help"], capture_output=True)
-            check(p.returncode == 0 and b"--server" in p.stdout, "berth %s --help" % cmd)
+            for binary in (cli, thin):
+                p = subprocess.run([binary, cmd, "--help"], capture_output=True)
+                check(p.returncode == 0 and b"--server" in p.stdout, "%s %s --help" % (os.path.basename(binary), cmd))
         p = subprocess.run([server_bin, "--help"], capture_output=True)
         check(p.returncode == 0 and b"BERTH_DATA_DIR" in p.stdout, "berth-server --help shows environment variables")
 

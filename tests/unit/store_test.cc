@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include "core/service/base_model.h"
 #include "core/util/files.h"
 #include "tests/unit/test_util.h"
 
@@ -129,9 +130,12 @@ TEST(StoreTest, ModelVersionsAliasesAndDeleteRules) {
   EXPECT_EQ((*s)->AddModelVersion("a/b", "", "/p", "{}").status().code(), absl::StatusCode::kInvalidArgument);
   // A queued job fine-tuning from sst2 blocks its deletion.
   auto j = (*s)->CreateJob("{}", "child", "sst2", "");
-  EXPECT_EQ((*s)->DeleteModel("sst2", 0).code(), absl::StatusCode::kFailedPrecondition);
+  auto uses = [](int64_t version) {
+    return [version](const std::string& base) { return service::BaseModelUses(base, "sst2", version); };
+  };
+  EXPECT_EQ((*s)->DeleteModel("sst2", 0, uses(0)).code(), absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE((*s)->CancelJob(j->id).ok());
-  ASSERT_TRUE((*s)->DeleteModel("sst2", 2).ok());
+  ASSERT_TRUE((*s)->DeleteModel("sst2", 2, uses(2)).ok());
   EXPECT_EQ((*s)->GetModel("sst2", 0, "production").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ((*s)->GetModel("sst2", 0, "")->version, 1);
   EXPECT_EQ((*s)->ListModels()->size(), 1u);

@@ -1,5 +1,5 @@
 // One-line structured logs.
-#include "server/log.h"
+#include "core/util/log.h"
 
 #include <atomic>
 #include <chrono>
@@ -11,7 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
 
-namespace berth::server {
+namespace berth {
 namespace {
 
 std::atomic<LogFormat> g_format{LogFormat::kText};
@@ -60,4 +60,12 @@ void LogEvent(absl::string_view event, const LogFields& fields) {
   std::fflush(stderr);
 }
 
-}  // namespace berth::server
+bool LogIfError(const absl::Status& status, absl::string_view event, LogFields fields) {
+  if (status.ok()) return true;
+  fields.emplace_back("code", absl::StatusCodeToString(status.code()));
+  fields.emplace_back("error", std::string(status.message()));
+  LogEvent(event, fields);
+  return false;
+}
+
+}  // namespace berth
