@@ -33,32 +33,13 @@ service::JobSpec ToJobSpec(const v1::StartTrainingRequest& r) {
   train::TrainingSpec& t = s.training;
   t.multi_label = r.task() == v1::TASK_MULTI_LABEL;
   s.data.multi_label = t.multi_label;
-  if (h.has_epochs()) t.epochs = h.epochs();
-  if (h.has_max_steps()) t.max_steps = h.max_steps();
-  if (h.has_batch_size()) t.batch_size = h.batch_size();
-  if (h.has_eval_batch_size()) t.eval_batch_size = h.eval_batch_size();
-  if (h.has_learning_rate()) t.learning_rate = h.learning_rate();
-  if (h.has_weight_decay()) t.weight_decay = h.weight_decay();
-  if (h.has_adam_beta1()) t.adam_beta1 = h.adam_beta1();
-  if (h.has_adam_beta2()) t.adam_beta2 = h.adam_beta2();
-  if (h.has_adam_epsilon()) t.adam_epsilon = h.adam_epsilon();
-  if (h.has_max_grad_norm()) t.max_grad_norm = h.max_grad_norm();
-  if (h.has_warmup_steps()) t.warmup_steps = h.warmup_steps();
-  if (h.has_warmup_ratio()) t.warmup_ratio = h.warmup_ratio();
-  if (h.has_grad_accum()) t.grad_accum = h.grad_accum();
-  if (h.has_max_length()) t.max_length = h.max_length();
-  if (h.has_pad_to_max_length()) t.pad_to_max_length = h.pad_to_max_length();
-  if (h.has_seed()) t.seed = h.seed();
-  if (h.has_shuffle()) t.shuffle = h.shuffle();
-  if (h.has_group_by_length()) t.group_by_length = h.group_by_length();
+#define BERTH_FROM_PROTO(field, flags, help) \
+  if (h.has_##field()) t.field = h.field();
+  BERTH_TRAINING_SPEC_FIELDS(BERTH_FROM_PROTO)
+#undef BERTH_FROM_PROTO
   t.precision = h.precision() == v1::PRECISION_BF16 ? train::Precision::kBf16 : train::Precision::kFp32;
-  if (h.has_eval_steps()) t.eval_steps = h.eval_steps();
-  if (h.has_save_steps()) t.save_steps = h.save_steps();
-  if (h.has_early_stopping_patience()) t.early_stopping_patience = h.early_stopping_patience();
   t.metric_for_best = h.metric_for_best();
   t.class_weights.assign(h.class_weights().begin(), h.class_weights().end());
-  if (h.has_label_smoothing()) t.label_smoothing = h.label_smoothing();
-  if (h.has_multi_label_threshold()) t.multi_label_threshold = h.multi_label_threshold();
   t.device = h.device();  // "": the server's default, filled in by the training service
   return s;
 }

@@ -49,32 +49,12 @@ absl::StatusOr<std::string> DatasetArg(client::Client& c, const std::string& arg
 }
 
 void SetHyperparameters(const train::TrainingSpec& t, v1::Hyperparameters* h) {
-  h->set_epochs(t.epochs);
-  h->set_max_steps(t.max_steps);
-  h->set_batch_size(t.batch_size);
-  h->set_eval_batch_size(t.eval_batch_size);
-  h->set_learning_rate(t.learning_rate);
-  h->set_weight_decay(t.weight_decay);
-  h->set_adam_beta1(t.adam_beta1);
-  h->set_adam_beta2(t.adam_beta2);
-  h->set_adam_epsilon(t.adam_epsilon);
-  h->set_max_grad_norm(t.max_grad_norm);
-  h->set_warmup_steps(t.warmup_steps);
-  h->set_warmup_ratio(t.warmup_ratio);
-  h->set_grad_accum(t.grad_accum);
-  h->set_max_length(t.max_length);
-  h->set_pad_to_max_length(t.pad_to_max_length);
-  h->set_seed(t.seed);
-  h->set_shuffle(t.shuffle);
-  h->set_group_by_length(t.group_by_length);
+#define BERTH_TO_PROTO(field, flags, help) h->set_##field(t.field);
+  BERTH_TRAINING_SPEC_FIELDS(BERTH_TO_PROTO)
+#undef BERTH_TO_PROTO
   h->set_precision(t.precision == train::Precision::kBf16 ? v1::PRECISION_BF16 : v1::PRECISION_FP32);
-  h->set_eval_steps(t.eval_steps);
-  h->set_save_steps(t.save_steps);
-  h->set_early_stopping_patience(t.early_stopping_patience);
   h->set_metric_for_best(t.metric_for_best);
   for (double w : t.class_weights) h->add_class_weights(w);
-  h->set_label_smoothing(t.label_smoothing);
-  h->set_multi_label_threshold(t.multi_label_threshold);
   h->set_device(t.device);
 }
 

@@ -24,7 +24,6 @@ struct SpecFlags {
   std::string precision = "fp32";
   std::string class_weights;
   std::string device;  // "": cpu offline, the server's --device remotely
-  bool no_shuffle = false;
 };
 
 // Hyperparameters, data columns, --multi-label, --precision, ... (not the paths).

@@ -11,34 +11,15 @@ namespace berth::service {
 
 Json JobSpecToJson(const JobSpec& s) {
   const train::TrainingSpec& t = s.training;
-  Json training = {{"epochs", t.epochs},
-                   {"max_steps", t.max_steps},
-                   {"batch_size", t.batch_size},
-                   {"eval_batch_size", t.eval_batch_size},
-                   {"learning_rate", t.learning_rate},
-                   {"weight_decay", t.weight_decay},
-                   {"adam_beta1", t.adam_beta1},
-                   {"adam_beta2", t.adam_beta2},
-                   {"adam_epsilon", t.adam_epsilon},
-                   {"max_grad_norm", t.max_grad_norm},
-                   {"warmup_steps", t.warmup_steps},
-                   {"warmup_ratio", t.warmup_ratio},
-                   {"grad_accum", t.grad_accum},
-                   {"max_length", t.max_length},
-                   {"pad_to_max_length", t.pad_to_max_length},
-                   {"seed", t.seed},
-                   {"shuffle", t.shuffle},
-                   {"group_by_length", t.group_by_length},
-                   {"precision", t.precision == train::Precision::kBf16 ? "bf16" : "fp32"},
-                   {"eval_steps", t.eval_steps},
-                   {"save_steps", t.save_steps},
-                   {"early_stopping_patience", t.early_stopping_patience},
-                   {"metric_for_best", t.metric_for_best},
-                   {"multi_label", t.multi_label},
-                   {"class_weights", t.class_weights},
-                   {"label_smoothing", t.label_smoothing},
-                   {"multi_label_threshold", t.multi_label_threshold},
-                   {"device", t.device}};
+  Json training = Json::object();
+#define BERTH_TO_JSON(field, flags, help) training[#field] = t.field;
+  BERTH_TRAINING_SPEC_FIELDS(BERTH_TO_JSON)
+#undef BERTH_TO_JSON
+  training["precision"] = t.precision == train::Precision::kBf16 ? "bf16" : "fp32";
+  training["metric_for_best"] = t.metric_for_best;
+  training["multi_label"] = t.multi_label;
+  training["class_weights"] = t.class_weights;
+  training["device"] = t.device;
   return Json{{"base_model", s.base_model},
               {"train_dataset", s.train_dataset},
               {"validation_dataset", s.validation_dataset},
@@ -65,33 +46,13 @@ absl::StatusOr<JobSpec> JobSpecFromJson(const Json& j) {
     s.workers = j.value("workers", 1);  // absent in specs stored before data-parallel jobs
     const Json& t = j.at("training");
     train::TrainingSpec& o = s.training;
-    o.epochs = t.at("epochs").get<double>();
-    o.max_steps = t.at("max_steps").get<int64_t>();
-    o.batch_size = t.at("batch_size").get<int64_t>();
-    o.eval_batch_size = t.at("eval_batch_size").get<int64_t>();
-    o.learning_rate = t.at("learning_rate").get<double>();
-    o.weight_decay = t.at("weight_decay").get<double>();
-    o.adam_beta1 = t.at("adam_beta1").get<double>();
-    o.adam_beta2 = t.at("adam_beta2").get<double>();
-    o.adam_epsilon = t.at("adam_epsilon").get<double>();
-    o.max_grad_norm = t.at("max_grad_norm").get<double>();
-    o.warmup_steps = t.at("warmup_steps").get<int64_t>();
-    o.warmup_ratio = t.at("warmup_ratio").get<double>();
-    o.grad_accum = t.at("grad_accum").get<int64_t>();
-    o.max_length = t.at("max_length").get<int64_t>();
-    o.pad_to_max_length = t.at("pad_to_max_length").get<bool>();
-    o.seed = t.at("seed").get<uint64_t>();
-    o.shuffle = t.at("shuffle").get<bool>();
-    o.group_by_length = t.at("group_by_length").get<bool>();
+#define BERTH_FROM_JSON(field, flags, help) t.at(#field).get_to(o.field);
+    BERTH_TRAINING_SPEC_FIELDS(BERTH_FROM_JSON)
+#undef BERTH_FROM_JSON
     o.precision = t.at("precision").get<std::string>() == "bf16" ? train::Precision::kBf16 : train::Precision::kFp32;
-    o.eval_steps = t.at("eval_steps").get<int64_t>();
-    o.save_steps = t.at("save_steps").get<int64_t>();
-    o.early_stopping_patience = t.at("early_stopping_patience").get<int>();
     o.metric_for_best = t.at("metric_for_best").get<std::string>();
     o.multi_label = t.at("multi_label").get<bool>();
     o.class_weights = t.at("class_weights").get<std::vector<double>>();
-    o.label_smoothing = t.at("label_smoothing").get<double>();
-    o.multi_label_threshold = t.at("multi_label_threshold").get<double>();
     o.device = t.value("device", "cpu");  // absent in specs stored before devices
     s.data.multi_label = o.multi_label;
     return s;

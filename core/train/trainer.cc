@@ -897,15 +897,14 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
     if (e.value("update", int64_t{-1}) == state.best_update) metrics["best"] = e;
   }
   RETURN_IF_ERROR(WriteFileAtomically(JoinPath(job.output_dir, "metrics.json"), DumpJson(metrics)));
-  Json args = {{"base_model", job.base_model}, {"train", job.train_path},
-               {"validation", job.validation_path}, {"epochs", s.epochs}, {"max_steps", s.max_steps},
-               {"batch_size", s.batch_size}, {"learning_rate", s.learning_rate},
-               {"weight_decay", s.weight_decay}, {"warmup_steps", warmup}, {"grad_accum", s.grad_accum},
-               {"max_length", s.max_length}, {"seed", s.seed}, {"shuffle", s.shuffle},
-               {"group_by_length", s.group_by_length},
-               {"precision", s.precision == Precision::kBf16 ? "bf16" : "fp32"},
-               {"multi_label", s.multi_label}, {"label_smoothing", s.label_smoothing},
+  Json args = {{"base_model", job.base_model}, {"train", job.train_path}, {"validation", job.validation_path},
+               {"precision", s.precision == Precision::kBf16 ? "bf16" : "fp32"}, {"multi_label", s.multi_label},
+               {"metric_for_best", metric}, {"class_weights", s.class_weights}, {"device", s.device},
                {"total_updates", total_updates}};
+#define BERTH_TO_ARGS(field, flags, help) args[#field] = s.field;
+  BERTH_TRAINING_SPEC_FIELDS(BERTH_TO_ARGS)
+#undef BERTH_TO_ARGS
+  args["warmup_steps"] = warmup;  // as resolved from warmup_ratio
   RETURN_IF_ERROR(WriteFileAtomically(JoinPath(job.output_dir, "training_args.json"), DumpJson(args)));
   if (!job.keep_checkpoints) LogIfError(RemoveAll(ckpt_root), "checkpoint.cleanup_failed", {{"path", ckpt_root}});
   RETURN_IF_ERROR(EndBarrier(group));

@@ -48,6 +48,39 @@ struct TrainingSpec {
   std::string device = "cpu";
 };
 
+// The hyperparameters a job carries under one name everywhere: the TrainingSpec member, the
+// `optional` scalar of the proto's Hyperparameters (unset keeps the default), the key in the
+// stored job JSON and in training_args.json. X(field, flags, help): `flags` and `help` make the
+// option of `berth finetune` and `berth train` (a bool becomes a flag). Each place that carries
+// a spec expands this list, so a field added here reaches all of them. The other members
+// (precision, metric_for_best, class_weights, multi_label, device, num_threads) take a different
+// form in some of those places and are handled beside each expansion.
+#define BERTH_TRAINING_SPEC_FIELDS(X)                                                              \
+  X(epochs, "--epochs", "Training epochs")                                                           \
+  X(max_steps, "--max-steps", "Total optimizer updates; overrides --epochs when > 0")               \
+  X(batch_size, "--batch-size", "Examples per micro-batch")                                          \
+  X(eval_batch_size, "--eval-batch-size", "Examples per evaluation batch")                           \
+  X(learning_rate, "--lr,--learning-rate", "Peak learning rate")                                     \
+  X(weight_decay, "--weight-decay", "AdamW decoupled weight decay (not on biases/LayerNorm)")        \
+  X(adam_beta1, "--adam-beta1", "AdamW beta1")                                                       \
+  X(adam_beta2, "--adam-beta2", "AdamW beta2")                                                       \
+  X(adam_epsilon, "--adam-epsilon", "AdamW epsilon")                                                 \
+  X(max_grad_norm, "--max-grad-norm", "Gradient clipping norm (0: off)")                             \
+  X(warmup_steps, "--warmup-steps", "Linear warmup updates (wins over --warmup-ratio)")             \
+  X(warmup_ratio, "--warmup-ratio", "Linear warmup as a fraction of all updates")                    \
+  X(grad_accum, "--grad-accum", "Micro-batches accumulated per update")                              \
+  X(max_length, "--max-length", "Tokens per example, special tokens included")                       \
+  X(pad_to_max_length, "--pad-to-max-length", "Pad every batch to --max-length")                     \
+  X(seed, "--seed", "Seed for initialisation, shuffling and dropout")                                \
+  X(shuffle, "--shuffle,!--no-shuffle", "Shuffle the training rows every epoch (--no-shuffle: file order)") \
+  X(group_by_length, "--group-by-length,!--no-group-by-length",                                      \
+    "Batches of similar length (less padding, faster; off by default, as in the Trainer: it costs accuracy)") \
+  X(eval_steps, "--eval-steps", "Evaluate every N updates (0: every epoch)")                         \
+  X(save_steps, "--save-steps", "Checkpoint every N updates (0: at every evaluation/epoch)")         \
+  X(early_stopping_patience, "--early-stopping-patience", "Stop after N evaluations without improvement (0: off)") \
+  X(label_smoothing, "--label-smoothing", "Label smoothing factor")                                  \
+  X(multi_label_threshold, "--multi-label-threshold", "Probability over which a label is predicted (--multi-label)")
+
 }  // namespace berth::train
 
 #endif  // BERTH_CORE_TRAIN_TRAINING_SPEC_H_

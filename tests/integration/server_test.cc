@@ -22,6 +22,7 @@
 #include "core/infer/sequence_classifier.h"
 #include "core/util/files.h"
 #include "core/util/digest.h"
+#include "server/convert.h"
 #include "server/server.h"
 #include "tests/unit/test_util.h"
 
@@ -946,6 +947,82 @@ TEST(ServerLimitsTest, UploadsRowsQueuesAndStreams) {
     EXPECT_NE(text.find(absl::StrCat("berth_limit_refusals_total{limit=\"", limit, "\"}")), std::string::npos)
         << limit;
   }
+}
+
+// Every hyperparameter of a request reaches the job's spec, and the unset ones keep the
+// Trainer's defaults; the fields are listed by hand, apart from the table the server expands.
+TEST(ConvertTest, EveryHyperparameterReachesTheSpec) {
+  v1::StartTrainingRequest r;
+  r.set_task(v1::TASK_MULTI_LABEL);
+  v1::Hyperparameters* h = r.mutable_hyperparameters();
+  h->set_epochs(1.5);
+  h->set_max_steps(7);
+  h->set_batch_size(3);
+  h->set_eval_batch_size(5);
+  h->set_learning_rate(1e-3);
+  h->set_weight_decay(0.01);
+  h->set_adam_beta1(0.8);
+  h->set_adam_beta2(0.99);
+  h->set_adam_epsilon(1e-6);
+  h->set_max_grad_norm(0.5);
+  h->set_warmup_steps(2);
+  h->set_warmup_ratio(0.1);
+  h->set_grad_accum(4);
+  h->set_max_length(64);
+  h->set_pad_to_max_length(true);
+  h->set_seed(7);
+  h->set_shuffle(false);
+  h->set_group_by_length(true);
+  h->set_precision(v1::PRECISION_BF16);
+  h->set_eval_steps(9);
+  h->set_save_steps(11);
+  h->set_early_stopping_patience(3);
+  h->set_metric_for_best("macro_f1");
+  h->add_class_weights(1.0);
+  h->add_class_weights(2.5);
+  h->set_label_smoothing(0.1);
+  h->set_multi_label_threshold(0.3);
+  h->set_device("cuda:1");
+  const train::TrainingSpec t = server::ToJobSpec(r).training;
+  EXPECT_EQ(t.epochs, 1.5);
+  EXPECT_EQ(t.max_steps, 7);
+  EXPECT_EQ(t.batch_size, 3);
+  EXPECT_EQ(t.eval_batch_size, 5);
+  EXPECT_EQ(t.learning_rate, 1e-3);
+  EXPECT_EQ(t.weight_decay, 0.01);
+  EXPECT_EQ(t.adam_beta1, 0.8);
+  EXPECT_EQ(t.adam_beta2, 0.99);
+  EXPECT_EQ(t.adam_epsilon, 1e-6);
+  EXPECT_EQ(t.max_grad_norm, 0.5);
+  EXPECT_EQ(t.warmup_steps, 2);
+  EXPECT_EQ(t.warmup_ratio, 0.1);
+  EXPECT_EQ(t.grad_accum, 4);
+  EXPECT_EQ(t.max_length, 64);
+  EXPECT_TRUE(t.pad_to_max_length);
+  EXPECT_EQ(t.seed, 7u);
+  EXPECT_FALSE(t.shuffle);
+  EXPECT_TRUE(t.group_by_length);
+  EXPECT_EQ(t.precision, train::Precision::kBf16);
+  EXPECT_EQ(t.eval_steps, 9);
+  EXPECT_EQ(t.save_steps, 11);
+  EXPECT_EQ(t.early_stopping_patience, 3);
+  EXPECT_EQ(t.metric_for_best, "macro_f1");
+  EXPECT_TRUE(t.multi_label);
+  EXPECT_EQ(t.class_weights, (std::vector<double>{1.0, 2.5}));
+  EXPECT_EQ(t.label_smoothing, 0.1);
+  EXPECT_EQ(t.multi_label_threshold, 0.3);
+  EXPECT_EQ(t.device, "cuda:1");
+
+  // Unset: the defaults (the proto's optional fields tell unset from zero).
+  const train::TrainingSpec d = server::ToJobSpec(v1::StartTrainingRequest()).training;
+  const train::TrainingSpec defaults;
+  EXPECT_EQ(d.epochs, defaults.epochs);
+  EXPECT_EQ(d.learning_rate, defaults.learning_rate);
+  EXPECT_EQ(d.adam_beta2, defaults.adam_beta2);
+  EXPECT_EQ(d.max_grad_norm, defaults.max_grad_norm);
+  EXPECT_EQ(d.shuffle, defaults.shuffle);
+  EXPECT_EQ(d.multi_label_threshold, defaults.multi_label_threshold);
+  EXPECT_EQ(d.seed, defaults.seed);
 }
 
 TEST(ServerSecurityTest, HubIdsAreRefusedWithNoHub) {
