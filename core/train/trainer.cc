@@ -8,7 +8,6 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <c10/util/Exception.h>
-#include <torch/nn/modules/normalization.h>
 #include <torch/optim/adamw.h>
 #include <torch/serialize.h>
 #include <torch/utils.h>
@@ -20,7 +19,6 @@
 #include <mutex>
 #include <numeric>
 #include <random>
-#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -34,6 +32,8 @@
 #include "core/runtime.h"
 #include "core/text/wordpiece.h"
 #include "core/train/distributed_ops.h"
+#include "core/train/optimizer.h"
+#include "core/train/schedule.h"
 #include "core/train/sharding.h"
 #include "core/util/files.h"
 #include "core/util/json.h"
@@ -453,45 +453,6 @@ absl::Status ReadCheckpoint(const std::string& root, TrainState* state, Sequence
   return absl::OkStatus();
 }
 
-// torch.optim.AdamW with fused=True (what the Trainer's default optim, "adamw_torch_fused", runs):
-// torch's own fused kernel, one vectorised pass per parameter on the CPU and one launch per
-// group on a GPU, the same maths bit for bit. The moments and the step count live in the
-// optimizer's own state, so torch::save / torch::load of the optimizer keep working.
-void AdamWStep(torch::optim::AdamW& opt) {
-  for (auto& group : opt.param_groups()) {
-    auto& o = static_cast<torch::optim::AdamWOptions&>(group.options());
-    std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
-    for (at::Tensor& p : group.params()) {
-      if (!p.grad().defined()) continue;
-      // torch 2.x keys the optimizer's state by the parameter's TensorImpl.
-      auto& slot = opt.state()[p.unsafeGetTensorImpl()];
-      if (!slot) {
-        auto st = std::make_unique<torch::optim::AdamWParamState>();
-        st->step(0);
-        st->exp_avg(at::zeros_like(p, at::MemoryFormat::Preserve));
-        st->exp_avg_sq(at::zeros_like(p, at::MemoryFormat::Preserve));
-        slot = std::move(st);
-      }
-      auto& st = static_cast<torch::optim::AdamWParamState&>(*slot);
-      st.step(st.step() + 1);  // torch increments before the kernel, which reads the new count
-      params.push_back(p.detach());
-      grads.push_back(p.grad());
-      exp_avgs.push_back(st.exp_avg());
-      exp_avg_sqs.push_back(st.exp_avg_sq());
-      steps.push_back(at::full({}, static_cast<float>(st.step()), p.options().dtype(at::kFloat)));
-    }
-    if (params.empty()) continue;
-    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, o.lr(),
-                      std::get<0>(o.betas()), std::get<1>(o.betas()), o.weight_decay(), o.eps(),
-                      /*amsgrad=*/false, /*maximize=*/false);
-  }
-}
-
-double LrLambda(int64_t step, int64_t warmup, int64_t total) {
-  if (step < warmup) return static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup));
-  return std::max(0.0, static_cast<double>(total - step) / static_cast<double>(std::max<int64_t>(1, total - warmup)));
-}
-
 }  // namespace
 
 
@@ -597,42 +558,11 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
     class_weights = at::tensor(std::vector<float>(s.class_weights.begin(), s.class_weights.end())).to(device);
   }
 
-  // Schedule: HF's floor for updates per epoch would drop a trailing partial accumulation;
-  // Berth always finishes an epoch with an update, so an epoch has ceil(batches / accum).
-  const int64_t global_batch = s.batch_size * world;
-  const int64_t batches_per_epoch =
-      (static_cast<int64_t>(train_data.enc.size()) + global_batch - 1) / global_batch;
-  const int64_t updates_per_epoch = (batches_per_epoch + s.grad_accum - 1) / s.grad_accum;
-  const int64_t total_updates =
-      s.max_steps > 0 ? s.max_steps
-                      : static_cast<int64_t>(std::ceil(s.epochs * static_cast<double>(updates_per_epoch)));
-  const int64_t warmup = s.warmup_steps > 0
-                             ? s.warmup_steps
-                             : static_cast<int64_t>(std::ceil(s.warmup_ratio * static_cast<double>(total_updates)));
-
-  // Optimizer: no weight decay on biases and LayerNorm parameters.
-  std::vector<at::Tensor> decay, no_decay;
-  std::set<const void*> layer_norm_params;
-  for (const auto& mod : m.module->named_modules()) {
-    if (mod.value()->as<torch::nn::LayerNorm>() != nullptr) {
-      for (const auto& p : mod.value()->parameters()) layer_norm_params.insert(p.unsafeGetTensorImpl());
-    }
-  }
-  for (const auto& p : m.module->named_parameters()) {
-    const bool nd = absl::StrContains(p.key(), "bias") || layer_norm_params.count(p.value().unsafeGetTensorImpl());
-    (nd ? no_decay : decay).push_back(p.value());
-  }
-  auto options = [&](double wd) {
-    return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(s.learning_rate)
-            .betas({s.adam_beta1, s.adam_beta2})
-            .eps(s.adam_epsilon)
-            .weight_decay(wd));
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, options(s.weight_decay));
-  groups.emplace_back(no_decay, options(0.0));
-  torch::optim::AdamW opt(std::move(groups), torch::optim::AdamWOptions(s.learning_rate));
+  const Schedule plan = PlanSchedule(s, static_cast<int64_t>(train_data.enc.size()), world);
+  const int64_t total_updates = plan.total_updates;
+  const int64_t warmup = plan.warmup_updates;
+  std::unique_ptr<torch::optim::AdamW> optimizer = MakeAdamW(*m.module, s);
+  torch::optim::AdamW& opt = *optimizer;
   std::vector<at::Tensor> params = m.module->parameters();
 
   // Resume.
@@ -791,7 +721,7 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
             if (p.grad().defined()) p.grad().mul_(coef);
           }
         }
-        for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+        SetLearningRate(opt, lr);
         AdamWStep(opt);
         for (at::Tensor& p : params) p.mutable_grad().reset();  // set_to_none, as HF does
 
@@ -862,7 +792,7 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
 
   result.updates = state.update;
   result.epochs_completed = static_cast<double>(state.epoch) +
-                            static_cast<double>(state.next_batch) / std::max<int64_t>(1, batches_per_epoch);
+                            static_cast<double>(state.next_batch) / std::max<int64_t>(1, plan.batches_per_epoch);
   result.train_loss = state.update > 0 ? state.loss_sum / static_cast<double>(state.update) : 0;
   result.train_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   result.samples_per_second = result.train_seconds > 0 ? static_cast<double>(samples_since_start) / result.train_seconds : 0;
