@@ -1,4 +1,9 @@
 // File helpers: whole-file reads, atomic writes and read-only mappings.
+//
+// POSIX calls, not std::filesystem: the torch wheel's libtorch.so and libtorch_cpu.so export
+// their own copies of std::filesystem (64 and 142 symbols, from the toolchain they were built
+// with), which take the place of libstdc++'s in every program that links them; calling
+// std::filesystem::remove_all from Berth jumped to a null pointer in libtorch.so.
 #include "absl/strings/string_view.h"
 #include "core/util/files.h"
 
