@@ -4,8 +4,8 @@
 # usage: scripts/fuzz.sh [--seconds N | --fixed] [--jobs N] [TARGET...]
 #   --seconds N   fuzzing time per target, from a random seed (default 30)
 #   --fixed       what CI runs: seed 1 and a fixed number of inputs per target (about 20 s each
-#                 here), so a run gives the same result on every machine and a crash it finds
-#                 reproduces with the same command; fuzz with --seconds to find new ones
+#                 here), so what it tries does not depend on the machine's speed and a crash it
+#                 finds reproduces with the same command; fuzz with --seconds to find new ones
 #   --jobs N      libFuzzer worker processes per target (default 1)
 #   TARGET        wordpiece sentencepiece safetensors model_config tokenizer_files dataset
 #                 (default: all)

@@ -99,13 +99,28 @@ def main():
         # Broken files and a second SIGHUP: the server keeps what it has.
         replace(tokens, "{not json\n")
         replace(cert, "garbage\n")
+        # What gRPC serves is what the server staged in DATA/tls/current (gRPC polls it every
+        # second); a refused reload must leave that alone, which is seen here without waiting
+        # for a poll.
+        current = os.path.join(work, "data", "tls", "current")
+        staged_before = os.readlink(current)
         server.send_signal(signal.SIGHUP)
-        time.sleep(2.5)
+
+        def reloads():
+            logged = open(os.path.join(work, "server.log")).read()
+            events = [json.loads(l) for l in logged.splitlines() if l.startswith("{")]
+            return [(e.get("event"), e.get("ok")) for e in events if e.get("event") in ("auth.reload", "tls.reload")]
+
+        # Observed, not slept on: the server logs the outcome of each reload it attempted.
+        deadline = time.time() + 60
+        while time.time() < deadline and len(reloads()) < 4:
+            time.sleep(0.05)
+        check(os.readlink(current) == staged_before and
+              open(os.path.join(current, "cert.pem")).read() == open(os.path.join(work, "srv-ca2.pem")).read(),
+              "invalid files on SIGHUP: nothing new is staged for gRPC")
         check(models("ca2", "new-secret").returncode == 0, "invalid files on SIGHUP: the previous ones stay")
         check(server.poll() is None, "the server is still running")
-        logged = open(os.path.join(work, "server.log")).read()
-        events = [json.loads(l) for l in logged.splitlines() if l.startswith("{")]
-        reloads = [(e.get("event"), e.get("ok")) for e in events if e.get("event") in ("auth.reload", "tls.reload")]
+        reloads = reloads()
         check(reloads.count(("auth.reload", "true")) == 1 and reloads.count(("tls.reload", "true")) == 1
               and reloads.count(("auth.reload", "false")) == 1 and reloads.count(("tls.reload", "false")) == 1,
               "each reload is logged with its outcome: %s" % reloads)

@@ -2,6 +2,7 @@
 // errors (one class, unknown validation labels).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "core/train/trainer.h"
@@ -123,26 +124,34 @@ FineTuneJob TinyCsvJob(const TempDir& dir, const std::string& validation_rows) {
   return job;
 }
 
-// Accuracy on a 4-row validation set can improve at most four times, so evaluating after every
-// update with patience 2 must stop the run early; the saved model is the best evaluation's.
+// Early stopping on a run that gets worse: the validation rows carry the opposite of the
+// training labels, so the validation loss rises as the model fits its training set. With
+// patience 2 the run must stop early, and the saved model must be the best evaluation's, which
+// is strictly better than the last one (a trainer that saved the last would fail here; on a
+// set where best and last tie it could not be told apart).
 TEST(FinetuneTest, EarlyStoppingKeepsTheBestEvaluation) {
   TempDir dir;
-  FineTuneJob job = TinyCsvJob(dir, "pos,good fun\nneg,dull bad\npos,fun\nneg,bad\n");
+  FineTuneJob job = TinyCsvJob(dir, "neg,good fun\npos,dull bad\nneg,fun\npos,bad\n");
   job.spec.max_steps = 40;
   job.spec.early_stopping_patience = 2;
-  job.spec.learning_rate = 1e-4;
+  job.spec.learning_rate = 1e-3;
+  job.spec.metric_for_best = "loss";
   auto r = RunFineTune(job, nullptr, nullptr);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->early_stopped);
   EXPECT_LT(r->updates, 40);
   ASSERT_TRUE(r->best.has_value());
-  EXPECT_LE(r->best_update, r->updates);
-  double best = 0;
-  for (const EvalMetrics& e : r->evals) best = std::max(best, e.accuracy);
-  EXPECT_DOUBLE_EQ(r->best->accuracy, best);
+  ASSERT_FALSE(r->evals.empty());
+  double best = r->evals.front().loss;
+  for (const EvalMetrics& e : r->evals) best = std::min(best, e.loss);
+  EXPECT_DOUBLE_EQ(r->best->loss, best);
+  EXPECT_LT(best, r->evals.back().loss) << "the run must end worse than its best for this test to tell them apart";
+  // Patience 2: exactly two evaluations after the best one, neither better.
+  EXPECT_EQ(r->updates, r->best_update + 2);
   auto m = EvaluateModel(job.output_dir, job.validation_path, {}, 32, 8);
   ASSERT_TRUE(m.ok()) << m.status();
-  EXPECT_DOUBLE_EQ(m->accuracy, best);
+  // The same weights and the same batches as the trainer's evaluation: the same numbers.
+  EXPECT_NEAR(m->loss, best, 1e-9);
 }
 
 // Multi-label training end to end from a CSV whose label column holds ';'-separated names:
