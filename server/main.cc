@@ -84,13 +84,13 @@ int main(int argc, char** argv) {
   app.add_option("--worker-binary", o.training.worker_binary,
                  "The berth CLI that runs ranks 1..N-1 of data-parallel jobs (default: beside berth-server)")
       ->envname("BERTH_WORKER_BINARY");
-  app.add_option("--model-roots", o.training.model_roots,
+  app.add_option("--model-roots", o.training.base_models.model_roots,
                  "Directories under which StartTraining may name a local base model (absolute path; symbolic "
                  "links resolved); none by default")
       ->envname("BERTH_MODEL_ROOTS")
       ->delimiter(',');
   app.add_flag_function(
-         "--no-hub", [&o](int64_t) { o.training.allow_hub = false; },
+         "--no-hub", [&o](int64_t) { o.training.base_models.allow_hub = false; },
          "Refuse Hugging Face Hub ids as base models (no downloads by the server)")
       ->envname("BERTH_NO_HUB");
   app.add_option("--inference-threads", inference_threads, "Intra-op threads per loaded model (0: one per core)")

@@ -103,6 +103,12 @@ absl::StatusOr<std::string> BaseModelPolicy::CheckLocalPath(const std::string& p
 }
 
 absl::StatusOr<BaseModelRef> BaseModelPolicy::Pin(absl::string_view base_model) const {
+  std::string unused;
+  return PinAndLocate(base_model, &unused);
+}
+
+absl::StatusOr<BaseModelRef> BaseModelPolicy::PinAndLocate(absl::string_view base_model,
+                                                           std::string* registered_dir) const {
   ASSIGN_OR_RETURN(BaseModelRef ref, ParseBaseModelRef(base_model));
   switch (ref.kind) {
     case BaseModelRef::Kind::kPreset:
@@ -114,6 +120,7 @@ absl::StatusOr<BaseModelRef> BaseModelPolicy::Pin(absl::string_view base_model) 
     case BaseModelRef::Kind::kRegistered: {
       auto model = store_->GetModel(ref.model.name, ref.model.version, ref.model.alias);
       if (model.ok()) {
+        *registered_dir = JoinPath(store_->data_dir(), model->path);
         ref.model = ModelRef{model->name, model->version, ""};
         ref.hub_fallback = false;
         return ref;
@@ -137,16 +144,15 @@ absl::StatusOr<BaseModelRef> BaseModelPolicy::Pin(absl::string_view base_model) 
 
 absl::StatusOr<std::string> BaseModelPolicy::Resolve(absl::string_view pinned) const {
   // The rules are checked again: --model-roots or the registry may have changed since.
-  ASSIGN_OR_RETURN(BaseModelRef ref, Pin(pinned));
+  std::string registered_dir;
+  ASSIGN_OR_RETURN(BaseModelRef ref, PinAndLocate(pinned, &registered_dir));
   switch (ref.kind) {
     case BaseModelRef::Kind::kPreset:
       return ref.ToString();
     case BaseModelRef::Kind::kPath:
       return ref.path;
-    case BaseModelRef::Kind::kRegistered: {
-      ASSIGN_OR_RETURN(store::ModelRecord model, store_->GetModel(ref.model.name, ref.model.version, ""));
-      return JoinPath(store_->data_dir(), model.path);
-    }
+    case BaseModelRef::Kind::kRegistered:
+      return registered_dir;
     case BaseModelRef::Kind::kHub:
       break;
   }

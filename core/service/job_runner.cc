@@ -48,16 +48,15 @@ absl::Status InstallModel(const std::string& from, const std::string& to) {
   return absl::OkStatus();
 }
 
-// A job's event log is for people reading its history: a failed write is logged, and the job
-// carries on.
-void AddEvent(store::Store* store, const std::string& job_id, const std::string& event, const std::string& detail) {
+}  // namespace
+
+void AddJobEventOrLog(store::Store* store, const std::string& job_id, const std::string& event,
+                      const std::string& detail) {
   LogIfError(store->AddJobEvent(job_id, event, detail), "job.event_write_failed", {{"job_id", job_id}, {"event", event}});
 }
 
-}  // namespace
-
 JobRunner::JobRunner(store::Store* store, JobRunnerOptions options)
-    : store_(store), options_(options), base_models_(store, {options.model_roots, options.allow_hub}) {}
+    : store_(store), options_(options), base_models_(store, options.base_models) {}
 
 JobRunner::~JobRunner() { Stop(); }
 
@@ -186,8 +185,8 @@ void JobRunner::Finish(const store::JobRecord& job, store::JobState state, const
     if (s.ok() || attempt == 3) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100 << (2 * attempt)));  // 0.1, 0.4, 1.6 s
   }
-  if (!s.ok()) AddEvent(store_, job.id, "error", std::string(s.message()));
-  AddEvent(store_, job.id, std::string(store::JobStateName(state)), error);
+  if (!s.ok()) AddJobEventOrLog(store_, job.id, "error", std::string(s.message()));
+  AddJobEventOrLog(store_, job.id, std::string(store::JobStateName(state)), error);
   if (observer_) {
     auto fresh = store_->GetJob(job.id);
     if (fresh.ok()) observer_(*fresh);
@@ -252,7 +251,7 @@ void JobRunner::RunJob(store::JobRecord job) {
   ft.checkpoint_dir = JoinPath(job_dir, "checkpoints");
   ft.resume = IsRegularFile(JoinPath(ft.checkpoint_dir, "latest"));
   ft.keep_checkpoints = true;  // removed below once the version is recorded
-  if (ft.resume) AddEvent(store_, job.id, "resumed", ft.checkpoint_dir);
+  if (ft.resume) AddJobEventOrLog(store_, job.id, "resumed", ft.checkpoint_dir);
 
   // Data-parallel: this thread is rank 0; ranks 1..N-1 are child processes.
   std::unique_ptr<train::RankProcesses> ranks;
@@ -283,7 +282,7 @@ void JobRunner::RunJob(store::JobRecord job) {
     }
     group = std::move(*joined);
     ft.group = group.get();
-    AddEvent(store_, job.id, "ranks", absl::StrCat(spec->workers, " processes, rendezvous 127.0.0.1:", port));
+    AddJobEventOrLog(store_, job.id, "ranks", absl::StrCat(spec->workers, " processes, rendezvous 127.0.0.1:", port));
   }
 
   auto last_store = std::chrono::steady_clock::now() - std::chrono::hours(1);
@@ -318,7 +317,7 @@ void JobRunner::RunJob(store::JobRecord job) {
     auto fresh = store_->GetJob(job.id);
     if (stopping && !(fresh.ok() && fresh->cancel_requested)) {
       // Shutting down: the checkpoint is written; Stop() puts the job back in the queue.
-      AddEvent(store_, job.id, "interrupted", "server shutdown; checkpoint written");
+      AddJobEventOrLog(store_, job.id, "interrupted", "server shutdown; checkpoint written");
       return;
     }
     LogIfError(RemoveAll(job_dir), "job.cleanup_failed", {{"job_id", job.id}});

@@ -28,10 +28,7 @@ namespace berth::service {
 struct JobRunnerOptions {
   int workers = 1;                      // jobs trained at the same time
   int threads_per_job = 0;              // intra-op threads per job (0: one per core)
-  // base_model may be an absolute directory only under one of these (checked after resolving
-  // symbolic links); empty: no local directories.
-  std::vector<std::string> model_roots;
-  bool allow_hub = true;  // base_model may be a Hugging Face Hub id (downloaded by the server)
+  BaseModelPolicyOptions base_models;  // --model-roots, --no-hub
   std::chrono::milliseconds progress_interval{500};  // how often progress is stored and sent
   // A job that was running each of the last this-many times the process died is failed
   // instead of retried, so one job that crashes the server cannot keep it in a restart loop.
@@ -42,6 +39,11 @@ struct JobRunnerOptions {
   std::string worker_binary;
   std::string default_device = "cpu";  // for jobs that name none
 };
+
+// A job's event log is for people reading its history: a failed write is logged (event
+// job.event_write_failed) and the job carries on.
+void AddJobEventOrLog(store::Store* store, const std::string& job_id, const std::string& event,
+                      const std::string& detail);
 
 class JobRunner {
  public:
@@ -73,7 +75,7 @@ class JobRunner {
   // Calls every listener of every job (e.g. so that watchers notice a shutdown).
   void NotifyAll();
 
-  // This server's rules for base models (model_roots, allow_hub above).
+  // This server's rules for base models (options().base_models).
   const BaseModelPolicy& base_models() const { return base_models_; }
 
   // Hooks for metrics and logs, set before Start(): the job after each state change, and each

@@ -10,7 +10,6 @@
 #include "core/train/dataset.h"
 #include "core/util/digest.h"
 #include "core/util/files.h"
-#include "core/util/log.h"
 #include "core/util/status_macros.h"
 
 namespace berth::service {
@@ -117,9 +116,7 @@ absl::StatusOr<Submission> Training::Submit(JobSpec spec, const std::string& req
     if (who.may_see_job) RETURN_IF_ERROR(who.may_see_job(out.job.created_by));
     return out;
   }
-  // The job is queued whether or not its history gets this line.
-  LogIfError(store_->AddJobEvent(out.job.id, "queued", ""), "job.event_write_failed",
-             {{"job_id", out.job.id}, {"event", "queued"}});
+  AddJobEventOrLog(store_, out.job.id, "queued", "");
   runner_->Wake();
   return out;
 }

@@ -67,7 +67,7 @@ class ServiceTest : public ::testing::Test {
     o.request_threads = 8;
     o.training.progress_interval = std::chrono::milliseconds(20);
     o.training.threads_per_job = 1;
-    o.training.model_roots = {testing::DataPath("fixtures")};  // the XLM-R test starts from a fixture
+    o.training.base_models.model_roots = {testing::DataPath("fixtures")};  // the XLM-R test starts from a fixture
     o.training.max_train_procs = 2;
     o.training.worker_binary = BERTH_CLI_BIN;  // ranks 1..N-1 of data-parallel jobs
     o.models.engine.batcher.warmup = false;
@@ -1031,7 +1031,7 @@ TEST(ServerSecurityTest, HubIdsAreRefusedWithNoHub) {
   o.data_dir = dir.File("data");
   o.listen = "127.0.0.1:0";
   o.metrics_listen = "";
-  o.training.allow_hub = false;
+  o.training.base_models.allow_hub = false;
   auto s = server::Server::Start(o);
   ASSERT_TRUE(s.ok());
   client::ClientOptions co;
