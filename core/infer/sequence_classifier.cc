@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/device.h"
+#include "core/model/bert.h"
 #include "core/model/model_dir.h"
 #include "core/util/status_macros.h"
 
@@ -99,6 +100,7 @@ absl::StatusOr<std::vector<Prediction>> SequenceClassifier::PredictBatch(
     auto ids_a = ids.accessor<int64_t, 2>();
     auto types_a = types.accessor<int64_t, 2>();
     auto mask_a = mask.accessor<int64_t, 2>();
+    bool padded = false;
     for (int64_t b = 0; b < n; ++b) {
       const text::Encoding& e = batch[b];
       for (size_t t = 0; t < e.input_ids.size(); ++t) {
@@ -108,13 +110,16 @@ absl::StatusOr<std::vector<Prediction>> SequenceClassifier::PredictBatch(
         ids_a[b][t] = e.input_ids[t];
         types_a[b][t] = t < e.token_type_ids.size() ? e.token_type_ids[t] : 0;
         mask_a[b][t] = t < e.attention_mask.size() ? e.attention_mask[t] : 1;
+        padded = padded || mask_a[b][t] == 0;
       }
+      padded = padded || e.input_ids.size() < seq;
     }
     const c10::Device& device = impl_->device;
+    mask = ModelAttentionMask(mask, padded, device);
     if (!device.is_cpu()) {
       ids = ids.pin_memory().to(device, /*non_blocking=*/true);
       types = types.pin_memory().to(device, /*non_blocking=*/true);
-      mask = mask.pin_memory().to(device, /*non_blocking=*/true);
+      if (mask.defined()) mask = mask.pin_memory().to(device, /*non_blocking=*/true);
     }
     at::Tensor logits = impl_->model.module->forward(ids, types, mask).to(at::kFloat).cpu().contiguous();
     const int64_t labels = logits.size(1);

@@ -59,6 +59,7 @@ torch::Tensor ApplyActivation(const std::string& name, const torch::Tensor& x) {
 }
 
 torch::Tensor ExtendedAttentionMask(const torch::Tensor& attention_mask, torch::Dtype dtype) {
+  if (!attention_mask.defined()) return {};
   // [batch, seq] -> [batch, 1, 1, seq]; (1 - mask) * finfo(dtype).min as in HF.
   torch::Tensor m = attention_mask.unsqueeze(1).unsqueeze(2).to(dtype);
   double lowest = dtype == torch::kFloat32   ? std::numeric_limits<float>::lowest()
@@ -66,6 +67,15 @@ torch::Tensor ExtendedAttentionMask(const torch::Tensor& attention_mask, torch::
                   : dtype == torch::kBFloat16 ? -3.3895313892515355e+38
                                               : -65504.0;  // float16
   return (1.0 - m) * lowest;
+}
+
+std::optional<torch::Tensor> SdpaMask(const torch::Tensor& additive_mask, at::ScalarType dtype) {
+  if (!additive_mask.defined()) return std::nullopt;
+  return additive_mask.to(dtype);
+}
+
+torch::Tensor ModelAttentionMask(const torch::Tensor& mask, bool padded, const c10::Device& device) {
+  return padded || device.is_cpu() ? mask : torch::Tensor();
 }
 
 torch::Tensor TokenPacking::Pack(const torch::Tensor& padded) const {
@@ -82,7 +92,9 @@ torch::Tensor TokenPacking::Unpack(const torch::Tensor& packed) const {
 }
 
 std::optional<TokenPacking> PackingFor(const torch::Tensor& attention_mask) {
-  if (!attention_mask.device().is_cpu() || attention_mask.dim() != 2) return std::nullopt;
+  if (!attention_mask.defined() || !attention_mask.device().is_cpu() || attention_mask.dim() != 2) {
+    return std::nullopt;
+  }
   const int64_t positions = attention_mask.numel();
   torch::Tensor index = attention_mask.reshape({-1}).nonzero().squeeze(1);
   if (index.size(0) == 0 || static_cast<double>(index.size(0)) > 0.95 * static_cast<double>(positions)) {
@@ -147,7 +159,7 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden, const 
   // One fused kernel (flash or memory-efficient attention on CUDA, the flash CPU kernel here),
   // the same maths as transformers' sdpa attention; the additive mask takes the query's dtype
   // under autocast.
-  torch::Tensor ctx = at::scaled_dot_product_attention(q, k, v, mask.to(q.scalar_type()),
+  torch::Tensor ctx = at::scaled_dot_product_attention(q, k, v, SdpaMask(mask, q.scalar_type()),
                                                        is_training() ? dropout->p() : 0.0);
   ctx = ctx.permute({0, 2, 1, 3}).contiguous().view({batch, seq, num_heads * head_dim});
   return packing != nullptr ? packing->Pack(ctx) : ctx;

@@ -35,8 +35,20 @@ torch::nn::LayerNorm MakeLayerNorm(const ModelConfig& c);
 torch::Tensor LayerNormForward(torch::nn::LayerNorm& ln, const torch::Tensor& x);
 
 // Additive attention mask: 0 where attended, the dtype's lowest value where padded.
-// attention_mask [batch, seq] of 0/1 -> [batch, 1, 1, seq].
+// attention_mask [batch, seq] of 0/1 -> [batch, 1, 1, seq]. An undefined attention_mask (every
+// position is a token; see ModelAttentionMask) gives an undefined result.
 torch::Tensor ExtendedAttentionMask(const torch::Tensor& attention_mask, torch::Dtype dtype);
+
+// The additive mask as scaled_dot_product_attention takes it: none for an undefined mask, which
+// lets SDPA pick its flash kernels (they take no mask), else in the queries' dtype.
+std::optional<torch::Tensor> SdpaMask(const torch::Tensor& additive_mask, at::ScalarType dtype);
+
+// The attention_mask a caller gives the model for a batch it built on the host: undefined when
+// no row is padded and the batch runs on a GPU, as transformers drops an all-ones mask for SDPA
+// (the host knows there is no padding, so unlike transformers' check nothing waits on the
+// device); the mask itself on the CPU, whose numerics the golden tests pin, and whenever a row
+// is padded.
+torch::Tensor ModelAttentionMask(const torch::Tensor& mask, bool padded, const c10::Device& device);
 
 // The real tokens of a right- (or any-) padded batch, packed: token-wise work (every Linear,
 // LayerNorm, activation, dropout and residual) then skips the padding, and only attention

@@ -40,7 +40,7 @@ torch::Tensor DistilBertAttentionImpl::forward(const torch::Tensor& x, const tor
   torch::Tensor q = heads(q_lin(x));
   torch::Tensor k = heads(k_lin(x));
   torch::Tensor v = heads(v_lin(x));
-  torch::Tensor ctx = at::scaled_dot_product_attention(q, k, v, mask.to(q.scalar_type()),
+  torch::Tensor ctx = at::scaled_dot_product_attention(q, k, v, SdpaMask(mask, q.scalar_type()),
                                                        is_training() ? dropout->p() : 0.0)
                           .transpose(1, 2)
                           .contiguous()

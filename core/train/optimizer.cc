@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <torch/nn/modules/normalization.h>
 
+#include <map>
 #include <set>
 #include <vector>
 
@@ -43,6 +44,9 @@ void AdamWStep(torch::optim::AdamW& opt) {
   for (auto& group : opt.param_groups()) {
     auto& o = static_cast<torch::optim::AdamWOptions&>(group.options());
     std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
+    // The kernel only reads the step counts, so parameters at the same count share one tensor
+    // (one fill on the device per distinct count, not one per parameter).
+    std::map<int64_t, at::Tensor> step_tensors;
     for (at::Tensor& p : group.params()) {
       if (!p.grad().defined()) continue;
       // torch 2.x keys the optimizer's state by the parameter's TensorImpl.
@@ -60,7 +64,9 @@ void AdamWStep(torch::optim::AdamW& opt) {
       grads.push_back(p.grad());
       exp_avgs.push_back(st.exp_avg());
       exp_avg_sqs.push_back(st.exp_avg_sq());
-      steps.push_back(at::full({}, static_cast<float>(st.step()), p.options().dtype(at::kFloat)));
+      at::Tensor& step = step_tensors[st.step()];
+      if (!step.defined()) step = at::full({}, static_cast<float>(st.step()), p.options().dtype(at::kFloat));
+      steps.push_back(step);
     }
     if (params.empty()) continue;
     at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, o.lr(),

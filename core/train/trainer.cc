@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/device.h"
+#include "core/model/bert.h"
 #include "core/model/hub.h"
 #include "core/model/model_dir.h"
 #include "core/model/presets.h"
@@ -136,6 +137,7 @@ absl::StatusOr<Encoded> EncodeDataset(const Dataset& d, const std::vector<std::s
 struct Batch {
   at::Tensor ids, types, mask, targets;
   int64_t rows = 0;
+  bool padded = false;  // some row is shorter than the batch (the host knows; see ModelAttentionMask)
 };
 
 Batch MakeBatch(const Encoded& data, const std::vector<int64_t>& rows, int32_t pad_id,
@@ -157,7 +159,9 @@ Batch MakeBatch(const Encoded& data, const std::vector<int64_t>& rows, int32_t p
       ids[i][t] = e.input_ids[t];
       types[i][t] = e.token_type_ids[t];
       mask[i][t] = e.attention_mask[t];
+      b.padded = b.padded || e.attention_mask[t] == 0;
     }
+    b.padded = b.padded || static_cast<int64_t>(e.input_ids.size()) < seq;
   }
   if (multi_label) {
     b.targets = at::zeros({n, num_labels}, at::kFloat);
@@ -228,6 +232,30 @@ class AutocastGuard {
   bool prev_ = false;
 };
 
+// The total L2 norm of the gradients (returned, before clipping), and the gradients scaled by
+// min(max_norm / (norm + 1e-6), 1) when max_norm > 0: torch.nn.utils.clip_grad_norm_ with its
+// multi-tensor (foreach) kernels, the norm of the per-tensor norms. On the CPU the factor is read
+// on the host and a factor of exactly 1 skipped (multiplying by 1 changes nothing); on a GPU it
+// stays on the device, the same float division and clamp, so nothing waits for the device.
+at::Tensor ClipGradNorm(const std::vector<at::Tensor>& params, double max_norm, const c10::Device& device) {
+  std::vector<at::Tensor> grads;
+  for (const at::Tensor& p : params) {
+    if (p.grad().defined()) grads.push_back(p.grad());
+  }
+  if (grads.empty()) return at::zeros({}, at::TensorOptions().device(device));
+  const at::Tensor total = at::stack(at::_foreach_norm(grads, 2)).norm(2);
+  if (max_norm <= 0) return total;
+  if (device.is_cpu()) {
+    const float coef = static_cast<float>(max_norm) / (total.item<float>() + 1e-6f);
+    if (coef < 1.0f) at::_foreach_mul_(grads, coef);
+  } else {
+    const at::Tensor coef =
+        at::div(at::full({}, static_cast<float>(max_norm), total.options()), total + 1e-6f).clamp_max(1.0f);
+    at::_foreach_mul_(grads, coef);
+  }
+  return total;
+}
+
 // With a group, rank r evaluates batches r, r + world, ... and the per-example results are
 // summed across ranks (each example is filled in by exactly one rank), so every rank ends with
 // the metrics one process would compute.
@@ -259,7 +287,7 @@ EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
     at::Tensor logits;
     {
       AutocastGuard autocast(s.precision == Precision::kBf16, device);
-      logits = model.forward(b.ids, b.types, b.mask);
+      logits = model.forward(b.ids, b.types, ModelAttentionMask(b.mask, b.padded, device));
     }
     logits = logits.to(at::kFloat);
     loss_sum += ComputeLoss(logits, b, s, class_weights).item<double>() * static_cast<double>(b.rows);
@@ -683,7 +711,7 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
           at::Tensor logits;
           {
             AutocastGuard autocast(s.precision == Precision::kBf16, device);
-            logits = m.module->forward(b.ids, b.types, b.mask);  // [batch, labels]
+            logits = m.module->forward(b.ids, b.types, ModelAttentionMask(b.mask, b.padded, device));  // [batch, labels]
           }
           at::Tensor loss = ComputeLoss(logits, b, s, class_weights);
           (loss / static_cast<double>(count)).backward();
@@ -691,39 +719,24 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
           rows += b.rows;
         }
         if (stop) break;
-        loss_sum = loss_acc.item<double>();
         if (group != nullptr) {
+          loss_sum = loss_acc.item<double>();
           AverageGradients(*group, params);
           at::Tensor stats = at::tensor({loss_sum, static_cast<double>(rows)}, at::kDouble);
           AllReduceSum(*group, stats);
           loss_sum = stats[0].item<double>() / static_cast<double>(world);
           rows = static_cast<int64_t>(stats[1].item<double>());
         }
-        // Total gradient norm, computed as torch.nn.utils.clip_grad_norm_ does.
-        std::vector<at::Tensor> norms;
-        for (const at::Tensor& p : params) {
-          if (p.grad().defined()) norms.push_back(p.grad().norm(2));
-        }
-        at::Tensor total = norms.empty() ? at::zeros({}, at::TensorOptions().device(device)) : at::stack(norms).norm(2);
-        if (s.max_grad_norm > 0 && device.is_cpu()) {
-          // torch multiplies by min(coef, 1); a factor of exactly 1 changes nothing, so skip it.
-          const float coef = static_cast<float>(s.max_grad_norm) / (total.item<float>() + 1e-6f);
-          if (coef < 1.0f) {
-            for (const at::Tensor& p : params) {
-              if (p.grad().defined()) p.grad().mul_(coef);
-            }
-          }
-        } else if (s.max_grad_norm > 0) {
-          // On a GPU the factor stays there: the same float division, min(coef, 1), no host wait.
-          at::Tensor coef = at::div(at::full({}, static_cast<float>(s.max_grad_norm), total.options()), total + 1e-6f)
-                                .clamp_max(1.0f);
-          for (const at::Tensor& p : params) {
-            if (p.grad().defined()) p.grad().mul_(coef);
-          }
-        }
+        // Total gradient norm and clipping, as torch.nn.utils.clip_grad_norm_ does them.
+        const at::Tensor total = ClipGradNorm(params, s.max_grad_norm, device);
         SetLearningRate(opt, lr);
         AdamWStep(opt);
         for (at::Tensor& p : params) p.mutable_grad().reset();  // set_to_none, as HF does
+        // The update's one host synchronisation, for the progress report: the loss and the
+        // gradient norm come back together, after the optimizer's kernels are queued.
+        const at::Tensor reported = at::stack({loss_acc, total.to(at::kDouble)}).cpu();
+        if (group == nullptr) loss_sum = reported[0].item<double>();
+        const double grad_norm = reported[1].item<double>();
 
         state.update += 1;
         state.next_batch = first + count;
@@ -739,7 +752,7 @@ absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCa
                   static_cast<double>(state.next_batch) / static_cast<double>(batches.size());
         p.loss = loss_sum / static_cast<double>(count);
         p.lr = lr;
-        p.grad_norm = total.item<double>();
+        p.grad_norm = grad_norm;
         p.world_size = world;
         if (group != nullptr) {
           const double step = std::chrono::duration<double>(Clock::now() - update_start).count();
