@@ -65,7 +65,7 @@ SteadyClock::time_point SteadyDeadline(const grpc::CallbackServerContext* contex
 }
 
 absl::Status RunClassify(const ServiceContext& ctx, const v1::ClassifyRequest& r, SteadyClock::time_point deadline,
-                         v1::ClassifyResponse* response) {
+                         grpc::CallbackServerContext* context, v1::ClassifyResponse* response) {
   ASSIGN_OR_RETURN(service::ModelRef ref, service::ParseModelRef(r.model(), r.version(), r.alias(), "model"));
   ASSIGN_OR_RETURN(service::ModelHandle handle, ctx.registry->Acquire(ref));
   ClassifyOptions o;
@@ -79,6 +79,9 @@ absl::Status RunClassify(const ServiceContext& ctx, const v1::ClassifyRequest& r
   o.top_k = r.top_k();
   o.return_logits = r.raw_scores();
   o.deadline = deadline;
+  // The batcher drops this call's texts before their forward pass once the client has gone
+  // (IsCancelled is thread-safe in the callback API; the context outlives the call's wait).
+  o.cancelled = [context] { return context->IsCancelled(); };
   std::vector<std::string> texts(r.texts().begin(), r.texts().end());
   std::vector<std::string> pairs(r.text_pairs().begin(), r.text_pairs().end());
   ASSIGN_OR_RETURN(std::vector<ClassifyResult> results, handle.engine->Classify(texts, pairs, o));
@@ -130,7 +133,7 @@ class ClassifyStreamReactor final : public grpc::ServerBidiReactor<v1::ClassifyR
     if (absl::Status s = ValidateClassify(request_, ctx_.limits); !s.ok()) return Finish(ToGrpcStatus(s));
     const bool queued = ctx_.pool->TrySubmit([this] {
       response_.Clear();
-      absl::Status s = RunClassify(ctx_, request_, SteadyDeadline(context_), &response_);
+      absl::Status s = RunClassify(ctx_, request_, SteadyDeadline(context_), context_, &response_);
       if (!s.ok()) return Finish(ToGrpcStatus(s));
       StartWrite(&response_);
     });
@@ -166,7 +169,9 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::Classify(grpc::CallbackServerCon
   if (absl::Status s = ValidateClassify(*request, ctx_.limits); !s.ok()) return FinishWith(context, s);
   const SteadyClock::time_point deadline = SteadyDeadline(context);
   return RunOnPool(context, ctx_.pool,
-                   [this, request, response, deadline] { return RunClassify(ctx_, *request, deadline, response); });
+                   [this, context, request, response, deadline] {
+                     return RunClassify(ctx_, *request, deadline, context, response);
+                   });
 }
 
 grpc::ServerBidiReactor<v1::ClassifyRequest, v1::ClassifyResponse>* InferenceServiceImpl::ClassifyStream(

@@ -76,10 +76,17 @@ class ScrapeGauges final : public prometheus::Collectable {
       auto depth = Gauge("berth_inference_queue_depth", "Requests waiting for a batch, per loaded model version");
       auto loaded = Gauge("berth_models_loaded", "Model versions loaded for inference");
       auto bytes = Gauge("berth_models_loaded_bytes", "Weight bytes of the loaded model versions");
+      auto dropped = Gauge("berth_inference_dropped_total",
+                           "Queued texts dropped before their forward pass, per loaded model version, by reason: "
+                           "cancelled (the client cancelled or went away) or expired (its deadline passed)");
+      dropped.type = prometheus::MetricType::Counter;
       int64_t n = 0;
       registry_->ForEachLoaded([&](const std::string& name, int64_t version, const InferenceEngine& engine) {
-        AddValue(&depth, static_cast<double>(engine.batcher().stats().queue_depth),
-                 {{"model", absl::StrCat(name, ":", version)}});
+        const BatcherStats stats = engine.batcher().stats();
+        const std::string model = absl::StrCat(name, ":", version);
+        AddValue(&depth, static_cast<double>(stats.queue_depth), {{"model", model}});
+        AddValue(&dropped, static_cast<double>(stats.cancelled), {{"model", model}, {"reason", "cancelled"}});
+        AddValue(&dropped, static_cast<double>(stats.expired), {{"model", model}, {"reason", "expired"}});
         ++n;
       });
       AddValue(&loaded, static_cast<double>(n));
@@ -87,6 +94,7 @@ class ScrapeGauges final : public prometheus::Collectable {
       out.push_back(std::move(depth));
       out.push_back(std::move(loaded));
       out.push_back(std::move(bytes));
+      out.push_back(std::move(dropped));
     }
     AddProcessMetrics(&out);
     return out;

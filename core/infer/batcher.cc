@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/runtime.h"
+#include "core/util/status_macros.h"
 
 namespace berth {
 
@@ -17,19 +18,20 @@ absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(
   if (options.max_batch_tokens < 1) return absl::InvalidArgumentError("max_batch_tokens must be at least 1");
   if (options.max_queued_requests < 1) return absl::InvalidArgumentError("max_queued_requests must be at least 1");
   if (options.max_wait.count() < 0) return absl::InvalidArgumentError("max_wait must not be negative");
-  if (!(options.min_padding_efficiency >= 0 && options.min_padding_efficiency <= 1)) {
+  if (options.min_padding_efficiency &&
+      !(*options.min_padding_efficiency >= 0 && *options.min_padding_efficiency <= 1)) {
     return absl::InvalidArgumentError("min_padding_efficiency must be in [0, 1]");
   }
   if (options.warmup) {
-    // One full-size batch, so the first user call is not slow and memory problems show now.
-    const int64_t max_len = std::min<int64_t>(model->config().max_position_embeddings,
-                                              std::max<int64_t>(2, model->tokenizer().model_max_length()));
-    const int64_t rows = std::max<int64_t>(1, std::min(options.max_batch_size, options.max_batch_tokens / max_len));
-    text::Encoding e = model->tokenizer().BuildInputs(
-        std::vector<int32_t>(static_cast<size_t>(max_len - 2), model->tokenizer().layout().unk_id), nullptr, false);
-    auto warm = model->PredictBatch(std::vector<text::Encoding>(static_cast<size_t>(rows), e));
-    if (!warm.ok()) {
-      return absl::Status(warm.status().code(), absl::StrCat("warm-up batch failed: ", warm.status().message()));
+    // Two small shapes load the libraries and kernels; a full budget would cost seconds.
+    const int32_t unk = model->tokenizer().layout().unk_id;
+    for (const auto& [rows, len] : {std::pair<size_t, size_t>{1, 8}, std::pair<size_t, size_t>{2, 16}}) {
+      if (static_cast<int64_t>(len) > model->config().max_position_embeddings) continue;
+      text::Encoding e = model->tokenizer().BuildInputs(std::vector<int32_t>(len - 2, unk), nullptr, false);
+      auto warm = model->PredictBatch(std::vector<text::Encoding>(rows, e));
+      if (!warm.ok()) {
+        return absl::Status(warm.status().code(), absl::StrCat("warm-up batch failed: ", warm.status().message()));
+      }
     }
   }
   return std::unique_ptr<DynamicBatcher>(new DynamicBatcher(std::move(model), options, std::move(observer)));
@@ -37,7 +39,10 @@ absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(
 
 DynamicBatcher::DynamicBatcher(std::shared_ptr<const SequenceClassifier> model,
                                const BatcherOptions& options, BatchObserver observer)
-    : model_(std::move(model)), options_(options), observer_(std::move(observer)) {
+    : model_(std::move(model)),
+      options_(options),
+      min_padding_efficiency_(options.min_padding_efficiency.value_or(model_->on_gpu() ? 0.0 : 0.9)),
+      observer_(std::move(observer)) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -47,30 +52,54 @@ DynamicBatcher::~DynamicBatcher() {
 }
 
 absl::StatusOr<std::future<absl::StatusOr<BatchResult>>> DynamicBatcher::Submit(
-    text::Encoding encoding, SteadyClock::time_point deadline) {
-  const int64_t len = static_cast<int64_t>(encoding.input_ids.size());
-  if (len == 0) return absl::InvalidArgumentError("empty encoding");
-  if (len > model_->config().max_position_embeddings) {
-    return absl::InvalidArgumentError(absl::StrCat("encoding of ", len, " tokens exceeds the model's ",
-                                                   model_->config().max_position_embeddings));
+    text::Encoding encoding, SteadyClock::time_point deadline, CancelProbe cancelled) {
+  std::vector<text::Encoding> one;
+  one.push_back(std::move(encoding));
+  ASSIGN_OR_RETURN(auto futures, SubmitMany(std::move(one), deadline, std::move(cancelled)));
+  return std::move(futures[0]);
+}
+
+absl::StatusOr<std::vector<std::future<absl::StatusOr<BatchResult>>>> DynamicBatcher::SubmitMany(
+    std::vector<text::Encoding> encodings, SteadyClock::time_point deadline, CancelProbe cancelled) {
+  const bool many = encodings.size() > 1;
+  for (size_t i = 0; i < encodings.size(); ++i) {
+    const int64_t len = static_cast<int64_t>(encodings[i].input_ids.size());
+    const std::string which = many ? absl::StrCat("encoding ", i, ": ") : "";
+    if (len == 0) return absl::InvalidArgumentError(absl::StrCat(which, "empty encoding"));
+    if (len > model_->config().max_position_embeddings) {
+      return absl::InvalidArgumentError(absl::StrCat(which, "encoding of ", len, " tokens exceeds the model's ",
+                                                     model_->config().max_position_embeddings));
+    }
   }
-  auto r = std::make_unique<Request>();
-  r->encoding = std::move(encoding);
-  r->enqueued = SteadyClock::now();
-  r->deadline = deadline;
-  std::future<absl::StatusOr<BatchResult>> f = r->promise.get_future();
+  auto probe = cancelled ? std::make_shared<const CancelProbe>(std::move(cancelled)) : nullptr;
+  const SteadyClock::time_point now = SteadyClock::now();
+  std::vector<std::unique_ptr<Request>> requests;
+  std::vector<std::future<absl::StatusOr<BatchResult>>> futures;
+  requests.reserve(encodings.size());
+  futures.reserve(encodings.size());
+  for (text::Encoding& e : encodings) {
+    auto r = std::make_unique<Request>();
+    r->encoding = std::move(e);
+    r->enqueued = now;
+    r->deadline = deadline;
+    r->cancelled = probe;
+    futures.push_back(r->promise.get_future());
+    requests.push_back(std::move(r));
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return absl::UnavailableError("the model is shutting down");
-    if (static_cast<int64_t>(queue_.size()) >= options_.max_queued_requests) {
+    const int64_t n = static_cast<int64_t>(requests.size());
+    if (!queue_.empty() && static_cast<int64_t>(queue_.size()) + n > options_.max_queued_requests) {
       ++stats_.rejected;
-      return absl::ResourceExhaustedError(absl::StrCat("inference queue is full (", options_.max_queued_requests,
-                                                       " requests waiting)"));
+      return absl::ResourceExhaustedError(absl::StrCat("inference queue is full (", queue_.size(), " of ",
+                                                       options_.max_queued_requests, " waiting; this request has ",
+                                                       n, ")"));
     }
-    queue_.push_back(std::move(r));
+    for (auto& r : requests) queue_.push_back(std::move(r));
   }
   cv_.notify_one();
-  return f;
+  return futures;
 }
 
 void DynamicBatcher::Shutdown() {
@@ -103,7 +132,7 @@ std::vector<std::unique_ptr<DynamicBatcher::Request>> DynamicBatcher::TakeBatch(
     const int64_t padded = rows * len(order[h]);
     return rows <= options_.max_batch_size && padded <= options_.max_batch_tokens &&
            (rows <= options_.free_rows ||
-            static_cast<double>(real + added) >= options_.min_padding_efficiency * static_cast<double>(padded));
+            static_cast<double>(real + added) >= min_padding_efficiency_ * static_cast<double>(padded));
   };
   while (true) {
     if (lo > 0 && fits(lo - 1, hi, len(order[lo - 1]))) {
@@ -131,9 +160,11 @@ void DynamicBatcher::Loop() {
   ConfigureThreads(options_.num_threads);  // OpenMP settings are per thread
   std::unique_lock<std::mutex> lock(mu_);
   // When the previous batch ended: callers it released resubmit within microseconds, and
-  // waiting max_wait from then (not only from the oldest arrival, which under load has always
-  // waited long enough) lets their requests join the next batch.
+  // waiting up to max_wait from then lets their requests join the next batch.
   SteadyClock::time_point free_since = SteadyClock::now();
+  // When the previous batch was formed: a request queued before then was passed over once
+  // (the rest of a large request, or left out by the padding rule) and never waits again.
+  SteadyClock::time_point formed_at = SteadyClock::time_point::min();
   while (true) {
     cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) {
@@ -144,8 +175,10 @@ void DynamicBatcher::Loop() {
       }
       continue;
     }
-    // Wait for company until the oldest request has waited max_wait, unless a full batch is
-    // already there (by rows or by tokens) or we are draining.
+    // Wait for company, unless a full batch is already there (by rows or by tokens), the
+    // oldest request was passed over before, or we are draining. Company is waited for only
+    // within max_wait of the last forward pass: a request that finds the batcher idle for
+    // longer (a lone request) goes at once.
     while (!stopping_) {
       int64_t tokens = 0, longest = 0;
       for (const auto& r : queue_) {
@@ -154,10 +187,12 @@ void DynamicBatcher::Loop() {
       }
       const bool full = static_cast<int64_t>(queue_.size()) >= options_.max_batch_size ||
                         tokens + longest >= options_.max_batch_tokens;
-      const auto due = std::max(queue_.front()->enqueued, free_since) + options_.max_wait;
-      if (full || SteadyClock::now() >= due) break;
+      const bool passed_over = queue_.front()->enqueued <= formed_at;
+      const auto due = std::max(queue_.front()->enqueued, free_since + options_.max_wait);
+      if (full || passed_over || SteadyClock::now() >= due) break;
       cv_.wait_until(lock, due);
     }
+    formed_at = SteadyClock::now();
     std::vector<std::unique_ptr<Request>> batch = TakeBatch();
     lock.unlock();
     Run(std::move(batch));
@@ -168,34 +203,51 @@ void DynamicBatcher::Loop() {
 
 void DynamicBatcher::Run(std::vector<std::unique_ptr<Request>> batch) {
   const auto start = SteadyClock::now();
-  std::vector<std::unique_ptr<Request>> live, expired;
-  for (auto& r : batch) (r->deadline <= start ? expired : live).push_back(std::move(r));
+  std::vector<std::unique_ptr<Request>> live, expired, cancelled;
+  for (auto& r : batch) {
+    if (r->deadline <= start) {
+      expired.push_back(std::move(r));
+    } else if (r->cancelled != nullptr && (*r->cancelled)()) {
+      cancelled.push_back(std::move(r));
+    } else {
+      live.push_back(std::move(r));
+    }
+  }
   int64_t real = 0, longest = 0;
+  double queued = 0;
   std::vector<text::Encoding> encodings;
   encodings.reserve(live.size());
   for (auto& r : live) {
     real += static_cast<int64_t>(r->encoding.input_ids.size());
     longest = std::max<int64_t>(longest, static_cast<int64_t>(r->encoding.input_ids.size()));
+    queued += std::chrono::duration<double>(start - r->enqueued).count();
     encodings.push_back(std::move(r->encoding));
   }
+  PredictTimings timings;
   absl::StatusOr<std::vector<Prediction>> preds = std::vector<Prediction>();
-  if (!live.empty()) preds = model_->PredictBatch(encodings);
+  if (!live.empty()) preds = model_->PredictBatch(encodings, &timings);
   const auto end = SteadyClock::now();
   const double compute = std::chrono::duration<double>(end - start).count();
   const int64_t padded = longest * static_cast<int64_t>(live.size());
-  // Statistics first, so a caller that got its answer sees them.
+  if (observer_ && !live.empty()) observer_(static_cast<int64_t>(live.size()), padded, real, compute);
+  for (auto& r : expired) r->promise.set_value(absl::DeadlineExceededError("deadline passed while queued"));
+  for (auto& r : cancelled) r->promise.set_value(absl::CancelledError("the caller cancelled the request while it was queued"));
+  // Statistics before the answers, so a caller that got its answer sees them (the finishing
+  // time of this batch is added under the same lock, just after).
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.requests += static_cast<int64_t>(live.size());
     stats_.expired += static_cast<int64_t>(expired.size());
+    stats_.cancelled += static_cast<int64_t>(cancelled.size());
+    stats_.queue_seconds += queued;
     if (!live.empty()) {
       ++stats_.batches;
       stats_.real_tokens += real;
       stats_.padded_tokens += padded;
+      stats_.build_seconds += timings.build_seconds;
+      stats_.forward_seconds += timings.forward_seconds;
     }
   }
-  if (observer_ && !live.empty()) observer_(static_cast<int64_t>(live.size()), padded, real, compute);
-  for (auto& r : expired) r->promise.set_value(absl::DeadlineExceededError("deadline passed while queued"));
   for (size_t i = 0; i < live.size(); ++i) {
     if (!preds.ok()) {
       live[i]->promise.set_value(preds.status());
@@ -207,6 +259,11 @@ void DynamicBatcher::Run(std::vector<std::unique_ptr<Request>> batch) {
     res.compute_seconds = compute;
     res.batch_size = static_cast<int64_t>(live.size());
     live[i]->promise.set_value(std::move(res));
+  }
+  if (!live.empty()) {
+    const double finish = timings.assemble_seconds + std::chrono::duration<double>(SteadyClock::now() - end).count();
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.finish_seconds += finish;
   }
 }
 

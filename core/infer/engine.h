@@ -1,5 +1,6 @@
-// Online classification: tokenization on the caller's thread, long-text handling (truncate
-// right/left or sliding windows), a dynamic batcher per model, and result assembly.
+// Online classification: tokenization (spread over the cores for a request of many texts),
+// long-text handling (truncate right/left or sliding windows), a dynamic batcher per model
+// that receives each request whole, and result assembly.
 #ifndef BERTH_CORE_INFER_ENGINE_H_
 #define BERTH_CORE_INFER_ENGINE_H_
 
@@ -20,6 +21,15 @@ enum class TruncationMode {
   kWindow,  // sliding windows of max_length with `stride` tokens of overlap; scores averaged
 };
 
+// Where one Classify call's time went, on the calling thread (the batcher's share is in
+// BatcherStats).
+struct ClassifyTimings {
+  double tokenize_seconds = 0;  // texts to encodings
+  double submit_seconds = 0;    // into the batcher's queue
+  double wait_seconds = 0;      // until the last piece's result was back
+  double assemble_seconds = 0;  // scores, labels, top-k, windows combined
+};
+
 struct ClassifyOptions {
   TruncationMode truncation = TruncationMode::kRight;
   int max_length = 0;  // 0: the model's maximum
@@ -27,6 +37,10 @@ struct ClassifyOptions {
   int top_k = 0;       // > 0: also return the k best labels
   bool return_logits = false;
   SteadyClock::time_point deadline = SteadyClock::time_point::max();
+  // Polled by the batcher before each piece's forward pass: true drops the piece (no forward
+  // pass) and fails the call with CANCELLED. A server passes "the client has gone".
+  CancelProbe cancelled;
+  ClassifyTimings* timings = nullptr;  // filled in when set
 };
 
 struct LabelScore {
@@ -65,12 +79,17 @@ class InferenceEngine {
 
   // Classifies texts (and, if `pairs` is not empty, one second segment per text). Blocks the
   // calling thread; safe to call from many threads at once. An invalid text fails the call
-  // with INVALID_ARGUMENT naming its index.
+  // with INVALID_ARGUMENT naming its index (the lowest, when several are invalid).
   absl::StatusOr<std::vector<ClassifyResult>> Classify(const std::vector<std::string>& texts,
                                                        const std::vector<std::string>& pairs,
                                                        const ClassifyOptions& options) const;
 
   const SequenceClassifier& model() const { return *model_; }
+  // The same for texts already encoded (berth predict tokenizes as it reads): one result per
+  // encoding, in order. Truncation options do not apply; deadline, cancelled, top_k,
+  // return_logits and timings do.
+  absl::StatusOr<std::vector<ClassifyResult>> ClassifyEncoded(std::vector<text::Encoding> encodings,
+                                                              const ClassifyOptions& options) const;
   DynamicBatcher& batcher() const { return *batcher_; }
   void Shutdown() { batcher_->Shutdown(); }
 
@@ -78,6 +97,10 @@ class InferenceEngine {
   InferenceEngine(std::shared_ptr<const SequenceClassifier> model,
                   std::unique_ptr<DynamicBatcher> batcher, const EngineOptions& options)
       : model_(std::move(model)), batcher_(std::move(batcher)), options_(options) {}
+  // Submits the pieces, waits for them, and fills in `out` (one result per text; owner[p] is
+  // piece p's text, whose `windows` pieces are combined).
+  absl::Status Run(std::vector<text::Encoding> pieces, const std::vector<size_t>& owner,
+                   const ClassifyOptions& o, std::vector<ClassifyResult>* out) const;
 
   std::shared_ptr<const SequenceClassifier> model_;
   std::unique_ptr<DynamicBatcher> batcher_;

@@ -6,6 +6,7 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -55,6 +56,7 @@ absl::StatusOr<std::unique_ptr<SequenceClassifier>> SequenceClassifier::FromMode
 }
 
 InferencePrecision SequenceClassifier::precision() const { return impl_->precision; }
+bool SequenceClassifier::on_gpu() const { return !impl_->device.is_cpu(); }
 
 const text::Tokenizer& SequenceClassifier::tokenizer() const { return *impl_->model.tokenizer; }
 const ModelConfig& SequenceClassifier::config() const { return impl_->model.config; }
@@ -78,8 +80,10 @@ Prediction MakePrediction(const ModelConfig& config, std::vector<float> logits) 
   return p;
 }
 
-absl::StatusOr<std::vector<Prediction>> SequenceClassifier::PredictBatch(
-    const std::vector<text::Encoding>& batch) const {
+absl::StatusOr<std::vector<Prediction>> SequenceClassifier::PredictBatch(const std::vector<text::Encoding>& batch,
+                                                                          PredictTimings* timings) const {
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
   std::vector<Prediction> out;
   if (batch.empty()) return out;
   const ModelConfig& config = impl_->model.config;
@@ -121,12 +125,19 @@ absl::StatusOr<std::vector<Prediction>> SequenceClassifier::PredictBatch(
       types = types.pin_memory().to(device, /*non_blocking=*/true);
       if (mask.defined()) mask = mask.pin_memory().to(device, /*non_blocking=*/true);
     }
+    const auto t1 = Clock::now();
     at::Tensor logits = impl_->model.module->forward(ids, types, mask).to(at::kFloat).cpu().contiguous();
+    const auto t2 = Clock::now();
     const int64_t labels = logits.size(1);
     const float* data = logits.data_ptr<float>();
     out.reserve(batch.size());
     for (int64_t b = 0; b < n; ++b) {
       out.push_back(MakePrediction(config, std::vector<float>(data + b * labels, data + (b + 1) * labels)));
+    }
+    if (timings != nullptr) {
+      timings->build_seconds = std::chrono::duration<double>(t1 - t0).count();
+      timings->forward_seconds = std::chrono::duration<double>(t2 - t1).count();
+      timings->assemble_seconds = std::chrono::duration<double>(Clock::now() - t2).count();
     }
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("forward pass failed: ", e.what_without_backtrace()));

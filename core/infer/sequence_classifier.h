@@ -21,6 +21,13 @@ struct Prediction {
 
 enum class InferencePrecision { kFp32, kBf16 };
 
+// Where one PredictBatch's time went.
+struct PredictTimings {
+  double build_seconds = 0;     // host tensors from the encodings, queued copies to the device
+  double forward_seconds = 0;   // the forward pass and the copy of the logits back (it waits for the device)
+  double assemble_seconds = 0;  // logits to predictions
+};
+
 struct ClassifierOptions {
   text::TokenizerOverrides tokenizer;
   // kBf16 converts the weights to bfloat16 at load (oneDNN's bf16 kernels run ~2-4x faster on
@@ -45,11 +52,12 @@ class SequenceClassifier {
   const text::Tokenizer& tokenizer() const;
   const ModelConfig& config() const;
   InferencePrecision precision() const;
+  bool on_gpu() const;  // the weights live on a GPU
 
   // Runs the encodings as one batch padded to the longest (pad id, mask 0, type 0) and
   // returns one prediction each, in order. Safe to call from several threads.
-  absl::StatusOr<std::vector<Prediction>> PredictBatch(
-      const std::vector<text::Encoding>& batch) const;
+  absl::StatusOr<std::vector<Prediction>> PredictBatch(const std::vector<text::Encoding>& batch,
+                                                      PredictTimings* timings = nullptr) const;
 
   // Writes this model as a Hugging Face directory.
   absl::Status Save(const std::string& dir) const;

@@ -72,6 +72,7 @@ class ServiceTest : public ::testing::Test {
     o.training.worker_binary = BERTH_CLI_BIN;  // ranks 1..N-1 of data-parallel jobs
     o.models.engine.batcher.warmup = false;
     o.models.engine.batcher.num_threads = 1;
+    o.models.engine.batcher.max_wait = batcher_max_wait_;
     o.limits.max_texts = 16;
     o.limits.max_text_bytes = 2000;
     auto s = server::Server::Start(o);
@@ -118,6 +119,7 @@ class ServiceTest : public ::testing::Test {
   TempDir dir_;
   std::unique_ptr<server::Server> server_;
   std::unique_ptr<client::Client> client_;
+  std::chrono::microseconds batcher_max_wait_{2000};
 };
 
 TEST_F(ServiceTest, HealthyAndEmpty) {
@@ -613,6 +615,43 @@ TEST_F(ServiceTest, JobResumesAfterRestart) {
   auto models = client_->ListModels();
   ASSERT_TRUE(models.ok());
   EXPECT_EQ(models->models_size(), 1);
+}
+
+// A Classify whose client cancels while its texts wait in the batcher's queue costs no forward
+// pass: the batcher asks the call's context before running it, drops it, and the drop shows in
+// berth_inference_dropped_total. The batcher here waits 3 s for company after the model loads,
+// so the call is certainly still queued when the client cancels it 300 ms in.
+TEST_F(ServiceTest, CancelledClassifyCostsNoForwardPass) {
+  ASSERT_EQ(RunToEnd(SmallJob(Upload(Sst2Rows(64)), "cancelled")).state(), v1::JOB_STATE_SUCCEEDED);
+  client_.reset();
+  server_->Shutdown(std::chrono::seconds(5));
+  server_.reset();
+  batcher_max_wait_ = std::chrono::seconds(3);
+  StartServer();
+  auto stub = v1::InferenceService::NewStub(client_->channel());
+  v1::ClassifyRequest req;
+  req.set_model("cancelled");
+  req.add_texts("a call whose client gives up");
+  grpc::ClientContext call;
+  v1::ClassifyResponse resp;
+  grpc::Status status;
+  std::thread caller([&] { status = stub->Classify(&call, req, &resp); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  call.TryCancel();
+  caller.join();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+  const std::string dropped = "berth_inference_dropped_total{model=\"cancelled:1\",reason=\"cancelled\"} 1";
+  std::string text;
+  for (int i = 0; i < 200 && text.find(dropped) == std::string::npos; ++i) {  // up to 10 s
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    text = server_->metrics().Render();
+  }
+  EXPECT_NE(text.find(dropped), std::string::npos) << text;
+  EXPECT_NE(text.find("berth_batch_size_count 0"), std::string::npos) << "a forward pass ran";
+  // The model still answers the next caller.
+  req.set_texts(0, "still serving");
+  auto ok = client_->Classify(req);
+  EXPECT_TRUE(ok.ok()) << ok.status();
 }
 
 // A client watching a job rides out a server restart on the same address: its WatchJob

@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <algorithm>
+#include <future>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -263,6 +265,131 @@ TEST(EngineTest, InvalidTextNamesItsIndex) {
   auto r = (*engine)->Classify({"fine", "bad \xC3"}, {}, ClassifyOptions());
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("texts[1]"), absl::string_view::npos) << r.status();
+}
+
+// One request of many texts is batched whole: sorted by length into full batches formed at
+// once, its last partial batch included (max_wait is 30 s here, so any wait for company would
+// show), and the results come back in input order, equal to unbatched ones.
+TEST(EngineTest, ALargeRequestRunsAsFullBatchesWithoutWaiting) {
+  auto model = LoadFixture("bert-tiny-uncased");
+  EngineOptions eo;
+  eo.batcher.max_batch_size = 16;
+  eo.batcher.max_batch_tokens = 1 << 20;
+  eo.batcher.max_wait = std::chrono::seconds(30);
+  eo.batcher.min_padding_efficiency = 0.0;  // a GPU's default: batches by rows alone
+  eo.batcher.warmup = false;
+  std::mutex seen_mu;
+  std::vector<int64_t> rows;  // guarded by seen_mu
+  auto engine = InferenceEngine::Create(model, eo, [&](int64_t r, int64_t, int64_t, double) {
+    std::lock_guard<std::mutex> lock(seen_mu);
+    rows.push_back(r);
+  });
+  ASSERT_TRUE(engine.ok());
+  const std::vector<std::string> base = FixtureTexts("bert-tiny-uncased");
+  std::vector<std::string> texts;
+  for (size_t i = 0; texts.size() < 40; ++i) texts.push_back(base[i % base.size()] + std::string(i % 7, '!'));
+  ClassifyOptions o;
+  o.max_length = 128;
+  o.return_logits = true;
+  ClassifyTimings timings;
+  o.timings = &timings;
+  const auto start = SteadyClock::now();
+  auto r = (*engine)->Classify(texts, {}, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_LT(std::chrono::duration<double>(SteadyClock::now() - start).count(), 20.0) << "a batch waited max_wait";
+  {
+    std::lock_guard<std::mutex> lock(seen_mu);
+    EXPECT_EQ(rows, (std::vector<int64_t>{16, 16, 8}));
+  }
+  text::EncodeOptions enc;
+  enc.max_length = 128;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const std::vector<float> expected = Unbatched(*model, *model->tokenizer().Encode(texts[i], enc));
+    for (size_t c = 0; c < expected.size(); ++c) EXPECT_NEAR((*r)[i].logits[c], expected[c], 1e-5) << i;
+  }
+  EXPECT_GT(timings.tokenize_seconds, 0);
+  EXPECT_GT(timings.wait_seconds, 0);
+  const BatcherStats s = (*engine)->batcher().stats();
+  EXPECT_EQ(s.batches, 3);
+  EXPECT_GT(s.forward_seconds, 0);
+  EXPECT_GT(s.build_seconds, 0);
+}
+
+// A lone request at a batcher idle for longer than max_wait does not wait for company.
+TEST(BatcherTest, ALoneRequestAtAnIdleBatcherRunsAtOnce) {
+  BatcherOptions bo;
+  bo.max_wait = std::chrono::milliseconds(1000);
+  bo.warmup = false;
+  auto model = LoadFixture("bert-tiny-uncased");
+  auto b = DynamicBatcher::Create(model, bo);
+  ASSERT_TRUE(b.ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // idle for longer than max_wait
+  auto f = (*b)->Submit(*model->tokenizer().Encode("hello", text::EncodeOptions()));
+  ASSERT_TRUE(f.ok());
+  auto r = f->get();
+  ASSERT_TRUE(r.ok());
+  // Waiting for company would have taken the whole second; going at once takes a wake-up.
+  EXPECT_LT(r->queue_seconds, 0.5);
+}
+
+// Requests whose caller has gone are dropped before their forward pass: under load (a
+// queue of live and cancelled requests), only the live ones are computed, and the count of
+// cancelled ones shows in the statistics the server exports as a metric.
+TEST(BatcherTest, CancelledRequestsCostNoForwardPass) {
+  BatcherOptions bo;
+  bo.max_wait = std::chrono::seconds(30);
+  bo.max_batch_size = 4;
+  bo.warmup = false;
+  auto model = LoadFixture("bert-tiny-uncased");
+  int64_t computed_rows = 0;
+  std::mutex mu;
+  auto b = DynamicBatcher::Create(model, bo, [&](int64_t rows, int64_t, int64_t, double) {
+    std::lock_guard<std::mutex> lock(mu);
+    computed_rows += rows;
+  });
+  ASSERT_TRUE(b.ok());
+  auto e = *model->tokenizer().Encode("a request whose client may go away", text::EncodeOptions());
+  std::atomic<bool> gone{true};
+  const CancelProbe cancelled = [&gone] { return gone.load(); };
+  std::vector<std::future<absl::StatusOr<BatchResult>>> live, dropped;
+  for (int i = 0; i < 10; ++i) {
+    auto f = (*b)->Submit(e, SteadyClock::time_point::max(), i % 3 == 0 ? nullptr : cancelled);
+    ASSERT_TRUE(f.ok());
+    (i % 3 == 0 ? live : dropped).push_back(std::move(*f));
+  }
+  (*b)->Shutdown();  // drains the queue now
+  for (auto& f : live) EXPECT_TRUE(f.get().ok());
+  for (auto& f : dropped) EXPECT_EQ(f.get().status().code(), absl::StatusCode::kCancelled);
+  const BatcherStats s = (*b)->stats();
+  EXPECT_EQ(s.cancelled, 6);
+  EXPECT_EQ(s.requests, 4);
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(computed_rows, 4);
+}
+
+// SubmitMany is all or none: a request that does not fit beside what is queued is refused
+// whole; one larger than the queue is admitted into an empty queue.
+TEST(BatcherTest, SubmitManyIsAllOrNone) {
+  BatcherOptions bo;
+  bo.max_queued_requests = 4;
+  bo.max_wait = std::chrono::seconds(30);
+  bo.max_batch_size = 100;
+  bo.warmup = false;
+  auto model = LoadFixture("bert-tiny-uncased");
+  auto b = DynamicBatcher::Create(model, bo);
+  ASSERT_TRUE(b.ok());
+  auto e = *model->tokenizer().Encode("hello world", text::EncodeOptions());
+  auto big = (*b)->SubmitMany(std::vector<text::Encoding>(6, e));
+  ASSERT_TRUE(big.ok()) << big.status();
+  auto more = (*b)->SubmitMany(std::vector<text::Encoding>(2, e));
+  EXPECT_EQ(more.status().code(), absl::StatusCode::kResourceExhausted);
+  text::Encoding empty;
+  auto bad = (*b)->SubmitMany({e, empty});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("encoding 1"), absl::string_view::npos) << bad.status();
+  (*b)->Shutdown();
+  for (auto& f : *big) EXPECT_TRUE(f.get().ok());
+  EXPECT_EQ((*b)->stats().requests, 6);
 }
 
 }  // namespace
