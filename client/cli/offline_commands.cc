@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -11,11 +12,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/infer/engine.h"
 #include "core/infer/sequence_classifier.h"
 #include "core/model/hub.h"
 #include "core/runtime.h"
 #include "core/text/tokenizer.h"
 #include "core/util/json.h"
+#include "core/util/thread_pool.h"
 
 namespace berth::cli {
 namespace {
@@ -92,12 +95,29 @@ int RunTokenize(const CommonFlags& f) {
 }
 
 struct PredictFlags {
-  int batch_size = 32;
+  int batch_size = 64;
+  int64_t max_batch_tokens = 8192;
+  int window = 4096;
   int threads = 0;
   std::string precision = "fp32";
   std::string device = "cpu";
 };
 
+// Writes one window's results, in input order; false once stdout is gone (a closed pipe).
+bool WriteResults(const std::vector<ClassifyResult>& results, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    const ClassifyResult& r = results[i];
+    Json j = {{"label", r.label}, {"logits", r.logits}, {"probabilities", r.scores}};
+    std::cout << j.dump() << "\n";
+  }
+  std::cout.flush();
+  return static_cast<bool>(std::cout);
+}
+
+// Reads stdin a window of lines at a time, tokenizes the window across the cores, and hands it
+// whole to the inference engine, whose batcher sorts it by length into batches under the token
+// budget; the results are written in input order before the next window is read, so memory is
+// bounded by the window however long the input.
 int RunPredict(const CommonFlags& f, const PredictFlags& p) {
   ConfigureThreads(p.threads);
   ClassifierOptions options;
@@ -108,37 +128,49 @@ int RunPredict(const CommonFlags& f, const PredictFlags& p) {
   if (!dir.ok()) return Fail(std::string(dir.status().message()));
   auto classifier = SequenceClassifier::Load(*dir, options);
   if (!classifier.ok()) return Fail(std::string(classifier.status().message()));
-  const SequenceClassifier& c = **classifier;
+  EngineOptions eo;
+  eo.batcher.max_batch_size = p.batch_size;
+  eo.batcher.max_batch_tokens = p.max_batch_tokens;
+  eo.batcher.max_queued_requests = p.window;
+  eo.batcher.max_wait = std::chrono::microseconds(0);  // one caller: there is no company to wait for
+  eo.batcher.num_threads = p.threads;
+  auto engine = InferenceEngine::Create(std::shared_ptr<const SequenceClassifier>(std::move(*classifier)), eo);
+  if (!engine.ok()) return Fail(std::string(engine.status().message()));
+  const text::Tokenizer& tok = (*engine)->model().tokenizer();
   const text::EncodeOptions o = MakeEncodeOptions(f, /*tokens=*/false);
+  ClassifyOptions co;
+  co.return_logits = true;
   const bool progress = ::isatty(STDERR_FILENO);
 
-  std::vector<text::Encoding> batch;
-  int64_t done = 0;
-  auto flush = [&]() -> absl::Status {
-    if (batch.empty()) return absl::OkStatus();
-    auto preds = c.PredictBatch(batch);
-    if (!preds.ok()) return preds.status();
-    for (const Prediction& pr : *preds) {
-      Json j = {{"label", pr.label}, {"logits", pr.logits}, {"probabilities", pr.scores}};
-      std::cout << j.dump() << "\n";
-    }
-    done += static_cast<int64_t>(batch.size());
-    batch.clear();
-    if (progress) std::cerr << "\rberth predict: " << done << " lines" << std::flush;
-    return absl::OkStatus();
-  };
+  int64_t first_line = 1;  // of the window
+  std::vector<std::string> lines;
   std::string line;
-  for (int64_t n = 1; std::getline(std::cin, line); ++n) {
-    auto e = EncodeLine(c.tokenizer(), line, f.pairs, o);
-    if (!e.ok()) return Fail(absl::StrCat("stdin line ", n, ": ", e.status().message()));
-    batch.push_back(std::move(*e));
-    if (static_cast<int>(batch.size()) >= p.batch_size) {
-      if (absl::Status s = flush(); !s.ok()) return Fail(std::string(s.message()));
+  bool more = true;
+  while (more) {
+    lines.clear();
+    while (static_cast<int>(lines.size()) < p.window && (more = static_cast<bool>(std::getline(std::cin, line)))) {
+      lines.push_back(std::move(line));
     }
+    if (lines.empty()) break;
+    std::vector<absl::StatusOr<text::Encoding>> encoded(lines.size(), absl::UnknownError("not encoded"));
+    ParallelFor(lines.size(), 64, [&](size_t i) { encoded[i] = EncodeLine(tok, lines[i], f.pairs, o); });
+    // A bad line stops the run; the lines before it are still answered.
+    size_t good = 0;
+    while (good < encoded.size() && encoded[good].ok()) ++good;
+    std::vector<text::Encoding> window;
+    window.reserve(good);
+    for (size_t i = 0; i < good; ++i) window.push_back(std::move(*encoded[i]));
+    auto results = (*engine)->ClassifyEncoded(std::move(window), co);
+    if (!results.ok()) return Fail(std::string(results.status().message()));
+    if (!WriteResults(*results, good)) return Fail("stdout was closed");
+    if (good < encoded.size()) {
+      return Fail(absl::StrCat("stdin line ", first_line + static_cast<int64_t>(good), ": ",
+                               encoded[good].status().message()));
+    }
+    first_line += static_cast<int64_t>(lines.size());
+    if (progress) std::cerr << "\rberth predict: " << first_line - 1 << " lines" << std::flush;
   }
-  if (absl::Status s = flush(); !s.ok()) return Fail(std::string(s.message()));
   if (progress) std::cerr << "\n";
-  std::cout.flush();
   return 0;
 }
 
@@ -191,7 +223,17 @@ void AddOfflineCommands(CLI::App& app, std::function<int()>* run) {
       "Classify stdin lines with a model directory; one JSON object per line "
       "{label, logits, probabilities}, in input order");
   AddCommonFlags(pred, common_pred.get());
-  pred->add_option("--batch-size", pred_flags->batch_size, "Lines per forward pass")
+  pred->add_option("--batch-size", pred_flags->batch_size,
+                   "Most lines per forward pass (lines are grouped by length, up to --max-batch-tokens)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  pred->add_option("--max-batch-tokens", pred_flags->max_batch_tokens,
+                   "Most padded tokens (lines x longest line) per forward pass")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  pred->add_option("--window", pred_flags->window,
+                   "Lines read ahead and batched together; results are written a window at a time, in input order, "
+                   "so memory stays bounded on input of any length")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   pred->add_option("--threads", pred_flags->threads,

@@ -96,7 +96,11 @@ absl::StatusOr<std::vector<std::future<absl::StatusOr<BatchResult>>>> DynamicBat
                                                        options_.max_queued_requests, " waiting; this request has ",
                                                        n, ")"));
     }
-    for (auto& r : requests) queue_.push_back(std::move(r));
+    const uint64_t caller = next_caller_++;
+    for (auto& r : requests) {
+      r->caller = caller;
+      queue_.push_back(std::move(r));
+    }
   }
   cv_.notify_one();
   return futures;
@@ -159,9 +163,11 @@ std::vector<std::unique_ptr<DynamicBatcher::Request>> DynamicBatcher::TakeBatch(
 void DynamicBatcher::Loop() {
   ConfigureThreads(options_.num_threads);  // OpenMP settings are per thread
   std::unique_lock<std::mutex> lock(mu_);
-  // When the previous batch ended: callers it released resubmit within microseconds, and
-  // waiting up to max_wait from then lets their requests join the next batch.
+  // When the previous batch ended, and how many callers it answered (-1 before the first):
+  // they come back within microseconds, and waiting for them (up to max_wait) lets their next
+  // requests share a batch.
   SteadyClock::time_point free_since = SteadyClock::now();
+  int64_t released = -1;
   // When the previous batch was formed: a request queued before then was passed over once
   // (the rest of a large request, or left out by the padding rule) and never waits again.
   SteadyClock::time_point formed_at = SteadyClock::time_point::min();
@@ -175,10 +181,9 @@ void DynamicBatcher::Loop() {
       }
       continue;
     }
-    // Wait for company, unless a full batch is already there (by rows or by tokens), the
-    // oldest request was passed over before, or we are draining. Company is waited for only
-    // within max_wait of the last forward pass: a request that finds the batcher idle for
-    // longer (a lone request) goes at once.
+    // Wait for company (see BatcherOptions::max_wait), unless a full batch is already there
+    // (by rows or by tokens), the oldest request was passed over before, the callers the
+    // previous batch released are all back, or we are draining.
     while (!stopping_) {
       int64_t tokens = 0, longest = 0;
       for (const auto& r : queue_) {
@@ -188,20 +193,28 @@ void DynamicBatcher::Loop() {
       const bool full = static_cast<int64_t>(queue_.size()) >= options_.max_batch_size ||
                         tokens + longest >= options_.max_batch_tokens;
       const bool passed_over = queue_.front()->enqueued <= formed_at;
+      const bool all_back = released >= 0 && QueuedCallers() >= released;
       const auto due = std::max(queue_.front()->enqueued, free_since + options_.max_wait);
-      if (full || passed_over || SteadyClock::now() >= due) break;
+      if (full || passed_over || all_back || SteadyClock::now() >= due) break;
       cv_.wait_until(lock, due);
     }
     formed_at = SteadyClock::now();
     std::vector<std::unique_ptr<Request>> batch = TakeBatch();
     lock.unlock();
-    Run(std::move(batch));
+    const int64_t answered = Run(std::move(batch));
     lock.lock();
     free_since = SteadyClock::now();
+    released = answered;
   }
 }
 
-void DynamicBatcher::Run(std::vector<std::unique_ptr<Request>> batch) {
+int64_t DynamicBatcher::QueuedCallers() const {
+  int64_t callers = 0;
+  for (size_t i = 0; i < queue_.size(); ++i) callers += i == 0 || queue_[i]->caller != queue_[i - 1]->caller;
+  return callers;
+}
+
+int64_t DynamicBatcher::Run(std::vector<std::unique_ptr<Request>> batch) {
   const auto start = SteadyClock::now();
   std::vector<std::unique_ptr<Request>> live, expired, cancelled;
   for (auto& r : batch) {
@@ -265,6 +278,10 @@ void DynamicBatcher::Run(std::vector<std::unique_ptr<Request>> batch) {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.finish_seconds += finish;
   }
+  if (!preds.ok()) return 0;
+  int64_t callers = 0;
+  for (size_t i = 0; i < live.size(); ++i) callers += i == 0 || live[i]->caller != live[i - 1]->caller;
+  return callers;
 }
 
 }  // namespace berth

@@ -26,12 +26,14 @@ using SteadyClock = std::chrono::steady_clock;
 struct BatcherOptions {
   int64_t max_batch_tokens = 8192;   // padded tokens (rows x longest row) per forward pass
   int64_t max_batch_size = 64;       // rows per forward pass
-  // How long a request may wait for company once a forward pass has ended: requests queued
-  // while one ran (or arriving just after) start at most max_wait after it ended, or at once
-  // when they fill a batch. A request arriving at a batcher that has been idle for max_wait
-  // runs at once (nothing else is coming that waiting would catch), and so does one that was
-  // already queued when the previous batch was formed (the rest of a large request, or one
-  // the padding rule left out): no request waits for company twice.
+  // How long a request may wait for company once a forward pass has ended. The callers that
+  // pass released come back within microseconds (a closed loop), so the next batch waits until
+  // as many callers are queued as it released, or until max_wait after it ended, or until a
+  // batch is full, whichever comes first. So a lone caller never waits (it released one, and
+  // it is back), and neither does a request arriving at a batcher that has been idle for
+  // max_wait, nor one already queued when the previous batch was formed (the rest of a large
+  // request, or one the padding rule left out): no request waits for company twice. Before
+  // the first forward pass, the batcher waits up to max_wait after its start.
   std::chrono::microseconds max_wait{2000};
   // Beyond this many queued encodings, Submit fails with RESOURCE_EXHAUSTED (a request larger
   // than this is admitted only into an empty queue).
@@ -123,6 +125,7 @@ class DynamicBatcher {
     SteadyClock::time_point enqueued;
     SteadyClock::time_point deadline;
     std::shared_ptr<const CancelProbe> cancelled;  // shared by a request's encodings; may be null
+    uint64_t caller = 0;  // one number per Submit/SubmitMany call; its encodings are adjacent in the queue
     std::promise<absl::StatusOr<BatchResult>> promise;
   };
 
@@ -131,7 +134,10 @@ class DynamicBatcher {
   void Loop();
   // Picks the requests of the next batch (removing them from the queue). Requires mu_.
   std::vector<std::unique_ptr<Request>> TakeBatch();
-  void Run(std::vector<std::unique_ptr<Request>> batch);
+  // Runs a batch and answers its callers; returns how many callers it answered with results.
+  int64_t Run(std::vector<std::unique_ptr<Request>> batch);
+  // Callers with requests in the queue (their encodings are adjacent). Requires mu_.
+  int64_t QueuedCallers() const;
 
   const std::shared_ptr<const SequenceClassifier> model_;
   const BatcherOptions options_;
@@ -142,6 +148,7 @@ class DynamicBatcher {
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Request>> queue_;  // guarded by mu_, in arrival order
   bool stopping_ = false;                       // guarded by mu_
+  uint64_t next_caller_ = 0;                    // guarded by mu_
   bool finished_ = false;                       // guarded by mu_: the loop has exited
   std::condition_variable finished_cv_;
   BatcherStats stats_;                          // guarded by mu_

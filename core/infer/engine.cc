@@ -6,11 +6,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <functional>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "core/util/status_macros.h"
+#include "core/util/thread_pool.h"
 
 namespace berth {
 namespace {
@@ -26,26 +25,6 @@ struct EncodedText {
   int32_t num_tokens = 0;
   bool truncated = false;
 };
-
-// fn(i) for every i in [0, n): on the calling thread, or, when there are at least 2 x
-// `per_thread` items, over up to one thread per core, each taking a contiguous range.
-void ParallelFor(size_t n, size_t per_thread, const std::function<void(size_t)>& fn) {
-  const size_t cores = std::max(1u, std::thread::hardware_concurrency());
-  const size_t threads = std::min(cores, n / std::max<size_t>(1, per_thread));
-  if (threads <= 1) {
-    for (size_t i = 0; i < n; ++i) fn(i);
-    return;
-  }
-  std::vector<std::thread> pool;
-  const size_t chunk = (n + threads - 1) / threads;
-  for (size_t t = 1; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      for (size_t i = t * chunk; i < std::min(n, (t + 1) * chunk); ++i) fn(i);
-    });
-  }
-  for (size_t i = 0; i < std::min(n, chunk); ++i) fn(i);
-  for (std::thread& th : pool) th.join();
-}
 
 EncodedText EncodeText(const text::Tokenizer& tok, const std::string& text, const std::string* pair,
                        const ClassifyOptions& o, int max_length) {

@@ -47,4 +47,22 @@ void ThreadPool::Loop() {
   }
 }
 
+void ParallelFor(size_t n, size_t per_thread, const std::function<void(size_t)>& fn) {
+  const size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  const size_t threads = std::min(cores, n / std::max<size_t>(1, per_thread));
+  if (threads <= 1) {
+    for (size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  std::vector<std::thread> pool;
+  const size_t chunk = (n + threads - 1) / threads;
+  for (size_t t = 1; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      for (size_t i = t * chunk; i < std::min(n, (t + 1) * chunk); ++i) fn(i);
+    });
+  }
+  for (size_t i = 0; i < std::min(n, chunk); ++i) fn(i);
+  for (std::thread& th : pool) th.join();
+}
+
 }  // namespace berth

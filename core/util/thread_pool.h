@@ -33,6 +33,11 @@ class ThreadPool {
   std::vector<std::thread> threads_;
 };
 
+// fn(i) for every i in [0, n): on the calling thread, or, when there are at least 2 x
+// `per_thread` items, over up to one thread per core, each taking a contiguous range. For
+// CPU-bound work without torch (tokenizing a large request); returns when all are done.
+void ParallelFor(size_t n, size_t per_thread, const std::function<void(size_t)>& fn);
+
 }  // namespace berth
 
 #endif  // BERTH_CORE_UTIL_THREAD_POOL_H_

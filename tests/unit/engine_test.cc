@@ -332,6 +332,29 @@ TEST(BatcherTest, ALoneRequestAtAnIdleBatcherRunsAtOnce) {
   EXPECT_LT(r->queue_seconds, 0.5);
 }
 
+// A caller alone, one request after another: each batch released one caller, and it is back,
+// so none of its requests waits for company (max_wait is 500 ms here; only the first request,
+// before any batch, may wait for it).
+TEST(BatcherTest, ALoneCallerInALoopNeverWaitsForCompany) {
+  BatcherOptions bo;
+  bo.max_wait = std::chrono::milliseconds(500);
+  bo.warmup = false;
+  auto model = LoadFixture("bert-tiny-uncased");
+  auto b = DynamicBatcher::Create(model, bo);
+  ASSERT_TRUE(b.ok());
+  auto e = *model->tokenizer().Encode("one caller", text::EncodeOptions());
+  for (int i = 0; i < 6; ++i) {
+    auto f = (*b)->Submit(e);
+    ASSERT_TRUE(f.ok());
+    auto r = f->get();
+    ASSERT_TRUE(r.ok());
+    if (i > 0) {
+      EXPECT_LT(r->queue_seconds, 0.25) << "request " << i << " waited for company";
+    }
+  }
+}
+
+
 // Requests whose caller has gone are dropped before their forward pass: under load (a
 // queue of live and cancelled requests), only the live ones are computed, and the count of
 // cancelled ones shows in the statistics the server exports as a metric.
