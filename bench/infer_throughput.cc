@@ -113,7 +113,7 @@ Result Naive(const berth::SequenceClassifier& m, const std::vector<std::string>&
   return r;
 }
 
-double g_min_padding_efficiency = 0.9;
+double g_min_padding_efficiency = berth::BatcherOptions().min_padding_efficiency;
 bool g_burst = false;
 
 Result Dynamic(std::shared_ptr<const berth::SequenceClassifier> m, const std::vector<std::string>& texts,

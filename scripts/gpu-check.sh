@@ -18,7 +18,8 @@
 #   PYTHON (python3: the one with torch and transformers), PREFIX (/tmp/berth-prefix), GPU_BUILD_DIR (build-gpu), OUT (results), TORCH_DIR (default:
 #   the pip torch's cmake directory); BENCH_ARGS, BENCH_ARGS_BEFORE, HF_ARGS: more arguments for
 #   gpu_bench, gpu_bench_before and hf_baseline.py (a quick CPU check: --device cpu with
-#   BENCH_ARGS="--model config:bert-tiny --train-batches 4" HF_ARGS="--layers 2 --hidden 128 --train-batches 4")
+#   BENCH_ARGS="--model config:bert-tiny --train-batches 4" HF_ARGS="--layers 2 --hidden 128 --train-batches 4"
+#   ENGINE_ARGS="--model config:bert-tiny"); ENGINE_RUNS (3): bench/engine_bench runs, bf16, for the spread
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 debs=$here/.debs
@@ -100,8 +101,17 @@ benches_ok=1
 run "$bin/gpu_bench" --device "$device" --steps "$steps" --sst2 "$sst2" ${BENCH_ARGS:-} | tee "$out/berth.json" || benches_ok=0
 if [ -x "$bin/gpu_bench_before" ]; then
   phase "Berth before this change (gpu_bench_before) on $device"
-  run "$bin/gpu_bench_before" --device "$device" --steps "$steps" --sst2 "$sst2" ${BENCH_ARGS_BEFORE:-} |
+  BERTH_SHARE_DIR=$here/data run "$bin/gpu_bench_before" --device "$device" --steps "$steps" --sst2 "$sst2" ${BENCH_ARGS_BEFORE:-} |
     tee "$out/berth_before.json" || benches_ok=0
+fi
+if [ -x "$bin/engine_bench" ] && [ "${ENGINE_RUNS:-3}" -gt 0 ]; then
+  # The inference path's rows (issue #17) three times, for their spread from run to run.
+  for i in $(seq "${ENGINE_RUNS:-3}"); do
+    phase "engine_bench on $device, run $i"
+    run "$bin/engine_bench" --device "$device" --precision bf16 --no-predict --sst2 "$sst2" ${ENGINE_ARGS:-} \
+      >"$out/engine_$i.json" 2>"$out/engine_$i.txt" || benches_ok=0
+    grep -v '^{' "$out/engine_$i.txt" || true
+  done
 fi
 phase "Hugging Face baseline on $device"
 "$py" "$here/bench/hf_baseline.py" --device "$device" --steps "$steps" --sst2 "$sst2" ${HF_ARGS:-} | tee "$out/hf.json" ||

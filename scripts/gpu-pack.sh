@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what scripts/gpu-check.sh --prebuilt needs into .gpu/ (ignored by git), so that a GPU
 # machine whose device time is short runs programs built here instead of building them there:
-# the unit tests and bench/gpu_bench from build/ (CUDA is compiled into every Berth build,
+# the unit tests, bench/gpu_bench and bench/engine_bench from build/ (CUDA is compiled into every Berth build,
 # issue #15), the shared libraries they need that are neither the C/C++ runtime nor torch's
 # (the GPU machine's own pip torch, the same version, supplies libtorch), the source root they
 # were compiled with (tests find their data by absolute paths), and SST-2 validation (872
@@ -25,7 +25,7 @@ done
 out=${1:-$here/.gpu}
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib" "$out/data"
-bins=("$build/tests/berth_unit_tests" "$build/bench/gpu_bench")
+bins=("$build/tests/berth_unit_tests" "$build/bench/gpu_bench" "$build/bench/engine_bench")
 for b in "${bins[@]}"; do
   [ -x "$b" ] || { echo "gpu-pack.sh: $b is missing: build it first (cmake --build build)" >&2; exit 2; }
   cp "$b" "$out/bin/"

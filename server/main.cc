@@ -111,6 +111,11 @@ int main(int argc, char** argv) {
       ->envname("BERTH_MAX_BATCH_TOKENS")
       ->check(CLI::Range(int64_t{64}, int64_t{1} << 20))
       ->capture_default_str();
+  app.add_option("--preload", o.preload,
+                 "Models to load at start: NAME, NAME:VERSION or NAME@ALIAS (repeatable). The gRPC health service "
+                 "reports 'model:SPEC' SERVING once the model can answer")
+      ->envname("BERTH_PRELOAD")
+      ->delimiter(',');
   app.add_option("--request-threads", o.request_threads, "Threads for blocking request work (loading, batching)")
       ->envname("BERTH_REQUEST_THREADS")
       ->check(CLI::Range(1, 1024))

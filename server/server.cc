@@ -20,6 +20,9 @@ namespace {
 
 const char* const kServices[] = {"berth.v1.TrainingService", "berth.v1.InferenceService", "berth.v1.ModelService"};
 
+// The health service's name for a preloaded model: "model:" and the --preload spec.
+std::string PreloadHealthName(const std::string& spec) { return "model:" + spec; }
+
 // Sees every call's end: its status, duration and the client's x-request-id, if any.
 class CallInterceptor final : public grpc::experimental::Interceptor {
  public:
@@ -165,6 +168,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   s->models_ = std::make_unique<ModelServiceImpl>(ctx);
   metrics->SetSources(s->store_.get(), s->registry_.get());
 
+  std::vector<std::pair<std::string, service::ModelRef>> preload;
+  for (const std::string& spec : options.preload) {
+    ASSIGN_OR_RETURN(service::ModelRef ref, service::ParseModelRef(spec, 0, "", "--preload"));
+    preload.emplace_back(spec, ref);
+  }
+
   // Recovery (jobs a dead process left RUNNING go back to the queue) happens before the port
   // opens, so nothing is served from a half-recovered state.
   RETURN_IF_ERROR(s->runner_->Start());
@@ -189,6 +198,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   grpc::HealthCheckServiceInterface* health = s->server_->GetHealthCheckService();
   health->SetServingStatus(true);
   for (const char* name : kServices) health->SetServingStatus(name, true);
+  for (const auto& [spec, ref] : preload) health->SetServingStatus(PreloadHealthName(spec), false);
+  if (!preload.empty()) {
+    Server* self = s.get();
+    s->preloader_ = std::thread([self, preload] {
+      for (const auto& [spec, ref] : preload) {
+        const auto start = std::chrono::steady_clock::now();
+        absl::StatusOr<service::ModelHandle> h = self->registry_->Acquire(ref);
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        LogEvent(h.ok() ? "model.preloaded" : "model.preload_failed",
+                 {{"model", spec}, {"seconds", absl::StrCat(seconds)},
+                  {"error", h.ok() ? "" : std::string(h.status().message())}});
+        if (h.ok() && !self->draining_) self->server_->GetHealthCheckService()->SetServingStatus(PreloadHealthName(spec), true);
+      }
+    });
+  }
   if (s->tls_ != nullptr && options.tls_reload_seconds > 0) {
     Server* self = s.get();
     s->tls_reloader_ = std::thread([self] {
@@ -239,6 +263,7 @@ void Server::Shutdown(std::optional<std::chrono::milliseconds> grace) {
     tls_reloader_cv_.notify_all();
     tls_reloader_.join();
   }
+  if (preloader_.joinable()) preloader_.join();  // a load in progress finishes first
   const auto started = std::chrono::steady_clock::now();
   if (server_ != nullptr) {
     LogEvent("server.draining", {{"grace_seconds", absl::StrCat(grace.value_or(options_.drain_timeout).count() / 1000.0)}});

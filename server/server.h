@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/service/job_runner.h"
@@ -44,6 +45,10 @@ struct ServerOptions {
   Limits limits;
   service::JobRunnerOptions training;
   service::RegistryOptions models;
+  // Models to load at start ("NAME", "NAME:VERSION" or "NAME@ALIAS"). Each is loaded in the
+  // background once the port is open; the health service reports "model:SPEC" NOT_SERVING
+  // until it can answer, then SERVING (a load that fails stays NOT_SERVING and is logged).
+  std::vector<std::string> preload;
 };
 
 class Server {
@@ -80,6 +85,7 @@ class Server {
   std::unique_ptr<TlsFiles> tls_;
   // Re-reads the TLS files every tls_reload_seconds (when set) until the server stops.
   std::thread tls_reloader_;
+  std::thread preloader_;
   std::mutex tls_reloader_mu_;
   std::condition_variable tls_reloader_cv_;
   bool tls_reloader_stop_ = false;

@@ -226,11 +226,12 @@ absl::StatusOr<v1::SetAliasResponse> Client::SetAlias(const std::string& name, c
   return Unary(models_.get(), &v1::ModelService::Stub::SetAlias, request, options_.timeout, options_.token);
 }
 
-absl::StatusOr<bool> Client::Healthy() {
+absl::StatusOr<bool> Client::Healthy(const std::string& service) {
   auto stub = grpc::health::v1::Health::NewStub(channel_);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + options_.timeout);
   grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
   grpc::health::v1::HealthCheckResponse response;
   grpc::Status s = stub->Check(&context, request, &response);
   if (!s.ok()) return FromGrpcStatus(s);

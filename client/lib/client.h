@@ -71,7 +71,8 @@ class Client {
   absl::StatusOr<v1::SetAliasResponse> SetAlias(const std::string& name, const std::string& alias, int64_t version);
 
   // True when grpc.health.v1 says the server is SERVING.
-  absl::StatusOr<bool> Healthy();
+  // Whether the server (or one of its health service names, e.g. "model:NAME") is SERVING.
+  absl::StatusOr<bool> Healthy(const std::string& service = "");
 
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 

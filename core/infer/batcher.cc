@@ -18,8 +18,7 @@ absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(
   if (options.max_batch_tokens < 1) return absl::InvalidArgumentError("max_batch_tokens must be at least 1");
   if (options.max_queued_requests < 1) return absl::InvalidArgumentError("max_queued_requests must be at least 1");
   if (options.max_wait.count() < 0) return absl::InvalidArgumentError("max_wait must not be negative");
-  if (options.min_padding_efficiency &&
-      !(*options.min_padding_efficiency >= 0 && *options.min_padding_efficiency <= 1)) {
+  if (!(options.min_padding_efficiency >= 0 && options.min_padding_efficiency <= 1)) {
     return absl::InvalidArgumentError("min_padding_efficiency must be in [0, 1]");
   }
   if (options.warmup) {
@@ -39,10 +38,7 @@ absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(
 
 DynamicBatcher::DynamicBatcher(std::shared_ptr<const SequenceClassifier> model,
                                const BatcherOptions& options, BatchObserver observer)
-    : model_(std::move(model)),
-      options_(options),
-      min_padding_efficiency_(options.min_padding_efficiency.value_or(model_->on_gpu() ? 0.0 : 0.9)),
-      observer_(std::move(observer)) {
+    : model_(std::move(model)), options_(options), observer_(std::move(observer)) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -136,7 +132,7 @@ std::vector<std::unique_ptr<DynamicBatcher::Request>> DynamicBatcher::TakeBatch(
     const int64_t padded = rows * len(order[h]);
     return rows <= options_.max_batch_size && padded <= options_.max_batch_tokens &&
            (rows <= options_.free_rows ||
-            static_cast<double>(real + added) >= min_padding_efficiency_ * static_cast<double>(padded));
+            static_cast<double>(real + added) >= options_.min_padding_efficiency * static_cast<double>(padded));
   };
   while (true) {
     if (lo > 0 && fits(lo - 1, hi, len(order[lo - 1]))) {

@@ -117,14 +117,14 @@ torch::Tensor RunBertLayers(const torch::nn::ModuleList& layers, torch::Tensor h
 }
 
 BertEmbeddingsImpl::BertEmbeddingsImpl(const ModelConfig& c) {
-  torch::nn::EmbeddingOptions word_options(c.vocab_size, c.hidden_size);
+  torch::nn::EmbeddingOptions word_options = EmbeddingOptionsFor(c.vocab_size, c.hidden_size);
   if (c.pad_token_id < c.vocab_size) word_options.padding_idx(c.pad_token_id);
   word_embeddings = register_module("word_embeddings", torch::nn::Embedding(word_options));
   position_embeddings = register_module(
-      "position_embeddings", torch::nn::Embedding(c.max_position_embeddings, c.hidden_size));
+      "position_embeddings", torch::nn::Embedding(EmbeddingOptionsFor(c.max_position_embeddings, c.hidden_size)));
   token_type_embeddings = register_module(
-      "token_type_embeddings", torch::nn::Embedding(std::max<int64_t>(c.type_vocab_size, 1),
-                                                    c.hidden_size));
+      "token_type_embeddings", torch::nn::Embedding(EmbeddingOptionsFor(std::max<int64_t>(c.type_vocab_size, 1),
+                                                    c.hidden_size)));
   LayerNorm = register_module("LayerNorm", MakeLayerNorm(c));
   dropout = register_module("dropout", Dropout(c.hidden_dropout_prob));
 }

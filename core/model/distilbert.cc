@@ -6,11 +6,11 @@
 namespace berth {
 
 DistilBertEmbeddingsImpl::DistilBertEmbeddingsImpl(const ModelConfig& c) {
-  torch::nn::EmbeddingOptions word_options(c.vocab_size, c.hidden_size);
+  torch::nn::EmbeddingOptions word_options = EmbeddingOptionsFor(c.vocab_size, c.hidden_size);
   if (c.pad_token_id < c.vocab_size) word_options.padding_idx(c.pad_token_id);
   word_embeddings = register_module("word_embeddings", torch::nn::Embedding(word_options));
   position_embeddings = register_module("position_embeddings",
-                                        torch::nn::Embedding(c.max_position_embeddings, c.hidden_size));
+                                        torch::nn::Embedding(EmbeddingOptionsFor(c.max_position_embeddings, c.hidden_size)));
   LayerNorm = register_module("LayerNorm", MakeLayerNorm(c));
   dropout = register_module("dropout", Dropout(c.hidden_dropout_prob));
 }

@@ -21,9 +21,24 @@ bool OneDnnLinearEnabled() {
   return enabled;
 }
 
+namespace {
+thread_local bool skip_parameter_init = false;
+}  // namespace
+
+SkipParameterInit::SkipParameterInit() : previous_(skip_parameter_init) { skip_parameter_init = true; }
+SkipParameterInit::~SkipParameterInit() { skip_parameter_init = previous_; }
+bool SkipParameterInit::active() { return skip_parameter_init; }
+
+torch::nn::EmbeddingOptions EmbeddingOptionsFor(int64_t num_embeddings, int64_t dim) {
+  torch::nn::EmbeddingOptions o(num_embeddings, dim);
+  if (skip_parameter_init) o._weight(at::empty({num_embeddings, dim}));
+  return o;
+}
+
 LinearImpl::LinearImpl(int64_t in, int64_t out) : in_features(in), out_features(out) {
   weight = register_parameter("weight", at::empty({out, in}));
   bias = register_parameter("bias", at::empty({out}));
+  if (skip_parameter_init) return;
   // torch.nn.Linear's default initialisation; models re-initialise as transformers does.
   const double bound = 1.0 / std::sqrt(static_cast<double>(in));
   torch::NoGradGuard no_grad;

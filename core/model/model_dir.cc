@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "core/model/linear.h"
 #include "core/model/presets.h"
 #include "core/text/wordpiece.h"
 #include "core/util/files.h"
@@ -70,8 +72,15 @@ absl::StatusOr<LoadedModel> LoadModelDirectory(const std::string& dir,
         m.config.vocab_size));
   }
   try {
-    ASSIGN_OR_RETURN(m.module, CreateSequenceClassifier(m.config));
-    m.module->InitWeights(m.config.initializer_range);
+    // Strict loading fills every parameter from the file, so no initial values are drawn
+    // (a cold start's cost); parameters kept out of the load (skip_prefixes) are initialised.
+    const bool every_parameter_loaded = options.weights.skip_prefixes.empty();
+    {
+      std::optional<SkipParameterInit> no_init;
+      if (every_parameter_loaded) no_init.emplace();
+      ASSIGN_OR_RETURN(m.module, CreateSequenceClassifier(m.config));
+    }
+    if (!every_parameter_loaded) m.module->InitWeights(m.config.initializer_range);
     RETURN_IF_ERROR(LoadWeights(*m.module, *weights, options.weights, &m.report));
     m.module->eval();
   } catch (const c10::Error& e) {

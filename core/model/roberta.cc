@@ -7,12 +7,12 @@ namespace berth {
 
 RobertaEmbeddingsImpl::RobertaEmbeddingsImpl(const ModelConfig& c) : padding_idx(c.pad_token_id) {
   word_embeddings = register_module(
-      "word_embeddings", torch::nn::Embedding(torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size).padding_idx(padding_idx)));
+      "word_embeddings", torch::nn::Embedding(EmbeddingOptionsFor(c.vocab_size, c.hidden_size).padding_idx(padding_idx)));
   position_embeddings = register_module(
       "position_embeddings",
-      torch::nn::Embedding(torch::nn::EmbeddingOptions(c.max_position_embeddings, c.hidden_size).padding_idx(padding_idx)));
+      torch::nn::Embedding(EmbeddingOptionsFor(c.max_position_embeddings, c.hidden_size).padding_idx(padding_idx)));
   token_type_embeddings = register_module(
-      "token_type_embeddings", torch::nn::Embedding(std::max<int64_t>(c.type_vocab_size, 1), c.hidden_size));
+      "token_type_embeddings", torch::nn::Embedding(EmbeddingOptionsFor(std::max<int64_t>(c.type_vocab_size, 1), c.hidden_size)));
   LayerNorm = register_module("LayerNorm", MakeLayerNorm(c));
   dropout = register_module("dropout", Dropout(c.hidden_dropout_prob));
 }

@@ -73,6 +73,7 @@ class ServiceTest : public ::testing::Test {
     o.models.engine.batcher.warmup = false;
     o.models.engine.batcher.num_threads = 1;
     o.models.engine.batcher.max_wait = batcher_max_wait_;
+    o.preload = preload_;
     o.limits.max_texts = 16;
     o.limits.max_text_bytes = 2000;
     auto s = server::Server::Start(o);
@@ -120,6 +121,7 @@ class ServiceTest : public ::testing::Test {
   std::unique_ptr<server::Server> server_;
   std::unique_ptr<client::Client> client_;
   std::chrono::microseconds batcher_max_wait_{2000};
+  std::vector<std::string> preload_;
 };
 
 TEST_F(ServiceTest, HealthyAndEmpty) {
@@ -652,6 +654,42 @@ TEST_F(ServiceTest, CancelledClassifyCostsNoForwardPass) {
   req.set_texts(0, "still serving");
   auto ok = client_->Classify(req);
   EXPECT_TRUE(ok.ok()) << ok.status();
+}
+
+// --preload: a restarted server loads the model in the background, the health service says
+// "model:NAME" is SERVING only once it is loaded, and the first call then loads nothing.
+TEST_F(ServiceTest, APreloadedModelAnswersItsFirstCallWithoutLoading) {
+  ASSERT_EQ(RunToEnd(SmallJob(Upload(Sst2Rows(64)), "warm")).state(), v1::JOB_STATE_SUCCEEDED);
+  client_.reset();
+  server_->Shutdown(std::chrono::seconds(5));
+  server_.reset();
+  preload_ = {"warm"};
+  StartServer();
+  bool serving = false;
+  for (int i = 0; i < 600 && !serving; ++i) {  // up to 30 s
+    auto h = client_->Healthy("model:warm");
+    ASSERT_TRUE(h.ok()) << h.status();
+    serving = *h;
+    if (!serving) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(serving) << "model:warm never became SERVING";
+  const std::string one_load = "berth_model_load_duration_seconds_count 1";
+  EXPECT_NE(server_->metrics().Render().find(one_load), std::string::npos);
+  v1::ClassifyRequest req;
+  req.set_model("warm");
+  req.add_texts("the first call after a restart");
+  auto r = client_->Classify(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_NE(server_->metrics().Render().find(one_load), std::string::npos) << "the first call loaded the model again";
+  // A name that is not a model is refused at start, naming the flag.
+  server::ServerOptions bad;
+  bad.data_dir = dir_.File("other");
+  bad.listen = "127.0.0.1:0";
+  bad.metrics_listen = "";
+  bad.preload = {"no such:name"};
+  auto refused = server::Server::Start(bad);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("--preload"), absl::string_view::npos) << refused.status();
 }
 
 // A client watching a job rides out a server restart on the same address: its WatchJob

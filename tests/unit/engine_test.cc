@@ -48,6 +48,7 @@ TEST(EngineTest, ConcurrentBatchedResultsEqualUnbatchedOnes) {
   eo.batcher.max_batch_size = 16;
   eo.batcher.max_wait = std::chrono::microseconds(3000);
   eo.batcher.free_rows = 1;  // group by length from the second row on
+  eo.batcher.min_padding_efficiency = 0.9;
   struct Seen {
     int64_t rows, padded, real;
   };
@@ -276,7 +277,6 @@ TEST(EngineTest, ALargeRequestRunsAsFullBatchesWithoutWaiting) {
   eo.batcher.max_batch_size = 16;
   eo.batcher.max_batch_tokens = 1 << 20;
   eo.batcher.max_wait = std::chrono::seconds(30);
-  eo.batcher.min_padding_efficiency = 0.0;  // a GPU's default: batches by rows alone
   eo.batcher.warmup = false;
   std::mutex seen_mu;
   std::vector<int64_t> rows;  // guarded by seen_mu

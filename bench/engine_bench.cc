@@ -1,0 +1,323 @@
+// The inference path of issue #17, row by row, in one run on one machine: where the time of a
+// Classify goes, and how the paths a user takes compare with the model alone and with naive
+// eager batching. A random-weight classifier of the named shape on SST-2 validation:
+//
+//  model alone   pre-tokenized, length-sorted chunks under the engine's budget (rows, tokens)
+//  engine        one Classify call with every sentence; its breakdown: tokenize, submit, queue
+//                wait, batch build (+ copy in), forward (+ copy back), finishing, assembly
+//  naive         tokenize + forward in fixed batches of 32 in input order
+//  predict       `berth predict` as a process on the saved model directory, load included
+//  cold start    `berth predict` on one line: process start, load, warm-up, first answer
+//  batch 1       one 16-token text: the model alone vs the engine (medians of 50)
+//  closed loop   K clients, each sends one text and waits for its answer before the next
+//
+// usage: engine_bench [--model config:NAME] [--device cpu|cuda] [--precision fp32|bf16]
+//                     [--limit N] [--sst2 FILE] [--berth PATH] [--clients K] [--no-predict]
+//                     [--min-padding-efficiency F]
+// Reads ../shared/data/sst2/validation.tsv when present (872 sentences), else data/sst2-sample.
+// Prints a table (stderr) and one JSON line (stdout).
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/device.h"
+#include "core/infer/engine.h"
+#include "core/model/bert.h"
+#include "core/model/model_dir.h"
+#include "core/model/presets.h"
+#include "core/runtime.h"
+#include "core/util/data_dir.h"
+#include "core/util/json.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using berth::text::Encoding;
+
+double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+[[noreturn]] void Die(const std::string& what) {
+  std::cerr << "engine_bench: " << what << "\n";
+  std::exit(1);
+}
+
+std::vector<std::string> ReadSst2(const std::string& path) {
+  std::vector<std::string> out;
+  std::ifstream f(path);
+  std::string line;
+  std::getline(f, line);  // header
+  while (std::getline(f, line)) {
+    if (!line.empty()) out.push_back(line.substr(0, line.rfind('\t')));
+  }
+  return out;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+struct Flags {
+  std::string model = "config:bert-base", device = "cpu", precision = "fp32", sst2, berth;
+  size_t limit = 0;
+  int clients = 16;
+  bool predict = true;
+  double min_padding_efficiency = -1;  // < 0: the batcher's default
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  berth::PrepareTorchEnvironment();
+  Flags f;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::cout << "usage: engine_bench [--model config:NAME] [--device cpu|cuda] [--precision fp32|bf16] "
+                   "[--limit N] [--sst2 FILE] [--berth PATH] [--clients K] [--no-predict] [--min-padding-efficiency F]\n";
+      return 0;
+    }
+    if (a == "--no-predict") {
+      f.predict = false;
+      continue;
+    }
+    if (i + 1 >= argc) Die(a + " needs a value");
+    const std::string v = argv[++i];
+    if (a == "--model") f.model = v;
+    else if (a == "--device") f.device = v;
+    else if (a == "--precision") f.precision = v;
+    else if (a == "--limit") f.limit = std::strtoul(v.c_str(), nullptr, 10);
+    else if (a == "--sst2") f.sst2 = v;
+    else if (a == "--berth") f.berth = v;
+    else if (a == "--clients") f.clients = std::atoi(v.c_str());
+    else if (a == "--min-padding-efficiency") f.min_padding_efficiency = std::atof(v.c_str());
+    else Die("unknown argument " + a);
+  }
+  if (auto d = berth::ParseDevice(f.device, "--device"); !d.ok()) Die(std::string(d.status().message()));
+  const int threads = berth::ConfigureThreads(0);
+  if (f.sst2.empty()) {
+    f.sst2 = std::string(BERTH_SHARED_DATA) + "/sst2/validation.tsv";
+    if (!std::ifstream(f.sst2)) f.sst2 = berth::BerthDataDir() + "/sst2-sample/validation.tsv";
+  }
+  std::vector<std::string> texts = ReadSst2(f.sst2);
+  if (f.limit > 0 && texts.size() > f.limit) texts.resize(f.limit);
+  if (texts.empty()) Die("no sentences in " + f.sst2);
+  if (f.berth.empty()) {
+    const std::string self = argv[0];
+    f.berth = self.substr(0, self.rfind('/') + 1) + "../berth";
+  }
+  const bool gpu = f.device != "cpu";
+  const bool bf16 = f.precision == "bf16";
+
+  // The model: random weights of the named shape, saved as a directory for `berth predict`.
+  auto m = berth::CreateRandomModel(berth::PresetNameOf(f.model).value_or(f.model), berth::BerthDataDir());
+  if (!m.ok()) Die(std::string(m.status().message()));
+  m->config.id2label = {"negative", "positive"};
+  at::manual_seed(1);
+  auto module = berth::CreateSequenceClassifier(m->config);
+  if (!module.ok()) Die(std::string(module.status().message()));
+  m->module = *module;
+  m->module->InitWeights(m->config.initializer_range);
+  char tmpl[] = "/tmp/berth-engine-bench-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  berth::ClassifierOptions co;
+  co.device = f.device;
+  {
+    auto fp32 = berth::SequenceClassifier::FromModel(std::move(*m), berth::ClassifierOptions());
+    if (!fp32.ok()) Die(std::string(fp32.status().message()));
+    if (auto s = (*fp32)->Save(dir + "/model"); !s.ok()) Die(std::string(s.message()));
+  }
+  co.precision = bf16 ? berth::InferencePrecision::kBf16 : berth::InferencePrecision::kFp32;
+  auto loaded = berth::SequenceClassifier::Load(dir + "/model", co);
+  if (!loaded.ok()) Die(std::string(loaded.status().message()));
+  std::shared_ptr<const berth::SequenceClassifier> model(std::move(*loaded));
+
+  berth::EngineOptions eo;
+  eo.batcher.max_batch_size = gpu ? 128 : 64;
+  eo.batcher.max_batch_tokens = gpu ? 128 * 128 : 8192;
+  eo.batcher.max_queued_requests = static_cast<int64_t>(texts.size()) + 16;
+  if (f.min_padding_efficiency >= 0) eo.batcher.min_padding_efficiency = f.min_padding_efficiency;
+  auto engine = berth::InferenceEngine::Create(model, eo);
+  if (!engine.ok()) Die(std::string(engine.status().message()));
+  const int64_t rows_cap = eo.batcher.max_batch_size, tokens_cap = eo.batcher.max_batch_tokens;
+  berth::text::EncodeOptions enc;
+  enc.max_length = 128;
+  berth::ClassifyOptions opts;
+  opts.max_length = 128;
+  const double n = static_cast<double>(texts.size());
+  berth::Json out = {{"model", f.model}, {"device", f.device}, {"precision", f.precision},
+                     {"sentences", texts.size()}, {"threads", threads}};
+
+  // Model alone: pre-tokenized, sorted by length, cut under the engine's budget.
+  std::vector<Encoding> sorted;
+  for (const std::string& t : texts) sorted.push_back(*model->tokenizer().Encode(t, enc));
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const Encoding& a, const Encoding& b) { return a.input_ids.size() < b.input_ids.size(); });
+  double model_alone = 0;
+  for (int round = 0; round < 3; ++round) {  // the first warms up
+    const auto t0 = Clock::now();
+    for (size_t i = 0; i < sorted.size();) {
+      size_t j = i;
+      while (j < sorted.size() && static_cast<int64_t>(j - i + 1) <= rows_cap &&
+             static_cast<int64_t>((j - i + 1) * sorted[j].input_ids.size()) <= tokens_cap) {
+        ++j;
+      }
+      std::vector<Encoding> chunk(sorted.begin() + i, sorted.begin() + j);
+      if (auto r = model->PredictBatch(chunk); !r.ok()) Die(std::string(r.status().message()));
+      i = j;
+    }
+    if (round > 0) model_alone = std::max(model_alone, n / Since(t0));
+  }
+  out["model_alone_sentences_per_second"] = model_alone;
+
+  // The engine, one call with everything, and where its time went (the best of 2 after a warm-up).
+  double engine_sps = 0;
+  berth::ClassifyTimings best_t;
+  berth::BatcherStats best_s;
+  for (int round = 0; round < 3; ++round) {
+    berth::ClassifyTimings t;
+    berth::ClassifyOptions o = opts;
+    o.timings = &t;
+    const berth::BatcherStats before = (*engine)->batcher().stats();
+    const auto t0 = Clock::now();
+    if (auto r = (*engine)->Classify(texts, {}, o); !r.ok()) Die(std::string(r.status().message()));
+    const double sps = n / Since(t0);
+    berth::BatcherStats s = (*engine)->batcher().stats();
+    s.batches -= before.batches;
+    s.build_seconds -= before.build_seconds;
+    s.forward_seconds -= before.forward_seconds;
+    s.finish_seconds -= before.finish_seconds;
+    s.queue_seconds -= before.queue_seconds;
+    s.padded_tokens -= before.padded_tokens;
+    s.real_tokens -= before.real_tokens;
+    if (round > 0 && sps > engine_sps) {
+      engine_sps = sps;
+      best_t = t;
+      best_s = s;
+    }
+  }
+  const double total = n / engine_sps;
+  out["engine_sentences_per_second"] = engine_sps;
+  out["engine_share_of_model_alone"] = engine_sps / model_alone;
+  out["engine_batches"] = best_s.batches;
+  out["engine_padding_efficiency"] = best_s.padding_efficiency();
+  out["breakdown_seconds"] = {{"total", total},
+                              {"tokenize", best_t.tokenize_seconds},
+                              {"submit", best_t.submit_seconds},
+                              {"batch_build", best_s.build_seconds},
+                              {"forward_and_copy_back", best_s.forward_seconds},
+                              {"finish", best_s.finish_seconds},
+                              {"assemble", best_t.assemble_seconds},
+                              {"queue_wait_mean", best_s.queue_seconds / n}};
+
+  // Naive: tokenize and run fixed batches of 32 in input order.
+  double naive = 0;
+  for (int round = 0; round < 2; ++round) {
+    const auto t0 = Clock::now();
+    for (size_t i = 0; i < texts.size(); i += 32) {
+      std::vector<Encoding> batch;
+      for (size_t j = i; j < std::min(texts.size(), i + 32); ++j) batch.push_back(*model->tokenizer().Encode(texts[j], enc));
+      if (auto r = model->PredictBatch(batch); !r.ok()) Die(std::string(r.status().message()));
+    }
+    naive = std::max(naive, n / Since(t0));
+  }
+  out["naive_batches_of_32_sentences_per_second"] = naive;
+
+  // Batch 1: a 16-token text alone, the model vs the engine.
+  const Encoding one = model->tokenizer().BuildInputs(std::vector<int32_t>(14, model->tokenizer().layout().unk_id), nullptr, false);
+  std::vector<double> alone_ms, engine_ms;
+  for (int i = 0; i < 55; ++i) {
+    auto t0 = Clock::now();
+    if (auto r = model->PredictBatch({one}); !r.ok()) Die(std::string(r.status().message()));
+    if (i >= 5) alone_ms.push_back(Since(t0) * 1e3);
+    t0 = Clock::now();
+    if (auto r = (*engine)->ClassifyEncoded({one}, berth::ClassifyOptions()); !r.ok()) Die(std::string(r.status().message()));
+    if (i >= 5) engine_ms.push_back(Since(t0) * 1e3);
+  }
+  out["batch1_model_ms"] = Median(alone_ms);
+  out["batch1_engine_ms"] = Median(engine_ms);
+
+  // Closed loop: K clients, one text per call.
+  std::atomic<size_t> next{0};
+  auto t0 = Clock::now();
+  std::vector<std::thread> clients;
+  for (int c = 0; c < f.clients; ++c) {
+    clients.emplace_back([&] {
+      for (size_t i; (i = next++) < texts.size();) {
+        if (auto r = (*engine)->Classify({texts[i]}, {}, opts); !r.ok()) Die(std::string(r.status().message()));
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  out["closed_loop_sentences_per_second"] = n / Since(t0);
+  out["closed_loop_clients"] = f.clients;
+  (*engine)->Shutdown();
+
+  // berth predict as a process: all the sentences, then one line (cold start).
+  if (f.predict) {
+    const std::string in = dir + "/in.txt", one_line = dir + "/one.txt";
+    {
+      std::ofstream a(in), b(one_line);
+      for (const std::string& t : texts) a << t << "\n";
+      b << texts[0] << "\n";
+    }
+    const std::string cmd = "'" + f.berth + "' predict --model '" + dir + "/model' --max-length 128 --device " + f.device +
+                            " --precision " + f.precision + (gpu ? " --batch-size 128 --max-batch-tokens 16384" : "") +
+                            " < ";
+    for (const auto& [key, file] : {std::make_pair("predict", in), std::make_pair("cold_start", one_line)}) {
+      double best = 1e30;
+      for (int round = 0; round < 2; ++round) {
+        const auto s = Clock::now();
+        if (std::system((cmd + "'" + file + "' > /dev/null").c_str()) != 0) Die("berth predict failed: " + cmd);
+        best = std::min(best, Since(s));
+      }
+      if (std::string(key) == "predict") {
+        out["predict_process_sentences_per_second"] = n / best;
+      } else {
+        out["cold_start_seconds"] = best;
+      }
+    }
+  }
+  std::system(("rm -rf '" + dir + "'").c_str());
+
+  const auto& b = out["breakdown_seconds"];
+  std::fprintf(stderr, "engine_bench: %s %s %s, %zu SST-2 sentences, %d threads\n", f.model.c_str(), f.device.c_str(),
+               f.precision.c_str(), texts.size(), threads);
+  std::fprintf(stderr, "%-44s %12s %8s\n", "", "sentences/s", "ratio");
+  auto row = [&](const char* name, double v, double base, const char* vs) {
+    std::fprintf(stderr, "%-44s %12.1f %7.2fx %s\n", name, v, v / base, vs);
+  };
+  row("model alone, sorted under the budget", model_alone, model_alone, "");
+  row("engine, one Classify of all", engine_sps, model_alone, "of model alone (target >= 0.90)");
+  row("naive batches of 32, input order", naive, naive, "");
+  if (f.predict) {
+    row("berth predict, whole process", out["predict_process_sentences_per_second"].get<double>(), naive,
+        "of naive (target >= 3.5)");
+  }
+  row("closed loop, one text per call", out["closed_loop_sentences_per_second"].get<double>(), naive,
+      "of naive (target >= 1.2)");
+  std::fprintf(stderr, "batch 1: model %.3f ms, engine %.3f ms (+%.3f ms; target <= +0.3)\n",
+               out["batch1_model_ms"].get<double>(), out["batch1_engine_ms"].get<double>(),
+               out["batch1_engine_ms"].get<double>() - out["batch1_model_ms"].get<double>());
+  if (f.predict) std::fprintf(stderr, "cold start (berth predict, one line): %.2f s\n", out["cold_start_seconds"].get<double>());
+  std::fprintf(stderr, "engine breakdown of %.1f ms: tokenize %.1f, submit %.1f, batch build %.1f, forward+copy %.1f, "
+               "finish %.1f, assemble %.1f (mean queue wait %.1f ms; %lld batches, padding efficiency %.2f)\n",
+               total * 1e3, b["tokenize"].get<double>() * 1e3, b["submit"].get<double>() * 1e3,
+               b["batch_build"].get<double>() * 1e3, b["forward_and_copy_back"].get<double>() * 1e3,
+               b["finish"].get<double>() * 1e3, b["assemble"].get<double>() * 1e3,
+               b["queue_wait_mean"].get<double>() * 1e3, static_cast<long long>(best_s.batches),
+               best_s.padding_efficiency());
+  std::cout << out.dump() << "\n";
+  return 0;
+}
