@@ -22,9 +22,18 @@ absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(
     return absl::InvalidArgumentError("min_padding_efficiency must be in [0, 1]");
   }
   if (options.warmup) {
-    // Two small shapes load the libraries and kernels; a full budget would cost seconds.
+    // Two small shapes load the libraries and kernels; a full budget would cost seconds on a
+    // CPU. On a GPU it costs milliseconds, and it grows the device allocator's cache to the
+    // largest batch at once (and shows a lack of memory now rather than at a first call).
     const int32_t unk = model->tokenizer().layout().unk_id;
-    for (const auto& [rows, len] : {std::pair<size_t, size_t>{1, 8}, std::pair<size_t, size_t>{2, 16}}) {
+    std::vector<std::pair<size_t, size_t>> shapes = {{1, 8}, {2, 16}};
+    if (model->on_gpu()) {
+      const int64_t len = std::min<int64_t>(model->config().max_position_embeddings,
+                                            std::max<int64_t>(16, model->tokenizer().model_max_length()));
+      const int64_t rows = std::max<int64_t>(1, std::min(options.max_batch_size, options.max_batch_tokens / len));
+      shapes.emplace_back(static_cast<size_t>(rows), static_cast<size_t>(len));
+    }
+    for (const auto& [rows, len] : shapes) {
       if (static_cast<int64_t>(len) > model->config().max_position_embeddings) continue;
       text::Encoding e = model->tokenizer().BuildInputs(std::vector<int32_t>(len - 2, unk), nullptr, false);
       auto warm = model->PredictBatch(std::vector<text::Encoding>(rows, e));

@@ -56,6 +56,7 @@ absl::StatusOr<std::unique_ptr<SequenceClassifier>> SequenceClassifier::FromMode
 }
 
 InferencePrecision SequenceClassifier::precision() const { return impl_->precision; }
+bool SequenceClassifier::on_gpu() const { return !impl_->device.is_cpu(); }
 
 const text::Tokenizer& SequenceClassifier::tokenizer() const { return *impl_->model.tokenizer; }
 const ModelConfig& SequenceClassifier::config() const { return impl_->model.config; }

@@ -52,6 +52,7 @@ class SequenceClassifier {
   const text::Tokenizer& tokenizer() const;
   const ModelConfig& config() const;
   InferencePrecision precision() const;
+  bool on_gpu() const;  // the weights live on a GPU
 
   // Runs the encodings as one batch padded to the longest (pad id, mask 0, type 0) and
   // returns one prediction each, in order. Safe to call from several threads.
