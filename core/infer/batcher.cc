@@ -247,11 +247,8 @@ int64_t DynamicBatcher::Run(std::vector<std::unique_ptr<Request>> batch) {
   const auto end = SteadyClock::now();
   const double compute = std::chrono::duration<double>(end - start).count();
   const int64_t padded = longest * static_cast<int64_t>(live.size());
-  if (observer_ && !live.empty()) observer_(static_cast<int64_t>(live.size()), padded, real, compute);
-  for (auto& r : expired) r->promise.set_value(absl::DeadlineExceededError("deadline passed while queued"));
-  for (auto& r : cancelled) r->promise.set_value(absl::CancelledError("the caller cancelled the request while it was queued"));
-  // Statistics before the answers, so a caller that got its answer sees them (the finishing
-  // time of this batch is added under the same lock, just after).
+  // Statistics before any answer, so a caller that got its answer sees them (this batch's
+  // finishing time is added once its callers are answered).
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.requests += static_cast<int64_t>(live.size());
@@ -266,6 +263,9 @@ int64_t DynamicBatcher::Run(std::vector<std::unique_ptr<Request>> batch) {
       stats_.forward_seconds += timings.forward_seconds;
     }
   }
+  if (observer_ && !live.empty()) observer_(static_cast<int64_t>(live.size()), padded, real, compute);
+  for (auto& r : expired) r->promise.set_value(absl::DeadlineExceededError("deadline passed while queued"));
+  for (auto& r : cancelled) r->promise.set_value(absl::CancelledError("the caller cancelled the request while it was queued"));
   for (size_t i = 0; i < live.size(); ++i) {
     if (!preds.ok()) {
       live[i]->promise.set_value(preds.status());
