@@ -31,11 +31,9 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "core/device.h"
 #include "core/infer/engine.h"
-#include "core/model/bert.h"
-#include "core/model/model_dir.h"
-#include "core/model/presets.h"
 #include "core/runtime.h"
 #include "core/util/data_dir.h"
 #include "core/util/json.h"
@@ -50,17 +48,6 @@ double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 [[noreturn]] void Die(const std::string& what) {
   std::cerr << "engine_bench: " << what << "\n";
   std::exit(1);
-}
-
-std::vector<std::string> ReadSst2(const std::string& path) {
-  std::vector<std::string> out;
-  std::ifstream f(path);
-  std::string line;
-  std::getline(f, line);  // header
-  while (std::getline(f, line)) {
-    if (!line.empty()) out.push_back(line.substr(0, line.rfind('\t')));
-  }
-  return out;
 }
 
 double Median(std::vector<double> v) {
@@ -115,7 +102,7 @@ int main(int argc, char** argv) {
     f.sst2 = std::string(BERTH_SHARED_DATA) + "/sst2/validation.tsv";
     if (!std::ifstream(f.sst2)) f.sst2 = berth::BerthDataDir() + "/sst2-sample/validation.tsv";
   }
-  std::vector<std::string> texts = ReadSst2(f.sst2);
+  std::vector<std::string> texts = berth::bench::ReadSst2(f.sst2);
   if (f.limit > 0 && texts.size() > f.limit) texts.resize(f.limit);
   if (texts.empty()) Die("no sentences in " + f.sst2);
   if (f.berth.empty()) {
@@ -126,22 +113,13 @@ int main(int argc, char** argv) {
   const bool bf16 = f.precision == "bf16";
 
   // The model: random weights of the named shape, saved as a directory for `berth predict`.
-  auto m = berth::CreateRandomModel(berth::PresetNameOf(f.model).value_or(f.model), berth::BerthDataDir());
-  if (!m.ok()) Die(std::string(m.status().message()));
-  m->config.id2label = {"negative", "positive"};
-  at::manual_seed(1);
-  auto module = berth::CreateSequenceClassifier(m->config);
-  if (!module.ok()) Die(std::string(module.status().message()));
-  m->module = *module;
-  m->module->InitWeights(m->config.initializer_range);
   char tmpl[] = "/tmp/berth-engine-bench-XXXXXX";
   const std::string dir = mkdtemp(tmpl);
   berth::ClassifierOptions co;
   co.device = f.device;
   {
-    auto fp32 = berth::SequenceClassifier::FromModel(std::move(*m), berth::ClassifierOptions());
-    if (!fp32.ok()) Die(std::string(fp32.status().message()));
-    if (auto s = (*fp32)->Save(dir + "/model"); !s.ok()) Die(std::string(s.message()));
+    auto fp32 = berth::bench::RandomClassifier(f.model, berth::ClassifierOptions());
+    if (auto s = fp32->Save(dir + "/model"); !s.ok()) Die(std::string(s.message()));
   }
   co.precision = bf16 ? berth::InferencePrecision::kBf16 : berth::InferencePrecision::kFp32;
   auto loaded = berth::SequenceClassifier::Load(dir + "/model", co);

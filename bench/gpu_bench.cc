@@ -30,31 +30,20 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "bench/bench_util.h"
 #include "core/util/data_dir.h"
 #include "core/device.h"
 #include "core/infer/engine.h"
 #include "core/infer/sequence_classifier.h"
-#include "core/model/bert.h"
-#include "core/model/model_dir.h"
-#include "core/model/presets.h"
 #include "core/runtime.h"
 #include "core/train/trainer.h"
 #include "core/util/json.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::vector<std::string> ReadSst2(const std::string& path) {
-  std::vector<std::string> out;
-  std::ifstream f(path);
-  std::string line;
-  std::getline(f, line);  // header
-  while (std::getline(f, line)) out.push_back(line.substr(0, line.rfind('\t')));
-  return out;
-}
 
 void Sync(const std::string& device) {
 #ifdef BERTH_BENCH_CUDA
@@ -147,23 +136,6 @@ double TrainSamplesPerSecond(const std::string& device, const std::string& model
   return static_cast<double>(samples) / std::chrono::duration<double>(last - start).count();
 }
 
-std::shared_ptr<const berth::SequenceClassifier> RandomClassifier(const std::string& device, const std::string& model) {
-  auto m = berth::CreateRandomModel(berth::PresetNameOf(model).value_or(model), berth::BerthDataDir());
-  if (!m.ok()) Die(m.status());
-  m->config.id2label = {"negative", "positive"};
-  at::manual_seed(1);
-  auto module = berth::CreateSequenceClassifier(m->config);
-  if (!module.ok()) Die(module.status());
-  m->module = *module;
-  m->module->InitWeights(m->config.initializer_range);
-  berth::ClassifierOptions o;
-  o.precision = berth::InferencePrecision::kBf16;
-  o.device = device;
-  auto c = berth::SequenceClassifier::FromModel(std::move(*m), o);
-  if (!c.ok()) Die(c.status());
-  return std::shared_ptr<const berth::SequenceClassifier>(std::move(*c));
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -200,7 +172,7 @@ int main(int argc, char** argv) {
   if (auto d = berth::ParseDevice(device, "--device"); !d.ok()) Die(d.status());
   berth::ConfigureThreads(0);
   if (sst2.empty()) sst2 = berth::BerthDataDir() + "/sst2-sample/validation.tsv";
-  const std::vector<std::string> sentences = ReadSst2(sst2);
+  const std::vector<std::string> sentences = berth::bench::ReadSst2(sst2);
   if (sentences.empty()) Die(absl::NotFoundError("no sentences in " + sst2));
   char tmpl[] = "/tmp/berth-gpu-bench-XXXXXX";
   const std::string dir = mkdtemp(tmpl);
@@ -216,7 +188,10 @@ int main(int argc, char** argv) {
   // Inference: SST-2 as a client sends it (one request of all sentences; the batcher groups
   // them by length, up to 128 rows), the model alone on the same sentences in length-sorted
   // chunks of 128 (what the engine could reach), then fixed 128 x 128 batches.
-  auto classifier = RandomClassifier(device, model);
+  berth::ClassifierOptions bf16;
+  bf16.precision = berth::InferencePrecision::kBf16;
+  bf16.device = device;
+  auto classifier = berth::bench::RandomClassifier(model, bf16);
   const berth::ModelConfig& config = classifier->config();
   berth::EngineOptions eo;
   eo.batcher.max_batch_size = 128;

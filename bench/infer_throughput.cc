@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "core/util/data_dir.h"
 #include "core/infer/engine.h"
 #include "core/model/model_dir.h"
@@ -30,15 +31,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr int kMaxLength = 256;
 
-std::vector<std::string> ReadSst2(const std::string& path) {
-  std::vector<std::string> out;
-  std::ifstream f(path);
-  std::string line;
-  std::getline(f, line);
-  while (std::getline(f, line)) out.push_back(line.substr(0, line.rfind('\t')));
-  return out;
-}
-
 std::vector<std::string> ReadAgNews(const std::string& path) {
   std::vector<std::string> out;
   std::ifstream f(path);
@@ -48,27 +40,6 @@ std::vector<std::string> ReadAgNews(const std::string& path) {
     if (j.is_object() && j.contains("text")) out.push_back(j["text"]);
   }
   return out;
-}
-
-std::shared_ptr<const berth::SequenceClassifier> MakeModel(const std::string& name,
-                                                           berth::InferencePrecision precision) {
-  auto m = berth::CreateRandomModel(name, berth::BerthDataDir());
-  if (!m.ok()) {
-    std::cerr << m.status() << "\n";
-    std::exit(1);
-  }
-  m->config.id2label = {"negative", "positive"};
-  at::manual_seed(1);
-  m->module = *berth::CreateSequenceClassifier(m->config);
-  m->module->InitWeights(m->config.initializer_range);
-  berth::ClassifierOptions o;
-  o.precision = precision;
-  auto c = berth::SequenceClassifier::FromModel(std::move(*m), o);
-  if (!c.ok()) {
-    std::cerr << c.status() << "\n";
-    std::exit(1);
-  }
-  return std::shared_ptr<const berth::SequenceClassifier>(std::move(*c));
 }
 
 struct Result {
@@ -202,9 +173,9 @@ int main(int argc, char** argv) {
   }
   const int threads = berth::ConfigureThreads(0);
   const std::string shared = BERTH_SHARED_DATA;
-  std::vector<std::string> sst = ReadSst2(shared + "/sst2/validation.tsv");
+  std::vector<std::string> sst = berth::bench::ReadSst2(shared + "/sst2/validation.tsv");
   std::vector<std::string> ag = ReadAgNews(shared + "/agnews/test.jsonl");
-  if (sst.empty()) sst = ReadSst2(berth::BerthDataDir() + "/sst2-sample/validation.tsv");
+  if (sst.empty()) sst = berth::bench::ReadSst2(berth::BerthDataDir() + "/sst2-sample/validation.tsv");
   if (limit > 0 && sst.size() > limit) sst.resize(limit);
   std::vector<std::string> mixed;
   for (size_t i = 0; i < sst.size(); ++i) {
@@ -214,10 +185,12 @@ int main(int argc, char** argv) {
   std::cerr << "infer_throughput: " << model << ", " << sst.size() << " SST-2 sentences, " << mixed.size()
             << " in the mixed set, " << submitters << (g_burst ? " burst" : " closed-loop") << " submitters, "
             << threads << " threads, min padding efficiency " << g_min_padding_efficiency << "\n";
-  auto fp32 = MakeModel(model, berth::InferencePrecision::kFp32);
+  berth::ClassifierOptions fp32_options, bf16_options;
+  bf16_options.precision = berth::InferencePrecision::kBf16;
+  auto fp32 = berth::bench::RandomClassifier(model, fp32_options);
   const bool with_bf16 = bf16_flag == "on" || (bf16_flag == "auto" && berth::CpuHasBf16Instructions());
   if (!with_bf16) std::cerr << "infer_throughput: bf16 skipped (no avx512_bf16 on this CPU; --bf16 on runs it)\n";
-  auto bf16 = with_bf16 ? MakeModel(model, berth::InferencePrecision::kBf16) : nullptr;
+  auto bf16 = with_bf16 ? berth::bench::RandomClassifier(model, bf16_options) : nullptr;
 
   std::printf("%-10s %-28s %12s %9s %7s %10s %10s %8s\n", "set", "mode", "sentences/s", "padding", "batch",
               "p50 ms", "p99 ms", "vs (a)");

@@ -23,8 +23,8 @@ absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(
   }
   if (options.warmup) {
     // Two small shapes load the libraries and kernels; a full budget would cost seconds on a
-    // CPU. On a GPU it costs milliseconds, and it grows the device allocator's cache to the
-    // largest batch at once (and shows a lack of memory now rather than at a first call).
+    // CPU. On a GPU it costs milliseconds, so a full-budget batch runs there too: a lack of
+    // device memory shows at load rather than at a first call.
     const int32_t unk = model->tokenizer().layout().unk_id;
     std::vector<std::pair<size_t, size_t>> shapes = {{1, 8}, {2, 16}};
     if (model->on_gpu()) {
@@ -213,11 +213,19 @@ void DynamicBatcher::Loop() {
   }
 }
 
-int64_t DynamicBatcher::QueuedCallers() const {
+namespace {
+
+// Callers among `requests`, whose encodings of one caller are adjacent (a deque or a vector).
+template <typename Requests>
+int64_t CountCallers(const Requests& requests) {
   int64_t callers = 0;
-  for (size_t i = 0; i < queue_.size(); ++i) callers += i == 0 || queue_[i]->caller != queue_[i - 1]->caller;
+  for (size_t i = 0; i < requests.size(); ++i) callers += i == 0 || requests[i]->caller != requests[i - 1]->caller;
   return callers;
 }
+
+}  // namespace
+
+int64_t DynamicBatcher::QueuedCallers() const { return CountCallers(queue_); }
 
 int64_t DynamicBatcher::Run(std::vector<std::unique_ptr<Request>> batch) {
   const auto start = SteadyClock::now();
@@ -283,10 +291,7 @@ int64_t DynamicBatcher::Run(std::vector<std::unique_ptr<Request>> batch) {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.finish_seconds += finish;
   }
-  if (!preds.ok()) return 0;
-  int64_t callers = 0;
-  for (size_t i = 0; i < live.size(); ++i) callers += i == 0 || live[i]->caller != live[i - 1]->caller;
-  return callers;
+  return preds.ok() ? CountCallers(live) : 0;
 }
 
 }  // namespace berth
