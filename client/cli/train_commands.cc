@@ -23,6 +23,7 @@
 #include "core/model/presets.h"
 #include "core/service/job_spec.h"
 #include "core/train/distributed.h"
+#include "core/train/evaluate.h"
 #include "core/train/trainer.h"
 #include "core/util/json.h"
 

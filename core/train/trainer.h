@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,7 +33,6 @@ struct Progress {
   double samples_per_second = 0;
   double eta_seconds = 0;
   const EvalMetrics* eval = nullptr;  // set on evaluation events only
-  bool checkpointed = false;
   // Data-parallel runs: ranks in the group, and the share of this update's time spent
   // averaging gradients across them.
   int world_size = 1;
@@ -82,20 +82,48 @@ struct FineTuneJob {
   DistributedGroup* group = nullptr;
 };
 
-// Runs the job. Cancellation (the flag becoming true) is checked before every micro-batch:
-// the run writes a checkpoint at the last completed update and returns cancelled = true.
+struct TrainerRun;  // everything one run holds: data, model, optimizer, state (trainer.cc)
+
+// The fine-tuning loop of transformers' Trainer, one public method per phase:
+//   Create    set-up: reads and encodes the data, builds the model, the optimizer and the
+//             schedule, and resumes from the latest checkpoint when the job asks;
+//   Step      one optimizer update over up to grad_accum micro-batches;
+//   Evaluate  the validation set's metrics, keeping the best weights so far;
+//   Checkpoint, and Finish, which saves the model directory (the best evaluation's weights).
+// Train runs them in the Trainer's order. Torch errors come back as statuses.
+class Trainer {
+ public:
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const FineTuneJob& job);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  // Updates until the schedule or early stopping ends the run, or `cancel` becomes true (checked
+  // before every micro-batch; the run then writes a checkpoint at the last completed update and
+  // returns cancelled = true); each update and evaluation is reported to `progress`. Then Finish.
+  absl::StatusOr<TrainResult> Train(const ProgressCallback& progress, const std::atomic<bool>* cancel);
+
+  struct Update {
+    Progress progress;
+    bool epoch_end = false;  // the update finished its epoch
+  };
+  // One optimizer update; nullopt when `cancel` stopped it (after writing the checkpoint).
+  absl::StatusOr<std::optional<Update>> Step(const std::atomic<bool>* cancel);
+  // Evaluates at the current update (an update is evaluated once), remembers the best weights.
+  absl::StatusOr<const EvalMetrics*> Evaluate(double epoch);
+  // A checkpoint at the current update, unless there is one already (rank 0 only).
+  absl::Status Checkpoint();
+  // The result; unless cancelled, the model directory, metrics.json and training_args.json.
+  absl::StatusOr<TrainResult> Finish();
+
+ private:
+  explicit Trainer(std::unique_ptr<TrainerRun> run);
+  std::unique_ptr<TrainerRun> run_;
+};
+
+// Runs the job: Trainer::Create, then Train.
 absl::StatusOr<TrainResult> RunFineTune(const FineTuneJob& job, const ProgressCallback& progress,
                                         const std::atomic<bool>* cancel);
-
-// Evaluates a saved model directory on a labelled file (loss and all metrics).
-absl::StatusOr<EvalMetrics> EvaluateModel(const std::string& model_dir, const std::string& data_path,
-                                          const DatasetOptions& data, int64_t max_length,
-                                          int64_t batch_size, const std::string& device = "cpu");
-
-// Evaluates a saved model directory on examples already read (the labels must be the model's).
-absl::StatusOr<EvalMetrics> EvaluateExamples(const std::string& model_dir, const Dataset& data,
-                                             bool pairs, int64_t max_length, int64_t batch_size,
-                                             const std::string& device = "cpu");
 
 }  // namespace berth::train
 

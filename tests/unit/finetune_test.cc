@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <fstream>
 
+#include "core/train/evaluate.h"
 #include "core/train/trainer.h"
 #include "tests/unit/test_util.h"
 
