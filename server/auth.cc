@@ -7,8 +7,9 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "core/util/json.h"
+#include "absl/synchronization/mutex.h"
 #include "core/util/digest.h"
+#include "core/util/json.h"
 #include "core/util/status_macros.h"
 
 namespace berth::server {
@@ -90,13 +91,13 @@ absl::StatusOr<std::unique_ptr<TokenAuthenticator>> TokenAuthenticator::Load(con
 
 absl::Status TokenAuthenticator::Reload() {
   ASSIGN_OR_RETURN(std::vector<Entry> entries, Parse(path_));
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   entries_ = std::move(entries);
   return absl::OkStatus();
 }
 
 size_t TokenAuthenticator::size() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return entries_.size();
 }
 
@@ -111,7 +112,7 @@ absl::StatusOr<Principal> TokenAuthenticator::Authenticate(const grpc::CallbackS
     return absl::UnauthenticatedError("authorization: expected 'Bearer <token>'");
   }
   const std::string digest = absl::HexStringToBytes(Sha256Hex(value.substr(7)));
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   const Entry* found = nullptr;
   for (const Entry& e : entries_) {  // every entry is compared: the time does not say which matched
     if (ConstantTimeEqual(e.digest, digest) && found == nullptr) found = &e;

@@ -8,12 +8,13 @@
 #include <grpcpp/server_context.h>
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 
 namespace berth::server {
 
@@ -54,8 +55,8 @@ class TokenAuthenticator {
   static absl::StatusOr<std::vector<Entry>> Parse(const std::string& path);
 
   const std::string path_;
-  mutable std::mutex mu_;
-  std::vector<Entry> entries_;  // guarded by mu_
+  mutable absl::Mutex mu_;
+  std::vector<Entry> entries_ ABSL_GUARDED_BY(mu_);
 
   explicit TokenAuthenticator(std::string path) : path_(std::move(path)) {}
 };

@@ -9,11 +9,13 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "core/util/status_macros.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
 #include "prometheus/text_serializer.h"
-#include "core/util/status_macros.h"
 
 namespace berth::server {
 namespace {
@@ -55,14 +57,14 @@ class ScrapeGauges final : public prometheus::Collectable {
   ScrapeGauges() : start_time_(static_cast<double>(std::time(nullptr))) {}
 
   void SetSources(store::Store* store, service::ModelRegistry* registry) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     store_ = store;
     registry_ = registry;
   }
 
   std::vector<prometheus::MetricFamily> Collect() const override {
     std::vector<prometheus::MetricFamily> out;
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (store_ != nullptr) {
       if (auto counts = store_->CountJobs(); counts.ok()) {
         auto f = Gauge("berth_jobs", "Fine-tuning jobs by state");
@@ -147,9 +149,9 @@ class ScrapeGauges final : public prometheus::Collectable {
   }
 
   const double start_time_;
-  mutable std::mutex mu_;
-  store::Store* store_ = nullptr;               // guarded by mu_
-  service::ModelRegistry* registry_ = nullptr;  // guarded by mu_
+  mutable absl::Mutex mu_;
+  store::Store* store_ ABSL_GUARDED_BY(mu_) = nullptr;
+  service::ModelRegistry* registry_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 // The series of `family` for a label set, created on first use and cached under `key`;
@@ -283,7 +285,7 @@ void Metrics::RecordRequest(const std::string& full_method, grpc::StatusCode cod
   prometheus::Counter* counter;
   prometheus::Histogram* histogram;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     counter = CachedSeries(request_counters_, requests_, absl::StrCat(full_method, " ", code_name), [&] {
       return prometheus::Labels{{"service", service()}, {"method", method()}, {"code", code_name}};
     });
@@ -298,7 +300,7 @@ void Metrics::RecordRequest(const std::string& full_method, grpc::StatusCode cod
 void Metrics::RecordClassify(const std::string& model, int64_t texts, const std::vector<double>& queue_seconds) {
   prometheus::Counter* counter;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     counter = CachedSeries(classify_counters_, classify_texts_, model,
                            [&] { return prometheus::Labels{{"model", model}}; });
   }
@@ -335,7 +337,7 @@ Metrics::JobSeries& Metrics::JobLocked(const std::string& job_id) {
 
 void Metrics::OnJobState(const store::JobRecord& job) {
   if (!store::IsTerminal(job.state)) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job.id);
   if (it == jobs_.end()) return;
   training_updates_.Remove(it->second.updates);
@@ -351,7 +353,7 @@ void Metrics::OnJobState(const store::JobRecord& job) {
 }
 
 void Metrics::OnProgress(const std::string& job_id, const train::Progress& p) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   JobSeries& s = JobLocked(job_id);
   if (p.update > s.last_update) {
     s.updates->Increment(static_cast<double>(p.update - s.last_update));
@@ -386,7 +388,7 @@ void Metrics::RecordDatasetBytes(int64_t bytes) { dataset_bytes_.Increment(stati
 void Metrics::RecordRefusal(const std::string& limit) {
   prometheus::Counter* c;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     c = CachedSeries(refusal_counters_, refusals_, limit, [&] { return prometheus::Labels{{"limit", limit}}; });
   }
   c->Increment();

@@ -14,10 +14,11 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "core/infer/batcher.h"
 #include "core/service/model_registry.h"
 #include "core/store/store.h"
@@ -68,7 +69,7 @@ class Metrics {
     std::map<std::string, prometheus::Gauge*> eval;
     int64_t last_update = 0;
   };
-  JobSeries& JobLocked(const std::string& job_id);
+  JobSeries& JobLocked(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<prometheus::Collectable> scrape_gauges_;
@@ -95,12 +96,12 @@ class Metrics {
   prometheus::Counter& dataset_bytes_;
   prometheus::Family<prometheus::Counter>& refusals_;
 
-  std::mutex mu_;
-  std::map<std::string, prometheus::Counter*> request_counters_;       // guarded by mu_
-  std::map<std::string, prometheus::Histogram*> request_histograms_;   // guarded by mu_
-  std::map<std::string, prometheus::Counter*> classify_counters_;      // guarded by mu_
-  std::map<std::string, JobSeries> jobs_;                              // guarded by mu_
-  std::map<std::string, prometheus::Counter*> refusal_counters_;       // guarded by mu_
+  absl::Mutex mu_;
+  std::map<std::string, prometheus::Counter*> request_counters_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, prometheus::Histogram*> request_histograms_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, prometheus::Counter*> classify_counters_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, JobSeries> jobs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, prometheus::Counter*> refusal_counters_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace berth::server

@@ -11,9 +11,11 @@
 #include <grpcpp/support/server_interceptor.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "core/util/files.h"
-#include "core/util/status_macros.h"
 #include "core/util/log.h"
+#include "core/util/status_macros.h"
 
 namespace berth::server {
 namespace {
@@ -216,9 +218,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (s->tls_ != nullptr && options.tls_reload_seconds > 0) {
     Server* self = s.get();
     s->tls_reloader_ = std::thread([self] {
-      std::unique_lock<std::mutex> lock(self->tls_reloader_mu_);
-      const std::chrono::seconds every(self->options_.tls_reload_seconds);
-      while (!self->tls_reloader_cv_.wait_for(lock, every, [self] { return self->tls_reloader_stop_; })) {
+      absl::MutexLock lock(&self->tls_reloader_mu_);
+      const absl::Duration every = absl::Seconds(self->options_.tls_reload_seconds);
+      while (!self->tls_reloader_mu_.AwaitWithTimeout(absl::Condition(&self->tls_reloader_stop_), every)) {
         (void)self->ReloadTls();  // logs its outcome; on an error the old certificates stay
       }
     });
@@ -257,10 +259,9 @@ void Server::Shutdown(std::optional<std::chrono::milliseconds> grace) {
   shut_down_ = true;
   if (tls_reloader_.joinable()) {
     {
-      std::lock_guard<std::mutex> lock(tls_reloader_mu_);
-      tls_reloader_stop_ = true;
+      absl::MutexLock lock(&tls_reloader_mu_);
+      tls_reloader_stop_ = true;  // the reloader's Await sees it when the lock is released
     }
-    tls_reloader_cv_.notify_all();
     tls_reloader_.join();
   }
   if (preloader_.joinable()) preloader_.join();  // a load in progress finishes first

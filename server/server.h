@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -13,10 +12,12 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "core/service/job_runner.h"
-#include "core/service/training.h"
 #include "core/service/model_registry.h"
+#include "core/service/training.h"
 #include "server/metrics.h"
 #include "server/services.h"
 #include "server/tls_files.h"
@@ -86,9 +87,8 @@ class Server {
   // Re-reads the TLS files every tls_reload_seconds (when set) until the server stops.
   std::thread tls_reloader_;
   std::thread preloader_;
-  std::mutex tls_reloader_mu_;
-  std::condition_variable tls_reloader_cv_;
-  bool tls_reloader_stop_ = false;
+  absl::Mutex tls_reloader_mu_;
+  bool tls_reloader_stop_ ABSL_GUARDED_BY(tls_reloader_mu_) = false;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<service::ModelRegistry> registry_;
   std::unique_ptr<service::JobRunner> runner_;

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "core/util/files.h"
 #include "core/util/log.h"
 #include "core/util/status_macros.h"
@@ -83,13 +84,13 @@ absl::StatusOr<std::unique_ptr<TlsFiles>> TlsFiles::Create(std::string cert, std
   if (::chmod(t->stage_dir_.c_str(), 0700) != 0) {
     return absl::PermissionDeniedError(absl::StrCat("cannot make ", t->stage_dir_, " private"));
   }
-  std::lock_guard<std::mutex> lock(t->mu_);
+  absl::MutexLock lock(&t->mu_);
   RETURN_IF_ERROR(t->StageLocked());
   return t;
 }
 
 absl::Status TlsFiles::Reload() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return StageLocked();
 }
 
@@ -136,7 +137,7 @@ std::string TlsFiles::client_ca_path() const {
   return client_ca_.empty() ? std::string() : JoinPath(stage_dir_, "current/ca.pem");
 }
 int TlsFiles::generation() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return generation_;
 }
 

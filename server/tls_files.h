@@ -9,10 +9,11 @@
 #define BERTH_SERVER_TLS_FILES_H_
 
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 
 namespace berth::server {
 
@@ -36,12 +37,12 @@ class TlsFiles {
 
  private:
   TlsFiles() = default;
-  absl::Status StageLocked();
+  absl::Status StageLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::string cert_, key_, client_ca_, stage_dir_;
-  mutable std::mutex mu_;
-  std::string staged_;  // cert + key + ca contents last staged
-  int generation_ = 0;
+  mutable absl::Mutex mu_;
+  std::string staged_ ABSL_GUARDED_BY(mu_);  // cert + key + ca contents last staged
+  int generation_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace berth::server

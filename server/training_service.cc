@@ -1,10 +1,11 @@
 // berth.v1.TrainingService: dataset uploads and the fine-tuning job queue.
 #include <algorithm>
-#include <mutex>
 #include <string>
 
 #include "absl/strings/ascii.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "core/train/dataset.h"
 #include "core/util/status_macros.h"
 #include "server/convert.h"
@@ -140,24 +141,25 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobStatus> {
   }
 
   void OnWriteDone(bool ok) override {
-    std::unique_lock<std::mutex> lock(mu_);
+    mu_.Lock();
     writing_ = false;
     if (!ok) {
       finished_ = true;
-      lock.unlock();
+      mu_.Unlock();
       Finish(ToGrpcStatus(absl::CancelledError("the watcher went away")));
       return;
     }
-    if (dirty_ && !finished_) {
+    const bool write = dirty_ && !finished_;
+    if (write) {
       dirty_ = false;
       writing_ = true;
-      lock.unlock();
-      WriteLatest();
     }
+    mu_.Unlock();
+    if (write) WriteLatest();
   }
 
   void OnCancel() override {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (!finished_ && !writing_) {
       finished_ = true;
       Finish(ToGrpcStatus(absl::CancelledError("watch cancelled")));
@@ -173,7 +175,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobStatus> {
  private:
   void OnChange() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (finished_) return;
       if (writing_) {
         dirty_ = true;
@@ -187,7 +189,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobStatus> {
   // Called with writing_ set: exactly one write (or the finish) is in flight.
   void WriteLatest() {
     auto job = ctx_.store->GetJob(job_id_);
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (finished_) return;
     if (!job.ok()) {
       finished_ = true;
@@ -211,11 +213,11 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobStatus> {
   const ServiceContext ctx_;
   const std::string job_id_;
   int64_t token_ = 0;
-  std::mutex mu_;
-  bool writing_ = false;   // guarded by mu_: a write is in flight
-  bool dirty_ = false;     // guarded by mu_: a change arrived during that write
-  bool finished_ = false;  // guarded by mu_: Finish was called
-  v1::JobStatus status_;   // guarded by mu_ (owned by the in-flight write)
+  absl::Mutex mu_;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;   // a write is in flight
+  bool dirty_ ABSL_GUARDED_BY(mu_) = false;     // a change arrived during that write
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;  // Finish was called
+  v1::JobStatus status_ ABSL_GUARDED_BY(mu_);   // owned by the in-flight write
 };
 
 }  // namespace

@@ -10,21 +10,21 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "client/lib/client.h"
-#include "core/util/data_dir.h"
 #include "core/train/training_spec.h"
+#include "core/util/data_dir.h"
 #include "core/util/files.h"
 #include "nlohmann/json.hpp"
 
@@ -32,6 +32,18 @@ namespace berth::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// What the calls in flight report, from gRPC's callback threads.
+struct Tally {
+  absl::Mutex mu;
+  absl::CondVar done;  // signalled when the last call in flight answers
+  int64_t outstanding ABSL_GUARDED_BY(mu) = 0;
+  int64_t completed ABSL_GUARDED_BY(mu) = 0;
+  int64_t skipped ABSL_GUARDED_BY(mu) = 0;
+  std::map<std::string, int64_t> codes ABSL_GUARDED_BY(mu);
+  std::map<std::string, int64_t> errors ABSL_GUARDED_BY(mu);  // "CODE: message" -> count
+  std::vector<double> latencies_ms ABSL_GUARDED_BY(mu);
+};
 
 struct LoadFlags {
   std::string server, model, file, allow_codes, token;
@@ -82,14 +94,8 @@ int RunLoadtest(const LoadFlags& f) {
   }
   auto stub = v1::InferenceService::NewStub((*c)->channel());
 
-  std::mutex mu;
-  std::condition_variable done_cv;
-  int64_t outstanding = 0, completed = 0, skipped = 0;  // guarded by mu
-  std::map<std::string, int64_t> codes;                 // guarded by mu
-  std::map<std::string, int64_t> errors;                // "CODE: message" -> count, guarded by mu
-  std::vector<double> latencies_ms;                     // guarded by mu
+  Tally tally;
   const int64_t total = static_cast<int64_t>(f.rate * f.duration);
-  latencies_ms.reserve(static_cast<size_t>(total));
   const bool tty = ::isatty(STDERR_FILENO);
 
   const Clock::time_point start = Clock::now();
@@ -99,12 +105,12 @@ int RunLoadtest(const LoadFlags& f) {
         start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(i / f.rate));
     std::this_thread::sleep_until(when);
     {
-      std::lock_guard<std::mutex> lock(mu);
-      if (outstanding >= f.concurrency) {
-        ++skipped;  // the client is saturated: this request never starts (reported, not hidden)
+      absl::MutexLock lock(&tally.mu);
+      if (tally.outstanding >= f.concurrency) {
+        ++tally.skipped;  // the client is saturated: this request never starts (reported, not hidden)
         continue;
       }
-      ++outstanding;
+      ++tally.outstanding;
     }
     auto* call = new Call();
     call->scheduled = when;
@@ -116,29 +122,40 @@ int RunLoadtest(const LoadFlags& f) {
     stub->async()->Classify(&call->context, &call->request, &call->response, [&, call](grpc::Status s) {
       const double ms = std::chrono::duration<double, std::milli>(Clock::now() - call->scheduled).count();
       delete call;
-      std::lock_guard<std::mutex> lock(mu);
-      ++codes[CodeName(s.error_code())];
+      absl::MutexLock lock(&tally.mu);
+      ++tally.codes[CodeName(s.error_code())];
       // Distinct messages say who answered (a handler, the transport, the client's channel); a
       // few dozen are enough to tell, and the map stays small under a flood of one failure.
       if (!s.ok()) {
         const std::string key = CodeName(s.error_code()) + ": " + s.error_message();
-        if (errors.size() < 32 || errors.count(key)) ++errors[key];
+        if (tally.errors.size() < 32 || tally.errors.count(key)) ++tally.errors[key];
       }
-      latencies_ms.push_back(ms);
-      ++completed;
-      if (--outstanding == 0) done_cv.notify_all();
+      tally.latencies_ms.push_back(ms);
+      ++tally.completed;
+      if (--tally.outstanding == 0) tally.done.SignalAll();
     });
     const auto now = Clock::now();
     if (now - last_report > std::chrono::seconds(1)) {
       last_report = now;
-      std::lock_guard<std::mutex> lock(mu);
+      absl::MutexLock lock(&tally.mu);
       std::cerr << (tty ? "\r" : "") << absl::StrFormat("loadtest: %d/%d sent, %d done, %d in flight", i + 1, total,
-                                                        completed, outstanding)
+                                                        tally.completed, tally.outstanding)
                 << (tty ? "   " : "\n") << std::flush;
     }
   }
-  std::unique_lock<std::mutex> lock(mu);
-  done_cv.wait(lock, [&] { return outstanding == 0; });
+  // Every call has answered: the tally is this thread's alone from here.
+  int64_t completed = 0, skipped = 0;
+  std::map<std::string, int64_t> codes, errors;
+  std::vector<double> latencies_ms;
+  {
+    absl::MutexLock lock(&tally.mu);
+    while (tally.outstanding > 0) tally.done.Wait(&tally.mu);
+    completed = tally.completed;
+    skipped = tally.skipped;
+    codes = std::move(tally.codes);
+    errors = std::move(tally.errors);
+    latencies_ms = std::move(tally.latencies_ms);
+  }
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   if (tty) std::cerr << "\n";
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "core/runtime.h"
 #include "core/util/status_macros.h"
 
@@ -92,7 +94,7 @@ absl::StatusOr<std::vector<std::future<absl::StatusOr<BatchResult>>>> DynamicBat
     requests.push_back(std::move(r));
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stopping_) return absl::UnavailableError("the model is shutting down");
     const int64_t n = static_cast<int64_t>(requests.size());
     if (!queue_.empty() && static_cast<int64_t>(queue_.size()) + n > options_.max_queued_requests) {
@@ -107,19 +109,19 @@ absl::StatusOr<std::vector<std::future<absl::StatusOr<BatchResult>>>> DynamicBat
       queue_.push_back(std::move(r));
     }
   }
-  cv_.notify_one();
+  cv_.Signal();
   return futures;
 }
 
 void DynamicBatcher::Shutdown() {
-  std::unique_lock<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   stopping_ = true;
-  cv_.notify_all();
-  finished_cv_.wait(lock, [&] { return finished_; });
+  cv_.SignalAll();
+  while (!finished_) finished_cv_.Wait(&mu_);
 }
 
 BatcherStats DynamicBatcher::stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   BatcherStats s = stats_;
   s.queue_depth = static_cast<int64_t>(queue_.size());
   return s;
@@ -129,9 +131,11 @@ std::vector<std::unique_ptr<DynamicBatcher::Request>> DynamicBatcher::TakeBatch(
   // Requests by length; the batch is a run of neighbours in that order around the oldest
   // request (which must go now), grown towards shorter rows first (free: the longest row sets
   // the padded width), then longer ones while rows x width stays within the token budget.
+  std::vector<int64_t> lengths(queue_.size());
+  for (size_t q = 0; q < lengths.size(); ++q) lengths[q] = static_cast<int64_t>(queue_[q]->encoding.input_ids.size());
   std::vector<size_t> order(queue_.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  auto len = [&](size_t q) { return static_cast<int64_t>(queue_[q]->encoding.input_ids.size()); };
+  auto len = [&](size_t q) { return lengths[q]; };
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return len(a) < len(b); });
   const size_t oldest = std::find(order.begin(), order.end(), 0) - order.begin();
   size_t lo = oldest, hi = oldest;
@@ -167,7 +171,7 @@ std::vector<std::unique_ptr<DynamicBatcher::Request>> DynamicBatcher::TakeBatch(
 
 void DynamicBatcher::Loop() {
   ConfigureThreads(options_.num_threads);  // OpenMP settings are per thread
-  std::unique_lock<std::mutex> lock(mu_);
+  mu_.Lock();
   // When the previous batch ended, and how many callers it answered (-1 before the first):
   // they come back within microseconds, and waiting for them (up to max_wait) lets their next
   // requests share a batch.
@@ -177,14 +181,12 @@ void DynamicBatcher::Loop() {
   // (the rest of a large request, or left out by the padding rule) and never waits again.
   SteadyClock::time_point formed_at = SteadyClock::time_point::min();
   while (true) {
-    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty()) {
-      if (stopping_) {
-        finished_ = true;
-        finished_cv_.notify_all();
-        return;
-      }
-      continue;
+    while (!stopping_ && queue_.empty()) cv_.Wait(&mu_);
+    if (queue_.empty()) {  // stopping, and nothing left to run
+      finished_ = true;
+      finished_cv_.SignalAll();
+      mu_.Unlock();
+      return;
     }
     // Wait for company (see BatcherOptions::max_wait), unless a full batch is already there
     // (by rows or by tokens), the oldest request was passed over before, the callers the
@@ -201,13 +203,13 @@ void DynamicBatcher::Loop() {
       const bool all_back = released >= 0 && QueuedCallers() >= released;
       const auto due = std::max(queue_.front()->enqueued, free_since + options_.max_wait);
       if (full || passed_over || all_back || SteadyClock::now() >= due) break;
-      cv_.wait_until(lock, due);
+      cv_.WaitWithTimeout(&mu_, absl::FromChrono(due - SteadyClock::now()));
     }
     formed_at = SteadyClock::now();
     std::vector<std::unique_ptr<Request>> batch = TakeBatch();
-    lock.unlock();
+    mu_.Unlock();
     const int64_t answered = Run(std::move(batch));
-    lock.lock();
+    mu_.Lock();
     free_since = SteadyClock::now();
     released = answered;
   }
@@ -258,7 +260,7 @@ int64_t DynamicBatcher::Run(std::vector<std::unique_ptr<Request>> batch) {
   // Statistics before any answer, so a caller that got its answer sees them (this batch's
   // finishing time is added once its callers are answered).
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stats_.requests += static_cast<int64_t>(live.size());
     stats_.expired += static_cast<int64_t>(expired.size());
     stats_.cancelled += static_cast<int64_t>(cancelled.size());
@@ -288,7 +290,7 @@ int64_t DynamicBatcher::Run(std::vector<std::unique_ptr<Request>> batch) {
   }
   if (!live.empty()) {
     const double finish = timings.assemble_seconds + std::chrono::duration<double>(SteadyClock::now() - end).count();
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stats_.finish_seconds += finish;
   }
   return preds.ok() ? CountCallers(live) : 0;

@@ -4,17 +4,17 @@
 #define BERTH_CORE_INFER_BATCHER_H_
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <future>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "core/infer/sequence_classifier.h"
 #include "core/text/tokenizer.h"
 
@@ -134,25 +134,25 @@ class DynamicBatcher {
   DynamicBatcher(std::shared_ptr<const SequenceClassifier> model, const BatcherOptions& options,
                  BatchObserver observer);
   void Loop();
-  // Picks the requests of the next batch (removing them from the queue). Requires mu_.
-  std::vector<std::unique_ptr<Request>> TakeBatch();
+  // Picks the requests of the next batch (removing them from the queue).
+  std::vector<std::unique_ptr<Request>> TakeBatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs a batch and answers its callers; returns how many callers it answered with results.
   int64_t Run(std::vector<std::unique_ptr<Request>> batch);
-  // Callers with requests in the queue (their encodings are adjacent). Requires mu_.
-  int64_t QueuedCallers() const;
+  // Callers with requests in the queue (their encodings are adjacent).
+  int64_t QueuedCallers() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::shared_ptr<const SequenceClassifier> model_;
   const BatcherOptions options_;
   const BatchObserver observer_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::unique_ptr<Request>> queue_;  // guarded by mu_, in arrival order
-  bool stopping_ = false;                       // guarded by mu_
-  uint64_t next_caller_ = 0;                    // guarded by mu_
-  bool finished_ = false;                       // guarded by mu_: the loop has exited
-  std::condition_variable finished_cv_;
-  BatcherStats stats_;                          // guarded by mu_
+  mutable absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::deque<std::unique_ptr<Request>> queue_ ABSL_GUARDED_BY(mu_);  // in arrival order
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t next_caller_ ABSL_GUARDED_BY(mu_) = 0;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;  // the loop has exited
+  absl::CondVar finished_cv_;
+  BatcherStats stats_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
+
 namespace berth {
 
 bool OneDnnLinearEnabled() {
@@ -47,7 +49,7 @@ LinearImpl::LinearImpl(int64_t in, int64_t out) : in_features(in), out_features(
 }
 
 void LinearImpl::DropPackedWeight() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   packed_ = torch::Tensor();
 }
 
@@ -63,7 +65,7 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   if (!fast) return at::linear(x, weight, bias);
   at::Tensor packed;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (!packed_.defined()) packed_ = weight.contiguous().to_mkldnn();
     packed = packed_;
   }

@@ -8,7 +8,9 @@
 #include <torch/nn/options/embedding.h>
 #include <torch/nn/pimpl.h>
 
-#include <mutex>
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
 
 namespace berth {
 
@@ -26,8 +28,8 @@ class LinearImpl : public torch::nn::Module {
   int64_t in_features, out_features;
 
  private:
-  std::mutex mu_;
-  torch::Tensor packed_;  // guarded by mu_: oneDNN copy of weight for inference
+  absl::Mutex mu_;
+  torch::Tensor packed_ ABSL_GUARDED_BY(mu_);  // oneDNN copy of weight for inference
 };
 TORCH_MODULE(Linear);
 

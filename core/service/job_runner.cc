@@ -8,6 +8,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "core/model/config.h"
 #include "core/train/distributed.h"
 #include "core/train/rank_processes.h"
@@ -82,7 +84,7 @@ absl::StatusOr<std::vector<std::string>> JobRunner::RecoverInterrupted() {
 
 absl::Status JobRunner::Start() {
   RETURN_IF_ERROR(RecoverInterrupted().status());
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (started_) return absl::OkStatus();
   started_ = true;
   stopping_ = false;
@@ -92,32 +94,32 @@ absl::Status JobRunner::Start() {
 
 void JobRunner::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (!started_) return;
     stopping_ = true;
     for (auto& [id, flag] : running_) *flag = true;
   }
-  wake_.notify_all();
+  wake_.SignalAll();
   for (std::thread& t : workers_) t.join();
   workers_.clear();
   // The interrupted jobs wrote their checkpoints: back in the queue, in their old places.
   LogIfError(store_->RequeueRunningJobs().status(), "job.requeue_failed");  // the next start recovers them
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   started_ = false;
 }
 
 void JobRunner::Wake() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     ++wakeups_;
   }
-  wake_.notify_one();
+  wake_.Signal();
 }
 
 absl::StatusOr<store::JobRecord> JobRunner::Cancel(const std::string& job_id) {
   ASSIGN_OR_RETURN(store::JobRecord job, store_->CancelJob(job_id));
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = running_.find(job_id);
     if (it != running_.end()) *it->second = true;
   }
@@ -127,14 +129,14 @@ absl::StatusOr<store::JobRecord> JobRunner::Cancel(const std::string& job_id) {
 }
 
 int64_t JobRunner::Subscribe(const std::string& job_id, Listener listener) {
-  std::lock_guard<std::mutex> lock(listeners_mu_);
+  absl::MutexLock lock(&listeners_mu_);
   const int64_t token = next_token_++;
   listeners_.emplace(job_id, std::make_pair(token, std::move(listener)));
   return token;
 }
 
 void JobRunner::Unsubscribe(int64_t token) {
-  std::lock_guard<std::mutex> lock(listeners_mu_);
+  absl::MutexLock lock(&listeners_mu_);
   for (auto it = listeners_.begin(); it != listeners_.end(); ++it) {
     if (it->second.first == token) {
       listeners_.erase(it);
@@ -144,12 +146,12 @@ void JobRunner::Unsubscribe(int64_t token) {
 }
 
 void JobRunner::NotifyAll() {
-  std::lock_guard<std::mutex> lock(listeners_mu_);
+  absl::MutexLock lock(&listeners_mu_);
   for (auto& [job_id, entry] : listeners_) entry.second();
 }
 
 void JobRunner::Notify(const std::string& job_id) {
-  std::lock_guard<std::mutex> lock(listeners_mu_);
+  absl::MutexLock lock(&listeners_mu_);
   auto range = listeners_.equal_range(job_id);
   for (auto it = range.first; it != range.second; ++it) it->second.second();
 }
@@ -158,7 +160,7 @@ void JobRunner::WorkerLoop() {
   uint64_t seen = 0;
   while (true) {
     {
-      std::unique_lock<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (stopping_) return;
       seen = wakeups_;
     }
@@ -168,9 +170,12 @@ void JobRunner::WorkerLoop() {
       RunJob(std::move(**next));
       continue;
     }
-    std::unique_lock<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     // Poll now and then as well, so that a missed wake-up costs at most two seconds.
-    wake_.wait_for(lock, std::chrono::seconds(2), [&] { return stopping_ || wakeups_ != seen; });
+    const absl::Time poll = absl::Now() + absl::Seconds(2);
+    while (!stopping_ && wakeups_ == seen) {
+      if (wake_.WaitWithDeadline(&mu_, poll)) break;  // timed out
+    }
   }
 }
 
@@ -197,7 +202,7 @@ void JobRunner::Finish(const store::JobRecord& job, store::JobState state, const
 void JobRunner::RunJob(store::JobRecord job) {
   auto flag = std::make_shared<std::atomic<bool>>(false);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     running_[job.id] = flag;
     if (stopping_) *flag = true;
   }
@@ -208,7 +213,7 @@ void JobRunner::RunJob(store::JobRecord job) {
     JobRunner* self;
     std::string id;
     ~Unregister() {
-      std::lock_guard<std::mutex> lock(self->mu_);
+      absl::MutexLock lock(&self->mu_);
       self->running_.erase(id);
     }
   } unregister{this, job.id};
@@ -311,7 +316,7 @@ void JobRunner::RunJob(store::JobRecord job) {
   if (result->cancelled) {
     bool stopping;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       stopping = stopping_;
     }
     auto fresh = store_->GetJob(job.id);

@@ -7,17 +7,17 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "core/service/base_model.h"
 #include "core/service/job_spec.h"
 #include "core/store/store.h"
@@ -98,17 +98,17 @@ class JobRunner {
   StateObserver observer_;
   ProgressObserver progress_observer_;
 
-  std::mutex mu_;
-  std::condition_variable wake_;
-  bool stopping_ = false;   // guarded by mu_
-  bool started_ = false;    // guarded by mu_
-  uint64_t wakeups_ = 0;    // guarded by mu_
-  std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_;  // guarded by mu_: cancel flags
-  std::vector<std::thread> workers_;
+  absl::Mutex mu_;
+  absl::CondVar wake_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t wakeups_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_ ABSL_GUARDED_BY(mu_);  // cancel flags
+  std::vector<std::thread> workers_;  // Start and Stop only
 
-  std::mutex listeners_mu_;  // held while listeners run
-  int64_t next_token_ = 1;   // guarded by listeners_mu_
-  std::multimap<std::string, std::pair<int64_t, Listener>> listeners_;  // guarded by listeners_mu_
+  absl::Mutex listeners_mu_;  // held while listeners run
+  int64_t next_token_ ABSL_GUARDED_BY(listeners_mu_) = 1;
+  std::multimap<std::string, std::pair<int64_t, Listener>> listeners_ ABSL_GUARDED_BY(listeners_mu_);
 };
 
 }  // namespace berth::service

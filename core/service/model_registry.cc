@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "core/util/files.h"
 #include "core/util/status_macros.h"
 
@@ -30,7 +31,7 @@ absl::StatusOr<ModelHandle> ModelRegistry::Acquire(const ModelRef& ref) {
   std::promise<LoadResult> promise;
   bool load = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = entries_.find(key);
     if (it == entries_.end()) {
       Entry e;
@@ -56,7 +57,7 @@ absl::StatusOr<ModelHandle> ModelRegistry::Acquire(const ModelRef& ref) {
                                                                            key.second, ": ",
                                                                            engine.status().message())));
     promise.set_value(result);
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = entries_.find(key);
     if (it != entries_.end()) {
       if (result.ok()) {
@@ -90,7 +91,7 @@ void ModelRegistry::EvictOverBudgetLocked(const Key& keep) {
 
 void ModelRegistry::Evict(const std::string& name, int64_t version) {
   std::vector<std::shared_future<LoadResult>> dropped;  // released outside the lock
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (auto it = entries_.begin(); it != entries_.end();) {
     if (it->first.first == name && (version == 0 || it->first.second == version)) {
       dropped.push_back(it->second.engine);
@@ -103,7 +104,7 @@ void ModelRegistry::Evict(const std::string& name, int64_t version) {
 
 void ModelRegistry::ForEachLoaded(const std::function<void(const std::string& name, int64_t version,
                                                           const InferenceEngine& engine)>& fn) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (const auto& [key, e] : entries_) {
     if (e.bytes == 0) continue;  // still loading
     const LoadResult& r = e.engine.get();
@@ -112,14 +113,14 @@ void ModelRegistry::ForEachLoaded(const std::function<void(const std::string& na
 }
 
 int64_t ModelRegistry::loaded_models() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   int64_t n = 0;
   for (const auto& [k, e] : entries_) n += e.bytes > 0 ? 1 : 0;
   return n;
 }
 
 int64_t ModelRegistry::loaded_bytes() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   int64_t n = 0;
   for (const auto& [k, e] : entries_) n += e.bytes;
   return n;

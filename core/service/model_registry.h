@@ -9,11 +9,12 @@
 #include <future>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "core/infer/engine.h"
 #include "core/service/job_spec.h"
 #include "core/store/store.h"
@@ -59,13 +60,13 @@ class ModelRegistry {
     int64_t bytes = 0;
     uint64_t last_used = 0;
   };
-  void EvictOverBudgetLocked(const Key& keep);
+  void EvictOverBudgetLocked(const Key& keep) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   store::Store* const store_;
   const RegistryOptions options_;
-  mutable std::mutex mu_;
-  std::map<Key, Entry> entries_;  // guarded by mu_
-  uint64_t clock_ = 0;            // guarded by mu_
+  mutable absl::Mutex mu_;
+  std::map<Key, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  uint64_t clock_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace berth::service

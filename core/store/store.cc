@@ -4,16 +4,17 @@
 #include <sqlite3.h>
 
 #include <chrono>
-#include <mutex>
 #include <random>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "core/util/digest.h"
 #include "core/util/files.h"
 #include "core/util/json.h"
-#include "core/util/digest.h"
 #include "core/util/status_macros.h"
 
 namespace berth::store {
@@ -52,8 +53,8 @@ int64_t NowMs() {
 
 std::string NewJobId() {
   static std::mt19937_64 rng(std::random_device{}() ^ static_cast<uint64_t>(NowMs()));
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lock(mu);
+  ABSL_CONST_INIT static absl::Mutex mu(absl::kConstInit);  // rng's
+  absl::MutexLock lock(&mu);
   return absl::StrCat("job-", absl::Hex(rng(), absl::kZeroPad16));
 }
 
@@ -65,8 +66,8 @@ absl::Status SqlError(sqlite3* db, absl::string_view what) {
   return absl::InternalError(msg);
 }
 
-std::mutex g_store_fault_mu;
-std::function<absl::Status(const std::string&)> g_store_fault;  // guarded by g_store_fault_mu
+ABSL_CONST_INIT absl::Mutex g_store_fault_mu(absl::kConstInit);
+std::function<absl::Status(const std::string&)> g_store_fault ABSL_GUARDED_BY(g_store_fault_mu);
 
 // A prepared statement with positional binding; finalised on destruction.
 class Stmt {
@@ -92,7 +93,7 @@ class Stmt {
   // Executes a statement that writes.
   absl::Status Run() {
     {
-      std::lock_guard<std::mutex> lock(g_store_fault_mu);
+      absl::MutexLock lock(&g_store_fault_mu);
       if (g_store_fault) {
         const char* sql = sqlite3_sql(s_);
         absl::Status injected = g_store_fault(sql != nullptr ? sql : "");
@@ -195,7 +196,7 @@ std::optional<JobState> ParseJobState(absl::string_view name) {
 bool IsTerminal(JobState s) { return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled; }
 
 void SetStoreWriteFaultForTesting(std::function<absl::Status(const std::string& sql)> fault) {
-  std::lock_guard<std::mutex> lock(g_store_fault_mu);
+  absl::MutexLock lock(&g_store_fault_mu);
   g_store_fault = std::move(fault);
 }
 
@@ -218,6 +219,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& data_dir) 
     return absl::InternalError(absl::StrCat("cannot open ", path, ": ", msg));
   }
   std::unique_ptr<Store> s(new Store(data_dir, db));
+  absl::MutexLock lock(&s->mu_);  // nobody else has it yet; Exec's rule holds all the same
   sqlite3_busy_timeout(db, 5000);
   RETURN_IF_ERROR(s->Exec("PRAGMA journal_mode=WAL"));
   RETURN_IF_ERROR(s->Exec("PRAGMA synchronous=FULL"));
@@ -268,7 +270,7 @@ absl::StatusOr<DatasetRecord> Store::PutDataset(absl::string_view bytes, const s
   const std::string file = JoinPath(data_dir_, d.path);
   if (!IsRegularFile(file)) RETURN_IF_ERROR(WriteFileAtomically(file, bytes));
   Json counts(label_counts);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Stmt s(db_, "INSERT OR IGNORE INTO datasets(id, name, bytes, rows, label_counts, path, created_ms) "
               "VALUES(?,?,?,?,?,?,?)");
   RETURN_IF_ERROR(s.ok());
@@ -278,7 +280,7 @@ absl::StatusOr<DatasetRecord> Store::PutDataset(absl::string_view bytes, const s
 }
 
 absl::StatusOr<DatasetRecord> Store::GetDataset(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Stmt s(db_, "SELECT id, name, bytes, rows, label_counts, path, created_ms FROM datasets WHERE id = ?");
   RETURN_IF_ERROR(s.ok());
   s.Bind(1, id);
@@ -306,7 +308,7 @@ absl::StatusOr<JobRecord> Store::GetJobLocked(const std::string& id) {
 }
 
 absl::StatusOr<std::optional<JobRecord>> Store::FindJobByRequestId(const std::string& request_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Stmt q(db_, absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE request_id = ? AND request_id <> ''").c_str());
   RETURN_IF_ERROR(q.ok());
   q.Bind(1, request_id);
@@ -316,14 +318,14 @@ absl::StatusOr<std::optional<JobRecord>> Store::FindJobByRequestId(const std::st
 }
 
 absl::StatusOr<JobRecord> Store::GetJob(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return GetJobLocked(id);
 }
 
 absl::StatusOr<JobRecord> Store::CreateJob(const std::string& spec, const std::string& model_name,
                                            const std::string& base_model, const std::string& request_id,
                                            bool* existed, const std::string& created_by) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (existed != nullptr) *existed = false;
   Transaction tx(db_);
   RETURN_IF_ERROR(tx.begun());
@@ -355,7 +357,7 @@ absl::StatusOr<JobRecord> Store::CreateJob(const std::string& spec, const std::s
 }
 
 absl::StatusOr<std::optional<JobRecord>> Store::ClaimNextQueued() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Transaction tx(db_);
   RETURN_IF_ERROR(tx.begun());
   Stmt q(db_, "SELECT id FROM jobs WHERE state = 'QUEUED' ORDER BY seq LIMIT 1");
@@ -373,7 +375,7 @@ absl::StatusOr<std::optional<JobRecord>> Store::ClaimNextQueued() {
 }
 
 absl::Status Store::UpdateProgress(const std::string& id, const std::string& progress) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Stmt u(db_, "UPDATE jobs SET progress = ? WHERE id = ? AND state = 'RUNNING'");
   RETURN_IF_ERROR(u.ok());
   u.Bind(1, progress).Bind(2, id);
@@ -385,7 +387,7 @@ absl::Status Store::UpdateProgress(const std::string& id, const std::string& pro
 absl::Status Store::FinishJob(const std::string& id, JobState state, const std::string& error,
                               int64_t model_version) {
   if (!IsTerminal(state)) return absl::InvalidArgumentError("FinishJob needs a terminal state");
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Stmt u(db_, "UPDATE jobs SET state = ?, error = ?, model_version = ?, finished_ms = ? "
               "WHERE id = ? AND state IN ('RUNNING', 'QUEUED')");
   RETURN_IF_ERROR(u.ok());
@@ -398,7 +400,7 @@ absl::Status Store::FinishJob(const std::string& id, JobState state, const std::
 }
 
 absl::StatusOr<JobRecord> Store::CancelJob(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Transaction tx(db_);
   RETURN_IF_ERROR(tx.begun());
   ASSIGN_OR_RETURN(JobRecord j, GetJobLocked(id));
@@ -419,7 +421,7 @@ absl::StatusOr<JobRecord> Store::CancelJob(const std::string& id) {
 }
 
 absl::StatusOr<std::vector<std::string>> Store::RequeueRunningJobs() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Transaction tx(db_);
   RETURN_IF_ERROR(tx.begun());
   std::vector<std::string> ids;
@@ -443,7 +445,7 @@ absl::StatusOr<std::map<JobState, int64_t>> Store::CountJobs(const std::string& 
                       JobState::kCancelled}) {
     counts[st] = 0;
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Stmt q(db_, created_by.empty() ? "SELECT state, COUNT(*) FROM jobs GROUP BY state"
                                  : "SELECT state, COUNT(*) FROM jobs WHERE created_by = ? GROUP BY state");
   RETURN_IF_ERROR(q.ok());
@@ -464,7 +466,7 @@ absl::StatusOr<std::vector<JobRecord>> Store::ListJobs(std::optional<JobState> s
   if (!page_token.empty() && !absl::SimpleAtoi(page_token, &before)) {
     return absl::InvalidArgumentError("page_token is not one this server issued");
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::string sql = absl::StrCat("SELECT ", kJobColumns, ", seq FROM jobs WHERE seq < ?",
                                  state ? " AND state = ?" : "", created_by.empty() ? "" : " AND created_by = ?",
                                  " ORDER BY seq DESC LIMIT ?");
@@ -492,7 +494,7 @@ absl::StatusOr<std::vector<JobRecord>> Store::ListJobs(std::optional<JobState> s
 }
 
 absl::Status Store::AddJobEvent(const std::string& job_id, const std::string& kind, const std::string& body) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Stmt s(db_, "INSERT INTO job_events(job_id, at_ms, kind, body) VALUES(?,?,?,?)");
   RETURN_IF_ERROR(s.ok());
   s.Bind(1, job_id).Bind(2, NowMs()).Bind(3, kind).Bind(4, body);
@@ -500,7 +502,7 @@ absl::Status Store::AddJobEvent(const std::string& job_id, const std::string& ki
 }
 
 absl::StatusOr<int64_t> Store::CountJobEvents(const std::string& job_id, const std::string& kind) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Stmt q(db_, "SELECT COUNT(*) FROM job_events WHERE job_id = ? AND kind = ?");
   RETURN_IF_ERROR(q.ok());
   q.Bind(1, job_id).Bind(2, kind);
@@ -516,7 +518,7 @@ absl::StatusOr<ModelRecord> Store::AddModelVersion(const std::string& name, cons
 absl::StatusOr<ModelRecord> Store::AddModelVersion(const std::string& name, const std::string& job_id,
                                                    const std::string& metadata, const InstallFn& install) {
   RETURN_IF_ERROR(ValidateName(name, "model name"));
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Transaction tx(db_);
   RETURN_IF_ERROR(tx.begun());
   if (!job_id.empty()) {
@@ -546,7 +548,7 @@ absl::StatusOr<ModelRecord> Store::AddModelVersion(const std::string& name, cons
 }
 
 absl::StatusOr<ModelRecord> Store::GetModel(const std::string& name, int64_t version, const std::string& alias) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!alias.empty()) {
     Stmt a(db_, "SELECT version FROM aliases WHERE name = ? AND alias = ?");
     RETURN_IF_ERROR(a.ok());
@@ -581,7 +583,7 @@ absl::StatusOr<ModelRecord> Store::GetModel(const std::string& name, int64_t ver
 absl::StatusOr<std::vector<ModelRecord>> Store::ListModels() {
   std::vector<std::pair<std::string, int64_t>> keys;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     Stmt q(db_, "SELECT name, version FROM models ORDER BY name, version");
     RETURN_IF_ERROR(q.ok());
     while (true) {
@@ -600,7 +602,7 @@ absl::StatusOr<std::vector<ModelRecord>> Store::ListModels() {
 
 absl::Status Store::SetAlias(const std::string& name, const std::string& alias, int64_t version) {
   RETURN_IF_ERROR(ValidateName(alias, "alias"));
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Transaction tx(db_);
   RETURN_IF_ERROR(tx.begun());
   Stmt q(db_, "SELECT 1 FROM models WHERE name = ? AND version = ?");
@@ -617,7 +619,7 @@ absl::Status Store::SetAlias(const std::string& name, const std::string& alias, 
 }
 
 absl::Status Store::DeleteModel(const std::string& name, int64_t version, const BaseModelUse& uses) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Transaction tx(db_);
   RETURN_IF_ERROR(tx.begun());
   Stmt busy(db_, "SELECT id, base_model FROM jobs WHERE state IN ('QUEUED', 'RUNNING')");

@@ -8,13 +8,14 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 
 struct sqlite3;
 
@@ -127,12 +128,12 @@ class Store {
 
  private:
   Store(std::string data_dir, sqlite3* db) : data_dir_(std::move(data_dir)), db_(db) {}
-  absl::Status Exec(const char* sql);
-  absl::StatusOr<JobRecord> GetJobLocked(const std::string& id);
+  absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<JobRecord> GetJobLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string data_dir_;
-  std::mutex mu_;
-  sqlite3* db_;  // guarded by mu_
+  absl::Mutex mu_;
+  sqlite3* db_ ABSL_GUARDED_BY(mu_);
 };
 
 // Fault injection for tests of failing disks: when set, every statement that writes asks

@@ -5,6 +5,8 @@
 // with), which take the place of libstdc++'s in every program that links them; calling
 // std::filesystem::remove_all from Berth jumped to a null pointer in libtorch.so.
 #include "absl/strings/string_view.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "core/util/files.h"
 
 #include <fcntl.h>
@@ -18,7 +20,6 @@
 #include <cstring>
 #include <algorithm>
 #include <functional>
-#include <mutex>
 
 #include "absl/strings/str_cat.h"
 
@@ -94,18 +95,18 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
 
 namespace {
 
-std::mutex g_fault_mu;
-std::function<absl::Status(const std::string&)> g_write_fault;  // guarded by g_fault_mu
+ABSL_CONST_INIT absl::Mutex g_fault_mu(absl::kConstInit);
+std::function<absl::Status(const std::string&)> g_write_fault ABSL_GUARDED_BY(g_fault_mu);
 
 absl::Status InjectedWriteFault(const std::string& path) {
-  std::lock_guard<std::mutex> lock(g_fault_mu);
+  absl::MutexLock lock(&g_fault_mu);
   return g_write_fault ? g_write_fault(path) : absl::OkStatus();
 }
 
 }  // namespace
 
 void SetWriteFaultForTesting(std::function<absl::Status(const std::string& path)> fault) {
-  std::lock_guard<std::mutex> lock(g_fault_mu);
+  absl::MutexLock lock(&g_fault_mu);
   g_write_fault = std::move(fault);
 }
 

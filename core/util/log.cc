@@ -5,10 +5,11 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <mutex>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
 
 namespace berth {
@@ -54,8 +55,8 @@ void LogEvent(absl::string_view event, const LogFields& fields) {
     }
   }
   line += "\n";
-  static std::mutex mu;  // whole lines, never interleaved
-  std::lock_guard<std::mutex> lock(mu);
+  ABSL_CONST_INIT static absl::Mutex mu(absl::kConstInit);  // whole lines, never interleaved
+  absl::MutexLock lock(&mu);
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
 }
