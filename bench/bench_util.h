@@ -51,8 +51,8 @@ inline LoadedModel RandomModel(const std::string& name) {
   return std::move(*m);
 }
 
-inline std::shared_ptr<const SequenceClassifier> RandomClassifier(const std::string& name,
-                                                                  const ClassifierOptions& options) {
+inline std::shared_ptr<const SequenceClassifier> RandomClassifier(
+    const std::string& name, const ClassifierOptions& options) {
   auto c = SequenceClassifier::FromModel(RandomModel(name), options);
   if (!c.ok()) {
     std::cerr << "bench: " << c.status().message() << "\n";

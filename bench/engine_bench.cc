@@ -43,7 +43,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using berth::text::Encoding;
 
-double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 [[noreturn]] void Die(const std::string& what) {
   std::cerr << "engine_bench: " << what << "\n";
@@ -73,8 +75,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
-      std::cout << "usage: engine_bench [--model config:NAME] [--device cpu|cuda] [--precision fp32|bf16] "
-                   "[--limit N] [--sst2 FILE] [--berth PATH] [--clients K] [--no-predict] [--min-padding-efficiency F] "
+      std::cout << "usage: engine_bench [--model config:NAME] [--device cpu|cuda] [--precision "
+                   "fp32|bf16] "
+                   "[--limit N] [--sst2 FILE] [--berth PATH] [--clients K] [--no-predict] "
+                   "[--min-padding-efficiency F] "
                    "[--batcher-threads N] [--max-wait-us N]\n";
       return 0;
     }
@@ -84,19 +88,31 @@ int main(int argc, char** argv) {
     }
     if (i + 1 >= argc) Die(a + " needs a value");
     const std::string v = argv[++i];
-    if (a == "--model") f.model = v;
-    else if (a == "--device") f.device = v;
-    else if (a == "--precision") f.precision = v;
-    else if (a == "--limit") f.limit = std::strtoul(v.c_str(), nullptr, 10);
-    else if (a == "--sst2") f.sst2 = v;
-    else if (a == "--berth") f.berth = v;
-    else if (a == "--clients") f.clients = std::atoi(v.c_str());
-    else if (a == "--min-padding-efficiency") f.min_padding_efficiency = std::atof(v.c_str());
-    else if (a == "--batcher-threads") f.batcher_threads = std::atoi(v.c_str());
-    else if (a == "--max-wait-us") f.max_wait_us = std::atoll(v.c_str());
-    else Die("unknown argument " + a);
+    if (a == "--model")
+      f.model = v;
+    else if (a == "--device")
+      f.device = v;
+    else if (a == "--precision")
+      f.precision = v;
+    else if (a == "--limit")
+      f.limit = std::strtoul(v.c_str(), nullptr, 10);
+    else if (a == "--sst2")
+      f.sst2 = v;
+    else if (a == "--berth")
+      f.berth = v;
+    else if (a == "--clients")
+      f.clients = std::atoi(v.c_str());
+    else if (a == "--min-padding-efficiency")
+      f.min_padding_efficiency = std::atof(v.c_str());
+    else if (a == "--batcher-threads")
+      f.batcher_threads = std::atoi(v.c_str());
+    else if (a == "--max-wait-us")
+      f.max_wait_us = std::atoll(v.c_str());
+    else
+      Die("unknown argument " + a);
   }
-  if (auto d = berth::ParseDevice(f.device, "--device"); !d.ok()) Die(std::string(d.status().message()));
+  if (auto d = berth::ParseDevice(f.device, "--device"); !d.ok())
+    Die(std::string(d.status().message()));
   const int threads = berth::ConfigureThreads(0);
   if (f.sst2.empty()) {
     f.sst2 = std::string(BERTH_SHARED_DATA) + "/sst2/validation.tsv";
@@ -141,14 +157,18 @@ int main(int argc, char** argv) {
   berth::ClassifyOptions opts;
   opts.max_length = 128;
   const double n = static_cast<double>(texts.size());
-  berth::Json out = {{"model", f.model}, {"device", f.device}, {"precision", f.precision},
-                     {"sentences", texts.size()}, {"threads", threads}};
+  berth::Json out = {{"model", f.model},
+                     {"device", f.device},
+                     {"precision", f.precision},
+                     {"sentences", texts.size()},
+                     {"threads", threads}};
 
   // Model alone: pre-tokenized, sorted by length, cut under the engine's budget.
   std::vector<Encoding> sorted;
   for (const std::string& t : texts) sorted.push_back(*model->tokenizer().Encode(t, enc));
-  std::stable_sort(sorted.begin(), sorted.end(),
-                   [](const Encoding& a, const Encoding& b) { return a.input_ids.size() < b.input_ids.size(); });
+  std::stable_sort(sorted.begin(), sorted.end(), [](const Encoding& a, const Encoding& b) {
+    return a.input_ids.size() < b.input_ids.size();
+  });
   double model_alone = 0;
   for (int round = 0; round < 3; ++round) {  // the first warms up
     const auto t0 = Clock::now();
@@ -212,7 +232,8 @@ int main(int argc, char** argv) {
     const auto t0 = Clock::now();
     for (size_t i = 0; i < texts.size(); i += 32) {
       std::vector<Encoding> batch;
-      for (size_t j = i; j < std::min(texts.size(), i + 32); ++j) batch.push_back(*model->tokenizer().Encode(texts[j], enc));
+      for (size_t j = i; j < std::min(texts.size(), i + 32); ++j)
+        batch.push_back(*model->tokenizer().Encode(texts[j], enc));
       if (auto r = model->PredictBatch(batch); !r.ok()) Die(std::string(r.status().message()));
     }
     naive = std::max(naive, n / Since(t0));
@@ -220,14 +241,16 @@ int main(int argc, char** argv) {
   out["naive_batches_of_32_sentences_per_second"] = naive;
 
   // Batch 1: a 16-token text alone, the model vs the engine.
-  const Encoding one = model->tokenizer().BuildInputs(std::vector<int32_t>(14, model->tokenizer().layout().unk_id), nullptr, false);
+  const Encoding one = model->tokenizer().BuildInputs(
+      std::vector<int32_t>(14, model->tokenizer().layout().unk_id), nullptr, false);
   std::vector<double> alone_ms, engine_ms;
   for (int i = 0; i < 55; ++i) {
     auto t0 = Clock::now();
     if (auto r = model->PredictBatch({one}); !r.ok()) Die(std::string(r.status().message()));
     if (i >= 5) alone_ms.push_back(Since(t0) * 1e3);
     t0 = Clock::now();
-    if (auto r = (*engine)->ClassifyEncoded({one}, berth::ClassifyOptions()); !r.ok()) Die(std::string(r.status().message()));
+    if (auto r = (*engine)->ClassifyEncoded({one}, berth::ClassifyOptions()); !r.ok())
+      Die(std::string(r.status().message()));
     if (i >= 5) engine_ms.push_back(Since(t0) * 1e3);
   }
   out["batch1_model_ms"] = Median(alone_ms);
@@ -241,7 +264,8 @@ int main(int argc, char** argv) {
   for (int c = 0; c < f.clients; ++c) {
     clients.emplace_back([&] {
       for (size_t i; (i = next++) < texts.size();) {
-        if (auto r = (*engine)->Classify({texts[i]}, {}, opts); !r.ok()) Die(std::string(r.status().message()));
+        if (auto r = (*engine)->Classify({texts[i]}, {}, opts); !r.ok())
+          Die(std::string(r.status().message()));
       }
     });
   }
@@ -249,11 +273,15 @@ int main(int argc, char** argv) {
   out["closed_loop_sentences_per_second"] = n / Since(t0);
   {
     const berth::BatcherStats s = (*engine)->batcher().stats();
-    const double batches = static_cast<double>(std::max<int64_t>(1, s.batches - before_loop.batches));
-    out["closed_loop_mean_batch"] = static_cast<double>(s.requests - before_loop.requests) / batches;
-    out["closed_loop_forward_ms_per_batch"] = (s.forward_seconds - before_loop.forward_seconds) * 1e3 / batches;
-    out["closed_loop_queue_wait_ms"] = (s.queue_seconds - before_loop.queue_seconds) * 1e3 /
-                                       static_cast<double>(std::max<int64_t>(1, s.requests - before_loop.requests));
+    const double batches =
+        static_cast<double>(std::max<int64_t>(1, s.batches - before_loop.batches));
+    out["closed_loop_mean_batch"] =
+        static_cast<double>(s.requests - before_loop.requests) / batches;
+    out["closed_loop_forward_ms_per_batch"] =
+        (s.forward_seconds - before_loop.forward_seconds) * 1e3 / batches;
+    out["closed_loop_queue_wait_ms"] =
+        (s.queue_seconds - before_loop.queue_seconds) * 1e3 /
+        static_cast<double>(std::max<int64_t>(1, s.requests - before_loop.requests));
   }
   out["closed_loop_clients"] = f.clients;
   (*engine)->Shutdown();
@@ -266,14 +294,17 @@ int main(int argc, char** argv) {
       for (const std::string& t : texts) a << t << "\n";
       b << texts[0] << "\n";
     }
-    const std::string cmd = "'" + f.berth + "' predict --model '" + dir + "/model' --max-length 128 --device " + f.device +
-                            " --precision " + f.precision + (gpu ? " --batch-size 128 --max-batch-tokens 16384" : "") +
-                            " < ";
-    for (const auto& [key, file] : {std::make_pair("predict", in), std::make_pair("cold_start", one_line)}) {
+    const std::string cmd = "'" + f.berth + "' predict --model '" + dir +
+                            "/model' --max-length 128 --device " + f.device + " --precision " +
+                            f.precision +
+                            (gpu ? " --batch-size 128 --max-batch-tokens 16384" : "") + " < ";
+    for (const auto& [key, file] :
+         {std::make_pair("predict", in), std::make_pair("cold_start", one_line)}) {
       double best = 1e30;
       for (int round = 0; round < 2; ++round) {
         const auto s = Clock::now();
-        if (std::system((cmd + "'" + file + "' > /dev/null").c_str()) != 0) Die("berth predict failed: " + cmd);
+        if (std::system((cmd + "'" + file + "' > /dev/null").c_str()) != 0)
+          Die("berth predict failed: " + cmd);
         best = std::min(best, Since(s));
       }
       if (std::string(key) == "predict") {
@@ -286,8 +317,8 @@ int main(int argc, char** argv) {
   std::system(("rm -rf '" + dir + "'").c_str());
 
   const auto& b = out["breakdown_seconds"];
-  std::fprintf(stderr, "engine_bench: %s %s %s, %zu SST-2 sentences, %d threads\n", f.model.c_str(), f.device.c_str(),
-               f.precision.c_str(), texts.size(), threads);
+  std::fprintf(stderr, "engine_bench: %s %s %s, %zu SST-2 sentences, %d threads\n", f.model.c_str(),
+               f.device.c_str(), f.precision.c_str(), texts.size(), threads);
   std::fprintf(stderr, "%-44s %12s %8s\n", "", "sentences/s", "ratio");
   auto row = [&](const char* name, double v, double base, const char* vs) {
     std::fprintf(stderr, "%-44s %12.1f %7.2fx %s\n", name, v, v / base, vs);
@@ -296,20 +327,28 @@ int main(int argc, char** argv) {
   row("engine, one Classify of all", engine_sps, model_alone, "of model alone (target >= 0.90)");
   row("naive batches of 32, input order", naive, naive, "");
   if (f.predict) {
-    row("berth predict, whole process", out["predict_process_sentences_per_second"].get<double>(), naive,
-        "of naive (target >= 3.5)");
+    row("berth predict, whole process", out["predict_process_sentences_per_second"].get<double>(),
+        naive, "of naive (target >= 3.5)");
   }
-  row("closed loop, one text per call", out["closed_loop_sentences_per_second"].get<double>(), naive,
-      "of naive (target >= 1.2)");
-  std::fprintf(stderr, "closed loop: %d clients, %.1f texts per batch, forward %.2f ms per batch, mean queue wait %.2f ms\n",
+  row("closed loop, one text per call", out["closed_loop_sentences_per_second"].get<double>(),
+      naive, "of naive (target >= 1.2)");
+  std::fprintf(stderr,
+               "closed loop: %d clients, %.1f texts per batch, forward %.2f ms per batch, mean "
+               "queue wait %.2f ms\n",
                f.clients, out["closed_loop_mean_batch"].get<double>(),
-               out["closed_loop_forward_ms_per_batch"].get<double>(), out["closed_loop_queue_wait_ms"].get<double>());
+               out["closed_loop_forward_ms_per_batch"].get<double>(),
+               out["closed_loop_queue_wait_ms"].get<double>());
   std::fprintf(stderr, "batch 1: model %.3f ms, engine %.3f ms (+%.3f ms; target <= +0.3)\n",
                out["batch1_model_ms"].get<double>(), out["batch1_engine_ms"].get<double>(),
                out["batch1_engine_ms"].get<double>() - out["batch1_model_ms"].get<double>());
-  if (f.predict) std::fprintf(stderr, "cold start (berth predict, one line): %.2f s\n", out["cold_start_seconds"].get<double>());
-  std::fprintf(stderr, "engine breakdown of %.1f ms: tokenize %.1f, submit %.1f, batch build %.1f, forward+copy %.1f, "
-               "finish %.1f, assemble %.1f (mean queue wait %.1f ms; %lld batches, padding efficiency %.2f)\n",
+  if (f.predict)
+    std::fprintf(stderr, "cold start (berth predict, one line): %.2f s\n",
+                 out["cold_start_seconds"].get<double>());
+  std::fprintf(stderr,
+               "engine breakdown of %.1f ms: tokenize %.1f, submit %.1f, batch build %.1f, "
+               "forward+copy %.1f, "
+               "finish %.1f, assemble %.1f (mean queue wait %.1f ms; %lld batches, padding "
+               "efficiency %.2f)\n",
                total * 1e3, b["tokenize"].get<double>() * 1e3, b["submit"].get<double>() * 1e3,
                b["batch_build"].get<double>() * 1e3, b["forward_and_copy_back"].get<double>() * 1e3,
                b["finish"].get<double>() * 1e3, b["assemble"].get<double>() * 1e3,

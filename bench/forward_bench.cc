@@ -21,7 +21,8 @@ berth::ModelConfig BertBase() {
 double ForwardFlops(const berth::ModelConfig& c, int64_t b, int64_t s) {
   const double h = static_cast<double>(c.hidden_size), i = static_cast<double>(c.intermediate_size);
   const double tokens = static_cast<double>(b * s);
-  const double per_layer = 2 * tokens * (4 * h * h + 2 * h * i) + 2 * 2 * b * static_cast<double>(s) * s * h;
+  const double per_layer =
+      2 * tokens * (4 * h * h + 2 * h * i) + 2 * 2 * b * static_cast<double>(s) * s * h;
   return per_layer * static_cast<double>(c.num_hidden_layers);
 }
 
@@ -36,9 +37,9 @@ void BM_BertBaseForward(benchmark::State& state) {
   at::Tensor mask = at::ones({kBatch, kSeq}, at::kLong);
   (*module)->forward(ids, types, mask);  // warm-up
   for (auto _ : state) benchmark::DoNotOptimize((*module)->forward(ids, types, mask));
-  state.counters["GFLOP/s"] = benchmark::Counter(ForwardFlops(c, kBatch, kSeq) * 1e-9 *
-                                                     static_cast<double>(state.iterations()),
-                                                 benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      ForwardFlops(c, kBatch, kSeq) * 1e-9 * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate);
   state.counters["sentences/s"] = benchmark::Counter(
       static_cast<double>(kBatch * state.iterations()), benchmark::Counter::kIsRate);
 }

@@ -33,12 +33,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "bench/bench_util.h"
-#include "core/util/data_dir.h"
 #include "core/device.h"
 #include "core/infer/engine.h"
 #include "core/infer/sequence_classifier.h"
 #include "core/runtime.h"
 #include "core/train/trainer.h"
+#include "core/util/data_dir.h"
 #include "core/util/json.h"
 
 namespace {
@@ -96,8 +96,8 @@ double MatmulTflops(const std::string& device) {
 }
 
 // Samples/s over the updates after the first `warmup` (allocation, autotuning).
-double TrainSamplesPerSecond(const std::string& device, const std::string& model, int64_t batch, int64_t steps,
-                             const std::string& dir) {
+double TrainSamplesPerSecond(const std::string& device, const std::string& model, int64_t batch,
+                             int64_t steps, const std::string& dir) {
   const int64_t seq = 128, warmup = 3;
   const std::string data = dir + "/train.jsonl";
   {
@@ -147,7 +147,8 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
-      std::cout << "usage: gpu_bench [--device cuda|cuda:N|cpu] [--model config:NAME] [--steps N] [--sst2 FILE]\n"
+      std::cout << "usage: gpu_bench [--device cuda|cuda:N|cpu] [--model config:NAME] [--steps N] "
+                   "[--sst2 FILE]\n"
                    "                 [--train-batches 32,128,256] [--no-matmul-peak]\n";
       return 0;
     }
@@ -156,15 +157,20 @@ int main(int argc, char** argv) {
       continue;
     }
     if (i + 1 >= argc) break;
-    if (a == "--device") device = argv[++i];
-    else if (a == "--model") model = argv[++i];
-    else if (a == "--steps") steps = std::atoll(argv[++i]);
-    else if (a == "--sst2") sst2 = argv[++i];
+    if (a == "--device")
+      device = argv[++i];
+    else if (a == "--model")
+      model = argv[++i];
+    else if (a == "--steps")
+      steps = std::atoll(argv[++i]);
+    else if (a == "--sst2")
+      sst2 = argv[++i];
     else if (a == "--train-batches") {
       train_batches.clear();
       for (absl::string_view v : absl::StrSplit(argv[++i], ',', absl::SkipEmpty())) {
         int64_t b = 0;
-        if (!absl::SimpleAtoi(v, &b) || b <= 0) Die(absl::InvalidArgumentError("--train-batches: bad size"));
+        if (!absl::SimpleAtoi(v, &b) || b <= 0)
+          Die(absl::InvalidArgumentError("--train-batches: bad size"));
         train_batches.push_back(b);
       }
     }
@@ -216,12 +222,14 @@ int main(int argc, char** argv) {
     return a.input_ids.size() < b.input_ids.size();
   });
   double sst2_flops = 0;
-  for (const auto& e : sorted) sst2_flops += ForwardFlops(config, static_cast<int64_t>(e.input_ids.size()));
+  for (const auto& e : sorted)
+    sst2_flops += ForwardFlops(config, static_cast<int64_t>(e.input_ids.size()));
   double model_sps = 0;
   for (int round = 0; round < 4; ++round) {  // pre-tokenized: the model and its batch building
     const auto t0 = Clock::now();
     for (size_t i = 0; i < sorted.size(); i += 128) {
-      std::vector<berth::text::Encoding> chunk(sorted.begin() + i, sorted.begin() + std::min(sorted.size(), i + 128));
+      std::vector<berth::text::Encoding> chunk(sorted.begin() + i,
+                                               sorted.begin() + std::min(sorted.size(), i + 128));
       if (auto r = classifier->PredictBatch(chunk); !r.ok()) Die(r.status());
     }
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();

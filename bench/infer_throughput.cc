@@ -3,7 +3,8 @@
 // (a) naive fixed batches of 32 in input order, padded to the longest in each batch;
 // (b) the dynamic batcher, fp32, 16 concurrent submitters; (c) the same in bf16.
 //
-// usage: infer_throughput [--limit N] [--model config:NAME] [--submitters K] [--min-padding-efficiency F]
+// usage: infer_throughput [--limit N] [--model config:NAME] [--submitters K]
+// [--min-padding-efficiency F]
 //                        [--pattern closed|burst] [--bf16 auto|on|off]
 // (c) runs only where the CPU has bf16 instructions (avx512_bf16) unless --bf16 on.
 // Reads ../shared/data when present (else data/sst2-sample). Prints a table and JSON lines.
@@ -19,11 +20,11 @@
 #include <vector>
 
 #include "bench/bench_util.h"
-#include "core/util/data_dir.h"
 #include "core/infer/engine.h"
 #include "core/model/model_dir.h"
 #include "core/runtime.h"
 #include "core/train/trainer.h"
+#include "core/util/data_dir.h"
 #include "core/util/json.h"
 
 namespace {
@@ -77,7 +78,8 @@ Result Naive(const berth::SequenceClassifier& m, const std::vector<std::string>&
     latencies.insert(latencies.end(), batch.size(), t);
   }
   Result r;
-  r.sentences_per_second = static_cast<double>(texts.size()) / std::chrono::duration<double>(Clock::now() - start).count();
+  r.sentences_per_second = static_cast<double>(texts.size()) /
+                           std::chrono::duration<double>(Clock::now() - start).count();
   r.padding_efficiency = static_cast<double>(real) / static_cast<double>(padded);
   r.p50_ms = Percentile(latencies, 0.5);
   r.p99_ms = Percentile(latencies, 0.99);
@@ -87,8 +89,8 @@ Result Naive(const berth::SequenceClassifier& m, const std::vector<std::string>&
 double g_min_padding_efficiency = berth::BatcherOptions().min_padding_efficiency;
 bool g_burst = false;
 
-Result Dynamic(std::shared_ptr<const berth::SequenceClassifier> m, const std::vector<std::string>& texts,
-               int submitters) {
+Result Dynamic(std::shared_ptr<const berth::SequenceClassifier> m,
+               const std::vector<std::string>& texts, int submitters) {
   berth::EngineOptions eo;
   eo.batcher.max_batch_tokens = 8192;
   eo.batcher.max_batch_size = 64;
@@ -134,10 +136,12 @@ Result Dynamic(std::shared_ptr<const berth::SequenceClassifier> m, const std::ve
   }
   for (auto& t : threads) t.join();
   Result r;
-  r.sentences_per_second = static_cast<double>(texts.size()) / std::chrono::duration<double>(Clock::now() - start).count();
+  r.sentences_per_second = static_cast<double>(texts.size()) /
+                           std::chrono::duration<double>(Clock::now() - start).count();
   const berth::BatcherStats st = (*engine)->batcher().stats();
   r.padding_efficiency = st.padding_efficiency();
-  r.mean_batch = static_cast<double>(st.requests) / static_cast<double>(std::max<int64_t>(1, st.batches));
+  r.mean_batch =
+      static_cast<double>(st.requests) / static_cast<double>(std::max<int64_t>(1, st.batches));
   std::vector<double> all;
   for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   r.p50_ms = Percentile(all, 0.5);
@@ -155,17 +159,25 @@ int main(int argc, char** argv) {
   std::string bf16_flag = "auto";
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-      std::cout << "usage: infer_throughput [--limit N] [--model config:NAME] [--submitters K] [--min-padding-efficiency F] [--pattern closed|burst] [--bf16 auto|on|off]\n"
-                   "  closed (default): each submitter sends one request and waits for it before the next\n"
-                   "  burst: each submitter queues all of its requests at once, then collects the answers\n";
+      std::cout << "usage: infer_throughput [--limit N] [--model config:NAME] [--submitters K] "
+                   "[--min-padding-efficiency F] [--pattern closed|burst] [--bf16 auto|on|off]\n"
+                   "  closed (default): each submitter sends one request and waits for it before "
+                   "the next\n"
+                   "  burst: each submitter queues all of its requests at once, then collects the "
+                   "answers\n";
       return 0;
     }
     if (i + 1 >= argc) break;
-    if (!std::strcmp(argv[i], "--limit")) limit = std::strtoul(argv[++i], nullptr, 10);
-    else if (!std::strcmp(argv[i], "--submitters")) submitters = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--min-padding-efficiency")) g_min_padding_efficiency = std::atof(argv[++i]);
-    else if (!std::strcmp(argv[i], "--pattern")) g_burst = std::string(argv[++i]) == "burst";
-    else if (!std::strcmp(argv[i], "--bf16")) bf16_flag = argv[++i];
+    if (!std::strcmp(argv[i], "--limit"))
+      limit = std::strtoul(argv[++i], nullptr, 10);
+    else if (!std::strcmp(argv[i], "--submitters"))
+      submitters = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--min-padding-efficiency"))
+      g_min_padding_efficiency = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--pattern"))
+      g_burst = std::string(argv[++i]) == "burst";
+    else if (!std::strcmp(argv[i], "--bf16"))
+      bf16_flag = argv[++i];
     else if (!std::strcmp(argv[i], "--model")) {
       model = argv[++i];
       if (model.rfind("config:", 0) == 0) model = model.substr(7);
@@ -175,26 +187,31 @@ int main(int argc, char** argv) {
   const std::string shared = BERTH_SHARED_DATA;
   std::vector<std::string> sst = berth::bench::ReadSst2(shared + "/sst2/validation.tsv");
   std::vector<std::string> ag = ReadAgNews(shared + "/agnews/test.jsonl");
-  if (sst.empty()) sst = berth::bench::ReadSst2(berth::BerthDataDir() + "/sst2-sample/validation.tsv");
+  if (sst.empty())
+    sst = berth::bench::ReadSst2(berth::BerthDataDir() + "/sst2-sample/validation.tsv");
   if (limit > 0 && sst.size() > limit) sst.resize(limit);
   std::vector<std::string> mixed;
   for (size_t i = 0; i < sst.size(); ++i) {
     mixed.push_back(sst[i]);
     if (i % 10 == 9 && !ag.empty()) mixed.push_back(ag[(i / 10) % ag.size()]);
   }
-  std::cerr << "infer_throughput: " << model << ", " << sst.size() << " SST-2 sentences, " << mixed.size()
-            << " in the mixed set, " << submitters << (g_burst ? " burst" : " closed-loop") << " submitters, "
-            << threads << " threads, min padding efficiency " << g_min_padding_efficiency << "\n";
+  std::cerr << "infer_throughput: " << model << ", " << sst.size() << " SST-2 sentences, "
+            << mixed.size() << " in the mixed set, " << submitters
+            << (g_burst ? " burst" : " closed-loop") << " submitters, " << threads
+            << " threads, min padding efficiency " << g_min_padding_efficiency << "\n";
   berth::ClassifierOptions fp32_options, bf16_options;
   bf16_options.precision = berth::InferencePrecision::kBf16;
   auto fp32 = berth::bench::RandomClassifier(model, fp32_options);
-  const bool with_bf16 = bf16_flag == "on" || (bf16_flag == "auto" && berth::CpuHasBf16Instructions());
-  if (!with_bf16) std::cerr << "infer_throughput: bf16 skipped (no avx512_bf16 on this CPU; --bf16 on runs it)\n";
+  const bool with_bf16 =
+      bf16_flag == "on" || (bf16_flag == "auto" && berth::CpuHasBf16Instructions());
+  if (!with_bf16)
+    std::cerr << "infer_throughput: bf16 skipped (no avx512_bf16 on this CPU; --bf16 on runs it)\n";
   auto bf16 = with_bf16 ? berth::bench::RandomClassifier(model, bf16_options) : nullptr;
 
-  std::printf("%-10s %-28s %12s %9s %7s %10s %10s %8s\n", "set", "mode", "sentences/s", "padding", "batch",
-              "p50 ms", "p99 ms", "vs (a)");
-  for (const auto& [set_name, texts] : {std::make_pair(std::string("sst2"), sst), std::make_pair(std::string("mixed"), mixed)}) {
+  std::printf("%-10s %-28s %12s %9s %7s %10s %10s %8s\n", "set", "mode", "sentences/s", "padding",
+              "batch", "p50 ms", "p99 ms", "vs (a)");
+  for (const auto& [set_name, texts] :
+       {std::make_pair(std::string("sst2"), sst), std::make_pair(std::string("mixed"), mixed)}) {
     if (set_name == "mixed" && ag.empty()) continue;
     std::vector<Result> rs;
     rs.push_back(Naive(*fp32, texts));
@@ -206,12 +223,18 @@ int main(int argc, char** argv) {
       rs.back().mode = "(c) dynamic batcher bf16";
     }
     for (const Result& r : rs) {
-      std::printf("%-10s %-28s %12.2f %9.3f %7.1f %10.1f %10.1f %8.2f\n", set_name.c_str(), r.mode.c_str(),
-                  r.sentences_per_second, r.padding_efficiency, r.mean_batch, r.p50_ms, r.p99_ms,
-                  r.sentences_per_second / rs[0].sentences_per_second);
-      std::cout << berth::Json{{"set", set_name}, {"mode", r.mode}, {"sentences_per_second", r.sentences_per_second},
-                               {"padding_efficiency", r.padding_efficiency}, {"mean_batch", r.mean_batch}, {"p50_ms", r.p50_ms},
-                               {"p99_ms", r.p99_ms}, {"speedup_vs_naive", r.sentences_per_second / rs[0].sentences_per_second}}
+      std::printf("%-10s %-28s %12.2f %9.3f %7.1f %10.1f %10.1f %8.2f\n", set_name.c_str(),
+                  r.mode.c_str(), r.sentences_per_second, r.padding_efficiency, r.mean_batch,
+                  r.p50_ms, r.p99_ms, r.sentences_per_second / rs[0].sentences_per_second);
+      std::cout << berth::Json{{"set", set_name},
+                               {"mode", r.mode},
+                               {"sentences_per_second", r.sentences_per_second},
+                               {"padding_efficiency", r.padding_efficiency},
+                               {"mean_batch", r.mean_batch},
+                               {"p50_ms", r.p50_ms},
+                               {"p99_ms", r.p99_ms},
+                               {"speedup_vs_naive",
+                                r.sentences_per_second / rs[0].sentences_per_second}}
                        .dump()
                 << "\n";
     }

@@ -1,4 +1,5 @@
-// WordPiece throughput (tokens/s) on SST-2 training sentences with the bert-base-uncased vocabulary.
+// WordPiece throughput (tokens/s) on SST-2 training sentences with the bert-base-uncased
+// vocabulary.
 #include <benchmark/benchmark.h>
 
 #include <fstream>
@@ -20,7 +21,8 @@ std::vector<std::string> LoadTexts() {
     while (std::getline(sst, line)) texts.push_back(line.substr(0, line.rfind('\t')));
     std::cerr << "tokenizer_bench: " << texts.size() << " SST-2 train sentences\n";
   } else {
-    std::ifstream fx(std::string(BERTH_TEST_DATA) + "/fixtures/bert-tiny-uncased/expected/tokens.jsonl");
+    std::ifstream fx(std::string(BERTH_TEST_DATA) +
+                     "/fixtures/bert-tiny-uncased/expected/tokens.jsonl");
     while (std::getline(fx, line)) texts.push_back(line);
     std::cerr << "tokenizer_bench: ../shared/data absent; " << texts.size() << " fixture lines\n";
   }
@@ -29,7 +31,8 @@ std::vector<std::string> LoadTexts() {
 
 void BM_WordPieceEncode(benchmark::State& state) {
   static const std::vector<std::string> texts = LoadTexts();
-  auto tok = berth::text::LoadTokenizer(std::string(BERTH_TEST_DATA) + "/fixtures/bert-tiny-uncased");
+  auto tok =
+      berth::text::LoadTokenizer(std::string(BERTH_TEST_DATA) + "/fixtures/bert-tiny-uncased");
   if (!tok.ok()) {
     state.SkipWithError(std::string(tok.status().message()).c_str());
     return;
@@ -45,7 +48,8 @@ void BM_WordPieceEncode(benchmark::State& state) {
     tokens += static_cast<int64_t>(e->input_ids.size());
     bytes += static_cast<int64_t>(t.size());
   }
-  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsRate);
+  state.counters["tokens/s"] =
+      benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsRate);
   state.SetBytesProcessed(bytes);
 }
 BENCHMARK(BM_WordPieceEncode)->MinTime(2.0);

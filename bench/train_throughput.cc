@@ -1,9 +1,9 @@
 // Training throughput of a bert-base-shaped classifier at seq 128, batch 8, fp32 and bf16,
 // through the real fine-tuning loop, next to plain fp32/bf16 matmul GFLOP/s from the same run.
 //
-// usage: train_throughput [--steps N] [--model config:NAME] [--batch B] [--seq S] [--bf16 auto|on|off]
-// bf16 runs only where the CPU has bf16 instructions (avx512_bf16) unless --bf16 on: elsewhere
-// torch emulates bf16 matmuls at ~1 GFLOP/s and one bf16 run takes tens of minutes.
+// usage: train_throughput [--steps N] [--model config:NAME] [--batch B] [--seq S] [--bf16
+// auto|on|off] bf16 runs only where the CPU has bf16 instructions (avx512_bf16) unless --bf16 on:
+// elsewhere torch emulates bf16 matmuls at ~1 GFLOP/s and one bf16 run takes tens of minutes.
 // Prints a table and one JSON line. Not run by ctest (it takes about a minute).
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -47,7 +47,8 @@ double MatmulGflops(at::ScalarType dtype, double seconds) {
 double TrainFlopsPerSample(const berth::ModelPreset& s, int64_t seq) {
   const double h = static_cast<double>(s.hidden), i = static_cast<double>(s.intermediate);
   const double t = static_cast<double>(seq);
-  const double fwd = (2 * t * (4 * h * h + 2 * h * i) + 4 * t * t * h) * static_cast<double>(s.layers);
+  const double fwd =
+      (2 * t * (4 * h * h + 2 * h * i) + 4 * t * t * h) * static_cast<double>(s.layers);
   return 3 * fwd;
 }
 
@@ -107,11 +108,13 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--model")) model = argv[i + 1];
   }
   if (argc > 1 && (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h"))) {
-    std::cout << "usage: train_throughput [--steps N] [--model config:NAME] [--batch B] [--seq S] [--bf16 auto|on|off]\n";
+    std::cout << "usage: train_throughput [--steps N] [--model config:NAME] [--batch B] [--seq S] "
+                 "[--bf16 auto|on|off]\n";
     return 0;
   }
   const int threads = berth::ConfigureThreads(0);
-  const berth::ModelPreset* preset = berth::FindModelPreset(berth::PresetNameOf(model).value_or(""));
+  const berth::ModelPreset* preset =
+      berth::FindModelPreset(berth::PresetNameOf(model).value_or(""));
   if (preset == nullptr) {
     std::cerr << "train_throughput: --model must be one of " << berth::PresetList() << "\n";
     return 2;
@@ -130,16 +133,20 @@ int main(int argc, char** argv) {
       f << berth::Json{{"text", text}, {"label", r % 2 ? "pos" : "neg"}}.dump() << "\n";
     }
   }
-  std::cerr << "train_throughput: " << model << ", batch " << batch << " x seq " << seq << ", " << steps
-            << " timed updates, " << threads << " threads\n";
+  std::cerr << "train_throughput: " << model << ", batch " << batch << " x seq " << seq << ", "
+            << steps << " timed updates, " << threads << " threads\n";
   // The machine is shared and noisy: the matmul reference is measured right before and right
   // after the training runs, and averaged.
   const double mm32_before = MatmulGflops(at::kFloat, 3.0);
-  const bool with_bf16 = bf16_flag == "on" || (bf16_flag == "auto" && berth::CpuHasBf16Instructions());
-  if (!with_bf16) std::cerr << "train_throughput: bf16 skipped (no avx512_bf16 on this CPU; --bf16 on runs it)\n";
+  const bool with_bf16 =
+      bf16_flag == "on" || (bf16_flag == "auto" && berth::CpuHasBf16Instructions());
+  if (!with_bf16)
+    std::cerr << "train_throughput: bf16 skipped (no avx512_bf16 on this CPU; --bf16 on runs it)\n";
   const double mm16 = with_bf16 ? MatmulGflops(at::kBFloat16, 3.0) : 0;
-  const Run fp32 = TrainRun(model, data, batch, seq, steps, berth::train::Precision::kFp32, dir + "/fp32");
-  const Run bf16 = with_bf16 ? TrainRun(model, data, batch, seq, steps, berth::train::Precision::kBf16, dir + "/bf16")
+  const Run fp32 =
+      TrainRun(model, data, batch, seq, steps, berth::train::Precision::kFp32, dir + "/fp32");
+  const Run bf16 = with_bf16 ? TrainRun(model, data, batch, seq, steps,
+                                        berth::train::Precision::kBf16, dir + "/bf16")
                              : Run{};
   const double mm32_after = MatmulGflops(at::kFloat, 3.0);
   const double mm32 = (mm32_before + mm32_after) / 2;
@@ -153,14 +160,22 @@ int main(int argc, char** argv) {
   std::printf("%-28s %12s %12s %14s\n", "", "samples/s", "GFLOP/s", "vs fp32 matmul");
   std::printf("%-28s %12s %12.1f %14s\n", "plain matmul fp32", "", mm32, "1.00");
   std::printf("%-28s %12s %12.1f %14.2f\n", "plain matmul bf16", "", mm16, mm16 / mm32);
-  std::printf("%-28s %12.2f %12.1f %14.2f\n", "train fp32", fp32.samples_per_second, g32, g32 / mm32);
-  std::printf("%-28s %12.2f %12.1f %14.2f\n", "train bf16 (autocast)", bf16.samples_per_second, g16, g16 / mm32);
-  std::printf("bf16 / fp32 training speed-up: %.2fx\n", bf16.samples_per_second / fp32.samples_per_second);
-  std::cout << berth::Json{{"model", model}, {"batch", batch}, {"seq", seq}, {"threads", threads},
-                           {"matmul_fp32_gflops", mm32}, {"matmul_bf16_gflops", mm16},
+  std::printf("%-28s %12.2f %12.1f %14.2f\n", "train fp32", fp32.samples_per_second, g32,
+              g32 / mm32);
+  std::printf("%-28s %12.2f %12.1f %14.2f\n", "train bf16 (autocast)", bf16.samples_per_second, g16,
+              g16 / mm32);
+  std::printf("bf16 / fp32 training speed-up: %.2fx\n",
+              bf16.samples_per_second / fp32.samples_per_second);
+  std::cout << berth::Json{{"model", model},
+                           {"batch", batch},
+                           {"seq", seq},
+                           {"threads", threads},
+                           {"matmul_fp32_gflops", mm32},
+                           {"matmul_bf16_gflops", mm16},
                            {"train_fp32_samples_per_s", fp32.samples_per_second},
                            {"train_bf16_samples_per_s", bf16.samples_per_second},
-                           {"train_fp32_gflops", g32}, {"train_bf16_gflops", g16},
+                           {"train_fp32_gflops", g32},
+                           {"train_bf16_gflops", g16},
                            {"fp32_vs_matmul", g32 / mm32},
                            {"bf16_speedup", bf16.samples_per_second / fp32.samples_per_second}}
                    .dump()

@@ -12,7 +12,8 @@ namespace berth {
 
 // Parses and checks a device: CUDA needs a LibTorch built with it (the pinned wheel is) and a
 // visible GPU with that index. `field` names the flag or field in errors.
-absl::StatusOr<c10::Device> ParseDevice(const std::string& spec, const std::string& field = "device");
+absl::StatusOr<c10::Device> ParseDevice(const std::string& spec,
+                                        const std::string& field = "device");
 
 }  // namespace berth
 

@@ -4,10 +4,10 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
-#include <torch/cuda.h>
-#include <torch/version.h>
 #include <malloc.h>
 #include <sched.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
 
 #include <cstdlib>
 #include <string>
@@ -34,7 +34,8 @@ void PrepareTorchEnvironment() {
   // each): a batch of ~16 took 24 ms with cuDNN allowed and 4.4 ms without, 636 -> 3,262
   // sentences/s. BERTH_CUDNN_SDPA=1 allows it again.
   const char* cudnn_sdpa = std::getenv("BERTH_CUDNN_SDPA");
-  if (cudnn_sdpa == nullptr || std::string(cudnn_sdpa) != "1") at::globalContext().setSDPUseCuDNN(false);
+  if (cudnn_sdpa == nullptr || std::string(cudnn_sdpa) != "1")
+    at::globalContext().setSDPUseCuDNN(false);
 #if defined(__x86_64__)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -47,8 +48,9 @@ void PrepareTorchEnvironment() {
 int ConfigureThreads(int num_threads) {
   if (num_threads <= 0) {
     cpu_set_t set;
-    num_threads = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set)
-                                                               : static_cast<int>(std::thread::hardware_concurrency());
+    num_threads = sched_getaffinity(0, sizeof(set), &set) == 0
+                      ? CPU_COUNT(&set)
+                      : static_cast<int>(std::thread::hardware_concurrency());
     if (num_threads <= 0) num_threads = 1;
   }
   at::set_num_threads(num_threads);

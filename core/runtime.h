@@ -22,13 +22,13 @@ bool CpuHasBf16Instructions();
 // What this process's LibTorch is and can do: `berth version` prints it, and the CI check that
 // CUDA is compiled in reads it.
 struct RuntimeInfo {
-  std::string torch_version;   // the headers built against, e.g. "2.11.0"
-  bool cuda_built = false;     // libtorch_cuda is linked and its hooks registered
-  long cuda_runtime = 0;       // CUDA runtime version torch was built with (13000 = 13.0), 0 if none
-  long cudnn = 0;              // cuDNN version (91900 = 9.19.0), 0 if none
-  int cuda_devices = 0;        // GPUs visible now (0 on a machine without one)
+  std::string torch_version;  // the headers built against, e.g. "2.11.0"
+  bool cuda_built = false;    // libtorch_cuda is linked and its hooks registered
+  long cuda_runtime = 0;      // CUDA runtime version torch was built with (13000 = 13.0), 0 if none
+  long cudnn = 0;             // cuDNN version (91900 = 9.19.0), 0 if none
+  int cuda_devices = 0;       // GPUs visible now (0 on a machine without one)
   bool mkl = false, mkldnn = false;
-  int threads = 0;             // intra-op threads in effect
+  int threads = 0;  // intra-op threads in effect
 };
 RuntimeInfo DescribeRuntime();
 

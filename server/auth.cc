@@ -25,16 +25,20 @@ bool ConstantTimeEqual(absl::string_view a, absl::string_view b) {
 
 const char* RoleName(Role r) {
   switch (r) {
-    case Role::kClassify: return "classify";
-    case Role::kTrain: return "train";
-    case Role::kAdmin: return "admin";
+    case Role::kClassify:
+      return "classify";
+    case Role::kTrain:
+      return "train";
+    case Role::kAdmin:
+      return "admin";
   }
   return "?";
 }
 
 }  // namespace
 
-absl::StatusOr<std::vector<TokenAuthenticator::Entry>> TokenAuthenticator::Parse(const std::string& path) {
+absl::StatusOr<std::vector<TokenAuthenticator::Entry>> TokenAuthenticator::Parse(
+    const std::string& path) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("--auth-tokens: cannot read ", path));
   std::vector<Entry> out;
@@ -45,7 +49,8 @@ absl::StatusOr<std::vector<TokenAuthenticator::Entry>> TokenAuthenticator::Parse
     ASSIGN_OR_RETURN(Json j, ParseJson(line, where));
     if (!j.is_object() || !j.contains("id") || !j["id"].is_string() || !j.contains("sha256") ||
         !j["sha256"].is_string() || !j.contains("role") || !j["role"].is_string()) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": needs string fields id, sha256 and role"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": needs string fields id, sha256 and role"));
     }
     Entry e;
     e.principal.id = j["id"].get<std::string>();
@@ -54,7 +59,8 @@ absl::StatusOr<std::vector<TokenAuthenticator::Entry>> TokenAuthenticator::Parse
     }
     const std::string hex = absl::AsciiStrToLower(j["sha256"].get<std::string>());
     if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": sha256 must be 64 hex digits (the secret's digest)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": sha256 must be 64 hex digits (the secret's digest)"));
     }
     e.digest = absl::HexStringToBytes(hex);
     const std::string role = j["role"].get<std::string>();
@@ -65,7 +71,8 @@ absl::StatusOr<std::vector<TokenAuthenticator::Entry>> TokenAuthenticator::Parse
     } else if (role == "admin") {
       e.principal.role = Role::kAdmin;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": role must be classify, train or admin"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": role must be classify, train or admin"));
     }
     if (j.contains("model_prefix")) {
       if (!j["model_prefix"].is_string()) {
@@ -75,7 +82,8 @@ absl::StatusOr<std::vector<TokenAuthenticator::Entry>> TokenAuthenticator::Parse
     }
     for (const Entry& other : out) {
       if (other.principal.id == e.principal.id) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ": id '", e.principal.id, "' appears twice"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": id '", e.principal.id, "' appears twice"));
       }
     }
     out.push_back(std::move(e));
@@ -83,7 +91,8 @@ absl::StatusOr<std::vector<TokenAuthenticator::Entry>> TokenAuthenticator::Parse
   return out;
 }
 
-absl::StatusOr<std::unique_ptr<TokenAuthenticator>> TokenAuthenticator::Load(const std::string& path) {
+absl::StatusOr<std::unique_ptr<TokenAuthenticator>> TokenAuthenticator::Load(
+    const std::string& path) {
   std::unique_ptr<TokenAuthenticator> a(new TokenAuthenticator(path));
   RETURN_IF_ERROR(a->Reload());
   return a;
@@ -101,11 +110,13 @@ size_t TokenAuthenticator::size() const {
   return entries_.size();
 }
 
-absl::StatusOr<Principal> TokenAuthenticator::Authenticate(const grpc::CallbackServerContext& context) const {
+absl::StatusOr<Principal> TokenAuthenticator::Authenticate(
+    const grpc::CallbackServerContext& context) const {
   const auto& md = context.client_metadata();
   auto it = md.find("authorization");
   if (it == md.end()) {
-    return absl::UnauthenticatedError("authorization: missing (send 'authorization: Bearer <token>')");
+    return absl::UnauthenticatedError(
+        "authorization: missing (send 'authorization: Bearer <token>')");
   }
   const absl::string_view value(it->second.data(), it->second.size());
   if (!absl::StartsWith(value, "Bearer ") || value.size() <= 7) {
@@ -126,12 +137,13 @@ absl::Status Authorize(const Principal& p, Permission need, absl::string_view mo
                         : need == Permission::kTrain  ? Role::kTrain
                                                       : Role::kAdmin;
   if (static_cast<int>(p.role) < static_cast<int>(required)) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("token '", p.id, "' has role ", RoleName(p.role), "; this call needs ", RoleName(required)));
+    return absl::PermissionDeniedError(absl::StrCat("token '", p.id, "' has role ",
+                                                    RoleName(p.role), "; this call needs ",
+                                                    RoleName(required)));
   }
   if (!model.empty() && !p.model_prefix.empty() && !absl::StartsWith(model, p.model_prefix)) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("token '", p.id, "' may only use models whose names start with '", p.model_prefix, "'"));
+    return absl::PermissionDeniedError(absl::StrCat(
+        "token '", p.id, "' may only use models whose names start with '", p.model_prefix, "'"));
   }
   return absl::OkStatus();
 }

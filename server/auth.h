@@ -1,5 +1,6 @@
 // API tokens with roles. A token file holds one JSON object per line:
-//   {"id": "ci-bot", "sha256": "<hex SHA-256 of the secret>", "role": "classify", "model_prefix": "team-a-"}
+//   {"id": "ci-bot", "sha256": "<hex SHA-256 of the secret>", "role": "classify", "model_prefix":
+//   "team-a-"}
 // Clients send `authorization: Bearer <secret>`. Only digests are stored, and a presented secret
 // is hashed and compared with every digest in constant time.
 #ifndef BERTH_SERVER_AUTH_H_
@@ -29,9 +30,9 @@ struct Principal {
 
 // What a call needs.
 enum class Permission {
-  kClassify,    // Classify, ClassifyStream, Tokenize, ListModels, GetModel
-  kTrain,       // UploadDataset, StartTraining, and GetStatus/WatchJob/CancelJob/ListJobs of own jobs
-  kAdmin,       // DeleteModel, SetAlias, other tokens' jobs
+  kClassify,  // Classify, ClassifyStream, Tokenize, ListModels, GetModel
+  kTrain,     // UploadDataset, StartTraining, and GetStatus/WatchJob/CancelJob/ListJobs of own jobs
+  kAdmin,     // DeleteModel, SetAlias, other tokens' jobs
 };
 
 class TokenAuthenticator {

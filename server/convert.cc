@@ -37,7 +37,8 @@ service::JobSpec ToJobSpec(const v1::StartTrainingRequest& r) {
   if (h.has_##field()) t.field = h.field();
   BERTH_TRAINING_SPEC_FIELDS(BERTH_FROM_PROTO)
 #undef BERTH_FROM_PROTO
-  t.precision = h.precision() == v1::PRECISION_BF16 ? train::Precision::kBf16 : train::Precision::kFp32;
+  t.precision =
+      h.precision() == v1::PRECISION_BF16 ? train::Precision::kBf16 : train::Precision::kFp32;
   t.metric_for_best = h.metric_for_best();
   t.class_weights.assign(h.class_weights().begin(), h.class_weights().end());
   t.device = h.device();  // "": the server's default, filled in by the training service
@@ -46,23 +47,34 @@ service::JobSpec ToJobSpec(const v1::StartTrainingRequest& r) {
 
 v1::JobState ToProto(store::JobState state) {
   switch (state) {
-    case store::JobState::kQueued: return v1::JOB_STATE_QUEUED;
-    case store::JobState::kRunning: return v1::JOB_STATE_RUNNING;
-    case store::JobState::kSucceeded: return v1::JOB_STATE_SUCCEEDED;
-    case store::JobState::kFailed: return v1::JOB_STATE_FAILED;
-    case store::JobState::kCancelled: return v1::JOB_STATE_CANCELLED;
+    case store::JobState::kQueued:
+      return v1::JOB_STATE_QUEUED;
+    case store::JobState::kRunning:
+      return v1::JOB_STATE_RUNNING;
+    case store::JobState::kSucceeded:
+      return v1::JOB_STATE_SUCCEEDED;
+    case store::JobState::kFailed:
+      return v1::JOB_STATE_FAILED;
+    case store::JobState::kCancelled:
+      return v1::JOB_STATE_CANCELLED;
   }
   return v1::JOB_STATE_UNSPECIFIED;
 }
 
 std::optional<store::JobState> FromProto(v1::JobState state) {
   switch (state) {
-    case v1::JOB_STATE_QUEUED: return store::JobState::kQueued;
-    case v1::JOB_STATE_RUNNING: return store::JobState::kRunning;
-    case v1::JOB_STATE_SUCCEEDED: return store::JobState::kSucceeded;
-    case v1::JOB_STATE_FAILED: return store::JobState::kFailed;
-    case v1::JOB_STATE_CANCELLED: return store::JobState::kCancelled;
-    default: return std::nullopt;
+    case v1::JOB_STATE_QUEUED:
+      return store::JobState::kQueued;
+    case v1::JOB_STATE_RUNNING:
+      return store::JobState::kRunning;
+    case v1::JOB_STATE_SUCCEEDED:
+      return store::JobState::kSucceeded;
+    case v1::JOB_STATE_FAILED:
+      return store::JobState::kFailed;
+    case v1::JOB_STATE_CANCELLED:
+      return store::JobState::kCancelled;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -91,9 +103,11 @@ void ToProto(const store::JobRecord& job, v1::JobStatus* out) {
   pr->set_samples_per_second(p->value("samples_per_second", 0.0));
   pr->set_eta_seconds(p->value("eta_seconds", 0.0));
   pr->set_world_size(p->value("world_size", 1));
-  pr->set_samples_per_second_per_rank(p->value("samples_per_second_per_rank", p->value("samples_per_second", 0.0)));
+  pr->set_samples_per_second_per_rank(
+      p->value("samples_per_second_per_rank", p->value("samples_per_second", 0.0)));
   pr->set_allreduce_share(p->value("allreduce_share", 0.0));
-  if (p->contains("last_eval") && (*p)["last_eval"].is_object()) EvalToProto((*p)["last_eval"], pr->mutable_last_eval());
+  if (p->contains("last_eval") && (*p)["last_eval"].is_object())
+    EvalToProto((*p)["last_eval"], pr->mutable_last_eval());
 }
 
 void ToProto(const store::ModelRecord& m, const std::string& config_json, v1::ModelVersion* out) {
@@ -114,7 +128,8 @@ void ToProto(const store::ModelRecord& m, const std::string& config_json, v1::Mo
   out->set_model_type(meta->value("model_type", ""));
   out->set_base_model(meta->value("base_model", ""));
   out->set_multi_label(meta->value("multi_label", false));
-  if (meta->contains("metrics") && (*meta)["metrics"].is_object()) EvalToProto((*meta)["metrics"], out->mutable_metrics());
+  if (meta->contains("metrics") && (*meta)["metrics"].is_object())
+    EvalToProto((*meta)["metrics"], out->mutable_metrics());
 }
 
 void ToProto(const ClassifyResult& r, v1::Classification* out) {

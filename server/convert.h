@@ -16,7 +16,8 @@ namespace berth::server {
 service::JobSpec ToJobSpec(const v1::StartTrainingRequest& request);
 void ToProto(const store::JobRecord& job, v1::JobStatus* out);
 // `config_json` is the text of the version's config.json ("" if unreadable).
-void ToProto(const store::ModelRecord& model, const std::string& config_json, v1::ModelVersion* out);
+void ToProto(const store::ModelRecord& model, const std::string& config_json,
+             v1::ModelVersion* out);
 void ToProto(const ClassifyResult& result, v1::Classification* out);
 v1::JobState ToProto(store::JobState state);
 std::optional<store::JobState> FromProto(v1::JobState state);

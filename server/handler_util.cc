@@ -1,8 +1,7 @@
 // Small helpers shared by the unary handlers.
+#include "absl/strings/str_cat.h"
 #include "server/services.h"
 #include "server/status.h"
-
-#include "absl/strings/str_cat.h"
 
 namespace berth::server {
 
@@ -15,8 +14,8 @@ bool TryAcquire(std::atomic<int>* counter, int limit) {
 }
 
 absl::StatusOr<std::optional<Principal>> CheckAccess(const ServiceContext& ctx,
-                                                     const grpc::CallbackServerContext& context, Permission need,
-                                                     absl::string_view model) {
+                                                     const grpc::CallbackServerContext& context,
+                                                     Permission need, absl::string_view model) {
   if (ctx.auth == nullptr) return std::optional<Principal>();
   absl::StatusOr<Principal> p = ctx.auth->Authenticate(context);
   if (!p.ok()) return p.status();
@@ -28,10 +27,12 @@ absl::StatusOr<std::optional<Principal>> CheckAccess(const ServiceContext& ctx,
 absl::Status CheckJobOwner(const std::optional<Principal>& caller, const std::string& created_by) {
   if (!caller || caller->role == Role::kAdmin || caller->id == created_by) return absl::OkStatus();
   return absl::PermissionDeniedError(
-      absl::StrCat("token '", caller->id, "' may only see its own jobs (this one was submitted by another token)"));
+      absl::StrCat("token '", caller->id,
+                   "' may only see its own jobs (this one was submitted by another token)"));
 }
 
-grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context, const absl::Status& status) {
+grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context,
+                                     const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
@@ -40,9 +41,11 @@ grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context, const
 grpc::ServerUnaryReactor* RunOnPool(grpc::CallbackServerContext* context, ThreadPool* pool,
                                     std::function<absl::Status()> work) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const bool queued = pool->TrySubmit([reactor, work = std::move(work)] { reactor->Finish(ToGrpcStatus(work())); });
+  const bool queued =
+      pool->TrySubmit([reactor, work = std::move(work)] { reactor->Finish(ToGrpcStatus(work())); });
   if (!queued) {
-    reactor->Finish(ToGrpcStatus(absl::ResourceExhaustedError("the server's request queue is full; retry with backoff")));
+    reactor->Finish(ToGrpcStatus(
+        absl::ResourceExhaustedError("the server's request queue is full; retry with backoff")));
   }
   return reactor;
 }

@@ -1,8 +1,8 @@
 // berth-server: the Berth gRPC service.
-#include <CLI/CLI.hpp>
 #include <pthread.h>
 #include <signal.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
 
@@ -20,10 +20,12 @@ int main(int argc, char** argv) {
   int64_t model_memory_mb = o.models.memory_budget_bytes >> 20;
   int inference_threads = 0;
   CLI::App app{
-      "berth-server: fine-tune BERT-family classifiers and serve them over gRPC (berth.v1; health and "
+      "berth-server: fine-tune BERT-family classifiers and serve them over gRPC (berth.v1; health "
+      "and "
       "reflection enabled). Every option can also be set by the environment variable shown."};
   app.set_version_flag("--version", std::string("berth-server " BERTH_VERSION));
-  app.add_option("--data-dir", o.data_dir, "Where the database, datasets, models and checkpoints live")
+  app.add_option("--data-dir", o.data_dir,
+                 "Where the database, datasets, models and checkpoints live")
       ->envname("BERTH_DATA_DIR")
       ->capture_default_str();
   app.add_option("--listen", o.listen, "HOST:PORT to serve on (port 0: any free port)")
@@ -35,7 +37,8 @@ int main(int argc, char** argv) {
                  "HOST:PORT for Prometheus metrics at /metrics (port 0: any free port; empty: off)")
       ->envname("BERTH_METRICS_LISTEN")
       ->capture_default_str();
-  app.add_option("--metrics-port-file", metrics_port_file, "Write the bound metrics port to this file")
+  app.add_option("--metrics-port-file", metrics_port_file,
+                 "Write the bound metrics port to this file")
       ->envname("BERTH_METRICS_PORT_FILE");
   app.add_option("--drain-timeout", drain_timeout_seconds,
                  "Seconds in-flight calls get to finish after SIGTERM/SIGINT")
@@ -46,10 +49,12 @@ int main(int argc, char** argv) {
       ->envname("BERTH_LOG_FORMAT")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
-  app.add_option("--auth-tokens", o.auth_tokens_file,
-                 "API tokens, one JSON object per line {id, sha256, role, model_prefix}; re-read on SIGHUP")
+  app.add_option(
+         "--auth-tokens", o.auth_tokens_file,
+         "API tokens, one JSON object per line {id, sha256, role, model_prefix}; re-read on SIGHUP")
       ->envname("BERTH_AUTH_TOKENS");
-  app.add_option("--tls-cert", o.tls_cert, "Serve TLS with this PEM certificate chain (re-read on SIGHUP)")
+  app.add_option("--tls-cert", o.tls_cert,
+                 "Serve TLS with this PEM certificate chain (re-read on SIGHUP)")
       ->envname("BERTH_SERVER_TLS_CERT");
   app.add_option("--tls-key", o.tls_key, "The PEM private key of --tls-cert")
       ->envname("BERTH_SERVER_TLS_KEY");
@@ -68,12 +73,14 @@ int main(int argc, char** argv) {
       ->envname("BERTH_TRAINING_WORKERS")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  app.add_option("--training-threads", o.training.threads_per_job, "Intra-op threads per job (0: one per core)")
+  app.add_option("--training-threads", o.training.threads_per_job,
+                 "Intra-op threads per job (0: one per core)")
       ->envname("BERTH_TRAINING_THREADS")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  app.add_option("--device", o.training.default_device,
-                 "cpu, cuda or cuda:N: where models classify and where jobs that name no device train")
+  app.add_option(
+         "--device", o.training.default_device,
+         "cpu, cuda or cuda:N: where models classify and where jobs that name no device train")
       ->envname("BERTH_DEVICE")
       ->capture_default_str();
   app.add_option("--max-train-procs", o.training.max_train_procs,
@@ -82,10 +89,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   app.add_option("--worker-binary", o.training.worker_binary,
-                 "The berth CLI that runs ranks 1..N-1 of data-parallel jobs (default: beside berth-server)")
+                 "The berth CLI that runs ranks 1..N-1 of data-parallel jobs (default: beside "
+                 "berth-server)")
       ->envname("BERTH_WORKER_BINARY");
   app.add_option("--model-roots", o.training.base_models.model_roots,
-                 "Directories under which StartTraining may name a local base model (absolute path; symbolic "
+                 "Directories under which StartTraining may name a local base model (absolute "
+                 "path; symbolic "
                  "links resolved); none by default")
       ->envname("BERTH_MODEL_ROOTS")
       ->delimiter(',');
@@ -93,11 +102,13 @@ int main(int argc, char** argv) {
          "--no-hub", [&o](int64_t) { o.training.base_models.allow_hub = false; },
          "Refuse Hugging Face Hub ids as base models (no downloads by the server)")
       ->envname("BERTH_NO_HUB");
-  app.add_option("--inference-threads", inference_threads, "Intra-op threads per loaded model (0: one per core)")
+  app.add_option("--inference-threads", inference_threads,
+                 "Intra-op threads per loaded model (0: one per core)")
       ->envname("BERTH_INFERENCE_THREADS")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  app.add_option("--precision", precision, "Inference weights: fp32, or bf16 (faster on avx512_bf16 CPUs)")
+  app.add_option("--precision", precision,
+                 "Inference weights: fp32, or bf16 (faster on avx512_bf16 CPUs)")
       ->envname("BERTH_PRECISION")
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
@@ -112,11 +123,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{64}, int64_t{1} << 20))
       ->capture_default_str();
   app.add_option("--preload", o.preload,
-                 "Models to load at start: NAME, NAME:VERSION or NAME@ALIAS (repeatable). The gRPC health service "
+                 "Models to load at start: NAME, NAME:VERSION or NAME@ALIAS (repeatable). The gRPC "
+                 "health service "
                  "reports 'model:SPEC' SERVING once the model can answer")
       ->envname("BERTH_PRELOAD")
       ->delimiter(',');
-  app.add_option("--request-threads", o.request_threads, "Threads for blocking request work (loading, batching)")
+  app.add_option("--request-threads", o.request_threads,
+                 "Threads for blocking request work (loading, batching)")
       ->envname("BERTH_REQUEST_THREADS")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
@@ -146,11 +159,13 @@ int main(int argc, char** argv) {
       ->envname("BERTH_MAX_CONCURRENT_UPLOADS")
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
-  app.add_option("--max-queued-jobs", o.limits.max_queued_jobs, "Jobs waiting in the queue, all tokens together")
+  app.add_option("--max-queued-jobs", o.limits.max_queued_jobs,
+                 "Jobs waiting in the queue, all tokens together")
       ->envname("BERTH_MAX_QUEUED_JOBS")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
-  app.add_option("--max-queued-jobs-per-token", o.limits.max_queued_jobs_per_token, "Jobs waiting, per API token")
+  app.add_option("--max-queued-jobs-per-token", o.limits.max_queued_jobs_per_token,
+                 "Jobs waiting, per API token")
       ->envname("BERTH_MAX_QUEUED_JOBS_PER_TOKEN")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
@@ -158,7 +173,8 @@ int main(int argc, char** argv) {
       ->envname("BERTH_MAX_STREAMS")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
-  app.add_option("--max-message-bytes", o.max_message_bytes, "gRPC message size limit, both directions")
+  app.add_option("--max-message-bytes", o.max_message_bytes,
+                 "gRPC message size limit, both directions")
       ->envname("BERTH_MAX_MESSAGE_BYTES")
       ->check(CLI::Range(int64_t{1} << 20, int64_t{1} << 30))
       ->capture_default_str();
@@ -187,14 +203,15 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  if (o.training.worker_binary.empty()) o.training.worker_binary = berth::JoinPath(berth::ExecutableDir(), "berth");
+  if (o.training.worker_binary.empty())
+    o.training.worker_binary = berth::JoinPath(berth::ExecutableDir(), "berth");
   auto server = berth::server::Server::Start(o);
   if (!server.ok()) {
     std::cerr << "berth-server: " << server.status().message() << "\n";
     return 1;
   }
   for (const auto& [file, port] : {std::make_pair(port_file, (*server)->port()),
-                                    std::make_pair(metrics_port_file, (*server)->metrics_port())}) {
+                                   std::make_pair(metrics_port_file, (*server)->metrics_port())}) {
     if (file.empty()) continue;
     absl::Status s = berth::WriteFileAtomically(file, std::to_string(port) + "\n");
     if (!s.ok()) std::cerr << "berth-server: " << s.message() << "\n";

@@ -39,7 +39,8 @@ prometheus::MetricFamily Gauge(const std::string& name, const std::string& help)
   return f;
 }
 
-void AddValue(prometheus::MetricFamily* f, double value, std::vector<prometheus::ClientMetric::Label> labels = {}) {
+void AddValue(prometheus::MetricFamily* f, double value,
+              std::vector<prometheus::ClientMetric::Label> labels = {}) {
   prometheus::ClientMetric m;
   m.label = std::move(labels);
   if (f->type == prometheus::MetricType::Counter) {
@@ -69,28 +70,34 @@ class ScrapeGauges final : public prometheus::Collectable {
       if (auto counts = store_->CountJobs(); counts.ok()) {
         auto f = Gauge("berth_jobs", "Fine-tuning jobs by state");
         for (const auto& [state, n] : *counts) {
-          AddValue(&f, static_cast<double>(n), {{"state", std::string(store::JobStateName(state))}});
+          AddValue(&f, static_cast<double>(n),
+                   {{"state", std::string(store::JobStateName(state))}});
         }
         out.push_back(std::move(f));
       }
     }
     if (registry_ != nullptr) {
-      auto depth = Gauge("berth_inference_queue_depth", "Requests waiting for a batch, per loaded model version");
+      auto depth = Gauge("berth_inference_queue_depth",
+                         "Requests waiting for a batch, per loaded model version");
       auto loaded = Gauge("berth_models_loaded", "Model versions loaded for inference");
       auto bytes = Gauge("berth_models_loaded_bytes", "Weight bytes of the loaded model versions");
-      auto dropped = Gauge("berth_inference_dropped_total",
-                           "Queued texts dropped before their forward pass, per loaded model version, by reason: "
-                           "cancelled (the client cancelled or went away) or expired (its deadline passed)");
+      auto dropped = Gauge(
+          "berth_inference_dropped_total",
+          "Queued texts dropped before their forward pass, per loaded model version, by reason: "
+          "cancelled (the client cancelled or went away) or expired (its deadline passed)");
       dropped.type = prometheus::MetricType::Counter;
       int64_t n = 0;
-      registry_->ForEachLoaded([&](const std::string& name, int64_t version, const InferenceEngine& engine) {
-        const BatcherStats stats = engine.batcher().stats();
-        const std::string model = absl::StrCat(name, ":", version);
-        AddValue(&depth, static_cast<double>(stats.queue_depth), {{"model", model}});
-        AddValue(&dropped, static_cast<double>(stats.cancelled), {{"model", model}, {"reason", "cancelled"}});
-        AddValue(&dropped, static_cast<double>(stats.expired), {{"model", model}, {"reason", "expired"}});
-        ++n;
-      });
+      registry_->ForEachLoaded(
+          [&](const std::string& name, int64_t version, const InferenceEngine& engine) {
+            const BatcherStats stats = engine.batcher().stats();
+            const std::string model = absl::StrCat(name, ":", version);
+            AddValue(&depth, static_cast<double>(stats.queue_depth), {{"model", model}});
+            AddValue(&dropped, static_cast<double>(stats.cancelled),
+                     {{"model", model}, {"reason", "cancelled"}});
+            AddValue(&dropped, static_cast<double>(stats.expired),
+                     {{"model", model}, {"reason", "expired"}});
+            ++n;
+          });
       AddValue(&loaded, static_cast<double>(n));
       AddValue(&bytes, static_cast<double>(registry_->loaded_bytes()));
       out.push_back(std::move(depth));
@@ -143,7 +150,8 @@ class ScrapeGauges final : public prometheus::Collectable {
       AddValue(&open_fds, fds - 2);  // without . and ..
       out->push_back(std::move(open_fds));
     }
-    auto start = Gauge("process_start_time_seconds", "Start time of the process since the Unix epoch in seconds");
+    auto start = Gauge("process_start_time_seconds",
+                       "Start time of the process since the Unix epoch in seconds");
     AddValue(&start, start_time_);
     out->push_back(std::move(start));
   }
@@ -157,10 +165,11 @@ class ScrapeGauges final : public prometheus::Collectable {
 // The series of `family` for a label set, created on first use and cached under `key`;
 // `labels()` is only called then. The caller holds the lock that guards `cache`.
 template <typename T, typename LabelsFn, typename... Args>
-T* CachedSeries(std::map<std::string, T*>& cache, prometheus::Family<T>& family, const std::string& key,
-                const LabelsFn& labels, Args&&... args) {
+T* CachedSeries(std::map<std::string, T*>& cache, prometheus::Family<T>& family,
+                const std::string& key, const LabelsFn& labels, Args&&... args) {
   auto it = cache.find(key);
-  if (it == cache.end()) it = cache.emplace(key, &family.Add(labels(), std::forward<Args>(args)...)).first;
+  if (it == cache.end())
+    it = cache.emplace(key, &family.Add(labels(), std::forward<Args>(args)...)).first;
   return it->second;
 }
 
@@ -200,26 +209,30 @@ Metrics::Metrics()
                         .Name("berth_batch_tokens")
                         .Help("Padded tokens per inference batch")
                         .Register(*registry_)
-                        .Add({}, Histogram::BucketBoundaries{64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384})),
-      padding_efficiency_(prometheus::BuildHistogram()
-                              .Name("berth_batch_padding_efficiency")
-                              .Help("Real tokens / padded tokens per inference batch")
-                              .Register(*registry_)
-                              .Add({}, Histogram::BucketBoundaries{0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0})),
-      model_load_duration_(prometheus::BuildHistogram()
-                               .Name("berth_model_load_duration_seconds")
-                               .Help("Time to load a model version for inference")
-                               .Register(*registry_)
-                               .Add({}, Histogram::BucketBoundaries{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60})),
+                        .Add({}, Histogram::BucketBoundaries{64, 128, 256, 512, 1024, 2048, 4096,
+                                                             8192, 16384})),
+      padding_efficiency_(
+          prometheus::BuildHistogram()
+              .Name("berth_batch_padding_efficiency")
+              .Help("Real tokens / padded tokens per inference batch")
+              .Register(*registry_)
+              .Add({}, Histogram::BucketBoundaries{0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0})),
+      model_load_duration_(
+          prometheus::BuildHistogram()
+              .Name("berth_model_load_duration_seconds")
+              .Help("Time to load a model version for inference")
+              .Register(*registry_)
+              .Add({}, Histogram::BucketBoundaries{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60})),
       model_load_failures_(prometheus::BuildCounter()
                                .Name("berth_model_load_failures_total")
                                .Help("Model loads that failed")
                                .Register(*registry_)
                                .Add({})),
-      training_updates_(prometheus::BuildCounter()
-                            .Name("berth_training_updates_total")
-                            .Help("Optimizer updates of running jobs (series removed when a job ends)")
-                            .Register(*registry_)),
+      training_updates_(
+          prometheus::BuildCounter()
+              .Name("berth_training_updates_total")
+              .Help("Optimizer updates of running jobs (series removed when a job ends)")
+              .Register(*registry_)),
       training_loss_(prometheus::BuildGauge()
                          .Name("berth_training_loss")
                          .Help("Latest training loss of running jobs")
@@ -240,10 +253,11 @@ Metrics::Metrics()
                              .Name("berth_training_rank_samples_per_second")
                              .Help("Training throughput per rank of running data-parallel jobs")
                              .Register(*registry_)),
-      training_allreduce_share_(prometheus::BuildGauge()
-                                    .Name("berth_training_allreduce_share")
-                                    .Help("Share of the latest update's time spent averaging gradients across ranks")
-                                    .Register(*registry_)),
+      training_allreduce_share_(
+          prometheus::BuildGauge()
+              .Name("berth_training_allreduce_share")
+              .Help("Share of the latest update's time spent averaging gradients across ranks")
+              .Register(*registry_)),
       dataset_bytes_(prometheus::BuildCounter()
                          .Name("berth_dataset_bytes_total")
                          .Help("Bytes of datasets accepted by UploadDataset")
@@ -281,28 +295,37 @@ void Metrics::RecordRequest(const std::string& full_method, grpc::StatusCode cod
   // "/berth.v1.InferenceService/Classify" → service, method.
   const size_t slash = full_method.rfind('/');
   auto service = [&] { return slash == std::string::npos ? "" : full_method.substr(1, slash - 1); };
-  auto method = [&] { return slash == std::string::npos ? full_method : full_method.substr(slash + 1); };
+  auto method = [&] {
+    return slash == std::string::npos ? full_method : full_method.substr(slash + 1);
+  };
   prometheus::Counter* counter;
   prometheus::Histogram* histogram;
   {
     absl::MutexLock lock(&mu_);
-    counter = CachedSeries(request_counters_, requests_, absl::StrCat(full_method, " ", code_name), [&] {
-      return prometheus::Labels{{"service", service()}, {"method", method()}, {"code", code_name}};
-    });
+    counter =
+        CachedSeries(request_counters_, requests_, absl::StrCat(full_method, " ", code_name), [&] {
+          return prometheus::Labels{
+              {"service", service()}, {"method", method()}, {"code", code_name}};
+        });
     histogram = CachedSeries(
         request_histograms_, request_duration_, full_method,
-        [&] { return prometheus::Labels{{"method", method()}}; }, LatencyBuckets());
+        [&] {
+          return prometheus::Labels{{"method", method()}};
+        },
+        LatencyBuckets());
   }
   counter->Increment();
   histogram->Observe(seconds);
 }
 
-void Metrics::RecordClassify(const std::string& model, int64_t texts, const std::vector<double>& queue_seconds) {
+void Metrics::RecordClassify(const std::string& model, int64_t texts,
+                             const std::vector<double>& queue_seconds) {
   prometheus::Counter* counter;
   {
     absl::MutexLock lock(&mu_);
-    counter = CachedSeries(classify_counters_, classify_texts_, model,
-                           [&] { return prometheus::Labels{{"model", model}}; });
+    counter = CachedSeries(classify_counters_, classify_texts_, model, [&] {
+      return prometheus::Labels{{"model", model}};
+    });
   }
   counter->Increment(static_cast<double>(texts));
   for (double q : queue_seconds) queue_duration_.Observe(q);
@@ -312,7 +335,8 @@ BatchObserver Metrics::MakeBatchObserver() {
   return [this](int64_t rows, int64_t padded_tokens, int64_t real_tokens, double seconds) {
     batch_size_.Observe(static_cast<double>(rows));
     batch_tokens_.Observe(static_cast<double>(padded_tokens));
-    if (padded_tokens > 0) padding_efficiency_.Observe(static_cast<double>(real_tokens) / padded_tokens);
+    if (padded_tokens > 0)
+      padding_efficiency_.Observe(static_cast<double>(real_tokens) / padded_tokens);
     compute_duration_.Observe(seconds);
   };
 }
@@ -383,13 +407,17 @@ void Metrics::OnProgress(const std::string& job_id, const train::Progress& p) {
   }
 }
 
-void Metrics::RecordDatasetBytes(int64_t bytes) { dataset_bytes_.Increment(static_cast<double>(bytes)); }
+void Metrics::RecordDatasetBytes(int64_t bytes) {
+  dataset_bytes_.Increment(static_cast<double>(bytes));
+}
 
 void Metrics::RecordRefusal(const std::string& limit) {
   prometheus::Counter* c;
   {
     absl::MutexLock lock(&mu_);
-    c = CachedSeries(refusal_counters_, refusals_, limit, [&] { return prometheus::Labels{{"limit", limit}}; });
+    c = CachedSeries(refusal_counters_, refusals_, limit, [&] {
+      return prometheus::Labels{{"limit", limit}};
+    });
   }
   c->Increment();
 }

@@ -42,7 +42,8 @@ class Metrics {
   void RecordRequest(const std::string& full_method, grpc::StatusCode code, double seconds);
 
   // Inference.
-  void RecordClassify(const std::string& model, int64_t texts, const std::vector<double>& queue_seconds);
+  void RecordClassify(const std::string& model, int64_t texts,
+                      const std::vector<double>& queue_seconds);
   BatchObserver MakeBatchObserver();
   void RecordModelLoad(double seconds, bool ok);
 

@@ -21,8 +21,8 @@ class MetricsHttpServer {
  public:
   // `listen` is "HOST:PORT" (IPv4 or a host name; port 0: any free port). `render` produces
   // the body of each GET /metrics.
-  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const std::string& listen,
-                                                                  std::function<std::string()> render);
+  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(
+      const std::string& listen, std::function<std::string()> render);
   ~MetricsHttpServer();
 
   int port() const { return port_; }

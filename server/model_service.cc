@@ -37,11 +37,13 @@ grpc::ServerUnaryReactor* ModelServiceImpl::ListModels(grpc::CallbackServerConte
 }
 
 grpc::ServerUnaryReactor* ModelServiceImpl::GetModel(grpc::CallbackServerContext* context,
-                                                     const v1::GetModelRequest* request, v1::ModelVersion* response) {
+                                                     const v1::GetModelRequest* request,
+                                                     v1::ModelVersion* response) {
   auto caller = CheckAccess(ctx_, *context, Permission::kClassify,
                             request->model().substr(0, request->model().find_first_of(":@")));
   if (!caller.ok()) return FinishWith(context, caller.status());
-  auto ref = service::ParseModelRef(request->model(), request->version(), request->alias(), "model");
+  auto ref =
+      service::ParseModelRef(request->model(), request->version(), request->alias(), "model");
   if (!ref.ok()) return FinishWith(context, ref.status());
   auto m = ctx_.store->GetModel(ref->name, ref->version, ref->alias);
   if (m.ok()) ToProto(*m, ReadConfig(*ctx_.store, *m), response);
@@ -54,20 +56,23 @@ grpc::ServerUnaryReactor* ModelServiceImpl::DeleteModel(grpc::CallbackServerCont
   auto caller = CheckAccess(ctx_, *context, Permission::kAdmin, request->name());
   if (!caller.ok()) return FinishWith(context, caller.status());
   absl::Status s = store::ValidateName(request->name(), "name");
-  if (s.ok() && request->version() < 0) s = absl::InvalidArgumentError("version: must not be negative");
+  if (s.ok() && request->version() < 0)
+    s = absl::InvalidArgumentError("version: must not be negative");
   if (!s.ok()) return FinishWith(context, s);
   // Evicting joins the model's batcher thread and removing files takes time: on the pool.
   return RunOnPool(context, ctx_.pool, [this, request, response]() -> absl::Status {
     std::vector<store::ModelRecord> victims;
     ASSIGN_OR_RETURN(std::vector<store::ModelRecord> all, ctx_.store->ListModels());
     for (const store::ModelRecord& m : all) {
-      if (m.name == request->name() && (request->version() == 0 || m.version == request->version())) {
+      if (m.name == request->name() &&
+          (request->version() == 0 || m.version == request->version())) {
         victims.push_back(m);
       }
     }
-    RETURN_IF_ERROR(ctx_.store->DeleteModel(request->name(), request->version(), [request](const std::string& base) {
-      return service::BaseModelUses(base, request->name(), request->version());
-    }));
+    RETURN_IF_ERROR(ctx_.store->DeleteModel(
+        request->name(), request->version(), [request](const std::string& base) {
+          return service::BaseModelUses(base, request->name(), request->version());
+        }));
     ctx_.registry->Evict(request->name(), request->version());
     for (const store::ModelRecord& m : victims) {
       response->add_deleted_versions(m.version);
@@ -87,7 +92,8 @@ grpc::ServerUnaryReactor* ModelServiceImpl::SetAlias(grpc::CallbackServerContext
   if (!caller.ok()) return FinishWith(context, caller.status());
   absl::Status s = store::ValidateName(request->name(), "name");
   if (s.ok()) s = store::ValidateName(request->alias(), "alias");
-  if (s.ok() && request->version() <= 0) s = absl::InvalidArgumentError("version: must be a positive version number");
+  if (s.ok() && request->version() <= 0)
+    s = absl::InvalidArgumentError("version: must be a positive version number");
   if (!s.ok()) return FinishWith(context, s);
   auto previous = ctx_.store->GetModel(request->name(), 0, request->alias());
   s = ctx_.store->SetAlias(request->name(), request->alias(), request->version());

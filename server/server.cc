@@ -3,11 +3,11 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <grpcpp/server.h>
-#include <grpcpp/server_builder.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
 #include <grpcpp/support/server_interceptor.h>
 
 #include "absl/strings/str_cat.h"
@@ -20,7 +20,8 @@
 namespace berth::server {
 namespace {
 
-const char* const kServices[] = {"berth.v1.TrainingService", "berth.v1.InferenceService", "berth.v1.ModelService"};
+const char* const kServices[] = {"berth.v1.TrainingService", "berth.v1.InferenceService",
+                                 "berth.v1.ModelService"};
 
 // The health service's name for a preloaded model: "model:" and the --preload spec.
 std::string PreloadHealthName(const std::string& spec) { return "model:" + spec; }
@@ -28,7 +29,8 @@ std::string PreloadHealthName(const std::string& spec) { return "model:" + spec;
 // Sees every call's end: its status, duration and the client's x-request-id, if any.
 class CallInterceptor final : public grpc::experimental::Interceptor {
  public:
-  using Callback = std::function<void(const std::string&, const grpc::Status&, double, const std::string&)>;
+  using Callback =
+      std::function<void(const std::string&, const grpc::Status&, double, const std::string&)>;
   CallInterceptor(const Callback* on_end, std::string method)
       : on_end_(on_end), method_(std::move(method)), start_(std::chrono::steady_clock::now()) {}
 
@@ -37,10 +39,12 @@ class CallInterceptor final : public grpc::experimental::Interceptor {
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
       auto* md = methods->GetRecvInitialMetadata();
       auto it = md->find("x-request-id");
-      if (it != md->end()) request_id_ = std::string(it->second.data(), std::min<size_t>(it->second.size(), 128));
+      if (it != md->end())
+        request_id_ = std::string(it->second.data(), std::min<size_t>(it->second.size(), 128));
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
       (*on_end_)(method_, methods->GetSendStatus(), seconds, request_id_);
     }
     methods->Proceed();
@@ -55,12 +59,16 @@ class CallInterceptor final : public grpc::experimental::Interceptor {
 
 }  // namespace
 
-class Server::CallInterceptorFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+class Server::CallInterceptorFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
   explicit CallInterceptorFactory(Server* server)
       : on_end_([server](const std::string& method, const grpc::Status& status, double seconds,
-                         const std::string& request_id) { server->OnCallEnd(method, status, seconds, request_id); }) {}
-  grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo* info) override {
+                         const std::string& request_id) {
+          server->OnCallEnd(method, status, seconds, request_id);
+        }) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
     return new CallInterceptor(&on_end_, info->method());
   }
 
@@ -95,20 +103,22 @@ static bool IsLoopback(const std::string& listen) {
 }
 
 // Plaintext, TLS, or mutual TLS. gRPC watches the staged copies (see TlsFiles) every second.
-static absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const ServerOptions& o,
-                                                                                std::unique_ptr<TlsFiles>* tls) {
+static absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(
+    const ServerOptions& o, std::unique_ptr<TlsFiles>* tls) {
   if (o.tls_cert.empty() && o.tls_key.empty()) {
-    if (!o.tls_client_ca.empty()) return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+    if (!o.tls_client_ca.empty())
+      return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
     return grpc::InsecureServerCredentials();
   }
   if (o.tls_cert.empty() || o.tls_key.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
   }
-  ASSIGN_OR_RETURN(*tls, TlsFiles::Create(o.tls_cert, o.tls_key, o.tls_client_ca, JoinPath(o.data_dir, "tls")));
+  ASSIGN_OR_RETURN(
+      *tls, TlsFiles::Create(o.tls_cert, o.tls_key, o.tls_client_ca, JoinPath(o.data_dir, "tls")));
   const TlsFiles& f = **tls;
   auto provider = o.tls_client_ca.empty()
-                      ? std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(f.key_path(),
-                                                                                           f.cert_path(), 1)
+                      ? std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+                            f.key_path(), f.cert_path(), 1)
                       : std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
                             f.key_path(), f.cert_path(), f.client_ca_path(), 1);
   grpc::experimental::TlsServerCredentialsOptions options(provider);
@@ -129,42 +139,52 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     ASSIGN_OR_RETURN(s->auth_, TokenAuthenticator::Load(options.auth_tokens_file));
   } else if (!IsLoopback(options.listen) && options.tls_client_ca.empty()) {
     if (!options.allow_insecure) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "refusing to serve ", options.listen,
-          " without authentication: give --auth-tokens FILE or --tls-client-ca FILE (mTLS), or --allow-insecure if "
-          "the network is trusted"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("refusing to serve ", options.listen,
+                       " without authentication: give --auth-tokens FILE or --tls-client-ca FILE "
+                       "(mTLS), or --allow-insecure if "
+                       "the network is trusted"));
     }
-    LogEvent("server.insecure", {{"listen", options.listen},
-                                 {"warning", "serving a non-loopback address with no authentication: anyone who "
-                                             "can reach it may train, read and delete models"}});
+    LogEvent("server.insecure",
+             {{"listen", options.listen},
+              {"warning",
+               "serving a non-loopback address with no authentication: anyone who "
+               "can reach it may train, read and delete models"}});
   }
   ASSIGN_OR_RETURN(s->metrics_, Metrics::Create(options.metrics_listen));
   ASSIGN_OR_RETURN(s->store_, store::Store::Open(options.data_dir));
   Metrics* metrics = s->metrics_.get();
   service::RegistryOptions models = options.models;
-  models.batch_observer = [metrics](const std::string&, int64_t) { return metrics->MakeBatchObserver(); };
+  models.batch_observer = [metrics](const std::string&, int64_t) {
+    return metrics->MakeBatchObserver();
+  };
   models.on_load = [metrics](double seconds, bool ok) { metrics->RecordModelLoad(seconds, ok); };
   s->registry_ = std::make_unique<service::ModelRegistry>(s->store_.get(), models);
   s->runner_ = std::make_unique<service::JobRunner>(s->store_.get(), options.training);
   s->runner_->set_state_observer([metrics](const store::JobRecord& job) {
     metrics->OnJobState(job);
-    LogFields f = {{"job_id", job.id}, {"state", std::string(store::JobStateName(job.state))},
-                   {"model", job.model_name}, {"base_model", job.base_model}};
+    LogFields f = {{"job_id", job.id},
+                   {"state", std::string(store::JobStateName(job.state))},
+                   {"model", job.model_name},
+                   {"base_model", job.base_model}};
     if (!job.request_id.empty()) f.emplace_back("request_id", job.request_id);
     if (job.model_version > 0) f.emplace_back("version", std::to_string(job.model_version));
     if (!job.error.empty()) f.emplace_back("error", job.error);
     LogEvent("job.state", f);
   });
-  s->runner_->set_progress_observer(
-      [metrics](const std::string& job_id, const train::Progress& p) { metrics->OnProgress(job_id, p); });
+  s->runner_->set_progress_observer([metrics](const std::string& job_id, const train::Progress& p) {
+    metrics->OnProgress(job_id, p);
+  });
   s->admission_ = std::make_unique<service::Training>(
       s->store_.get(), s->runner_.get(),
-      service::AdmissionLimits{options.limits.max_queued_jobs, options.limits.max_queued_jobs_per_token,
+      service::AdmissionLimits{options.limits.max_queued_jobs,
+                               options.limits.max_queued_jobs_per_token,
                                options.limits.max_dataset_rows},
       [metrics](const char* limit) { metrics->RecordRefusal(limit); });
   s->pool_ = std::make_unique<ThreadPool>(options.request_threads, options.max_queued_requests);
-  ServiceContext ctx{s->store_.get(), s->runner_.get(), s->admission_.get(), s->registry_.get(), s->pool_.get(),
-                     metrics,         &s->draining_,    s->auth_.get(),      &s->live_,          options.limits};
+  ServiceContext ctx{s->store_.get(), s->runner_.get(), s->admission_.get(), s->registry_.get(),
+                     s->pool_.get(),  metrics,          &s->draining_,       s->auth_.get(),
+                     &s->live_,       options.limits};
   s->training_ = std::make_unique<TrainingServiceImpl>(ctx);
   s->inference_ = std::make_unique<InferenceServiceImpl>(ctx);
   s->models_ = std::make_unique<ModelServiceImpl>(ctx);
@@ -180,7 +200,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   // opens, so nothing is served from a half-recovered state.
   RETURN_IF_ERROR(s->runner_->Start());
 
-  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, MakeCredentials(options, &s->tls_));
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                   MakeCredentials(options, &s->tls_));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -207,11 +228,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
       for (const auto& [spec, ref] : preload) {
         const auto start = std::chrono::steady_clock::now();
         absl::StatusOr<service::ModelHandle> h = self->registry_->Acquire(ref);
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         LogEvent(h.ok() ? "model.preloaded" : "model.preload_failed",
-                 {{"model", spec}, {"seconds", absl::StrCat(seconds)},
+                 {{"model", spec},
+                  {"seconds", absl::StrCat(seconds)},
                   {"error", h.ok() ? "" : std::string(h.status().message())}});
-        if (h.ok() && !self->draining_) self->server_->GetHealthCheckService()->SetServingStatus(PreloadHealthName(spec), true);
+        if (h.ok() && !self->draining_)
+          self->server_->GetHealthCheckService()->SetServingStatus(PreloadHealthName(spec), true);
       }
     });
   }
@@ -220,23 +244,29 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     s->tls_reloader_ = std::thread([self] {
       absl::MutexLock lock(&self->tls_reloader_mu_);
       const absl::Duration every = absl::Seconds(self->options_.tls_reload_seconds);
-      while (!self->tls_reloader_mu_.AwaitWithTimeout(absl::Condition(&self->tls_reloader_stop_), every)) {
+      while (!self->tls_reloader_mu_.AwaitWithTimeout(absl::Condition(&self->tls_reloader_stop_),
+                                                      every)) {
         (void)self->ReloadTls();  // logs its outcome; on an error the old certificates stay
       }
     });
   }
-  LogEvent("server.start", {{"auth", s->auth_ ? absl::StrCat(s->auth_->size(), " tokens") : "off"},
-                            {"tls", options.tls_cert.empty() ? "off" : options.tls_client_ca.empty() ? "on" : "mutual"},
-                            {"listen", absl::StrCat(options.listen.substr(0, options.listen.rfind(':')), ":", s->port_)},
-                            {"metrics_port", std::to_string(s->metrics_port())},
-                            {"data_dir", options.data_dir}});
+  LogEvent(
+      "server.start",
+      {{"auth", s->auth_ ? absl::StrCat(s->auth_->size(), " tokens") : "off"},
+       {"tls", options.tls_cert.empty()        ? "off"
+               : options.tls_client_ca.empty() ? "on"
+                                               : "mutual"},
+       {"listen", absl::StrCat(options.listen.substr(0, options.listen.rfind(':')), ":", s->port_)},
+       {"metrics_port", std::to_string(s->metrics_port())},
+       {"data_dir", options.data_dir}});
   return s;
 }
 
 int Server::metrics_port() const { return metrics_ ? metrics_->port() : 0; }
 
 absl::Status Server::ReloadAuth() {
-  if (auth_ == nullptr) return absl::FailedPreconditionError("authentication is off (no --auth-tokens)");
+  if (auth_ == nullptr)
+    return absl::FailedPreconditionError("authentication is off (no --auth-tokens)");
   absl::Status s = auth_->Reload();
   LogEvent("auth.reload", {{"ok", s.ok() ? "true" : "false"},
                            {"tokens", std::to_string(auth_->size())},
@@ -267,7 +297,9 @@ void Server::Shutdown(std::optional<std::chrono::milliseconds> grace) {
   if (preloader_.joinable()) preloader_.join();  // a load in progress finishes first
   const auto started = std::chrono::steady_clock::now();
   if (server_ != nullptr) {
-    LogEvent("server.draining", {{"grace_seconds", absl::StrCat(grace.value_or(options_.drain_timeout).count() / 1000.0)}});
+    LogEvent(
+        "server.draining",
+        {{"grace_seconds", absl::StrCat(grace.value_or(options_.drain_timeout).count() / 1000.0)}});
     server_->GetHealthCheckService()->SetServingStatus(false);
     draining_ = true;
     runner_->NotifyAll();  // open WatchJob streams end now (UNAVAILABLE) instead of at the deadline
@@ -277,11 +309,13 @@ void Server::Shutdown(std::optional<std::chrono::milliseconds> grace) {
   if (runner_) runner_->Stop();
   if (metrics_) metrics_->SetSources(nullptr, nullptr);
   if (server_ == nullptr) return;  // never served
-  LogEvent("server.stopped",
-           {{"drain_seconds",
-             absl::StrCat(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count())},
-            {"drained_ok", std::to_string(drained_ok_)},
-            {"drained_failed", std::to_string(drained_failed_)}});
+  LogEvent(
+      "server.stopped",
+      {{"drain_seconds",
+        absl::StrCat(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count())},
+       {"drained_ok", std::to_string(drained_ok_)},
+       {"drained_failed", std::to_string(drained_failed_)}});
 }
 
 Server::~Server() { Shutdown(); }

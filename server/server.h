@@ -30,11 +30,11 @@ namespace berth::server {
 
 struct ServerOptions {
   std::string data_dir = "./berth-data";
-  std::string listen = "127.0.0.1:50051";  // port 0: any free port (see Server::port)
-  int request_threads = 16;                 // pool for blocking request work
-  int max_queued_requests = 1024;           // beyond this, RESOURCE_EXHAUSTED
-  int64_t max_message_bytes = 16 << 20;     // gRPC messages in either direction
-  std::string metrics_listen = "127.0.0.1:9090";  // Prometheus /metrics; "" disables it
+  std::string listen = "127.0.0.1:50051";          // port 0: any free port (see Server::port)
+  int request_threads = 16;                        // pool for blocking request work
+  int max_queued_requests = 1024;                  // beyond this, RESOURCE_EXHAUSTED
+  int64_t max_message_bytes = 16 << 20;            // gRPC messages in either direction
+  std::string metrics_listen = "127.0.0.1:9090";   // Prometheus /metrics; "" disables it
   std::chrono::milliseconds drain_timeout{30000};  // in-flight calls get this long at shutdown
   std::string auth_tokens_file;  // API tokens (see server/auth.h); "": no authentication
   // TLS: PEM files. With tls_client_ca, clients must present a certificate it signed (mTLS).
@@ -42,7 +42,7 @@ struct ServerOptions {
   // connections already open are kept. Their validated copies live in <data_dir>/tls.
   std::string tls_cert, tls_key, tls_client_ca;
   unsigned int tls_reload_seconds = 0;
-  bool allow_insecure = false;   // serve a non-loopback address without authentication
+  bool allow_insecure = false;  // serve a non-loopback address without authentication
   Limits limits;
   service::JobRunnerOptions training;
   service::RegistryOptions models;

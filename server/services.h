@@ -13,8 +13,8 @@
 #include "berth/v1/models.grpc.pb.h"
 #include "berth/v1/training.grpc.pb.h"
 #include "core/service/job_runner.h"
-#include "core/service/training.h"
 #include "core/service/model_registry.h"
+#include "core/service/training.h"
 #include "core/store/store.h"
 #include "core/util/thread_pool.h"
 #include "server/auth.h"
@@ -23,14 +23,14 @@ namespace berth::server {
 
 // Request limits; the defaults are documented in `berth-server --help`.
 struct Limits {
-  int max_texts = 256;                         // texts per Classify/Tokenize request
-  int64_t max_text_bytes = 64 * 1024;          // bytes per text
+  int max_texts = 256;                            // texts per Classify/Tokenize request
+  int64_t max_text_bytes = 64 * 1024;             // bytes per text
   int64_t max_upload_bytes = int64_t{512} << 20;  // bytes per dataset upload
-  int64_t max_dataset_rows = 5'000'000;        // rows per dataset
-  int max_concurrent_uploads = 4;              // uploads in progress (each is held in memory)
-  int max_queued_jobs = 1000;                  // jobs waiting, all tokens together
-  int max_queued_jobs_per_token = 50;          // jobs waiting, per API token
-  int max_streams = 256;                       // open WatchJob and ClassifyStream calls
+  int64_t max_dataset_rows = 5'000'000;           // rows per dataset
+  int max_concurrent_uploads = 4;                 // uploads in progress (each is held in memory)
+  int max_queued_jobs = 1000;                     // jobs waiting, all tokens together
+  int max_queued_jobs_per_token = 50;             // jobs waiting, per API token
+  int max_streams = 256;                          // open WatchJob and ClassifyStream calls
   int max_page_size = 1000;
 };
 
@@ -64,18 +64,21 @@ class TrainingServiceImpl final : public v1::TrainingService::CallbackService {
  public:
   explicit TrainingServiceImpl(const ServiceContext& ctx) : ctx_(ctx) {}
 
-  grpc::ServerReadReactor<v1::UploadDatasetRequest>* UploadDataset(grpc::CallbackServerContext* context,
-                                                                  v1::UploadDatasetResponse* response) override;
+  grpc::ServerReadReactor<v1::UploadDatasetRequest>* UploadDataset(
+      grpc::CallbackServerContext* context, v1::UploadDatasetResponse* response) override;
   grpc::ServerUnaryReactor* StartTraining(grpc::CallbackServerContext* context,
                                           const v1::StartTrainingRequest* request,
                                           v1::StartTrainingResponse* response) override;
-  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context, const v1::GetStatusRequest* request,
+  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
+                                      const v1::GetStatusRequest* request,
                                       v1::JobStatus* response) override;
   grpc::ServerWriteReactor<v1::JobStatus>* WatchJob(grpc::CallbackServerContext* context,
                                                     const v1::WatchJobRequest* request) override;
-  grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* context, const v1::CancelJobRequest* request,
+  grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* context,
+                                      const v1::CancelJobRequest* request,
                                       v1::JobStatus* response) override;
-  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context, const v1::ListJobsRequest* request,
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context,
+                                     const v1::ListJobsRequest* request,
                                      v1::ListJobsResponse* response) override;
 
  private:
@@ -86,11 +89,13 @@ class InferenceServiceImpl final : public v1::InferenceService::CallbackService 
  public:
   explicit InferenceServiceImpl(const ServiceContext& ctx) : ctx_(ctx) {}
 
-  grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context, const v1::ClassifyRequest* request,
+  grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context,
+                                     const v1::ClassifyRequest* request,
                                      v1::ClassifyResponse* response) override;
   grpc::ServerBidiReactor<v1::ClassifyRequest, v1::ClassifyResponse>* ClassifyStream(
       grpc::CallbackServerContext* context) override;
-  grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* context, const v1::TokenizeRequest* request,
+  grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* context,
+                                     const v1::TokenizeRequest* request,
                                      v1::TokenizeResponse* response) override;
 
  private:
@@ -101,13 +106,17 @@ class ModelServiceImpl final : public v1::ModelService::CallbackService {
  public:
   explicit ModelServiceImpl(const ServiceContext& ctx) : ctx_(ctx) {}
 
-  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
+                                       const v1::ListModelsRequest* request,
                                        v1::ListModelsResponse* response) override;
-  grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* context, const v1::GetModelRequest* request,
+  grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* context,
+                                     const v1::GetModelRequest* request,
                                      v1::ModelVersion* response) override;
-  grpc::ServerUnaryReactor* DeleteModel(grpc::CallbackServerContext* context, const v1::DeleteModelRequest* request,
+  grpc::ServerUnaryReactor* DeleteModel(grpc::CallbackServerContext* context,
+                                        const v1::DeleteModelRequest* request,
                                         v1::DeleteModelResponse* response) override;
-  grpc::ServerUnaryReactor* SetAlias(grpc::CallbackServerContext* context, const v1::SetAliasRequest* request,
+  grpc::ServerUnaryReactor* SetAlias(grpc::CallbackServerContext* context,
+                                     const v1::SetAliasRequest* request,
                                      v1::SetAliasResponse* response) override;
 
  private:
@@ -117,13 +126,14 @@ class ModelServiceImpl final : public v1::ModelService::CallbackService {
 // The caller's principal (nullopt when authentication is off) if it may do `need` on `model`;
 // UNAUTHENTICATED or PERMISSION_DENIED otherwise. Handlers call it before validating anything.
 absl::StatusOr<std::optional<Principal>> CheckAccess(const ServiceContext& ctx,
-                                                     const grpc::CallbackServerContext& context, Permission need,
-                                                     absl::string_view model);
+                                                     const grpc::CallbackServerContext& context,
+                                                     Permission need, absl::string_view model);
 // Whether `caller` may see or cancel a job `created_by` submitted (its own, or any for admin).
 absl::Status CheckJobOwner(const std::optional<Principal>& caller, const std::string& created_by);
 
 // Finishes `reactor` with `status` mapped through ToGrpcStatus.
-grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context, const absl::Status& status);
+grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context,
+                                     const absl::Status& status);
 // Runs `work` on the request pool and finishes the call with its status; a full pool answers
 // RESOURCE_EXHAUSTED at once.
 grpc::ServerUnaryReactor* RunOnPool(grpc::CallbackServerContext* context, ThreadPool* pool,

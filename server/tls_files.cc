@@ -37,17 +37,20 @@ BioPtr MemBio(const std::string& pem) {
 
 absl::StatusOr<std::string> ReadPem(const char* flag, const std::string& path) {
   auto pem = ReadFileToString(path);
-  if (!pem.ok()) return absl::InvalidArgumentError(absl::StrCat(flag, ": ", pem.status().message()));
+  if (!pem.ok())
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": ", pem.status().message()));
   return *std::move(pem);
 }
 
 // The certificates, the key and the CA bundle parse, and the key belongs to the (first)
 // certificate, so that gRPC is never handed a pair it would reject.
-absl::Status Validate(const std::string& cert_path, const std::string& cert, const std::string& key_path,
-                      const std::string& key, const std::string& ca_path, const std::string& ca) {
+absl::Status Validate(const std::string& cert_path, const std::string& cert,
+                      const std::string& key_path, const std::string& key,
+                      const std::string& ca_path, const std::string& ca) {
   X509Ptr x(PEM_read_bio_X509(MemBio(cert).get(), nullptr, nullptr, nullptr));
   if (x == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("--tls-cert: ", cert_path, " holds no PEM certificate"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--tls-cert: ", cert_path, " holds no PEM certificate"));
   }
   PkeyPtr k(PEM_read_bio_PrivateKey(MemBio(key).get(), nullptr, nullptr, nullptr));
   if (k == nullptr) {
@@ -71,7 +74,8 @@ absl::Status Validate(const std::string& cert_path, const std::string& cert, con
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<TlsFiles>> TlsFiles::Create(std::string cert, std::string key,
-                                                           std::string client_ca, std::string stage_dir) {
+                                                           std::string client_ca,
+                                                           std::string stage_dir) {
   std::unique_ptr<TlsFiles> t(new TlsFiles());
   t->cert_ = std::move(cert);
   t->key_ = std::move(key);

@@ -22,7 +22,8 @@ class TlsFiles {
   // `cert`, `key`: the configured PEM files; `client_ca` may be empty (no mTLS). Stages them in
   // `stage_dir` (created with mode 0700). Errors name the flag and the file.
   static absl::StatusOr<std::unique_ptr<TlsFiles>> Create(std::string cert, std::string key,
-                                                          std::string client_ca, std::string stage_dir);
+                                                          std::string client_ca,
+                                                          std::string stage_dir);
 
   // Validates the configured files again and stages them if they changed. On error the staged
   // files are untouched. Thread-safe.

@@ -2,8 +2,8 @@
 #include <algorithm>
 #include <string>
 
-#include "absl/strings/ascii.h"
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "core/train/dataset.h"
@@ -42,7 +42,8 @@ train::DatasetOptions UploadOptions(const v1::DatasetInfo& info) {
 // request pool. A cancelled or failed stream stores nothing.
 class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequest> {
  public:
-  UploadReactor(grpc::CallbackServerContext* context, const ServiceContext& ctx, v1::UploadDatasetResponse* response)
+  UploadReactor(grpc::CallbackServerContext* context, const ServiceContext& ctx,
+                v1::UploadDatasetResponse* response)
       : context_(context), ctx_(ctx), response_(response) {
     if (auto caller = CheckAccess(ctx_, *context_, Permission::kTrain, ""); !caller.ok()) {
       FinishWith(caller.status());
@@ -50,8 +51,9 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequ
     }
     if (!TryAcquire(&ctx_.live->uploads, ctx_.limits.max_concurrent_uploads)) {
       ctx_.metrics->RecordRefusal("concurrent_uploads");
-      FinishWith(absl::ResourceExhaustedError(absl::StrCat(
-          "this server takes at most ", ctx_.limits.max_concurrent_uploads, " uploads at once; retry later")));
+      FinishWith(absl::ResourceExhaustedError(absl::StrCat("this server takes at most ",
+                                                           ctx_.limits.max_concurrent_uploads,
+                                                           " uploads at once; retry later")));
       return;
     }
     holds_slot_ = true;
@@ -60,8 +62,10 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequ
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      if (context_->IsCancelled()) return Finish(ToGrpcStatus(absl::CancelledError("upload cancelled")));
-      if (!have_info_) return FinishWith(absl::InvalidArgumentError("info: the first message must carry info"));
+      if (context_->IsCancelled())
+        return Finish(ToGrpcStatus(absl::CancelledError("upload cancelled")));
+      if (!have_info_)
+        return FinishWith(absl::InvalidArgumentError("info: the first message must carry info"));
       if (!ctx_.pool->TrySubmit([this] { FinishWith(Store()); })) {
         FinishWith(absl::ResourceExhaustedError("the server is busy; retry later"));
       }
@@ -70,22 +74,25 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequ
     if (!request_.sha256().empty()) sha256_ = request_.sha256();
     if (request_.has_info()) {
       if (have_info_) return FinishWith(absl::InvalidArgumentError("info: sent twice"));
-      if (absl::Status s = service::ValidateUpload(request_.info().file_name(), UploadOptions(request_.info()));
+      if (absl::Status s =
+              service::ValidateUpload(request_.info().file_name(), UploadOptions(request_.info()));
           !s.ok()) {
         return FinishWith(s);
       }
       info_ = request_.info();
       have_info_ = true;
     } else if (request_.part_case() == v1::UploadDatasetRequest::kData) {
-      if (!have_info_) return FinishWith(absl::InvalidArgumentError("info: the first message must carry info"));
+      if (!have_info_)
+        return FinishWith(absl::InvalidArgumentError("info: the first message must carry info"));
       if (static_cast<int64_t>(request_.data().size()) > kMaxChunkBytes) {
         return FinishWith(absl::InvalidArgumentError("data: a chunk is larger than 4 MiB"));
       }
-      if (static_cast<int64_t>(data_.size() + request_.data().size()) > ctx_.limits.max_upload_bytes) {
+      if (static_cast<int64_t>(data_.size() + request_.data().size()) >
+          ctx_.limits.max_upload_bytes) {
         ctx_.metrics->RecordRefusal("upload_bytes");
         return FinishWith(absl::InvalidArgumentError(
-            absl::StrCat("data: the upload is larger than the server's limit of ", ctx_.limits.max_upload_bytes,
-                         " bytes")));
+            absl::StrCat("data: the upload is larger than the server's limit of ",
+                         ctx_.limits.max_upload_bytes, " bytes")));
       }
       data_ += request_.data();
     }
@@ -109,8 +116,9 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequ
   }
 
   absl::Status Store() {
-    ASSIGN_OR_RETURN(service::StoredDataset stored,
-                     ctx_.training->PutDataset(data_, info_.file_name(), UploadOptions(info_), sha256_));
+    ASSIGN_OR_RETURN(
+        service::StoredDataset stored,
+        ctx_.training->PutDataset(data_, info_.file_name(), UploadOptions(info_), sha256_));
     const store::DatasetRecord& rec = stored.record;
     response_->set_dataset_id(rec.id);
     response_->set_rows(rec.rows);
@@ -135,7 +143,8 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequ
 // Sends the job's status now and after every change until a terminal state is sent.
 class WatchReactor final : public grpc::ServerWriteReactor<v1::JobStatus> {
  public:
-  WatchReactor(const ServiceContext& ctx, std::string job_id) : ctx_(ctx), job_id_(std::move(job_id)) {
+  WatchReactor(const ServiceContext& ctx, std::string job_id)
+      : ctx_(ctx), job_id_(std::move(job_id)) {
     token_ = ctx_.runner->Subscribe(job_id_, [this] { OnChange(); });
     OnChange();
   }
@@ -227,25 +236,31 @@ grpc::ServerReadReactor<v1::UploadDatasetRequest>* TrainingServiceImpl::UploadDa
   return new UploadReactor(context, ctx_, response);
 }
 
-grpc::ServerUnaryReactor* TrainingServiceImpl::StartTraining(grpc::CallbackServerContext* context,
-                                                             const v1::StartTrainingRequest* request,
-                                                             v1::StartTrainingResponse* response) {
+grpc::ServerUnaryReactor* TrainingServiceImpl::StartTraining(
+    grpc::CallbackServerContext* context, const v1::StartTrainingRequest* request,
+    v1::StartTrainingResponse* response) {
   auto caller = CheckAccess(ctx_, *context, Permission::kTrain, request->model_name());
   if (!caller.ok()) return FinishWith(context, caller.status());
   // Re-reads the datasets with the requested columns, so it runs on the pool.
-  return RunOnPool(context, ctx_.pool, [this, request, response, caller = *caller]() -> absl::Status {
-    service::Submitter who;
-    if (caller) {
-      who.id = caller->id;
-      who.may_read_model = [p = *caller](const std::string& name) { return Authorize(p, Permission::kClassify, name); };
-      who.may_see_job = [caller](const std::string& created_by) { return CheckJobOwner(caller, created_by); };
-    }
-    ASSIGN_OR_RETURN(service::Submission sub, ctx_.training->Submit(ToJobSpec(*request), request->request_id(), who));
-    response->set_job_id(sub.job.id);
-    response->set_existing(sub.existed);
-    ToProto(sub.job, response->mutable_status());
-    return absl::OkStatus();
-  });
+  return RunOnPool(
+      context, ctx_.pool, [this, request, response, caller = *caller]() -> absl::Status {
+        service::Submitter who;
+        if (caller) {
+          who.id = caller->id;
+          who.may_read_model = [p = *caller](const std::string& name) {
+            return Authorize(p, Permission::kClassify, name);
+          };
+          who.may_see_job = [caller](const std::string& created_by) {
+            return CheckJobOwner(caller, created_by);
+          };
+        }
+        ASSIGN_OR_RETURN(service::Submission sub,
+                         ctx_.training->Submit(ToJobSpec(*request), request->request_id(), who));
+        response->set_job_id(sub.job.id);
+        response->set_existing(sub.existed);
+        ToProto(sub.job, response->mutable_status());
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* TrainingServiceImpl::GetStatus(grpc::CallbackServerContext* context,
@@ -262,8 +277,8 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::GetStatus(grpc::CallbackServerCon
   return FinishWith(context, s);
 }
 
-grpc::ServerWriteReactor<v1::JobStatus>* TrainingServiceImpl::WatchJob(grpc::CallbackServerContext* context,
-                                                                       const v1::WatchJobRequest* request) {
+grpc::ServerWriteReactor<v1::JobStatus>* TrainingServiceImpl::WatchJob(
+    grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) {
   auto caller = CheckAccess(ctx_, *context, Permission::kTrain, "");
   absl::Status s = caller.status();
   if (s.ok()) s = ValidateJobId(request->job_id());
@@ -273,8 +288,8 @@ grpc::ServerWriteReactor<v1::JobStatus>* TrainingServiceImpl::WatchJob(grpc::Cal
   }
   if (s.ok() && !TryAcquire(&ctx_.live->streams, ctx_.limits.max_streams)) {
     ctx_.metrics->RecordRefusal("streams");
-    s = absl::ResourceExhaustedError(
-        absl::StrCat("this server keeps at most ", ctx_.limits.max_streams, " streams open; retry later"));
+    s = absl::ResourceExhaustedError(absl::StrCat(
+        "this server keeps at most ", ctx_.limits.max_streams, " streams open; retry later"));
   }
   if (!s.ok()) {
     class Failed final : public grpc::ServerWriteReactor<v1::JobStatus> {
@@ -311,11 +326,12 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::ListJobs(grpc::CallbackServerCont
   auto caller = CheckAccess(ctx_, *context, Permission::kTrain, "");
   if (!caller.ok()) return FinishWith(context, caller.status());
   if (request->page_size() < 0 || request->page_size() > ctx_.limits.max_page_size) {
-    return FinishWith(context, absl::InvalidArgumentError(
-                                   absl::StrCat("page_size: must be in [0, ", ctx_.limits.max_page_size, "]")));
+    return FinishWith(context, absl::InvalidArgumentError(absl::StrCat(
+                                   "page_size: must be in [0, ", ctx_.limits.max_page_size, "]")));
   }
   if (request->page_token().size() > 128) {
-    return FinishWith(context, absl::InvalidArgumentError("page_token: not a token this server issued"));
+    return FinishWith(context,
+                      absl::InvalidArgumentError("page_token: not a token this server issued"));
   }
   std::optional<store::JobState> state;
   if (request->state() != v1::JOB_STATE_UNSPECIFIED) {

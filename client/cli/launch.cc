@@ -45,7 +45,8 @@ int LaunchLocalRanks(int nproc) {
   }
   std::vector<std::string> args = OwnCommandLine();
   args[0] = "/proc/self/exe";
-  std::cerr << "berth: starting " << nproc << " ranks (gloo, rendezvous 127.0.0.1:" << port << ")\n";
+  std::cerr << "berth: starting " << nproc << " ranks (gloo, rendezvous 127.0.0.1:" << port
+            << ")\n";
 
   // Ctrl-C reaches the ranks directly (same process group); the launcher waits for them.
   // SIGTERM sent to the launcher alone is passed on.
@@ -60,7 +61,8 @@ int LaunchLocalRanks(int nproc) {
     return 1;
   }
   bool cancelled = false;
-  const absl::Status failed = (*ranks)->Supervise(&g_forward_signal, std::chrono::seconds(10), &cancelled);
+  const absl::Status failed =
+      (*ranks)->Supervise(&g_forward_signal, std::chrono::seconds(10), &cancelled);
   if (!failed.ok()) {
     std::cerr << "berth: " << failed.message() << "; stopped the other ranks. "
               << "Rerun the same command with --resume to continue from the last checkpoint.\n";

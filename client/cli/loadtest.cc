@@ -52,7 +52,9 @@ struct LoadFlags {
 };
 
 // gRPC and absl share the canonical codes, so absl's names are gRPC's.
-std::string CodeName(grpc::StatusCode c) { return absl::StatusCodeToString(static_cast<absl::StatusCode>(c)); }
+std::string CodeName(grpc::StatusCode c) {
+  return absl::StatusCodeToString(static_cast<absl::StatusCode>(c));
+}
 
 std::vector<std::string> LoadTexts(const std::string& file) {
   std::string path = file;
@@ -83,7 +85,8 @@ int RunLoadtest(const LoadFlags& f) {
     return 2;
   }
   std::set<std::string> allowed = {"OK"};
-  for (absl::string_view c : absl::StrSplit(f.allow_codes, ',', absl::SkipEmpty())) allowed.insert(std::string(c));
+  for (absl::string_view c : absl::StrSplit(f.allow_codes, ',', absl::SkipEmpty()))
+    allowed.insert(std::string(c));
   client::ClientOptions o;
   o.target = f.server;
   o.max_attempts = 1;  // measure the server, not the retry policy
@@ -101,13 +104,14 @@ int RunLoadtest(const LoadFlags& f) {
   const Clock::time_point start = Clock::now();
   auto last_report = start;
   for (int64_t i = 0; i < total; ++i) {
-    const Clock::time_point when =
-        start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(i / f.rate));
+    const Clock::time_point when = start + std::chrono::duration_cast<Clock::duration>(
+                                               std::chrono::duration<double>(i / f.rate));
     std::this_thread::sleep_until(when);
     {
       absl::MutexLock lock(&tally.mu);
       if (tally.outstanding >= f.concurrency) {
-        ++tally.skipped;  // the client is saturated: this request never starts (reported, not hidden)
+        ++tally.skipped;  // the client is saturated: this request never starts (reported, not
+                          // hidden)
         continue;
       }
       ++tally.outstanding;
@@ -115,31 +119,35 @@ int RunLoadtest(const LoadFlags& f) {
     auto* call = new Call();
     call->scheduled = when;
     call->request.set_model(f.model);
-    for (int k = 0; k < f.texts_per_request; ++k) call->request.add_texts(texts[(i * f.texts_per_request + k) % texts.size()]);
+    for (int k = 0; k < f.texts_per_request; ++k)
+      call->request.add_texts(texts[(i * f.texts_per_request + k) % texts.size()]);
     if (!f.token.empty()) call->context.AddMetadata("authorization", "Bearer " + f.token);
     call->context.set_deadline(std::chrono::system_clock::now() +
                                std::chrono::milliseconds(static_cast<int64_t>(f.timeout * 1000)));
-    stub->async()->Classify(&call->context, &call->request, &call->response, [&, call](grpc::Status s) {
-      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - call->scheduled).count();
-      delete call;
-      absl::MutexLock lock(&tally.mu);
-      ++tally.codes[CodeName(s.error_code())];
-      // Distinct messages say who answered (a handler, the transport, the client's channel); a
-      // few dozen are enough to tell, and the map stays small under a flood of one failure.
-      if (!s.ok()) {
-        const std::string key = CodeName(s.error_code()) + ": " + s.error_message();
-        if (tally.errors.size() < 32 || tally.errors.count(key)) ++tally.errors[key];
-      }
-      tally.latencies_ms.push_back(ms);
-      ++tally.completed;
-      if (--tally.outstanding == 0) tally.done.SignalAll();
-    });
+    stub->async()->Classify(
+        &call->context, &call->request, &call->response, [&, call](grpc::Status s) {
+          const double ms =
+              std::chrono::duration<double, std::milli>(Clock::now() - call->scheduled).count();
+          delete call;
+          absl::MutexLock lock(&tally.mu);
+          ++tally.codes[CodeName(s.error_code())];
+          // Distinct messages say who answered (a handler, the transport, the client's channel); a
+          // few dozen are enough to tell, and the map stays small under a flood of one failure.
+          if (!s.ok()) {
+            const std::string key = CodeName(s.error_code()) + ": " + s.error_message();
+            if (tally.errors.size() < 32 || tally.errors.count(key)) ++tally.errors[key];
+          }
+          tally.latencies_ms.push_back(ms);
+          ++tally.completed;
+          if (--tally.outstanding == 0) tally.done.SignalAll();
+        });
     const auto now = Clock::now();
     if (now - last_report > std::chrono::seconds(1)) {
       last_report = now;
       absl::MutexLock lock(&tally.mu);
-      std::cerr << (tty ? "\r" : "") << absl::StrFormat("loadtest: %d/%d sent, %d done, %d in flight", i + 1, total,
-                                                        tally.completed, tally.outstanding)
+      std::cerr << (tty ? "\r" : "")
+                << absl::StrFormat("loadtest: %d/%d sent, %d done, %d in flight", i + 1, total,
+                                   tally.completed, tally.outstanding)
                 << (tty ? "   " : "\n") << std::flush;
     }
   }
@@ -162,7 +170,8 @@ int RunLoadtest(const LoadFlags& f) {
   std::sort(latencies_ms.begin(), latencies_ms.end());
   auto pct = [&](double q) {
     if (latencies_ms.empty()) return 0.0;
-    return latencies_ms[std::min(latencies_ms.size() - 1, static_cast<size_t>(q * latencies_ms.size()))];
+    return latencies_ms[std::min(latencies_ms.size() - 1,
+                                 static_cast<size_t>(q * latencies_ms.size()))];
   };
   int64_t unexpected = 0;
   for (const auto& [code, n] : codes) {
@@ -180,10 +189,14 @@ int RunLoadtest(const LoadFlags& f) {
                         {"errors", errors},
                         {"unexpected", unexpected},
                         {"latency_ms",
-                         {{"p50", pct(0.50)}, {"p95", pct(0.95)}, {"p99", pct(0.99)}, {"max", latencies_ms.empty() ? 0 : latencies_ms.back()}}}};
+                         {{"p50", pct(0.50)},
+                          {"p95", pct(0.95)},
+                          {"p99", pct(0.99)},
+                          {"max", latencies_ms.empty() ? 0 : latencies_ms.back()}}}};
   std::cout << out.dump(2) << "\n";
   if (unexpected > 0) {
-    std::cerr << "berth: loadtest: " << unexpected << " calls ended with an unexpected code (allowed: OK"
+    std::cerr << "berth: loadtest: " << unexpected
+              << " calls ended with an unexpected code (allowed: OK"
               << (f.allow_codes.empty() ? "" : "," + f.allow_codes) << ")\n";
     return 1;
   }
@@ -194,30 +207,42 @@ int RunLoadtest(const LoadFlags& f) {
 
 void AddLoadtestCommand(CLI::App& app, std::function<int()>* run) {
   auto f = std::make_shared<LoadFlags>();
-  CLI::App* cmd = app.add_subcommand(
-      "loadtest",
-      "Open-loop load on Classify: requests start at a constant rate whatever the latency; prints achieved rate, "
-      "latency percentiles (from each request's scheduled start) and counts per status code as JSON; exits 1 on any "
-      "code not allowed");
+  CLI::App* cmd = app.add_subcommand("loadtest",
+                                     "Open-loop load on Classify: requests start at a constant "
+                                     "rate whatever the latency; prints achieved rate, "
+                                     "latency percentiles (from each request's scheduled start) "
+                                     "and counts per status code as JSON; exits 1 on any "
+                                     "code not allowed");
   const char* env = std::getenv("BERTH_SERVER");
   f->server = env != nullptr && *env != '\0' ? env : "127.0.0.1:50051";
-  cmd->add_option("--server", f->server, "Berth server HOST:PORT (env BERTH_SERVER)")->capture_default_str();
+  cmd->add_option("--server", f->server, "Berth server HOST:PORT (env BERTH_SERVER)")
+      ->capture_default_str();
   if (const char* token = std::getenv("BERTH_TOKEN")) f->token = token;
   cmd->add_option("--token", f->token, "API token (env BERTH_TOKEN)");
   cmd->add_option("--model", f->model, "NAME, NAME:VERSION or NAME@ALIAS")->required();
-  cmd->add_option("--rate", f->rate, "Requests started per second")->check(CLI::Range(0.1, 1e6))->capture_default_str();
-  cmd->add_option("--duration", f->duration, "Seconds of load")->check(CLI::Range(0.1, 86400.0))->capture_default_str();
-  cmd->add_option("--concurrency", f->concurrency, "Most requests in flight; beyond it a request is skipped and counted")
+  cmd->add_option("--rate", f->rate, "Requests started per second")
+      ->check(CLI::Range(0.1, 1e6))
+      ->capture_default_str();
+  cmd->add_option("--duration", f->duration, "Seconds of load")
+      ->check(CLI::Range(0.1, 86400.0))
+      ->capture_default_str();
+  cmd->add_option("--concurrency", f->concurrency,
+                  "Most requests in flight; beyond it a request is skipped and counted")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
   cmd->add_option("--texts-per-request", f->texts_per_request, "Texts in each Classify")
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
-  cmd->add_option("--file", f->file, "Texts, one per line (.tsv: first column, header skipped); default: the SST-2 sample")
+  cmd->add_option(
+         "--file", f->file,
+         "Texts, one per line (.tsv: first column, header skipped); default: the SST-2 sample")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--timeout", f->timeout, "Deadline per request in seconds")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--timeout", f->timeout, "Deadline per request in seconds")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("--allow-codes", f->allow_codes,
-                  "Comma-separated status codes that are expected besides OK (e.g. UNAVAILABLE during a drain)");
+                  "Comma-separated status codes that are expected besides OK (e.g. UNAVAILABLE "
+                  "during a drain)");
   cmd->callback([run, f] { *run = [f] { return RunLoadtest(*f); }; });
 }
 

@@ -3,7 +3,6 @@
 #define BERTH_CLIENT_CLI_LOADTEST_H_
 
 #include <CLI/CLI.hpp>
-
 #include <functional>
 
 namespace berth::cli {

@@ -1,7 +1,6 @@
 // The `berth` command line tool, and `berth-client` (the same main without BERTH_WITH_OFFLINE:
 // the remote commands only, no LibTorch).
 #include <CLI/CLI.hpp>
-
 #include <functional>
 #include <iostream>
 
@@ -21,7 +20,9 @@ int main(int argc, char** argv) {
   CLI::App app{"berth: fine-tune BERT-family text classifiers and serve them"};
   app.set_version_flag("--version", std::string("berth " BERTH_VERSION));
 #else
-  CLI::App app{"berth-client: the remote commands of berth (a Berth server's jobs, models and classification)"};
+  CLI::App app{
+      "berth-client: the remote commands of berth (a Berth server's jobs, models and "
+      "classification)"};
   app.set_version_flag("--version", std::string("berth-client " BERTH_VERSION));
 #endif
   app.require_subcommand(1);

@@ -1,5 +1,4 @@
 // Offline commands: read UTF-8 lines from stdin, write JSON Lines to stdout.
-#include "absl/strings/string_view.h"
 #include "client/cli/offline_commands.h"
 
 #include <unistd.h>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "core/infer/engine.h"
 #include "core/infer/sequence_classifier.h"
 #include "core/model/hub.h"
@@ -33,7 +33,8 @@ struct CommonFlags {
 
 void AddCommonFlags(CLI::App* cmd, CommonFlags* f) {
   cmd->add_option("--model", f->model,
-                  "Hugging Face model directory, or a Hub id (org/name[@revision]) fetched into the HF cache")
+                  "Hugging Face model directory, or a Hub id (org/name[@revision]) fetched into "
+                  "the HF cache")
       ->required();
   cmd->add_option("--max-length", f->max_length,
                   "Maximum tokens per example including special tokens; longer inputs are "
@@ -55,7 +56,8 @@ text::EncodeOptions MakeEncodeOptions(const CommonFlags& f, bool tokens) {
   text::EncodeOptions o;
   o.max_length = f.max_length;
   o.return_tokens = tokens;
-  o.invalid_utf8 = f.invalid_utf8 == "replace" ? text::InvalidUtf8::kReplace : text::InvalidUtf8::kReject;
+  o.invalid_utf8 =
+      f.invalid_utf8 == "replace" ? text::InvalidUtf8::kReplace : text::InvalidUtf8::kReject;
   return o;
 }
 
@@ -66,7 +68,8 @@ absl::StatusOr<text::Encoding> EncodeLine(const text::Tokenizer& tok, const std:
   if (tab == std::string::npos) {
     return absl::InvalidArgumentError("--pairs expects TEXT_A<TAB>TEXT_B but the line has no tab");
   }
-  return tok.EncodePair(absl::string_view(line).substr(0, tab), absl::string_view(line).substr(tab + 1), o);
+  return tok.EncodePair(absl::string_view(line).substr(0, tab),
+                        absl::string_view(line).substr(tab + 1), o);
 }
 
 int Fail(const std::string& message) {
@@ -132,9 +135,11 @@ int RunPredict(const CommonFlags& f, const PredictFlags& p) {
   eo.batcher.max_batch_size = p.batch_size;
   eo.batcher.max_batch_tokens = p.max_batch_tokens;
   eo.batcher.max_queued_requests = p.window;
-  eo.batcher.max_wait = std::chrono::microseconds(0);  // one caller: there is no company to wait for
+  eo.batcher.max_wait =
+      std::chrono::microseconds(0);  // one caller: there is no company to wait for
   eo.batcher.num_threads = p.threads;
-  auto engine = InferenceEngine::Create(std::shared_ptr<const SequenceClassifier>(std::move(*classifier)), eo);
+  auto engine = InferenceEngine::Create(
+      std::shared_ptr<const SequenceClassifier>(std::move(*classifier)), eo);
   if (!engine.ok()) return Fail(std::string(engine.status().message()));
   const text::Tokenizer& tok = (*engine)->model().tokenizer();
   const text::EncodeOptions o = MakeEncodeOptions(f, /*tokens=*/false);
@@ -148,12 +153,15 @@ int RunPredict(const CommonFlags& f, const PredictFlags& p) {
   bool more = true;
   while (more) {
     lines.clear();
-    while (static_cast<int>(lines.size()) < p.window && (more = static_cast<bool>(std::getline(std::cin, line)))) {
+    while (static_cast<int>(lines.size()) < p.window &&
+           (more = static_cast<bool>(std::getline(std::cin, line)))) {
       lines.push_back(std::move(line));
     }
     if (lines.empty()) break;
-    std::vector<absl::StatusOr<text::Encoding>> encoded(lines.size(), absl::UnknownError("not encoded"));
-    ParallelFor(lines.size(), 64, [&](size_t i) { encoded[i] = EncodeLine(tok, lines[i], f.pairs, o); });
+    std::vector<absl::StatusOr<text::Encoding>> encoded(lines.size(),
+                                                        absl::UnknownError("not encoded"));
+    ParallelFor(lines.size(), 64,
+                [&](size_t i) { encoded[i] = EncodeLine(tok, lines[i], f.pairs, o); });
     // A bad line stops the run; the lines before it are still answered.
     size_t good = 0;
     while (good < encoded.size() && encoded[good].ok()) ++good;
@@ -191,11 +199,12 @@ int RunVersion(bool json) {
     return 0;
   }
   std::cout << "berth " << BERTH_VERSION << "\nLibTorch " << r.torch_version << ", CUDA "
-            << (r.cuda_built ? absl::StrCat(r.cuda_runtime / 1000, ".", r.cuda_runtime % 1000 / 10, " (",
-                                            r.cuda_devices, " GPU", r.cuda_devices == 1 ? "" : "s", " visible)")
+            << (r.cuda_built ? absl::StrCat(r.cuda_runtime / 1000, ".", r.cuda_runtime % 1000 / 10,
+                                            " (", r.cuda_devices, " GPU",
+                                            r.cuda_devices == 1 ? "" : "s", " visible)")
                              : std::string("not built"))
-            << ", MKL " << (r.mkl ? "yes" : "no") << ", oneDNN " << (r.mkldnn ? "yes" : "no") << ", "
-            << r.threads << " threads\n";
+            << ", MKL " << (r.mkl ? "yes" : "no") << ", oneDNN " << (r.mkldnn ? "yes" : "no")
+            << ", " << r.threads << " threads\n";
   return 0;
 }
 
@@ -203,28 +212,31 @@ int RunVersion(bool json) {
 
 void AddOfflineCommands(CLI::App& app, std::function<int()>* run) {
   auto version_json = std::make_shared<bool>(false);
-  CLI::App* ver = app.add_subcommand(
-      "version", "Berth's version and its LibTorch: torch version, CUDA compiled in, GPUs visible, MKL, oneDNN");
+  CLI::App* ver = app.add_subcommand("version",
+                                     "Berth's version and its LibTorch: torch version, CUDA "
+                                     "compiled in, GPUs visible, MKL, oneDNN");
   ver->add_flag("--json", *version_json, "One JSON object instead of text");
-  ver->callback([run, version_json] { *run = [version_json] { return RunVersion(*version_json); }; });
+  ver->callback(
+      [run, version_json] { *run = [version_json] { return RunVersion(*version_json); }; });
 
   auto common_tok = std::make_shared<CommonFlags>();
-  CLI::App* tok = app.add_subcommand(
-      "tokenize",
-      "Tokenize stdin lines with a model's tokenizer; one JSON object per line "
-      "{input_ids, token_type_ids, attention_mask, tokens}");
+  CLI::App* tok =
+      app.add_subcommand("tokenize",
+                         "Tokenize stdin lines with a model's tokenizer; one JSON object per line "
+                         "{input_ids, token_type_ids, attention_mask, tokens}");
   AddCommonFlags(tok, common_tok.get());
   tok->callback([run, common_tok] { *run = [common_tok] { return RunTokenize(*common_tok); }; });
 
   auto common_pred = std::make_shared<CommonFlags>();
   auto pred_flags = std::make_shared<PredictFlags>();
-  CLI::App* pred = app.add_subcommand(
-      "predict",
-      "Classify stdin lines with a model directory; one JSON object per line "
-      "{label, logits, probabilities}, in input order");
+  CLI::App* pred =
+      app.add_subcommand("predict",
+                         "Classify stdin lines with a model directory; one JSON object per line "
+                         "{label, logits, probabilities}, in input order");
   AddCommonFlags(pred, common_pred.get());
-  pred->add_option("--batch-size", pred_flags->batch_size,
-                   "Most lines per forward pass (lines are grouped by length, up to --max-batch-tokens)")
+  pred->add_option(
+          "--batch-size", pred_flags->batch_size,
+          "Most lines per forward pass (lines are grouped by length, up to --max-batch-tokens)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   pred->add_option("--max-batch-tokens", pred_flags->max_batch_tokens,
@@ -232,16 +244,17 @@ void AddOfflineCommands(CLI::App& app, std::function<int()>* run) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   pred->add_option("--window", pred_flags->window,
-                   "Lines read ahead and batched together; results are written a window at a time, in input order, "
+                   "Lines read ahead and batched together; results are written a window at a time, "
+                   "in input order, "
                    "so memory stays bounded on input of any length")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  pred->add_option("--threads", pred_flags->threads,
-                   "Intra-op threads (0: one per available core)")
+  pred->add_option("--threads", pred_flags->threads, "Intra-op threads (0: one per available core)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  pred->add_option("--precision", pred_flags->precision,
-                   "fp32, or bf16 weights (faster on CPUs with avx512_bf16; scores differ slightly)")
+  pred->add_option(
+          "--precision", pred_flags->precision,
+          "fp32, or bf16 weights (faster on CPUs with avx512_bf16; scores differ slightly)")
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
   pred->add_option("--device", pred_flags->device, "cpu, cuda or cuda:N")->capture_default_str();

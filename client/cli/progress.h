@@ -21,8 +21,9 @@ inline std::string Duration(double seconds) {
 // only when `bar` (a terminal).
 inline std::string ProgressLine(int64_t update, int64_t total, double epoch, double loss, double lr,
                                 double samples_per_second, double eta_seconds, bool bar) {
-  std::string stats = absl::StrFormat("%d/%d  epoch %.2f  loss %.4f  lr %.2e  %.1f samples/s  ETA %s", update, total,
-                                      epoch, loss, lr, samples_per_second, Duration(eta_seconds));
+  std::string stats =
+      absl::StrFormat("%d/%d  epoch %.2f  loss %.4f  lr %.2e  %.1f samples/s  ETA %s", update,
+                      total, epoch, loss, lr, samples_per_second, Duration(eta_seconds));
   if (!bar) return stats;
   const int width = 24;
   const int filled = static_cast<int>(width * update / std::max<int64_t>(1, total));

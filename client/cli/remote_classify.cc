@@ -18,7 +18,8 @@ using Json = nlohmann::json;
 namespace {
 
 // Reads the texts to classify: arguments, else --file, else stdin; one text per line.
-absl::StatusOr<std::vector<std::string>> ReadTexts(const std::vector<std::string>& args, const std::string& file) {
+absl::StatusOr<std::vector<std::string>> ReadTexts(const std::vector<std::string>& args,
+                                                   const std::string& file) {
   if (!args.empty()) return args;
   std::vector<std::string> texts;
   std::ifstream in;
@@ -55,20 +56,25 @@ int RunClassify(const ClassifyFlags& f) {
     const size_t end = std::min(texts->size(), start + f.batch_size);
     for (size_t i = start; i < end; ++i) r.add_texts((*texts)[i]);
     auto resp = c->Classify(r);
-    if (!resp.ok()) return Fail(resp.status(), absl::StrCat("classify (texts ", start + 1, "-", end, ")"));
+    if (!resp.ok())
+      return Fail(resp.status(), absl::StrCat("classify (texts ", start + 1, "-", end, ")"));
     for (int i = 0; i < resp->results_size(); ++i) {
       const v1::Classification& x = resp->results(i);
       Json j = {{"label", x.label()}, {"score", x.score()}};
       Json scores = Json::object();
-      for (int k = 0; k < x.scores_size() && k < resp->labels_size(); ++k) scores[resp->labels(k)] = x.scores(k);
+      for (int k = 0; k < x.scores_size() && k < resp->labels_size(); ++k)
+        scores[resp->labels(k)] = x.scores(k);
       j["scores"] = scores;
       if (x.top_k_size() > 0) {
         Json top = Json::array();
-        for (const v1::LabelScore& t : x.top_k()) top.push_back({{"label", t.label()}, {"score", t.score()}});
+        for (const v1::LabelScore& t : x.top_k())
+          top.push_back({{"label", t.label()}, {"score", t.score()}});
         j["top_k"] = top;
       }
-      if (x.predicted_size() > 0) j["predicted"] = std::vector<std::string>(x.predicted().begin(), x.predicted().end());
-      if (x.logits_size() > 0) j["logits"] = std::vector<float>(x.logits().begin(), x.logits().end());
+      if (x.predicted_size() > 0)
+        j["predicted"] = std::vector<std::string>(x.predicted().begin(), x.predicted().end());
+      if (x.logits_size() > 0)
+        j["logits"] = std::vector<float>(x.logits().begin(), x.logits().end());
       j["num_tokens"] = x.num_tokens();
       j["truncated"] = x.truncated();
       j["model"] = resp->model();
@@ -81,26 +87,31 @@ int RunClassify(const ClassifyFlags& f) {
   return 0;
 }
 
-
 void AddClassifyCommand(CLI::App& app, std::function<int()>* run) {
   // classify
   {
     auto f = std::make_shared<ClassifyFlags>();
     CLI::App* cmd = app.add_subcommand(
         "classify",
-        "Classify texts (arguments, --file, or stdin lines) with a model on the server; one JSON object per text "
+        "Classify texts (arguments, --file, or stdin lines) with a model on the server; one JSON "
+        "object per text "
         "{label, score, scores, num_tokens, truncated, model, model_version}, in input order");
     cmd->add_option("--model", f->model, "NAME, NAME:VERSION or NAME@ALIAS")->required();
     cmd->add_option("texts", f->texts, "Texts to classify");
-    cmd->add_option("--file", f->file, "Read texts from this file, one per line")->check(CLI::ExistingFile);
-    cmd->add_option("--top-k", f->top_k, "Also return the k best labels")->check(CLI::Range(0, 1000));
+    cmd->add_option("--file", f->file, "Read texts from this file, one per line")
+        ->check(CLI::ExistingFile);
+    cmd->add_option("--top-k", f->top_k, "Also return the k best labels")
+        ->check(CLI::Range(0, 1000));
     cmd->add_flag("--raw-scores", f->raw_scores, "Also return the logits");
-    cmd->add_option("--truncation", f->truncation, "right, left, or window (sliding windows, scores averaged)")
+    cmd->add_option("--truncation", f->truncation,
+                    "right, left, or window (sliding windows, scores averaged)")
         ->check(CLI::IsMember({"right", "left", "window"}))
         ->capture_default_str();
-    cmd->add_option("--max-length", f->max_length, "Tokens per text or window (0: the model's maximum)")
+    cmd->add_option("--max-length", f->max_length,
+                    "Tokens per text or window (0: the model's maximum)")
         ->check(CLI::NonNegativeNumber);
-    cmd->add_option("--batch-size", f->batch_size, "Texts per request")->check(CLI::Range(1, 100000))
+    cmd->add_option("--batch-size", f->batch_size, "Texts per request")
+        ->check(CLI::Range(1, 100000))
         ->capture_default_str();
     cmd->add_flag("--with-text", f->with_text, "Echo each text in its output object");
     AddServerFlags(cmd, &f->server);

@@ -25,20 +25,26 @@ namespace berth::cli {
 void AddServerFlags(CLI::App* cmd, ServerFlags* f) {
   const char* env = std::getenv("BERTH_SERVER");
   f->server = env != nullptr && *env != '\0' ? env : "127.0.0.1:50051";
-  cmd->add_option("--server", f->server, "Berth server HOST:PORT (env BERTH_SERVER)")->capture_default_str();
+  cmd->add_option("--server", f->server, "Berth server HOST:PORT (env BERTH_SERVER)")
+      ->capture_default_str();
   const char* token = std::getenv("BERTH_TOKEN");
   if (token != nullptr) f->token = token;
-  cmd->add_option("--token", f->token, "API token (env BERTH_TOKEN; the server's --auth-tokens holds its SHA-256)");
-  cmd->add_option("--tls-ca", f->tls_ca, "Use TLS, trusting this PEM CA bundle")->envname("BERTH_TLS_CA");
-  cmd->add_option("--tls-cert", f->tls_cert, "Client certificate for mutual TLS (PEM)")->envname("BERTH_TLS_CERT");
-  cmd->add_option("--tls-key", f->tls_key, "Private key of --tls-cert (PEM)")->envname("BERTH_TLS_KEY");
+  cmd->add_option("--token", f->token,
+                  "API token (env BERTH_TOKEN; the server's --auth-tokens holds its SHA-256)");
+  cmd->add_option("--tls-ca", f->tls_ca, "Use TLS, trusting this PEM CA bundle")
+      ->envname("BERTH_TLS_CA");
+  cmd->add_option("--tls-cert", f->tls_cert, "Client certificate for mutual TLS (PEM)")
+      ->envname("BERTH_TLS_CERT");
+  cmd->add_option("--tls-key", f->tls_key, "Private key of --tls-cert (PEM)")
+      ->envname("BERTH_TLS_KEY");
   cmd->add_option("--timeout", f->timeout_seconds, "Deadline of each call in seconds")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
 }
 
 int Fail(const absl::Status& s, absl::string_view what) {
-  std::cerr << "berth: " << what << ": " << absl::StatusCodeToString(s.code()) << ": " << s.message() << "\n";
+  std::cerr << "berth: " << what << ": " << absl::StatusCodeToString(s.code()) << ": "
+            << s.message() << "\n";
   return s.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
 }
 
@@ -75,7 +81,6 @@ std::string StateName(v1::JobState s) {
   return absl::StartsWith(n, "JOB_STATE_") ? n.substr(10) : n;
 }
 
-
 // Watches a job, drawing progress on stderr; returns the final status.
 absl::StatusOr<v1::JobStatus> WatchWithProgress(client::Client& c, const std::string& job_id) {
   const bool tty = ::isatty(STDERR_FILENO);
@@ -93,15 +98,17 @@ absl::StatusOr<v1::JobStatus> WatchWithProgress(client::Client& c, const std::st
       if (p.has_last_eval() && p.last_eval().update() != last_eval_update) {
         last_eval_update = p.last_eval().update();
         if (tty) std::cerr << "\n";
-        std::cerr << absl::StrFormat("eval  update %d  epoch %.2f  loss %.4f  accuracy %.4f  macro_f1 %.4f\n",
-                                     p.last_eval().update(), p.last_eval().epoch(), p.last_eval().loss(),
-                                     p.last_eval().accuracy(), p.last_eval().macro_f1());
+        std::cerr << absl::StrFormat(
+            "eval  update %d  epoch %.2f  loss %.4f  accuracy %.4f  macro_f1 %.4f\n",
+            p.last_eval().update(), p.last_eval().epoch(), p.last_eval().loss(),
+            p.last_eval().accuracy(), p.last_eval().macro_f1());
       }
       const auto now = std::chrono::steady_clock::now();
       if (tty || now - last_line > std::chrono::seconds(5)) {
         last_line = now;
-        const std::string line = ProgressLine(p.update(), p.total_updates(), p.epoch(), p.loss(), p.learning_rate(),
-                                              p.samples_per_second(), p.eta_seconds(), tty);
+        const std::string line =
+            ProgressLine(p.update(), p.total_updates(), p.epoch(), p.loss(), p.learning_rate(),
+                         p.samples_per_second(), p.eta_seconds(), tty);
         std::cerr << (tty ? "\r" : "train ") << line << (tty ? "   " : "\n") << std::flush;
       }
     }
@@ -114,11 +121,12 @@ absl::StatusOr<v1::JobStatus> WatchWithProgress(client::Client& c, const std::st
 int PrintFinal(const v1::JobStatus& s, bool json, bool print_json) {
   if (print_json) std::cout << ToJson(s, !json) << "\n";
   if (s.state() == v1::JOB_STATE_SUCCEEDED) {
-    std::cerr << "berth: job " << s.job_id() << " succeeded: model " << s.model_name() << ":" << s.model_version()
-              << "\n";
+    std::cerr << "berth: job " << s.job_id() << " succeeded: model " << s.model_name() << ":"
+              << s.model_version() << "\n";
     return 0;
   }
-  if (s.state() == v1::JOB_STATE_FAILED) std::cerr << "berth: job " << s.job_id() << " failed: " << s.error() << "\n";
+  if (s.state() == v1::JOB_STATE_FAILED)
+    std::cerr << "berth: job " << s.job_id() << " failed: " << s.error() << "\n";
   return 1;
 }
 

@@ -4,7 +4,6 @@
 #define BERTH_CLIENT_CLI_REMOTE_COMMANDS_H_
 
 #include <CLI/CLI.hpp>
-
 #include <functional>
 
 namespace berth::cli {

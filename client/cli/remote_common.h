@@ -3,9 +3,9 @@
 #ifndef BERTH_CLIENT_CLI_REMOTE_COMMON_H_
 #define BERTH_CLIENT_CLI_REMOTE_COMMON_H_
 
-#include <CLI/CLI.hpp>
 #include <google/protobuf/message.h>
 
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <memory>
 #include <string>
@@ -57,10 +57,12 @@ struct ClassifyFlags {
 int RunClassify(const ClassifyFlags& f);
 
 // One per noun, each registering its subcommands.
-void AddJobCommands(CLI::App& app, std::function<int()>* run);      // upload, train, status, watch, cancel, jobs
+void AddJobCommands(CLI::App& app,
+                    std::function<int()>* run);  // upload, train, status, watch, cancel, jobs
 void AddClassifyCommand(CLI::App& app, std::function<int()>* run);  // classify
-void AddModelCommands(CLI::App& app, std::function<int()>* run);    // models, model, alias, delete-model
-void AddDemoCommand(CLI::App& app, std::function<int()>* run);      // demo
+void AddModelCommands(CLI::App& app,
+                      std::function<int()>* run);  // models, model, alias, delete-model
+void AddDemoCommand(CLI::App& app, std::function<int()>* run);  // demo
 
 }  // namespace berth::cli
 

@@ -31,8 +31,8 @@ bool LooksLikeDatasetId(const std::string& s) {
 }
 
 // A dataset argument: a dataset id, or a local file that is uploaded first.
-absl::StatusOr<std::string> DatasetArg(client::Client& c, const std::string& arg, const DataFlags& data,
-                                       bool multi_label) {
+absl::StatusOr<std::string> DatasetArg(client::Client& c, const std::string& arg,
+                                       const DataFlags& data, bool multi_label) {
   if (IsRegularFile(arg)) {
     v1::DatasetInfo info;
     info.set_text_column(data.text_column);
@@ -40,8 +40,11 @@ absl::StatusOr<std::string> DatasetArg(client::Client& c, const std::string& arg
     info.set_label_column(data.label_column);
     info.set_multi_label(multi_label);
     auto r = c.UploadFile(arg, info);
-    if (!r.ok()) return absl::Status(r.status().code(), absl::StrCat("uploading ", arg, ": ", r.status().message()));
-    std::cerr << "berth: uploaded " << arg << " (" << r->rows() << " rows) as dataset " << r->dataset_id() << "\n";
+    if (!r.ok())
+      return absl::Status(r.status().code(),
+                          absl::StrCat("uploading ", arg, ": ", r.status().message()));
+    std::cerr << "berth: uploaded " << arg << " (" << r->rows() << " rows) as dataset "
+              << r->dataset_id() << "\n";
     return r->dataset_id();
   }
   if (LooksLikeDatasetId(arg)) return absl::AsciiStrToLower(arg);
@@ -52,7 +55,8 @@ void SetHyperparameters(const train::TrainingSpec& t, v1::Hyperparameters* h) {
 #define BERTH_TO_PROTO(field, flags, help) h->set_##field(t.field);
   BERTH_TRAINING_SPEC_FIELDS(BERTH_TO_PROTO)
 #undef BERTH_TO_PROTO
-  h->set_precision(t.precision == train::Precision::kBf16 ? v1::PRECISION_BF16 : v1::PRECISION_FP32);
+  h->set_precision(t.precision == train::Precision::kBf16 ? v1::PRECISION_BF16
+                                                          : v1::PRECISION_FP32);
   h->set_metric_for_best(t.metric_for_best);
   for (double w : t.class_weights) h->add_class_weights(w);
   h->set_device(t.device);
@@ -86,7 +90,8 @@ int RunTrain(TrainFlags& f) {
   r.mutable_hyperparameters()->set_device(f.spec.device);  // "": the server's default
   auto started = c->StartTraining(r);
   if (!started.ok()) return Fail(started.status(), "train");
-  std::cerr << "berth: job " << started->job_id() << (started->existing() ? " (already submitted)" : " queued")
+  std::cerr << "berth: job " << started->job_id()
+            << (started->existing() ? " (already submitted)" : " queued")
             << "; follow it with: berth watch " << started->job_id() << "\n";
   if (!f.watch) {
     std::cout << ToJson(started->status(), !f.json) << "\n";
@@ -96,7 +101,6 @@ int RunTrain(TrainFlags& f) {
   if (!final_status.ok()) return Fail(final_status.status(), "watch");
   return PrintFinal(*final_status, f.json, f.print_result);
 }
-
 
 void AddJobCommands(CLI::App& app, std::function<int()>* run) {
   // upload
@@ -108,8 +112,9 @@ void AddJobCommands(CLI::App& app, std::function<int()>* run) {
       bool multi_label = false;
     };
     auto f = std::make_shared<F>();
-    CLI::App* cmd = app.add_subcommand(
-        "upload", "Upload a labelled CSV/TSV/JSONL file to the server; prints {dataset_id, rows, label_counts} as JSON");
+    CLI::App* cmd = app.add_subcommand("upload",
+                                       "Upload a labelled CSV/TSV/JSONL file to the server; prints "
+                                       "{dataset_id, rows, label_counts} as JSON");
     cmd->add_option("file", f->path, "The file")->required()->check(CLI::ExistingFile);
     AddDataFlags(cmd, &f->data);
     cmd->add_flag("--multi-label", f->multi_label, "Rows carry several labels");
@@ -125,7 +130,8 @@ void AddJobCommands(CLI::App& app, std::function<int()>* run) {
         info.set_multi_label(f->multi_label);
         const bool tty = ::isatty(STDERR_FILENO);
         auto r = c->UploadFile(f->path, info, [tty](int64_t sent, int64_t total) {
-          if (tty) std::cerr << "\rberth upload: " << sent << "/" << total << " bytes" << std::flush;
+          if (tty)
+            std::cerr << "\rberth upload: " << sent << "/" << total << " bytes" << std::flush;
         });
         if (tty) std::cerr << "\n";
         if (!r.ok()) return Fail(r.status(), "upload");
@@ -137,26 +143,33 @@ void AddJobCommands(CLI::App& app, std::function<int()>* run) {
   // train
   {
     auto f = std::make_shared<TrainFlags>();
-    CLI::App* cmd = app.add_subcommand(
-        "train",
-        "Start a fine-tuning job on the server (the same training flags as `berth finetune`). --train and "
-        "--validation take dataset ids or local files (uploaded first). Prints the job status as JSON.");
-    cmd->add_option("--base-model", f->base_model,
-                    absl::StrCat("A registered model (NAME, NAME:VERSION, NAME@ALIAS), a Hub id the server can reach "
-                                 "or has cached, or one of ", PresetList()))
+    CLI::App* cmd = app.add_subcommand("train",
+                                       "Start a fine-tuning job on the server (the same training "
+                                       "flags as `berth finetune`). --train and "
+                                       "--validation take dataset ids or local files (uploaded "
+                                       "first). Prints the job status as JSON.");
+    cmd->add_option(
+           "--base-model", f->base_model,
+           absl::StrCat(
+               "A registered model (NAME, NAME:VERSION, NAME@ALIAS), a Hub id the server can reach "
+               "or has cached, or one of ",
+               PresetList()))
         ->required();
     cmd->add_option("--train", f->train, "Training data: a dataset id or a local file")->required();
     cmd->add_option("--validation", f->validation, "Validation data: a dataset id or a local file");
     cmd->add_option("--validation-split", f->validation_split,
                     "Without --validation: hold out this fraction of --train (seeded)")
         ->check(CLI::Range(0.0, 0.9));
-    cmd->add_option("--name", f->name, "Name of the output model (a new version is added per job)")->required();
-    cmd->add_option("--request-id", f->request_id,
-                    "Idempotency key: resubmitting with the same key returns the same job (default: random)");
+    cmd->add_option("--name", f->name, "Name of the output model (a new version is added per job)")
+        ->required();
+    cmd->add_option(
+        "--request-id", f->request_id,
+        "Idempotency key: resubmitting with the same key returns the same job (default: random)");
     AddSpecFlags(cmd, &f->spec);
-    cmd->add_option("--workers", f->workers,
-                    "Data-parallel: train on this many server processes (--batch-size is per process; "
-                    "at most the server's --max-train-procs)")
+    cmd->add_option(
+           "--workers", f->workers,
+           "Data-parallel: train on this many server processes (--batch-size is per process; "
+           "at most the server's --max-train-procs)")
         ->check(CLI::Range(1, 64))
         ->capture_default_str();
     cmd->add_flag("--watch", f->watch, "Follow the job with a progress bar until it ends");
@@ -174,9 +187,10 @@ void AddJobCommands(CLI::App& app, std::function<int()>* run) {
     auto f = std::make_shared<F>();
     const std::string n = name;
     CLI::App* cmd = app.add_subcommand(
-        n, n == "status"  ? "Print a job's status as JSON"
-           : n == "watch" ? "Follow a job with a progress bar until it ends; prints the final status as JSON"
-                          : "Cancel a job (a running one stops at its next micro-batch)");
+        n, n == "status" ? "Print a job's status as JSON"
+           : n == "watch"
+               ? "Follow a job with a progress bar until it ends; prints the final status as JSON"
+               : "Cancel a job (a running one stops at its next micro-batch)");
     cmd->add_option("job", f->job, "Job id")->required();
     cmd->add_flag("--json", f->json, "Print one line of JSON");
     AddServerFlags(cmd, &f->server);
@@ -207,9 +221,13 @@ void AddJobCommands(CLI::App& app, std::function<int()>* run) {
     auto f = std::make_shared<F>();
     CLI::App* cmd = app.add_subcommand("jobs", "List jobs, newest first");
     cmd->add_option("--state", f->state, "Only jobs in this state")
-        ->check(CLI::IsMember({"queued", "running", "succeeded", "failed", "cancelled"}, CLI::ignore_case));
-    cmd->add_option("--limit", f->limit, "Jobs per page")->check(CLI::Range(1, 1000))->capture_default_str();
-    cmd->add_option("--page-token", f->page_token, "Continue after a previous page (its next_page_token)");
+        ->check(CLI::IsMember({"queued", "running", "succeeded", "failed", "cancelled"},
+                              CLI::ignore_case));
+    cmd->add_option("--limit", f->limit, "Jobs per page")
+        ->check(CLI::Range(1, 1000))
+        ->capture_default_str();
+    cmd->add_option("--page-token", f->page_token,
+                    "Continue after a previous page (its next_page_token)");
     cmd->add_flag("--json", f->json, "Print the response as JSON");
     AddServerFlags(cmd, &f->server);
     cmd->callback([run, f] {
@@ -230,15 +248,18 @@ void AddJobCommands(CLI::App& app, std::function<int()>* run) {
           std::cout << ToJson(*resp, false) << "\n";
           return 0;
         }
-        std::cout << absl::StrFormat("%-26s %-10s %-24s %-12s %s\n", "JOB", "STATE", "MODEL", "PROGRESS", "BASE");
+        std::cout << absl::StrFormat("%-26s %-10s %-24s %-12s %s\n", "JOB", "STATE", "MODEL",
+                                     "PROGRESS", "BASE");
         for (const v1::JobStatus& j : resp->jobs()) {
-          const std::string model = j.model_version() > 0 ? absl::StrCat(j.model_name(), ":", j.model_version())
-                                                          : j.model_name();
-          const std::string prog = j.progress().total_updates() > 0
-                                       ? absl::StrCat(j.progress().update(), "/", j.progress().total_updates())
-                                       : "-";
-          std::cout << absl::StrFormat("%-26s %-10s %-24s %-12s %s\n", j.job_id(), StateName(j.state()), model, prog,
-                                       j.base_model());
+          const std::string model = j.model_version() > 0
+                                        ? absl::StrCat(j.model_name(), ":", j.model_version())
+                                        : j.model_name();
+          const std::string prog =
+              j.progress().total_updates() > 0
+                  ? absl::StrCat(j.progress().update(), "/", j.progress().total_updates())
+                  : "-";
+          std::cout << absl::StrFormat("%-26s %-10s %-24s %-12s %s\n", j.job_id(),
+                                       StateName(j.state()), model, prog, j.base_model());
         }
         if (!resp->next_page_token().empty()) {
           std::cerr << "berth: more with --page-token " << resp->next_page_token() << "\n";

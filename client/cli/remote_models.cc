@@ -34,14 +34,16 @@ void AddModelCommands(CLI::App& app, std::function<int()>* run) {
           std::cout << ToJson(*resp, false) << "\n";
           return 0;
         }
-        std::cout << absl::StrFormat("%-24s %-8s %-20s %-10s %s\n", "NAME", "VERSION", "ALIASES", "ACCURACY", "BASE");
+        std::cout << absl::StrFormat("%-24s %-8s %-20s %-10s %s\n", "NAME", "VERSION", "ALIASES",
+                                     "ACCURACY", "BASE");
         for (const v1::ModelVersion& m : resp->models()) {
           std::string aliases;
-          for (const std::string& a : m.aliases()) absl::StrAppend(&aliases, aliases.empty() ? "" : ",", a);
-          std::cout << absl::StrFormat("%-24s %-8d %-20s %-10s %s\n", m.name(), m.version(),
-                                       aliases.empty() ? "-" : aliases,
-                                       m.has_metrics() ? absl::StrFormat("%.4f", m.metrics().accuracy()) : "-",
-                                       m.base_model());
+          for (const std::string& a : m.aliases())
+            absl::StrAppend(&aliases, aliases.empty() ? "" : ",", a);
+          std::cout << absl::StrFormat(
+              "%-24s %-8d %-20s %-10s %s\n", m.name(), m.version(), aliases.empty() ? "-" : aliases,
+              m.has_metrics() ? absl::StrFormat("%.4f", m.metrics().accuracy()) : "-",
+              m.base_model());
         }
         return 0;
       };
@@ -53,7 +55,8 @@ void AddModelCommands(CLI::App& app, std::function<int()>* run) {
       std::string model;
     };
     auto f = std::make_shared<F>();
-    CLI::App* cmd = app.add_subcommand("model", "Print one model version (labels, metrics, config) as JSON");
+    CLI::App* cmd =
+        app.add_subcommand("model", "Print one model version (labels, metrics, config) as JSON");
     cmd->add_option("model", f->model, "NAME, NAME:VERSION or NAME@ALIAS")->required();
     AddServerFlags(cmd, &f->server);
     cmd->callback([run, f] {
@@ -74,7 +77,8 @@ void AddModelCommands(CLI::App& app, std::function<int()>* run) {
       int64_t version = 0;
     };
     auto f = std::make_shared<F>();
-    CLI::App* cmd = app.add_subcommand("alias", "Point an alias (e.g. production) at a model version");
+    CLI::App* cmd =
+        app.add_subcommand("alias", "Point an alias (e.g. production) at a model version");
     cmd->add_option("name", f->name, "Model name")->required();
     cmd->add_option("alias", f->alias, "Alias")->required();
     cmd->add_option("version", f->version, "Version")->required()->check(CLI::PositiveNumber);
@@ -97,8 +101,9 @@ void AddModelCommands(CLI::App& app, std::function<int()>* run) {
       int64_t version = 0;
     };
     auto f = std::make_shared<F>();
-    CLI::App* cmd = app.add_subcommand(
-        "delete-model", "Delete a model version (or all versions) and its files; refused while a job uses it as its base");
+    CLI::App* cmd = app.add_subcommand("delete-model",
+                                       "Delete a model version (or all versions) and its files; "
+                                       "refused while a job uses it as its base");
     cmd->add_option("name", f->name, "Model name")->required();
     cmd->add_option("--version", f->version, "Only this version (default: every version)")
         ->check(CLI::NonNegativeNumber);

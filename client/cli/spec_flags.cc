@@ -14,7 +14,8 @@ void AddDataFlags(CLI::App* cmd, DataFlags* d) {
                   "Column/field with the text (default: text, or sentence when there is no text)");
   cmd->add_option("--text-pair-column", d->text_pair_column,
                   "Second text column: sentence-pair classification");
-  cmd->add_option("--label-column", d->label_column, "Column/field with the label")->capture_default_str();
+  cmd->add_option("--label-column", d->label_column, "Column/field with the label")
+      ->capture_default_str();
 }
 
 namespace {
@@ -35,20 +36,21 @@ void AddSpecFlags(CLI::App* cmd, SpecFlags* f) {
 #define BERTH_ADD_FLAG(field, flags, help) AddField(cmd, flags, help, &f->spec.field);
   BERTH_TRAINING_SPEC_FIELDS(BERTH_ADD_FLAG)
 #undef BERTH_ADD_FLAG
-  cmd->add_option("--precision", f->precision, "fp32, or bf16 autocast (weights and optimizer stay fp32)")
+  cmd->add_option("--precision", f->precision,
+                  "fp32, or bf16 autocast (weights and optimizer stay fp32)")
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
   cmd->add_option("--device", f->device,
                   "cpu, cuda or cuda:N (default cpu; remotely, the server's --device)");
   cmd->add_option("--metric-for-best", f->spec.metric_for_best,
-                 "Metric that picks the saved model: accuracy, macro_f1, micro_f1, loss, ... "
-                 "(default: accuracy; micro_f1 for --multi-label)");
+                  "Metric that picks the saved model: accuracy, macro_f1, micro_f1, loss, ... "
+                  "(default: accuracy; micro_f1 for --multi-label)");
   AddDataFlags(cmd, &f->data);
   cmd->add_flag("--multi-label", f->spec.multi_label,
-               "Rows carry several labels (JSON arrays, or ';'-separated in CSV/TSV); BCE loss, "
-               "--multi-label-threshold");
+                "Rows carry several labels (JSON arrays, or ';'-separated in CSV/TSV); BCE loss, "
+                "--multi-label-threshold");
   cmd->add_option("--class-weights", f->class_weights,
-                 "Comma-separated loss weight per label, in label order");
+                  "Comma-separated loss weight per label, in label order");
 }
 
 absl::Status FinishSpecFlags(SpecFlags* f) {
@@ -59,7 +61,8 @@ absl::Status FinishSpecFlags(SpecFlags* f) {
     for (absl::string_view w : absl::StrSplit(f->class_weights, ',')) {
       double v;
       if (!absl::SimpleAtod(w, &v)) {
-        return absl::InvalidArgumentError(absl::StrCat("--class-weights: '", w, "' is not a number"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--class-weights: '", w, "' is not a number"));
       }
       f->spec.class_weights.push_back(v);
     }

@@ -4,7 +4,6 @@
 #define BERTH_CLIENT_CLI_SPEC_FLAGS_H_
 
 #include <CLI/CLI.hpp>
-
 #include <string>
 
 #include "absl/status/status.h"

@@ -88,7 +88,8 @@ int RunFinetune(FinetuneFlags& f) {
   job.group = group->get();
   // Rank 0 speaks for the group; the other ranks only report their errors.
   const bool rank0 = job.group == nullptr || job.group->rank() == 0;
-  const std::string who = job.group == nullptr ? "" : absl::StrCat("rank ", job.group->rank(), ": ");
+  const std::string who =
+      job.group == nullptr ? "" : absl::StrCat("rank ", job.group->rank(), ": ");
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
 
@@ -98,17 +99,17 @@ int RunFinetune(FinetuneFlags& f) {
     if (!rank0) return;
     if (p.eval != nullptr) {
       if (tty) std::cerr << "\n";
-      std::cerr << absl::StrFormat("eval  update %d  epoch %.2f  loss %.4f  accuracy %.4f  macro_f1 %.4f  micro_f1 %.4f\n",
-                                   p.update, p.epoch, p.eval->loss, p.eval->accuracy, p.eval->macro_f1,
-                                   p.eval->micro_f1);
+      std::cerr << absl::StrFormat(
+          "eval  update %d  epoch %.2f  loss %.4f  accuracy %.4f  macro_f1 %.4f  micro_f1 %.4f\n",
+          p.update, p.epoch, p.eval->loss, p.eval->accuracy, p.eval->macro_f1, p.eval->micro_f1);
       return;
     }
     auto now = std::chrono::steady_clock::now();
     const bool last = p.update == p.total_updates;
     if (!last && now - last_print < std::chrono::milliseconds(tty ? 200 : 5000)) return;
     last_print = now;
-    const std::string line = ProgressLine(p.update, p.total_updates, p.epoch, p.loss, p.lr, p.samples_per_second,
-                                          p.eta_seconds, tty);
+    const std::string line = ProgressLine(p.update, p.total_updates, p.epoch, p.loss, p.lr,
+                                          p.samples_per_second, p.eta_seconds, tty);
     if (tty) {
       std::cerr << "\r" << line << "   " << std::flush;
     } else {
@@ -123,7 +124,8 @@ int RunFinetune(FinetuneFlags& f) {
     return 1;
   }
   if (!rank0) return result->cancelled ? 130 : 0;
-  const std::string ckpt = job.checkpoint_dir.empty() ? job.output_dir + ".checkpoints" : job.checkpoint_dir;
+  const std::string ckpt =
+      job.checkpoint_dir.empty() ? job.output_dir + ".checkpoints" : job.checkpoint_dir;
   Json out = {{"output_dir", result->cancelled ? "" : result->output_dir},
               {"cancelled", result->cancelled},
               {"updates", result->updates},
@@ -142,8 +144,8 @@ int RunFinetune(FinetuneFlags& f) {
   if (!result->evals.empty()) out["last_eval"] = result->evals.back().ToJson();
   if (result->cancelled) {
     out["checkpoint_dir"] = ckpt;
-    std::cerr << "berth: interrupted at update " << result->updates << "; checkpoint saved in " << ckpt
-              << ". Run the same command with --resume to continue.\n";
+    std::cerr << "berth: interrupted at update " << result->updates << "; checkpoint saved in "
+              << ckpt << ". Run the same command with --resume to continue.\n";
   } else {
     std::cerr << "berth: saved the model to " << result->output_dir << "\n";
   }
@@ -223,11 +225,13 @@ void AddTrainCommands(CLI::App& app, std::function<int()>* run) {
       "finetune",
       "Fine-tune a BERT classifier on a labelled CSV/TSV/JSONL file and save a Hugging Face model "
       "directory. Ctrl-C writes a checkpoint; rerun with --resume to continue.");
-  ft->add_option("--base-model", j.base_model,
-                 absl::StrCat("Hugging Face model directory, Hub id (org/name[@revision]), or one of ",
-                              PresetList(), " for random initialisation"))
+  ft->add_option(
+        "--base-model", j.base_model,
+        absl::StrCat("Hugging Face model directory, Hub id (org/name[@revision]), or one of ",
+                     PresetList(), " for random initialisation"))
       ->required();
-  ft->add_option("--train", j.train_path, "Training data (.csv, .tsv with header, or .jsonl)")->required();
+  ft->add_option("--train", j.train_path, "Training data (.csv, .tsv with header, or .jsonl)")
+      ->required();
   ft->add_option("--validation", j.validation_path, "Validation data (same format)");
   ft->add_option("--validation-split", j.validation_split,
                  "Without --validation: hold out this fraction of --train (seeded)")
@@ -236,34 +240,42 @@ void AddTrainCommands(CLI::App& app, std::function<int()>* run) {
   AddSpecFlags(ft, &f->spec);
   ft->add_option("--log-jsonl", j.log_jsonl,
                  "Write one JSON object per update: {update, epoch, loss, lr, grad_norm}");
-  ft->add_option("--threads", f->spec.spec.num_threads, "Intra-op threads (0: one per core)")->capture_default_str();
+  ft->add_option("--threads", f->spec.spec.num_threads, "Intra-op threads (0: one per core)")
+      ->capture_default_str();
   ft->add_flag("--resume", j.resume, "Continue from the latest checkpoint");
-  ft->add_option("--checkpoint-dir", j.checkpoint_dir, "Checkpoint directory (default: OUTPUT.checkpoints)");
-  ft->add_flag("--keep-checkpoints", j.keep_checkpoints, "Keep the checkpoint directory after success");
+  ft->add_option("--checkpoint-dir", j.checkpoint_dir,
+                 "Checkpoint directory (default: OUTPUT.checkpoints)");
+  ft->add_flag("--keep-checkpoints", j.keep_checkpoints,
+               "Keep the checkpoint directory after success");
   ft->add_flag("--json", f->json, "Print the result as one line of JSON");
-  ft->add_option("--nproc-per-node", f->nproc_per_node,
-                 "Data-parallel: start this many local ranks (gloo on 127.0.0.1); --batch-size is per rank")
+  ft->add_option(
+        "--nproc-per-node", f->nproc_per_node,
+        "Data-parallel: start this many local ranks (gloo on 127.0.0.1); --batch-size is per rank")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  ft->add_option("--master-addr", f->master_addr, "Rendezvous host of rank 0's TCPStore (env MASTER_ADDR)");
+  ft->add_option("--master-addr", f->master_addr,
+                 "Rendezvous host of rank 0's TCPStore (env MASTER_ADDR)");
   ft->add_option("--master-port", f->master_port, "Rendezvous port (env MASTER_PORT)");
   ft->add_option("--world-size", f->world_size, "Ranks in the group (env WORLD_SIZE)");
   ft->add_option("--rank", f->rank, "This process's rank (env RANK)");
   ft->add_option("--local-rank", f->local_rank, "This process's rank on its host (env LOCAL_RANK)");
-  ft->add_option("--bucket-mb", f->bucket_mb, "Gradients are all-reduced in buckets of this many MiB")
+  ft->add_option("--bucket-mb", f->bucket_mb,
+                 "Gradients are all-reduced in buckets of this many MiB")
       ->check(CLI::Range(int64_t{1}, int64_t{1024}))
       ->capture_default_str();
   ft->callback([run, f] { *run = [f] { return RunFinetune(*f); }; });
 
   auto rank_job = std::make_shared<std::string>();
   CLI::App* tr = app.add_subcommand(
-      "train-rank", "Internal: one rank (1..N-1) of a berth-server job with workers: N, started by the server");
+      "train-rank",
+      "Internal: one rank (1..N-1) of a berth-server job with workers: N, started by the server");
   tr->group("");  // not listed in --help
   tr->add_option("--job", *rank_job, "The job file the server wrote")->required();
   tr->callback([run, rank_job] { *run = [rank_job] { return RunTrainRank(*rank_job); }; });
 
   auto e = std::make_shared<EvalFlags>();
-  CLI::App* ev = app.add_subcommand("eval", "Evaluate a model directory on a labelled file; prints metrics as JSON");
+  CLI::App* ev = app.add_subcommand(
+      "eval", "Evaluate a model directory on a labelled file; prints metrics as JSON");
   ev->add_option("--model", e->model, "Hugging Face model directory")->required();
   ev->add_option("--data", e->data_path, "Labelled data (.csv, .tsv, .jsonl)")->required();
   AddDataFlags(ev, &e->data);

@@ -9,9 +9,9 @@
 
 #include <fstream>
 #include <random>
-#include <tuple>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "core/util/digest.h"
@@ -23,7 +23,8 @@ namespace {
 std::string RandomRequestId() {
   std::random_device rd;
   std::mt19937_64 rng((static_cast<uint64_t>(rd()) << 32) ^ rd());
-  return absl::StrCat("cli-", absl::Hex(rng(), absl::kZeroPad16), absl::Hex(rng(), absl::kZeroPad16));
+  return absl::StrCat("cli-", absl::Hex(rng(), absl::kZeroPad16),
+                      absl::Hex(rng(), absl::kZeroPad16));
 }
 
 // gRPC's retry policy for the calls that are safe to repeat.
@@ -37,7 +38,8 @@ std::string ServiceConfig(int max_attempts) {
       {"service": "berth.v1.ModelService", "method": "ListModels"},
       {"service": "berth.v1.ModelService", "method": "GetModel"},
       {"service": "berth.v1.ModelService", "method": "SetAlias"}])";
-  return absl::StrCat(R"({"methodConfig": [{"name": )", names, R"(, "retryPolicy": {"maxAttempts": )",
+  return absl::StrCat(R"({"methodConfig": [{"name": )", names,
+                      R"(, "retryPolicy": {"maxAttempts": )",
                       std::max(2, std::min(max_attempts, 5)),
                       R"(, "initialBackoff": "0.2s", "maxBackoff": "3s", "backoffMultiplier": 2,)",
                       R"( "retryableStatusCodes": ["UNAVAILABLE"]}}]})");
@@ -59,14 +61,16 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const ClientOptions& opti
   if (options.max_attempts > 1) args.SetServiceConfigJSON(ServiceConfig(options.max_attempts));
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
   if (!options.tls_ca.empty() || !options.tls_cert.empty() || !options.tls_key.empty()) {
-    if (options.tls_ca.empty()) return absl::InvalidArgumentError("--tls-ca: needed to verify the server");
+    if (options.tls_ca.empty())
+      return absl::InvalidArgumentError("--tls-ca: needed to verify the server");
     if (options.tls_cert.empty() != options.tls_key.empty()) {
       return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
     }
     grpc::SslCredentialsOptions ssl;
-    for (auto [path, dst, flag] : {std::make_tuple(options.tls_ca, &ssl.pem_root_certs, "--tls-ca"),
-                                   std::make_tuple(options.tls_cert, &ssl.pem_cert_chain, "--tls-cert"),
-                                   std::make_tuple(options.tls_key, &ssl.pem_private_key, "--tls-key")}) {
+    for (auto [path, dst, flag] :
+         {std::make_tuple(options.tls_ca, &ssl.pem_root_certs, "--tls-ca"),
+          std::make_tuple(options.tls_cert, &ssl.pem_cert_chain, "--tls-cert"),
+          std::make_tuple(options.tls_key, &ssl.pem_private_key, "--tls-key")}) {
       if (path.empty()) continue;
       std::ifstream in(path, std::ios::binary);
       if (!in) return absl::NotFoundError(absl::StrCat(flag, ": cannot read ", path));
@@ -85,9 +89,9 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const ClientOptions& opti
 
 // One unary call with the client's deadline and token.
 template <typename Stub, typename Request, typename Response>
-absl::StatusOr<Response> Unary(Stub* stub,
-                               grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
-                               const Request& request, std::chrono::milliseconds timeout, const std::string& token) {
+absl::StatusOr<Response> Unary(
+    Stub* stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+    const Request& request, std::chrono::milliseconds timeout, const std::string& token) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + timeout);
   if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
@@ -101,8 +105,9 @@ void Client::AddAuth(grpc::ClientContext* context) const {
   if (!options_.token.empty()) context->AddMetadata("authorization", "Bearer " + options_.token);
 }
 
-absl::StatusOr<v1::UploadDatasetResponse> Client::UploadDataset(const v1::DatasetInfo& info, absl::string_view bytes,
-                                                                const std::function<void(int64_t, int64_t)>& progress) {
+absl::StatusOr<v1::UploadDatasetResponse> Client::UploadDataset(
+    const v1::DatasetInfo& info, absl::string_view bytes,
+    const std::function<void(int64_t, int64_t)>& progress) {
   grpc::ClientContext context;
   AddAuth(&context);
   v1::UploadDatasetResponse response;
@@ -116,7 +121,8 @@ absl::StatusOr<v1::UploadDatasetResponse> Client::UploadDataset(const v1::Datase
     part.set_data(std::string(bytes.substr(off, chunk)));
     if (off + chunk >= bytes.size()) part.set_sha256(Sha256Hex(bytes));
     ok = writer->Write(part);
-    if (ok && progress) progress(static_cast<int64_t>(std::min(bytes.size(), off + chunk)), bytes.size());
+    if (ok && progress)
+      progress(static_cast<int64_t>(std::min(bytes.size(), off + chunk)), bytes.size());
   }
   writer->WritesDone();
   grpc::Status s = writer->Finish();
@@ -124,8 +130,9 @@ absl::StatusOr<v1::UploadDatasetResponse> Client::UploadDataset(const v1::Datase
   return response;
 }
 
-absl::StatusOr<v1::UploadDatasetResponse> Client::UploadFile(const std::string& path, v1::DatasetInfo info,
-                                                             const std::function<void(int64_t, int64_t)>& progress) {
+absl::StatusOr<v1::UploadDatasetResponse> Client::UploadFile(
+    const std::string& path, v1::DatasetInfo info,
+    const std::function<void(int64_t, int64_t)>& progress) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
   std::ostringstream ss;
@@ -136,18 +143,20 @@ absl::StatusOr<v1::UploadDatasetResponse> Client::UploadFile(const std::string& 
 
 absl::StatusOr<v1::StartTrainingResponse> Client::StartTraining(v1::StartTrainingRequest request) {
   if (request.request_id().empty()) request.set_request_id(RandomRequestId());
-  return Unary(training_.get(), &v1::TrainingService::Stub::StartTraining, request, options_.timeout, options_.token);
+  return Unary(training_.get(), &v1::TrainingService::Stub::StartTraining, request,
+               options_.timeout, options_.token);
 }
 
 absl::StatusOr<v1::JobStatus> Client::GetStatus(const std::string& job_id) {
   v1::GetStatusRequest request;
   request.set_job_id(job_id);
-  return Unary(training_.get(), &v1::TrainingService::Stub::GetStatus, request, options_.timeout, options_.token);
+  return Unary(training_.get(), &v1::TrainingService::Stub::GetStatus, request, options_.timeout,
+               options_.token);
 }
 
-absl::StatusOr<v1::JobStatus> Client::WatchJob(const std::string& job_id,
-                                               const std::function<bool(const v1::JobStatus&)>& on_status,
-                                               std::chrono::milliseconds reconnect_for) {
+absl::StatusOr<v1::JobStatus> Client::WatchJob(
+    const std::string& job_id, const std::function<bool(const v1::JobStatus&)>& on_status,
+    std::chrono::milliseconds reconnect_for) {
   v1::WatchJobRequest request;
   request.set_job_id(job_id);
   v1::JobStatus last;
@@ -184,46 +193,55 @@ absl::StatusOr<v1::JobStatus> Client::WatchJob(const std::string& job_id,
 absl::StatusOr<v1::JobStatus> Client::CancelJob(const std::string& job_id) {
   v1::CancelJobRequest request;
   request.set_job_id(job_id);
-  return Unary(training_.get(), &v1::TrainingService::Stub::CancelJob, request, options_.timeout, options_.token);
+  return Unary(training_.get(), &v1::TrainingService::Stub::CancelJob, request, options_.timeout,
+               options_.token);
 }
 
 absl::StatusOr<v1::ListJobsResponse> Client::ListJobs(const v1::ListJobsRequest& request) {
-  return Unary(training_.get(), &v1::TrainingService::Stub::ListJobs, request, options_.timeout, options_.token);
+  return Unary(training_.get(), &v1::TrainingService::Stub::ListJobs, request, options_.timeout,
+               options_.token);
 }
 
 absl::StatusOr<v1::ClassifyResponse> Client::Classify(const v1::ClassifyRequest& request) {
-  return Unary(inference_.get(), &v1::InferenceService::Stub::Classify, request, options_.timeout, options_.token);
+  return Unary(inference_.get(), &v1::InferenceService::Stub::Classify, request, options_.timeout,
+               options_.token);
 }
 
 absl::StatusOr<v1::TokenizeResponse> Client::Tokenize(const v1::TokenizeRequest& request) {
-  return Unary(inference_.get(), &v1::InferenceService::Stub::Tokenize, request, options_.timeout, options_.token);
+  return Unary(inference_.get(), &v1::InferenceService::Stub::Tokenize, request, options_.timeout,
+               options_.token);
 }
 
 absl::StatusOr<v1::ListModelsResponse> Client::ListModels() {
   v1::ListModelsRequest request;
-  return Unary(models_.get(), &v1::ModelService::Stub::ListModels, request, options_.timeout, options_.token);
+  return Unary(models_.get(), &v1::ModelService::Stub::ListModels, request, options_.timeout,
+               options_.token);
 }
 
 absl::StatusOr<v1::ModelVersion> Client::GetModel(const std::string& model) {
   v1::GetModelRequest request;
   request.set_model(model);
-  return Unary(models_.get(), &v1::ModelService::Stub::GetModel, request, options_.timeout, options_.token);
+  return Unary(models_.get(), &v1::ModelService::Stub::GetModel, request, options_.timeout,
+               options_.token);
 }
 
-absl::StatusOr<v1::DeleteModelResponse> Client::DeleteModel(const std::string& name, int64_t version) {
+absl::StatusOr<v1::DeleteModelResponse> Client::DeleteModel(const std::string& name,
+                                                            int64_t version) {
   v1::DeleteModelRequest request;
   request.set_name(name);
   request.set_version(version);
-  return Unary(models_.get(), &v1::ModelService::Stub::DeleteModel, request, options_.timeout, options_.token);
+  return Unary(models_.get(), &v1::ModelService::Stub::DeleteModel, request, options_.timeout,
+               options_.token);
 }
 
-absl::StatusOr<v1::SetAliasResponse> Client::SetAlias(const std::string& name, const std::string& alias,
-                                                      int64_t version) {
+absl::StatusOr<v1::SetAliasResponse> Client::SetAlias(const std::string& name,
+                                                      const std::string& alias, int64_t version) {
   v1::SetAliasRequest request;
   request.set_name(name);
   request.set_alias(alias);
   request.set_version(version);
-  return Unary(models_.get(), &v1::ModelService::Stub::SetAlias, request, options_.timeout, options_.token);
+  return Unary(models_.get(), &v1::ModelService::Stub::SetAlias, request, options_.timeout,
+               options_.token);
 }
 
 absl::StatusOr<bool> Client::Healthy(const std::string& service) {

@@ -24,7 +24,7 @@ class Status;
 namespace berth::client {
 
 struct ClientOptions {
-  std::string target = "127.0.0.1:50051";  // HOST:PORT (any gRPC target)
+  std::string target = "127.0.0.1:50051";    // HOST:PORT (any gRPC target)
   std::chrono::milliseconds timeout{60000};  // deadline of each unary call
   // Attempts of an idempotent call that failed with UNAVAILABLE (exponential backoff; gRPC's
   // retry policy). StartTraining counts as idempotent: the client gives it a request_id.
@@ -47,8 +47,9 @@ class Client {
       const v1::DatasetInfo& info, absl::string_view bytes,
       const std::function<void(int64_t, int64_t)>& progress = nullptr);
   // Reads `path` and uploads it; file_name defaults to the path's base name.
-  absl::StatusOr<v1::UploadDatasetResponse> UploadFile(const std::string& path, v1::DatasetInfo info,
-                                                       const std::function<void(int64_t, int64_t)>& progress = nullptr);
+  absl::StatusOr<v1::UploadDatasetResponse> UploadFile(
+      const std::string& path, v1::DatasetInfo info,
+      const std::function<void(int64_t, int64_t)>& progress = nullptr);
 
   // Fills an empty request_id with a random one so that retries cannot start a second job.
   absl::StatusOr<v1::StartTrainingResponse> StartTraining(v1::StartTrainingRequest request);
@@ -56,9 +57,9 @@ class Client {
   // Calls `on_status` for every status the server streams until a terminal one (returned), or
   // until `on_status` returns false (the latest status is returned). Reconnects for up to
   // `reconnect_for` when the server goes away (e.g. restarts).
-  absl::StatusOr<v1::JobStatus> WatchJob(const std::string& job_id,
-                                         const std::function<bool(const v1::JobStatus&)>& on_status,
-                                         std::chrono::milliseconds reconnect_for = std::chrono::minutes(2));
+  absl::StatusOr<v1::JobStatus> WatchJob(
+      const std::string& job_id, const std::function<bool(const v1::JobStatus&)>& on_status,
+      std::chrono::milliseconds reconnect_for = std::chrono::minutes(2));
   absl::StatusOr<v1::JobStatus> CancelJob(const std::string& job_id);
   absl::StatusOr<v1::ListJobsResponse> ListJobs(const v1::ListJobsRequest& request);
 
@@ -68,7 +69,8 @@ class Client {
   absl::StatusOr<v1::ListModelsResponse> ListModels();
   absl::StatusOr<v1::ModelVersion> GetModel(const std::string& model);  // NAME[:VERSION|@ALIAS]
   absl::StatusOr<v1::DeleteModelResponse> DeleteModel(const std::string& name, int64_t version);
-  absl::StatusOr<v1::SetAliasResponse> SetAlias(const std::string& name, const std::string& alias, int64_t version);
+  absl::StatusOr<v1::SetAliasResponse> SetAlias(const std::string& name, const std::string& alias,
+                                                int64_t version);
 
   // True when grpc.health.v1 says the server is SERVING.
   // Whether the server (or one of its health service names, e.g. "model:NAME") is SERVING.

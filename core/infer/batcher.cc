@@ -16,10 +16,14 @@ absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(
     std::shared_ptr<const SequenceClassifier> model, const BatcherOptions& options,
     BatchObserver observer) {
   if (model == nullptr) return absl::InvalidArgumentError("no model");
-  if (options.max_batch_size < 1) return absl::InvalidArgumentError("max_batch_size must be at least 1");
-  if (options.max_batch_tokens < 1) return absl::InvalidArgumentError("max_batch_tokens must be at least 1");
-  if (options.max_queued_requests < 1) return absl::InvalidArgumentError("max_queued_requests must be at least 1");
-  if (options.max_wait.count() < 0) return absl::InvalidArgumentError("max_wait must not be negative");
+  if (options.max_batch_size < 1)
+    return absl::InvalidArgumentError("max_batch_size must be at least 1");
+  if (options.max_batch_tokens < 1)
+    return absl::InvalidArgumentError("max_batch_tokens must be at least 1");
+  if (options.max_queued_requests < 1)
+    return absl::InvalidArgumentError("max_queued_requests must be at least 1");
+  if (options.max_wait.count() < 0)
+    return absl::InvalidArgumentError("max_wait must not be negative");
   if (!(options.min_padding_efficiency >= 0 && options.min_padding_efficiency <= 1)) {
     return absl::InvalidArgumentError("min_padding_efficiency must be in [0, 1]");
   }
@@ -30,21 +34,26 @@ absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(
     const int32_t unk = model->tokenizer().layout().unk_id;
     std::vector<std::pair<size_t, size_t>> shapes = {{1, 8}, {2, 16}};
     if (model->on_gpu()) {
-      const int64_t len = std::min<int64_t>(model->config().max_position_embeddings,
-                                            std::max<int64_t>(16, model->tokenizer().model_max_length()));
-      const int64_t rows = std::max<int64_t>(1, std::min(options.max_batch_size, options.max_batch_tokens / len));
+      const int64_t len =
+          std::min<int64_t>(model->config().max_position_embeddings,
+                            std::max<int64_t>(16, model->tokenizer().model_max_length()));
+      const int64_t rows =
+          std::max<int64_t>(1, std::min(options.max_batch_size, options.max_batch_tokens / len));
       shapes.emplace_back(static_cast<size_t>(rows), static_cast<size_t>(len));
     }
     for (const auto& [rows, len] : shapes) {
       if (static_cast<int64_t>(len) > model->config().max_position_embeddings) continue;
-      text::Encoding e = model->tokenizer().BuildInputs(std::vector<int32_t>(len - 2, unk), nullptr, false);
+      text::Encoding e =
+          model->tokenizer().BuildInputs(std::vector<int32_t>(len - 2, unk), nullptr, false);
       auto warm = model->PredictBatch(std::vector<text::Encoding>(rows, e));
       if (!warm.ok()) {
-        return absl::Status(warm.status().code(), absl::StrCat("warm-up batch failed: ", warm.status().message()));
+        return absl::Status(warm.status().code(),
+                            absl::StrCat("warm-up batch failed: ", warm.status().message()));
       }
     }
   }
-  return std::unique_ptr<DynamicBatcher>(new DynamicBatcher(std::move(model), options, std::move(observer)));
+  return std::unique_ptr<DynamicBatcher>(
+      new DynamicBatcher(std::move(model), options, std::move(observer)));
 }
 
 DynamicBatcher::DynamicBatcher(std::shared_ptr<const SequenceClassifier> model,
@@ -67,14 +76,16 @@ absl::StatusOr<std::future<absl::StatusOr<BatchResult>>> DynamicBatcher::Submit(
 }
 
 absl::StatusOr<std::vector<std::future<absl::StatusOr<BatchResult>>>> DynamicBatcher::SubmitMany(
-    std::vector<text::Encoding> encodings, SteadyClock::time_point deadline, CancelProbe cancelled) {
+    std::vector<text::Encoding> encodings, SteadyClock::time_point deadline,
+    CancelProbe cancelled) {
   const bool many = encodings.size() > 1;
   for (size_t i = 0; i < encodings.size(); ++i) {
     const int64_t len = static_cast<int64_t>(encodings[i].input_ids.size());
     const std::string which = many ? absl::StrCat("encoding ", i, ": ") : "";
     if (len == 0) return absl::InvalidArgumentError(absl::StrCat(which, "empty encoding"));
     if (len > model_->config().max_position_embeddings) {
-      return absl::InvalidArgumentError(absl::StrCat(which, "encoding of ", len, " tokens exceeds the model's ",
+      return absl::InvalidArgumentError(absl::StrCat(which, "encoding of ", len,
+                                                     " tokens exceeds the model's ",
                                                      model_->config().max_position_embeddings));
     }
   }
@@ -99,9 +110,9 @@ absl::StatusOr<std::vector<std::future<absl::StatusOr<BatchResult>>>> DynamicBat
     const int64_t n = static_cast<int64_t>(requests.size());
     if (!queue_.empty() && static_cast<int64_t>(queue_.size()) + n > options_.max_queued_requests) {
       ++stats_.rejected;
-      return absl::ResourceExhaustedError(absl::StrCat("inference queue is full (", queue_.size(), " of ",
-                                                       options_.max_queued_requests, " waiting; this request has ",
-                                                       n, ")"));
+      return absl::ResourceExhaustedError(absl::StrCat("inference queue is full (", queue_.size(),
+                                                       " of ", options_.max_queued_requests,
+                                                       " waiting; this request has ", n, ")"));
     }
     const uint64_t caller = next_caller_++;
     for (auto& r : requests) {
@@ -132,7 +143,8 @@ std::vector<std::unique_ptr<DynamicBatcher::Request>> DynamicBatcher::TakeBatch(
   // request (which must go now), grown towards shorter rows first (free: the longest row sets
   // the padded width), then longer ones while rows x width stays within the token budget.
   std::vector<int64_t> lengths(queue_.size());
-  for (size_t q = 0; q < lengths.size(); ++q) lengths[q] = static_cast<int64_t>(queue_[q]->encoding.input_ids.size());
+  for (size_t q = 0; q < lengths.size(); ++q)
+    lengths[q] = static_cast<int64_t>(queue_[q]->encoding.input_ids.size());
   std::vector<size_t> order(queue_.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   auto len = [&](size_t q) { return lengths[q]; };
@@ -145,7 +157,8 @@ std::vector<std::unique_ptr<DynamicBatcher::Request>> DynamicBatcher::TakeBatch(
     const int64_t padded = rows * len(order[h]);
     return rows <= options_.max_batch_size && padded <= options_.max_batch_tokens &&
            (rows <= options_.free_rows ||
-            static_cast<double>(real + added) >= options_.min_padding_efficiency * static_cast<double>(padded));
+            static_cast<double>(real + added) >=
+                options_.min_padding_efficiency * static_cast<double>(padded));
   };
   while (true) {
     if (lo > 0 && fits(lo - 1, hi, len(order[lo - 1]))) {
@@ -221,7 +234,8 @@ namespace {
 template <typename Requests>
 int64_t CountCallers(const Requests& requests) {
   int64_t callers = 0;
-  for (size_t i = 0; i < requests.size(); ++i) callers += i == 0 || requests[i]->caller != requests[i - 1]->caller;
+  for (size_t i = 0; i < requests.size(); ++i)
+    callers += i == 0 || requests[i]->caller != requests[i - 1]->caller;
   return callers;
 }
 
@@ -273,9 +287,13 @@ int64_t DynamicBatcher::Run(std::vector<std::unique_ptr<Request>> batch) {
       stats_.forward_seconds += timings.forward_seconds;
     }
   }
-  if (observer_ && !live.empty()) observer_(static_cast<int64_t>(live.size()), padded, real, compute);
-  for (auto& r : expired) r->promise.set_value(absl::DeadlineExceededError("deadline passed while queued"));
-  for (auto& r : cancelled) r->promise.set_value(absl::CancelledError("the caller cancelled the request while it was queued"));
+  if (observer_ && !live.empty())
+    observer_(static_cast<int64_t>(live.size()), padded, real, compute);
+  for (auto& r : expired)
+    r->promise.set_value(absl::DeadlineExceededError("deadline passed while queued"));
+  for (auto& r : cancelled)
+    r->promise.set_value(
+        absl::CancelledError("the caller cancelled the request while it was queued"));
   for (size_t i = 0; i < live.size(); ++i) {
     if (!preds.ok()) {
       live[i]->promise.set_value(preds.status());
@@ -289,7 +307,8 @@ int64_t DynamicBatcher::Run(std::vector<std::unique_ptr<Request>> batch) {
     live[i]->promise.set_value(std::move(res));
   }
   if (!live.empty()) {
-    const double finish = timings.assemble_seconds + std::chrono::duration<double>(SteadyClock::now() - end).count();
+    const double finish =
+        timings.assemble_seconds + std::chrono::duration<double>(SteadyClock::now() - end).count();
     absl::MutexLock lock(&mu_);
     stats_.finish_seconds += finish;
   }

@@ -23,8 +23,8 @@ namespace berth {
 using SteadyClock = std::chrono::steady_clock;
 
 struct BatcherOptions {
-  int64_t max_batch_tokens = 8192;   // padded tokens (rows x longest row) per forward pass
-  int64_t max_batch_size = 64;       // rows per forward pass
+  int64_t max_batch_tokens = 8192;  // padded tokens (rows x longest row) per forward pass
+  int64_t max_batch_size = 64;      // rows per forward pass
   // How long a request may wait for company once a forward pass has ended. The callers that
   // pass released come back within microseconds (a closed loop), so the next batch waits until
   // as many callers are queued as it released, or until max_wait after it ended, or until a
@@ -48,7 +48,7 @@ struct BatcherOptions {
   // closed loop of 16 clients 0.83x naive batches of 32 under 0.9, 0.99x under 0).
   double min_padding_efficiency = 0.0;
   int64_t free_rows = 8;
-  int num_threads = 0;               // intra-op threads of the batcher thread (0: one per core)
+  int num_threads = 0;  // intra-op threads of the batcher thread (0: one per core)
   // Run two small batches (1 x 8 and 2 x 16 tokens) before accepting work: libraries and
   // kernels are loaded then, not in the first caller's time. (A full-budget warm-up batch took
   // 24 s through bert-base on 2 cores.)
@@ -83,13 +83,14 @@ struct BatcherStats {
   double finish_seconds = 0;
   double queue_seconds = 0;  // summed over requests: enqueue to the start of their batch
   double padding_efficiency() const {
-    return padded_tokens > 0 ? static_cast<double>(real_tokens) / static_cast<double>(padded_tokens) : 1.0;
+    return padded_tokens > 0 ? static_cast<double>(real_tokens) / static_cast<double>(padded_tokens)
+                             : 1.0;
   }
 };
 
 // Called after every forward pass (for metrics): rows, padded tokens, real tokens, seconds.
-using BatchObserver = std::function<void(int64_t rows, int64_t padded_tokens, int64_t real_tokens,
-                                         double seconds)>;
+using BatchObserver =
+    std::function<void(int64_t rows, int64_t padded_tokens, int64_t real_tokens, double seconds)>;
 
 class DynamicBatcher {
  public:
@@ -111,7 +112,8 @@ class DynamicBatcher {
   // from the whole request: a request of many texts is length-sorted into full batches at once.
   // The errors are Submit's; INVALID_ARGUMENT names the encoding's index.
   absl::StatusOr<std::vector<std::future<absl::StatusOr<BatchResult>>>> SubmitMany(
-      std::vector<text::Encoding> encodings, SteadyClock::time_point deadline = SteadyClock::time_point::max(),
+      std::vector<text::Encoding> encodings,
+      SteadyClock::time_point deadline = SteadyClock::time_point::max(),
       CancelProbe cancelled = nullptr);
 
   // Stops accepting; queued requests still run; returns when the queue is empty.
@@ -127,7 +129,8 @@ class DynamicBatcher {
     SteadyClock::time_point enqueued;
     SteadyClock::time_point deadline;
     std::shared_ptr<const CancelProbe> cancelled;  // shared by a request's encodings; may be null
-    uint64_t caller = 0;  // one number per Submit/SubmitMany call; its encodings are adjacent in the queue
+    uint64_t caller =
+        0;  // one number per Submit/SubmitMany call; its encodings are adjacent in the queue
     std::promise<absl::StatusOr<BatchResult>> promise;
   };
 

@@ -16,7 +16,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // One text's pieces (the text, or its windows) and what its result reports about them.
 struct EncodedText {
@@ -35,7 +37,8 @@ EncodedText EncodeText(const text::Tokenizer& tok, const std::string& text, cons
     if (!out.status.ok()) return out;
     const int body = max_length - tok.NumSpecialTokens(false);
     if (body < 1) {
-      out.status = absl::InvalidArgumentError(absl::StrCat("max_length ", max_length, " is too small"));
+      out.status =
+          absl::InvalidArgumentError(absl::StrCat("max_length ", max_length, " is too small"));
       return out;
     }
     const int stride = std::clamp(o.stride, 0, body - 1);
@@ -53,7 +56,8 @@ EncodedText EncodeText(const text::Tokenizer& tok, const std::string& text, cons
   }
   text::EncodeOptions eo;
   eo.max_length = max_length;
-  eo.side = o.truncation == TruncationMode::kLeft ? text::TruncationSide::kLeft : text::TruncationSide::kRight;
+  eo.side = o.truncation == TruncationMode::kLeft ? text::TruncationSide::kLeft
+                                                  : text::TruncationSide::kRight;
   auto e = pair == nullptr ? tok.Encode(text, eo) : tok.EncodePair(text, *pair, eo);
   if (!e.ok()) {
     out.status = e.status();
@@ -72,7 +76,8 @@ absl::StatusOr<std::unique_ptr<InferenceEngine>> InferenceEngine::Load(const std
                                                                        BatchObserver observer) {
   ASSIGN_OR_RETURN(std::unique_ptr<SequenceClassifier> model,
                    SequenceClassifier::Load(model_dir, options.classifier));
-  return Create(std::shared_ptr<const SequenceClassifier>(std::move(model)), options, std::move(observer));
+  return Create(std::shared_ptr<const SequenceClassifier>(std::move(model)), options,
+                std::move(observer));
 }
 
 absl::StatusOr<std::unique_ptr<InferenceEngine>> InferenceEngine::Create(
@@ -80,23 +85,25 @@ absl::StatusOr<std::unique_ptr<InferenceEngine>> InferenceEngine::Create(
     BatchObserver observer) {
   ASSIGN_OR_RETURN(std::unique_ptr<DynamicBatcher> batcher,
                    DynamicBatcher::Create(model, options.batcher, std::move(observer)));
-  return std::unique_ptr<InferenceEngine>(new InferenceEngine(std::move(model), std::move(batcher), options));
+  return std::unique_ptr<InferenceEngine>(
+      new InferenceEngine(std::move(model), std::move(batcher), options));
 }
 
 absl::StatusOr<std::vector<ClassifyResult>> InferenceEngine::Classify(
     const std::vector<std::string>& texts, const std::vector<std::string>& pairs,
     const ClassifyOptions& o) const {
   if (!pairs.empty() && pairs.size() != texts.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(pairs.size(), " text pairs for ", texts.size(), " texts"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(pairs.size(), " text pairs for ", texts.size(), " texts"));
   }
   const text::Tokenizer& tok = model_->tokenizer();
   const ModelConfig& config = model_->config();
   int max_length = o.max_length > 0 ? o.max_length
-                                    : static_cast<int>(std::min<int64_t>(tok.model_max_length(),
-                                                                         config.max_position_embeddings));
+                                    : static_cast<int>(std::min<int64_t>(
+                                          tok.model_max_length(), config.max_position_embeddings));
   if (max_length > config.max_position_embeddings) {
-    return absl::InvalidArgumentError(absl::StrCat("max_length ", max_length, " exceeds the model's ",
-                                                   config.max_position_embeddings));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_length ", max_length, " exceeds the model's ", config.max_position_embeddings));
   }
   const auto t0 = Clock::now();
   std::vector<EncodedText> encoded(texts.size());
@@ -123,8 +130,8 @@ absl::StatusOr<std::vector<ClassifyResult>> InferenceEngine::Classify(
   return results;
 }
 
-absl::StatusOr<std::vector<ClassifyResult>> InferenceEngine::ClassifyEncoded(std::vector<text::Encoding> encodings,
-                                                                             const ClassifyOptions& o) const {
+absl::StatusOr<std::vector<ClassifyResult>> InferenceEngine::ClassifyEncoded(
+    std::vector<text::Encoding> encodings, const ClassifyOptions& o) const {
   std::vector<ClassifyResult> results(encodings.size());
   std::vector<size_t> owner(encodings.size());
   for (size_t i = 0; i < encodings.size(); ++i) {
@@ -136,8 +143,9 @@ absl::StatusOr<std::vector<ClassifyResult>> InferenceEngine::ClassifyEncoded(std
   return results;
 }
 
-absl::Status InferenceEngine::Run(std::vector<text::Encoding> pieces, const std::vector<size_t>& owner,
-                                  const ClassifyOptions& o, std::vector<ClassifyResult>* out) const {
+absl::Status InferenceEngine::Run(std::vector<text::Encoding> pieces,
+                                  const std::vector<size_t>& owner, const ClassifyOptions& o,
+                                  std::vector<ClassifyResult>* out) const {
   std::vector<ClassifyResult>& results = *out;
   const ModelConfig& config = model_->config();
   auto t = Clock::now();
@@ -176,13 +184,15 @@ absl::Status InferenceEngine::Run(std::vector<text::Encoding> pieces, const std:
       for (size_t c = 0; c < labels; ++c) p.scores[c] = static_cast<float>(prob_sums[i][c] / n);
     }
     res.scores = p.scores;
-    const size_t best = static_cast<size_t>(std::max_element(res.scores.begin(), res.scores.end()) - res.scores.begin());
+    const size_t best = static_cast<size_t>(std::max_element(res.scores.begin(), res.scores.end()) -
+                                            res.scores.begin());
     res.label = config.id2label[best];
     res.score = res.scores[best];
     if (o.return_logits) res.logits = logits;
     std::vector<size_t> order(labels);
     for (size_t c = 0; c < labels; ++c) order[c] = c;
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return res.scores[a] > res.scores[b]; });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return res.scores[a] > res.scores[b]; });
     if (o.top_k > 0) {
       for (size_t k = 0; k < std::min<size_t>(labels, static_cast<size_t>(o.top_k)); ++k) {
         res.top_k.push_back({config.id2label[order[k]], res.scores[order[k]]});
@@ -190,7 +200,8 @@ absl::Status InferenceEngine::Run(std::vector<text::Encoding> pieces, const std:
     }
     if (config.multi_label()) {
       for (size_t c : order) {
-        if (res.scores[c] > options_.multi_label_threshold) res.predicted.push_back({config.id2label[c], res.scores[c]});
+        if (res.scores[c] > options_.multi_label_threshold)
+          res.predicted.push_back({config.id2label[c], res.scores[c]});
       }
     }
   }

@@ -49,16 +49,16 @@ struct LabelScore {
 };
 
 struct ClassifyResult {
-  std::string label;               // arg-max label
-  float score = 0;                 // its score
-  std::vector<float> scores;       // per label in id order (softmax, or sigmoid for multi-label)
-  std::vector<LabelScore> top_k;   // best first, when asked for
+  std::string label;                  // arg-max label
+  float score = 0;                    // its score
+  std::vector<float> scores;          // per label in id order (softmax, or sigmoid for multi-label)
+  std::vector<LabelScore> top_k;      // best first, when asked for
   std::vector<LabelScore> predicted;  // multi-label: every label over the threshold
-  std::vector<float> logits;       // when asked for (window mode: mean over windows)
-  int32_t num_tokens = 0;          // tokens of the text, special tokens included, untruncated
+  std::vector<float> logits;          // when asked for (window mode: mean over windows)
+  int32_t num_tokens = 0;             // tokens of the text, special tokens included, untruncated
   bool truncated = false;
   int32_t windows = 1;
-  double queue_seconds = 0;        // the slowest window's
+  double queue_seconds = 0;  // the slowest window's
   double compute_seconds = 0;
 };
 

@@ -50,7 +50,8 @@ absl::StatusOr<std::unique_ptr<SequenceClassifier>> SequenceClassifier::FromMode
     impl->model.module->to(*device);
     if (options.precision == InferencePrecision::kBf16) impl->model.module->to(at::kBFloat16);
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("preparing the model failed: ", e.what_without_backtrace()));
+    return absl::InternalError(
+        absl::StrCat("preparing the model failed: ", e.what_without_backtrace()));
   }
   return std::unique_ptr<SequenceClassifier>(new SequenceClassifier(std::move(impl)));
 }
@@ -69,19 +70,21 @@ Prediction MakePrediction(const ModelConfig& config, std::vector<float> logits) 
   } else {
     float max = *std::max_element(logits.begin(), logits.end());
     double sum = 0;
-    for (size_t i = 0; i < logits.size(); ++i) sum += std::exp(static_cast<double>(logits[i] - max));
+    for (size_t i = 0; i < logits.size(); ++i)
+      sum += std::exp(static_cast<double>(logits[i] - max));
     for (size_t i = 0; i < logits.size(); ++i) {
       p.scores[i] = static_cast<float>(std::exp(static_cast<double>(logits[i] - max)) / sum);
     }
   }
-  p.label_id = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  p.label_id =
+      static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   p.label = p.label_id < config.num_labels() ? config.id2label[p.label_id] : "";
   p.logits = std::move(logits);
   return p;
 }
 
-absl::StatusOr<std::vector<Prediction>> SequenceClassifier::PredictBatch(const std::vector<text::Encoding>& batch,
-                                                                          PredictTimings* timings) const {
+absl::StatusOr<std::vector<Prediction>> SequenceClassifier::PredictBatch(
+    const std::vector<text::Encoding>& batch, PredictTimings* timings) const {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   std::vector<Prediction> out;
@@ -91,8 +94,9 @@ absl::StatusOr<std::vector<Prediction>> SequenceClassifier::PredictBatch(const s
   for (const text::Encoding& e : batch) seq = std::max(seq, e.input_ids.size());
   if (seq == 0) return absl::InvalidArgumentError("empty encoding in batch");
   if (static_cast<int64_t>(seq) > config.max_position_embeddings) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "sequence of ", seq, " tokens exceeds max_position_embeddings ", config.max_position_embeddings));
+    return absl::InvalidArgumentError(absl::StrCat("sequence of ", seq,
+                                                   " tokens exceeds max_position_embeddings ",
+                                                   config.max_position_embeddings));
   }
   const int64_t n = static_cast<int64_t>(batch.size());
   const int32_t pad = impl_->model.tokenizer->layout().pad_id;
@@ -109,7 +113,8 @@ absl::StatusOr<std::vector<Prediction>> SequenceClassifier::PredictBatch(const s
       const text::Encoding& e = batch[b];
       for (size_t t = 0; t < e.input_ids.size(); ++t) {
         if (e.input_ids[t] < 0 || e.input_ids[t] >= config.vocab_size) {
-          return absl::InvalidArgumentError(absl::StrCat("token id ", e.input_ids[t], " is outside the vocabulary"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("token id ", e.input_ids[t], " is outside the vocabulary"));
         }
         ids_a[b][t] = e.input_ids[t];
         types_a[b][t] = t < e.token_type_ids.size() ? e.token_type_ids[t] : 0;
@@ -126,13 +131,15 @@ absl::StatusOr<std::vector<Prediction>> SequenceClassifier::PredictBatch(const s
       if (mask.defined()) mask = mask.pin_memory().to(device, /*non_blocking=*/true);
     }
     const auto t1 = Clock::now();
-    at::Tensor logits = impl_->model.module->forward(ids, types, mask).to(at::kFloat).cpu().contiguous();
+    at::Tensor logits =
+        impl_->model.module->forward(ids, types, mask).to(at::kFloat).cpu().contiguous();
     const auto t2 = Clock::now();
     const int64_t labels = logits.size(1);
     const float* data = logits.data_ptr<float>();
     out.reserve(batch.size());
     for (int64_t b = 0; b < n; ++b) {
-      out.push_back(MakePrediction(config, std::vector<float>(data + b * labels, data + (b + 1) * labels)));
+      out.push_back(
+          MakePrediction(config, std::vector<float>(data + b * labels, data + (b + 1) * labels)));
     }
     if (timings != nullptr) {
       timings->build_seconds = std::chrono::duration<double>(t1 - t0).count();
@@ -147,9 +154,11 @@ absl::StatusOr<std::vector<Prediction>> SequenceClassifier::PredictBatch(const s
 
 absl::Status SequenceClassifier::Save(const std::string& dir) const {
   if (impl_->precision != InferencePrecision::kFp32) {
-    return absl::FailedPreconditionError("a model loaded in bf16 is not saved (it would lose precision)");
+    return absl::FailedPreconditionError(
+        "a model loaded in bf16 is not saved (it would lose precision)");
   }
-  return SaveModelDirectory(dir, impl_->model.config, *impl_->model.module, *impl_->model.tokenizer);
+  return SaveModelDirectory(dir, impl_->model.config, *impl_->model.module,
+                            *impl_->model.tokenizer);
 }
 
 }  // namespace berth

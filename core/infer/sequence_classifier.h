@@ -23,8 +23,9 @@ enum class InferencePrecision { kFp32, kBf16 };
 
 // Where one PredictBatch's time went.
 struct PredictTimings {
-  double build_seconds = 0;     // host tensors from the encodings, queued copies to the device
-  double forward_seconds = 0;   // the forward pass and the copy of the logits back (it waits for the device)
+  double build_seconds = 0;  // host tensors from the encodings, queued copies to the device
+  double forward_seconds =
+      0;  // the forward pass and the copy of the logits back (it waits for the device)
   double assemble_seconds = 0;  // logits to predictions
 };
 
@@ -57,7 +58,7 @@ class SequenceClassifier {
   // Runs the encodings as one batch padded to the longest (pad id, mask 0, type 0) and
   // returns one prediction each, in order. Safe to call from several threads.
   absl::StatusOr<std::vector<Prediction>> PredictBatch(const std::vector<text::Encoding>& batch,
-                                                      PredictTimings* timings = nullptr) const;
+                                                       PredictTimings* timings = nullptr) const;
 
   // Writes this model as a Hugging Face directory.
   absl::Status Save(const std::string& dir) const;

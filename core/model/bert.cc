@@ -34,8 +34,8 @@ void InitModuleWeights(torch::nn::Module& m, double std) {
 
 torch::Tensor LayerNormForward(torch::nn::LayerNorm& ln, const torch::Tensor& x) {
   if (x.scalar_type() == at::kBFloat16 && x.device().is_cpu()) {
-    return at::layer_norm(x.to(at::kFloat), ln->options.normalized_shape(), ln->weight.to(at::kFloat),
-                          ln->bias.to(at::kFloat), ln->options.eps())
+    return at::layer_norm(x.to(at::kFloat), ln->options.normalized_shape(),
+                          ln->weight.to(at::kFloat), ln->bias.to(at::kFloat), ln->options.eps())
         .to(at::kBFloat16);
   }
   return ln(x);
@@ -62,8 +62,8 @@ torch::Tensor ExtendedAttentionMask(const torch::Tensor& attention_mask, torch::
   if (!attention_mask.defined()) return {};
   // [batch, seq] -> [batch, 1, 1, seq]; (1 - mask) * finfo(dtype).min as in HF.
   torch::Tensor m = attention_mask.unsqueeze(1).unsqueeze(2).to(dtype);
-  double lowest = dtype == torch::kFloat32   ? std::numeric_limits<float>::lowest()
-                  : dtype == torch::kFloat64 ? std::numeric_limits<double>::lowest()
+  double lowest = dtype == torch::kFloat32    ? std::numeric_limits<float>::lowest()
+                  : dtype == torch::kFloat64  ? std::numeric_limits<double>::lowest()
                   : dtype == torch::kBFloat16 ? -3.3895313892515355e+38
                                               : -65504.0;  // float16
   return (1.0 - m) * lowest;
@@ -74,7 +74,8 @@ std::optional<torch::Tensor> SdpaMask(const torch::Tensor& additive_mask, at::Sc
   return additive_mask.to(dtype);
 }
 
-torch::Tensor ModelAttentionMask(const torch::Tensor& mask, bool padded, const c10::Device& device) {
+torch::Tensor ModelAttentionMask(const torch::Tensor& mask, bool padded,
+                                 const c10::Device& device) {
   return padded || device.is_cpu() ? mask : torch::Tensor();
 }
 
@@ -97,7 +98,8 @@ std::optional<TokenPacking> PackingFor(const torch::Tensor& attention_mask) {
   }
   const int64_t positions = attention_mask.numel();
   torch::Tensor index = attention_mask.reshape({-1}).nonzero().squeeze(1);
-  if (index.size(0) == 0 || static_cast<double>(index.size(0)) > 0.95 * static_cast<double>(positions)) {
+  if (index.size(0) == 0 ||
+      static_cast<double>(index.size(0)) > 0.95 * static_cast<double>(positions)) {
     return std::nullopt;
   }
   return TokenPacking{index, attention_mask.size(0), attention_mask.size(1)};
@@ -112,7 +114,8 @@ torch::Tensor RunBertLayers(const torch::nn::ModuleList& layers, torch::Tensor h
     return hidden;
   }
   hidden = packing->Pack(hidden);  // [tokens, hidden]
-  for (const auto& layer : *layers) hidden = layer->as<BertLayer>()->forward(hidden, mask, &*packing);
+  for (const auto& layer : *layers)
+    hidden = layer->as<BertLayer>()->forward(hidden, mask, &*packing);
   return packing->Unpack(hidden);
 }
 
@@ -121,10 +124,11 @@ BertEmbeddingsImpl::BertEmbeddingsImpl(const ModelConfig& c) {
   if (c.pad_token_id < c.vocab_size) word_options.padding_idx(c.pad_token_id);
   word_embeddings = register_module("word_embeddings", torch::nn::Embedding(word_options));
   position_embeddings = register_module(
-      "position_embeddings", torch::nn::Embedding(EmbeddingOptionsFor(c.max_position_embeddings, c.hidden_size)));
+      "position_embeddings",
+      torch::nn::Embedding(EmbeddingOptionsFor(c.max_position_embeddings, c.hidden_size)));
   token_type_embeddings = register_module(
-      "token_type_embeddings", torch::nn::Embedding(EmbeddingOptionsFor(std::max<int64_t>(c.type_vocab_size, 1),
-                                                    c.hidden_size)));
+      "token_type_embeddings", torch::nn::Embedding(EmbeddingOptionsFor(
+                                   std::max<int64_t>(c.type_vocab_size, 1), c.hidden_size)));
   LayerNorm = register_module("LayerNorm", MakeLayerNorm(c));
   dropout = register_module("dropout", Dropout(c.hidden_dropout_prob));
 }
@@ -151,7 +155,9 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden, const 
   const int64_t batch = packing != nullptr ? packing->batch : hidden.size(0);
   const int64_t seq = packing != nullptr ? packing->seq : hidden.size(1);
   auto heads = [&](const torch::Tensor& t) {  // -> [batch, heads, seq, dim]
-    return (packing != nullptr ? packing->Unpack(t) : t).view({batch, seq, num_heads, head_dim}).permute({0, 2, 1, 3});
+    return (packing != nullptr ? packing->Unpack(t) : t)
+        .view({batch, seq, num_heads, head_dim})
+        .permute({0, 2, 1, 3});
   };
   torch::Tensor q = heads(query(hidden));
   torch::Tensor k = heads(key(hidden));
@@ -240,7 +246,7 @@ torch::Tensor BertForSequenceClassificationImpl::forward(const torch::Tensor& in
                                                          const torch::Tensor& token_type_ids,
                                                          const torch::Tensor& attention_mask) {
   torch::Tensor pooled = bert(input_ids, token_type_ids, attention_mask);  // [batch, hidden]
-  return classifier(dropout(pooled));  // [batch, num_labels]
+  return classifier(dropout(pooled));                                      // [batch, num_labels]
 }
 
 void BertForSequenceClassificationImpl::InitWeights(double initializer_range) {

@@ -58,7 +58,8 @@ torch::Tensor ModelAttentionMask(const torch::Tensor& mask, bool padded, const c
 // tolerance; a random batch of 32 SST-2 sentences is two-thirds padding (0.34 real/padded),
 // which is that much less work.
 struct TokenPacking {
-  torch::Tensor index;  // [tokens] flat positions (row * seq + column) of the real tokens, ascending
+  torch::Tensor
+      index;  // [tokens] flat positions (row * seq + column) of the real tokens, ascending
   int64_t batch = 0, seq = 0;
   // [batch, seq, ...] -> [tokens, ...]
   torch::Tensor Pack(const torch::Tensor& padded) const;
@@ -161,7 +162,7 @@ class BertModelImpl : public torch::nn::Module {
 
   BertEmbeddings embeddings{nullptr};
   torch::nn::ModuleList layers{nullptr};  // registered as encoder.layer
-  Linear pooler_dense{nullptr};  // registered as pooler.dense
+  Linear pooler_dense{nullptr};           // registered as pooler.dense
 };
 TORCH_MODULE(BertModel);
 

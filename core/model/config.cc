@@ -21,8 +21,7 @@ absl::Status ReadInt(const Json& j, const char* key, const std::string& what, in
   return absl::OkStatus();
 }
 
-absl::Status ReadProbability(const Json& j, const char* key, const std::string& what,
-                             double* out) {
+absl::Status ReadProbability(const Json& j, const char* key, const std::string& what, double* out) {
   ASSIGN_OR_RETURN(std::optional<double> v, GetOptionalDouble(j, key, what));
   if (!v) return absl::OkStatus();
   if (!(*v >= 0.0 && *v < 1.0)) {
@@ -51,21 +50,32 @@ constexpr int64_t kMaxLabels = 100000;
 
 // DistilBERT's config.json names (and defaults) for the fields BERT's config calls otherwise.
 absl::StatusOr<Json> DistilBertAsBertNames(const Json& j, const std::string& what) {
-  ASSIGN_OR_RETURN(std::optional<bool> sinusoidal, GetOptionalBool(j, "sinusoidal_pos_embds", what));
+  ASSIGN_OR_RETURN(std::optional<bool> sinusoidal,
+                   GetOptionalBool(j, "sinusoidal_pos_embds", what));
   if (sinusoidal.value_or(false)) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": sinusoidal_pos_embds is not supported"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": sinusoidal_pos_embds is not supported"));
   }
   Json k = j;
   const std::pair<const char*, const char*> kNames[] = {
-      {"dim", "hidden_size"},          {"n_layers", "num_hidden_layers"},
-      {"n_heads", "num_attention_heads"}, {"hidden_dim", "intermediate_size"},
-      {"activation", "hidden_act"},    {"dropout", "hidden_dropout_prob"},
-      {"attention_dropout", "attention_probs_dropout_prob"}, {"seq_classif_dropout", "classifier_dropout"}};
-  const Json kDefaults = {{"dim", 768},           {"n_layers", 6},         {"n_heads", 12},
-                          {"hidden_dim", 3072},   {"activation", "gelu"},  {"dropout", 0.1},
-                          {"attention_dropout", 0.1}, {"seq_classif_dropout", 0.2}};
+      {"dim", "hidden_size"},
+      {"n_layers", "num_hidden_layers"},
+      {"n_heads", "num_attention_heads"},
+      {"hidden_dim", "intermediate_size"},
+      {"activation", "hidden_act"},
+      {"dropout", "hidden_dropout_prob"},
+      {"attention_dropout", "attention_probs_dropout_prob"},
+      {"seq_classif_dropout", "classifier_dropout"}};
+  const Json kDefaults = {{"dim", 768},
+                          {"n_layers", 6},
+                          {"n_heads", 12},
+                          {"hidden_dim", 3072},
+                          {"activation", "gelu"},
+                          {"dropout", 0.1},
+                          {"attention_dropout", 0.1},
+                          {"seq_classif_dropout", 0.2}};
   for (const auto& [from, to] : kNames) k[to] = j.contains(from) ? j[from] : kDefaults[from];
-  k["type_vocab_size"] = 0;    // no token types
+  k["type_vocab_size"] = 0;     // no token types
   k["layer_norm_eps"] = 1e-12;  // DistilBERT's LayerNorms
   return k;
 }
@@ -107,7 +117,8 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const Json& j, const std::stri
   if (init_range) c.initializer_range = *init_range;
   ASSIGN_OR_RETURN(auto eps, GetOptionalDouble(j, "layer_norm_eps", what));
   if (eps) {
-    if (!(*eps > 0)) return absl::InvalidArgumentError(absl::StrCat(what, ": layer_norm_eps must be positive"));
+    if (!(*eps > 0))
+      return absl::InvalidArgumentError(absl::StrCat(what, ": layer_norm_eps must be positive"));
     c.layer_norm_eps = *eps;
   }
   ASSIGN_OR_RETURN(auto act, GetOptionalString(j, "hidden_act", what));
@@ -119,14 +130,14 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const Json& j, const std::stri
   ASSIGN_OR_RETURN(auto pos, GetOptionalString(j, "position_embedding_type", what));
   if (pos) c.position_embedding_type = *pos;
   if (c.position_embedding_type != "absolute") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, ": position_embedding_type '", c.position_embedding_type,
-        "' is not supported (only 'absolute')"));
+    return absl::InvalidArgumentError(absl::StrCat(what, ": position_embedding_type '",
+                                                   c.position_embedding_type,
+                                                   "' is not supported (only 'absolute')"));
   }
   if (c.hidden_size % c.num_attention_heads != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": hidden_size ", c.hidden_size,
-                     " is not a multiple of num_attention_heads ", c.num_attention_heads));
+    return absl::InvalidArgumentError(absl::StrCat(what, ": hidden_size ", c.hidden_size,
+                                                   " is not a multiple of num_attention_heads ",
+                                                   c.num_attention_heads));
   }
   ASSIGN_OR_RETURN(auto problem, GetOptionalString(j, "problem_type", what));
   if (problem) {
@@ -140,7 +151,8 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const Json& j, const std::stri
   // Labels: id2label {"0": "neg", ...} must cover 0..n-1; else num_labels, else HF's 2.
   if (j.contains("id2label") && !j["id2label"].is_null()) {
     const Json& m = j["id2label"];
-    if (!m.is_object()) return absl::InvalidArgumentError(absl::StrCat(what, ": id2label must be an object"));
+    if (!m.is_object())
+      return absl::InvalidArgumentError(absl::StrCat(what, ": id2label must be an object"));
     c.id2label.assign(m.size(), "");
     std::vector<bool> seen(m.size(), false);
     for (auto& [key, value] : m.items()) {
@@ -152,11 +164,12 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const Json& j, const std::stri
         used = 0;
       }
       if (used != key.size() || id < 0 || static_cast<size_t>(id) >= m.size() || seen[id]) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            what, ": id2label keys must be the ids 0..", m.size() - 1, ", got '", key, "'"));
+        return absl::InvalidArgumentError(absl::StrCat(what, ": id2label keys must be the ids 0..",
+                                                       m.size() - 1, ", got '", key, "'"));
       }
       if (!value.is_string()) {
-        return absl::InvalidArgumentError(absl::StrCat(what, ": id2label['", key, "'] must be a string"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, ": id2label['", key, "'] must be a string"));
       }
       seen[id] = true;
       c.id2label[id] = value.get<std::string>();

@@ -9,14 +9,16 @@ DistilBertEmbeddingsImpl::DistilBertEmbeddingsImpl(const ModelConfig& c) {
   torch::nn::EmbeddingOptions word_options = EmbeddingOptionsFor(c.vocab_size, c.hidden_size);
   if (c.pad_token_id < c.vocab_size) word_options.padding_idx(c.pad_token_id);
   word_embeddings = register_module("word_embeddings", torch::nn::Embedding(word_options));
-  position_embeddings = register_module("position_embeddings",
-                                        torch::nn::Embedding(EmbeddingOptionsFor(c.max_position_embeddings, c.hidden_size)));
+  position_embeddings = register_module(
+      "position_embeddings",
+      torch::nn::Embedding(EmbeddingOptionsFor(c.max_position_embeddings, c.hidden_size)));
   LayerNorm = register_module("LayerNorm", MakeLayerNorm(c));
   dropout = register_module("dropout", Dropout(c.hidden_dropout_prob));
 }
 
 torch::Tensor DistilBertEmbeddingsImpl::forward(const torch::Tensor& input_ids) {
-  torch::Tensor positions = at::arange(input_ids.size(1), input_ids.options()).unsqueeze(0);  // [1, seq]
+  torch::Tensor positions =
+      at::arange(input_ids.size(1), input_ids.options()).unsqueeze(0);  // [1, seq]
   torch::Tensor x = word_embeddings(input_ids) + position_embeddings(positions);
   return dropout(LayerNormForward(LayerNorm, x));
 }
@@ -70,10 +72,12 @@ torch::Tensor DistilBertBlockImpl::forward(const torch::Tensor& x, const torch::
   return LayerNormForward(output_layer_norm, ffn(sa) + sa);
 }
 
-DistilBertForSequenceClassificationImpl::DistilBertForSequenceClassificationImpl(const ModelConfig& c) {
+DistilBertForSequenceClassificationImpl::DistilBertForSequenceClassificationImpl(
+    const ModelConfig& c) {
   auto distilbert = register_module("distilbert", std::make_shared<torch::nn::Module>());
   embeddings = distilbert->register_module("embeddings", DistilBertEmbeddings(c));
-  auto transformer = distilbert->register_module("transformer", std::make_shared<torch::nn::Module>());
+  auto transformer =
+      distilbert->register_module("transformer", std::make_shared<torch::nn::Module>());
   layers = transformer->register_module("layer", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DistilBertBlock(c));
   pre_classifier = register_module("pre_classifier", Linear(c.hidden_size, c.hidden_size));
@@ -81,13 +85,13 @@ DistilBertForSequenceClassificationImpl::DistilBertForSequenceClassificationImpl
   dropout = register_module("dropout", Dropout(c.EffectiveClassifierDropout()));
 }
 
-torch::Tensor DistilBertForSequenceClassificationImpl::forward(const torch::Tensor& input_ids,
-                                                               const torch::Tensor& /*token_type_ids*/,
-                                                               const torch::Tensor& attention_mask) {
+torch::Tensor DistilBertForSequenceClassificationImpl::forward(
+    const torch::Tensor& input_ids, const torch::Tensor& /*token_type_ids*/,
+    const torch::Tensor& attention_mask) {
   torch::Tensor hidden = embeddings(input_ids);  // [batch, seq, dim]
   torch::Tensor mask = ExtendedAttentionMask(attention_mask, hidden.scalar_type());
   for (const auto& layer : *layers) hidden = layer->as<DistilBertBlock>()->forward(hidden, mask);
-  torch::Tensor first = hidden.select(1, 0);  // [batch, dim]
+  torch::Tensor first = hidden.select(1, 0);                    // [batch, dim]
   return classifier(dropout(at::relu(pre_classifier(first))));  // [batch, num_labels]
 }
 

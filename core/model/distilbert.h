@@ -62,7 +62,9 @@ class DistilBertForSequenceClassificationImpl : public SequenceClassifierModule 
                         const torch::Tensor& attention_mask) override;
   void InitWeights(double initializer_range) override;
   void InitHead(double initializer_range) override;
-  std::vector<std::string> HeadPrefixes() const override { return {"pre_classifier.", "classifier."}; }
+  std::vector<std::string> HeadPrefixes() const override {
+    return {"pre_classifier.", "classifier."};
+  }
 
   DistilBertEmbeddings embeddings{nullptr};  // registered as distilbert.embeddings
   torch::nn::ModuleList layers{nullptr};     // registered as distilbert.transformer.layer

@@ -7,19 +7,23 @@
 
 namespace berth {
 
-absl::StatusOr<std::shared_ptr<SequenceClassifierModule>> CreateSequenceClassifier(const ModelConfig& config) {
+absl::StatusOr<std::shared_ptr<SequenceClassifierModule>> CreateSequenceClassifier(
+    const ModelConfig& config) {
   if (config.model_type == "bert") {
-    return std::shared_ptr<SequenceClassifierModule>(std::make_shared<BertForSequenceClassificationImpl>(config));
+    return std::shared_ptr<SequenceClassifierModule>(
+        std::make_shared<BertForSequenceClassificationImpl>(config));
   }
   if (config.model_type == "distilbert") {
     return std::shared_ptr<SequenceClassifierModule>(
         std::make_shared<DistilBertForSequenceClassificationImpl>(config));
   }
   if (config.model_type == "xlm-roberta" || config.model_type == "roberta") {
-    return std::shared_ptr<SequenceClassifierModule>(std::make_shared<RobertaForSequenceClassificationImpl>(config));
+    return std::shared_ptr<SequenceClassifierModule>(
+        std::make_shared<RobertaForSequenceClassificationImpl>(config));
   }
-  return absl::UnimplementedError(absl::StrCat("model_type '", config.model_type,
-                                               "' is not supported (supported: bert, distilbert, xlm-roberta, roberta)"));
+  return absl::UnimplementedError(
+      absl::StrCat("model_type '", config.model_type,
+                   "' is not supported (supported: bert, distilbert, xlm-roberta, roberta)"));
 }
 
 }  // namespace berth

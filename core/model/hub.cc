@@ -14,8 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
-#include "core/util/files.h"
 #include "core/util/digest.h"
+#include "core/util/files.h"
 #include "core/util/status_macros.h"
 
 namespace berth {
@@ -27,9 +27,11 @@ const char* Env(const char* name) {
 }
 
 bool ValidPart(absl::string_view s) {
-  if (s.empty() || s.size() > 96 || s == "." || s == ".." || absl::StrContains(s, "..")) return false;
+  if (s.empty() || s.size() > 96 || s == "." || s == ".." || absl::StrContains(s, ".."))
+    return false;
   for (char c : s) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
+      return false;
   }
   return true;
 }
@@ -109,8 +111,8 @@ size_t WriteCallback(char* data, size_t size, size_t n, void* user) {
 }
 
 // GET into `path`, continuing an existing partial file with a Range request.
-absl::Status Get(const std::string& url, const std::string& path, int64_t total, const std::string& name,
-                 const HubOptions& o) {
+absl::Status Get(const std::string& url, const std::string& path, int64_t total,
+                 const std::string& name, const HubOptions& o) {
   struct stat st;
   int64_t have = ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : 0;
   if (total > 0 && have > total) {
@@ -126,7 +128,8 @@ absl::Status Get(const std::string& url, const std::string& path, int64_t total,
   curl_easy_setopt(c.handle, CURLOPT_WRITEFUNCTION, WriteCallback);
   curl_easy_setopt(c.handle, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(c.handle, CURLOPT_FAILONERROR, 1L);
-  if (have > 0) curl_easy_setopt(c.handle, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(have));
+  if (have > 0)
+    curl_easy_setopt(c.handle, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(have));
   CURLcode rc = curl_easy_perform(c.handle);
   long status = 0;
   curl_easy_getinfo(c.handle, CURLINFO_RESPONSE_CODE, &status);
@@ -226,11 +229,13 @@ absl::StatusOr<HubRef> ParseHubId(absl::string_view id) {
   }
   std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
   if (parts.empty() || parts.size() > 2) {
-    return absl::InvalidArgumentError(absl::StrCat("'", id, "' is not a Hub id (name or org/name[@revision])"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", id, "' is not a Hub id (name or org/name[@revision])"));
   }
   for (absl::string_view p : parts) {
     if (!ValidPart(p)) {
-      return absl::InvalidArgumentError(absl::StrCat("'", id, "' is not a Hub id (name or org/name[@revision])"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", id, "' is not a Hub id (name or org/name[@revision])"));
     }
   }
   ref.repo = std::string(name);
@@ -259,7 +264,8 @@ absl::StatusOr<std::string> DownloadModel(const HubRef& ref, const HubOptions& o
   std::string commit;
   bool have_tokenizer = false;
   for (const FileSpec& f : files) {
-    const std::string url = absl::StrCat(o.endpoint, "/", ref.repo, "/resolve/", ref.revision, "/", f.name);
+    const std::string url =
+        absl::StrCat(o.endpoint, "/", ref.repo, "/resolve/", ref.revision, "/", f.name);
     auto head = Head(url, o);
     if (!head.ok()) {
       // No network: fall back to a complete cached snapshot, as huggingface_hub does.
@@ -268,12 +274,14 @@ absl::StatusOr<std::string> DownloadModel(const HubRef& ref, const HubOptions& o
       return head.status();
     }
     if (head->status == 401 || head->status == 403) {
-      return absl::PermissionDeniedError(absl::StrCat(url, ": HTTP ", head->status,
-                                                      o.token.empty() ? " (set HF_TOKEN for private or gated models)" : ""));
+      return absl::PermissionDeniedError(
+          absl::StrCat(url, ": HTTP ", head->status,
+                       o.token.empty() ? " (set HF_TOKEN for private or gated models)" : ""));
     }
     if (head->status == 404) {
       if (f.required) {
-        return absl::NotFoundError(absl::StrCat(ref.repo, "@", ref.revision, " has no ", f.name, " (", url, ")"));
+        return absl::NotFoundError(
+            absl::StrCat(ref.repo, "@", ref.revision, " has no ", f.name, " (", url, ")"));
       }
       continue;
     }
@@ -282,14 +290,19 @@ absl::StatusOr<std::string> DownloadModel(const HubRef& ref, const HubOptions& o
     }
     auto& h = head->headers;
     std::string this_commit = h.count("x-repo-commit") ? h["x-repo-commit"] : "";
-    if (this_commit.empty()) return absl::UnavailableError(absl::StrCat(url, ": no X-Repo-Commit header"));
-    if (!ValidPart(this_commit)) return absl::UnavailableError(absl::StrCat(url, ": bad X-Repo-Commit"));
+    if (this_commit.empty())
+      return absl::UnavailableError(absl::StrCat(url, ": no X-Repo-Commit header"));
+    if (!ValidPart(this_commit))
+      return absl::UnavailableError(absl::StrCat(url, ": bad X-Repo-Commit"));
     if (commit.empty()) commit = this_commit;
-    std::string etag = CleanEtag(h.count("x-linked-etag") ? h["x-linked-etag"] : (h.count("etag") ? h["etag"] : ""));
-    if (etag.empty() || !ValidPart(etag)) return absl::UnavailableError(absl::StrCat(url, ": no usable ETag"));
+    std::string etag = CleanEtag(h.count("x-linked-etag") ? h["x-linked-etag"]
+                                                          : (h.count("etag") ? h["etag"] : ""));
+    if (etag.empty() || !ValidPart(etag))
+      return absl::UnavailableError(absl::StrCat(url, ": no usable ETag"));
     int64_t size = 0;
-    const std::string size_header = h.count("x-linked-size") ? h["x-linked-size"]
-                                    : h.count("content-length") ? h["content-length"] : "0";
+    const std::string size_header = h.count("x-linked-size")    ? h["x-linked-size"]
+                                    : h.count("content-length") ? h["content-length"]
+                                                                : "0";
     size = std::atoll(size_header.c_str());
 
     const std::string blobs = JoinPath(repo_dir, "blobs");
@@ -303,14 +316,15 @@ absl::StatusOr<std::string> DownloadModel(const HubRef& ref, const HubOptions& o
       struct stat st;
       const int64_t got = ::stat(partial.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
       if (size > 0 && got != size) {
-        return absl::DataLossError(absl::StrCat(url, ": got ", got, " bytes, expected ", size, " (run again to resume)"));
+        return absl::DataLossError(
+            absl::StrCat(url, ": got ", got, " bytes, expected ", size, " (run again to resume)"));
       }
       if (IsSha256Hex(etag)) {
         ASSIGN_OR_RETURN(std::string digest, HashFile(partial));
         if (digest != absl::AsciiStrToLower(etag)) {
           ::unlink(partial.c_str());
-          return absl::DataLossError(absl::StrCat(url, ": SHA-256 ", digest, " does not match ", etag,
-                                                  "; the partial download was removed"));
+          return absl::DataLossError(absl::StrCat(url, ": SHA-256 ", digest, " does not match ",
+                                                  etag, "; the partial download was removed"));
         }
       }
       if (std::rename(partial.c_str(), blob.c_str()) != 0) {
@@ -329,7 +343,8 @@ absl::StatusOr<std::string> DownloadModel(const HubRef& ref, const HubOptions& o
     }
   }
   if (!have_tokenizer) {
-    return absl::NotFoundError(absl::StrCat(ref.repo, "@", ref.revision, " has neither vocab.txt nor tokenizer.json"));
+    return absl::NotFoundError(
+        absl::StrCat(ref.repo, "@", ref.revision, " has neither vocab.txt nor tokenizer.json"));
   }
   if (ref.revision != commit) {
     RETURN_IF_ERROR(MakeDirectories(JoinPath(repo_dir, "refs")));
@@ -340,12 +355,14 @@ absl::StatusOr<std::string> DownloadModel(const HubRef& ref, const HubOptions& o
 
 absl::StatusOr<std::string> ResolveModelPath(const std::string& model, const HubOptions& options) {
   if (IsDirectory(model)) return model;
-  if (absl::StartsWith(model, "/") || absl::StartsWith(model, "./") || absl::StartsWith(model, "../")) {
+  if (absl::StartsWith(model, "/") || absl::StartsWith(model, "./") ||
+      absl::StartsWith(model, "../")) {
     return absl::NotFoundError(absl::StrCat("model directory '", model, "' does not exist"));
   }
   auto ref = ParseHubId(model);
   if (!ref.ok()) {
-    return absl::NotFoundError(absl::StrCat("'", model, "' is neither a model directory nor a Hub id"));
+    return absl::NotFoundError(
+        absl::StrCat("'", model, "' is neither a model directory nor a Hub id"));
   }
   return DownloadModel(*ref, options);
 }

@@ -14,10 +14,10 @@ namespace berth {
 
 struct HubOptions {
   std::string endpoint = "https://huggingface.co";  // HF_ENDPOINT
-  std::string cache_dir;                            // HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub
-  std::string token;                                // HF_TOKEN (sent as a Bearer token)
-  bool offline = false;                             // HF_HUB_OFFLINE=1: use the cache only
-  long timeout_seconds = 60;                        // per request, for connecting and stalls
+  std::string cache_dir;      // HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub
+  std::string token;          // HF_TOKEN (sent as a Bearer token)
+  bool offline = false;       // HF_HUB_OFFLINE=1: use the cache only
+  long timeout_seconds = 60;  // per request, for connecting and stalls
   // Called with (file, bytes so far, total bytes or 0) while downloading.
   std::function<void(const std::string&, int64_t, int64_t)> on_progress;
 

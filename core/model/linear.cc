@@ -27,7 +27,9 @@ namespace {
 thread_local bool skip_parameter_init = false;
 }  // namespace
 
-SkipParameterInit::SkipParameterInit() : previous_(skip_parameter_init) { skip_parameter_init = true; }
+SkipParameterInit::SkipParameterInit() : previous_(skip_parameter_init) {
+  skip_parameter_init = true;
+}
 SkipParameterInit::~SkipParameterInit() { skip_parameter_init = previous_; }
 bool SkipParameterInit::active() { return skip_parameter_init; }
 

@@ -12,8 +12,8 @@
 #include "core/model/presets.h"
 #include "core/text/wordpiece.h"
 #include "core/util/files.h"
-#include "core/util/status_macros.h"
 #include "core/util/log.h"
+#include "core/util/status_macros.h"
 
 namespace berth {
 namespace {
@@ -27,7 +27,8 @@ absl::Status WriteFiles(const std::string& dir, const ModelConfig& config,
 
 }  // namespace
 
-absl::StatusOr<LoadedModel> CreateRandomModel(const std::string& name, const std::string& data_dir) {
+absl::StatusOr<LoadedModel> CreateRandomModel(const std::string& name,
+                                              const std::string& data_dir) {
   const ModelPreset* p = FindModelPreset(name);
   if (p == nullptr) {
     return absl::InvalidArgumentError(
@@ -39,7 +40,8 @@ absl::StatusOr<LoadedModel> CreateRandomModel(const std::string& name, const std
   m.config.num_attention_heads = p->heads;
   m.config.intermediate_size = p->intermediate;
   const std::string vocab_path = JoinPath(data_dir, "bert-base-uncased-vocab.txt");
-  ASSIGN_OR_RETURN(std::vector<std::string> vocab, text::WordPieceTokenizer::ReadVocabFile(vocab_path));
+  ASSIGN_OR_RETURN(std::vector<std::string> vocab,
+                   text::WordPieceTokenizer::ReadVocabFile(vocab_path));
   m.config.vocab_size = static_cast<int64_t>(vocab.size());
   ASSIGN_OR_RETURN(auto tok, text::WordPieceTokenizer::Create(std::move(vocab), {}));
   m.tokenizer = std::move(tok);
@@ -54,7 +56,8 @@ absl::StatusOr<LoadedModel> LoadModelDirectory(const std::string& dir,
   LoadedModel m;
   const std::string config_path = JoinPath(dir, "config.json");
   if (!IsRegularFile(config_path)) {
-    return absl::NotFoundError(absl::StrCat(dir, ": no config.json (not a Hugging Face model directory)"));
+    return absl::NotFoundError(
+        absl::StrCat(dir, ": no config.json (not a Hugging Face model directory)"));
   }
   ASSIGN_OR_RETURN(m.config, ModelConfig::Load(config_path));
   const std::string weights_path = JoinPath(dir, "model.safetensors");
@@ -67,9 +70,9 @@ absl::StatusOr<LoadedModel> LoadModelDirectory(const std::string& dir,
   ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> weights, SafetensorsFile::Open(weights_path));
   ASSIGN_OR_RETURN(m.tokenizer, text::LoadTokenizer(dir, options.tokenizer));
   if (m.tokenizer->vocab_size() > m.config.vocab_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        dir, ": the tokenizer has ", m.tokenizer->vocab_size(), " tokens but config.json vocab_size is ",
-        m.config.vocab_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat(dir, ": the tokenizer has ", m.tokenizer->vocab_size(),
+                     " tokens but config.json vocab_size is ", m.config.vocab_size));
   }
   try {
     // Strict loading fills every parameter from the file, so no initial values are drawn
@@ -84,7 +87,8 @@ absl::StatusOr<LoadedModel> LoadModelDirectory(const std::string& dir,
     RETURN_IF_ERROR(LoadWeights(*m.module, *weights, options.weights, &m.report));
     m.module->eval();
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat(dir, ": building the model failed: ", e.what_without_backtrace()));
+    return absl::InternalError(
+        absl::StrCat(dir, ": building the model failed: ", e.what_without_backtrace()));
   }
   return m;
 }

@@ -35,7 +35,8 @@ std::string PresetBaseModel(absl::string_view name) { return absl::StrCat(kPrefi
 
 std::string PresetList() {
   std::string out;
-  for (const ModelPreset& p : kPresets) absl::StrAppend(&out, out.empty() ? "" : ", ", PresetBaseModel(p.name));
+  for (const ModelPreset& p : kPresets)
+    absl::StrAppend(&out, out.empty() ? "" : ", ", PresetBaseModel(p.name));
   return out;
 }
 

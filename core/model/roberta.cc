@@ -7,18 +7,23 @@ namespace berth {
 
 RobertaEmbeddingsImpl::RobertaEmbeddingsImpl(const ModelConfig& c) : padding_idx(c.pad_token_id) {
   word_embeddings = register_module(
-      "word_embeddings", torch::nn::Embedding(EmbeddingOptionsFor(c.vocab_size, c.hidden_size).padding_idx(padding_idx)));
+      "word_embeddings",
+      torch::nn::Embedding(
+          EmbeddingOptionsFor(c.vocab_size, c.hidden_size).padding_idx(padding_idx)));
   position_embeddings = register_module(
       "position_embeddings",
-      torch::nn::Embedding(EmbeddingOptionsFor(c.max_position_embeddings, c.hidden_size).padding_idx(padding_idx)));
+      torch::nn::Embedding(
+          EmbeddingOptionsFor(c.max_position_embeddings, c.hidden_size).padding_idx(padding_idx)));
   token_type_embeddings = register_module(
-      "token_type_embeddings", torch::nn::Embedding(EmbeddingOptionsFor(std::max<int64_t>(c.type_vocab_size, 1), c.hidden_size)));
+      "token_type_embeddings", torch::nn::Embedding(EmbeddingOptionsFor(
+                                   std::max<int64_t>(c.type_vocab_size, 1), c.hidden_size)));
   LayerNorm = register_module("LayerNorm", MakeLayerNorm(c));
   dropout = register_module("dropout", Dropout(c.hidden_dropout_prob));
 }
 
-torch::Tensor RobertaEmbeddingsImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids) {
-  torch::Tensor real = input_ids.ne(padding_idx).to(at::kInt);                        // [batch, seq]
+torch::Tensor RobertaEmbeddingsImpl::forward(const torch::Tensor& input_ids,
+                                             const torch::Tensor& token_type_ids) {
+  torch::Tensor real = input_ids.ne(padding_idx).to(at::kInt);  // [batch, seq]
   torch::Tensor positions = (at::cumsum(real, 1).to(at::kInt) * real).to(at::kLong) + padding_idx;
   torch::Tensor x = word_embeddings(input_ids) + token_type_embeddings(token_type_ids);
   x = x + position_embeddings(positions);  // [batch, seq, hidden]
@@ -47,7 +52,8 @@ RobertaForSequenceClassificationImpl::RobertaForSequenceClassificationImpl(const
 torch::Tensor RobertaForSequenceClassificationImpl::forward(const torch::Tensor& input_ids,
                                                             const torch::Tensor& token_type_ids,
                                                             const torch::Tensor& attention_mask) {
-  torch::Tensor hidden = RunBertLayers(layers, embeddings(input_ids, token_type_ids), attention_mask);
+  torch::Tensor hidden =
+      RunBertLayers(layers, embeddings(input_ids, token_type_ids), attention_mask);
   return classifier(hidden.select(1, 0));  // [batch, num_labels]
 }
 

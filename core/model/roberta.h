@@ -12,10 +12,12 @@ class RobertaEmbeddingsImpl : public torch::nn::Module {
  public:
   explicit RobertaEmbeddingsImpl(const ModelConfig& c);
   // input_ids, token_type_ids [batch, seq] -> [batch, seq, hidden]. Positions count real
-  // tokens from padding_idx + 1; padding keeps padding_idx (HF's create_position_ids_from_input_ids).
+  // tokens from padding_idx + 1; padding keeps padding_idx (HF's
+  // create_position_ids_from_input_ids).
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids);
 
-  torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
+  torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr},
+      token_type_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
   Dropout dropout{nullptr};
   int64_t padding_idx;

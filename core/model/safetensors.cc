@@ -1,5 +1,4 @@
 // Safetensors reading with full header validation, and writing.
-#include "absl/strings/string_view.h"
 #include "core/model/safetensors.h"
 
 #include <algorithm>
@@ -7,6 +6,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "core/util/json.h"
 #include "core/util/status_macros.h"
 
@@ -22,9 +22,9 @@ struct DTypeInfo {
   size_t size;
 };
 constexpr DTypeInfo kDTypes[] = {
-    {DType::kF64, "F64", 8}, {DType::kF32, "F32", 4},  {DType::kF16, "F16", 2},
+    {DType::kF64, "F64", 8},   {DType::kF32, "F32", 4}, {DType::kF16, "F16", 2},
     {DType::kBF16, "BF16", 2}, {DType::kI64, "I64", 8}, {DType::kI32, "I32", 4},
-    {DType::kI16, "I16", 2}, {DType::kI8, "I8", 1},    {DType::kU8, "U8", 1},
+    {DType::kI16, "I16", 2},   {DType::kI8, "I8", 1},   {DType::kU8, "U8", 1},
     {DType::kBool, "BOOL", 1},
 };
 
@@ -77,8 +77,7 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::FromBytes(std:
   std::unique_ptr<SafetensorsFile> f(new SafetensorsFile());
   f->what_ = std::move(what);
   f->bytes_ = std::move(bytes);
-  RETURN_IF_ERROR(
-      f->Parse(reinterpret_cast<const uint8_t*>(f->bytes_.data()), f->bytes_.size()));
+  RETURN_IF_ERROR(f->Parse(reinterpret_cast<const uint8_t*>(f->bytes_.data()), f->bytes_.size()));
   return f;
 }
 
@@ -91,13 +90,15 @@ const TensorView* SafetensorsFile::Find(absl::string_view name) const {
 
 absl::Status SafetensorsFile::Parse(const uint8_t* data, size_t size) {
   auto bad = [&](auto&&... parts) {
-    return absl::InvalidArgumentError(absl::StrCat(what_, ": not a valid safetensors file: ", parts...));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what_, ": not a valid safetensors file: ", parts...));
   };
   if (size < 8) return bad("only ", size, " bytes, shorter than the 8-byte header length");
   const uint64_t header_size = ReadLe64(data);
   if (header_size > kMaxHeaderSize) return bad("header length ", header_size, " exceeds 100 MB");
   if (header_size > size - 8) {
-    return bad("header length ", header_size, " runs past the end of the ", size, "-byte file (truncated?)");
+    return bad("header length ", header_size, " runs past the end of the ", size,
+               "-byte file (truncated?)");
   }
   if (header_size < 2 || data[8] != '{') return bad("header does not start with '{'");
   absl::string_view header(reinterpret_cast<const char*>(data + 8), header_size);
@@ -124,7 +125,8 @@ absl::Status SafetensorsFile::Parse(const uint8_t* data, size_t size) {
     auto dt = entry.find("dtype");
     if (dt == entry.end() || !dt->is_string()) return bad("tensor '", name, "' has no dtype");
     std::optional<DType> dtype = ParseDType(dt->get<std::string>());
-    if (!dtype) return bad("tensor '", name, "' has unsupported dtype '", dt->get<std::string>(), "'");
+    if (!dtype)
+      return bad("tensor '", name, "' has unsupported dtype '", dt->get<std::string>(), "'");
     auto sh = entry.find("shape");
     if (sh == entry.end() || !sh->is_array()) return bad("tensor '", name, "' has no shape array");
     TensorView t;
@@ -150,8 +152,8 @@ absl::Status SafetensorsFile::Parse(const uint8_t* data, size_t size) {
       return bad("tensor '", name, "' shape is too large");
     }
     auto off = entry.find("data_offsets");
-    if (off == entry.end() || !off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() ||
-        !(*off)[1].is_number_unsigned()) {
+    if (off == entry.end() || !off->is_array() || off->size() != 2 ||
+        !(*off)[0].is_number_unsigned() || !(*off)[1].is_number_unsigned()) {
       return bad("tensor '", name, "' needs data_offsets [begin, end] of non-negative integers");
     }
     const uint64_t begin = (*off)[0].get<uint64_t>();
@@ -178,7 +180,8 @@ absl::Status SafetensorsFile::Parse(const uint8_t* data, size_t size) {
   uint64_t expected = 0;
   for (const Range& r : ranges) {
     if (r.begin < expected) {
-      return bad("tensor '", tensors_[r.index].name, "' overlaps the previous tensor at byte ", r.begin);
+      return bad("tensor '", tensors_[r.index].name, "' overlaps the previous tensor at byte ",
+                 r.begin);
     }
     if (r.begin > expected) {
       return bad("bytes ", expected, "..", r.begin, " before tensor '", tensors_[r.index].name,
@@ -215,7 +218,9 @@ absl::Status WriteSafetensors(const std::string& path, std::vector<TensorToWrite
     }
     uint64_t count = 1;
     for (int64_t d : t.shape) {
-      if (d < 0) return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name, "' has a negative dimension"));
+      if (d < 0)
+        return absl::InvalidArgumentError(
+            absl::StrCat("tensor '", t.name, "' has a negative dimension"));
       count *= static_cast<uint64_t>(d);
     }
     if (count * DTypeSize(t.dtype) != t.nbytes) {

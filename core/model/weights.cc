@@ -6,45 +6,63 @@
 
 #include <cstring>
 #include <map>
-
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/match.h"
 
 namespace berth {
 namespace {
 
 at::ScalarType ToScalarType(DType d) {
   switch (d) {
-    case DType::kF64: return at::kDouble;
-    case DType::kF32: return at::kFloat;
-    case DType::kF16: return at::kHalf;
-    case DType::kBF16: return at::kBFloat16;
-    case DType::kI64: return at::kLong;
-    case DType::kI32: return at::kInt;
-    case DType::kI16: return at::kShort;
-    case DType::kI8: return at::kChar;
-    case DType::kU8: return at::kByte;
-    case DType::kBool: return at::kBool;
+    case DType::kF64:
+      return at::kDouble;
+    case DType::kF32:
+      return at::kFloat;
+    case DType::kF16:
+      return at::kHalf;
+    case DType::kBF16:
+      return at::kBFloat16;
+    case DType::kI64:
+      return at::kLong;
+    case DType::kI32:
+      return at::kInt;
+    case DType::kI16:
+      return at::kShort;
+    case DType::kI8:
+      return at::kChar;
+    case DType::kU8:
+      return at::kByte;
+    case DType::kBool:
+      return at::kBool;
   }
   return at::kFloat;
 }
 
 std::optional<DType> FromScalarType(at::ScalarType t) {
   switch (t) {
-    case at::kDouble: return DType::kF64;
-    case at::kFloat: return DType::kF32;
-    case at::kHalf: return DType::kF16;
-    case at::kBFloat16: return DType::kBF16;
-    case at::kLong: return DType::kI64;
-    case at::kInt: return DType::kI32;
-    default: return std::nullopt;
+    case at::kDouble:
+      return DType::kF64;
+    case at::kFloat:
+      return DType::kF32;
+    case at::kHalf:
+      return DType::kF16;
+    case at::kBFloat16:
+      return DType::kBF16;
+    case at::kLong:
+      return DType::kI64;
+    case at::kInt:
+      return DType::kI32;
+    default:
+      return std::nullopt;
   }
 }
 
-std::string ShapeString(at::IntArrayRef s) { return absl::StrCat("[", absl::StrJoin(s, ", "), "]"); }
+std::string ShapeString(at::IntArrayRef s) {
+  return absl::StrCat("[", absl::StrJoin(s, ", "), "]");
+}
 
 // HF's legacy renames applied when loading old checkpoints.
 std::string LegacyName(const std::string& name) {
@@ -156,7 +174,8 @@ absl::Status SaveWeights(const torch::nn::Module& module, const std::string& pat
     at::Tensor c = t.detach().to(at::kCPU).contiguous();
     std::optional<DType> d = FromScalarType(c.scalar_type());
     if (!d) {
-      return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' has an unsupported dtype"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor '", name, "' has an unsupported dtype"));
     }
     keep_alive.push_back(c);
     tensors.push_back(TensorToWrite{name, *d, c.sizes().vec(), c.data_ptr(),

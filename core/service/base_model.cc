@@ -14,8 +14,8 @@ namespace berth::service {
 namespace {
 
 absl::Status NeitherError(absl::string_view text) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("base_model: '", text, "' is neither a registered model, a Hub id nor config:PRESET"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "base_model: '", text, "' is neither a registered model, a Hub id nor config:PRESET"));
 }
 
 }  // namespace
@@ -91,10 +91,12 @@ absl::StatusOr<std::string> BaseModelPolicy::CheckLocalPath(const std::string& p
     char root_resolved[PATH_MAX];
     if (::realpath(root.c_str(), root_resolved) == nullptr) continue;
     const std::string prefix = absl::StrCat(root_resolved, "/");
-    inside |= absl::StartsWith(absl::StrCat(resolved, "/"), prefix) && std::string(resolved) != root_resolved;
+    inside |= absl::StartsWith(absl::StrCat(resolved, "/"), prefix) &&
+              std::string(resolved) != root_resolved;
   }
   if (!inside) {
-    return absl::PermissionDeniedError(absl::StrCat("base_model: ", path, " is outside the server's --model-roots"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("base_model: ", path, " is outside the server's --model-roots"));
   }
   if (!IsRegularFile(JoinPath(resolved, "config.json"))) {
     return absl::InvalidArgumentError(absl::StrCat("base_model: ", path, " has no config.json"));
@@ -126,7 +128,8 @@ absl::StatusOr<BaseModelRef> BaseModelPolicy::PinAndLocate(absl::string_view bas
         return ref;
       }
       if (!ref.model.alias.empty() || ref.model.version != 0) {
-        return absl::Status(model.status().code(), absl::StrCat("base_model: ", model.status().message()));
+        return absl::Status(model.status().code(),
+                            absl::StrCat("base_model: ", model.status().message()));
       }
       if (!ref.hub_fallback) return NeitherError(base_model);
       ref.kind = BaseModelRef::Kind::kHub;
@@ -137,7 +140,8 @@ absl::StatusOr<BaseModelRef> BaseModelPolicy::PinAndLocate(absl::string_view bas
   }
   if (!options_.allow_hub) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "base_model: '", base_model, "' is not a registered model, and Hub downloads are off on this server (--no-hub)"));
+        "base_model: '", base_model,
+        "' is not a registered model, and Hub downloads are off on this server (--no-hub)"));
   }
   return ref;
 }

@@ -65,7 +65,8 @@ class BaseModelPolicy {
  private:
   absl::StatusOr<std::string> CheckLocalPath(const std::string& path) const;
   // Pin; for a registered model also its directory (`registered_dir`), read in the same lookup.
-  absl::StatusOr<BaseModelRef> PinAndLocate(absl::string_view base_model, std::string* registered_dir) const;
+  absl::StatusOr<BaseModelRef> PinAndLocate(absl::string_view base_model,
+                                            std::string* registered_dir) const;
 
   store::Store* const store_;
   const BaseModelPolicyOptions options_;

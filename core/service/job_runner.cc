@@ -2,8 +2,8 @@
 #include "core/service/job_runner.h"
 
 #include <cerrno>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/match.h"
@@ -45,7 +45,8 @@ absl::Status InstallModel(const std::string& from, const std::string& to) {
   RETURN_IF_ERROR(MakeDirectories(to.substr(0, to.rfind('/'))));
   if (IsDirectory(to)) RETURN_IF_ERROR(RemoveAll(to));
   if (std::rename(from.c_str(), to.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("cannot move ", from, " to ", to, ": ", std::strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("cannot move ", from, " to ", to, ": ", std::strerror(errno)));
   }
   return absl::OkStatus();
 }
@@ -54,7 +55,8 @@ absl::Status InstallModel(const std::string& from, const std::string& to) {
 
 void AddJobEventOrLog(store::Store* store, const std::string& job_id, const std::string& event,
                       const std::string& detail) {
-  LogIfError(store->AddJobEvent(job_id, event, detail), "job.event_write_failed", {{"job_id", job_id}, {"event", event}});
+  LogIfError(store->AddJobEvent(job_id, event, detail), "job.event_write_failed",
+             {{"job_id", job_id}, {"event", event}});
 }
 
 JobRunner::JobRunner(store::Store* store, JobRunnerOptions options)
@@ -66,15 +68,17 @@ absl::StatusOr<std::vector<std::string>> JobRunner::RecoverInterrupted() {
   ASSIGN_OR_RETURN(std::vector<std::string> requeued, store_->RequeueRunningJobs());
   std::vector<std::string> resumed;
   for (const std::string& id : requeued) {
-    RETURN_IF_ERROR(store_->AddJobEvent(id, "requeued", "the server stopped while the job was running"));
+    RETURN_IF_ERROR(
+        store_->AddJobEvent(id, "requeued", "the server stopped while the job was running"));
     ASSIGN_OR_RETURN(int64_t deaths, store_->CountJobEvents(id, "requeued"));
     if (deaths >= options_.max_interrupted_runs) {
-      LogIfError(RemoveAll(JoinPath(store_->data_dir(), JoinPath("jobs", id))), "job.cleanup_failed", {{"job_id", id}});
-      RETURN_IF_ERROR(store_->FinishJob(
-          id, store::JobState::kFailed,
-          absl::StrCat("the server stopped unexpectedly ", deaths,
-                       " times while this job was running; it is not retried again (submit it anew to retry)"),
-          0));
+      LogIfError(RemoveAll(JoinPath(store_->data_dir(), JoinPath("jobs", id))),
+                 "job.cleanup_failed", {{"job_id", id}});
+      RETURN_IF_ERROR(store_->FinishJob(id, store::JobState::kFailed,
+                                        absl::StrCat("the server stopped unexpectedly ", deaths,
+                                                     " times while this job was running; it is not "
+                                                     "retried again (submit it anew to retry)"),
+                                        0));
       continue;
     }
     resumed.push_back(id);
@@ -88,7 +92,8 @@ absl::Status JobRunner::Start() {
   if (started_) return absl::OkStatus();
   started_ = true;
   stopping_ = false;
-  for (int i = 0; i < std::max(1, options_.workers); ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  for (int i = 0; i < std::max(1, options_.workers); ++i)
+    workers_.emplace_back([this] { WorkerLoop(); });
   return absl::OkStatus();
 }
 
@@ -103,7 +108,8 @@ void JobRunner::Stop() {
   for (std::thread& t : workers_) t.join();
   workers_.clear();
   // The interrupted jobs wrote their checkpoints: back in the queue, in their old places.
-  LogIfError(store_->RequeueRunningJobs().status(), "job.requeue_failed");  // the next start recovers them
+  LogIfError(store_->RequeueRunningJobs().status(),
+             "job.requeue_failed");  // the next start recovers them
   absl::MutexLock lock(&mu_);
   started_ = false;
 }
@@ -188,7 +194,8 @@ void JobRunner::Finish(const store::JobRecord& job, store::JobState state, const
   for (int attempt = 0; attempt < 4; ++attempt) {
     s = store_->FinishJob(job.id, state, error, version);
     if (s.ok() || attempt == 3) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100 << (2 * attempt)));  // 0.1, 0.4, 1.6 s
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(100 << (2 * attempt)));  // 0.1, 0.4, 1.6 s
   }
   if (!s.ok()) AddJobEventOrLog(store_, job.id, "error", std::string(s.message()));
   AddJobEventOrLog(store_, job.id, std::string(store::JobStateName(state)), error);
@@ -207,7 +214,8 @@ void JobRunner::RunJob(store::JobRecord job) {
     if (stopping_) *flag = true;
   }
   // A cancel that landed between the claim and the line above is in the store only.
-  if (auto fresh = store_->GetJob(job.id); fresh.ok()) job.cancel_requested = fresh->cancel_requested;
+  if (auto fresh = store_->GetJob(job.id); fresh.ok())
+    job.cancel_requested = fresh->cancel_requested;
   if (job.cancel_requested) *flag = true;
   struct Unregister {
     JobRunner* self;
@@ -263,16 +271,18 @@ void JobRunner::RunJob(store::JobRecord job) {
   std::unique_ptr<train::DistributedGroup> group;
   if (spec->workers > 1) {
     if (spec->workers > options_.max_train_procs) {
-      return fail(absl::InvalidArgumentError(absl::StrCat("workers: ", spec->workers, " is more than this server's ",
-                                                          "--max-train-procs (", options_.max_train_procs, ")")));
+      return fail(absl::InvalidArgumentError(
+          absl::StrCat("workers: ", spec->workers, " is more than this server's ",
+                       "--max-train-procs (", options_.max_train_procs, ")")));
     }
     const int port = train::FreeLoopbackPort();
     const std::string rank_file = JoinPath(job_dir, "rank-job.json");
     absl::Status st = MakeDirectories(job_dir);
     if (st.ok()) st = WriteFileAtomically(rank_file, RankJobToJson(ft, *spec).dump(2));
     if (!st.ok()) return fail(st);
-    auto started = train::RankProcesses::Start({options_.worker_binary, "train-rank", "--job", rank_file},
-                                               spec->workers, /*first_rank=*/1, port, job_dir);
+    auto started =
+        train::RankProcesses::Start({options_.worker_binary, "train-rank", "--job", rank_file},
+                                    spec->workers, /*first_rank=*/1, port, job_dir);
     if (!started.ok()) return fail(started.status());
     ranks = std::move(*started);
     train::DistributedOptions o;
@@ -287,7 +297,8 @@ void JobRunner::RunJob(store::JobRecord job) {
     }
     group = std::move(*joined);
     ft.group = group.get();
-    AddJobEventOrLog(store_, job.id, "ranks", absl::StrCat(spec->workers, " processes, rendezvous 127.0.0.1:", port));
+    AddJobEventOrLog(store_, job.id, "ranks",
+                     absl::StrCat(spec->workers, " processes, rendezvous 127.0.0.1:", port));
   }
 
   auto last_store = std::chrono::steady_clock::now() - std::chrono::hours(1);
@@ -299,7 +310,9 @@ void JobRunner::RunJob(store::JobRecord job) {
       last_eval["epoch"] = p.epoch;
     }
     const auto now = std::chrono::steady_clock::now();
-    if (p.eval == nullptr && p.update != p.total_updates && now - last_store < options_.progress_interval) return;
+    if (p.eval == nullptr && p.update != p.total_updates &&
+        now - last_store < options_.progress_interval)
+      return;
     last_store = now;
     if (progress_observer_) progress_observer_(job.id, p);
     if (store_->UpdateProgress(job.id, ProgressJson(p, last_eval).dump()).ok()) Notify(job.id);
@@ -308,7 +321,8 @@ void JobRunner::RunJob(store::JobRecord job) {
   if (ranks != nullptr) {
     // The other ranks end with rank 0 (after its last collective); one that died explains a
     // broken group better than rank 0's own error.
-    absl::Status ended = ranks->Wait(result.ok() ? std::chrono::seconds(60) : std::chrono::seconds(10));
+    absl::Status ended =
+        ranks->Wait(result.ok() ? std::chrono::seconds(60) : std::chrono::seconds(10));
     if (!result.ok() && !ended.ok()) return fail(ended);
     if (result.ok() && !ended.ok() && !result->cancelled) return fail(ended);
   }
@@ -347,12 +361,14 @@ void JobRunner::RunJob(store::JobRecord job) {
   }
   absl::Status s = WriteFileAtomically(JoinPath(ft.output_dir, "berth.json"), meta.dump(2));
   if (s.ok() && result->best) {
-    s = WriteFileAtomically(JoinPath(ft.output_dir, "metrics.json"), result->best->ToJson().dump(2));
+    s = WriteFileAtomically(JoinPath(ft.output_dir, "metrics.json"),
+                            result->best->ToJson().dump(2));
   }
   if (!s.ok()) return fail(s);
   auto record = store_->AddModelVersion(
       spec->model_name, job.id, meta.dump(), [&](int64_t version) -> absl::StatusOr<std::string> {
-        const std::string rel = JoinPath("models", JoinPath(spec->model_name, std::to_string(version)));
+        const std::string rel =
+            JoinPath("models", JoinPath(spec->model_name, std::to_string(version)));
         RETURN_IF_ERROR(InstallModel(ft.output_dir, JoinPath(store_->data_dir(), rel)));
         return rel;
       });

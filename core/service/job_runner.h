@@ -26,9 +26,9 @@
 namespace berth::service {
 
 struct JobRunnerOptions {
-  int workers = 1;                      // jobs trained at the same time
-  int threads_per_job = 0;              // intra-op threads per job (0: one per core)
-  BaseModelPolicyOptions base_models;  // --model-roots, --no-hub
+  int workers = 1;                                   // jobs trained at the same time
+  int threads_per_job = 0;                           // intra-op threads per job (0: one per core)
+  BaseModelPolicyOptions base_models;                // --model-roots, --no-hub
   std::chrono::milliseconds progress_interval{500};  // how often progress is stored and sent
   // A job that was running each of the last this-many times the process died is failed
   // instead of retried, so one job that crashes the server cannot keep it in a restart loop.
@@ -83,7 +83,9 @@ class JobRunner {
   using StateObserver = std::function<void(const store::JobRecord&)>;
   using ProgressObserver = std::function<void(const std::string& job_id, const train::Progress&)>;
   void set_state_observer(StateObserver observer) { observer_ = std::move(observer); }
-  void set_progress_observer(ProgressObserver observer) { progress_observer_ = std::move(observer); }
+  void set_progress_observer(ProgressObserver observer) {
+    progress_observer_ = std::move(observer);
+  }
 
  private:
   void WorkerLoop();
@@ -103,12 +105,14 @@ class JobRunner {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t wakeups_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_ ABSL_GUARDED_BY(mu_);  // cancel flags
+  std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_
+      ABSL_GUARDED_BY(mu_);           // cancel flags
   std::vector<std::thread> workers_;  // Start and Stop only
 
   absl::Mutex listeners_mu_;  // held while listeners run
   int64_t next_token_ ABSL_GUARDED_BY(listeners_mu_) = 1;
-  std::multimap<std::string, std::pair<int64_t, Listener>> listeners_ ABSL_GUARDED_BY(listeners_mu_);
+  std::multimap<std::string, std::pair<int64_t, Listener>> listeners_
+      ABSL_GUARDED_BY(listeners_mu_);
 };
 
 }  // namespace berth::service

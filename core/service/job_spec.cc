@@ -49,7 +49,8 @@ absl::StatusOr<JobSpec> JobSpecFromJson(const Json& j) {
 #define BERTH_FROM_JSON(field, flags, help) t.at(#field).get_to(o.field);
     BERTH_TRAINING_SPEC_FIELDS(BERTH_FROM_JSON)
 #undef BERTH_FROM_JSON
-    o.precision = t.at("precision").get<std::string>() == "bf16" ? train::Precision::kBf16 : train::Precision::kFp32;
+    o.precision = t.at("precision").get<std::string>() == "bf16" ? train::Precision::kBf16
+                                                                 : train::Precision::kFp32;
     o.metric_for_best = t.at("metric_for_best").get<std::string>();
     o.multi_label = t.at("multi_label").get<bool>();
     o.class_weights = t.at("class_weights").get<std::vector<double>>();
@@ -62,18 +63,15 @@ absl::StatusOr<JobSpec> JobSpecFromJson(const Json& j) {
 }
 
 Json RankJobToJson(const train::FineTuneJob& job, const JobSpec& spec) {
-  return Json{{"spec", JobSpecToJson(spec)},
-              {"base_model", job.base_model},
-              {"train_path", job.train_path},
-              {"validation_path", job.validation_path},
-              {"output_dir", job.output_dir},
-              {"checkpoint_dir", job.checkpoint_dir},
-              {"resume", job.resume},
-              {"threads", job.spec.num_threads}};
+  return Json{{"spec", JobSpecToJson(spec)},  {"base_model", job.base_model},
+              {"train_path", job.train_path}, {"validation_path", job.validation_path},
+              {"output_dir", job.output_dir}, {"checkpoint_dir", job.checkpoint_dir},
+              {"resume", job.resume},         {"threads", job.spec.num_threads}};
 }
 
 absl::StatusOr<train::FineTuneJob> RankJobFromJson(const Json& j) {
-  if (!j.is_object() || !j.contains("spec")) return absl::InvalidArgumentError("rank job: no 'spec'");
+  if (!j.is_object() || !j.contains("spec"))
+    return absl::InvalidArgumentError("rank job: no 'spec'");
   ASSIGN_OR_RETURN(JobSpec spec, JobSpecFromJson(j["spec"]));
   try {
     train::FineTuneJob job;
@@ -105,10 +103,12 @@ bool IsHexDigest(const std::string& s) {
 }
 
 absl::Status ValidateColumn(const std::string& value, absl::string_view field) {
-  if (value.size() > 256) return absl::InvalidArgumentError(absl::StrCat(field, ": longer than 256 bytes"));
+  if (value.size() > 256)
+    return absl::InvalidArgumentError(absl::StrCat(field, ": longer than 256 bytes"));
   for (char c : value) {
     if (static_cast<unsigned char>(c) < 0x20) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ": control characters are not allowed"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": control characters are not allowed"));
     }
   }
   return absl::OkStatus();
@@ -118,45 +118,53 @@ absl::Status ValidateColumn(const std::string& value, absl::string_view field) {
 
 absl::Status ValidateJobSpec(const JobSpec& s) {
   if (s.base_model.empty()) return absl::InvalidArgumentError("base_model: required");
-  if (s.base_model.size() > 512) return absl::InvalidArgumentError("base_model: longer than 512 bytes");
-  if (absl::StrContains(s.base_model, "..")) return absl::InvalidArgumentError("base_model: '..' is not allowed");
+  if (s.base_model.size() > 512)
+    return absl::InvalidArgumentError("base_model: longer than 512 bytes");
+  if (absl::StrContains(s.base_model, ".."))
+    return absl::InvalidArgumentError("base_model: '..' is not allowed");
   if (s.train_dataset.empty()) return absl::InvalidArgumentError("train_dataset_id: required");
   if (!IsHexDigest(s.train_dataset)) {
-    return absl::InvalidArgumentError("train_dataset_id: not a dataset id (64 lowercase hex digits)");
+    return absl::InvalidArgumentError(
+        "train_dataset_id: not a dataset id (64 lowercase hex digits)");
   }
   if (!s.validation_dataset.empty() && !IsHexDigest(s.validation_dataset)) {
-    return absl::InvalidArgumentError("validation_dataset_id: not a dataset id (64 lowercase hex digits)");
+    return absl::InvalidArgumentError(
+        "validation_dataset_id: not a dataset id (64 lowercase hex digits)");
   }
   if (!(s.validation_split >= 0.0 && s.validation_split <= 0.9)) {
     return absl::InvalidArgumentError("validation_split: must be in [0, 0.9]");
   }
-  if (s.workers < 1 || s.workers > 64) return absl::InvalidArgumentError("workers: must be in [1, 64]");
+  if (s.workers < 1 || s.workers > 64)
+    return absl::InvalidArgumentError("workers: must be in [1, 64]");
   if (!s.validation_dataset.empty() && s.validation_split > 0) {
-    return absl::InvalidArgumentError("validation_split: give a validation dataset or a split, not both");
+    return absl::InvalidArgumentError(
+        "validation_split: give a validation dataset or a split, not both");
   }
   RETURN_IF_ERROR(ValidateColumn(s.data.text_column, "text_column"));
   RETURN_IF_ERROR(ValidateColumn(s.data.text_pair_column, "text_pair_column"));
   RETURN_IF_ERROR(ValidateColumn(s.data.label_column, "label_column"));
-  if (s.data.label_column.empty()) return absl::InvalidArgumentError("label_column: must not be empty");
+  if (s.data.label_column.empty())
+    return absl::InvalidArgumentError("label_column: must not be empty");
   RETURN_IF_ERROR(store::ValidateName(s.model_name, "model_name"));
   absl::Status st = train::ValidateSpec(s.training);
   if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat("hyperparameters.", st.message()));
   return absl::OkStatus();
 }
 
-absl::StatusOr<ModelRef> ParseModelRef(absl::string_view text, int64_t version, absl::string_view alias,
-                                       absl::string_view field) {
+absl::StatusOr<ModelRef> ParseModelRef(absl::string_view text, int64_t version,
+                                       absl::string_view alias, absl::string_view field) {
   ModelRef ref;
   absl::string_view name = text;
   if (size_t at = text.find('@'); at != absl::string_view::npos) {
     name = text.substr(0, at);
     ref.alias = std::string(text.substr(at + 1));
-    if (ref.alias.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": empty alias after '@'"));
+    if (ref.alias.empty())
+      return absl::InvalidArgumentError(absl::StrCat(field, ": empty alias after '@'"));
   } else if (size_t colon = text.find(':'); colon != absl::string_view::npos) {
     name = text.substr(0, colon);
     if (!absl::SimpleAtoi(text.substr(colon + 1), &ref.version) || ref.version <= 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ": '", text.substr(colon + 1), "' is not a version (a positive integer)"));
+      return absl::InvalidArgumentError(absl::StrCat(field, ": '", text.substr(colon + 1),
+                                                     "' is not a version (a positive integer)"));
     }
   }
   ref.name = std::string(name);
@@ -164,20 +172,23 @@ absl::StatusOr<ModelRef> ParseModelRef(absl::string_view text, int64_t version, 
   if (version < 0) return absl::InvalidArgumentError("version: must not be negative");
   if (version > 0) {
     if (ref.version != 0 && ref.version != version) {
-      return absl::InvalidArgumentError(absl::StrCat("version: ", version, " conflicts with ", field, " '", text, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("version: ", version, " conflicts with ", field, " '", text, "'"));
     }
     ref.version = version;
   }
   if (!alias.empty()) {
     RETURN_IF_ERROR(store::ValidateName(alias, "alias"));
     if (!ref.alias.empty() && ref.alias != alias) {
-      return absl::InvalidArgumentError(absl::StrCat("alias: '", alias, "' conflicts with ", field, " '", text, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("alias: '", alias, "' conflicts with ", field, " '", text, "'"));
     }
     ref.alias = std::string(alias);
   }
   if (!ref.alias.empty()) RETURN_IF_ERROR(store::ValidateName(ref.alias, "alias"));
   if (!ref.alias.empty() && ref.version != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": give a version or an alias, not both"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": give a version or an alias, not both"));
   }
   return ref;
 }

@@ -44,8 +44,8 @@ struct ModelRef {
 
 // Parses "NAME", "NAME:VERSION" or "NAME@ALIAS"; `version`/`alias` given separately are
 // merged in (a conflict is an error). Messages name `field`.
-absl::StatusOr<ModelRef> ParseModelRef(absl::string_view text, int64_t version, absl::string_view alias,
-                                       absl::string_view field);
+absl::StatusOr<ModelRef> ParseModelRef(absl::string_view text, int64_t version,
+                                       absl::string_view alias, absl::string_view field);
 
 }  // namespace berth::service
 

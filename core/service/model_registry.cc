@@ -17,7 +17,8 @@ namespace {
 
 int64_t WeightBytes(const std::string& dir) {
   struct stat st;
-  if (::stat(JoinPath(dir, "model.safetensors").c_str(), &st) == 0) return static_cast<int64_t>(st.st_size);
+  if (::stat(JoinPath(dir, "model.safetensors").c_str(), &st) == 0)
+    return static_cast<int64_t>(st.st_size);
   return 0;
 }
 
@@ -47,15 +48,19 @@ absl::StatusOr<ModelHandle> ModelRegistry::Acquire(const ModelRef& ref) {
     const std::string dir = JoinPath(store_->data_dir(), handle.record.path);
     const auto start = std::chrono::steady_clock::now();
     auto engine = InferenceEngine::Load(
-        dir, options_.engine, options_.batch_observer ? options_.batch_observer(key.first, key.second) : nullptr);
+        dir, options_.engine,
+        options_.batch_observer ? options_.batch_observer(key.first, key.second) : nullptr);
     if (options_.on_load) {
-      options_.on_load(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), engine.ok());
+      options_.on_load(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+          engine.ok());
     }
-    LoadResult result = engine.ok() ? LoadResult(std::shared_ptr<const InferenceEngine>(std::move(*engine)))
-                                    : LoadResult(absl::Status(engine.status().code(),
-                                                              absl::StrCat("loading model ", key.first, ":",
-                                                                           key.second, ": ",
-                                                                           engine.status().message())));
+    LoadResult result =
+        engine.ok()
+            ? LoadResult(std::shared_ptr<const InferenceEngine>(std::move(*engine)))
+            : LoadResult(absl::Status(engine.status().code(),
+                                      absl::StrCat("loading model ", key.first, ":", key.second,
+                                                   ": ", engine.status().message())));
     promise.set_value(result);
     absl::MutexLock lock(&mu_);
     auto it = entries_.find(key);
@@ -102,8 +107,9 @@ void ModelRegistry::Evict(const std::string& name, int64_t version) {
   }
 }
 
-void ModelRegistry::ForEachLoaded(const std::function<void(const std::string& name, int64_t version,
-                                                          const InferenceEngine& engine)>& fn) const {
+void ModelRegistry::ForEachLoaded(
+    const std::function<void(const std::string& name, int64_t version,
+                             const InferenceEngine& engine)>& fn) const {
   absl::MutexLock lock(&mu_);
   for (const auto& [key, e] : entries_) {
     if (e.bytes == 0) continue;  // still loading

@@ -36,7 +36,8 @@ struct ModelHandle {
 
 class ModelRegistry {
  public:
-  ModelRegistry(store::Store* store, RegistryOptions options) : store_(store), options_(std::move(options)) {}
+  ModelRegistry(store::Store* store, RegistryOptions options)
+      : store_(store), options_(std::move(options)) {}
 
   // Resolves the reference (an alias is read once, here) and returns the loaded engine,
   // loading it first if needed. Blocks while loading: never call it on a gRPC thread.

@@ -19,7 +19,8 @@ namespace {
 absl::Status CheckRequestId(const std::string& rid) {
   if (rid.size() > 128) return absl::InvalidArgumentError("request_id: longer than 128 characters");
   for (char c : rid) {
-    if (static_cast<unsigned char>(c) < 0x20) return absl::InvalidArgumentError("request_id: control characters");
+    if (static_cast<unsigned char>(c) < 0x20)
+      return absl::InvalidArgumentError("request_id: control characters");
   }
   return absl::OkStatus();
 }
@@ -29,17 +30,21 @@ absl::Status CheckRequestId(const std::string& rid) {
 absl::Status ValidateUpload(const std::string& name, const train::DatasetOptions& columns) {
   if (name.empty()) return absl::InvalidArgumentError("info.file_name: required");
   if (name.size() > 255) return absl::InvalidArgumentError("info.file_name: longer than 255 bytes");
-  if (absl::StrContains(name, '/') || absl::StrContains(name, '\\') || absl::StrContains(name, "..") ||
-      absl::StrContains(name, '\0')) {
-    return absl::InvalidArgumentError("info.file_name: must be a plain file name (no path separators or '..')");
+  if (absl::StrContains(name, '/') || absl::StrContains(name, '\\') ||
+      absl::StrContains(name, "..") || absl::StrContains(name, '\0')) {
+    return absl::InvalidArgumentError(
+        "info.file_name: must be a plain file name (no path separators or '..')");
   }
   const std::string lower = absl::AsciiStrToLower(name);
-  if (!absl::EndsWith(lower, ".csv") && !absl::EndsWith(lower, ".tsv") && !absl::EndsWith(lower, ".jsonl") &&
-      !absl::EndsWith(lower, ".json")) {
-    return absl::InvalidArgumentError("info.file_name: the extension must be .csv, .tsv, .jsonl or .json");
+  if (!absl::EndsWith(lower, ".csv") && !absl::EndsWith(lower, ".tsv") &&
+      !absl::EndsWith(lower, ".jsonl") && !absl::EndsWith(lower, ".json")) {
+    return absl::InvalidArgumentError(
+        "info.file_name: the extension must be .csv, .tsv, .jsonl or .json");
   }
-  for (const std::string* c : {&columns.text_column, &columns.text_pair_column, &columns.label_column}) {
-    if (c->size() > 256) return absl::InvalidArgumentError("info: a column name is longer than 256 bytes");
+  for (const std::string* c :
+       {&columns.text_column, &columns.text_pair_column, &columns.label_column}) {
+    if (c->size() > 256)
+      return absl::InvalidArgumentError("info: a column name is longer than 256 bytes");
   }
   return absl::OkStatus();
 }
@@ -52,22 +57,27 @@ Training::Training(store::Store* store, JobRunner* runner, AdmissionLimits limit
 // train is refused now rather than failing in the queue.
 absl::Status Training::CheckDatasets(const JobSpec& spec) const {
   const int64_t classes_hint = static_cast<int64_t>(spec.training.class_weights.size());
-  for (const auto& [field, id] : {std::make_pair("train_dataset_id", spec.train_dataset),
-                                  std::make_pair("validation_dataset_id", spec.validation_dataset)}) {
+  for (const auto& [field, id] :
+       {std::make_pair("train_dataset_id", spec.train_dataset),
+        std::make_pair("validation_dataset_id", spec.validation_dataset)}) {
     if (id.empty()) continue;
     auto rec = store_->GetDataset(id);
-    if (!rec.ok()) return absl::NotFoundError(absl::StrCat(field, ": no dataset ", id, " (upload it first)"));
-    ASSIGN_OR_RETURN(std::string contents, ReadFileToString(JoinPath(store_->data_dir(), rec->path)));
+    if (!rec.ok())
+      return absl::NotFoundError(absl::StrCat(field, ": no dataset ", id, " (upload it first)"));
+    ASSIGN_OR_RETURN(std::string contents,
+                     ReadFileToString(JoinPath(store_->data_dir(), rec->path)));
     auto parsed = train::ParseDataset(contents, rec->name, spec.data);
     if (!parsed.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, " ", id.substr(0, 12), "… does not fit this request (text_column '", spec.data.text_column,
-          "', label_column '", spec.data.label_column, "'): ", parsed.status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " ", id.substr(0, 12), "… does not fit this request (text_column '",
+                       spec.data.text_column, "', label_column '", spec.data.label_column,
+                       "'): ", parsed.status().message()));
     }
     const size_t labels = train::CollectLabels(*parsed).size();
-    if (classes_hint > 0 && std::string(field) == "train_dataset_id" && classes_hint != static_cast<int64_t>(labels)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("hyperparameters.class_weights: ", classes_hint, " weights for ", labels, " labels"));
+    if (classes_hint > 0 && std::string(field) == "train_dataset_id" &&
+        classes_hint != static_cast<int64_t>(labels)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "hyperparameters.class_weights: ", classes_hint, " weights for ", labels, " labels"));
     }
   }
   return absl::OkStatus();
@@ -77,27 +87,29 @@ absl::Status Training::CheckQueueRoom(const Submitter& who) const {
   ASSIGN_OR_RETURN(auto all, store_->CountJobs());
   if (all[store::JobState::kQueued] >= limits_.max_queued_jobs) {
     on_refusal_("queued_jobs");
-    return absl::ResourceExhaustedError(
-        absl::StrCat(all[store::JobState::kQueued], " jobs are queued, the server's limit; retry later"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        all[store::JobState::kQueued], " jobs are queued, the server's limit; retry later"));
   }
   if (who.id.empty()) return absl::OkStatus();
   ASSIGN_OR_RETURN(auto mine, store_->CountJobs(who.id));
   if (mine[store::JobState::kQueued] >= limits_.max_queued_jobs_per_token) {
     on_refusal_("queued_jobs_per_token");
-    return absl::ResourceExhaustedError(absl::StrCat("token '", who.id, "' has ", mine[store::JobState::kQueued],
-                                                     " jobs queued, its limit; retry when one has started"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("token '", who.id, "' has ", mine[store::JobState::kQueued],
+                     " jobs queued, its limit; retry when one has started"));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<Submission> Training::Submit(JobSpec spec, const std::string& request_id, const Submitter& who) {
+absl::StatusOr<Submission> Training::Submit(JobSpec spec, const std::string& request_id,
+                                            const Submitter& who) {
   if (spec.training.device.empty()) spec.training.device = runner_->options().default_device;
   RETURN_IF_ERROR(ValidateJobSpec(spec));
   if (spec.workers > runner_->options().max_train_procs) {
     on_refusal_("train_procs");
-    return absl::InvalidArgumentError(absl::StrCat("workers: ", spec.workers, " processes asked for, this server ",
-                                                   "allows ", runner_->options().max_train_procs,
-                                                   " per job (--max-train-procs)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("workers: ", spec.workers, " processes asked for, this server ", "allows ",
+                     runner_->options().max_train_procs, " per job (--max-train-procs)"));
   }
   RETURN_IF_ERROR(CheckRequestId(request_id));
   RETURN_IF_ERROR(CheckDatasets(spec));
@@ -110,8 +122,8 @@ absl::StatusOr<Submission> Training::Submit(JobSpec spec, const std::string& req
   ASSIGN_OR_RETURN(std::optional<store::JobRecord> earlier, store_->FindJobByRequestId(request_id));
   if (!earlier) RETURN_IF_ERROR(CheckQueueRoom(who));
   Submission out;
-  ASSIGN_OR_RETURN(out.job, store_->CreateJob(JobSpecToJson(spec).dump(), spec.model_name, pinned.ToString(),
-                                              request_id, &out.existed, who.id));
+  ASSIGN_OR_RETURN(out.job, store_->CreateJob(JobSpecToJson(spec).dump(), spec.model_name,
+                                              pinned.ToString(), request_id, &out.existed, who.id));
   if (out.existed) {
     if (who.may_see_job) RETURN_IF_ERROR(who.may_see_job(out.job.created_by));
     return out;
@@ -121,26 +133,30 @@ absl::StatusOr<Submission> Training::Submit(JobSpec spec, const std::string& req
   return out;
 }
 
-absl::StatusOr<StoredDataset> Training::PutDataset(const std::string& data, const std::string& file_name,
+absl::StatusOr<StoredDataset> Training::PutDataset(const std::string& data,
+                                                   const std::string& file_name,
                                                    const train::DatasetOptions& columns,
                                                    const std::string& client_sha256) {
   if (data.empty()) return absl::InvalidArgumentError("data: the upload is empty");
   const std::string digest = Sha256Hex(data);
   if (!client_sha256.empty() && absl::AsciiStrToLower(client_sha256) != digest) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "sha256: the ", data.size(), " bytes received hash to ", digest,
-        ", not the digest the client sent; the upload was incomplete or corrupted and was not stored"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("sha256: the ", data.size(), " bytes received hash to ", digest,
+                     ", not the digest the client sent; the upload was incomplete or corrupted and "
+                     "was not stored"));
   }
   ASSIGN_OR_RETURN(train::Dataset parsed, train::ParseDataset(data, file_name, columns));
   if (static_cast<int64_t>(parsed.examples.size()) > limits_.max_dataset_rows) {
     on_refusal_("dataset_rows");
-    return absl::InvalidArgumentError(absl::StrCat("data: ", parsed.examples.size(), " rows; this server takes at most ",
+    return absl::InvalidArgumentError(absl::StrCat("data: ", parsed.examples.size(),
+                                                   " rows; this server takes at most ",
                                                    limits_.max_dataset_rows, " per dataset"));
   }
   StoredDataset out;
   out.already_present = store_->GetDataset(digest).ok();
-  ASSIGN_OR_RETURN(out.record, store_->PutDataset(data, file_name, static_cast<int64_t>(parsed.examples.size()),
-                                                  train::LabelCounts(parsed)));
+  ASSIGN_OR_RETURN(out.record,
+                   store_->PutDataset(data, file_name, static_cast<int64_t>(parsed.examples.size()),
+                                      train::LabelCounts(parsed)));
   return out;
 }
 

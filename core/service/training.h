@@ -17,8 +17,8 @@
 namespace berth::service {
 
 struct AdmissionLimits {
-  int max_queued_jobs = 1000;           // jobs waiting, all submitters together
-  int max_queued_jobs_per_token = 50;   // jobs waiting, per submitter (with an id)
+  int max_queued_jobs = 1000;            // jobs waiting, all submitters together
+  int max_queued_jobs_per_token = 50;    // jobs waiting, per submitter (with an id)
   int64_t max_dataset_rows = 5'000'000;  // rows per uploaded dataset
 };
 
@@ -55,12 +55,14 @@ class Training {
 
   // Queues a fine-tuning job, or returns the one an earlier call with the same request_id
   // queued. Every error names the field at fault.
-  absl::StatusOr<Submission> Submit(JobSpec spec, const std::string& request_id, const Submitter& who);
+  absl::StatusOr<Submission> Submit(JobSpec spec, const std::string& request_id,
+                                    const Submitter& who);
 
   // Stores an uploaded dataset under its SHA-256: the bytes must hash to `client_sha256` when
   // one is given, parse with `columns`, and hold at most max_dataset_rows rows.
   absl::StatusOr<StoredDataset> PutDataset(const std::string& data, const std::string& file_name,
-                                           const train::DatasetOptions& columns, const std::string& client_sha256);
+                                           const train::DatasetOptions& columns,
+                                           const std::string& client_sha256);
 
  private:
   absl::Status CheckDatasets(const JobSpec& spec) const;

@@ -72,7 +72,9 @@ std::function<absl::Status(const std::string&)> g_store_fault ABSL_GUARDED_BY(g_
 // A prepared statement with positional binding; finalised on destruction.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) { rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr);
+  }
   ~Stmt() { sqlite3_finalize(s_); }
   absl::Status ok() const { return rc_ == SQLITE_OK ? absl::OkStatus() : SqlError(db_, "prepare"); }
   Stmt& Bind(int i, absl::string_view v) {
@@ -127,8 +129,9 @@ class Transaction {
   absl::Status begun() const { return ok_ ? absl::OkStatus() : SqlError(db_, "begin"); }
   absl::Status Commit() {
     done_ = true;
-    return sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK ? absl::OkStatus()
-                                                                               : SqlError(db_, "commit");
+    return sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK
+               ? absl::OkStatus()
+               : SqlError(db_, "commit");
   }
 
  private:
@@ -176,11 +179,16 @@ ModelRecord ReadModel(const Stmt& s) {
 
 absl::string_view JobStateName(JobState s) {
   switch (s) {
-    case JobState::kQueued: return "QUEUED";
-    case JobState::kRunning: return "RUNNING";
-    case JobState::kSucceeded: return "SUCCEEDED";
-    case JobState::kFailed: return "FAILED";
-    case JobState::kCancelled: return "CANCELLED";
+    case JobState::kQueued:
+      return "QUEUED";
+    case JobState::kRunning:
+      return "RUNNING";
+    case JobState::kSucceeded:
+      return "SUCCEEDED";
+    case JobState::kFailed:
+      return "FAILED";
+    case JobState::kCancelled:
+      return "CANCELLED";
   }
   return "FAILED";
 }
@@ -193,7 +201,9 @@ std::optional<JobState> ParseJobState(absl::string_view name) {
   return std::nullopt;
 }
 
-bool IsTerminal(JobState s) { return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled; }
+bool IsTerminal(JobState s) {
+  return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled;
+}
 
 void SetStoreWriteFaultForTesting(std::function<absl::Status(const std::string& sql)> fault) {
   absl::MutexLock lock(&g_store_fault_mu);
@@ -202,17 +212,22 @@ void SetStoreWriteFaultForTesting(std::function<absl::Status(const std::string& 
 
 absl::Status ValidateName(absl::string_view name, absl::string_view field) {
   bool ok = !name.empty() && name.size() <= 64 && name[0] != '.';
-  for (char c : name) ok = ok && (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
+  for (char c : name)
+    ok = ok &&
+         (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
   if (ok) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
-      field, " must be 1-64 characters of letters, digits, '.', '_' or '-', not starting with '.'"));
+      field,
+      " must be 1-64 characters of letters, digits, '.', '_' or '-', not starting with '.'"));
 }
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& data_dir) {
-  for (const char* sub : {"", "datasets", "models", "jobs"}) RETURN_IF_ERROR(MakeDirectories(JoinPath(data_dir, sub)));
+  for (const char* sub : {"", "datasets", "models", "jobs"})
+    RETURN_IF_ERROR(MakeDirectories(JoinPath(data_dir, sub)));
   sqlite3* db = nullptr;
   const std::string path = JoinPath(data_dir, "berth.db");
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+  if (sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
@@ -228,8 +243,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& data_dir) 
   ASSIGN_OR_RETURN(bool row, v.Step());
   const int64_t version = row ? v.Int(0) : 0;
   if (version > kSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(path, " has schema version ", version,
-                                                      "; this Berth understands up to ", kSchemaVersion));
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " has schema version ", version, "; this Berth understands up to ", kSchemaVersion));
   }
   RETURN_IF_ERROR(s->Exec(kSchema));
   if (version == 1) {  // a database from before API tokens: jobs gain their creator
@@ -251,8 +266,9 @@ absl::Status Store::Exec(const char* sql) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<DatasetRecord> Store::PutDataset(absl::string_view bytes, const std::string& name, int64_t rows,
-                                                const std::map<std::string, int64_t>& label_counts) {
+absl::StatusOr<DatasetRecord> Store::PutDataset(
+    absl::string_view bytes, const std::string& name, int64_t rows,
+    const std::map<std::string, int64_t>& label_counts) {
   DatasetRecord d;
   d.id = Sha256Hex(bytes);
   d.name = name;
@@ -271,17 +287,25 @@ absl::StatusOr<DatasetRecord> Store::PutDataset(absl::string_view bytes, const s
   if (!IsRegularFile(file)) RETURN_IF_ERROR(WriteFileAtomically(file, bytes));
   Json counts(label_counts);
   absl::MutexLock lock(&mu_);
-  Stmt s(db_, "INSERT OR IGNORE INTO datasets(id, name, bytes, rows, label_counts, path, created_ms) "
-              "VALUES(?,?,?,?,?,?,?)");
+  Stmt s(db_,
+         "INSERT OR IGNORE INTO datasets(id, name, bytes, rows, label_counts, path, created_ms) "
+         "VALUES(?,?,?,?,?,?,?)");
   RETURN_IF_ERROR(s.ok());
-  s.Bind(1, d.id).Bind(2, d.name).Bind(3, d.bytes).Bind(4, d.rows).Bind(5, counts.dump()).Bind(6, d.path).Bind(7, d.created_ms);
+  s.Bind(1, d.id)
+      .Bind(2, d.name)
+      .Bind(3, d.bytes)
+      .Bind(4, d.rows)
+      .Bind(5, counts.dump())
+      .Bind(6, d.path)
+      .Bind(7, d.created_ms);
   RETURN_IF_ERROR(s.Run());
   return d;
 }
 
 absl::StatusOr<DatasetRecord> Store::GetDataset(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  Stmt s(db_, "SELECT id, name, bytes, rows, label_counts, path, created_ms FROM datasets WHERE id = ?");
+  Stmt s(db_,
+         "SELECT id, name, bytes, rows, label_counts, path, created_ms FROM datasets WHERE id = ?");
   RETURN_IF_ERROR(s.ok());
   s.Bind(1, id);
   ASSIGN_OR_RETURN(bool row, s.Step());
@@ -309,7 +333,9 @@ absl::StatusOr<JobRecord> Store::GetJobLocked(const std::string& id) {
 
 absl::StatusOr<std::optional<JobRecord>> Store::FindJobByRequestId(const std::string& request_id) {
   absl::MutexLock lock(&mu_);
-  Stmt q(db_, absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE request_id = ? AND request_id <> ''").c_str());
+  Stmt q(db_, absl::StrCat("SELECT ", kJobColumns,
+                           " FROM jobs WHERE request_id = ? AND request_id <> ''")
+                  .c_str());
   RETURN_IF_ERROR(q.ok());
   q.Bind(1, request_id);
   ASSIGN_OR_RETURN(bool row, q.Step());
@@ -323,8 +349,9 @@ absl::StatusOr<JobRecord> Store::GetJob(const std::string& id) {
 }
 
 absl::StatusOr<JobRecord> Store::CreateJob(const std::string& spec, const std::string& model_name,
-                                           const std::string& base_model, const std::string& request_id,
-                                           bool* existed, const std::string& created_by) {
+                                           const std::string& base_model,
+                                           const std::string& request_id, bool* existed,
+                                           const std::string& created_by) {
   absl::MutexLock lock(&mu_);
   if (existed != nullptr) *existed = false;
   Transaction tx(db_);
@@ -337,19 +364,28 @@ absl::StatusOr<JobRecord> Store::CreateJob(const std::string& spec, const std::s
     if (row) {
       JobRecord existing = ReadJob(q);
       if (existing.spec != spec || existing.model_name != model_name) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "request_id '", request_id, "' was already used for a different request (job ", existing.id, ")"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("request_id '", request_id,
+                         "' was already used for a different request (job ", existing.id, ")"));
       }
       if (existed != nullptr) *existed = true;
       return existing;
     }
   }
   const std::string id = NewJobId();
-  Stmt s(db_, "INSERT INTO jobs(id, request_id, state, spec, model_name, base_model, created_ms, created_by) "
-              "VALUES(?,?,?,?,?,?,?,?)");
+  Stmt s(db_,
+         "INSERT INTO jobs(id, request_id, state, spec, model_name, base_model, created_ms, "
+         "created_by) "
+         "VALUES(?,?,?,?,?,?,?,?)");
   RETURN_IF_ERROR(s.ok());
-  s.Bind(1, id).Bind(2, request_id).Bind(3, JobStateName(JobState::kQueued)).Bind(4, spec)
-      .Bind(5, model_name).Bind(6, base_model).Bind(7, NowMs()).Bind(8, created_by);
+  s.Bind(1, id)
+      .Bind(2, request_id)
+      .Bind(3, JobStateName(JobState::kQueued))
+      .Bind(4, spec)
+      .Bind(5, model_name)
+      .Bind(6, base_model)
+      .Bind(7, NowMs())
+      .Bind(8, created_by);
   RETURN_IF_ERROR(s.Run());
   ASSIGN_OR_RETURN(JobRecord j, GetJobLocked(id));
   RETURN_IF_ERROR(tx.Commit());
@@ -380,7 +416,8 @@ absl::Status Store::UpdateProgress(const std::string& id, const std::string& pro
   RETURN_IF_ERROR(u.ok());
   u.Bind(1, progress).Bind(2, id);
   RETURN_IF_ERROR(u.Run());
-  if (sqlite3_changes(db_) == 0) return absl::FailedPreconditionError(absl::StrCat("job '", id, "' is not running"));
+  if (sqlite3_changes(db_) == 0)
+    return absl::FailedPreconditionError(absl::StrCat("job '", id, "' is not running"));
   return absl::OkStatus();
 }
 
@@ -388,8 +425,9 @@ absl::Status Store::FinishJob(const std::string& id, JobState state, const std::
                               int64_t model_version) {
   if (!IsTerminal(state)) return absl::InvalidArgumentError("FinishJob needs a terminal state");
   absl::MutexLock lock(&mu_);
-  Stmt u(db_, "UPDATE jobs SET state = ?, error = ?, model_version = ?, finished_ms = ? "
-              "WHERE id = ? AND state IN ('RUNNING', 'QUEUED')");
+  Stmt u(db_,
+         "UPDATE jobs SET state = ?, error = ?, model_version = ?, finished_ms = ? "
+         "WHERE id = ? AND state IN ('RUNNING', 'QUEUED')");
   RETURN_IF_ERROR(u.ok());
   u.Bind(1, JobStateName(state)).Bind(2, error).Bind(3, model_version).Bind(4, NowMs()).Bind(5, id);
   RETURN_IF_ERROR(u.Run());
@@ -441,13 +479,14 @@ absl::StatusOr<std::vector<std::string>> Store::RequeueRunningJobs() {
 
 absl::StatusOr<std::map<JobState, int64_t>> Store::CountJobs(const std::string& created_by) {
   std::map<JobState, int64_t> counts;
-  for (JobState st : {JobState::kQueued, JobState::kRunning, JobState::kSucceeded, JobState::kFailed,
-                      JobState::kCancelled}) {
+  for (JobState st : {JobState::kQueued, JobState::kRunning, JobState::kSucceeded,
+                      JobState::kFailed, JobState::kCancelled}) {
     counts[st] = 0;
   }
   absl::MutexLock lock(&mu_);
-  Stmt q(db_, created_by.empty() ? "SELECT state, COUNT(*) FROM jobs GROUP BY state"
-                                 : "SELECT state, COUNT(*) FROM jobs WHERE created_by = ? GROUP BY state");
+  Stmt q(db_, created_by.empty()
+                  ? "SELECT state, COUNT(*) FROM jobs GROUP BY state"
+                  : "SELECT state, COUNT(*) FROM jobs WHERE created_by = ? GROUP BY state");
   RETURN_IF_ERROR(q.ok());
   if (!created_by.empty()) q.Bind(1, created_by);
   while (true) {
@@ -459,7 +498,8 @@ absl::StatusOr<std::map<JobState, int64_t>> Store::CountJobs(const std::string& 
 }
 
 absl::StatusOr<std::vector<JobRecord>> Store::ListJobs(std::optional<JobState> state, int page_size,
-                                                       const std::string& page_token, std::string* next_token,
+                                                       const std::string& page_token,
+                                                       std::string* next_token,
                                                        const std::string& created_by) {
   if (page_size <= 0 || page_size > 1000) page_size = 100;
   int64_t before = INT64_MAX;
@@ -467,9 +507,9 @@ absl::StatusOr<std::vector<JobRecord>> Store::ListJobs(std::optional<JobState> s
     return absl::InvalidArgumentError("page_token is not one this server issued");
   }
   absl::MutexLock lock(&mu_);
-  std::string sql = absl::StrCat("SELECT ", kJobColumns, ", seq FROM jobs WHERE seq < ?",
-                                 state ? " AND state = ?" : "", created_by.empty() ? "" : " AND created_by = ?",
-                                 " ORDER BY seq DESC LIMIT ?");
+  std::string sql = absl::StrCat(
+      "SELECT ", kJobColumns, ", seq FROM jobs WHERE seq < ?", state ? " AND state = ?" : "",
+      created_by.empty() ? "" : " AND created_by = ?", " ORDER BY seq DESC LIMIT ?");
   Stmt q(db_, sql.c_str());
   RETURN_IF_ERROR(q.ok());
   int i = 1;
@@ -493,7 +533,8 @@ absl::StatusOr<std::vector<JobRecord>> Store::ListJobs(std::optional<JobState> s
   return out;
 }
 
-absl::Status Store::AddJobEvent(const std::string& job_id, const std::string& kind, const std::string& body) {
+absl::Status Store::AddJobEvent(const std::string& job_id, const std::string& kind,
+                                const std::string& body) {
   absl::MutexLock lock(&mu_);
   Stmt s(db_, "INSERT INTO job_events(job_id, at_ms, kind, body) VALUES(?,?,?,?)");
   RETURN_IF_ERROR(s.ok());
@@ -510,13 +551,18 @@ absl::StatusOr<int64_t> Store::CountJobEvents(const std::string& job_id, const s
   return row ? q.Int(0) : 0;
 }
 
-absl::StatusOr<ModelRecord> Store::AddModelVersion(const std::string& name, const std::string& job_id,
-                                                   const std::string& path, const std::string& metadata) {
-  return AddModelVersion(name, job_id, metadata, [&](int64_t) -> absl::StatusOr<std::string> { return path; });
+absl::StatusOr<ModelRecord> Store::AddModelVersion(const std::string& name,
+                                                   const std::string& job_id,
+                                                   const std::string& path,
+                                                   const std::string& metadata) {
+  return AddModelVersion(name, job_id, metadata,
+                         [&](int64_t) -> absl::StatusOr<std::string> { return path; });
 }
 
-absl::StatusOr<ModelRecord> Store::AddModelVersion(const std::string& name, const std::string& job_id,
-                                                   const std::string& metadata, const InstallFn& install) {
+absl::StatusOr<ModelRecord> Store::AddModelVersion(const std::string& name,
+                                                   const std::string& job_id,
+                                                   const std::string& metadata,
+                                                   const InstallFn& install) {
   RETURN_IF_ERROR(ValidateName(name, "model name"));
   absl::MutexLock lock(&mu_);
   Transaction tx(db_);
@@ -539,34 +585,45 @@ absl::StatusOr<ModelRecord> Store::AddModelVersion(const std::string& name, cons
   m.job_id = job_id;
   m.metadata = metadata;
   m.created_ms = NowMs();
-  Stmt s(db_, "INSERT INTO models(name, version, path, job_id, metadata, created_ms) VALUES(?,?,?,?,?,?)");
+  Stmt s(
+      db_,
+      "INSERT INTO models(name, version, path, job_id, metadata, created_ms) VALUES(?,?,?,?,?,?)");
   RETURN_IF_ERROR(s.ok());
-  s.Bind(1, name).Bind(2, m.version).Bind(3, m.path).Bind(4, job_id).Bind(5, metadata).Bind(6, m.created_ms);
+  s.Bind(1, name)
+      .Bind(2, m.version)
+      .Bind(3, m.path)
+      .Bind(4, job_id)
+      .Bind(5, metadata)
+      .Bind(6, m.created_ms);
   RETURN_IF_ERROR(s.Run());
   RETURN_IF_ERROR(tx.Commit());
   return m;
 }
 
-absl::StatusOr<ModelRecord> Store::GetModel(const std::string& name, int64_t version, const std::string& alias) {
+absl::StatusOr<ModelRecord> Store::GetModel(const std::string& name, int64_t version,
+                                            const std::string& alias) {
   absl::MutexLock lock(&mu_);
   if (!alias.empty()) {
     Stmt a(db_, "SELECT version FROM aliases WHERE name = ? AND alias = ?");
     RETURN_IF_ERROR(a.ok());
     a.Bind(1, name).Bind(2, alias);
     ASSIGN_OR_RETURN(bool row, a.Step());
-    if (!row) return absl::NotFoundError(absl::StrCat("model '", name, "' has no alias '", alias, "'"));
+    if (!row)
+      return absl::NotFoundError(absl::StrCat("model '", name, "' has no alias '", alias, "'"));
     version = a.Int(0);
   }
-  const std::string sql = absl::StrCat("SELECT ", kModelColumns, " FROM models WHERE name = ? ",
-                                       version > 0 ? "AND version = ?" : "ORDER BY version DESC LIMIT 1");
+  const std::string sql =
+      absl::StrCat("SELECT ", kModelColumns, " FROM models WHERE name = ? ",
+                   version > 0 ? "AND version = ?" : "ORDER BY version DESC LIMIT 1");
   Stmt q(db_, sql.c_str());
   RETURN_IF_ERROR(q.ok());
   q.Bind(1, name);
   if (version > 0) q.Bind(2, version);
   ASSIGN_OR_RETURN(bool row, q.Step());
   if (!row) {
-    return absl::NotFoundError(version > 0 ? absl::StrCat("model '", name, "' has no version ", version)
-                                           : absl::StrCat("model '", name, "' does not exist"));
+    return absl::NotFoundError(version > 0
+                                   ? absl::StrCat("model '", name, "' has no version ", version)
+                                   : absl::StrCat("model '", name, "' does not exist"));
   }
   ModelRecord m = ReadModel(q);
   Stmt al(db_, "SELECT alias FROM aliases WHERE name = ? AND version = ? ORDER BY alias");
@@ -610,15 +667,17 @@ absl::Status Store::SetAlias(const std::string& name, const std::string& alias, 
   q.Bind(1, name).Bind(2, version);
   ASSIGN_OR_RETURN(bool row, q.Step());
   if (!row) return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
-  Stmt s(db_, "INSERT INTO aliases(name, alias, version) VALUES(?,?,?) "
-              "ON CONFLICT(name, alias) DO UPDATE SET version = excluded.version");
+  Stmt s(db_,
+         "INSERT INTO aliases(name, alias, version) VALUES(?,?,?) "
+         "ON CONFLICT(name, alias) DO UPDATE SET version = excluded.version");
   RETURN_IF_ERROR(s.ok());
   s.Bind(1, name).Bind(2, alias).Bind(3, version);
   RETURN_IF_ERROR(s.Run());
   return tx.Commit();
 }
 
-absl::Status Store::DeleteModel(const std::string& name, int64_t version, const BaseModelUse& uses) {
+absl::Status Store::DeleteModel(const std::string& name, int64_t version,
+                                const BaseModelUse& uses) {
   absl::MutexLock lock(&mu_);
   Transaction tx(db_);
   RETURN_IF_ERROR(tx.begun());
@@ -632,13 +691,16 @@ absl::Status Store::DeleteModel(const std::string& name, int64_t version, const 
           absl::StrCat("model '", name, "' is the base model of active job ", busy.Text(0)));
     }
   }
-  Stmt d(db_, version > 0 ? "DELETE FROM models WHERE name = ? AND version = ?" : "DELETE FROM models WHERE name = ?");
+  Stmt d(db_, version > 0 ? "DELETE FROM models WHERE name = ? AND version = ?"
+                          : "DELETE FROM models WHERE name = ?");
   RETURN_IF_ERROR(d.ok());
   d.Bind(1, name);
   if (version > 0) d.Bind(2, version);
   RETURN_IF_ERROR(d.Run());
-  if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("model '", name, "' does not exist"));
-  Stmt a(db_, version > 0 ? "DELETE FROM aliases WHERE name = ? AND version = ?" : "DELETE FROM aliases WHERE name = ?");
+  if (sqlite3_changes(db_) == 0)
+    return absl::NotFoundError(absl::StrCat("model '", name, "' does not exist"));
+  Stmt a(db_, version > 0 ? "DELETE FROM aliases WHERE name = ? AND version = ?"
+                          : "DELETE FROM aliases WHERE name = ?");
   RETURN_IF_ERROR(a.ok());
   a.Bind(1, name);
   if (version > 0) a.Bind(2, version);

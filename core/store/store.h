@@ -27,13 +27,13 @@ std::optional<JobState> ParseJobState(absl::string_view name);
 bool IsTerminal(JobState s);
 
 struct DatasetRecord {
-  std::string id;      // SHA-256 of the bytes
-  std::string name;    // the uploader's file name (for the format and messages)
+  std::string id;    // SHA-256 of the bytes
+  std::string name;  // the uploader's file name (for the format and messages)
   int64_t bytes = 0;
   int64_t rows = 0;
   std::map<std::string, int64_t> label_counts;
   int64_t created_ms = 0;
-  std::string path;    // datasets/<id><ext>, relative to the data directory
+  std::string path;  // datasets/<id><ext>, relative to the data directory
 };
 
 struct JobRecord {
@@ -43,7 +43,7 @@ struct JobRecord {
   std::string spec;        // the training request as JSON
   std::string model_name;  // output model
   std::string base_model;
-  std::string progress;    // latest progress as JSON ("" before the first update)
+  std::string progress;  // latest progress as JSON ("" before the first update)
   std::string error;
   int64_t model_version = 0;
   bool cancel_requested = false;
@@ -71,7 +71,8 @@ class Store {
 
   // Datasets. The file is written atomically before the row exists; the same bytes give the
   // same id (and no second copy).
-  absl::StatusOr<DatasetRecord> PutDataset(absl::string_view bytes, const std::string& name, int64_t rows,
+  absl::StatusOr<DatasetRecord> PutDataset(absl::string_view bytes, const std::string& name,
+                                           int64_t rows,
                                            const std::map<std::string, int64_t>& label_counts);
   absl::StatusOr<DatasetRecord> GetDataset(const std::string& id);
 
@@ -97,11 +98,13 @@ class Store {
   // Newest first; `page_token` is the opaque token of the previous page ("" for the first);
   // a non-empty `created_by` keeps only that token's jobs.
   absl::StatusOr<std::vector<JobRecord>> ListJobs(std::optional<JobState> state, int page_size,
-                                                  const std::string& page_token, std::string* next_token,
+                                                  const std::string& page_token,
+                                                  std::string* next_token,
                                                   const std::string& created_by = "");
   // Jobs per state (every state present, zeros included); with `created_by`, that token's only.
   absl::StatusOr<std::map<JobState, int64_t>> CountJobs(const std::string& created_by = "");
-  absl::Status AddJobEvent(const std::string& job_id, const std::string& kind, const std::string& body);
+  absl::Status AddJobEvent(const std::string& job_id, const std::string& kind,
+                           const std::string& body);
   absl::StatusOr<int64_t> CountJobEvents(const std::string& job_id, const std::string& kind);
 
   // Models. One version per job: registering the same job again returns its version.
@@ -112,9 +115,11 @@ class Store {
   // job already has its version.
   using InstallFn = std::function<absl::StatusOr<std::string>(int64_t version)>;
   absl::StatusOr<ModelRecord> AddModelVersion(const std::string& name, const std::string& job_id,
-                                              const std::string& metadata, const InstallFn& install);
+                                              const std::string& metadata,
+                                              const InstallFn& install);
   // version 0 and no alias: the latest version.
-  absl::StatusOr<ModelRecord> GetModel(const std::string& name, int64_t version, const std::string& alias);
+  absl::StatusOr<ModelRecord> GetModel(const std::string& name, int64_t version,
+                                       const std::string& alias);
   absl::StatusOr<std::vector<ModelRecord>> ListModels();
   // Points alias at an existing version; replaces any previous target in one transaction.
   absl::Status SetAlias(const std::string& name, const std::string& alias, int64_t version);

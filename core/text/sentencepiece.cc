@@ -58,7 +58,8 @@ absl::StatusOr<const Module*> LoadModule() {
   static absl::Status status;
   std::call_once(once, [] {
     std::vector<std::string> candidates;
-    if (const char* env = std::getenv("BERTH_SP_MODULE"); env != nullptr && *env != '\0') candidates.push_back(env);
+    if (const char* env = std::getenv("BERTH_SP_MODULE"); env != nullptr && *env != '\0')
+      candidates.push_back(env);
     const std::string exe = ExecutableDir();
     if (!exe.empty()) {
       candidates.push_back(JoinPath(exe, "libberth_sentencepiece.so"));
@@ -86,16 +87,21 @@ absl::StatusOr<const Module*> LoadModule() {
     }
     auto sym = [&](const char* name) { return ::dlsym(handle, name); };
     module.abi_version = reinterpret_cast<int (*)()>(sym("berth_sp_abi_version"));
-    module.load = reinterpret_cast<void* (*)(const char*, size_t, char*, size_t)>(sym("berth_sp_load"));
+    module.load =
+        reinterpret_cast<void* (*)(const char*, size_t, char*, size_t)>(sym("berth_sp_load"));
     module.free_model = reinterpret_cast<void (*)(void*)>(sym("berth_sp_free"));
     module.piece_count = reinterpret_cast<int (*)(void*)>(sym("berth_sp_piece_count"));
-    module.encode = reinterpret_cast<int (*)(void*, const char*, size_t, berth_sp_piece_fn, void*, char*, size_t)>(
-        sym("berth_sp_encode"));
-    module.piece_to_id = reinterpret_cast<int (*)(void*, const char*, size_t)>(sym("berth_sp_piece_to_id"));
-    module.id_to_piece = reinterpret_cast<void (*)(void*, int, berth_sp_piece_fn, void*)>(sym("berth_sp_id_to_piece"));
-    if (!module.abi_version || !module.load || !module.free_model || !module.piece_count || !module.encode ||
-        !module.piece_to_id || !module.id_to_piece || module.abi_version() != BERTH_SP_ABI_VERSION) {
-      status = absl::FailedPreconditionError("libberth_sentencepiece.so does not match this build of Berth");
+    module.encode = reinterpret_cast<int (*)(void*, const char*, size_t, berth_sp_piece_fn, void*,
+                                             char*, size_t)>(sym("berth_sp_encode"));
+    module.piece_to_id =
+        reinterpret_cast<int (*)(void*, const char*, size_t)>(sym("berth_sp_piece_to_id"));
+    module.id_to_piece = reinterpret_cast<void (*)(void*, int, berth_sp_piece_fn, void*)>(
+        sym("berth_sp_id_to_piece"));
+    if (!module.abi_version || !module.load || !module.free_model || !module.piece_count ||
+        !module.encode || !module.piece_to_id || !module.id_to_piece ||
+        module.abi_version() != BERTH_SP_ABI_VERSION) {
+      status = absl::FailedPreconditionError(
+          "libberth_sentencepiece.so does not match this build of Berth");
     }
   });
   if (!status.ok()) return status;
@@ -121,8 +127,8 @@ std::string StripLeft(const std::string& s) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<SentencePieceTokenizer>> SentencePieceTokenizer::Create(std::string model_bytes,
-                                                                                      SentencePieceOptions options) {
+absl::StatusOr<std::unique_ptr<SentencePieceTokenizer>> SentencePieceTokenizer::Create(
+    std::string model_bytes, SentencePieceOptions options) {
   ASSIGN_OR_RETURN(const Module* m, LoadModule());
   std::unique_ptr<SentencePieceTokenizer> t(new SentencePieceTokenizer());
   t->options_ = std::move(options);
@@ -142,7 +148,8 @@ absl::StatusOr<std::unique_ptr<SentencePieceTokenizer>> SentencePieceTokenizer::
                                    {o.unk_token, kUnk, false, false},
                                    {o.mask_token, mask_id, true, false}};
   for (const AddedToken& a : o.added_tokens) {
-    auto it = std::find_if(specials.begin(), specials.end(), [&](const Special& s) { return s.content == a.content; });
+    auto it = std::find_if(specials.begin(), specials.end(),
+                           [&](const Special& s) { return s.content == a.content; });
     if (it != specials.end()) {
       it->lstrip = a.lstrip;
       it->rstrip = a.rstrip;
@@ -150,8 +157,9 @@ absl::StatusOr<std::unique_ptr<SentencePieceTokenizer>> SentencePieceTokenizer::
       specials.push_back({a.content, *a.id, a.lstrip, a.rstrip});
     }
   }
-  std::stable_sort(specials.begin(), specials.end(),
-                   [](const Special& a, const Special& b) { return a.content.size() > b.content.size(); });
+  std::stable_sort(specials.begin(), specials.end(), [](const Special& a, const Special& b) {
+    return a.content.size() > b.content.size();
+  });
   t->specials_ = std::move(specials);
   t->layout_.cls_id = kBos;
   t->layout_.sep_id = kEos;
@@ -198,7 +206,8 @@ absl::Status SentencePieceTokenizer::EncodeChunk(absl::string_view chunk, std::v
 }
 
 absl::Status SentencePieceTokenizer::Tokenize(absl::string_view text, InvalidUtf8 invalid_utf8,
-                                              std::vector<int32_t>* ids, std::vector<std::string>* pieces) const {
+                                              std::vector<int32_t>* ids,
+                                              std::vector<std::string>* pieces) const {
   std::u32string decoded;
   RETURN_IF_ERROR(DecodeUtf8(text, invalid_utf8, &decoded));
   const std::string clean = EncodeUtf8(decoded);
@@ -229,7 +238,8 @@ absl::Status SentencePieceTokenizer::Tokenize(absl::string_view text, InvalidUtf
   parts.push_back({clean.substr(start), nullptr});
   for (size_t k = 0; k < parts.size(); ++k) {
     if (parts[k].special == nullptr) continue;
-    if (parts[k].special->rstrip && k + 1 < parts.size()) parts[k + 1].text = StripLeft(parts[k + 1].text);
+    if (parts[k].special->rstrip && k + 1 < parts.size())
+      parts[k + 1].text = StripLeft(parts[k + 1].text);
     if (parts[k].special->lstrip && k > 0) parts[k - 1].text = StripRight(parts[k - 1].text);
   }
   for (const Part& p : parts) {
@@ -248,10 +258,13 @@ std::string SentencePieceTokenizer::IdToToken(int32_t id) const {
     if (s.id == id) return s.content;
   }
   std::string out;
-  (*LoadModule())->id_to_piece(
-      model_, id - kOffset,
-      [](const char* piece, size_t len, int, void* user) { static_cast<std::string*>(user)->assign(piece, len); },
-      &out);
+  (*LoadModule())
+      ->id_to_piece(
+          model_, id - kOffset,
+          [](const char* piece, size_t len, int, void* user) {
+            static_cast<std::string*>(user)->assign(piece, len);
+          },
+          &out);
   return out;
 }
 
@@ -267,10 +280,18 @@ std::optional<int32_t> SentencePieceTokenizer::TokenToId(absl::string_view token
 absl::Status SentencePieceTokenizer::Save(const std::string& dir) const {
   RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, "sentencepiece.bpe.model"), model_bytes_));
   const SentencePieceOptions& o = options_;
-  Json special = {{"bos_token", o.bos_token}, {"eos_token", o.eos_token}, {"unk_token", o.unk_token},
-                  {"sep_token", o.eos_token}, {"pad_token", o.pad_token}, {"cls_token", o.bos_token},
-                  {"mask_token", {{"content", o.mask_token}, {"lstrip", true}, {"normalized", true},
-                                  {"rstrip", false}, {"single_word", false}}}};
+  Json special = {{"bos_token", o.bos_token},
+                  {"eos_token", o.eos_token},
+                  {"unk_token", o.unk_token},
+                  {"sep_token", o.eos_token},
+                  {"pad_token", o.pad_token},
+                  {"cls_token", o.bos_token},
+                  {"mask_token",
+                   {{"content", o.mask_token},
+                    {"lstrip", true},
+                    {"normalized", true},
+                    {"rstrip", false},
+                    {"single_word", false}}}};
   RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, "special_tokens_map.json"), DumpJson(special)));
   Json config = special;
   config["mask_token"] = o.mask_token;
@@ -280,8 +301,9 @@ absl::Status SentencePieceTokenizer::Save(const std::string& dir) const {
   if (o.truncation_side == TruncationSide::kLeft) config["truncation_side"] = "left";
   Json added = Json::object();
   for (const Special& s : specials_) {
-    added[std::to_string(s.id)] = {{"content", s.content}, {"lstrip", s.lstrip}, {"rstrip", s.rstrip},
-                                   {"normalized", false}, {"single_word", false}, {"special", true}};
+    added[std::to_string(s.id)] = {{"content", s.content}, {"lstrip", s.lstrip},
+                                   {"rstrip", s.rstrip},   {"normalized", false},
+                                   {"single_word", false}, {"special", true}};
   }
   config["added_tokens_decoder"] = added;
   return WriteFileAtomically(JoinPath(dir, "tokenizer_config.json"), DumpJson(config));

@@ -26,8 +26,8 @@ struct SentencePieceOptions {
 class SentencePieceTokenizer : public Tokenizer {
  public:
   // `model_bytes`: the contents of sentencepiece.bpe.model.
-  static absl::StatusOr<std::unique_ptr<SentencePieceTokenizer>> Create(std::string model_bytes,
-                                                                        SentencePieceOptions options);
+  static absl::StatusOr<std::unique_ptr<SentencePieceTokenizer>> Create(
+      std::string model_bytes, SentencePieceOptions options);
   ~SentencePieceTokenizer() override;
 
   absl::Status Tokenize(absl::string_view text, InvalidUtf8 invalid_utf8, std::vector<int32_t>* ids,
@@ -43,7 +43,8 @@ class SentencePieceTokenizer : public Tokenizer {
  private:
   SentencePieceTokenizer() = default;
   int32_t PieceId(absl::string_view piece) const;  // fairseq id of a SentencePiece piece
-  absl::Status EncodeChunk(absl::string_view chunk, std::vector<int32_t>* ids, std::vector<std::string>* pieces) const;
+  absl::Status EncodeChunk(absl::string_view chunk, std::vector<int32_t>* ids,
+                           std::vector<std::string>* pieces) const;
 
   SentencePieceOptions options_;
   std::string model_bytes_;

@@ -1,11 +1,12 @@
-// Special-token framing and truncation shared by all tokenizers, and loading from a model directory.
-#include "absl/strings/string_view.h"
+// Special-token framing and truncation shared by all tokenizers, and loading from a model
+// directory.
 #include "core/text/tokenizer.h"
 
 #include <algorithm>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "core/text/sentencepiece.h"
 #include "core/text/wordpiece.h"
 #include "core/util/files.h"
@@ -30,7 +31,8 @@ void TruncateTo(std::vector<int32_t>* ids, size_t n, TruncationSide side) {
 // the shorter sequence is kept whole when the longer one can take the rest of the budget;
 // otherwise both are cut to half the budget, the second sequence taking the odd token.
 // (transformers' old pure-Python tokenizers gave the odd token to the first sequence.)
-void LongestFirst(std::vector<int32_t>* a, std::vector<int32_t>* b, size_t budget, TruncationSide side) {
+void LongestFirst(std::vector<int32_t>* a, std::vector<int32_t>* b, size_t budget,
+                  TruncationSide side) {
   size_t n1 = a->size(), n2 = b->size();
   if (n1 + n2 <= budget) return;
   const bool swap = n1 > n2;
@@ -48,12 +50,13 @@ void LongestFirst(std::vector<int32_t>* a, std::vector<int32_t>* b, size_t budge
 absl::StatusOr<int> EffectiveMaxLength(const Tokenizer& t, const EncodeOptions& o, bool pair) {
   int max_length = o.max_length > 0 ? o.max_length : t.model_max_length();
   if (o.max_length < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("max_length must be positive, got ", o.max_length));
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_length must be positive, got ", o.max_length));
   }
   if (o.truncation && max_length < t.NumSpecialTokens(pair)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_length ", max_length, " leaves no room for the ",
-                     t.NumSpecialTokens(pair), " special tokens"));
+    return absl::InvalidArgumentError(absl::StrCat("max_length ", max_length,
+                                                   " leaves no room for the ",
+                                                   t.NumSpecialTokens(pair), " special tokens"));
   }
   return max_length;
 }
@@ -185,7 +188,8 @@ absl::Status ApplySpecialTokens(const Json& j, const std::string& what, WordPiec
 
 // One added token's flags (an AddedToken object in tokenizer.json or tokenizer_config.json);
 // `where` names it in errors.
-absl::StatusOr<AddedToken> ParseAddedToken(const Json& value, int64_t id, const std::string& where) {
+absl::StatusOr<AddedToken> ParseAddedToken(const Json& value, int64_t id,
+                                           const std::string& where) {
   if (id < 0 || id > kMaxVocabularyId) {
     return absl::InvalidArgumentError(absl::StrCat(where, ": token id ", id, " is out of range"));
   }
@@ -207,7 +211,8 @@ absl::StatusOr<std::vector<AddedToken>> ParseAddedTokensDecoder(const Json& j,
   auto it = j.find("added_tokens_decoder");
   if (it == j.end() || it->is_null()) return out;
   if (!it->is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": 'added_tokens_decoder' must be an object"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": 'added_tokens_decoder' must be an object"));
   }
   for (auto& [key, value] : it->items()) {
     int32_t id = 0;
@@ -223,8 +228,9 @@ absl::StatusOr<std::vector<AddedToken>> ParseAddedTokensDecoder(const Json& j,
       return absl::InvalidArgumentError(
           absl::StrCat(what, ": added_tokens_decoder[", key, "] needs a string 'content'"));
     }
-    ASSIGN_OR_RETURN(AddedToken t,
-                     ParseAddedToken(value, id, absl::StrCat(what, ": added_tokens_decoder[", key, "]")));
+    ASSIGN_OR_RETURN(
+        AddedToken t,
+        ParseAddedToken(value, id, absl::StrCat(what, ": added_tokens_decoder[", key, "]")));
     out.push_back(std::move(t));
   }
   return out;
@@ -246,13 +252,14 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadWordPiece(const std::string& dir,
     ASSIGN_OR_RETURN(Json tj, ReadJsonFile(tok_json_path));
     const Json* model = tj.contains("model") ? &tj["model"] : nullptr;
     if (model == nullptr || !model->is_object() || !model->contains("type") ||
-        (*model)["type"] != "WordPiece" ||
-        !model->contains("vocab") || !(*model)["vocab"].is_object()) {
+        (*model)["type"] != "WordPiece" || !model->contains("vocab") ||
+        !(*model)["vocab"].is_object()) {
       return absl::InvalidArgumentError(
           absl::StrCat(tok_json_path, ": expected a WordPiece model with a 'vocab' object"));
     }
     for (auto& [token, id] : (*model)["vocab"].items()) {
-      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > kMaxVocabularyId) {
+      if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
+          id.get<int64_t>() > kMaxVocabularyId) {
         return absl::InvalidArgumentError(
             absl::StrCat(tok_json_path, ": vocab entry '", token, "' has no valid id"));
       }
@@ -270,7 +277,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadWordPiece(const std::string& dir,
     if (tj.contains("normalizer") && tj["normalizer"].is_object()) {
       const Json& n = tj["normalizer"];
       if (n.contains("type") && n["type"] == "BertNormalizer") {
-        if (n.contains("lowercase") && n["lowercase"].is_boolean()) o.do_lower_case = n["lowercase"];
+        if (n.contains("lowercase") && n["lowercase"].is_boolean())
+          o.do_lower_case = n["lowercase"];
         if (n.contains("strip_accents") && n["strip_accents"].is_boolean()) {
           o.strip_accents = n["strip_accents"].get<bool>();
         }
@@ -285,8 +293,9 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadWordPiece(const std::string& dir,
             !a.contains("id") || !a["id"].is_number_integer()) {
           continue;
         }
-        ASSIGN_OR_RETURN(AddedToken t, ParseAddedToken(a, a["id"].get<int64_t>(),
-                                                      absl::StrCat(tok_json_path, ": added_tokens")));
+        ASSIGN_OR_RETURN(AddedToken t,
+                         ParseAddedToken(a, a["id"].get<int64_t>(),
+                                         absl::StrCat(tok_json_path, ": added_tokens")));
         o.added_tokens.push_back(std::move(t));
       }
     }
@@ -297,7 +306,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadWordPiece(const std::string& dir,
 
   if (IsRegularFile(map_path)) {
     ASSIGN_OR_RETURN(Json m, ReadJsonFile(map_path));
-    if (!m.is_object()) return absl::InvalidArgumentError(absl::StrCat(map_path, ": not a JSON object"));
+    if (!m.is_object())
+      return absl::InvalidArgumentError(absl::StrCat(map_path, ": not a JSON object"));
     RETURN_IF_ERROR(ApplySpecialTokens(m, map_path, &o));
   }
   if (IsRegularFile(config_path)) {
@@ -354,15 +364,19 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadSentencePiece(const std::string& 
     struct Field {
       const char* key;
       std::string* dst;
-    } fields[] = {{"bos_token", &o.bos_token}, {"eos_token", &o.eos_token}, {"unk_token", &o.unk_token},
-                  {"pad_token", &o.pad_token}, {"mask_token", &o.mask_token}};
+    } fields[] = {{"bos_token", &o.bos_token},
+                  {"eos_token", &o.eos_token},
+                  {"unk_token", &o.unk_token},
+                  {"pad_token", &o.pad_token},
+                  {"mask_token", &o.mask_token}};
     for (const Field& f : fields) {
       ASSIGN_OR_RETURN(std::optional<std::string> v, TokenContent(c, f.key, path));
       if (v) *f.dst = *v;
     }
     if (path != config_path) continue;
     ASSIGN_OR_RETURN(auto max_len, GetOptionalInt(c, "model_max_length", config_path));
-    if (max_len && *max_len > 0) o.model_max_length = static_cast<int>(std::min<int64_t>(*max_len, 1 << 30));
+    if (max_len && *max_len > 0)
+      o.model_max_length = static_cast<int>(std::min<int64_t>(*max_len, 1 << 30));
     ASSIGN_OR_RETURN(auto side, GetOptionalString(c, "truncation_side", config_path));
     if (side && *side == "left") o.truncation_side = TruncationSide::kLeft;
     ASSIGN_OR_RETURN(o.added_tokens, ParseAddedTokensDecoder(c, config_path));
@@ -370,7 +384,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadSentencePiece(const std::string& 
   ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(model_path));
   auto created = SentencePieceTokenizer::Create(std::move(bytes), std::move(o));
   if (!created.ok()) {
-    return absl::Status(created.status().code(), absl::StrCat(model_path, ": ", created.status().message()));
+    return absl::Status(created.status().code(),
+                        absl::StrCat(model_path, ": ", created.status().message()));
   }
   return std::unique_ptr<Tokenizer>(std::move(created).value());
 }
@@ -378,12 +393,13 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadSentencePiece(const std::string& 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_dir,
-                                                          const TokenizerOverrides& overrides) {
+                                                         const TokenizerOverrides& overrides) {
   if (!IsDirectory(model_dir)) {
     return absl::NotFoundError(absl::StrCat("model directory '", model_dir, "' does not exist"));
   }
   // XLM-R ships a SentencePiece model; BERT-style models a WordPiece vocabulary.
-  if (IsRegularFile(JoinPath(model_dir, "sentencepiece.bpe.model"))) return LoadSentencePiece(model_dir);
+  if (IsRegularFile(JoinPath(model_dir, "sentencepiece.bpe.model")))
+    return LoadSentencePiece(model_dir);
   const std::string config_path = JoinPath(model_dir, "tokenizer_config.json");
   if (IsRegularFile(config_path)) {
     // An unreadable or malformed config falls through: LoadWordPiece reads it again and says
@@ -391,16 +407,18 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& mode
     auto config = ReadJsonFile(config_path);
     std::string tokenizer_class;
     if (config.ok()) {
-      ASSIGN_OR_RETURN(std::optional<std::string> named, GetOptionalString(*config, "tokenizer_class", config_path));
+      ASSIGN_OR_RETURN(std::optional<std::string> named,
+                       GetOptionalString(*config, "tokenizer_class", config_path));
       tokenizer_class = named.value_or("");
     }
     if (absl::StartsWith(tokenizer_class, "XLMRoberta")) {
-      return absl::NotFoundError(
-          absl::StrCat(model_dir, ": sentencepiece.bpe.model is missing (", config_path, " names XLMRobertaTokenizer)"));
+      return absl::NotFoundError(absl::StrCat(model_dir, ": sentencepiece.bpe.model is missing (",
+                                              config_path, " names XLMRobertaTokenizer)"));
     }
     if (absl::StartsWith(tokenizer_class, "Roberta")) {
       return absl::UnimplementedError(absl::StrCat(
-          model_dir, ": RoBERTa's byte-level BPE tokenizer (vocab.json, merges.txt) is not supported yet"));
+          model_dir,
+          ": RoBERTa's byte-level BPE tokenizer (vocab.json, merges.txt) is not supported yet"));
     }
   }
   return LoadWordPiece(model_dir, overrides);

@@ -9,8 +9,8 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/text/unicode.h"
 
 namespace berth::text {
@@ -20,8 +20,8 @@ struct Encoding {
   std::vector<int32_t> input_ids;
   std::vector<int32_t> token_type_ids;
   std::vector<int32_t> attention_mask;
-  std::vector<std::string> tokens;  // filled only when EncodeOptions::return_tokens
-  bool truncated = false;           // true if any token was dropped to fit max_length
+  std::vector<std::string> tokens;     // filled only when EncodeOptions::return_tokens
+  bool truncated = false;              // true if any token was dropped to fit max_length
   int32_t num_tokens_untruncated = 0;  // length the encoding would have had without truncation
 };
 
@@ -87,7 +87,7 @@ struct TokenizerOverrides {
 // Loads the tokenizer a Hugging Face model directory describes (vocab.txt or tokenizer.json,
 // tokenizer_config.json, special_tokens_map.json). Errors name the file and the problem.
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_dir,
-                                                          const TokenizerOverrides& overrides = {});
+                                                         const TokenizerOverrides& overrides = {});
 
 }  // namespace berth::text
 

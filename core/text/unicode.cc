@@ -1,5 +1,4 @@
 // UTF-8 codec and Unicode classes for the tokenizers, backed by utf8proc.
-#include "absl/strings/string_view.h"
 #include "core/text/unicode.h"
 
 #include <utf8proc.h>
@@ -7,6 +6,7 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace berth::text {
 namespace {
@@ -22,10 +22,9 @@ std::u32string Normalize(std::u32string_view in, int options) {
   if (IsAscii(in)) return std::u32string(in);
   std::string utf8 = EncodeUtf8(in);
   utf8proc_uint8_t* mapped = nullptr;
-  utf8proc_ssize_t n =
-      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(utf8.data()),
-                   static_cast<utf8proc_ssize_t>(utf8.size()), &mapped,
-                   static_cast<utf8proc_option_t>(options | UTF8PROC_STABLE));
+  utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(utf8.data()),
+                                    static_cast<utf8proc_ssize_t>(utf8.size()), &mapped,
+                                    static_cast<utf8proc_option_t>(options | UTF8PROC_STABLE));
   if (n < 0 || mapped == nullptr) return std::u32string(in);  // input was valid; cannot happen
   std::u32string out;
   // kReplace never fails; the result only says whether anything was replaced.
@@ -79,9 +78,9 @@ absl::Status DecodeUtf8(absl::string_view in, InvalidUtf8 policy, std::u32string
     }
     if (!ok) {
       if (policy == InvalidUtf8::kReject) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("text is not valid UTF-8: bad byte 0x", absl::Hex(c, absl::kZeroPad2),
-                         " at offset ", i));
+        return absl::InvalidArgumentError(absl::StrCat("text is not valid UTF-8: bad byte 0x",
+                                                       absl::Hex(c, absl::kZeroPad2), " at offset ",
+                                                       i));
       }
       // One U+FFFD per maximal ill-formed subpart, as Python's errors="replace" does.
       out->push_back(0xFFFD);
@@ -193,12 +192,8 @@ void AppendLower(char32_t cp, std::u32string* out) {
   out->push_back(static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(cp))));
 }
 
-std::u32string NormalizeNfc(std::u32string_view in) {
-  return Normalize(in, UTF8PROC_COMPOSE);
-}
+std::u32string NormalizeNfc(std::u32string_view in) { return Normalize(in, UTF8PROC_COMPOSE); }
 
-std::u32string NormalizeNfd(std::u32string_view in) {
-  return Normalize(in, UTF8PROC_DECOMPOSE);
-}
+std::u32string NormalizeNfd(std::u32string_view in) { return Normalize(in, UTF8PROC_DECOMPOSE); }
 
 }  // namespace berth::text

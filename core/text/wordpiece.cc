@@ -1,13 +1,13 @@
-// WordPiece tokenization following transformers' BertTokenizer (4.36, slow tokenizer), step by step:
-// lower-case pre-pass outside special tokens, split on no-split tokens, BasicTokenizer
+// WordPiece tokenization following transformers' BertTokenizer (4.36, slow tokenizer), step by
+// step: lower-case pre-pass outside special tokens, split on no-split tokens, BasicTokenizer
 // (clean, CJK spacing, NFC, whitespace split, lower + strip accents, punctuation split),
 // then greedy longest-match-first WordPiece.
-#include "absl/strings/string_view.h"
 #include "core/text/wordpiece.h"
 
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "core/util/files.h"
 #include "core/util/json.h"
 #include "core/util/status_macros.h"
@@ -108,7 +108,8 @@ absl::StatusOr<std::unique_ptr<WordPieceTokenizer>> WordPieceTokenizer::Create(
     } else {
       id = next_id++;
     }
-    if (id < 0) return absl::InvalidArgumentError(absl::StrCat("token '", a.content, "' has a negative id"));
+    if (id < 0)
+      return absl::InvalidArgumentError(absl::StrCat("token '", a.content, "' has a negative id"));
     if (static_cast<size_t>(id) >= t->id_to_token_.size()) t->id_to_token_.resize(id + 1);
     if (t->id_to_token_[id].empty()) t->id_to_token_[id] = a.content;
     t->token_to_id_.insert_or_assign(a.content, id);
@@ -153,8 +154,7 @@ std::optional<int32_t> WordPieceTokenizer::TokenToId(absl::string_view token) co
 int WordPieceTokenizer::MatchNoSplit(std::u32string_view text, size_t pos) const {
   for (size_t i = 0; i < no_split_.size(); ++i) {
     const std::u32string& c = no_split_[i].content;
-    if (c.size() <= text.size() - pos && c[0] == text[pos] &&
-        text.compare(pos, c.size(), c) == 0) {
+    if (c.size() <= text.size() - pos && c[0] == text[pos] && text.compare(pos, c.size(), c) == 0) {
       return static_cast<int>(i);
     }
   }
@@ -361,11 +361,12 @@ absl::Status WordPieceTokenizer::Save(const std::string& dir) const {
   for (size_t i = 0; i < base_vocab_size_; ++i) absl::StrAppend(&vocab, id_to_token_[i], "\n");
   RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, "vocab.txt"), vocab));
 
-  Json special = {{"unk_token", options_.unk_token}, {"sep_token", options_.sep_token},
-                  {"pad_token", options_.pad_token}, {"cls_token", options_.cls_token},
+  Json special = {{"unk_token", options_.unk_token},
+                  {"sep_token", options_.sep_token},
+                  {"pad_token", options_.pad_token},
+                  {"cls_token", options_.cls_token},
                   {"mask_token", options_.mask_token}};
-  RETURN_IF_ERROR(
-      WriteFileAtomically(JoinPath(dir, "special_tokens_map.json"), DumpJson(special)));
+  RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, "special_tokens_map.json"), DumpJson(special)));
 
   Json config = special;
   config["tokenizer_class"] = options_.tokenizer_class;
@@ -379,9 +380,12 @@ absl::Status WordPieceTokenizer::Save(const std::string& dir) const {
   if (options_.truncation_side == TruncationSide::kLeft) config["truncation_side"] = "left";
   Json added = Json::object();
   for (const NoSplitToken& t : no_split_) {
-    added[std::to_string(t.id)] = {{"content", EncodeUtf8(t.content)}, {"lstrip", t.lstrip},
-                                   {"normalized", false},           {"rstrip", t.rstrip},
-                                   {"single_word", false},          {"special", t.special}};
+    added[std::to_string(t.id)] = {{"content", EncodeUtf8(t.content)},
+                                   {"lstrip", t.lstrip},
+                                   {"normalized", false},
+                                   {"rstrip", t.rstrip},
+                                   {"single_word", false},
+                                   {"special", t.special}};
   }
   config["added_tokens_decoder"] = added;
   return WriteFileAtomically(JoinPath(dir, "tokenizer_config.json"), DumpJson(config));

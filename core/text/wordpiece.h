@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/text/tokenizer.h"
 
 namespace berth::text {
@@ -45,8 +45,8 @@ struct WordPieceOptions {
 class WordPieceTokenizer : public Tokenizer {
  public:
   // `vocab[i]` is the token with id i (the lines of vocab.txt).
-  static absl::StatusOr<std::unique_ptr<WordPieceTokenizer>> Create(
-      std::vector<std::string> vocab, WordPieceOptions options);
+  static absl::StatusOr<std::unique_ptr<WordPieceTokenizer>> Create(std::vector<std::string> vocab,
+                                                                    WordPieceOptions options);
   // Reads vocab.txt: one token per line, id = line number (as HF's load_vocab).
   static absl::StatusOr<std::vector<std::string>> ReadVocabFile(const std::string& path);
 

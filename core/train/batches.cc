@@ -28,7 +28,8 @@ absl::StatusOr<Encoded> EncodeDataset(const Dataset& d, const std::vector<std::s
     }
     auto enc = pairs ? tok.EncodePair(e.text, e.text_pair, o) : tok.Encode(e.text, o);
     if (!enc.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(d.source, ":", e.line, ": ", enc.status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat(d.source, ":", e.line, ": ", enc.status().message()));
     }
     out.enc.push_back(std::move(*enc));
     out.labels.push_back(std::move(y));
@@ -36,10 +37,11 @@ absl::StatusOr<Encoded> EncodeDataset(const Dataset& d, const std::vector<std::s
   return out;
 }
 
-Batch MakeBatch(const Encoded& data, const std::vector<int64_t>& rows, int32_t pad_id, int64_t pad_to,
-                bool multi_label, int64_t num_labels) {
+Batch MakeBatch(const Encoded& data, const std::vector<int64_t>& rows, int32_t pad_id,
+                int64_t pad_to, bool multi_label, int64_t num_labels) {
   int64_t seq = pad_to;
-  for (int64_t r : rows) seq = std::max<int64_t>(seq, static_cast<int64_t>(data.enc[r].input_ids.size()));
+  for (int64_t r : rows)
+    seq = std::max<int64_t>(seq, static_cast<int64_t>(data.enc[r].input_ids.size()));
   const int64_t n = static_cast<int64_t>(rows.size());
   Batch b;
   b.rows = n;
@@ -75,7 +77,8 @@ Batch MakeBatch(const Encoded& data, const std::vector<int64_t>& rows, int32_t p
 
 Batch ToDevice(Batch b, const c10::Device& device) {
   if (device.is_cpu()) return b;
-  for (at::Tensor* t : {&b.ids, &b.types, &b.mask, &b.targets}) *t = t->pin_memory().to(device, /*non_blocking=*/true);
+  for (at::Tensor* t : {&b.ids, &b.types, &b.mask, &b.targets})
+    *t = t->pin_memory().to(device, /*non_blocking=*/true);
   return b;
 }
 

@@ -29,13 +29,14 @@ absl::StatusOr<Encoded> EncodeDataset(const Dataset& d, const std::vector<std::s
 struct Batch {
   at::Tensor ids, types, mask, targets;
   int64_t rows = 0;
-  bool padded = false;  // some row is shorter than the batch (the host knows; see ModelAttentionMask)
+  bool padded =
+      false;  // some row is shorter than the batch (the host knows; see ModelAttentionMask)
 };
 
 // Rows `rows` of `data`, padded with `pad_id` to the longest of them (at least `pad_to`);
 // targets are class ids, or a multi-hot float matrix for multi-label.
-Batch MakeBatch(const Encoded& data, const std::vector<int64_t>& rows, int32_t pad_id, int64_t pad_to,
-                bool multi_label, int64_t num_labels);
+Batch MakeBatch(const Encoded& data, const std::vector<int64_t>& rows, int32_t pad_id,
+                int64_t pad_to, bool multi_label, int64_t num_labels);
 
 // A batch on the training device: pinned host memory and copies that do not wait, so the copy
 // overlaps whatever the device is still doing. On the CPU, the batch as it is.

@@ -19,11 +19,18 @@
 namespace berth::train {
 
 Json TrainState::ToJson() const {
-  return {{"update", update}, {"epoch", epoch}, {"next_batch", next_batch},
-          {"loss_sum", loss_sum}, {"samples", samples}, {"best_metric", best_metric},
-          {"has_best", has_best}, {"best_update", best_update},
-          {"evals_without_improvement", evals_without_improvement}, {"evals", evals},
-          {"last_eval_update", last_eval_update}, {"format", 1}};
+  return {{"update", update},
+          {"epoch", epoch},
+          {"next_batch", next_batch},
+          {"loss_sum", loss_sum},
+          {"samples", samples},
+          {"best_metric", best_metric},
+          {"has_best", has_best},
+          {"best_update", best_update},
+          {"evals_without_improvement", evals_without_improvement},
+          {"evals", evals},
+          {"last_eval_update", last_eval_update},
+          {"format", 1}};
 }
 
 absl::StatusOr<TrainState> TrainState::FromJson(const Json& j, const std::string& what) {
@@ -58,8 +65,9 @@ void SetCpuRngState(const at::Tensor& state) {
   gen.set_state(state);
 }
 
-absl::Status WriteCheckpoint(const std::string& root, const TrainState& state, const SequenceClassifierModule& model,
-                             torch::optim::AdamW& opt, const at::Tensor& rng_state, const FineTuneJob& job,
+absl::Status WriteCheckpoint(const std::string& root, const TrainState& state,
+                             const SequenceClassifierModule& model, torch::optim::AdamW& opt,
+                             const at::Tensor& rng_state, const FineTuneJob& job,
                              const std::vector<std::string>& labels) {
   const std::string name = absl::StrCat("ckpt-", state.update);
   const std::string final_dir = JoinPath(root, name);
@@ -70,12 +78,13 @@ absl::Status WriteCheckpoint(const std::string& root, const TrainState& state, c
   try {
     torch::save(opt, JoinPath(tmp, "optimizer.pt"));
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("cannot save optimizer state: ", e.what_without_backtrace()));
+    return absl::InternalError(
+        absl::StrCat("cannot save optimizer state: ", e.what_without_backtrace()));
   }
   const at::Tensor rng = rng_state.contiguous();
-  RETURN_IF_ERROR(WriteFileAtomically(
-      JoinPath(tmp, "rng.bin"),
-      absl::string_view(static_cast<const char*>(rng.data_ptr()), static_cast<size_t>(rng.numel()))));
+  RETURN_IF_ERROR(WriteFileAtomically(JoinPath(tmp, "rng.bin"),
+                                      absl::string_view(static_cast<const char*>(rng.data_ptr()),
+                                                        static_cast<size_t>(rng.numel()))));
   Json st = state.ToJson();
   st["labels"] = labels;
   st["base_model"] = job.base_model;
@@ -90,30 +99,33 @@ absl::Status WriteCheckpoint(const std::string& root, const TrainState& state, c
   ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(root));
   for (const std::string& n : names) {
     if (absl::StartsWith(n, "ckpt-") && n != name) {
-      LogIfError(RemoveAll(JoinPath(root, n)), "checkpoint.cleanup_failed", {{"path", JoinPath(root, n)}});
+      LogIfError(RemoveAll(JoinPath(root, n)), "checkpoint.cleanup_failed",
+                 {{"path", JoinPath(root, n)}});
     }
   }
   return absl::OkStatus();
 }
 
-absl::Status ReadCheckpoint(const std::string& root, TrainState* state, SequenceClassifierModule& model,
-                            torch::optim::AdamW& opt, const std::vector<std::string>& labels) {
+absl::Status ReadCheckpoint(const std::string& root, TrainState* state,
+                            SequenceClassifierModule& model, torch::optim::AdamW& opt,
+                            const std::vector<std::string>& labels) {
   ASSIGN_OR_RETURN(std::string latest, ReadFileToString(JoinPath(root, "latest")));
   while (!latest.empty() && (latest.back() == '\n' || latest.back() == ' ')) latest.pop_back();
   const std::string dir = JoinPath(root, latest);
   ASSIGN_OR_RETURN(Json st, ReadJsonFile(JoinPath(dir, "state.json")));
   ASSIGN_OR_RETURN(*state, TrainState::FromJson(st, dir));
   if (st.contains("labels") && st["labels"].get<std::vector<std::string>>() != labels) {
-    return absl::FailedPreconditionError(absl::StrCat(dir, ": the checkpoint was made with labels [",
-                                                      absl::StrJoin(st["labels"].get<std::vector<std::string>>(), ", "),
-                                                      "], not these"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        dir, ": the checkpoint was made with labels [",
+        absl::StrJoin(st["labels"].get<std::vector<std::string>>(), ", "), "], not these"));
   }
   ASSIGN_OR_RETURN(auto weights, SafetensorsFile::Open(JoinPath(dir, "model.safetensors")));
   RETURN_IF_ERROR(LoadWeights(model, *weights, {}, nullptr));
   try {
     torch::load(opt, JoinPath(dir, "optimizer.pt"));
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat(dir, ": cannot load optimizer state: ", e.what_without_backtrace()));
+    return absl::InternalError(
+        absl::StrCat(dir, ": cannot load optimizer state: ", e.what_without_backtrace()));
   }
   ASSIGN_OR_RETURN(std::string rng, ReadFileToString(JoinPath(dir, "rng.bin")));
   at::Tensor t = at::empty({static_cast<int64_t>(rng.size())}, at::kByte);
@@ -125,6 +137,5 @@ absl::Status ReadCheckpoint(const std::string& root, TrainState* state, Sequence
   }
   return absl::OkStatus();
 }
-
 
 }  // namespace berth::train

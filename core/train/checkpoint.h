@@ -20,11 +20,11 @@ namespace berth::train {
 
 // Where the loop is, and what it has seen: all a resumed run needs besides the tensors.
 struct TrainState {
-  int64_t update = 0;         // optimizer updates done
-  int64_t epoch = 0;          // epoch of the next micro-batch
-  int64_t next_batch = 0;     // index in that epoch's batch list
-  double loss_sum = 0;        // over all updates, for the mean train loss
-  int64_t samples = 0;        // examples processed
+  int64_t update = 0;      // optimizer updates done
+  int64_t epoch = 0;       // epoch of the next micro-batch
+  int64_t next_batch = 0;  // index in that epoch's batch list
+  double loss_sum = 0;     // over all updates, for the mean train loss
+  int64_t samples = 0;     // examples processed
   double best_metric = 0;
   bool has_best = false;
   int64_t best_update = 0;
@@ -43,14 +43,16 @@ void SetCpuRngState(const at::Tensor& state);
 
 // Writes ckpt-<state.update> under `root` (through a .partial directory renamed into place),
 // points `latest` at it and removes older checkpoints.
-absl::Status WriteCheckpoint(const std::string& root, const TrainState& state, const SequenceClassifierModule& model,
-                             torch::optim::AdamW& opt, const at::Tensor& rng_state, const FineTuneJob& job,
+absl::Status WriteCheckpoint(const std::string& root, const TrainState& state,
+                             const SequenceClassifierModule& model, torch::optim::AdamW& opt,
+                             const at::Tensor& rng_state, const FineTuneJob& job,
                              const std::vector<std::string>& labels);
 
 // Reads the checkpoint `latest` names into `state`, `model`, `opt` and the CPU generator; a
 // checkpoint made with other labels is FAILED_PRECONDITION.
-absl::Status ReadCheckpoint(const std::string& root, TrainState* state, SequenceClassifierModule& model,
-                            torch::optim::AdamW& opt, const std::vector<std::string>& labels);
+absl::Status ReadCheckpoint(const std::string& root, TrainState* state,
+                            SequenceClassifierModule& model, torch::optim::AdamW& opt,
+                            const std::vector<std::string>& labels);
 
 }  // namespace berth::train
 

@@ -112,7 +112,8 @@ absl::Status CheckUtf8(const std::string& s, const std::string& source, int64_t 
                        absl::string_view column) {
   std::u32string unused;
   absl::Status st = text::DecodeUtf8(s, text::InvalidUtf8::kReject, &unused);
-  if (!st.ok()) return LineError(source, line, absl::StrCat("column '", column, "': ", st.message()));
+  if (!st.ok())
+    return LineError(source, line, absl::StrCat("column '", column, "': ", st.message()));
   return absl::OkStatus();
 }
 
@@ -134,9 +135,9 @@ absl::StatusOr<Dataset> FromTable(std::vector<Row> rows, const std::string& sour
     return it == header.end() ? -1 : static_cast<int>(it - header.begin());
   };
   auto missing = [&](const std::string& name) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ":1: no column '", name,
-                                                   "' in the header (columns: ",
-                                                   absl::StrJoin(header, ", "), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ":1: no column '", name,
+                     "' in the header (columns: ", absl::StrJoin(header, ", "), ")"));
   };
   std::string text_name = o.text_column;
   if (text_name.empty()) text_name = column("text") >= 0 ? "text" : "sentence";
@@ -175,7 +176,8 @@ absl::StatusOr<Dataset> FromTable(std::vector<Row> rows, const std::string& sour
       e.labels = {label};
     }
     if (e.labels.empty() && !o.multi_label) {
-      return LineError(source, row.line, absl::StrCat("empty label in column '", o.label_column, "'"));
+      return LineError(source, row.line,
+                       absl::StrCat("empty label in column '", o.label_column, "'"));
     }
     d.examples.push_back(std::move(e));
   }
@@ -190,7 +192,8 @@ absl::StatusOr<std::string> LabelName(const Json& v, const std::string& source, 
   if (v.is_string()) return v.get<std::string>();
   if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
   if (v.is_boolean()) return std::string(v.get<bool>() ? "true" : "false");
-  return LineError(source, line, absl::StrCat("field '", column, "' must be a string or an integer"));
+  return LineError(source, line,
+                   absl::StrCat("field '", column, "' must be a string or an integer"));
 }
 
 absl::StatusOr<Dataset> ParseJsonl(absl::string_view s, const std::string& source,
@@ -210,7 +213,8 @@ absl::StatusOr<Dataset> ParseJsonl(absl::string_view s, const std::string& sourc
     if (text_name.empty()) text_name = j.contains("text") ? "text" : "sentence";
     auto t = j.find(text_name);
     if (t == j.end()) return LineError(source, line, absl::StrCat("no field '", text_name, "'"));
-    if (!t->is_string()) return LineError(source, line, absl::StrCat("field '", text_name, "' must be a string"));
+    if (!t->is_string())
+      return LineError(source, line, absl::StrCat("field '", text_name, "' must be a string"));
     Example e;
     e.line = line;
     e.text = t->get<std::string>();
@@ -220,7 +224,8 @@ absl::StatusOr<Dataset> ParseJsonl(absl::string_view s, const std::string& sourc
     if (!o.text_pair_column.empty()) {
       auto p = j.find(o.text_pair_column);
       if (p == j.end() || !p->is_string()) {
-        return LineError(source, line, absl::StrCat("field '", o.text_pair_column, "' must be a string"));
+        return LineError(source, line,
+                         absl::StrCat("field '", o.text_pair_column, "' must be a string"));
       }
       e.text_pair = p->get<std::string>();
     }
@@ -230,7 +235,8 @@ absl::StatusOr<Dataset> ParseJsonl(absl::string_view s, const std::string& sourc
     }
     if (lab->is_array()) {
       if (!o.multi_label) {
-        return LineError(source, line, "a list of labels needs multi-label training (--multi-label)");
+        return LineError(source, line,
+                         "a list of labels needs multi-label training (--multi-label)");
       }
       for (const Json& v : *lab) {
         ASSIGN_OR_RETURN(std::string name, LabelName(v, source, line, o.label_column));
@@ -243,7 +249,8 @@ absl::StatusOr<Dataset> ParseJsonl(absl::string_view s, const std::string& sourc
     }
     d.examples.push_back(std::move(e));
   }
-  if (d.examples.empty()) return absl::InvalidArgumentError(absl::StrCat(source, ": the file is empty"));
+  if (d.examples.empty())
+    return absl::InvalidArgumentError(absl::StrCat(source, ": the file is empty"));
   return d;
 }
 
@@ -262,8 +269,8 @@ absl::StatusOr<Dataset> ParseDataset(absl::string_view contents, const std::stri
                absl::EndsWith(lower, ".ndjson")) {
       f = DataFormat::kJsonl;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          source, ": cannot tell the format from the name; use .csv, .tsv or .jsonl"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": cannot tell the format from the name; use .csv, .tsv or .jsonl"));
     }
   }
   if (absl::StripAsciiWhitespace(contents).empty()) {

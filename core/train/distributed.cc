@@ -4,9 +4,6 @@
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO 1
 #endif
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -15,6 +12,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -34,8 +33,8 @@ absl::StatusOr<std::optional<int64_t>> EnvInt(const char* name, int64_t min, int
   if (v == nullptr || *v == '\0') return std::optional<int64_t>();
   int64_t x = 0;
   if (!absl::SimpleAtoi(v, &x) || x < min || x > max) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("environment variable ", name, "='", v, "' must be an integer in [", min, ", ", max, "]"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "environment variable ", name, "='", v, "' must be an integer in [", min, ", ", max, "]"));
   }
   return std::optional<int64_t>(x);
 }
@@ -80,17 +79,21 @@ absl::StatusOr<std::optional<DistributedOptions>> DistributedOptionsFromEnvironm
   o.local_world_size = static_cast<int>(local_world->value_or(1));
   auto port = EnvInt("MASTER_PORT", 1, 65535);
   if (!port.ok()) return port.status();
-  if (!port->has_value()) return absl::InvalidArgumentError("WORLD_SIZE is set but MASTER_PORT is not");
+  if (!port->has_value())
+    return absl::InvalidArgumentError("WORLD_SIZE is set but MASTER_PORT is not");
   o.master_port = static_cast<int>(**port);
   const char* addr = std::getenv("MASTER_ADDR");
-  if (addr == nullptr || *addr == '\0') return absl::InvalidArgumentError("WORLD_SIZE is set but MASTER_ADDR is not");
+  if (addr == nullptr || *addr == '\0')
+    return absl::InvalidArgumentError("WORLD_SIZE is set but MASTER_ADDR is not");
   o.master_addr = addr;
   return std::optional<DistributedOptions>(o);
 }
 
-absl::StatusOr<std::unique_ptr<DistributedGroup>> DistributedGroup::Join(const DistributedOptions& o) {
+absl::StatusOr<std::unique_ptr<DistributedGroup>> DistributedGroup::Join(
+    const DistributedOptions& o) {
   if (o.world_size < 1 || o.rank < 0 || o.rank >= o.world_size) {
-    return absl::InvalidArgumentError(absl::StrCat("rank ", o.rank, " is outside a world of ", o.world_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat("rank ", o.rank, " is outside a world of ", o.world_size));
   }
   std::unique_ptr<DistributedGroup> g(new DistributedGroup());
   g->options_ = o;
@@ -103,7 +106,8 @@ absl::StatusOr<std::unique_ptr<DistributedGroup>> DistributedGroup::Join(const D
     so.waitWorkers = true;
     so.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(o.timeout);
     g->impl_->store = c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
-    auto po = c10d::ProcessGroupGloo::Options::create(std::chrono::duration_cast<std::chrono::milliseconds>(o.timeout));
+    auto po = c10d::ProcessGroupGloo::Options::create(
+        std::chrono::duration_cast<std::chrono::milliseconds>(o.timeout));
     // The interface: GLOO_SOCKET_IFNAME as in PyTorch; loopback for a single-host group on
     // 127.0.0.1; otherwise the address this host's name resolves to.
     const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
@@ -115,10 +119,11 @@ absl::StatusOr<std::unique_ptr<DistributedGroup>> DistributedGroup::Join(const D
       po->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     }
     po->threads = 2;
-    g->impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g->impl_->store, o.rank, o.world_size, po);
+    g->impl_->pg =
+        c10::make_intrusive<c10d::ProcessGroupGloo>(g->impl_->store, o.rank, o.world_size, po);
   } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("rank ", o.rank, " could not join the group at ", o.master_addr, ":",
-                                               o.master_port, ": ", e.what()));
+    return absl::UnavailableError(absl::StrCat("rank ", o.rank, " could not join the group at ",
+                                               o.master_addr, ":", o.master_port, ": ", e.what()));
   }
   return g;
 }
@@ -179,7 +184,8 @@ void AverageGradients(DistributedGroup& g, const std::vector<at::Tensor>& params
       offset += n;
     }
   }
-  g.AddAllreduceSeconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  g.AddAllreduceSeconds(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
 void AllReduceSum(DistributedGroup& g, at::Tensor& t) {

@@ -23,9 +23,9 @@ struct DistributedOptions {
   int world_size = 1;
   int rank = 0;
   int local_rank = 0;
-  int local_world_size = 1;               // ranks on this host (threads are shared among them)
-  int64_t bucket_bytes = 25 << 20;        // gradients are all-reduced in buckets of this size
-  std::chrono::seconds timeout{300};      // rendezvous and each collective
+  int local_world_size = 1;           // ranks on this host (threads are shared among them)
+  int64_t bucket_bytes = 25 << 20;    // gradients are all-reduced in buckets of this size
+  std::chrono::seconds timeout{300};  // rendezvous and each collective
 };
 
 // torchrun's variables: WORLD_SIZE (absent or 1: not distributed → nullopt), RANK, LOCAL_RANK,

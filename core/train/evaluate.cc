@@ -40,9 +40,10 @@ AutocastGuard::~AutocastGuard() {
   at::autocast::clear_cache();
 }
 
-EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data, const std::vector<std::string>& labels,
-                     const TrainingSpec& s, int32_t pad_id, const at::Tensor& class_weights,
-                     const c10::Device& device, DistributedGroup* group) {
+EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
+                     const std::vector<std::string>& labels, const TrainingSpec& s, int32_t pad_id,
+                     const at::Tensor& class_weights, const c10::Device& device,
+                     DistributedGroup* group) {
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
@@ -70,13 +71,14 @@ EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data, const
       logits = model.forward(b.ids, b.types, ModelAttentionMask(b.mask, b.padded, device));
     }
     logits = logits.to(at::kFloat);
-    loss_sum += ComputeLoss(logits, b, s, class_weights).item<double>() * static_cast<double>(b.rows);
+    loss_sum +=
+        ComputeLoss(logits, b, s, class_weights).item<double>() * static_cast<double>(b.rows);
     at::Tensor per_example =
         s.multi_label ? at::binary_cross_entropy_with_logits(logits, b.targets, {}, class_weights,
                                                              at::Reduction::None)
                             .mean(1)
-                      : at::cross_entropy_loss(logits, b.targets, class_weights, at::Reduction::None,
-                                               -100, s.label_smoothing);
+                      : at::cross_entropy_loss(logits, b.targets, class_weights,
+                                               at::Reduction::None, -100, s.label_smoothing);
     const at::Tensor arg = logits.argmax(1).cpu().contiguous();
     const at::Tensor probs = at::sigmoid(logits).cpu().contiguous();
     const at::Tensor losses = per_example.to(at::kDouble).cpu().contiguous();
@@ -104,7 +106,8 @@ EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data, const
     auto pa = preds.accessor<int64_t, 1>();
     for (int64_t i = 0; i < n; ++i) {
       if (s.multi_label) {
-        for (int64_t c = 0; c < static_cast<int64_t>(mpred[i].size()); ++c) pa[i * k + c] = mpred[i][c];
+        for (int64_t c = 0; c < static_cast<int64_t>(mpred[i].size()); ++c)
+          pa[i * k + c] = mpred[i][c];
       } else {
         pa[i] = pred[i];
       }
@@ -141,26 +144,30 @@ absl::StatusOr<EvalMetrics> EvaluateExamples(const std::string& model_dir, const
                                              const std::string& device_name) {
   ASSIGN_OR_RETURN(const c10::Device device, ParseDevice(device_name, "device"));
   ASSIGN_OR_RETURN(LoadedModel m, LoadModelDirectory(model_dir));
-  ASSIGN_OR_RETURN(Encoded enc, EncodeDataset(d, m.config.id2label, *m.tokenizer, max_length, pairs));
+  ASSIGN_OR_RETURN(Encoded enc,
+                   EncodeDataset(d, m.config.id2label, *m.tokenizer, max_length, pairs));
   TrainingSpec s;
   s.multi_label = m.config.multi_label();
   s.eval_batch_size = batch_size;
   try {
     m.module->to(device);
-    return Evaluate(*m.module, enc, m.config.id2label, s, m.tokenizer->layout().pad_id, at::Tensor(), device);
+    return Evaluate(*m.module, enc, m.config.id2label, s, m.tokenizer->layout().pad_id,
+                    at::Tensor(), device);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("evaluation failed: ", e.what_without_backtrace()));
   }
 }
 
-absl::StatusOr<EvalMetrics> EvaluateModel(const std::string& model_dir, const std::string& data_path,
+absl::StatusOr<EvalMetrics> EvaluateModel(const std::string& model_dir,
+                                          const std::string& data_path,
                                           const DatasetOptions& data_options, int64_t max_length,
                                           int64_t batch_size, const std::string& device) {
   ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::Load(JoinPath(model_dir, "config.json")));
   DatasetOptions o = data_options;
   o.multi_label = config.multi_label();
   ASSIGN_OR_RETURN(Dataset d, ReadDataset(data_path, o));
-  return EvaluateExamples(model_dir, d, !o.text_pair_column.empty(), max_length, batch_size, device);
+  return EvaluateExamples(model_dir, d, !o.text_pair_column.empty(), max_length, batch_size,
+                          device);
 }
 
 }  // namespace berth::train

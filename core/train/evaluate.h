@@ -42,14 +42,16 @@ class AutocastGuard {
 // With a group, rank r evaluates batches r, r + world, ... and the per-example results are
 // summed across ranks (each example is filled in by exactly one rank), so every rank ends with
 // the metrics one process would compute.
-EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data, const std::vector<std::string>& labels,
-                     const TrainingSpec& s, int32_t pad_id, const at::Tensor& class_weights,
-                     const c10::Device& device, DistributedGroup* group = nullptr);
+EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
+                     const std::vector<std::string>& labels, const TrainingSpec& s, int32_t pad_id,
+                     const at::Tensor& class_weights, const c10::Device& device,
+                     DistributedGroup* group = nullptr);
 
 // Evaluates a saved model directory on a labelled file (loss and all metrics).
-absl::StatusOr<EvalMetrics> EvaluateModel(const std::string& model_dir, const std::string& data_path,
-                                          const DatasetOptions& data, int64_t max_length,
-                                          int64_t batch_size, const std::string& device = "cpu");
+absl::StatusOr<EvalMetrics> EvaluateModel(const std::string& model_dir,
+                                          const std::string& data_path, const DatasetOptions& data,
+                                          int64_t max_length, int64_t batch_size,
+                                          const std::string& device = "cpu");
 
 // Evaluates a saved model directory on examples already read (the labels must be the model's).
 absl::StatusOr<EvalMetrics> EvaluateExamples(const std::string& model_dir, const Dataset& data,

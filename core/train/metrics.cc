@@ -33,10 +33,15 @@ void FillPrf(const std::vector<int64_t>& tp, const std::vector<int64_t>& fp,
 }  // namespace
 
 bool EvalMetrics::Get(const std::string& name, double* value) const {
-  const std::map<std::string, double> all = {
-      {"loss", loss},           {"accuracy", accuracy},         {"macro_precision", macro_precision},
-      {"macro_recall", macro_recall}, {"macro_f1", macro_f1},   {"micro_precision", micro_precision},
-      {"micro_recall", micro_recall}, {"micro_f1", micro_f1},   {"hamming_loss", hamming_loss}};
+  const std::map<std::string, double> all = {{"loss", loss},
+                                             {"accuracy", accuracy},
+                                             {"macro_precision", macro_precision},
+                                             {"macro_recall", macro_recall},
+                                             {"macro_f1", macro_f1},
+                                             {"micro_precision", micro_precision},
+                                             {"micro_recall", micro_recall},
+                                             {"micro_f1", micro_f1},
+                                             {"hamming_loss", hamming_loss}};
   auto it = all.find(name);
   if (it == all.end()) return false;
   *value = it->second;
@@ -74,7 +79,8 @@ EvalMetrics EvalMetrics::FromJson(const Json& j) {
   m.micro_recall = j.value("micro_recall", 0.0);
   m.micro_f1 = j.value("micro_f1", 0.0);
   m.hamming_loss = j.value("hamming_loss", 0.0);
-  if (j.contains("labels") && j["labels"].is_array()) m.labels = j["labels"].get<std::vector<std::string>>();
+  if (j.contains("labels") && j["labels"].is_array())
+    m.labels = j["labels"].get<std::vector<std::string>>();
   if (j.contains("confusion_matrix") && j["confusion_matrix"].is_array()) {
     m.confusion = j["confusion_matrix"].get<std::vector<std::vector<int64_t>>>();
   }

@@ -18,14 +18,16 @@ struct EvalMetrics {
   double accuracy = 0;  // multi-label: exact-match ratio
   double macro_precision = 0, macro_recall = 0, macro_f1 = 0;
   double micro_precision = 0, micro_recall = 0, micro_f1 = 0;
-  double hamming_loss = 0;                     // multi-label only
+  double hamming_loss = 0;                      // multi-label only
   std::vector<std::vector<int64_t>> confusion;  // single-label: [true][predicted]
   std::vector<std::string> labels;
   std::vector<double> example_losses;  // per example, in dataset order (not serialised)
 
   // A metric by name ("loss", "accuracy", "macro_f1", ...); false if the name is unknown.
   bool Get(const std::string& name, double* value) const;
-  static bool GreaterIsBetter(const std::string& name) { return name != "loss" && name != "hamming_loss"; }
+  static bool GreaterIsBetter(const std::string& name) {
+    return name != "loss" && name != "hamming_loss";
+  }
   Json ToJson() const;
   static EvalMetrics FromJson(const Json& j);  // the inverse of ToJson (missing fields stay 0)
 };

@@ -12,16 +12,19 @@
 
 namespace berth::train {
 
-std::unique_ptr<torch::optim::AdamW> MakeAdamW(const torch::nn::Module& model, const TrainingSpec& s) {
+std::unique_ptr<torch::optim::AdamW> MakeAdamW(const torch::nn::Module& model,
+                                               const TrainingSpec& s) {
   std::vector<at::Tensor> decay, no_decay;
   std::set<const void*> layer_norm_params;
   for (const auto& mod : model.named_modules()) {
     if (mod.value()->as<torch::nn::LayerNorm>() != nullptr) {
-      for (const auto& p : mod.value()->parameters()) layer_norm_params.insert(p.unsafeGetTensorImpl());
+      for (const auto& p : mod.value()->parameters())
+        layer_norm_params.insert(p.unsafeGetTensorImpl());
     }
   }
   for (const auto& p : model.named_parameters()) {
-    const bool nd = absl::StrContains(p.key(), "bias") || layer_norm_params.count(p.value().unsafeGetTensorImpl());
+    const bool nd = absl::StrContains(p.key(), "bias") ||
+                    layer_norm_params.count(p.value().unsafeGetTensorImpl());
     (nd ? no_decay : decay).push_back(p.value());
   }
   auto options = [&](double wd) {
@@ -33,7 +36,8 @@ std::unique_ptr<torch::optim::AdamW> MakeAdamW(const torch::nn::Module& model, c
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decay, options(s.weight_decay));
   groups.emplace_back(no_decay, options(0.0));
-  return std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(s.learning_rate));
+  return std::make_unique<torch::optim::AdamW>(std::move(groups),
+                                               torch::optim::AdamWOptions(s.learning_rate));
 }
 
 void SetLearningRate(torch::optim::AdamW& opt, double lr) {
@@ -65,7 +69,8 @@ void AdamWStep(torch::optim::AdamW& opt) {
       exp_avgs.push_back(st.exp_avg());
       exp_avg_sqs.push_back(st.exp_avg_sq());
       at::Tensor& step = step_tensors[st.step()];
-      if (!step.defined()) step = at::full({}, static_cast<float>(st.step()), p.options().dtype(at::kFloat));
+      if (!step.defined())
+        step = at::full({}, static_cast<float>(st.step()), p.options().dtype(at::kFloat));
       steps.push_back(step);
     }
     if (params.empty()) continue;

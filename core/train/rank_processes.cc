@@ -16,9 +16,9 @@ extern char** environ;
 
 namespace berth::train {
 
-absl::StatusOr<std::unique_ptr<RankProcesses>> RankProcesses::Start(const std::vector<std::string>& argv_in,
-                                                                    int world, int first_rank, int port,
-                                                                    const std::string& log_dir) {
+absl::StatusOr<std::unique_ptr<RankProcesses>> RankProcesses::Start(
+    const std::vector<std::string>& argv_in, int world, int first_rank, int port,
+    const std::string& log_dir) {
   std::unique_ptr<RankProcesses> rp(new RankProcesses());
   rp->first_rank_ = first_rank;
   rp->log_dir_ = log_dir;
@@ -31,8 +31,9 @@ absl::StatusOr<std::unique_ptr<RankProcesses>> RankProcesses::Start(const std::v
     for (char** e = environ; *e != nullptr; ++e) {
       const std::string kv = *e;
       const std::string key = kv.substr(0, kv.find('='));
-      if (key == "WORLD_SIZE" || key == "RANK" || key == "LOCAL_RANK" || key == "LOCAL_WORLD_SIZE" ||
-          key == "MASTER_ADDR" || key == "MASTER_PORT" || key == "BERTH_PARENT_PID") {
+      if (key == "WORLD_SIZE" || key == "RANK" || key == "LOCAL_RANK" ||
+          key == "LOCAL_WORLD_SIZE" || key == "MASTER_ADDR" || key == "MASTER_PORT" ||
+          key == "BERTH_PARENT_PID") {
         continue;
       }
       env.push_back(kv);
@@ -43,7 +44,8 @@ absl::StatusOr<std::unique_ptr<RankProcesses>> RankProcesses::Start(const std::v
     env.push_back(absl::StrCat("LOCAL_WORLD_SIZE=", world));
     env.push_back("MASTER_ADDR=127.0.0.1");
     env.push_back(absl::StrCat("MASTER_PORT=", port));
-    if (!log_dir.empty()) env.push_back(absl::StrCat("BERTH_PARENT_PID=", ::getpid()));  // ends with us
+    if (!log_dir.empty())
+      env.push_back(absl::StrCat("BERTH_PARENT_PID=", ::getpid()));  // ends with us
     std::vector<char*> envp;
     for (std::string& kv : env) envp.push_back(kv.data());
     envp.push_back(nullptr);
@@ -53,7 +55,8 @@ absl::StatusOr<std::unique_ptr<RankProcesses>> RankProcesses::Start(const std::v
     if (!log_dir.empty()) {
       const std::string log = JoinPath(log_dir, absl::StrCat("rank-", r, ".log"));
       posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-      posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
+                                       O_WRONLY | O_CREAT | O_APPEND, 0644);
       posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
     }
     pid_t pid = -1;
@@ -86,12 +89,14 @@ bool RankProcesses::Reap(size_t i) {
     // The end of its log says why (the log goes away with a failed job's directory).
     std::string tail;
     if (!log_dir_.empty()) {
-      if (auto log = ReadFileToString(JoinPath(log_dir_, absl::StrCat("rank-", rank, ".log"))); log.ok()) {
+      if (auto log = ReadFileToString(JoinPath(log_dir_, absl::StrCat("rank-", rank, ".log")));
+          log.ok()) {
         tail = std::string(absl::StripAsciiWhitespace(*log));
         if (tail.size() > 400) tail = "…" + tail.substr(tail.size() - 400);
       }
     }
-    first_failure_ = absl::UnavailableError(absl::StrCat("rank ", rank, " ", how, tail.empty() ? "" : ": ", tail));
+    first_failure_ = absl::UnavailableError(
+        absl::StrCat("rank ", rank, " ", how, tail.empty() ? "" : ": ", tail));
   }
   return true;
 }
@@ -113,8 +118,8 @@ absl::Status RankProcesses::Wait(std::chrono::milliseconds grace) {
   }
 }
 
-absl::Status RankProcesses::Supervise(const volatile sig_atomic_t* forward, std::chrono::milliseconds stop_grace,
-                                      bool* cancelled) {
+absl::Status RankProcesses::Supervise(const volatile sig_atomic_t* forward,
+                                      std::chrono::milliseconds stop_grace, bool* cancelled) {
   bool forwarded = false;
   for (;;) {
     if (!forwarded && forward != nullptr && *forward == SIGTERM) {

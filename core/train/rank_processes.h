@@ -22,8 +22,9 @@ class RankProcesses {
   // Starts ranks first_rank..world-1, each running `argv` (argv[0]: the executable). With a
   // log_dir their output goes to log_dir/rank-R.log and the ranks end when this process dies;
   // without, they share this process's terminal. Errors: a rank cannot be started.
-  static absl::StatusOr<std::unique_ptr<RankProcesses>> Start(const std::vector<std::string>& argv, int world,
-                                                              int first_rank, int port, const std::string& log_dir);
+  static absl::StatusOr<std::unique_ptr<RankProcesses>> Start(const std::vector<std::string>& argv,
+                                                              int world, int first_rank, int port,
+                                                              const std::string& log_dir);
   ~RankProcesses();  // kills and reaps what is still running
 
   // Waits up to `grace` for every rank to exit, then kills the rest. OK if all exited 0 (or

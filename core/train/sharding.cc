@@ -18,8 +18,8 @@ uint64_t Mix(uint64_t a, uint64_t b) {  // SplitMix64 over a and b
 
 // The micro-batches of one epoch: sequential, shuffled, or shuffled and grouped by length
 // (transformers' LengthGroupedSampler: mega-batches of 50 batches sorted by length).
-std::vector<std::vector<int64_t>> EpochBatches(const std::vector<int64_t>& lengths, const TrainingSpec& s,
-                                               int64_t epoch) {
+std::vector<std::vector<int64_t>> EpochBatches(const std::vector<int64_t>& lengths,
+                                               const TrainingSpec& s, int64_t epoch) {
   const int64_t n = static_cast<int64_t>(lengths.size());
   std::vector<int64_t> order(n);
   std::iota(order.begin(), order.end(), 0);
@@ -27,16 +27,17 @@ std::vector<std::vector<int64_t>> EpochBatches(const std::vector<int64_t>& lengt
     // PyTorch's DistributedSampler order: torch.randperm(n) from a CPU generator seeded with
     // seed + epoch (the same ATen kernel, so the same permutation; sampler_test checks it
     // against index lists the pinned torch wrote).
-    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(s.seed + static_cast<uint64_t>(epoch));
+    at::Generator gen =
+        at::make_generator<at::CPUGeneratorImpl>(s.seed + static_cast<uint64_t>(epoch));
     const at::Tensor perm = at::randperm(n, gen, at::TensorOptions().dtype(at::kLong));
     const int64_t* p = perm.data_ptr<int64_t>();
     order.assign(p, p + n);
     if (s.group_by_length) {
-      const int64_t mega = s.batch_size * std::max<int64_t>(1, std::min<int64_t>(50, n / (s.batch_size * 4)));
+      const int64_t mega =
+          s.batch_size * std::max<int64_t>(1, std::min<int64_t>(50, n / (s.batch_size * 4)));
       for (int64_t i = 0; i < n; i += mega) {
-        std::stable_sort(order.begin() + i, order.begin() + std::min(n, i + mega), [&](int64_t a, int64_t b) {
-          return lengths[a] > lengths[b];
-        });
+        std::stable_sort(order.begin() + i, order.begin() + std::min(n, i + mega),
+                         [&](int64_t a, int64_t b) { return lengths[a] > lengths[b]; });
       }
     }
   }
@@ -62,8 +63,9 @@ std::vector<std::vector<int64_t>> EpochBatches(const std::vector<int64_t>& lengt
 // padded to a multiple of the world size with the epoch's first examples (only the last one can
 // be short), and rank r takes its rows r, r + world, r + 2 world, ... So in every step the
 // ranks together see exactly the global batch.
-std::vector<std::vector<int64_t>> RankBatches(const std::vector<int64_t>& lengths, const TrainingSpec& s,
-                                              int64_t epoch, int world, int rank) {
+std::vector<std::vector<int64_t>> RankBatches(const std::vector<int64_t>& lengths,
+                                              const TrainingSpec& s, int64_t epoch, int world,
+                                              int rank) {
   TrainingSpec global = s;
   global.batch_size = s.batch_size * world;
   std::vector<std::vector<int64_t>> batches = EpochBatches(lengths, global, epoch);
@@ -73,9 +75,11 @@ std::vector<std::vector<int64_t>> RankBatches(const std::vector<int64_t>& length
   std::vector<std::vector<int64_t>> mine;
   mine.reserve(batches.size());
   for (auto& b : batches) {
-    for (size_t i = 0; b.size() % static_cast<size_t>(world) != 0; ++i) b.push_back(first[i % first.size()]);
+    for (size_t i = 0; b.size() % static_cast<size_t>(world) != 0; ++i)
+      b.push_back(first[i % first.size()]);
     std::vector<int64_t> rows;
-    for (size_t i = static_cast<size_t>(rank); i < b.size(); i += static_cast<size_t>(world)) rows.push_back(b[i]);
+    for (size_t i = static_cast<size_t>(rank); i < b.size(); i += static_cast<size_t>(world))
+      rows.push_back(b[i]);
     mine.push_back(std::move(rows));
   }
   return mine;

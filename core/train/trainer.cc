@@ -31,8 +31,8 @@
 #include "core/train/optimizer.h"
 #include "core/train/schedule.h"
 #include "core/train/sharding.h"
-#include "core/util/files.h"
 #include "core/util/data_dir.h"
+#include "core/util/files.h"
 #include "core/util/json.h"
 #include "core/util/log.h"
 #include "core/util/status_macros.h"
@@ -75,7 +75,8 @@ absl::StatusOr<LoadedModel> PrepareModel(const std::string& base, std::vector<st
     bool keep_head = weights != nullptr && sorted_base == sorted_data;
     for (const auto& p : m.module->named_parameters()) {
       for (const std::string& prefix : m.module->HeadPrefixes()) {
-        if (keep_head && absl::StartsWith(p.key(), prefix) && weights->Find(p.key()) == nullptr) keep_head = false;
+        if (keep_head && absl::StartsWith(p.key(), prefix) && weights->Find(p.key()) == nullptr)
+          keep_head = false;
       }
     }
     if (keep_head) {
@@ -89,7 +90,8 @@ absl::StatusOr<LoadedModel> PrepareModel(const std::string& base, std::vector<st
       RETURN_IF_ERROR(LoadWeights(*m.module, *weights, o, &m.report));
     }
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("building the model failed: ", e.what_without_backtrace()));
+    return absl::InternalError(
+        absl::StrCat("building the model failed: ", e.what_without_backtrace()));
   }
   return m;
 }
@@ -101,7 +103,8 @@ absl::Status EndBarrier(DistributedGroup* group) {
     at::Tensor done = at::zeros({1}, at::kDouble);
     AllReduceSum(*group, done);
   } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("rank ", group->rank(), ": the group broke up at the end: ", e.what()));
+    return absl::UnavailableError(
+        absl::StrCat("rank ", group->rank(), ": the group broke up at the end: ", e.what()));
   }
   return absl::OkStatus();
 }
@@ -111,7 +114,8 @@ absl::Status EndBarrier(DistributedGroup* group) {
 // multi-tensor (foreach) kernels, the norm of the per-tensor norms. On the CPU the factor is read
 // on the host and a factor of exactly 1 skipped (multiplying by 1 changes nothing); on a GPU it
 // stays on the device, the same float division and clamp, so nothing waits for the device.
-at::Tensor ClipGradNorm(const std::vector<at::Tensor>& params, double max_norm, const c10::Device& device) {
+at::Tensor ClipGradNorm(const std::vector<at::Tensor>& params, double max_norm,
+                        const c10::Device& device) {
   std::vector<at::Tensor> grads;
   for (const at::Tensor& p : params) {
     if (p.grad().defined()) grads.push_back(p.grad());
@@ -124,7 +128,8 @@ at::Tensor ClipGradNorm(const std::vector<at::Tensor>& params, double max_norm, 
     if (coef < 1.0f) at::_foreach_mul_(grads, coef);
   } else {
     const at::Tensor coef =
-        at::div(at::full({}, static_cast<float>(max_norm), total.options()), total + 1e-6f).clamp_max(1.0f);
+        at::div(at::full({}, static_cast<float>(max_norm), total.options()), total + 1e-6f)
+            .clamp_max(1.0f);
     at::_foreach_mul_(grads, coef);
   }
   return total;
@@ -137,24 +142,30 @@ absl::Status ValidateSpec(const TrainingSpec& s) {
     return absl::InvalidArgumentError(absl::StrCat(field, " ", rule));
   };
   if (auto d = ParseDevice(s.device, "device"); !d.ok()) return d.status();
-  if (!(s.epochs > 0) && s.max_steps <= 0) return bad("epochs", "must be positive (or set max_steps)");
+  if (!(s.epochs > 0) && s.max_steps <= 0)
+    return bad("epochs", "must be positive (or set max_steps)");
   if (s.max_steps < 0) return bad("max_steps", "must not be negative");
   if (s.batch_size < 1 || s.batch_size > 65536) return bad("batch_size", "must be in [1, 65536]");
-  if (s.eval_batch_size < 1 || s.eval_batch_size > 65536) return bad("eval_batch_size", "must be in [1, 65536]");
-  if (!(s.learning_rate > 0 && s.learning_rate < 1)) return bad("learning_rate", "must be in (0, 1)");
+  if (s.eval_batch_size < 1 || s.eval_batch_size > 65536)
+    return bad("eval_batch_size", "must be in [1, 65536]");
+  if (!(s.learning_rate > 0 && s.learning_rate < 1))
+    return bad("learning_rate", "must be in (0, 1)");
   if (!(s.weight_decay >= 0 && s.weight_decay < 1)) return bad("weight_decay", "must be in [0, 1)");
   if (!(s.adam_beta1 >= 0 && s.adam_beta1 < 1)) return bad("adam_beta1", "must be in [0, 1)");
   if (!(s.adam_beta2 >= 0 && s.adam_beta2 < 1)) return bad("adam_beta2", "must be in [0, 1)");
   if (!(s.adam_epsilon > 0)) return bad("adam_epsilon", "must be positive");
   if (s.warmup_steps < 0) return bad("warmup_steps", "must not be negative");
-  if (!(s.warmup_ratio >= 0 && s.warmup_ratio <= 1)) return bad("warmup_ratio", "must be in [0, 1]");
+  if (!(s.warmup_ratio >= 0 && s.warmup_ratio <= 1))
+    return bad("warmup_ratio", "must be in [0, 1]");
   if (s.grad_accum < 1 || s.grad_accum > 4096) return bad("grad_accum", "must be in [1, 4096]");
   if (s.max_length < 3 || s.max_length > 8192) return bad("max_length", "must be in [3, 8192]");
   if (s.eval_steps < 0) return bad("eval_steps", "must not be negative");
   if (s.save_steps < 0) return bad("save_steps", "must not be negative");
   if (s.early_stopping_patience < 0) return bad("early_stopping_patience", "must not be negative");
-  if (!(s.label_smoothing >= 0 && s.label_smoothing < 1)) return bad("label_smoothing", "must be in [0, 1)");
-  if (!(s.multi_label_threshold > 0 && s.multi_label_threshold < 1)) return bad("multi_label_threshold", "must be in (0, 1)");
+  if (!(s.label_smoothing >= 0 && s.label_smoothing < 1))
+    return bad("label_smoothing", "must be in [0, 1)");
+  if (!(s.multi_label_threshold > 0 && s.multi_label_threshold < 1))
+    return bad("multi_label_threshold", "must be in (0, 1)");
   for (double w : s.class_weights) {
     if (!(w > 0)) return bad("class_weights", "must all be positive");
   }
@@ -165,7 +176,6 @@ absl::Status ValidateSpec(const TrainingSpec& s) {
   }
   return absl::OkStatus();
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // The run
@@ -227,18 +237,20 @@ absl::Status SetUpDataAndModel(TrainerRun& r) {
                                                    ") occurs; a classifier needs at least two"));
   }
   if (!s.class_weights.empty() && s.class_weights.size() != r.labels.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("class_weights has ", s.class_weights.size(), " values for ",
-                                                   r.labels.size(), " labels"));
+    return absl::InvalidArgumentError(absl::StrCat("class_weights has ", s.class_weights.size(),
+                                                   " values for ", r.labels.size(), " labels"));
   }
   ASSIGN_OR_RETURN(r.device, ParseDevice(s.device, "device"));
   if (r.group != nullptr && r.device.is_cuda()) {
-    return absl::UnimplementedError("device: data-parallel training on CUDA needs NCCL, which Berth does not build yet");
+    return absl::UnimplementedError(
+        "device: data-parallel training on CUDA needs NCCL, which Berth does not build yet");
   }
   ASSIGN_OR_RETURN(r.model, PrepareModel(job.base_model, &r.labels, s.multi_label, s.seed));
   try {
     r.model.module->to(r.device);
   } catch (const c10::Error& e) {
-    return absl::ResourceExhaustedError(absl::StrCat("moving the model to ", s.device, ": ", e.what_without_backtrace()));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("moving the model to ", s.device, ": ", e.what_without_backtrace()));
   }
   const bool pairs = !job.data.text_pair_column.empty();
   const text::Tokenizer& tok = *r.model.tokenizer;
@@ -247,12 +259,16 @@ absl::Status SetUpDataAndModel(TrainerRun& r) {
   if (r.has_validation) {
     ASSIGN_OR_RETURN(r.val_data, EncodeDataset(validation, r.labels, tok, s.max_length, pairs));
   }
-  for (const auto& e : r.train_data.enc) r.train_lengths.push_back(static_cast<int64_t>(e.input_ids.size()));
-  r.metric = !s.metric_for_best.empty() ? s.metric_for_best : s.multi_label ? "micro_f1" : "accuracy";
+  for (const auto& e : r.train_data.enc)
+    r.train_lengths.push_back(static_cast<int64_t>(e.input_ids.size()));
+  r.metric = !s.metric_for_best.empty() ? s.metric_for_best
+             : s.multi_label            ? "micro_f1"
+                                        : "accuracy";
   r.greater_is_better = EvalMetrics::GreaterIsBetter(r.metric);
   r.pad_id = tok.layout().pad_id;
   if (!s.class_weights.empty()) {
-    r.class_weights = at::tensor(std::vector<float>(s.class_weights.begin(), s.class_weights.end())).to(r.device);
+    r.class_weights =
+        at::tensor(std::vector<float>(s.class_weights.begin(), s.class_weights.end())).to(r.device);
   }
   return absl::OkStatus();
 }
@@ -267,7 +283,8 @@ absl::Status SetUpTraining(TrainerRun& r) {
   r.ckpt_root = job.checkpoint_dir.empty() ? job.output_dir + ".checkpoints" : job.checkpoint_dir;
   if (job.resume) {
     if (!IsRegularFile(JoinPath(r.ckpt_root, "latest"))) {
-      return absl::FailedPreconditionError(absl::StrCat("nothing to resume: no checkpoint in ", r.ckpt_root));
+      return absl::FailedPreconditionError(
+          absl::StrCat("nothing to resume: no checkpoint in ", r.ckpt_root));
     }
     RETURN_IF_ERROR(ReadCheckpoint(r.ckpt_root, &r.state, *r.model.module, *r.opt, r.labels));
   }
@@ -278,13 +295,15 @@ absl::Status SetUpTraining(TrainerRun& r) {
     try {
       BroadcastFromRank0(*r.group, state_tensors);
     } catch (const std::exception& e) {
-      return absl::UnavailableError(absl::StrCat("rank ", r.rank, ": broadcasting the weights failed: ", e.what()));
+      return absl::UnavailableError(
+          absl::StrCat("rank ", r.rank, ": broadcasting the weights failed: ", e.what()));
     }
   }
   if (r.writer) RETURN_IF_ERROR(MakeDirectories(r.ckpt_root));
   if (r.writer && !job.log_jsonl.empty()) {
     r.log.open(job.log_jsonl, job.resume ? std::ios::app : std::ios::trunc);
-    if (!r.log.good()) return absl::PermissionDeniedError(absl::StrCat("cannot write ", job.log_jsonl));
+    if (!r.log.good())
+      return absl::PermissionDeniedError(absl::StrCat("cannot write ", job.log_jsonl));
   }
   r.result.labels = r.labels;
   r.result.total_updates = r.plan.total_updates;
@@ -305,8 +324,8 @@ absl::Status TrainingFailure(const TrainerRun& r) {
                                             e.what_without_backtrace()));
   } catch (const std::exception& e) {
     // Gloo reports a lost peer (a rank that died) with its own exceptions.
-    return absl::UnavailableError(absl::StrCat("rank ", r.rank, ": training stopped at update ", r.state.update + 1,
-                                               ": ", e.what()));
+    return absl::UnavailableError(absl::StrCat("rank ", r.rank, ": training stopped at update ",
+                                               r.state.update + 1, ": ", e.what()));
   } catch (...) {
     return absl::InternalError(absl::StrCat("training failed at update ", r.state.update + 1));
   }
@@ -315,8 +334,8 @@ absl::Status TrainingFailure(const TrainerRun& r) {
 // The update's forward and backward passes over `count` micro-batches starting at `first`;
 // false when `cancel` stopped it before a micro-batch (the gradients are dropped). The summed
 // loss stays on the device.
-bool AccumulateGradients(TrainerRun& r, int64_t first, int64_t count, const std::atomic<bool>* cancel,
-                         at::Tensor* loss_acc, int64_t* rows) {
+bool AccumulateGradients(TrainerRun& r, int64_t first, int64_t count,
+                         const std::atomic<bool>* cancel, at::Tensor* loss_acc, int64_t* rows) {
   const TrainingSpec& s = r.spec();
   const int64_t num_labels = static_cast<int64_t>(r.labels.size());
   for (int64_t k = 0; k < count; ++k) {
@@ -324,13 +343,14 @@ bool AccumulateGradients(TrainerRun& r, int64_t first, int64_t count, const std:
       for (at::Tensor& p : r.params) p.mutable_grad().reset();
       return false;
     }
-    Batch b = ToDevice(MakeBatch(r.train_data, r.batches[first + k], r.pad_id, s.pad_to_max_length ? s.max_length : 0,
-                                 s.multi_label, num_labels),
+    Batch b = ToDevice(MakeBatch(r.train_data, r.batches[first + k], r.pad_id,
+                                 s.pad_to_max_length ? s.max_length : 0, s.multi_label, num_labels),
                        r.device);
     at::Tensor logits;
     {
       AutocastGuard autocast(s.precision == Precision::kBf16, r.device);
-      logits = r.model.module->forward(b.ids, b.types, ModelAttentionMask(b.mask, b.padded, r.device));
+      logits =
+          r.model.module->forward(b.ids, b.types, ModelAttentionMask(b.mask, b.padded, r.device));
     }
     at::Tensor loss = ComputeLoss(logits, b, s, r.class_weights);
     (loss / static_cast<double>(count)).backward();
@@ -380,11 +400,13 @@ absl::StatusOr<std::optional<Trainer::Update>> Trainer::Step(const std::atomic<b
   }
   const int64_t epoch_batches = static_cast<int64_t>(r.batches.size());
   if (state.next_batch >= epoch_batches) {
-    return absl::InternalError(absl::StrCat("epoch ", state.epoch, " has no batch ", state.next_batch));
+    return absl::InternalError(
+        absl::StrCat("epoch ", state.epoch, " has no batch ", state.next_batch));
   }
   const int64_t first = state.next_batch;
   const int64_t count = std::min<int64_t>(s.grad_accum, epoch_batches - first);
-  const double lr = s.learning_rate * LrLambda(state.update, r.plan.warmup_updates, r.plan.total_updates);
+  const double lr =
+      s.learning_rate * LrLambda(state.update, r.plan.warmup_updates, r.plan.total_updates);
   const auto update_start = Clock::now();
   const double allreduce_before = r.group != nullptr ? r.group->allreduce_seconds() : 0;
   if (r.group != nullptr) {
@@ -397,7 +419,8 @@ absl::StatusOr<std::optional<Trainer::Update>> Trainer::Step(const std::atomic<b
     }
     // Each rank's own dropout stream, a function of the update so that a resumed run draws
     // what the uninterrupted one would have.
-    at::manual_seed(Mix(Mix(s.seed, static_cast<uint64_t>(state.update)), static_cast<uint64_t>(r.rank)));
+    at::manual_seed(
+        Mix(Mix(s.seed, static_cast<uint64_t>(state.update)), static_cast<uint64_t>(r.rank)));
   }
   // The loss stays on the device until the update is done (one host synchronisation per update,
   // for the progress report).
@@ -437,7 +460,8 @@ absl::StatusOr<std::optional<Trainer::Update>> Trainer::Step(const std::atomic<b
   Progress& p = u.progress;
   p.update = state.update;
   p.total_updates = r.plan.total_updates;
-  p.epoch = static_cast<double>(state.epoch) + static_cast<double>(state.next_batch) / static_cast<double>(epoch_batches);
+  p.epoch = static_cast<double>(state.epoch) +
+            static_cast<double>(state.next_batch) / static_cast<double>(epoch_batches);
   p.loss = loss_sum / static_cast<double>(count);
   p.lr = lr;
   p.grad_norm = reported[1].item<double>();
@@ -449,10 +473,15 @@ absl::StatusOr<std::optional<Trainer::Update>> Trainer::Step(const std::atomic<b
   const double elapsed = std::chrono::duration<double>(Clock::now() - r.start).count();
   p.samples_per_second = elapsed > 0 ? static_cast<double>(r.samples_since_start) / elapsed : 0;
   const int64_t done = state.update - r.start_update;
-  p.eta_seconds =
-      done > 0 ? elapsed / static_cast<double>(done) * static_cast<double>(r.plan.total_updates - state.update) : 0;
+  p.eta_seconds = done > 0 ? elapsed / static_cast<double>(done) *
+                                 static_cast<double>(r.plan.total_updates - state.update)
+                           : 0;
   if (r.log.is_open()) {
-    r.log << Json{{"update", p.update}, {"epoch", p.epoch}, {"loss", p.loss}, {"lr", p.lr}, {"grad_norm", p.grad_norm}}
+    r.log << Json{{"update", p.update},
+                  {"epoch", p.epoch},
+                  {"loss", p.loss},
+                  {"lr", p.lr},
+                  {"grad_norm", p.grad_norm}}
                  .dump()
           << "\n";
     r.log.flush();
@@ -470,8 +499,8 @@ absl::StatusOr<std::optional<Trainer::Update>> Trainer::Step(const std::atomic<b
 absl::StatusOr<const EvalMetrics*> Trainer::Evaluate(double epoch) try {
   TrainerRun& r = *run_;
   TrainState& state = r.state;
-  EvalMetrics em = train::Evaluate(*r.model.module, r.val_data, r.labels, r.spec(), r.pad_id, r.class_weights,
-                                   r.device, r.group);
+  EvalMetrics em = train::Evaluate(*r.model.module, r.val_data, r.labels, r.spec(), r.pad_id,
+                                   r.class_weights, r.device, r.group);
   double value = 0;
   em.Get(r.metric, &value);
   Json ej = em.ToJson();
@@ -480,14 +509,15 @@ absl::StatusOr<const EvalMetrics*> Trainer::Evaluate(double epoch) try {
   state.evals.push_back(ej);
   state.last_eval_update = state.update;
   r.result.evals.push_back(em);
-  const bool improved =
-      !state.has_best || (r.greater_is_better ? value > state.best_metric : value < state.best_metric);
+  const bool improved = !state.has_best || (r.greater_is_better ? value > state.best_metric
+                                                                : value < state.best_metric);
   if (improved) {
     state.has_best = true;
     state.best_metric = value;
     state.best_update = state.update;
     state.evals_without_improvement = 0;
-    if (r.writer) RETURN_IF_ERROR(SaveWeights(*r.model.module, JoinPath(r.ckpt_root, "best.safetensors")));
+    if (r.writer)
+      RETURN_IF_ERROR(SaveWeights(*r.model.module, JoinPath(r.ckpt_root, "best.safetensors")));
   } else {
     ++state.evals_without_improvement;
   }
@@ -499,18 +529,20 @@ absl::StatusOr<const EvalMetrics*> Trainer::Evaluate(double epoch) try {
 absl::Status Trainer::Checkpoint() try {
   TrainerRun& r = *run_;
   if (!r.writer) return absl::OkStatus();
-  if (r.state.update == r.last_checkpoint_update && IsRegularFile(JoinPath(r.ckpt_root, "latest"))) {
+  if (r.state.update == r.last_checkpoint_update &&
+      IsRegularFile(JoinPath(r.ckpt_root, "latest"))) {
     return absl::OkStatus();
   }
-  RETURN_IF_ERROR(
-      WriteCheckpoint(r.ckpt_root, r.state, *r.model.module, *r.opt, r.rng_at_boundary, r.job, r.labels));
+  RETURN_IF_ERROR(WriteCheckpoint(r.ckpt_root, r.state, *r.model.module, *r.opt, r.rng_at_boundary,
+                                  r.job, r.labels));
   r.last_checkpoint_update = r.state.update;
   return absl::OkStatus();
 } catch (...) {
   return TrainingFailure(*run_);
 }
 
-absl::StatusOr<TrainResult> Trainer::Train(const ProgressCallback& progress, const std::atomic<bool>* cancel) {
+absl::StatusOr<TrainResult> Trainer::Train(const ProgressCallback& progress,
+                                           const std::atomic<bool>* cancel) {
   TrainerRun& r = *run_;
   const TrainingSpec& s = r.spec();
   while (r.state.update < r.plan.total_updates) {
@@ -523,13 +555,14 @@ absl::StatusOr<TrainResult> Trainer::Train(const ProgressCallback& progress, con
     const bool last = update >= r.plan.total_updates;
     const bool eval_now = r.has_validation && ((s.eval_steps > 0 && update % s.eval_steps == 0) ||
                                                (s.eval_steps == 0 && u->epoch_end) || last);
-    const bool save_now =
-        (s.save_steps > 0 && update % s.save_steps == 0) || (s.save_steps == 0 && (eval_now || u->epoch_end));
+    const bool save_now = (s.save_steps > 0 && update % s.save_steps == 0) ||
+                          (s.save_steps == 0 && (eval_now || u->epoch_end));
     if (progress) progress(u->progress);
     if (eval_now && r.state.last_eval_update != update) {
       ASSIGN_OR_RETURN(u->progress.eval, Evaluate(u->progress.epoch));
       if (progress) progress(u->progress);
-      if (s.early_stopping_patience > 0 && r.state.evals_without_improvement >= s.early_stopping_patience) {
+      if (s.early_stopping_patience > 0 &&
+          r.state.evals_without_improvement >= s.early_stopping_patience) {
         r.result.early_stopped = true;
         break;
       }
@@ -545,12 +578,14 @@ absl::StatusOr<TrainResult> Trainer::Finish() try {
   const TrainState& state = r.state;
   TrainResult& result = r.result;
   result.updates = state.update;
-  result.epochs_completed = static_cast<double>(state.epoch) +
-                            static_cast<double>(state.next_batch) / std::max<int64_t>(1, r.plan.batches_per_epoch);
+  result.epochs_completed =
+      static_cast<double>(state.epoch) +
+      static_cast<double>(state.next_batch) / std::max<int64_t>(1, r.plan.batches_per_epoch);
   result.train_loss = state.update > 0 ? state.loss_sum / static_cast<double>(state.update) : 0;
   result.train_seconds = std::chrono::duration<double>(Clock::now() - r.start).count();
   result.samples_per_second =
-      result.train_seconds > 0 ? static_cast<double>(r.samples_since_start) / result.train_seconds : 0;
+      result.train_seconds > 0 ? static_cast<double>(r.samples_since_start) / result.train_seconds
+                               : 0;
   result.world_size = r.world;
   result.allreduce_seconds = r.group != nullptr ? r.group->allreduce_seconds() : 0;
   if (result.cancelled) return result;
@@ -571,9 +606,12 @@ absl::StatusOr<TrainResult> Trainer::Finish() try {
   result.best_update = state.best_update;
   module.eval();
   RETURN_IF_ERROR(SaveModelDirectory(r.job.output_dir, r.model.config, module, *r.model.tokenizer));
-  Json metrics = {{"train", {{"updates", result.updates}, {"epochs", result.epochs_completed},
-                             {"loss", result.train_loss}, {"seconds", result.train_seconds},
-                             {"samples_per_second", result.samples_per_second}}},
+  Json metrics = {{"train",
+                   {{"updates", result.updates},
+                    {"epochs", result.epochs_completed},
+                    {"loss", result.train_loss},
+                    {"seconds", result.train_seconds},
+                    {"samples_per_second", result.samples_per_second}}},
                   {"evals", state.evals},
                   {"metric_for_best", r.metric},
                   {"best_update", state.best_update},
@@ -581,17 +619,25 @@ absl::StatusOr<TrainResult> Trainer::Finish() try {
   for (const Json& e : state.evals) {
     if (e.value("update", int64_t{-1}) == state.best_update) metrics["best"] = e;
   }
-  RETURN_IF_ERROR(WriteFileAtomically(JoinPath(r.job.output_dir, "metrics.json"), DumpJson(metrics)));
-  Json args = {{"base_model", r.job.base_model}, {"train", r.job.train_path}, {"validation", r.job.validation_path},
-               {"precision", s.precision == Precision::kBf16 ? "bf16" : "fp32"}, {"multi_label", s.multi_label},
-               {"metric_for_best", r.metric}, {"class_weights", s.class_weights}, {"device", s.device},
+  RETURN_IF_ERROR(
+      WriteFileAtomically(JoinPath(r.job.output_dir, "metrics.json"), DumpJson(metrics)));
+  Json args = {{"base_model", r.job.base_model},
+               {"train", r.job.train_path},
+               {"validation", r.job.validation_path},
+               {"precision", s.precision == Precision::kBf16 ? "bf16" : "fp32"},
+               {"multi_label", s.multi_label},
+               {"metric_for_best", r.metric},
+               {"class_weights", s.class_weights},
+               {"device", s.device},
                {"total_updates", r.plan.total_updates}};
 #define BERTH_TO_ARGS(field, flags, help) args[#field] = s.field;
   BERTH_TRAINING_SPEC_FIELDS(BERTH_TO_ARGS)
 #undef BERTH_TO_ARGS
   args["warmup_steps"] = r.plan.warmup_updates;  // as resolved from warmup_ratio
-  RETURN_IF_ERROR(WriteFileAtomically(JoinPath(r.job.output_dir, "training_args.json"), DumpJson(args)));
-  if (!r.job.keep_checkpoints) LogIfError(RemoveAll(r.ckpt_root), "checkpoint.cleanup_failed", {{"path", r.ckpt_root}});
+  RETURN_IF_ERROR(
+      WriteFileAtomically(JoinPath(r.job.output_dir, "training_args.json"), DumpJson(args)));
+  if (!r.job.keep_checkpoints)
+    LogIfError(RemoveAll(r.ckpt_root), "checkpoint.cleanup_failed", {{"path", r.ckpt_root}});
   RETURN_IF_ERROR(EndBarrier(r.group));
   return result;
 } catch (...) {

@@ -26,10 +26,10 @@ absl::Status ValidateSpec(const TrainingSpec& spec);
 struct Progress {
   int64_t update = 0;
   int64_t total_updates = 0;
-  double epoch = 0;        // fractional epochs completed
-  double loss = 0;         // mean of this update's micro-batch losses
-  double lr = 0;           // learning rate this update used
-  double grad_norm = 0;    // total L2 norm before clipping
+  double epoch = 0;      // fractional epochs completed
+  double loss = 0;       // mean of this update's micro-batch losses
+  double lr = 0;         // learning rate this update used
+  double grad_norm = 0;  // total L2 norm before clipping
   double samples_per_second = 0;
   double eta_seconds = 0;
   const EvalMetrics* eval = nullptr;  // set on evaluation events only
@@ -47,10 +47,10 @@ struct TrainResult {
   double train_loss = 0;  // mean loss over all updates
   double train_seconds = 0;
   double samples_per_second = 0;
-  std::vector<EvalMetrics> evals;      // in order
-  std::optional<EvalMetrics> best;     // the evaluation of the saved model
+  std::vector<EvalMetrics> evals;   // in order
+  std::optional<EvalMetrics> best;  // the evaluation of the saved model
   int64_t best_update = 0;
-  bool cancelled = false;              // stopped by the cancel flag; a checkpoint was written
+  bool cancelled = false;  // stopped by the cancel flag; a checkpoint was written
   bool early_stopped = false;
   std::vector<std::string> labels;
   std::string output_dir;
@@ -71,10 +71,10 @@ struct FineTuneJob {
   DatasetOptions data;
   TrainingSpec spec;
   std::string output_dir;
-  std::string checkpoint_dir;  // "": <output_dir>.checkpoints
-  bool resume = false;         // continue from checkpoint_dir's latest checkpoint
+  std::string checkpoint_dir;     // "": <output_dir>.checkpoints
+  bool resume = false;            // continue from checkpoint_dir's latest checkpoint
   bool keep_checkpoints = false;  // else removed after a successful run
-  std::string log_jsonl;       // optional: one JSON object per update
+  std::string log_jsonl;          // optional: one JSON object per update
   // Data-parallel training: this process is one rank of `group` (not owned; null or a world of
   // 1: a single process). Every rank runs the same job with the same files; spec.batch_size is
   // per rank, so N ranks train like one process with batch N x batch_size. Only rank 0 writes
@@ -101,7 +101,8 @@ class Trainer {
   // Updates until the schedule or early stopping ends the run, or `cancel` becomes true (checked
   // before every micro-batch; the run then writes a checkpoint at the last completed update and
   // returns cancelled = true); each update and evaluation is reported to `progress`. Then Finish.
-  absl::StatusOr<TrainResult> Train(const ProgressCallback& progress, const std::atomic<bool>* cancel);
+  absl::StatusOr<TrainResult> Train(const ProgressCallback& progress,
+                                    const std::atomic<bool>* cancel);
 
   struct Update {
     Progress progress;

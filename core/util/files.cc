@@ -4,24 +4,24 @@
 // their own copies of std::filesystem (64 and 142 symbols, from the toolchain they were built
 // with), which take the place of libstdc++'s in every program that links them; calling
 // std::filesystem::remove_all from Berth jumped to a null pointer in libtorch.so.
-#include "absl/strings/string_view.h"
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "core/util/files.h"
 
-#include <fcntl.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <algorithm>
 #include <functional>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 
 namespace berth {
 namespace {
@@ -137,9 +137,8 @@ absl::Status WriteFileAtomically(const std::string& path,
 }
 
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents) {
-  return WriteFileAtomically(path, [&](ByteSink& sink) {
-    return sink.Append(contents.data(), contents.size());
-  });
+  return WriteFileAtomically(
+      path, [&](ByteSink& sink) { return sink.Append(contents.data(), contents.size()); });
 }
 
 absl::StatusOr<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
@@ -207,9 +206,8 @@ absl::Status RemoveAll(const std::string& path) {
     return absl::OkStatus();
   }
   int rc = ::nftw(
-      path.c_str(),
-      [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
-      FTW_DEPTH | FTW_PHYS);
+      path.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); },
+      16, FTW_DEPTH | FTW_PHYS);
   if (rc != 0) return ErrnoStatus(errno, "cannot remove", path);
   return absl::OkStatus();
 }

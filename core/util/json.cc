@@ -1,8 +1,8 @@
 // Non-throwing JSON access with errors that name the source and field.
-#include "absl/strings/string_view.h"
 #include "core/util/json.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "core/util/files.h"
 #include "core/util/status_macros.h"
 

@@ -2,14 +2,13 @@
 #ifndef BERTH_CORE_UTIL_JSON_H_
 #define BERTH_CORE_UTIL_JSON_H_
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 
-#include <nlohmann/json.hpp>
-
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace berth {
 

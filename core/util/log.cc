@@ -24,8 +24,8 @@ std::string Timestamp() {
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000);
   std::tm tm;
   gmtime_r(&t, &tm);
-  return absl::StrFormat("%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                         tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  return absl::StrFormat("%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
 bool NeedsQuotes(const std::string& v) {
@@ -49,9 +49,10 @@ void LogEvent(absl::string_view event, const LogFields& fields) {
   } else {
     line = absl::StrCat(Timestamp(), " ", event);
     for (const auto& [k, v] : fields) {
-      absl::StrAppend(&line, " ", k, "=", NeedsQuotes(v) ? nlohmann::json(v).dump(-1, ' ', false,
-                                                                                   nlohmann::json::error_handler_t::replace)
-                                                         : v);
+      absl::StrAppend(&line, " ", k, "=",
+                      NeedsQuotes(v) ? nlohmann::json(v).dump(
+                                           -1, ' ', false, nlohmann::json::error_handler_t::replace)
+                                     : v);
     }
   }
   line += "\n";

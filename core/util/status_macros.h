@@ -1,4 +1,5 @@
-// Propagation macros for absl::Status / absl::StatusOr, in the style of tensorstore's util/status.h.
+// Propagation macros for absl::Status / absl::StatusOr, in the style of tensorstore's
+// util/status.h.
 #ifndef BERTH_CORE_UTIL_STATUS_MACROS_H_
 #define BERTH_CORE_UTIL_STATUS_MACROS_H_
 
@@ -9,10 +10,10 @@
 #define BERTH_CONCAT_(a, b) BERTH_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if `expr` (an absl::Status) is not OK.
-#define RETURN_IF_ERROR(expr)                          \
-  do {                                                 \
-    ::absl::Status berth_status_ = (expr);             \
-    if (!berth_status_.ok()) return berth_status_;     \
+#define RETURN_IF_ERROR(expr)                      \
+  do {                                             \
+    ::absl::Status berth_status_ = (expr);         \
+    if (!berth_status_.ok()) return berth_status_; \
   } while (0)
 
 // `ASSIGN_OR_RETURN(auto x, Foo());` declares/assigns x from a StatusOr or returns its error.

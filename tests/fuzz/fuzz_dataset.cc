@@ -1,7 +1,8 @@
 // libFuzzer target: the CSV, TSV and JSON Lines dataset readers.
 // Input: one byte choosing the format (CSV, TSV, JSON Lines), single/multi-label and whether a
 // text_pair column is asked for, then the file's contents. Accepted rows must have a text, one
-// label (any number when multi-label, none empty) and a line number inside the file; the label helpers must work on what was accepted.
+// label (any number when multi-label, none empty) and a line number inside the file; the label
+// helpers must work on what was accepted.
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -30,7 +31,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     BERTH_FUZZ_CHECK(!e.text.empty(), absl::StrCat("line ", e.line));
     // Multi-label rows may have no label at all (every class negative).
     BERTH_FUZZ_CHECK(o.multi_label || e.labels.size() == 1, absl::StrCat("line ", e.line));
-    for (const std::string& l : e.labels) BERTH_FUZZ_CHECK(!l.empty(), absl::StrCat("line ", e.line));
+    for (const std::string& l : e.labels)
+      BERTH_FUZZ_CHECK(!l.empty(), absl::StrCat("line ", e.line));
     BERTH_FUZZ_CHECK(e.line >= 1 && e.line <= lines, absl::StrCat("line ", e.line, " of ", lines));
   }
   const auto labels = berth::train::CollectLabels(*ds);
@@ -39,9 +41,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (ds->examples.size() >= 2) {
     auto split = berth::train::SplitDataset(*ds, 0.5, mode);
     if (split.ok()) {
-      BERTH_FUZZ_CHECK(split->first.examples.size() + split->second.examples.size() ==
-                           ds->examples.size(),
-                       "split sizes");
+      BERTH_FUZZ_CHECK(
+          split->first.examples.size() + split->second.examples.size() == ds->examples.size(),
+          "split sizes");
     }
   }
   return 0;

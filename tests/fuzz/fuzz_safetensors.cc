@@ -16,7 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   for (const berth::TensorView& t : (*file)->tensors()) {
-    BERTH_FUZZ_CHECK(t.nbytes == static_cast<size_t>(t.numel()) * berth::DTypeSize(t.dtype), t.name);
+    BERTH_FUZZ_CHECK(t.nbytes == static_cast<size_t>(t.numel()) * berth::DTypeSize(t.dtype),
+                     t.name);
     // The data lies inside the buffer the file holds; read every byte (ASan checks the bounds).
     unsigned sum = 0;
     for (size_t i = 0; i < t.nbytes; ++i) sum += t.data[i];

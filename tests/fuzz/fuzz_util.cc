@@ -21,9 +21,9 @@ void EncodeAndCheck(const text::Tokenizer& tok, uint8_t mode, absl::string_view 
     return;
   }
   const size_t n = enc->input_ids.size();
-  BERTH_FUZZ_CHECK(enc->token_type_ids.size() == n && enc->attention_mask.size() == n &&
-                       enc->tokens.size() == n,
-                   absl::StrCat(n));
+  BERTH_FUZZ_CHECK(
+      enc->token_type_ids.size() == n && enc->attention_mask.size() == n && enc->tokens.size() == n,
+      absl::StrCat(n));
   const size_t specials = static_cast<size_t>(tok.NumSpecialTokens(pair));
   BERTH_FUZZ_CHECK(n >= specials, absl::StrCat(n, " < ", specials));
   const int limit = o.max_length > 0 ? o.max_length : tok.model_max_length();

@@ -18,8 +18,8 @@ namespace berth::fuzz {
   std::fprintf(stderr, "fuzz invariant broken: %s %s\n", what, detail.c_str());
   std::abort();
 }
-#define BERTH_FUZZ_CHECK(cond, detail) \
-  do {                                 \
+#define BERTH_FUZZ_CHECK(cond, detail)                 \
+  do {                                                 \
     if (!(cond)) ::berth::fuzz::Fail(#cond, (detail)); \
   } while (0)
 

@@ -8,8 +8,9 @@
 #include "tests/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const std::unique_ptr<berth::text::Tokenizer> tok = berth::fuzz::MustOk(
-      berth::text::LoadTokenizer(BERTH_FUZZ_FIXTURES "/bert-tiny-uncased"), "load bert-tiny-uncased");
+  static const std::unique_ptr<berth::text::Tokenizer> tok =
+      berth::fuzz::MustOk(berth::text::LoadTokenizer(BERTH_FUZZ_FIXTURES "/bert-tiny-uncased"),
+                          "load bert-tiny-uncased");
   if (size == 0) return 0;
   berth::fuzz::EncodeAndCheck(*tok, data[0], berth::fuzz::AsText(data + 1, size - 1));
   return 0;

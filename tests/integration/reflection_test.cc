@@ -1,9 +1,9 @@
 // Generic gRPC tooling works against berth-server: reflection lists the berth.v1 services and
 // serves their descriptors, and grpc.health.v1 answers SERVING. The server runs as a process
 // (this binary links no server code, so its reflection protos cannot clash with the server's).
-#include <gtest/gtest.h>
 #include <google/protobuf/descriptor.pb.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,8 +28,9 @@ class ServerProcess {
     const std::string port_file = dir + "/port";
     pid_ = fork();
     if (pid_ == 0) {
-      execl(BERTH_SERVER_BIN, BERTH_SERVER_BIN, "--data-dir", (dir + "/data").c_str(), "--listen", "127.0.0.1:0",
-            "--port-file", port_file.c_str(), "--metrics-listen", "127.0.0.1:0", static_cast<char*>(nullptr));
+      execl(BERTH_SERVER_BIN, BERTH_SERVER_BIN, "--data-dir", (dir + "/data").c_str(), "--listen",
+            "127.0.0.1:0", "--port-file", port_file.c_str(), "--metrics-listen", "127.0.0.1:0",
+            static_cast<char*>(nullptr));
       _exit(127);
     }
     for (int i = 0; i < 600 && port_ == 0; ++i) {
@@ -56,7 +57,8 @@ TEST(ReflectionTest, ListsServicesAndServesDescriptors) {
   testing::TempDir dir;
   ServerProcess server(dir.path());
   ASSERT_GT(server.port(), 0) << "berth-server did not start";
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server.port()), grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server.port()),
+                                     grpc::InsecureChannelCredentials());
   auto stub = refl::ServerReflection::NewStub(channel);
   grpc::ClientContext ctx;
   auto stream = stub->ServerReflectionInfo(&ctx);
@@ -68,8 +70,8 @@ TEST(ReflectionTest, ListsServicesAndServesDescriptors) {
   ASSERT_TRUE(stream->Read(&resp));
   std::set<std::string> services;
   for (const auto& s : resp.list_services_response().service()) services.insert(s.name());
-  for (const char* want : {"berth.v1.TrainingService", "berth.v1.InferenceService", "berth.v1.ModelService",
-                           "grpc.health.v1.Health"}) {
+  for (const char* want : {"berth.v1.TrainingService", "berth.v1.InferenceService",
+                           "berth.v1.ModelService", "grpc.health.v1.Health"}) {
     EXPECT_TRUE(services.count(want)) << want << " is not listed";
   }
 
@@ -77,7 +79,8 @@ TEST(ReflectionTest, ListsServicesAndServesDescriptors) {
   symbol.set_file_containing_symbol("berth.v1.ClassifyRequest");
   ASSERT_TRUE(stream->Write(symbol));
   ASSERT_TRUE(stream->Read(&resp));
-  ASSERT_GT(resp.file_descriptor_response().file_descriptor_proto_size(), 0) << resp.error_response().error_message();
+  ASSERT_GT(resp.file_descriptor_response().file_descriptor_proto_size(), 0)
+      << resp.error_response().error_message();
   google::protobuf::FileDescriptorProto file;
   ASSERT_TRUE(file.ParseFromString(resp.file_descriptor_response().file_descriptor_proto(0)));
   EXPECT_EQ(file.name(), "berth/v1/inference.proto");

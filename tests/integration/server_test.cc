@@ -1,16 +1,17 @@
 // The Berth service over real loopback gRPC: an in-process berth::server::Server on
 // 127.0.0.1:0 driven through the real berth::client, with real SST-2 rows and real training.
-#include <gtest/gtest.h>
+#include "server/server.h"
+
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
-
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <mutex>
-#include <functional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -20,10 +21,9 @@
 #include "absl/strings/str_cat.h"
 #include "client/lib/client.h"
 #include "core/infer/sequence_classifier.h"
-#include "core/util/files.h"
 #include "core/util/digest.h"
+#include "core/util/files.h"
 #include "server/convert.h"
-#include "server/server.h"
 #include "tests/unit/test_util.h"
 
 namespace berth {
@@ -67,7 +67,8 @@ class ServiceTest : public ::testing::Test {
     o.request_threads = 8;
     o.training.progress_interval = std::chrono::milliseconds(20);
     o.training.threads_per_job = 1;
-    o.training.base_models.model_roots = {testing::DataPath("fixtures")};  // the XLM-R test starts from a fixture
+    o.training.base_models.model_roots = {
+        testing::DataPath("fixtures")};  // the XLM-R test starts from a fixture
     o.training.max_train_procs = 2;
     o.training.worker_binary = BERTH_CLI_BIN;  // ranks 1..N-1 of data-parallel jobs
     o.models.engine.batcher.warmup = false;
@@ -95,7 +96,8 @@ class ServiceTest : public ::testing::Test {
     return r.ok() ? r->dataset_id() : "";
   }
 
-  v1::StartTrainingRequest SmallJob(const std::string& dataset, const std::string& name, int64_t steps = 6) {
+  v1::StartTrainingRequest SmallJob(const std::string& dataset, const std::string& name,
+                                    int64_t steps = 6) {
     v1::StartTrainingRequest r;
     r.set_base_model("config:bert-tiny");
     r.set_train_dataset_id(dataset);
@@ -112,7 +114,8 @@ class ServiceTest : public ::testing::Test {
     auto started = client_->StartTraining(r);
     EXPECT_TRUE(started.ok()) << started.status();
     if (!started.ok()) return {};
-    auto final_status = client_->WatchJob(started->job_id(), [](const v1::JobStatus&) { return true; });
+    auto final_status =
+        client_->WatchJob(started->job_id(), [](const v1::JobStatus&) { return true; });
     EXPECT_TRUE(final_status.ok()) << final_status.status();
     return final_status.ok() ? *final_status : v1::JobStatus();
   }
@@ -177,7 +180,8 @@ TEST_F(ServiceTest, UploadTrainWatchClassifyMatchesSavedModel) {
   EXPECT_GT(model->metrics().examples(), 0);
   EXPECT_NE(model->config_json().find("\"bert\""), std::string::npos);
 
-  const std::vector<std::string> texts = {"a gorgeous, witty, seductive movie.", "the plot is a dull mess",
+  const std::vector<std::string> texts = {"a gorgeous, witty, seductive movie.",
+                                          "the plot is a dull mess",
                                           "it 's a charming and often affecting journey ."};
   auto resp = client_->Classify(ClassifyReq("sst2", texts));
   ASSERT_TRUE(resp.ok()) << resp.status();
@@ -192,7 +196,8 @@ TEST_F(ServiceTest, UploadTrainWatchClassifyMatchesSavedModel) {
   auto offline = SequenceClassifier::Load(model_dir, ClassifierOptions());
   ASSERT_TRUE(offline.ok()) << offline.status();
   std::vector<text::Encoding> enc;
-  for (const std::string& t : texts) enc.push_back(*(*offline)->tokenizer().Encode(t, text::EncodeOptions()));
+  for (const std::string& t : texts)
+    enc.push_back(*(*offline)->tokenizer().Encode(t, text::EncodeOptions()));
   auto preds = (*offline)->PredictBatch(enc);
   ASSERT_TRUE(preds.ok());
   for (size_t i = 0; i < texts.size(); ++i) {
@@ -215,14 +220,16 @@ TEST_F(ServiceTest, DataParallelJobWithTwoWorkers) {
   r.set_workers(3);
   auto refused = client_->StartTraining(r);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(refused.status().message().find("workers"), absl::string_view::npos) << refused.status();
+  EXPECT_NE(refused.status().message().find("workers"), absl::string_view::npos)
+      << refused.status();
 
   r.set_workers(2);
   auto started = client_->StartTraining(r);
   ASSERT_TRUE(started.ok()) << started.status();
   std::string metrics_while_running;
   auto final_status = client_->WatchJob(started->job_id(), [&](const v1::JobStatus& st) {
-    if (metrics_while_running.empty() && st.state() == v1::JOB_STATE_RUNNING && st.progress().world_size() == 2) {
+    if (metrics_while_running.empty() && st.state() == v1::JOB_STATE_RUNNING &&
+        st.progress().world_size() == 2) {
       metrics_while_running = server_->metrics().Render();
     }
     return true;
@@ -239,7 +246,8 @@ TEST_F(ServiceTest, DataParallelJobWithTwoWorkers) {
   const std::string job_label = "job=\"" + started->job_id() + "\"";
   for (const char* metric : {"berth_training_ranks{", "berth_training_rank_samples_per_second{",
                              "berth_training_allreduce_share{"}) {
-    EXPECT_NE(metrics_while_running.find(std::string(metric) + job_label), std::string::npos) << metric;
+    EXPECT_NE(metrics_while_running.find(std::string(metric) + job_label), std::string::npos)
+        << metric;
   }
   auto resp = client_->Classify(ClassifyReq("dp", {"a gorgeous, witty movie.", "a dull mess"}));
   ASSERT_TRUE(resp.ok()) << resp.status();
@@ -398,7 +406,8 @@ TEST_F(ServiceTest, DeleteRules) {
   ASSERT_TRUE(del.ok()) << del.status();
   EXPECT_EQ(del->deleted_versions_size(), 1);
   EXPECT_FALSE(IsDirectory(JoinPath(dir_.File("data"), "models/base/1")));
-  EXPECT_EQ(client_->Classify(ClassifyReq("base:1", {"x"})).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->Classify(ClassifyReq("base:1", {"x"})).status().code(),
+            absl::StatusCode::kNotFound);
   EXPECT_EQ(client_->DeleteModel("base", 1).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(client_->DeleteModel("nothing", 0).status().code(), absl::StatusCode::kNotFound);
   // Once the job ends, version 2 can go.
@@ -433,7 +442,8 @@ TEST_F(ServiceTest, ClassifyStreamAndTokenize) {
   auto tok = client_->Tokenize(t);
   ASSERT_TRUE(tok.ok()) << tok.status();
   ASSERT_EQ(tok->encodings_size(), 1);
-  EXPECT_EQ(std::vector<std::string>(tok->encodings(0).tokens().begin(), tok->encodings(0).tokens().end()),
+  EXPECT_EQ(std::vector<std::string>(tok->encodings(0).tokens().begin(),
+                                     tok->encodings(0).tokens().end()),
             (std::vector<std::string>{"[CLS]", "hello", ",", "world", "!", "[SEP]"}));
 }
 
@@ -487,14 +497,17 @@ TEST_F(ServiceTest, InvalidArgumentsNameTheField) {
       {"max_length", train([](auto* r) { r->mutable_hyperparameters()->set_max_length(2); })},
       {"grad_accum", train([](auto* r) { r->mutable_hyperparameters()->set_grad_accum(0); })},
       {"warmup_ratio", train([](auto* r) { r->mutable_hyperparameters()->set_warmup_ratio(2); })},
-      {"metric_for_best", train([](auto* r) { r->mutable_hyperparameters()->set_metric_for_best("vibes"); })},
-      {"class_weights", train([](auto* r) { r->mutable_hyperparameters()->add_class_weights(1.0); })},
+      {"metric_for_best",
+       train([](auto* r) { r->mutable_hyperparameters()->set_metric_for_best("vibes"); })},
+      {"class_weights",
+       train([](auto* r) { r->mutable_hyperparameters()->add_class_weights(1.0); })},
       {"label_column", train([](auto* r) { r->set_label_column("no_such_column"); })},
       {"request_id", train([](auto* r) { r->set_request_id(std::string(129, 'r')); })},
       {"job_id", [this] { return client_->GetStatus("").status(); }},
       {"job_id", [this] { return client_->GetStatus("../x").status(); }},
       {"job_id", [this] { return client_->CancelJob("a b").status(); }},
-      {"page_size", [this] {
+      {"page_size",
+       [this] {
          v1::ListJobsRequest r;
          r.set_page_size(5000);
          return client_->ListJobs(r).status();
@@ -514,7 +527,8 @@ TEST_F(ServiceTest, InvalidArgumentsNameTheField) {
       {"top_k", classify([](auto* r) { r->set_top_k(-1); })},
       {"max_length", classify([](auto* r) { r->set_max_length(2); })},
       {"alias", classify([](auto* r) { r->set_alias("bad alias"); })},
-      {"truncation", [this] {
+      {"truncation",
+       [this] {
          v1::TokenizeRequest r;
          r.set_model("m");
          r.add_texts("x");
@@ -534,7 +548,8 @@ TEST_F(ServiceTest, InvalidArgumentsNameTheField) {
   for (const Case& c : cases) {
     absl::Status s = c.call();
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.field << ": " << s;
-    EXPECT_NE(s.message().find(c.field), absl::string_view::npos) << "message does not name " << c.field << ": " << s;
+    EXPECT_NE(s.message().find(c.field), absl::string_view::npos)
+        << "message does not name " << c.field << ": " << s;
   }
   // Nothing was queued by any of them.
   auto jobs = client_->ListJobs(v1::ListJobsRequest());
@@ -587,7 +602,8 @@ TEST_F(ServiceTest, BadUploadsLeaveNoTrace) {
     EXPECT_NE(r.status().message().find("train.tsv:2"), absl::string_view::npos) << r.status();
   }
   EXPECT_TRUE(ListDirectory(JoinPath(data_dir, "datasets"))->empty());
-  EXPECT_EQ(server_->store().GetDataset(Sha256Hex(good)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(server_->store().GetDataset(Sha256Hex(good)).status().code(),
+            absl::StatusCode::kNotFound);
   EXPECT_EQ(server_->store().GetDataset(Sha256Hex(good.substr(0, good.size() / 2))).status().code(),
             absl::StatusCode::kNotFound);
 }
@@ -600,14 +616,16 @@ TEST_F(ServiceTest, JobResumesAfterRestart) {
   r.mutable_hyperparameters()->set_save_steps(5);
   auto started = client_->StartTraining(r);
   ASSERT_TRUE(started.ok());
-  auto mid = client_->WatchJob(started->job_id(), [](const v1::JobStatus& s) { return s.progress().update() < 8; });
+  auto mid = client_->WatchJob(started->job_id(),
+                               [](const v1::JobStatus& s) { return s.progress().update() < 8; });
   ASSERT_TRUE(mid.ok());
   ASSERT_EQ(mid->state(), v1::JOB_STATE_RUNNING);
   client_.reset();
   server_->Shutdown(std::chrono::seconds(5));
   server_.reset();
   // The stopped job left a checkpoint to resume from.
-  EXPECT_TRUE(IsRegularFile(JoinPath(dir_.File("data"), "jobs/" + started->job_id() + "/checkpoints/latest")));
+  EXPECT_TRUE(IsRegularFile(
+      JoinPath(dir_.File("data"), "jobs/" + started->job_id() + "/checkpoints/latest")));
   StartServer();
   auto end = client_->WatchJob(started->job_id(), [](const v1::JobStatus&) { return true; });
   ASSERT_TRUE(end.ok()) << end.status();
@@ -642,7 +660,8 @@ TEST_F(ServiceTest, CancelledClassifyCostsNoForwardPass) {
   call.TryCancel();
   caller.join();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
-  const std::string dropped = "berth_inference_dropped_total{model=\"cancelled:1\",reason=\"cancelled\"} 1";
+  const std::string dropped =
+      "berth_inference_dropped_total{model=\"cancelled:1\",reason=\"cancelled\"} 1";
   std::string text;
   for (int i = 0; i < 200 && text.find(dropped) == std::string::npos; ++i) {  // up to 10 s
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -680,7 +699,8 @@ TEST_F(ServiceTest, APreloadedModelAnswersItsFirstCallWithoutLoading) {
   req.add_texts("the first call after a restart");
   auto r = client_->Classify(req);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_NE(server_->metrics().Render().find(one_load), std::string::npos) << "the first call loaded the model again";
+  EXPECT_NE(server_->metrics().Render().find(one_load), std::string::npos)
+      << "the first call loaded the model again";
   // A name that is not a model is refused at start, naming the flag.
   server::ServerOptions bad;
   bad.data_dir = dir_.File("other");
@@ -689,7 +709,8 @@ TEST_F(ServiceTest, APreloadedModelAnswersItsFirstCallWithoutLoading) {
   bad.preload = {"no such:name"};
   auto refused = server::Server::Start(bad);
   ASSERT_FALSE(refused.ok());
-  EXPECT_NE(refused.status().message().find("--preload"), absl::string_view::npos) << refused.status();
+  EXPECT_NE(refused.status().message().find("--preload"), absl::string_view::npos)
+      << refused.status();
 }
 
 // A client watching a job rides out a server restart on the same address: its WatchJob
@@ -711,14 +732,18 @@ TEST_F(ServiceTest, WatchJobReconnectsAcrossARestart) {
   std::atomic<bool> past_8{false};
   absl::StatusOr<v1::JobStatus> end = absl::UnknownError("not run");
   std::thread watch([&] {
-    end = (*watcher)->WatchJob(started->job_id(), [&](const v1::JobStatus& s) {
-      std::lock_guard<std::mutex> lock(mu);
-      seen.push_back(s.progress().update());
-      if (s.progress().update() >= 8) past_8 = true;
-      return true;
-    }, std::chrono::seconds(60));
+    end = (*watcher)->WatchJob(
+        started->job_id(),
+        [&](const v1::JobStatus& s) {
+          std::lock_guard<std::mutex> lock(mu);
+          seen.push_back(s.progress().update());
+          if (s.progress().update() >= 8) past_8 = true;
+          return true;
+        },
+        std::chrono::seconds(60));
   });
-  for (int i = 0; i < 3000 && !past_8; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 3000 && !past_8; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_TRUE(past_8.load()) << "the job never reached update 8";
   size_t before_restart = 0;
   {
@@ -754,7 +779,8 @@ TEST_F(ServiceTest, XlmRobertaTrainsAndClassifiesEndToEnd) {
   EXPECT_EQ(model->model_type(), "xlm-roberta");
   EXPECT_EQ(std::vector<std::string>(model->labels().begin(), model->labels().end()),
             (std::vector<std::string>{"anger", "joy", "optimism", "sadness"}));
-  const std::vector<std::string> texts = {"¡Qué alegría! 😀", "I am so angry right now", "日本語のテキスト"};
+  const std::vector<std::string> texts = {"¡Qué alegría! 😀", "I am so angry right now",
+                                          "日本語のテキスト"};
   auto resp = client_->Classify(ClassifyReq("emo-xlmr", texts));
   ASSERT_TRUE(resp.ok()) << resp.status();
   ASSERT_EQ(resp->results_size(), 3);
@@ -802,9 +828,10 @@ class AuthTest : public ::testing::Test {
       lines += absl::StrCat(R"({"id": "reader", "sha256": ")", Sha256Hex("reader-secret"),
                             R"(", "role": "classify", "model_prefix": "team-a-"})", "\n");
     }
-    lines += absl::StrCat(R"({"id": "trainer", "sha256": ")", Sha256Hex("trainer-secret"), R"(", "role": "train"})",
-                          "\n");
-    lines += absl::StrCat(R"({"id": "boss", "sha256": ")", Sha256Hex("boss-secret"), R"(", "role": "admin"})", "\n");
+    lines += absl::StrCat(R"({"id": "trainer", "sha256": ")", Sha256Hex("trainer-secret"),
+                          R"(", "role": "train"})", "\n");
+    lines += absl::StrCat(R"({"id": "boss", "sha256": ")", Sha256Hex("boss-secret"),
+                          R"(", "role": "admin"})", "\n");
     testing::WriteFile(dir_.File("tokens.jsonl"), lines);
   }
 
@@ -838,7 +865,8 @@ TEST_F(AuthTest, RolesPrefixesOwnJobsAndReload) {
   info.set_file_name("train.tsv");
   auto up = trainer->UploadDataset(info, Sst2Rows(32));
   ASSERT_TRUE(up.ok()) << up.status();
-  EXPECT_EQ(code(reader->UploadDataset(info, Sst2Rows(32)).status()), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(code(reader->UploadDataset(info, Sst2Rows(32)).status()),
+            absl::StatusCode::kPermissionDenied);
   v1::StartTrainingRequest r;
   r.set_base_model("config:bert-tiny");
   r.set_train_dataset_id(up->dataset_id());
@@ -859,9 +887,12 @@ TEST_F(AuthTest, RolesPrefixesOwnJobsAndReload) {
 
   // The reader classifies within its prefix, nothing else.
   EXPECT_TRUE(reader->Classify(ClassifyReq("team-a-m", {"good"})).ok());
-  EXPECT_EQ(code(reader->Classify(ClassifyReq("team-b-x", {"good"})).status()), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(code(reader->GetStatus(started->job_id()).status()), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(code(reader->SetAlias("team-a-m", "prod", 1).status()), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(code(reader->Classify(ClassifyReq("team-b-x", {"good"})).status()),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(code(reader->GetStatus(started->job_id()).status()),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(code(reader->SetAlias("team-a-m", "prod", 1).status()),
+            absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(code(reader->DeleteModel("team-a-m", 0).status()), absl::StatusCode::kPermissionDenied);
   auto listed = reader->ListModels();
   ASSERT_TRUE(listed.ok());
@@ -871,8 +902,10 @@ TEST_F(AuthTest, RolesPrefixesOwnJobsAndReload) {
   r.set_model_name("boss-model");
   auto boss_job = boss->StartTraining(r);
   ASSERT_TRUE(boss_job.ok()) << boss_job.status();
-  EXPECT_EQ(code(trainer->GetStatus(boss_job->job_id()).status()), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(code(trainer->CancelJob(boss_job->job_id()).status()), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(code(trainer->GetStatus(boss_job->job_id()).status()),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(code(trainer->CancelJob(boss_job->job_id()).status()),
+            absl::StatusCode::kPermissionDenied);
   EXPECT_TRUE(boss->GetStatus(started->job_id()).ok());
   auto trainer_jobs = trainer->ListJobs(v1::ListJobsRequest());
   ASSERT_TRUE(trainer_jobs.ok());
@@ -881,7 +914,8 @@ TEST_F(AuthTest, RolesPrefixesOwnJobsAndReload) {
   auto boss_jobs = boss->ListJobs(v1::ListJobsRequest());
   ASSERT_TRUE(boss_jobs.ok());
   EXPECT_EQ(boss_jobs->jobs_size(), 2);
-  EXPECT_EQ(code(trainer->SetAlias("team-a-m", "prod", 1).status()), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(code(trainer->SetAlias("team-a-m", "prod", 1).status()),
+            absl::StatusCode::kPermissionDenied);
   EXPECT_TRUE(boss->SetAlias("team-a-m", "prod", 1).ok());
 
   // Reload: the reader's token is withdrawn; a broken file keeps the tokens in force.
@@ -916,8 +950,9 @@ TEST_F(ServiceTest, BaseModelsComeOnlyFromAllowedPlaces) {
 TEST(ServerLimitsTest, UploadsRowsQueuesAndStreams) {
   TempDir dir;
   testing::WriteFile(dir.File("tokens.jsonl"),
-                     absl::StrCat(R"({"id": "t1", "sha256": ")", Sha256Hex("one"), R"(", "role": "train"})", "\n",
-                                  R"({"id": "t2", "sha256": ")", Sha256Hex("two"), R"(", "role": "train"})", "\n"));
+                     absl::StrCat(R"({"id": "t1", "sha256": ")", Sha256Hex("one"),
+                                  R"(", "role": "train"})", "\n", R"({"id": "t2", "sha256": ")",
+                                  Sha256Hex("two"), R"(", "role": "train"})", "\n"));
   server::ServerOptions o;
   o.data_dir = dir.File("data");
   o.listen = "127.0.0.1:0";
@@ -959,7 +994,8 @@ TEST(ServerLimitsTest, UploadsRowsQueuesAndStreams) {
     ASSERT_TRUE(w->Write(first));
     bool refused = false;
     for (int i = 0; i < 100 && !refused; ++i) {  // the first stream may take a moment to register
-      refused = two->UploadDataset(info, Sst2Rows(8)).status().code() == absl::StatusCode::kResourceExhausted;
+      refused = two->UploadDataset(info, Sst2Rows(8)).status().code() ==
+                absl::StatusCode::kResourceExhausted;
       if (!refused) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     EXPECT_TRUE(refused);
@@ -1020,8 +1056,10 @@ TEST(ServerLimitsTest, UploadsRowsQueuesAndStreams) {
   }
   ASSERT_TRUE(one->CancelJob(running->job_id()).ok());
   const std::string text = (*s)->metrics().Render();
-  for (const char* limit : {"dataset_rows", "concurrent_uploads", "queued_jobs_per_token", "queued_jobs", "streams"}) {
-    EXPECT_NE(text.find(absl::StrCat("berth_limit_refusals_total{limit=\"", limit, "\"}")), std::string::npos)
+  for (const char* limit :
+       {"dataset_rows", "concurrent_uploads", "queued_jobs_per_token", "queued_jobs", "streams"}) {
+    EXPECT_NE(text.find(absl::StrCat("berth_limit_refusals_total{limit=\"", limit, "\"}")),
+              std::string::npos)
         << limit;
   }
 }
@@ -1124,7 +1162,8 @@ TEST(ServerSecurityTest, HubIdsAreRefusedWithNoHub) {
   r.set_model_name("m");
   auto refused = c->StartTraining(r);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(refused.status().message().find("--no-hub"), absl::string_view::npos) << refused.status();
+  EXPECT_NE(refused.status().message().find("--no-hub"), absl::string_view::npos)
+      << refused.status();
 }
 
 TEST(ServerSecurityTest, NonLoopbackNeedsAuthenticationOrAnExplicitOptOut) {
@@ -1135,7 +1174,8 @@ TEST(ServerSecurityTest, NonLoopbackNeedsAuthenticationOrAnExplicitOptOut) {
   o.metrics_listen = "";
   auto refused = server::Server::Start(o);
   ASSERT_FALSE(refused.ok());
-  EXPECT_NE(refused.status().message().find("--allow-insecure"), absl::string_view::npos) << refused.status();
+  EXPECT_NE(refused.status().message().find("--allow-insecure"), absl::string_view::npos)
+      << refused.status();
   o.allow_insecure = true;
   auto allowed = server::Server::Start(o);
   EXPECT_TRUE(allowed.ok()) << allowed.status();
@@ -1161,18 +1201,23 @@ class TlsTest : public ::testing::Test {
                              ".pem -days 2 -subj /CN=berth-test-", ca, " 2>/dev/null\n");
     }
     auto issue = [&](const std::string& name, const std::string& ca, bool server) {
-      script += absl::StrCat("openssl req ", key, " -keyout ", name, ".key -out ", name, ".csr -subj /CN=", name,
-                             " 2>/dev/null\n", "openssl x509 -req -in ", name, ".csr -CA ", ca, ".pem -CAkey ", ca,
-                             ".key -CAcreateserial -out ", name, ".pem -days 2", server ? " -extfile san.ext" : "",
-                             " 2>/dev/null\n");
+      script +=
+          absl::StrCat("openssl req ", key, " -keyout ", name, ".key -out ", name,
+                       ".csr -subj /CN=", name, " 2>/dev/null\n", "openssl x509 -req -in ", name,
+                       ".csr -CA ", ca, ".pem -CAkey ", ca, ".key -CAcreateserial -out ", name,
+                       ".pem -days 2", server ? " -extfile san.ext" : "", " 2>/dev/null\n");
     };
     issue("server1", "ca1", true);
     issue("server2", "ca2", true);
     issue("client1", "ca1", false);
     ASSERT_EQ(std::system(("bash -c \"" + script + "\"").c_str()), 0) << "openssl failed";
     // The server serves these two paths; rotation replaces them in place.
-    ASSERT_TRUE(WriteFileAtomically(dir_.File("server.pem"), *ReadFileToString(dir_.File("server1.pem"))).ok());
-    ASSERT_TRUE(WriteFileAtomically(dir_.File("server.key"), *ReadFileToString(dir_.File("server1.key"))).ok());
+    ASSERT_TRUE(
+        WriteFileAtomically(dir_.File("server.pem"), *ReadFileToString(dir_.File("server1.pem")))
+            .ok());
+    ASSERT_TRUE(
+        WriteFileAtomically(dir_.File("server.key"), *ReadFileToString(dir_.File("server1.key")))
+            .ok());
   }
 
   std::unique_ptr<server::Server> Start(bool mutual) {
@@ -1209,14 +1254,17 @@ TEST_F(TlsTest, TlsAndPlaintextClients) {
   ASSERT_NE(server, nullptr);
   EXPECT_TRUE(Connect(server->port(), "ca1", false)->ListModels().ok());
   // A plaintext client fails cleanly, as does one that trusts another CA.
-  EXPECT_EQ(Connect(server->port(), "", false)->ListModels().status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(Connect(server->port(), "ca2", false)->ListModels().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Connect(server->port(), "", false)->ListModels().status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Connect(server->port(), "ca2", false)->ListModels().status().code(),
+            absl::StatusCode::kUnavailable);
 }
 
 TEST_F(TlsTest, MutualTlsRequiresAClientCertificate) {
   auto server = Start(true);
   ASSERT_NE(server, nullptr);
-  EXPECT_NE(Connect(server->port(), "ca1", false)->ListModels().status().code(), absl::StatusCode::kOk);
+  EXPECT_NE(Connect(server->port(), "ca1", false)->ListModels().status().code(),
+            absl::StatusCode::kOk);
   EXPECT_TRUE(Connect(server->port(), "ca1", true)->ListModels().ok());
 }
 
@@ -1227,10 +1275,16 @@ TEST_F(TlsTest, CertificatesReloadWithoutDroppingConnections) {
   ASSERT_NE(server, nullptr);
   auto old_client = Connect(server->port(), "ca1", false);
   ASSERT_TRUE(old_client->ListModels().ok());
-  ASSERT_TRUE(WriteFileAtomically(dir_.File("server.key"), *ReadFileToString(dir_.File("server2.key"))).ok());
-  ASSERT_TRUE(WriteFileAtomically(dir_.File("server.pem"), *ReadFileToString(dir_.File("server2.pem"))).ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // > gRPC's 1 s poll of the staged copy
-  EXPECT_TRUE(Connect(server->port(), "ca1", false)->ListModels().ok()) << "served before the reload";
+  ASSERT_TRUE(
+      WriteFileAtomically(dir_.File("server.key"), *ReadFileToString(dir_.File("server2.key")))
+          .ok());
+  ASSERT_TRUE(
+      WriteFileAtomically(dir_.File("server.pem"), *ReadFileToString(dir_.File("server2.pem")))
+          .ok());
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(2500));  // > gRPC's 1 s poll of the staged copy
+  EXPECT_TRUE(Connect(server->port(), "ca1", false)->ListModels().ok())
+      << "served before the reload";
   ASSERT_TRUE(server->ReloadTls().ok());
   bool rotated = false;
   for (int i = 0; i < 40 && !rotated; ++i) {
@@ -1246,7 +1300,9 @@ TEST_F(TlsTest, CertificatesReloadWithoutDroppingConnections) {
 TEST_F(TlsTest, MismatchedFilesAreRefusedAndTheOldPairStays) {
   auto server = Start(false);
   ASSERT_NE(server, nullptr);
-  ASSERT_TRUE(WriteFileAtomically(dir_.File("server.key"), *ReadFileToString(dir_.File("server2.key"))).ok());
+  ASSERT_TRUE(
+      WriteFileAtomically(dir_.File("server.key"), *ReadFileToString(dir_.File("server2.key")))
+          .ok());
   absl::Status reload = server->ReloadTls();
   EXPECT_EQ(reload.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(reload.message().find("does not match"), absl::string_view::npos) << reload;
@@ -1343,9 +1399,11 @@ TEST_F(FailingDiskTest, UploadModelSaveAndJobStateWrites) {
   v1::DatasetInfo info;
   info.set_file_name("train.tsv");
   const std::string rows = Sst2Rows(16);
-  EXPECT_EQ(client_->UploadDataset(info, rows).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(client_->UploadDataset(info, rows).status().code(),
+            absl::StatusCode::kResourceExhausted);
   EXPECT_TRUE(ListDirectory(JoinPath(data_dir, "datasets"))->empty());
-  EXPECT_EQ(server_->store().GetDataset(Sha256Hex(rows)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(server_->store().GetDataset(Sha256Hex(rows)).status().code(),
+            absl::StatusCode::kNotFound);
   SetWriteFaultForTesting(nullptr);
   const std::string id = Upload(rows);
 
@@ -1389,7 +1447,8 @@ TEST_F(FailingDiskTest, UploadModelSaveAndJobStateWrites) {
   ASSERT_TRUE(registered);
   EXPECT_TRUE(client_->ListModels().ok());  // still serving
   // Observed, not slept on: the runner tries 4 times (JobRunner::Finish), then gives up.
-  for (int i = 0; i < 1000 && stuck_attempts.load() < 4; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 1000 && stuck_attempts.load() < 4; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_EQ(stuck_attempts.load(), 4) << "the runner's retries did not run out within 10 s";
   EXPECT_EQ(client_->GetStatus(stuck->job_id())->state(), v1::JOB_STATE_RUNNING);
   store::SetStoreWriteFaultForTesting(nullptr);

@@ -2,9 +2,8 @@
 // --model-roots, the registry, --no-hub) over a real SQLite store.
 #include "core/service/base_model.h"
 
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "core/util/files.h"
 #include "tests/unit/test_util.h"
@@ -21,10 +20,11 @@ TEST(BaseModelRefTest, ParsesEachFormAndPrintsItBack) {
     Kind kind;
     bool hub_fallback;
   };
-  for (const Case& c : {Case{"config:bert-tiny", Kind::kPreset, false}, Case{"/srv/models/x", Kind::kPath, false},
-                        Case{"sst2", Kind::kRegistered, true}, Case{"sst2:3", Kind::kRegistered, false},
-                        Case{"sst2@production", Kind::kRegistered, false},
-                        Case{"org/name", Kind::kHub, false}, Case{"org/name@v1.0", Kind::kHub, false}}) {
+  for (const Case& c :
+       {Case{"config:bert-tiny", Kind::kPreset, false}, Case{"/srv/models/x", Kind::kPath, false},
+        Case{"sst2", Kind::kRegistered, true}, Case{"sst2:3", Kind::kRegistered, false},
+        Case{"sst2@production", Kind::kRegistered, false}, Case{"org/name", Kind::kHub, false},
+        Case{"org/name@v1.0", Kind::kHub, false}}) {
     auto ref = ParseBaseModelRef(c.text);
     ASSERT_TRUE(ref.ok()) << c.text << ": " << ref.status();
     EXPECT_EQ(ref->kind, c.kind) << c.text;
@@ -73,12 +73,14 @@ class BaseModelPolicyTest : public ::testing::Test {
     ASSERT_TRUE(WriteFileAtomically(JoinPath(root_, "good/config.json"), "{}").ok());
     ASSERT_TRUE(MakeDirectories(JoinPath(dir_.path(), "outside")).ok());
     ASSERT_TRUE(WriteFileAtomically(JoinPath(dir_.path(), "outside/config.json"), "{}").ok());
-    ASSERT_EQ(::symlink(JoinPath(dir_.path(), "outside").c_str(), JoinPath(root_, "escape").c_str()), 0);
+    ASSERT_EQ(
+        ::symlink(JoinPath(dir_.path(), "outside").c_str(), JoinPath(root_, "escape").c_str()), 0);
   }
 
   BaseModelPolicy Policy(bool allow_hub, bool with_roots = true) {
-    return BaseModelPolicy(store_.get(), {with_roots ? std::vector<std::string>{root_} : std::vector<std::string>{},
-                                          allow_hub});
+    return BaseModelPolicy(
+        store_.get(),
+        {with_roots ? std::vector<std::string>{root_} : std::vector<std::string>{}, allow_hub});
   }
 
   TempDir dir_;
@@ -105,7 +107,8 @@ TEST_F(BaseModelPolicyTest, BareNamesFallBackToTheHubOnlyWhenItIsOn) {
   ASSERT_TRUE(on.ok()) << on.status();
   EXPECT_EQ(on->kind, Kind::kHub);
   EXPECT_EQ(on->ToString(), "bert-base-uncased");
-  EXPECT_EQ(Policy(/*allow_hub=*/false).Pin("org/name").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Policy(/*allow_hub=*/false).Pin("org/name").status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Policy(/*allow_hub=*/true).Pin("org/name")->ToString(), "org/name");
 }
 
@@ -114,9 +117,12 @@ TEST_F(BaseModelPolicyTest, LocalPathsOnlyInsideTheRoots) {
   ASSERT_TRUE(good.ok()) << good.status();
   EXPECT_EQ(good->kind, Kind::kPath);
   EXPECT_EQ(good->path.find(".."), std::string::npos);  // pinned to its real path
-  EXPECT_EQ(Policy(false).Pin(JoinPath(root_, "escape")).status().code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(Policy(false).Pin(root_).status().code(), absl::StatusCode::kPermissionDenied);  // the root itself
-  EXPECT_EQ(Policy(false).Pin(JoinPath(root_, "missing")).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Policy(false).Pin(JoinPath(root_, "escape")).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Policy(false).Pin(root_).status().code(),
+            absl::StatusCode::kPermissionDenied);  // the root itself
+  EXPECT_EQ(Policy(false).Pin(JoinPath(root_, "missing")).status().code(),
+            absl::StatusCode::kInvalidArgument);
   auto no_roots = Policy(false, /*with_roots=*/false).Pin(JoinPath(root_, "good"));
   EXPECT_EQ(no_roots.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(no_roots.status().message().find("--model-roots"), absl::string_view::npos);

@@ -76,8 +76,8 @@ TEST_P(GoldenLogitsTest, PaddedBatchWithin1e5) {
   auto p = classifier_->PredictBatch(batch);
   ASSERT_TRUE(p.ok()) << p.status();
   for (size_t k = 0; k < idx.size(); ++k) {
-    ExpectClose((*p)[k].logits, rows_[idx[k]]["logits_padded_batch"].get<std::vector<double>>(), 1e-5,
-                "batch row " + std::to_string(k));
+    ExpectClose((*p)[k].logits, rows_[idx[k]]["logits_padded_batch"].get<std::vector<double>>(),
+                1e-5, "batch row " + std::to_string(k));
   }
 }
 
@@ -137,7 +137,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenLogitsTest,
 std::string ModelWithEditedWeights(const TempDir& dir,
                                    const std::function<void(std::vector<TensorToWrite>*)>& edit) {
   const std::string src = FixturePath("bert-tiny-multilabel");
-  for (const char* f : {"config.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"}) {
+  for (const char* f :
+       {"config.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"}) {
     auto text = ReadFileToString(src + "/" + f);
     EXPECT_TRUE(text.ok());
     berth::testing::WriteFile(dir.File(f), *text);
@@ -241,7 +242,8 @@ class DeviceLogitsTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     auto d = ParseDevice(GetParam());
-    if (!d.ok() && d.status().code() == absl::StatusCode::kFailedPrecondition && testing::NoGpuVisible()) {
+    if (!d.ok() && d.status().code() == absl::StatusCode::kFailedPrecondition &&
+        testing::NoGpuVisible()) {
       GTEST_SKIP() << d.status().message();
     }
     ASSERT_TRUE(d.ok()) << d.status();
@@ -261,11 +263,13 @@ TEST_P(DeviceLogitsTest, Fp32LogitsWithin1e4AndBf16LabelsAgree) {
   auto bf16 = Load(InferencePrecision::kBf16);
   ASSERT_NE(fp32, nullptr);
   ASSERT_NE(bf16, nullptr);
-  const std::vector<Json> rows = ReadJsonLines(FixturePath("bert-tiny-uncased") + "/expected/logits.jsonl");
+  const std::vector<Json> rows =
+      ReadJsonLines(FixturePath("bert-tiny-uncased") + "/expected/logits.jsonl");
   std::vector<text::Encoding> batch;
   text::EncodeOptions eo;
   eo.max_length = 128;  // as the fixture's logits were made
-  for (const Json& r : rows) batch.push_back(*fp32->tokenizer().Encode(r["text"].get<std::string>(), eo));
+  for (const Json& r : rows)
+    batch.push_back(*fp32->tokenizer().Encode(r["text"].get<std::string>(), eo));
   auto a = fp32->PredictBatch(batch);
   auto b = bf16->PredictBatch(batch);
   ASSERT_TRUE(a.ok()) << a.status();

@@ -55,7 +55,8 @@ TEST(ModelConfigTest, InvalidValuesAreNamed) {
       // Found by fuzzing (tests/fuzz/regressions/model_config): these threw or ran out of memory.
       {{{"model_type", 1}}, "model_type"},
       {{{"num_labels", 1000000000000}}, "num_labels"},
-      {{{"num_labels", 100001}}, "num_labels"},  // one over the limit; a million took 12 s in the fuzzer
+      {{{"num_labels", 100001}},
+       "num_labels"},  // one over the limit; a million took 12 s in the fuzzer
       {{{"model_type", "distilbert"}, {"sinusoidal_pos_embds", "yes"}}, "sinusoidal_pos_embds"},
   };
   for (const Case& c : cases) {

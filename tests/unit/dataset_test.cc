@@ -40,7 +40,8 @@ TEST(DatasetTest, ReadsGlueTsvWithSentenceColumnAndLiteralQuotes) {
 }
 
 TEST(DatasetTest, ReadsJsonLinesWithNamedIntegerAndListLabels) {
-  auto d = Parse("{\"text\":\"a\",\"label\":\"joy\"}\n\n{\"text\":\"b\",\"label\":\"anger\"}\n", "x.jsonl");
+  auto d = Parse("{\"text\":\"a\",\"label\":\"joy\"}\n\n{\"text\":\"b\",\"label\":\"anger\"}\n",
+                 "x.jsonl");
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(CollectLabels(*d), (std::vector<std::string>{"anger", "joy"}));
   auto n = Parse("{\"text\":\"a\",\"label\":10}\n{\"text\":\"b\",\"label\":9}\n", "x.jsonl");
@@ -48,7 +49,8 @@ TEST(DatasetTest, ReadsJsonLinesWithNamedIntegerAndListLabels) {
   EXPECT_EQ(CollectLabels(*n), (std::vector<std::string>{"9", "10"}));  // numeric order
   DatasetOptions multi;
   multi.multi_label = true;
-  auto m = Parse("{\"text\":\"a\",\"label\":[\"x\",\"y\"]}\n{\"text\":\"b\",\"label\":[]}\n", "m.jsonl", multi);
+  auto m = Parse("{\"text\":\"a\",\"label\":[\"x\",\"y\"]}\n{\"text\":\"b\",\"label\":[]}\n",
+                 "m.jsonl", multi);
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->examples[0].labels, (std::vector<std::string>{"x", "y"}));
   EXPECT_TRUE(m->examples[1].labels.empty());
@@ -72,11 +74,14 @@ TEST(DatasetTest, EachBadInputIsNamedByFileAndLine) {
   ExpectError("label,text\n1,x\n", "c.csv", "no column 'y'", o);
   ExpectError("label,text\n1,x\n0,  \n", "t.csv", "t.csv:3: empty text");
   ExpectError("label,text\n1,\"unterminated\n", "q.csv", "q.csv:2: unterminated quoted field");
-  ExpectError("label,text\n1,\"a\"b\n", "q.csv", "q.csv:2: unexpected character after a closing quote");
+  ExpectError("label,text\n1,\"a\"b\n", "q.csv",
+              "q.csv:2: unexpected character after a closing quote");
   ExpectError("label,text\n1,a,b\n", "f.csv", "f.csv:2: expected 2 fields");
   ExpectError("label,text\n,x\n", "l.csv", "l.csv:2: empty label");
-  ExpectError("label,text\n1,caf\xC3\n", "u.csv", "u.csv:2: column 'text': text is not valid UTF-8");
-  ExpectError("{\"text\":\"a\",\"label\":1}\n{\"text\": oops}\n", "j.jsonl", "j.jsonl:2: invalid JSON");
+  ExpectError("label,text\n1,caf\xC3\n", "u.csv",
+              "u.csv:2: column 'text': text is not valid UTF-8");
+  ExpectError("{\"text\":\"a\",\"label\":1}\n{\"text\": oops}\n", "j.jsonl",
+              "j.jsonl:2: invalid JSON");
   ExpectError("{\"text\":\"a\"}\n", "j.jsonl", "j.jsonl:1: no field 'label'");
   ExpectError("[1,2]\n", "j.jsonl", "j.jsonl:1: expected a JSON object");
   ExpectError("{\"text\":5,\"label\":1}\n", "j.jsonl", "j.jsonl:1: field 'text' must be a string");

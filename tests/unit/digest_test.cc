@@ -2,10 +2,10 @@
 // (a million 'a's), and the zero-length message of NIST CAVP's SHA256ShortMsg.rsp.
 #include "core/util/digest.h"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <string>
-
-#include <gtest/gtest.h>
 
 namespace berth {
 namespace {

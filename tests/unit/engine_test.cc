@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <future>
 #include <mutex>
 #include <random>
@@ -17,11 +17,11 @@ namespace berth {
 namespace {
 
 using berth::testing::FixturePath;
-using berth::testing::TopTwoMargin;
 using berth::testing::ReadJsonLines;
+using berth::testing::TopTwoMargin;
 
-std::shared_ptr<const SequenceClassifier> LoadFixture(const std::string& name,
-                                                      InferencePrecision precision = InferencePrecision::kFp32) {
+std::shared_ptr<const SequenceClassifier> LoadFixture(
+    const std::string& name, InferencePrecision precision = InferencePrecision::kFp32) {
   ClassifierOptions o;
   o.precision = precision;
   auto m = SequenceClassifier::Load(FixturePath(name), o);
@@ -31,7 +31,8 @@ std::shared_ptr<const SequenceClassifier> LoadFixture(const std::string& name,
 
 std::vector<std::string> FixtureTexts(const std::string& name) {
   std::vector<std::string> texts;
-  for (const Json& r : ReadJsonLines(FixturePath(name) + "/expected/logits.jsonl")) texts.push_back(r["text"]);
+  for (const Json& r : ReadJsonLines(FixturePath(name) + "/expected/logits.jsonl"))
+    texts.push_back(r["text"]);
   return texts;
 }
 
@@ -54,16 +55,18 @@ TEST(EngineTest, ConcurrentBatchedResultsEqualUnbatchedOnes) {
   };
   std::mutex seen_mu;
   std::vector<Seen> seen;  // guarded by seen_mu
-  auto engine = InferenceEngine::Create(model, eo, [&](int64_t rows, int64_t padded, int64_t real, double) {
-    std::lock_guard<std::mutex> lock(seen_mu);
-    seen.push_back({rows, padded, real});
-  });
+  auto engine =
+      InferenceEngine::Create(model, eo, [&](int64_t rows, int64_t padded, int64_t real, double) {
+        std::lock_guard<std::mutex> lock(seen_mu);
+        seen.push_back({rows, padded, real});
+      });
   ASSERT_TRUE(engine.ok()) << engine.status();
   const std::vector<std::string> texts = FixtureTexts("bert-tiny-uncased");
   std::vector<std::vector<float>> expected;
   text::EncodeOptions enc;
   enc.max_length = 128;
-  for (const std::string& t : texts) expected.push_back(Unbatched(*model, *model->tokenizer().Encode(t, enc)));
+  for (const std::string& t : texts)
+    expected.push_back(Unbatched(*model, *model->tokenizer().Encode(t, enc)));
 
   // 8 submitters, each classifying its own shuffled slice one text at a time.
   std::vector<std::thread> threads;
@@ -83,7 +86,8 @@ TEST(EngineTest, ConcurrentBatchedResultsEqualUnbatchedOnes) {
           return;
         }
         for (size_t c = 0; c < expected[i].size(); ++c) {
-          if (std::abs((*r)[0].logits[c] - expected[i][c]) > 1e-5) errors[w] = "text " + std::to_string(i) + " differs";
+          if (std::abs((*r)[0].logits[c] - expected[i][c]) > 1e-5)
+            errors[w] = "text " + std::to_string(i) + " differs";
         }
       }
     });
@@ -116,7 +120,8 @@ TEST(EngineTest, OneCallWithManyTextsMatchesAndKeepsOrder) {
   auto model = LoadFixture("bert-tiny-uncased");
   auto engine = InferenceEngine::Create(model, EngineOptions());
   ASSERT_TRUE(engine.ok());
-  const std::vector<Json> rows = ReadJsonLines(FixturePath("bert-tiny-uncased") + "/expected/logits.jsonl");
+  const std::vector<Json> rows =
+      ReadJsonLines(FixturePath("bert-tiny-uncased") + "/expected/logits.jsonl");
   std::vector<std::string> texts;
   for (const Json& r : rows) texts.push_back(r["text"]);
   ClassifyOptions o;
@@ -127,13 +132,15 @@ TEST(EngineTest, OneCallWithManyTextsMatchesAndKeepsOrder) {
   ASSERT_TRUE(r.ok()) << r.status();
   for (size_t i = 0; i < rows.size(); ++i) {
     EXPECT_EQ((*r)[i].label, rows[i]["label"].get<std::string>()) << i;
-    for (size_t c = 0; c < 3; ++c) EXPECT_NEAR((*r)[i].logits[c], rows[i]["logits"][c].get<double>(), 1e-5);
+    for (size_t c = 0; c < 3; ++c)
+      EXPECT_NEAR((*r)[i].logits[c], rows[i]["logits"][c].get<double>(), 1e-5);
     ASSERT_EQ((*r)[i].top_k.size(), 2u);
     EXPECT_EQ((*r)[i].top_k[0].label, (*r)[i].label);
     EXPECT_GE((*r)[i].top_k[0].score, (*r)[i].top_k[1].score);
   }
   // The text far longer than 128 tokens is reported truncated.
-  EXPECT_TRUE(std::any_of(r->begin(), r->end(), [](const ClassifyResult& x) { return x.truncated; }));
+  EXPECT_TRUE(
+      std::any_of(r->begin(), r->end(), [](const ClassifyResult& x) { return x.truncated; }));
 }
 
 TEST(BatcherTest, FullQueueIsRefusedAtOnceAndShutdownDrains) {
@@ -238,7 +245,8 @@ TEST(EngineTest, WindowModeClassifiesAllOfALongText) {
 TEST(EngineTest, Bf16AgreesWithFp32) {
   for (const char* name : {"bert-tiny-uncased", "bert-tiny-multilabel"}) {
     auto fp32 = InferenceEngine::Create(LoadFixture(name), EngineOptions());
-    auto bf16 = InferenceEngine::Create(LoadFixture(name, InferencePrecision::kBf16), EngineOptions());
+    auto bf16 =
+        InferenceEngine::Create(LoadFixture(name, InferencePrecision::kBf16), EngineOptions());
     ASSERT_TRUE(fp32.ok() && bf16.ok());
     const std::vector<std::string> texts = FixtureTexts(name);
     ClassifyOptions o;
@@ -253,7 +261,8 @@ TEST(EngineTest, Bf16AgreesWithFp32) {
         worst = std::max<double>(worst, std::abs((*a)[i].scores[c] - (*b)[i].scores[c]));
       }
       if ((*a)[i].label != (*b)[i].label) {
-        EXPECT_LT(TopTwoMargin((*a)[i].scores), 2 * kScoreBound) << name << " text " << i << ": label changed";
+        EXPECT_LT(TopTwoMargin((*a)[i].scores), 2 * kScoreBound)
+            << name << " text " << i << ": label changed";
       }
     }
     EXPECT_LT(worst, kScoreBound) << name;
@@ -287,7 +296,8 @@ TEST(EngineTest, ALargeRequestRunsAsFullBatchesWithoutWaiting) {
   ASSERT_TRUE(engine.ok());
   const std::vector<std::string> base = FixtureTexts("bert-tiny-uncased");
   std::vector<std::string> texts;
-  for (size_t i = 0; texts.size() < 40; ++i) texts.push_back(base[i % base.size()] + std::string(i % 7, '!'));
+  for (size_t i = 0; texts.size() < 40; ++i)
+    texts.push_back(base[i % base.size()] + std::string(i % 7, '!'));
   ClassifyOptions o;
   o.max_length = 128;
   o.return_logits = true;
@@ -296,7 +306,8 @@ TEST(EngineTest, ALargeRequestRunsAsFullBatchesWithoutWaiting) {
   const auto start = SteadyClock::now();
   auto r = (*engine)->Classify(texts, {}, o);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_LT(std::chrono::duration<double>(SteadyClock::now() - start).count(), 20.0) << "a batch waited max_wait";
+  EXPECT_LT(std::chrono::duration<double>(SteadyClock::now() - start).count(), 20.0)
+      << "a batch waited max_wait";
   {
     std::lock_guard<std::mutex> lock(seen_mu);
     EXPECT_EQ(rows, (std::vector<int64_t>{16, 16, 8}));
@@ -304,8 +315,10 @@ TEST(EngineTest, ALargeRequestRunsAsFullBatchesWithoutWaiting) {
   text::EncodeOptions enc;
   enc.max_length = 128;
   for (size_t i = 0; i < texts.size(); ++i) {
-    const std::vector<float> expected = Unbatched(*model, *model->tokenizer().Encode(texts[i], enc));
-    for (size_t c = 0; c < expected.size(); ++c) EXPECT_NEAR((*r)[i].logits[c], expected[c], 1e-5) << i;
+    const std::vector<float> expected =
+        Unbatched(*model, *model->tokenizer().Encode(texts[i], enc));
+    for (size_t c = 0; c < expected.size(); ++c)
+      EXPECT_NEAR((*r)[i].logits[c], expected[c], 1e-5) << i;
   }
   EXPECT_GT(timings.tokenize_seconds, 0);
   EXPECT_GT(timings.wait_seconds, 0);
@@ -353,7 +366,6 @@ TEST(BatcherTest, ALoneCallerInALoopNeverWaitsForCompany) {
     }
   }
 }
-
 
 // Requests whose caller has gone are dropped before their forward pass: under load (a
 // queue of live and cancelled requests), only the live ones are computed, and the count of

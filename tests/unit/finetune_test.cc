@@ -22,7 +22,8 @@ TEST(FinetuneTest, RandomInitBertTinyLearnsSst2AboveChance) {
   FineTuneJob job;
   job.base_model = "config:bert-tiny";
   job.train_path = std::string(berth::testing::ShippedDataDir()) + "/sst2-sample/train.tsv";
-  job.validation_path = std::string(berth::testing::ShippedDataDir()) + "/sst2-sample/validation.tsv";
+  job.validation_path =
+      std::string(berth::testing::ShippedDataDir()) + "/sst2-sample/validation.tsv";
   job.output_dir = dir.File("model");
   job.spec.epochs = 3;
   job.spec.batch_size = 16;
@@ -77,7 +78,8 @@ TEST_P(FamilyFinetuneTest, FitsEmotionTweetsAndReloads) {
   EXPECT_NEAR(m->loss, r->best->loss, 1e-5);
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, FamilyFinetuneTest, ::testing::Values("xlmr-tiny", "distilbert-tiny"),
+INSTANTIATE_TEST_SUITE_P(Families, FamilyFinetuneTest,
+                         ::testing::Values("xlmr-tiny", "distilbert-tiny"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            std::string name = info.param;
                            for (char& c : name) {
@@ -87,7 +89,8 @@ INSTANTIATE_TEST_SUITE_P(Families, FamilyFinetuneTest, ::testing::Values("xlmr-t
                          });
 
 TEST(FinetuneTest, MultiLabelLossesMatchHuggingFace) {
-  auto rows = ReadJsonLines(FixturePath("bert-tiny-multilabel") + "/expected/multilabel_loss.jsonl");
+  auto rows =
+      ReadJsonLines(FixturePath("bert-tiny-multilabel") + "/expected/multilabel_loss.jsonl");
   ASSERT_GT(rows.size(), 20u);
   const std::vector<std::string> names = {"anger", "joy", "optimism", "sadness"};
   Dataset d;
@@ -112,7 +115,8 @@ TEST(FinetuneTest, MultiLabelLossesMatchHuggingFace) {
 // 4 validation rows, evaluated after every update.
 FineTuneJob TinyCsvJob(const TempDir& dir, const std::string& validation_rows) {
   std::string train = "label,text\n";
-  for (int i = 0; i < 32; ++i) train += std::string(i % 2 ? "pos,good fun " : "neg,dull bad ") + std::to_string(i) + "\n";
+  for (int i = 0; i < 32; ++i)
+    train += std::string(i % 2 ? "pos,good fun " : "neg,dull bad ") + std::to_string(i) + "\n";
   berth::testing::WriteFile(dir.File("train.csv"), train);
   berth::testing::WriteFile(dir.File("val.csv"), "label,text\n" + validation_rows);
   FineTuneJob job;
@@ -146,7 +150,8 @@ TEST(FinetuneTest, EarlyStoppingKeepsTheBestEvaluation) {
   double best = r->evals.front().loss;
   for (const EvalMetrics& e : r->evals) best = std::min(best, e.loss);
   EXPECT_DOUBLE_EQ(r->best->loss, best);
-  EXPECT_LT(best, r->evals.back().loss) << "the run must end worse than its best for this test to tell them apart";
+  EXPECT_LT(best, r->evals.back().loss)
+      << "the run must end worse than its best for this test to tell them apart";
   // Patience 2: exactly two evaluations after the best one, neither better.
   EXPECT_EQ(r->updates, r->best_update + 2);
   auto m = EvaluateModel(job.output_dir, job.validation_path, {}, 32, 8);
@@ -228,14 +233,16 @@ TEST_P(MetricForBestTest, SavesTheBestEvaluationNotTheLast) {
   // The Trainer's rule: the first evaluation that no later one beats strictly.
   size_t best = 0;
   for (size_t i = 1; i < r->evals.size(); ++i) {
-    if (greater ? value(r->evals[i]) > value(r->evals[best]) : value(r->evals[i]) < value(r->evals[best])) best = i;
+    if (greater ? value(r->evals[i]) > value(r->evals[best])
+                : value(r->evals[i]) < value(r->evals[best]))
+      best = i;
   }
   EXPECT_EQ(r->best_update, static_cast<int64_t>(best) + 1);
   EXPECT_DOUBLE_EQ(value(*r->best), value(r->evals[best]));
   const double last = value(r->evals.back());
   EXPECT_TRUE(greater ? value(*r->best) > last : value(*r->best) < last)
-      << "the run must end worse than its best for this test to tell them apart (best " << value(*r->best)
-      << ", last " << last << ")";
+      << "the run must end worse than its best for this test to tell them apart (best "
+      << value(*r->best) << ", last " << last << ")";
   auto m = EvaluateModel(job.output_dir, job.validation_path, {}, 32, 8);
   ASSERT_TRUE(m.ok()) << m.status();
   // The same weights and the same batches as the trainer's evaluation: the same numbers.
@@ -243,8 +250,8 @@ TEST_P(MetricForBestTest, SavesTheBestEvaluationNotTheLast) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Metrics, MetricForBestTest,
-                         ::testing::Values("loss", "accuracy", "macro_f1", "micro_f1", "macro_precision",
-                                           "macro_recall"));
+                         ::testing::Values("loss", "accuracy", "macro_f1", "micro_f1",
+                                           "macro_precision", "macro_recall"));
 
 TEST(FinetuneTest, RefusesASingleClassAndUnknownValidationLabels) {
   TempDir dir;
@@ -262,7 +269,8 @@ TEST(FinetuneTest, RefusesASingleClassAndUnknownValidationLabels) {
   job.validation_path = dir.File("val.csv");
   r = RunFineTune(job, nullptr, nullptr);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("val.csv:3: label 'meh'"), absl::string_view::npos) << r.status();
+  EXPECT_NE(r.status().message().find("val.csv:3: label 'meh'"), absl::string_view::npos)
+      << r.status();
   job.base_model = "config:bert-huge";
   EXPECT_FALSE(RunFineTune(job, nullptr, nullptr).ok());
 }

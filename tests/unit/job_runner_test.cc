@@ -1,8 +1,9 @@
 // Restart recovery of the job queue: interrupted jobs go back to the queue, and a job that was
 // running at every one of several deaths fails instead of looping.
+#include "core/service/job_runner.h"
+
 #include <gtest/gtest.h>
 
-#include "core/service/job_runner.h"
 #include "core/store/store.h"
 #include "tests/unit/test_util.h"
 
@@ -23,7 +24,8 @@ TEST(JobRunnerTest, InterruptedJobsResumeButARepeatOffenderFails) {
   for (int death = 1; death <= 3; ++death) {
     auto claimed = (*store)->ClaimNextQueued();  // the job runs ...
     ASSERT_TRUE(claimed.ok() && claimed->has_value());
-    auto resumed = runner.RecoverInterrupted();  // ... and the process dies: the next start recovers
+    auto resumed =
+        runner.RecoverInterrupted();  // ... and the process dies: the next start recovers
     ASSERT_TRUE(resumed.ok()) << resumed.status();
     auto now = (*store)->GetJob(job->id);
     ASSERT_TRUE(now.ok());

@@ -56,12 +56,34 @@ JobSpec EveryFieldSet() {
 TEST(JobSpecTest, EveryFieldSurvivesTheStoredJson) {
   const JobSpec in = EveryFieldSet();
   const Json j = JobSpecToJson(in);
-  for (const char* key : {"epochs", "max_steps", "batch_size", "eval_batch_size", "learning_rate", "weight_decay",
-                          "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "warmup_steps",
-                          "warmup_ratio", "grad_accum", "max_length", "pad_to_max_length", "seed", "shuffle",
-                          "group_by_length", "precision", "eval_steps", "save_steps", "early_stopping_patience",
-                          "metric_for_best", "multi_label", "class_weights", "label_smoothing",
-                          "multi_label_threshold", "device"}) {
+  for (const char* key : {"epochs",
+                          "max_steps",
+                          "batch_size",
+                          "eval_batch_size",
+                          "learning_rate",
+                          "weight_decay",
+                          "adam_beta1",
+                          "adam_beta2",
+                          "adam_epsilon",
+                          "max_grad_norm",
+                          "warmup_steps",
+                          "warmup_ratio",
+                          "grad_accum",
+                          "max_length",
+                          "pad_to_max_length",
+                          "seed",
+                          "shuffle",
+                          "group_by_length",
+                          "precision",
+                          "eval_steps",
+                          "save_steps",
+                          "early_stopping_patience",
+                          "metric_for_best",
+                          "multi_label",
+                          "class_weights",
+                          "label_smoothing",
+                          "multi_label_threshold",
+                          "device"}) {
     EXPECT_TRUE(j["training"].contains(key)) << key;
   }
   auto out = JobSpecFromJson(Json::parse(j.dump()));

@@ -30,12 +30,13 @@ TEST(MetricsTest, MatchScikitLearnOnSeededPredictions) {
     const bool multi = c.at("kind") == "multi";
     const EvalMetrics m =
         multi ? ComputeMultiLabelMetrics(c.at("truth").get<std::vector<std::vector<uint8_t>>>(),
-                                         c.at("pred").get<std::vector<std::vector<uint8_t>>>(), Names(k))
+                                         c.at("pred").get<std::vector<std::vector<uint8_t>>>(),
+                                         Names(k))
               : ComputeSingleLabelMetrics(c.at("truth").get<std::vector<int64_t>>(),
                                           c.at("pred").get<std::vector<int64_t>>(), Names(k));
     const Json& want = c.at("expected");
-    for (const char* name : {"accuracy", "macro_precision", "macro_recall", "macro_f1", "micro_precision",
-                             "micro_recall", "micro_f1", "hamming_loss"}) {
+    for (const char* name : {"accuracy", "macro_precision", "macro_recall", "macro_f1",
+                             "micro_precision", "micro_recall", "micro_f1", "hamming_loss"}) {
       if (!want.contains(name)) continue;
       double got = 0;
       ASSERT_TRUE(m.Get(name, &got)) << name;

@@ -20,7 +20,8 @@ using berth::testing::TempDir;
 
 std::set<std::string> Loaded(const ModelRegistry& r) {
   std::set<std::string> names;
-  r.ForEachLoaded([&](const std::string& name, int64_t, const InferenceEngine&) { names.insert(name); });
+  r.ForEachLoaded(
+      [&](const std::string& name, int64_t, const InferenceEngine&) { names.insert(name); });
   return names;
 }
 

@@ -74,7 +74,8 @@ TEST(OptimizerTest, FusedStepEqualsTorchAdamW) {
   }
   auto a = fused_model->parameters(), b = reference_model->parameters();
   for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_TRUE(at::allclose(a[i], b[i], /*rtol=*/0, /*atol=*/1e-6)) << i << ": " << (a[i] - b[i]).abs().max();
+    EXPECT_TRUE(at::allclose(a[i], b[i], /*rtol=*/0, /*atol=*/1e-6))
+        << i << ": " << (a[i] - b[i]).abs().max();
     // Every parameter moved by about lr per update, so the comparison is not between two
     // untouched copies.
     EXPECT_GT((a[i] - initial[i]).abs().max().item<double>(), 1e-3) << i;

@@ -1,10 +1,9 @@
 // Packed tokens (TokenPacking): a padded batch runs its token-wise layers on the real tokens
 // only. The logits and the gradients must be those of each row on its own (a batch of one has
 // no padding, so it takes the unpacked path): the packing changes the work, not the maths.
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <gtest/gtest.h>
 
 #include "core/model/bert.h"
 #include "core/model/model_dir.h"
@@ -21,7 +20,8 @@ Batch MakeBatch(const std::vector<text::Encoding>& rows, int32_t pad_id) {
   int64_t seq = 0;
   for (const auto& e : rows) seq = std::max<int64_t>(seq, static_cast<int64_t>(e.input_ids.size()));
   const int64_t n = static_cast<int64_t>(rows.size());
-  Batch b{at::full({n, seq}, pad_id, at::kLong), at::zeros({n, seq}, at::kLong), at::zeros({n, seq}, at::kLong)};
+  Batch b{at::full({n, seq}, pad_id, at::kLong), at::zeros({n, seq}, at::kLong),
+          at::zeros({n, seq}, at::kLong)};
   for (int64_t r = 0; r < n; ++r) {
     for (size_t t = 0; t < rows[r].input_ids.size(); ++t) {
       b.ids[r][static_cast<int64_t>(t)] = rows[r].input_ids[t];
@@ -38,8 +38,9 @@ TEST_P(PackingTest, PaddedBatchGivesEachRowsLogitsAndGradients) {
   auto m = LoadModelDirectory(testing::FixturePath(GetParam()));
   ASSERT_TRUE(m.ok()) << m.status();
   m->module->eval();  // no dropout; autograd stays on
-  const std::vector<std::string> texts = {"a", "the film is a masterpiece of quiet suspense and wit",
-                                          "dull", "not good, not bad: somewhere in between, mostly forgettable"};
+  const std::vector<std::string> texts = {
+      "a", "the film is a masterpiece of quiet suspense and wit", "dull",
+      "not good, not bad: somewhere in between, mostly forgettable"};
   std::vector<text::Encoding> rows;
   for (const auto& t : texts) {
     auto e = m->tokenizer->Encode(t, {});
@@ -72,7 +73,8 @@ TEST_P(PackingTest, PaddedBatchGivesEachRowsLogitsAndGradients) {
     at::Tensor l = m->module->forward(one.ids, one.types, one.mask);
     // fp32 logits of O(1) through a few layers: rows computed in another matrix shape round
     // differently in the last bits (~1e-7); 1e-5 is the golden tests' tolerance.
-    EXPECT_TRUE(at::allclose(l[0], logits[static_cast<int64_t>(r)].detach(), 0, 1e-5)) << "row " << r;
+    EXPECT_TRUE(at::allclose(l[0], logits[static_cast<int64_t>(r)].detach(), 0, 1e-5))
+        << "row " << r;
     l.mul(at::arange(1, l.size(1) + 1, l.options())).sum().backward();
     std::vector<at::Tensor> g = grads();
     if (row_grads.empty()) {
@@ -85,11 +87,13 @@ TEST_P(PackingTest, PaddedBatchGivesEachRowsLogitsAndGradients) {
     // Gradients are sums over tokens of products of O(1) values; 1e-5 absolute plus 1e-4
     // relative covers fp32 summation in a different order and shape.
     EXPECT_TRUE(at::allclose(batch_grads[i], row_grads[i], 1e-4, 1e-5))
-        << "parameter " << i << " max diff " << (batch_grads[i] - row_grads[i]).abs().max().item<double>();
+        << "parameter " << i << " max diff "
+        << (batch_grads[i] - row_grads[i]).abs().max().item<double>();
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, PackingTest, ::testing::Values("bert-tiny-uncased", "xlmr-tiny"));
+INSTANTIATE_TEST_SUITE_P(Families, PackingTest,
+                         ::testing::Values("bert-tiny-uncased", "xlmr-tiny"));
 
 }  // namespace
 }  // namespace berth

@@ -53,7 +53,8 @@ TEST(SafetensorsTest, WriteThenReadRoundTrips) {
 }
 
 TEST(SafetensorsTest, AcceptsAMinimalValidImage) {
-  EXPECT_TRUE(Parse(Image(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", "abcd")).ok());
+  EXPECT_TRUE(
+      Parse(Image(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", "abcd")).ok());
   EXPECT_TRUE(Parse(Image(R"({"x":{"dtype":"F16","shape":[0],"data_offsets":[0,0]}})", "")).ok());
 }
 
@@ -100,15 +101,17 @@ TEST(SafetensorsTest, RejectsShapeThatDisagreesWithOffsets) {
                 "need");
   ExpectInvalid(Image(R"({"x":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", "abcd"),
                 "non-negative");
-  ExpectInvalid(Image(R"({"x":{"dtype":"F64","shape":[4611686018427387904,8],"data_offsets":[0,8]}})",
-                      "abcdefgh"),
-                "too large");
+  ExpectInvalid(
+      Image(R"({"x":{"dtype":"F64","shape":[4611686018427387904,8],"data_offsets":[0,8]}})",
+            "abcdefgh"),
+      "too large");
 }
 
 TEST(SafetensorsTest, RejectsMalformedHeaders) {
   ExpectInvalid(Image("[1,2]", ""), "start with '{'");
   ExpectInvalid(Image("{\"x\":", ""), "not a JSON object");
-  ExpectInvalid(Image(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", "abcd"), "begin");
+  ExpectInvalid(Image(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", "abcd"),
+                "begin");
   ExpectInvalid(Image(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0]}})", "abcd"),
                 "data_offsets");
   ExpectInvalid(Image(R"({"__metadata__":{"a":1}})", ""), "__metadata__");

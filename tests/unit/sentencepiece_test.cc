@@ -16,7 +16,8 @@ using berth::testing::WriteFile;
 std::string CopyFixture(const TempDir& dir) {
   const std::string out = dir.File("xlmr");
   EXPECT_TRUE(MakeDirectories(out).ok());
-  for (const char* f : {"sentencepiece.bpe.model", "tokenizer_config.json", "special_tokens_map.json", "config.json"}) {
+  for (const char* f : {"sentencepiece.bpe.model", "tokenizer_config.json",
+                        "special_tokens_map.json", "config.json"}) {
     auto bytes = ReadFileToString(JoinPath(FixturePath("xlmr-tiny"), f));
     EXPECT_TRUE(bytes.ok());
     WriteFile(JoinPath(out, f), *bytes);
@@ -75,7 +76,8 @@ TEST(SentencePieceTest, CorruptOrMissingModelIsAClearError) {
   WriteFile(JoinPath(copy, "sentencepiece.bpe.model"), "this is not a protobuf");
   auto bad = LoadTokenizer(copy);
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("sentencepiece.bpe.model"), absl::string_view::npos) << bad.status();
+  EXPECT_NE(bad.status().message().find("sentencepiece.bpe.model"), absl::string_view::npos)
+      << bad.status();
   auto bytes = ReadFileToString(JoinPath(FixturePath("xlmr-tiny"), "sentencepiece.bpe.model"));
   WriteFile(JoinPath(copy, "sentencepiece.bpe.model"), bytes->substr(0, bytes->size() / 2));
   auto truncated = LoadTokenizer(copy);
@@ -84,7 +86,8 @@ TEST(SentencePieceTest, CorruptOrMissingModelIsAClearError) {
   ASSERT_TRUE(RemoveAll(JoinPath(copy, "sentencepiece.bpe.model")).ok());
   auto missing = LoadTokenizer(copy);
   ASSERT_FALSE(missing.ok());
-  EXPECT_NE(missing.status().message().find("sentencepiece.bpe.model is missing"), absl::string_view::npos)
+  EXPECT_NE(missing.status().message().find("sentencepiece.bpe.model is missing"),
+            absl::string_view::npos)
       << missing.status();
 }
 
@@ -94,7 +97,8 @@ TEST(SentencePieceTest, InvalidUtf8IsRejectedWithItsOffset) {
   auto e = (*tok)->Encode("ok \xff bad", EncodeOptions());
   EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument);
   // "ok " is 3 bytes: the bad byte is at offset 3.
-  EXPECT_NE(e.status().message().find("bad byte 0xff at offset 3"), absl::string_view::npos) << e.status();
+  EXPECT_NE(e.status().message().find("bad byte 0xff at offset 3"), absl::string_view::npos)
+      << e.status();
 }
 
 }  // namespace

@@ -76,9 +76,10 @@ TEST(ShardingTest, ShortLastBatchIsPaddedLikeDistributedSampler) {
 }
 
 // Each rank gets exactly the indices PyTorch's DistributedSampler (shuffle, seed, set_epoch)
-// gives it, in its order, for any per-rank batch size: tests/data/fixtures/distributed-sampler.json,
-// written and kept true by tests/reference/sampler_reference.py with the pinned torch. World
-// size 1 included: one process trains in DistributedSampler's single-replica order.
+// gives it, in its order, for any per-rank batch size:
+// tests/data/fixtures/distributed-sampler.json, written and kept true by
+// tests/reference/sampler_reference.py with the pinned torch. World size 1 included: one process
+// trains in DistributedSampler's single-replica order.
 TEST(ShardingTest, EachRankGetsDistributedSamplersIndices) {
   auto fixture = ReadJsonFile(testing::DataPath("fixtures/distributed-sampler.json"));
   ASSERT_TRUE(fixture.ok()) << fixture.status();
@@ -91,12 +92,13 @@ TEST(ShardingTest, EachRankGetsDistributedSamplersIndices) {
       s.seed = c.at("seed").get<uint64_t>();
       for (int rank = 0; rank < world; ++rank) {
         std::vector<int64_t> got;
-        for (const auto& b : RankBatches(Lengths(n), s, c.at("epoch").get<int64_t>(), world, rank)) {
+        for (const auto& b :
+             RankBatches(Lengths(n), s, c.at("epoch").get<int64_t>(), world, rank)) {
           got.insert(got.end(), b.begin(), b.end());
         }
         EXPECT_EQ(got, c.at("ranks")[rank].get<std::vector<int64_t>>())
-            << n << " examples, world " << world << ", rank " << rank << ", seed " << s.seed << ", epoch "
-            << c.at("epoch") << ", batch " << batch;
+            << n << " examples, world " << world << ", rank " << rank << ", seed " << s.seed
+            << ", epoch " << c.at("epoch") << ", batch " << batch;
       }
     }
   }

@@ -65,7 +65,8 @@ TEST(StoreTest, JobQueueIsPersistentIdempotentAndRecoversAfterRestart) {
   EXPECT_EQ((*claimed)->id, first);  // keeps its place ahead of the later job
   EXPECT_EQ((*claimed)->progress, "{\"update\":3}");
   ASSERT_TRUE((*s)->FinishJob(first, JobState::kSucceeded, "", 1).ok());
-  EXPECT_EQ((*s)->FinishJob(first, JobState::kFailed, "x", 0).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*s)->FinishJob(first, JobState::kFailed, "x", 0).code(),
+            absl::StatusCode::kFailedPrecondition);
   auto cancelled = (*s)->CancelJob(second);
   ASSERT_TRUE(cancelled.ok());
   EXPECT_EQ(cancelled->state, JobState::kCancelled);
@@ -106,7 +107,8 @@ TEST(StoreTest, ListJobsPagesNewestFirstAndFilters) {
   auto running = (*s)->ListJobs(JobState::kRunning, 10, "", &token);
   ASSERT_EQ(running->size(), 1u);
   EXPECT_EQ((*running)[0].id, ids[0]);
-  EXPECT_EQ((*s)->ListJobs(std::nullopt, 2, "garbage", &token).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*s)->ListJobs(std::nullopt, 2, "garbage", &token).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(StoreTest, ModelVersionsAliasesAndDeleteRules) {
@@ -127,11 +129,14 @@ TEST(StoreTest, ModelVersionsAliasesAndDeleteRules) {
   EXPECT_EQ((*s)->GetModel("sst2", 2, "")->aliases, std::vector<std::string>{"production"});
   EXPECT_EQ((*s)->SetAlias("sst2", "x", 9).code(), absl::StatusCode::kNotFound);
   EXPECT_EQ((*s)->SetAlias("sst2", "../x", 1).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ((*s)->AddModelVersion("a/b", "", "/p", "{}").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*s)->AddModelVersion("a/b", "", "/p", "{}").status().code(),
+            absl::StatusCode::kInvalidArgument);
   // A queued job fine-tuning from sst2 blocks its deletion.
   auto j = (*s)->CreateJob("{}", "child", "sst2", "");
   auto uses = [](int64_t version) {
-    return [version](const std::string& base) { return service::BaseModelUses(base, "sst2", version); };
+    return [version](const std::string& base) {
+      return service::BaseModelUses(base, "sst2", version);
+    };
   };
   EXPECT_EQ((*s)->DeleteModel("sst2", 0, uses(0)).code(), absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE((*s)->CancelJob(j->id).ok());
@@ -157,8 +162,8 @@ TEST(StoreMigrationTest, SchemaOneGainsJobCreators) {
   }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir.path() + "/berth.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE jobs DROP COLUMN created_by; PRAGMA user_version=1;", nullptr, nullptr,
-                         nullptr),
+  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE jobs DROP COLUMN created_by; PRAGMA user_version=1;",
+                         nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
   auto s = Store::Open(dir.path());

@@ -1,6 +1,5 @@
 // gtest main for the unit tests: torch runtime set up as the executables do.
 #include <gtest/gtest.h>
-
 #include <torch/cuda.h>
 
 #include "core/runtime.h"

@@ -24,7 +24,9 @@ const char* ShippedDataDir();
 // FailedPrecondition with no GPU visible); any other device error fails it.
 bool NoGpuVisible();
 
-inline std::string DataPath(const std::string& rel) { return std::string(TestDataDir()) + "/" + rel; }
+inline std::string DataPath(const std::string& rel) {
+  return std::string(TestDataDir()) + "/" + rel;
+}
 inline std::string FixturePath(const std::string& model) { return DataPath("fixtures/" + model); }
 
 // The gap between the two highest scores (how far the top label is from changing).
@@ -49,7 +51,8 @@ inline std::vector<Json> ReadJsonLines(const std::string& path) {
 class TempDir {
  public:
   TempDir() {
-    std::string tmpl = (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp") + std::string("/berth-test-XXXXXX");
+    std::string tmpl =
+        (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp") + std::string("/berth-test-XXXXXX");
     path_ = mkdtemp(tmpl.data()) ? tmpl : "";
     EXPECT_FALSE(path_.empty());
   }

@@ -32,11 +32,14 @@ Json BerthInTrainerTerms(const train::TrainingSpec& s) {
       {"lr_scheduler_type", "linear"},  // LrLambda in trainer.cc is Berth's only schedule
       {"label_smoothing_factor", s.label_smoothing},
       {"seed", s.seed},
-      {"data_seed", nullptr},  // Berth shuffles with `seed`, as the Trainer does when data_seed is None
+      {"data_seed",
+       nullptr},  // Berth shuffles with `seed`, as the Trainer does when data_seed is None
       {"per_device_train_batch_size", s.batch_size},
       {"per_device_eval_batch_size", s.eval_batch_size},
       {"gradient_accumulation_steps", s.grad_accum},
-      {"train_sampling_strategy", !s.shuffle ? "sequential" : s.group_by_length ? "group_by_length" : "random"},
+      {"train_sampling_strategy", !s.shuffle          ? "sequential"
+                                  : s.group_by_length ? "group_by_length"
+                                                      : "random"},
       // With a validation set Berth evaluates every epoch (eval_steps 0) or every eval_steps.
       {"eval_strategy", s.eval_steps > 0 ? "steps" : "epoch"},
       {"save_strategy", s.save_steps > 0 ? "steps" : "epoch"},
@@ -54,10 +57,13 @@ Json BerthInTrainerTerms(const train::TrainingSpec& s) {
 // must pick its model and survive a restart without the user spelling out a strategy.
 const std::map<std::string, std::string>& Deliberate() {
   static const auto* m = new std::map<std::string, std::string>{
-      {"eval_strategy", "a validation set given is evaluated every epoch (the Trainer needs eval_strategy set)"},
-      {"save_strategy", "a checkpoint at every evaluation and epoch end, so a job resumes after a restart"},
+      {"eval_strategy",
+       "a validation set given is evaluated every epoch (the Trainer needs eval_strategy set)"},
+      {"save_strategy",
+       "a checkpoint at every evaluation and epoch end, so a job resumes after a restart"},
       {"save_steps", "0 means at every evaluation and epoch end (save_strategy above)"},
-      {"load_best_model_at_end", "the saved model is the best evaluation's, as users of a service expect"},
+      {"load_best_model_at_end",
+       "the saved model is the best evaluation's, as users of a service expect"},
       {"metric_for_best_model", "accuracy (micro_f1 for multi-label) picks it, not the eval loss"},
   };
   return *m;
@@ -70,18 +76,23 @@ TEST(TrainerDefaults, EqualTheTrainersExceptTheListedOnes) {
   const Json berth = BerthInTrainerTerms(train::TrainingSpec{});
   for (auto it = hf.begin(); it != hf.end(); ++it) {
     SCOPED_TRACE(it.key());
-    ASSERT_TRUE(berth.contains(it.key())) << "no Berth counterpart for TrainingArguments." << it.key();
+    ASSERT_TRUE(berth.contains(it.key()))
+        << "no Berth counterpart for TrainingArguments." << it.key();
     const Json& b = berth.at(it.key());
-    const bool same = it.value().is_number() && b.is_number() ? it.value().get<double>() == b.get<double>()
-                                                                : it.value() == b;
+    const bool same = it.value().is_number() && b.is_number()
+                          ? it.value().get<double>() == b.get<double>()
+                          : it.value() == b;
     if (Deliberate().count(it.key())) {
-      EXPECT_FALSE(same) << "listed as a deliberate difference but equal to the Trainer's: drop it from the list";
+      EXPECT_FALSE(same)
+          << "listed as a deliberate difference but equal to the Trainer's: drop it from the list";
     } else {
-      EXPECT_TRUE(same) << "the Trainer's default is " << it.value().dump() << ", Berth's " << b.dump()
-                        << " (transformers " << fixture->at("transformers").get<std::string>() << ")";
+      EXPECT_TRUE(same) << "the Trainer's default is " << it.value().dump() << ", Berth's "
+                        << b.dump() << " (transformers "
+                        << fixture->at("transformers").get<std::string>() << ")";
     }
   }
-  for (const auto& [field, why] : Deliberate()) EXPECT_TRUE(hf.contains(field)) << field << " is not checked";
+  for (const auto& [field, why] : Deliberate())
+    EXPECT_TRUE(hf.contains(field)) << field << " is not checked";
 }
 
 }  // namespace

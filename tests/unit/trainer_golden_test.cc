@@ -62,9 +62,12 @@ TEST(TrainerGoldenTest, MatchesHuggingFaceTraceUpdateByUpdate) {
   TempDir dir;
   FineTuneJob job = TraceJob(dir, trace);
   std::vector<Progress> updates;
-  auto result = RunFineTune(job, [&](const Progress& p) {
-    if (p.eval == nullptr) updates.push_back(p);
-  }, nullptr);
+  auto result = RunFineTune(
+      job,
+      [&](const Progress& p) {
+        if (p.eval == nullptr) updates.push_back(p);
+      },
+      nullptr);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->updates, trace["recipe"]["total_updates"].get<int64_t>());
 
@@ -90,7 +93,8 @@ TEST(TrainerGoldenTest, MatchesHuggingFaceTraceUpdateByUpdate) {
   std::vector<text::Encoding> batch;
   text::EncodeOptions o;
   o.max_length = trace["recipe"]["max_length"];
-  for (const Json& t : trace["eval_texts"]) batch.push_back(*(*model)->tokenizer().Encode(t.get<std::string>(), o));
+  for (const Json& t : trace["eval_texts"])
+    batch.push_back(*(*model)->tokenizer().Encode(t.get<std::string>(), o));
   auto preds = (*model)->PredictBatch(batch);
   ASSERT_TRUE(preds.ok());
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -112,7 +116,8 @@ TEST(TrainerGoldenTest, MatchesHuggingFaceTraceUpdateByUpdate) {
       sum += f[i];
       sq += static_cast<double>(f[i]) * f[i];
     }
-    EXPECT_TRUE(RelClose(sum, check["sum"], 1e-4) || std::abs(sum - check["sum"].get<double>()) < 1e-6)
+    EXPECT_TRUE(RelClose(sum, check["sum"], 1e-4) ||
+                std::abs(sum - check["sum"].get<double>()) < 1e-6)
         << name << " sum " << sum << " vs " << check["sum"];
     EXPECT_TRUE(RelClose(std::sqrt(sq), check["l2"], 1e-4)) << name << " l2 " << std::sqrt(sq);
   }
@@ -124,7 +129,8 @@ class DeviceTrainTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(DeviceTrainTest, TraceWithin1e3) {
   auto d = ParseDevice(GetParam());
-  if (!d.ok() && d.status().code() == absl::StatusCode::kFailedPrecondition && testing::NoGpuVisible()) {
+  if (!d.ok() && d.status().code() == absl::StatusCode::kFailedPrecondition &&
+      testing::NoGpuVisible()) {
     GTEST_SKIP() << d.status().message();
   }
   ASSERT_TRUE(d.ok()) << d.status();
@@ -133,9 +139,12 @@ TEST_P(DeviceTrainTest, TraceWithin1e3) {
   FineTuneJob job = TraceJob(dir, trace);
   job.spec.device = GetParam();
   std::vector<Progress> updates;
-  auto result = RunFineTune(job, [&](const Progress& p) {
-    if (p.eval == nullptr) updates.push_back(p);
-  }, nullptr);
+  auto result = RunFineTune(
+      job,
+      [&](const Progress& p) {
+        if (p.eval == nullptr) updates.push_back(p);
+      },
+      nullptr);
   ASSERT_TRUE(result.ok()) << result.status();
   std::vector<Json> expected;
   for (const Json& s : trace["steps"]) {
@@ -143,8 +152,10 @@ TEST_P(DeviceTrainTest, TraceWithin1e3) {
   }
   ASSERT_EQ(updates.size(), expected.size());
   for (size_t i = 0; i < expected.size(); ++i) {
-    EXPECT_TRUE(RelClose(updates[i].loss, expected[i]["micro_loss"], 1e-3)) << GetParam() << " update " << i + 1;
-    EXPECT_TRUE(RelClose(updates[i].grad_norm, expected[i]["grad_norm"], 1e-3)) << GetParam() << " update " << i + 1;
+    EXPECT_TRUE(RelClose(updates[i].loss, expected[i]["micro_loss"], 1e-3))
+        << GetParam() << " update " << i + 1;
+    EXPECT_TRUE(RelClose(updates[i].grad_norm, expected[i]["grad_norm"], 1e-3))
+        << GetParam() << " update " << i + 1;
   }
 }
 
@@ -165,9 +176,12 @@ TEST(TrainerGoldenTest, Bf16TraceWithinBf16ToleranceOfFp32) {
     FineTuneJob job = TraceJob(dir, trace);
     job.output_dir = dir.File(bf16 ? "bf16" : "fp32");
     job.spec.precision = bf16 ? Precision::kBf16 : Precision::kFp32;
-    auto r = RunFineTune(job, [&](const Progress& p) {
-      if (p.eval == nullptr) runs[bf16].push_back(p);
-    }, nullptr);
+    auto r = RunFineTune(
+        job,
+        [&](const Progress& p) {
+          if (p.eval == nullptr) runs[bf16].push_back(p);
+        },
+        nullptr);
     ASSERT_TRUE(r.ok()) << r.status();
   }
   std::vector<Json> expected;
@@ -198,10 +212,13 @@ TEST(TrainerGoldenTest, GradientAccumulationEqualsOneLargeBatch) {
     job.spec.max_length = 40;
     job.spec.batch_size = variant == 0 ? 8 : 2;
     job.spec.grad_accum = variant == 0 ? 1 : 4;
-    auto r = RunFineTune(job, [&](const Progress& p) {
-      losses[variant].push_back(p.loss);
-      norms[variant].push_back(p.grad_norm);
-    }, nullptr);
+    auto r = RunFineTune(
+        job,
+        [&](const Progress& p) {
+          losses[variant].push_back(p.loss);
+          norms[variant].push_back(p.grad_norm);
+        },
+        nullptr);
     ASSERT_TRUE(r.ok()) << r.status();
   }
   ASSERT_EQ(losses[0].size(), 8u);
@@ -258,18 +275,24 @@ TEST_P(TrainerResumeTest, ResumedRunEqualsUninterruptedRun) {
 
   FineTuneJob part = job_for("resumed");
   std::atomic<bool> cancel{false};
-  auto first = RunFineTune(part, [&](const Progress& p) {
-    if (p.update == 5) cancel = true;
-  }, &cancel);
+  auto first = RunFineTune(
+      part,
+      [&](const Progress& p) {
+        if (p.update == 5) cancel = true;
+      },
+      &cancel);
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_TRUE(first->cancelled);
   EXPECT_EQ(first->updates, 5);
   EXPECT_FALSE(IsDirectory(part.output_dir));
   part.resume = true;
   int64_t first_update_after_resume = 0;
-  auto second = RunFineTune(part, [&](const Progress& p) {
-    if (first_update_after_resume == 0) first_update_after_resume = p.update;
-  }, nullptr);
+  auto second = RunFineTune(
+      part,
+      [&](const Progress& p) {
+        if (first_update_after_resume == 0) first_update_after_resume = p.update;
+      },
+      nullptr);
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_EQ(first_update_after_resume, 6);
   EXPECT_EQ(second->updates, 12);

@@ -15,14 +15,14 @@ TEST(DecodeUtf8Test, DecodesAllSequenceLengths) {
 
 TEST(DecodeUtf8Test, RejectsIllFormedSequencesNamingTheOffset) {
   const char* bad[] = {
-      "ab\xC0\x80",          // overlong NUL
-      "\xE0\x80\xAF",        // overlong 3-byte
-      "\xED\xA0\x80",        // UTF-16 surrogate
-      "\xF4\x90\x80\x80",    // past U+10FFFF
-      "\xF5\x80\x80\x80",    // invalid lead
-      "\xE2\x82",            // truncated
-      "\x80",                // lone continuation
-      "x\xFFy",              // never valid
+      "ab\xC0\x80",        // overlong NUL
+      "\xE0\x80\xAF",      // overlong 3-byte
+      "\xED\xA0\x80",      // UTF-16 surrogate
+      "\xF4\x90\x80\x80",  // past U+10FFFF
+      "\xF5\x80\x80\x80",  // invalid lead
+      "\xE2\x82",          // truncated
+      "\x80",              // lone continuation
+      "x\xFFy",            // never valid
   };
   for (const char* s : bad) {
     std::u32string out;
@@ -38,7 +38,11 @@ TEST(DecodeUtf8Test, RejectsIllFormedSequencesNamingTheOffset) {
 TEST(DecodeUtf8Test, ReplacesMaximalSubpartsLikePython) {
   std::u32string out;
   // b"a\xe2\x82b\xffc".decode("utf-8", "replace") == "a\ufffdb\ufffdc"
-  ASSERT_TRUE(DecodeUtf8("a\xE2\x82" "b\xFF" "c", InvalidUtf8::kReplace, &out).ok());
+  ASSERT_TRUE(DecodeUtf8("a\xE2\x82"
+                         "b\xFF"
+                         "c",
+                         InvalidUtf8::kReplace, &out)
+                  .ok());
   EXPECT_EQ(out, (std::u32string{U'a', 0xFFFD, U'b', 0xFFFD, U'c'}));
   // b"\xed\xa0\x80".decode("utf-8", "replace") == "\ufffd\ufffd\ufffd"
   ASSERT_TRUE(DecodeUtf8("\xED\xA0\x80", InvalidUtf8::kReplace, &out).ok());
@@ -47,13 +51,13 @@ TEST(DecodeUtf8Test, ReplacesMaximalSubpartsLikePython) {
 
 TEST(UnicodeClassesTest, MatchBertDefinitions) {
   EXPECT_TRUE(IsBertWhitespace(U'\t'));
-  EXPECT_TRUE(IsBertWhitespace(0x3000));  // ideographic space, Zs
+  EXPECT_TRUE(IsBertWhitespace(0x3000));   // ideographic space, Zs
   EXPECT_FALSE(IsBertWhitespace(0x2028));  // Zl is not BERT whitespace...
   EXPECT_TRUE(IsPythonSpace(0x2028));      // ...but Python's split() splits on it
   EXPECT_TRUE(IsBertControl(0x07));
   EXPECT_TRUE(IsBertControl(0x200D));  // ZWJ, Cf
   EXPECT_FALSE(IsBertControl(U'\n'));
-  EXPECT_TRUE(IsBertPunctuation(U'$'));  // ASCII symbol counted as punctuation
+  EXPECT_TRUE(IsBertPunctuation(U'$'));    // ASCII symbol counted as punctuation
   EXPECT_TRUE(IsBertPunctuation(0x2014));  // em dash, Pd
   EXPECT_FALSE(IsBertPunctuation(0x00E9));
   EXPECT_TRUE(IsCjkIdeograph(0x4E2D));

@@ -45,7 +45,8 @@ TEST_P(GoldenTokensTest, ReproducesEveryLineExactly) {
     bool same = e->input_ids == r["input_ids"].get<std::vector<int32_t>>() &&
                 e->token_type_ids == r["token_type_ids"].get<std::vector<int32_t>>() &&
                 e->attention_mask == r["attention_mask"].get<std::vector<int32_t>>();
-    if (r.contains("tokens")) same = same && e->tokens == r["tokens"].get<std::vector<std::string>>();
+    if (r.contains("tokens"))
+      same = same && e->tokens == r["tokens"].get<std::vector<std::string>>();
     if (!same) {
       ++mismatches;
       ADD_FAILURE() << c.file << " line " << i + 1 << " differs: " << text.substr(0, 80);
@@ -61,7 +62,8 @@ INSTANTIATE_TEST_SUITE_P(
                       GoldenCase{"bert-tiny-uncased", "pairs_max24.jsonl", std::nullopt, true, 24},
                       GoldenCase{"bert-tiny-multilabel", "tokens.jsonl", std::nullopt, false, 64},
                       GoldenCase{"bert-tiny-multilabel", "tokens_cased.jsonl", false, false, 64},
-                      GoldenCase{"bert-tiny-multilabel", "pairs_max24.jsonl", std::nullopt, true, 24},
+                      GoldenCase{"bert-tiny-multilabel", "pairs_max24.jsonl", std::nullopt, true,
+                                 24},
                       GoldenCase{"distilbert-tiny", "tokens.jsonl", std::nullopt, false, 64},
                       GoldenCase{"distilbert-tiny", "pairs_max24.jsonl", std::nullopt, true, 24},
                       GoldenCase{"xlmr-tiny", "tokens.jsonl", std::nullopt, false, 64},
@@ -184,9 +186,9 @@ TEST_F(WordPieceTest, PairLongestFirstKeepsWhatHuggingFaceTokenizersKeep) {
   struct Case {
     int n1, n2, max_length, keep1, keep2;
   };
-  for (const Case& c : {Case{12, 12, 24, 10, 11}, Case{11, 23, 24, 10, 11}, Case{22, 26, 24, 10, 11},
-                        Case{5, 30, 24, 5, 16}, Case{30, 5, 24, 16, 5}, Case{30, 30, 25, 11, 11},
-                        Case{3, 4, 24, 3, 4}}) {
+  for (const Case& c : {Case{12, 12, 24, 10, 11}, Case{11, 23, 24, 10, 11},
+                        Case{22, 26, 24, 10, 11}, Case{5, 30, 24, 5, 16}, Case{30, 5, 24, 16, 5},
+                        Case{30, 30, 25, 11, 11}, Case{3, 4, 24, 3, 4}}) {
     for (TruncationSide side : {TruncationSide::kRight, TruncationSide::kLeft}) {
       EncodeOptions o;
       o.max_length = c.max_length;

@@ -38,14 +38,16 @@ void* berth_sp_load(const char* data, size_t len, char* err, size_t err_len) {
   }
 }
 
-void berth_sp_free(void* model) { delete static_cast<sentencepiece::SentencePieceProcessor*>(model); }
+void berth_sp_free(void* model) {
+  delete static_cast<sentencepiece::SentencePieceProcessor*>(model);
+}
 
 int berth_sp_piece_count(void* model) {
   return static_cast<sentencepiece::SentencePieceProcessor*>(model)->GetPieceSize();
 }
 
-int berth_sp_encode(void* model, const char* text, size_t len, berth_sp_piece_fn fn, void* user, char* err,
-                    size_t err_len) {
+int berth_sp_encode(void* model, const char* text, size_t len, berth_sp_piece_fn fn, void* user,
+                    char* err, size_t err_len) {
   try {
     auto* sp = static_cast<sentencepiece::SentencePieceProcessor*>(model);
     std::vector<std::string> pieces;
@@ -63,7 +65,8 @@ int berth_sp_encode(void* model, const char* text, size_t len, berth_sp_piece_fn
 }
 
 int berth_sp_piece_to_id(void* model, const char* piece, size_t len) {
-  return static_cast<sentencepiece::SentencePieceProcessor*>(model)->PieceToId(std::string(piece, len));
+  return static_cast<sentencepiece::SentencePieceProcessor*>(model)->PieceToId(
+      std::string(piece, len));
 }
 
 void berth_sp_id_to_piece(void* model, int id, berth_sp_piece_fn fn, void* user) {

@@ -22,8 +22,8 @@ void berth_sp_free(void* model);
 int berth_sp_piece_count(void* model);
 /* Encodes UTF-8 text; calls fn once per piece (its surface string and the model's id).
    Returns 0, or -1 with a message in err. */
-int berth_sp_encode(void* model, const char* text, size_t len, berth_sp_piece_fn fn, void* user, char* err,
-                    size_t err_len);
+int berth_sp_encode(void* model, const char* text, size_t len, berth_sp_piece_fn fn, void* user,
+                    char* err, size_t err_len);
 /* The id of a piece (the model's unk id when it has none). */
 int berth_sp_piece_to_id(void* model, const char* piece, size_t len);
 /* Calls fn with the piece of an id (nothing when out of range). */
