@@ -39,7 +39,7 @@ packages=(
   libsqlite3-dev sqlite3 nlohmann-json3-dev libutf8proc-dev libcli11-dev
   libcurl4-openssl-dev libssl-dev openssl libgoogle-glog-dev libgloo-dev
   prometheus
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev clang-format-14
 )
 
 missing=()
