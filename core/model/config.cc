@@ -236,13 +236,14 @@ Json ModelConfig::ToJson() const {
   j["label2id"] = label2id;
   j.erase("num_labels");
   if (!problem_type.empty()) j["problem_type"] = problem_type;
-  if (!j.contains("architectures")) {
-    const char* arch = model_type == "distilbert"    ? "DistilBertForSequenceClassification"
-                       : model_type == "xlm-roberta" ? "XLMRobertaForSequenceClassification"
-                       : model_type == "roberta"     ? "RobertaForSequenceClassification"
-                                                     : "BertForSequenceClassification";
-    j["architectures"] = Json::array({arch});
-  }
+  // What Berth saves is a sequence classifier whatever its base was (a headless BertModel, a
+  // BertForMaskedLM): tools that pick a model class from `architectures` (pipelines, TEI) must
+  // see one.
+  const char* arch = model_type == "distilbert"    ? "DistilBertForSequenceClassification"
+                     : model_type == "xlm-roberta" ? "XLMRobertaForSequenceClassification"
+                     : model_type == "roberta"     ? "RobertaForSequenceClassification"
+                                                   : "BertForSequenceClassification";
+  j["architectures"] = Json::array({arch});
   return j;
 }
 

@@ -39,6 +39,26 @@ TEST(ModelConfigTest, ToJsonKeepsUnknownFieldsAndWritesLabelMaps) {
   EXPECT_EQ(again->id2label, c->id2label);
 }
 
+// A classifier fine-tuned from a headless or pre-training checkpoint is saved as a classifier.
+TEST(ModelConfigTest, ToJsonNamesTheSequenceClassifierArchitecture) {
+  struct Case {
+    const char* model_type;
+    const char* base_architecture;
+    const char* saved;
+  };
+  for (const Case& k :
+       {Case{"bert", "BertModel", "BertForSequenceClassification"},
+        Case{"bert", "BertForMaskedLM", "BertForSequenceClassification"},
+        Case{"bert", "BertForSequenceClassification", "BertForSequenceClassification"},
+        Case{"distilbert", "DistilBertModel", "DistilBertForSequenceClassification"},
+        Case{"xlm-roberta", "XLMRobertaForMaskedLM", "XLMRobertaForSequenceClassification"}}) {
+    Json j = {{"model_type", k.model_type}, {"architectures", {k.base_architecture}}};
+    auto c = ModelConfig::FromJson(j, "config.json");
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->ToJson()["architectures"], Json::array({k.saved})) << k.base_architecture;
+  }
+}
+
 TEST(ModelConfigTest, InvalidValuesAreNamed) {
   struct Case {
     Json j;
