@@ -45,7 +45,8 @@ struct TrainFlags {
   bool watch = false, json = false;
   bool print_result = true;  // the final status as JSON on stdout
 };
-int RunTrain(TrainFlags& f);
+// With --watch, `final_status` (when given) receives the job's last status.
+int RunTrain(TrainFlags& f, v1::JobStatus* final_status = nullptr);
 
 struct ClassifyFlags {
   ServerFlags server;

@@ -64,7 +64,7 @@ void SetHyperparameters(const train::TrainingSpec& t, v1::Hyperparameters* h) {
 
 }  // namespace
 
-int RunTrain(TrainFlags& f) {
+int RunTrain(TrainFlags& f, v1::JobStatus* final_out) {
   if (absl::Status s = FinishSpecFlags(&f.spec); !s.ok()) return Fail(s, "train");
   auto c = Connect(f.server);
   if (c == nullptr) return 1;
@@ -99,6 +99,7 @@ int RunTrain(TrainFlags& f) {
   }
   auto final_status = WatchWithProgress(*c, started->job_id());
   if (!final_status.ok()) return Fail(final_status.status(), "watch");
+  if (final_out != nullptr) *final_out = *final_status;
   return PrintFinal(*final_status, f.json, f.print_result);
 }
 

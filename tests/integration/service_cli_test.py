@@ -178,10 +178,12 @@ def main():
         check(rc_thin == 0 and out_thin == out, "berth-client classifies as berth does: " + err_thin[-300:])
 
         # The README's second step.
-        rc, out, err = run(cli, ["demo", "--epochs", "1"], addr, timeout=600)
+        # (From random weights here, for speed; demo_test.py runs the default, the pretrained MiniLM.)
+        rc, out, err = run(cli, ["demo", "--epochs", "1", "--base-model", "config:bert-tiny"], addr, timeout=600)
         lines = [json.loads(l) for l in out.splitlines()]
         check(rc == 0 and len(lines) == 4 and all("label" in l and "text" in l for l in lines),
               "berth demo trains and classifies: " + err[-300:])
+        check("validation accuracy" in err, "berth demo reports its validation accuracy: " + err[-300:])
 
         # Aliases and deletion from the command line.
         rc, out, err = run(cli, ["alias", "sst2", "production", "1"], addr)
