@@ -5,11 +5,11 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/cli/remote_common.h"
 #include "client/lib/client.h"
+#include "core/model/presets.h"
 #include "core/util/data_dir.h"
 #include "core/util/files.h"
 
@@ -52,7 +52,7 @@ void AddDemoCommand(CLI::App& app, std::function<int()>* run) {
         t.spec.spec.batch_size = 16;
         // A pretrained model: the Trainer's 5e-5 with a little decay. A small model from
         // scratch (config:NAME) learns fastest with a high rate.
-        const bool from_scratch = absl::StartsWith(f->base_model, "config:");
+        const bool from_scratch = PresetNameOf(f->base_model).has_value();
         t.spec.spec.learning_rate = from_scratch ? 5e-4 : 5e-5;
         t.spec.spec.weight_decay = from_scratch ? 0.0 : 0.01;
         t.spec.spec.warmup_ratio = 0.1;

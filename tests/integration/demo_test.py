@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from checks import check, failures
+from checks import check, failures, start_server
 
 
 def main():
@@ -35,17 +35,8 @@ def main():
                            capture_output=True, text=True, timeout=600)
         check(p.returncode == 0, "starter model placed: " + p.stderr[-300:])
         env = dict(os.environ, HF_HUB_CACHE=cache, HF_HUB_OFFLINE="1")
-        port_file = os.path.join(work, "port")
-        log = open(os.path.join(work, "server.log"), "wb")
-        proc = subprocess.Popen([server_bin, "--data-dir", os.path.join(work, "data"), "--listen", "127.0.0.1:0",
-                                 "--port-file", port_file, "--metrics-listen", "127.0.0.1:0"],
-                                stdout=log, stderr=log, env=env)
-        deadline = time.time() + 60
-        while time.time() < deadline and not os.path.exists(port_file):
-            if proc.poll() is not None:
-                sys.exit("berth-server exited with %d" % proc.returncode)
-            time.sleep(0.05)
-        addr = "127.0.0.1:%d" % int(open(port_file).read())
+        proc, addr = start_server(server_bin, work, ["--data-dir", os.path.join(work, "data"),
+                                                     "--metrics-listen", "127.0.0.1:0"], env=env)
 
         t0 = time.time()
         p = subprocess.run([cli, "demo", "--server", addr], capture_output=True, text=True, timeout=1500)

@@ -23,24 +23,13 @@ import sys
 import tempfile
 import time
 
-from checks import check, failures
+from checks import check, failures, start_server
 
 
 def start(server_bin, work):
-    port_file = os.path.join(work, "port")
-    if os.path.exists(port_file):
-        os.remove(port_file)
-    log = open(os.path.join(work, "server.log"), "ab")
-    p = subprocess.Popen([server_bin, "--data-dir", os.path.join(work, "data"), "--listen", "127.0.0.1:0",
-                          "--port-file", port_file, "--metrics-listen", "", "--drain-timeout", "20",
-                          "--training-threads", "1", "--inference-threads", "1", "--log-format", "json"],
-                         stdout=log, stderr=log)
-    deadline = time.time() + 60
-    while time.time() < deadline and not (os.path.exists(port_file) and open(port_file).read().strip()):
-        if p.poll() is not None:
-            raise RuntimeError("berth-server exited with %d" % p.returncode)
-        time.sleep(0.05)
-    return p, "127.0.0.1:%s" % open(port_file).read().strip()
+    return start_server(server_bin, work, ["--data-dir", os.path.join(work, "data"), "--metrics-listen", "",
+                                           "--drain-timeout", "20", "--training-threads", "1",
+                                           "--inference-threads", "1", "--log-format", "json"])
 
 
 def main():

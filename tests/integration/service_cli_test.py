@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from checks import check, failures
+from checks import check, failures, start_server
 
 
 class Server:
@@ -28,22 +28,12 @@ class Server:
         self.port = None
 
     def start(self):
-        port_file = os.path.join(self.work, "port")
-        if os.path.exists(port_file):
-            os.remove(port_file)
-        self.log = open(os.path.join(self.work, "server.log"), "ab")
-        self.proc = subprocess.Popen(
-            [self.binary, "--data-dir", self.data_dir, "--listen", "127.0.0.1:0", "--port-file", port_file,
-             "--metrics-listen", "127.0.0.1:0", "--model-roots", self.model_roots,
-             "--training-threads", "1", "--inference-threads", "1"],
-            stdout=self.log, stderr=self.log)
-        deadline = time.time() + 60
-        while time.time() < deadline and not os.path.exists(port_file):
-            if self.proc.poll() is not None:
-                raise RuntimeError("berth-server exited with %d" % self.proc.returncode)
-            time.sleep(0.05)
-        self.port = int(open(port_file).read())
-        return "127.0.0.1:%d" % self.port
+        self.proc, addr = start_server(self.binary, self.work,
+                                       ["--data-dir", self.data_dir, "--metrics-listen", "127.0.0.1:0",
+                                        "--model-roots", self.model_roots, "--training-threads", "1",
+                                        "--inference-threads", "1"])
+        self.port = int(addr.rsplit(":", 1)[1])
+        return addr
 
 
 def run(cli, args, server, stdin=None, timeout=300):

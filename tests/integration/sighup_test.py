@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from checks import check, failures
+from checks import check, failures, start_server
 
 
 def sh(cmd, cwd):
@@ -57,18 +57,9 @@ def main():
         shutil.copy(os.path.join(work, "srv-ca1.pem"), cert)
         shutil.copy(os.path.join(work, "srv-ca1.key"), key)
         replace(tokens, token_line("old", "old-secret", "admin"))
-        port_file = os.path.join(work, "port")
-        log = open(os.path.join(work, "server.log"), "wb")
-        server = subprocess.Popen([server_bin, "--data-dir", os.path.join(work, "data"), "--listen", "127.0.0.1:0",
-                                   "--port-file", port_file, "--metrics-listen", "", "--tls-cert", cert,
-                                   "--tls-key", key, "--auth-tokens", tokens, "--log-format", "json"],
-                                  stdout=log, stderr=log)
-        deadline = time.time() + 60
-        while time.time() < deadline and not (os.path.exists(port_file) and open(port_file).read().strip()):
-            if server.poll() is not None:
-                raise RuntimeError("berth-server exited with %d" % server.returncode)
-            time.sleep(0.05)
-        addr = "127.0.0.1:" + open(port_file).read().strip()
+        server, addr = start_server(server_bin, work, ["--data-dir", os.path.join(work, "data"), "--metrics-listen", "",
+                                                       "--tls-cert", cert, "--tls-key", key, "--auth-tokens", tokens,
+                                                       "--log-format", "json"], log_mode="wb")
 
         def models(ca, token):
             return subprocess.run([cli, "models", "--server", addr, "--tls-ca", os.path.join(work, ca + ".pem"),
