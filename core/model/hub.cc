@@ -191,6 +191,7 @@ std::string CachedSnapshot(const std::string& repo_dir, const std::string& revis
 struct FileSpec {
   const char* name;
   bool required;
+  bool weights = false;  // one of the weights files: the first found is fetched, the rest skipped
 };
 
 }  // namespace
@@ -254,16 +255,22 @@ absl::StatusOr<std::string> DownloadModel(const HubRef& ref, const HubOptions& o
     }
     return snap;
   }
+  // The weights as from_pretrained prefers them: model.safetensors, else pytorch_model.bin.
   const FileSpec files[] = {{"config.json", true},
-                            {"model.safetensors", true},
+                            {"model.safetensors", false, true},
+                            {"pytorch_model.bin", false, true},
                             {"tokenizer_config.json", false},
                             {"special_tokens_map.json", false},
                             {"vocab.txt", false},
                             {"tokenizer.json", false},
+                            {"vocab.json", false},
+                            {"merges.txt", false},
+                            {"sentencepiece.bpe.model", false},
                             {"added_tokens.json", false}};
   std::string commit;
-  bool have_tokenizer = false;
+  bool have_tokenizer = false, have_weights = false;
   for (const FileSpec& f : files) {
+    if (f.weights && have_weights) continue;
     const std::string url =
         absl::StrCat(o.endpoint, "/", ref.repo, "/resolve/", ref.revision, "/", f.name);
     auto head = Head(url, o);
@@ -338,13 +345,21 @@ absl::StatusOr<std::string> DownloadModel(const HubRef& ref, const HubOptions& o
         std::rename(tmp_link.c_str(), link.c_str()) != 0) {
       return absl::InternalError(absl::StrCat("cannot link ", link));
     }
-    if (absl::string_view(f.name) == "vocab.txt" || absl::string_view(f.name) == "tokenizer.json") {
+    const absl::string_view name = f.name;
+    if (name == "vocab.txt" || name == "tokenizer.json" || name == "merges.txt" ||
+        name == "sentencepiece.bpe.model") {
       have_tokenizer = true;
     }
+    have_weights = have_weights || f.weights;
+  }
+  if (!have_weights) {
+    return absl::NotFoundError(absl::StrCat(
+        ref.repo, "@", ref.revision, " has neither model.safetensors nor pytorch_model.bin"));
   }
   if (!have_tokenizer) {
-    return absl::NotFoundError(
-        absl::StrCat(ref.repo, "@", ref.revision, " has neither vocab.txt nor tokenizer.json"));
+    return absl::NotFoundError(absl::StrCat(
+        ref.repo, "@", ref.revision,
+        " has no tokenizer (vocab.txt, tokenizer.json, merges.txt or sentencepiece.bpe.model)"));
   }
   if (ref.revision != commit) {
     RETURN_IF_ERROR(MakeDirectories(JoinPath(repo_dir, "refs")));

@@ -32,7 +32,8 @@ struct HubRef {
 // Parses "name", "org/name" or "org/name@revision"; rejects anything else (paths, "..", spaces).
 absl::StatusOr<HubRef> ParseHubId(absl::string_view id);
 
-// Makes sure the files of a classifier (config.json, model.safetensors, the tokenizer files)
+// Makes sure the files of a classifier (config.json, model.safetensors or else
+// pytorch_model.bin, the tokenizer files)
 // are in the cache and returns the snapshot directory that holds them. Downloads are
 // resumable (a partial blob continues with a Range request), size- and SHA-256-checked, and
 // land in the cache only when complete. Offline, or when the Hub cannot be reached, a cached

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/model/linear.h"
 #include "core/model/presets.h"
+#include "core/model/pytorch_bin.h"
 #include "core/text/wordpiece.h"
 #include "core/util/files.h"
 #include "core/util/log.h"
@@ -48,6 +49,14 @@ absl::StatusOr<LoadedModel> CreateRandomModel(const std::string& name,
   return m;
 }
 
+absl::StatusOr<std::unique_ptr<SafetensorsFile>> OpenModelWeights(const std::string& dir) {
+  const std::string safetensors = JoinPath(dir, "model.safetensors");
+  if (IsRegularFile(safetensors)) return SafetensorsFile::Open(safetensors);
+  const std::string bin = JoinPath(dir, "pytorch_model.bin");
+  if (IsRegularFile(bin)) return OpenPytorchBin(bin);
+  return absl::NotFoundError(absl::StrCat(dir, ": no model.safetensors or pytorch_model.bin"));
+}
+
 absl::StatusOr<LoadedModel> LoadModelDirectory(const std::string& dir,
                                                const LoadModelOptions& options) {
   if (!IsDirectory(dir)) {
@@ -60,14 +69,7 @@ absl::StatusOr<LoadedModel> LoadModelDirectory(const std::string& dir,
         absl::StrCat(dir, ": no config.json (not a Hugging Face model directory)"));
   }
   ASSIGN_OR_RETURN(m.config, ModelConfig::Load(config_path));
-  const std::string weights_path = JoinPath(dir, "model.safetensors");
-  if (!IsRegularFile(weights_path)) {
-    std::string hint = IsRegularFile(JoinPath(dir, "pytorch_model.bin"))
-                           ? " (pytorch_model.bin is not read: convert it to safetensors)"
-                           : "";
-    return absl::NotFoundError(absl::StrCat(dir, ": no model.safetensors", hint));
-  }
-  ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> weights, SafetensorsFile::Open(weights_path));
+  ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> weights, OpenModelWeights(dir));
   ASSIGN_OR_RETURN(m.tokenizer, text::LoadTokenizer(dir, options.tokenizer));
   if (m.tokenizer->vocab_size() > m.config.vocab_size) {
     return absl::InvalidArgumentError(

@@ -29,8 +29,12 @@ struct LoadModelOptions {
   LoadWeightsOptions weights;
 };
 
-// Loads config.json, model.safetensors and the tokenizer from `dir`. Every error names the
-// directory and the file at fault.
+// The weights of a model directory as from_pretrained picks them: model.safetensors, else
+// pytorch_model.bin (read without running its pickle, see pytorch_bin.h).
+absl::StatusOr<std::unique_ptr<SafetensorsFile>> OpenModelWeights(const std::string& dir);
+
+// Loads config.json, the weights (OpenModelWeights) and the tokenizer from `dir`. Every error names
+// the directory and the file at fault.
 absl::StatusOr<LoadedModel> LoadModelDirectory(const std::string& dir,
                                                const LoadModelOptions& options = {});
 

@@ -200,9 +200,13 @@ absl::Status SafetensorsFile::Parse(const uint8_t* data, size_t size) {
   return absl::OkStatus();
 }
 
-absl::Status WriteSafetensors(const std::string& path, std::vector<TensorToWrite> tensors,
-                              const std::map<std::string, std::string>& metadata) {
-  std::sort(tensors.begin(), tensors.end(),
+namespace {
+
+// Sorts `tensors` by name and returns the 8-byte length and the JSON header that precede their
+// bytes.
+absl::StatusOr<std::string> SortAndMakeHeader(std::vector<TensorToWrite>* tensors,
+                                              const std::map<std::string, std::string>& metadata) {
+  std::sort(tensors->begin(), tensors->end(),
             [](const TensorToWrite& a, const TensorToWrite& b) { return a.name < b.name; });
   Json header = Json::object();
   if (!metadata.empty()) {
@@ -211,9 +215,9 @@ absl::Status WriteSafetensors(const std::string& path, std::vector<TensorToWrite
     header["__metadata__"] = m;
   }
   uint64_t offset = 0;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    const TensorToWrite& t = tensors[i];
-    if (i > 0 && t.name == tensors[i - 1].name) {
+  for (size_t i = 0; i < tensors->size(); ++i) {
+    const TensorToWrite& t = (*tensors)[i];
+    if (i > 0 && t.name == (*tensors)[i - 1].name) {
       return absl::InvalidArgumentError(absl::StrCat("duplicate tensor name '", t.name, "'"));
     }
     uint64_t count = 1;
@@ -235,14 +239,28 @@ absl::Status WriteSafetensors(const std::string& path, std::vector<TensorToWrite
   std::string h = header.dump();
   // Pad with spaces so the data area starts 8-byte aligned, as the reference writer does.
   h.append((8 - h.size() % 8) % 8, ' ');
-  uint8_t len[8];
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>((h.size() >> (8 * i)) & 0xFF);
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((h.size() >> (8 * i)) & 0xFF);
+  return out + h;
+}
+
+}  // namespace
+
+absl::Status WriteSafetensors(const std::string& path, std::vector<TensorToWrite> tensors,
+                              const std::map<std::string, std::string>& metadata) {
+  ASSIGN_OR_RETURN(std::string header, SortAndMakeHeader(&tensors, metadata));
   return WriteFileAtomically(path, [&](ByteSink& sink) -> absl::Status {
-    RETURN_IF_ERROR(sink.Append(len, sizeof(len)));
-    RETURN_IF_ERROR(sink.Append(h.data(), h.size()));
+    RETURN_IF_ERROR(sink.Append(header.data(), header.size()));
     for (const TensorToWrite& t : tensors) RETURN_IF_ERROR(sink.Append(t.data, t.nbytes));
     return absl::OkStatus();
   });
+}
+
+absl::StatusOr<std::string> SerializeSafetensors(
+    std::vector<TensorToWrite> tensors, const std::map<std::string, std::string>& metadata) {
+  ASSIGN_OR_RETURN(std::string out, SortAndMakeHeader(&tensors, metadata));
+  for (const TensorToWrite& t : tensors) out.append(static_cast<const char*>(t.data), t.nbytes);
+  return out;
 }
 
 }  // namespace berth

@@ -71,6 +71,9 @@ struct TensorToWrite {
 // Writes tensors (sorted by name, as the reference implementation does) atomically to `path`.
 absl::Status WriteSafetensors(const std::string& path, std::vector<TensorToWrite> tensors,
                               const std::map<std::string, std::string>& metadata);
+// The same file's bytes, in memory.
+absl::StatusOr<std::string> SerializeSafetensors(
+    std::vector<TensorToWrite> tensors, const std::map<std::string, std::string>& metadata);
 
 }  // namespace berth
 

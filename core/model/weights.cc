@@ -123,7 +123,10 @@ absl::Status LoadWeights(torch::nn::Module& module, const SafetensorsFile& file,
   torch::NoGradGuard no_grad;
   std::set<std::string> used;
   auto load_one = [&](const std::string& name, at::Tensor& target) {
-    if (skipped(name)) return;
+    if (skipped(name)) {
+      r.initialized.push_back(name);
+      return;
+    }
     auto it = by_name.find(name);
     if (it == by_name.end()) {
       r.missing.push_back(name);

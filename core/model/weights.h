@@ -18,6 +18,9 @@ struct LoadReport {
   std::vector<std::string> missing;     // parameters the file does not have
   std::vector<std::string> unexpected;  // tensors in the file the model does not have
   std::vector<std::string> mismatched;  // "name: file [a, b] vs model [c, d]" / dtype problems
+  // Parameters under skip_prefixes: not read from the file, left at their fresh initial values
+  // (what transformers calls "newly initialized").
+  std::vector<std::string> initialized;
   std::string Summary() const;
 };
 

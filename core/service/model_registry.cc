@@ -17,8 +17,9 @@ namespace {
 
 int64_t WeightBytes(const std::string& dir) {
   struct stat st;
-  if (::stat(JoinPath(dir, "model.safetensors").c_str(), &st) == 0)
-    return static_cast<int64_t>(st.st_size);
+  for (const char* weights : {"model.safetensors", "pytorch_model.bin"}) {
+    if (::stat(JoinPath(dir, weights).c_str(), &st) == 0) return static_cast<int64_t>(st.st_size);
+  }
   return 0;
 }
 

@@ -108,23 +108,6 @@ absl::StatusOr<const Module*> LoadModule() {
   return &module;
 }
 
-bool IsSpace(char32_t c) { return IsPythonSpace(c); }
-
-// Python's str.rstrip()/lstrip() on UTF-8.
-std::string StripRight(const std::string& s) {
-  std::u32string u;
-  if (!DecodeUtf8(s, InvalidUtf8::kReplace, &u).ok()) return s;
-  while (!u.empty() && IsSpace(u.back())) u.pop_back();
-  return EncodeUtf8(u);
-}
-std::string StripLeft(const std::string& s) {
-  std::u32string u;
-  if (!DecodeUtf8(s, InvalidUtf8::kReplace, &u).ok()) return s;
-  size_t i = 0;
-  while (i < u.size() && IsSpace(u[i])) ++i;
-  return EncodeUtf8(std::u32string_view(u).substr(i));
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SentencePieceTokenizer>> SentencePieceTokenizer::Create(
@@ -142,14 +125,14 @@ absl::StatusOr<std::unique_ptr<SentencePieceTokenizer>> SentencePieceTokenizer::
   const int32_t mask_id = t->piece_count_ + kOffset;
   const SentencePieceOptions& o = t->options_;
   // The specials, with HF's defaults: <mask> swallows the whitespace on its left.
-  std::vector<Special> specials = {{o.bos_token, kBos, false, false},
-                                   {o.pad_token, kPad, false, false},
-                                   {o.eos_token, kEos, false, false},
-                                   {o.unk_token, kUnk, false, false},
-                                   {o.mask_token, mask_id, true, false}};
+  std::vector<SpecialToken> specials = {{o.bos_token, kBos, false, false},
+                                        {o.pad_token, kPad, false, false},
+                                        {o.eos_token, kEos, false, false},
+                                        {o.unk_token, kUnk, false, false},
+                                        {o.mask_token, mask_id, true, false}};
   for (const AddedToken& a : o.added_tokens) {
     auto it = std::find_if(specials.begin(), specials.end(),
-                           [&](const Special& s) { return s.content == a.content; });
+                           [&](const SpecialToken& s) { return s.content == a.content; });
     if (it != specials.end()) {
       it->lstrip = a.lstrip;
       it->rstrip = a.rstrip;
@@ -157,9 +140,7 @@ absl::StatusOr<std::unique_ptr<SentencePieceTokenizer>> SentencePieceTokenizer::
       specials.push_back({a.content, *a.id, a.lstrip, a.rstrip});
     }
   }
-  std::stable_sort(specials.begin(), specials.end(), [](const Special& a, const Special& b) {
-    return a.content.size() > b.content.size();
-  });
+  SortLongestFirst(&specials);
   t->specials_ = std::move(specials);
   t->layout_.cls_id = kBos;
   t->layout_.sep_id = kEos;
@@ -212,37 +193,7 @@ absl::Status SentencePieceTokenizer::Tokenize(absl::string_view text, InvalidUtf
   RETURN_IF_ERROR(DecodeUtf8(text, invalid_utf8, &decoded));
   const std::string clean = EncodeUtf8(decoded);
   // Split around the special tokens (leftmost, longest), as transformers' trie does.
-  struct Part {
-    std::string text;
-    const Special* special;
-  };
-  std::vector<Part> parts;
-  size_t start = 0, i = 0;
-  while (i < clean.size()) {
-    const Special* hit = nullptr;
-    for (const Special& s : specials_) {
-      if (!s.content.empty() && clean.compare(i, s.content.size(), s.content) == 0) {
-        hit = &s;
-        break;
-      }
-    }
-    if (hit == nullptr) {
-      ++i;
-      continue;
-    }
-    parts.push_back({clean.substr(start, i - start), nullptr});
-    parts.push_back({hit->content, hit});
-    i += hit->content.size();
-    start = i;
-  }
-  parts.push_back({clean.substr(start), nullptr});
-  for (size_t k = 0; k < parts.size(); ++k) {
-    if (parts[k].special == nullptr) continue;
-    if (parts[k].special->rstrip && k + 1 < parts.size())
-      parts[k + 1].text = StripLeft(parts[k + 1].text);
-    if (parts[k].special->lstrip && k > 0) parts[k - 1].text = StripRight(parts[k - 1].text);
-  }
-  for (const Part& p : parts) {
+  for (const TextPart& p : SplitOnSpecialTokens(clean, specials_)) {
     if (p.special != nullptr) {
       ids->push_back(p.special->id);
       if (pieces != nullptr) pieces->push_back(p.special->content);
@@ -254,7 +205,7 @@ absl::Status SentencePieceTokenizer::Tokenize(absl::string_view text, InvalidUtf
 }
 
 std::string SentencePieceTokenizer::IdToToken(int32_t id) const {
-  for (const Special& s : specials_) {
+  for (const SpecialToken& s : specials_) {
     if (s.id == id) return s.content;
   }
   std::string out;
@@ -269,7 +220,7 @@ std::string SentencePieceTokenizer::IdToToken(int32_t id) const {
 }
 
 std::optional<int32_t> SentencePieceTokenizer::TokenToId(absl::string_view token) const {
-  for (const Special& s : specials_) {
+  for (const SpecialToken& s : specials_) {
     if (s.content == token) return s.id;
   }
   const int32_t id = PieceId(token);
@@ -300,7 +251,7 @@ absl::Status SentencePieceTokenizer::Save(const std::string& dir) const {
   config["clean_up_tokenization_spaces"] = true;
   if (o.truncation_side == TruncationSide::kLeft) config["truncation_side"] = "left";
   Json added = Json::object();
-  for (const Special& s : specials_) {
+  for (const SpecialToken& s : specials_) {
     added[std::to_string(s.id)] = {{"content", s.content}, {"lstrip", s.lstrip},
                                    {"rstrip", s.rstrip},   {"normalized", false},
                                    {"single_word", false}, {"special", true}};

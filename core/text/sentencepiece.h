@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/text/special_tokens.h"
 #include "core/text/tokenizer.h"
 #include "core/text/wordpiece.h"
 
@@ -51,12 +52,7 @@ class SentencePieceTokenizer : public Tokenizer {
   void* model_ = nullptr;
   int32_t piece_count_ = 0;
   SpecialTokenLayout layout_;
-  struct Special {
-    std::string content;
-    int32_t id;
-    bool lstrip, rstrip;
-  };
-  std::vector<Special> specials_;  // longest first
+  std::vector<SpecialToken> specials_;  // longest first
 };
 
 }  // namespace berth::text

@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "core/text/bpe.h"
 #include "core/text/sentencepiece.h"
 #include "core/text/wordpiece.h"
 #include "core/util/files.h"
@@ -390,6 +391,194 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadSentencePiece(const std::string& 
   return std::unique_ptr<Tokenizer>(std::move(created).value());
 }
 
+// merges.txt: an optional "#version" line, then one "left right" pair per line.
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ReadMergesFile(
+    const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  std::vector<std::pair<std::string, std::string>> merges;
+  size_t line_no = 0, start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    start = end + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || (line_no == 1 && absl::StartsWith(line, "#version"))) continue;
+    const size_t space = line.find(' ');
+    if (space == std::string::npos || space == 0 || space + 1 == line.size() ||
+        line.find(' ', space + 1) != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", line_no, ": expected two tokens separated by one space"));
+    }
+    merges.emplace_back(line.substr(0, space), line.substr(space + 1));
+  }
+  return merges;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, int32_t>>> ParseBpeVocab(
+    const Json& v, const std::string& where) {
+  if (!v.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": the vocabulary must be an object"));
+  }
+  std::vector<std::pair<std::string, int32_t>> vocab;
+  vocab.reserve(v.size());
+  for (auto& [token, id] : v.items()) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > kMaxVocabularyId) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": vocab entry '", token, "' has no valid id"));
+    }
+    vocab.emplace_back(token, static_cast<int32_t>(id.get<int64_t>()));
+  }
+  return vocab;
+}
+
+// The ByteLevel pre-tokenizer of tokenizer.json, alone or inside a Sequence; null if none.
+const Json* FindByteLevel(const Json& pre) {
+  if (!pre.is_object()) return nullptr;
+  if (pre.value("type", "") == "ByteLevel") return &pre;
+  if (pre.value("type", "") == "Sequence" && pre.contains("pretokenizers") &&
+      pre["pretokenizers"].is_array() && pre["pretokenizers"].size() == 1) {
+    return FindByteLevel(pre["pretokenizers"][0]);
+  }
+  return nullptr;
+}
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadByteLevelBpe(const std::string& dir,
+                                                            const TokenizerOverrides& overrides) {
+  const std::string tok_json_path = JoinPath(dir, "tokenizer.json");
+  const std::string vocab_path = JoinPath(dir, "vocab.json");
+  const std::string merges_path = JoinPath(dir, "merges.txt");
+  const std::string config_path = JoinPath(dir, "tokenizer_config.json");
+  BpeOptions o;
+  std::vector<std::pair<std::string, int32_t>> vocab;
+  std::vector<std::pair<std::string, std::string>> merges;
+  if (IsRegularFile(tok_json_path)) {
+    ASSIGN_OR_RETURN(Json tj, ReadJsonFile(tok_json_path));
+    if (!tj.is_object() || !tj.contains("model") || !tj["model"].is_object() ||
+        tj["model"].value("type", "") != "BPE") {
+      return absl::InvalidArgumentError(absl::StrCat(tok_json_path, ": expected a BPE model"));
+    }
+    const Json& model = tj["model"];
+    for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
+      if (model.contains(key) && model[key].is_string() && !model[key].get<std::string>().empty()) {
+        return absl::UnimplementedError(
+            absl::StrCat(tok_json_path, ": BPE with a '", key, "' is not supported"));
+      }
+    }
+    if (model.value("byte_fallback", false)) {
+      return absl::UnimplementedError(
+          absl::StrCat(tok_json_path, ": BPE with byte_fallback is not supported"));
+    }
+    if (tj.contains("normalizer") && !tj["normalizer"].is_null()) {
+      return absl::UnimplementedError(
+          absl::StrCat(tok_json_path,
+                       ": a normalizer before byte-level BPE is not supported (RoBERTa has none)"));
+    }
+    const Json* byte_level =
+        tj.contains("pre_tokenizer") ? FindByteLevel(tj["pre_tokenizer"]) : nullptr;
+    if (byte_level == nullptr || !byte_level->value("use_regex", true)) {
+      return absl::UnimplementedError(absl::StrCat(
+          tok_json_path, ": only the ByteLevel pre-tokenizer (with its regex) is supported"));
+    }
+    o.add_prefix_space = byte_level->value("add_prefix_space", false);
+    o.ignore_merges = model.value("ignore_merges", false);
+    if (!model.contains("vocab")) {
+      return absl::InvalidArgumentError(absl::StrCat(tok_json_path, ": the model has no vocab"));
+    }
+    ASSIGN_OR_RETURN(vocab, ParseBpeVocab(model["vocab"], tok_json_path));
+    if (!model.contains("merges") || !model["merges"].is_array()) {
+      return absl::InvalidArgumentError(absl::StrCat(tok_json_path, ": the model has no merges"));
+    }
+    for (const Json& m : model["merges"]) {
+      // "left right" (tokenizers before 0.20) or ["left", "right"].
+      if (m.is_string()) {
+        const std::string s = m.get<std::string>();
+        const size_t space = s.find(' ');
+        if (space != std::string::npos && space > 0 && space + 1 < s.size()) {
+          merges.emplace_back(s.substr(0, space), s.substr(space + 1));
+          continue;
+        }
+      } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+        merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
+        continue;
+      }
+      return absl::InvalidArgumentError(
+          absl::StrCat(tok_json_path, ": merge ", merges.size() + 1, " is not a pair of tokens"));
+    }
+    if (tj.contains("added_tokens") && tj["added_tokens"].is_array()) {
+      for (const Json& a : tj["added_tokens"]) {
+        if (!a.is_object() || !a.contains("content") || !a["content"].is_string() ||
+            !a.contains("id") || !a["id"].is_number_integer()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              tok_json_path, ": added_tokens entries need a string 'content' and an integer 'id'"));
+        }
+        ASSIGN_OR_RETURN(AddedToken t,
+                         ParseAddedToken(a, a["id"].get<int64_t>(),
+                                         absl::StrCat(tok_json_path, ": added_tokens")));
+        o.added_tokens.push_back(std::move(t));
+      }
+    }
+  } else if (IsRegularFile(vocab_path) && IsRegularFile(merges_path)) {
+    ASSIGN_OR_RETURN(Json v, ReadJsonFile(vocab_path));
+    ASSIGN_OR_RETURN(vocab, ParseBpeVocab(v, vocab_path));
+    ASSIGN_OR_RETURN(merges, ReadMergesFile(merges_path));
+  } else {
+    return absl::NotFoundError(absl::StrCat(
+        dir,
+        ": no byte-level BPE tokenizer found (expected tokenizer.json, or vocab.json and "
+        "merges.txt)"));
+  }
+  for (const std::string& path : {JoinPath(dir, "special_tokens_map.json"), config_path}) {
+    if (!IsRegularFile(path)) continue;
+    ASSIGN_OR_RETURN(Json c, ReadJsonFile(path));
+    if (!c.is_object())
+      return absl::InvalidArgumentError(absl::StrCat(path, ": not a JSON object"));
+    struct Field {
+      const char* key;
+      std::string* dst;
+    } fields[] = {{"bos_token", &o.bos_token},
+                  {"eos_token", &o.eos_token},
+                  {"unk_token", &o.unk_token},
+                  {"pad_token", &o.pad_token},
+                  {"mask_token", &o.mask_token}};
+    for (const Field& f : fields) {
+      ASSIGN_OR_RETURN(std::optional<std::string> v, TokenContent(c, f.key, path));
+      if (v) *f.dst = *v;
+    }
+    // RobertaProcessing frames with cls and sep, which RoBERTa sets to bos and eos.
+    ASSIGN_OR_RETURN(std::optional<std::string> cls, TokenContent(c, "cls_token", path));
+    if (cls) o.bos_token = *cls;
+    ASSIGN_OR_RETURN(std::optional<std::string> sep, TokenContent(c, "sep_token", path));
+    if (sep) o.eos_token = *sep;
+    if (path != config_path) continue;
+    // transformers applies tokenizer_config.json's add_prefix_space over tokenizer.json's.
+    ASSIGN_OR_RETURN(auto prefix, GetOptionalBool(c, "add_prefix_space", config_path));
+    if (prefix) o.add_prefix_space = *prefix;
+    ASSIGN_OR_RETURN(auto max_len, GetOptionalInt(c, "model_max_length", config_path));
+    if (max_len && *max_len > 0)
+      o.model_max_length = static_cast<int>(std::min<int64_t>(*max_len, 1 << 30));
+    ASSIGN_OR_RETURN(auto side, GetOptionalString(c, "truncation_side", config_path));
+    if (side) {
+      if (*side == "left") {
+        o.truncation_side = TruncationSide::kLeft;
+      } else if (*side != "right") {
+        return absl::InvalidArgumentError(
+            absl::StrCat(config_path, ": truncation_side must be 'left' or 'right'"));
+      }
+    }
+    ASSIGN_OR_RETURN(std::vector<AddedToken> added, ParseAddedTokensDecoder(c, config_path));
+    for (AddedToken& a : added) o.added_tokens.push_back(std::move(a));
+  }
+  if (overrides.add_prefix_space) o.add_prefix_space = *overrides.add_prefix_space;
+  auto created = ByteLevelBpeTokenizer::Create(std::move(vocab), std::move(merges), std::move(o));
+  if (!created.ok()) {
+    return absl::Status(created.status().code(),
+                        absl::StrCat(dir, ": ", created.status().message()));
+  }
+  return std::unique_ptr<Tokenizer>(std::move(created).value());
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_dir,
@@ -415,11 +604,12 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& mode
       return absl::NotFoundError(absl::StrCat(model_dir, ": sentencepiece.bpe.model is missing (",
                                               config_path, " names XLMRobertaTokenizer)"));
     }
-    if (absl::StartsWith(tokenizer_class, "Roberta")) {
-      return absl::UnimplementedError(absl::StrCat(
-          model_dir,
-          ": RoBERTa's byte-level BPE tokenizer (vocab.json, merges.txt) is not supported yet"));
-    }
+    if (absl::StartsWith(tokenizer_class, "Roberta")) return LoadByteLevelBpe(model_dir, overrides);
+  }
+  // No tokenizer_config.json naming the class: byte-level BPE files say it for themselves.
+  if (!IsRegularFile(JoinPath(model_dir, "vocab.txt")) &&
+      IsRegularFile(JoinPath(model_dir, "merges.txt"))) {
+    return LoadByteLevelBpe(model_dir, overrides);
   }
   return LoadWordPiece(model_dir, overrides);
 }

@@ -81,7 +81,8 @@ class Tokenizer {
 
 // Settings a caller may force over what the model directory says.
 struct TokenizerOverrides {
-  std::optional<bool> do_lower_case;
+  std::optional<bool> do_lower_case;     // WordPiece
+  std::optional<bool> add_prefix_space;  // byte-level BPE
 };
 
 // Loads the tokenizer a Hugging Face model directory describes (vocab.txt or tokenizer.json,

@@ -31,6 +31,11 @@ bool IsNonspacingMark(char32_t cp);   // category Mn
 // Python's str.isspace() for code points that survive BERT's text cleaning.
 bool IsPythonSpace(char32_t cp);
 
+// The classes of the GPT-2/RoBERTa pre-tokenizer regex as Oniguruma (HF tokenizers) reads them.
+bool IsUnicodeLetter(char32_t cp);      // \p{L}: categories Lu Ll Lt Lm Lo
+bool IsUnicodeNumber(char32_t cp);      // \p{N}: categories Nd Nl No
+bool IsUnicodeWhiteSpace(char32_t cp);  // \s: the White_Space property
+
 // Python's str.lower() on one code point (full mapping: U+0130 becomes "i\u0307").
 void AppendLower(char32_t cp, std::u32string* out);
 

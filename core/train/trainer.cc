@@ -60,7 +60,7 @@ absl::StatusOr<LoadedModel> PrepareModel(const std::string& base, std::vector<st
     ASSIGN_OR_RETURN(std::string dir, ResolveModelPath(base, HubOptions::FromEnvironment()));
     ASSIGN_OR_RETURN(m.config, ModelConfig::Load(JoinPath(dir, "config.json")));
     ASSIGN_OR_RETURN(m.tokenizer, text::LoadTokenizer(dir));
-    ASSIGN_OR_RETURN(weights, SafetensorsFile::Open(JoinPath(dir, "model.safetensors")));
+    ASSIGN_OR_RETURN(weights, OpenModelWeights(dir));
   }
   const std::vector<std::string> base_labels = m.config.id2label;
   std::vector<std::string> sorted_base = base_labels, sorted_data = *labels;
@@ -306,6 +306,14 @@ absl::Status SetUpTraining(TrainerRun& r) {
       return absl::PermissionDeniedError(absl::StrCat("cannot write ", job.log_jsonl));
   }
   r.result.labels = r.labels;
+  r.result.newly_initialized = r.model.report.initialized;
+  if (!r.result.newly_initialized.empty()) {
+    // from_pretrained's warning, as an event: which tensors the base did not provide.
+    LogEvent("model.newly_initialized",
+             {{"base_model", job.base_model},
+              {"tensors", absl::StrJoin(r.result.newly_initialized, ",")},
+              {"note", "these start from a fresh initialisation and are trained from scratch"}});
+  }
   r.result.total_updates = r.plan.total_updates;
   r.result.output_dir = job.output_dir;
   r.rng_at_boundary = CpuRngState();

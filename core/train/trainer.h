@@ -53,6 +53,9 @@ struct TrainResult {
   bool cancelled = false;  // stopped by the cancel flag; a checkpoint was written
   bool early_stopped = false;
   std::vector<std::string> labels;
+  // The base model's parameters that were not in its checkpoint and start from a fresh
+  // initialisation (a new classification head), as transformers lists them.
+  std::vector<std::string> newly_initialized;
   std::string output_dir;
   int world_size = 1;
   double allreduce_seconds = 0;  // this rank's time in gradient all-reduce

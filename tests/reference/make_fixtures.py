@@ -10,6 +10,7 @@ pairs, multi-label targets, and the training recipe and rows of the trace). Outp
   expected/meta.json            max lengths, the reference versions, the logits tolerance
   expected/tokens.jsonl         input_ids, token_type_ids, attention_mask, tokens (truncation on)
   expected/tokens_cased.jsonl   the same with do_lower_case=False (BERT fixtures)
+  expected/tokens_prefix_space.jsonl  the same with add_prefix_space=True (byte-level BPE)
   expected/pairs_max24.jsonl    text + text_pair, longest_first truncation to pairs_max_length
   expected/logits.jsonl         logits (batch of one), probabilities, label; the first
                                 `padded_batch` texts also as one padded batch
@@ -74,6 +75,9 @@ def classifier_outputs(model_dir, spec, out):
     if spec["cased"]:
         cased = AutoTokenizer.from_pretrained(model_dir, do_lower_case=False)
         write_jsonl(os.path.join(out, "tokens_cased.jsonl"), encode_rows(cased, texts, n))
+    if spec.get("prefix_space"):
+        spaced = AutoTokenizer.from_pretrained(model_dir, add_prefix_space=True)
+        write_jsonl(os.path.join(out, "tokens_prefix_space.jsonl"), encode_rows(spaced, texts, n))
     write_jsonl(os.path.join(out, "pairs_max24.jsonl"),
                 encode_rows(tok, spec["pairs"], spec["pairs_max_length"], pairs=True))
     rows, losses = [], []

@@ -123,8 +123,8 @@ TEST_P(GoldenLogitsTest, SaveThenLoadIsBitIdentical) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenLogitsTest,
                          ::testing::Values(Fixture{"bert-tiny-uncased", 128},
                                            Fixture{"bert-tiny-multilabel", 64},
-                                           Fixture{"distilbert-tiny", 64},
-                                           Fixture{"xlmr-tiny", 64}),
+                                           Fixture{"distilbert-tiny", 64}, Fixture{"xlmr-tiny", 64},
+                                           Fixture{"roberta-tiny", 128}),
                          [](const ::testing::TestParamInfo<Fixture>& info) {
                            std::string name = info.param.model;
                            for (char& ch : name) {

@@ -3,10 +3,15 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 
+#include "absl/strings/match.h"
+#include "core/model/safetensors.h"
 #include "core/train/evaluate.h"
 #include "core/train/trainer.h"
+#include "core/util/files.h"
+#include "core/util/json.h"
 #include "tests/unit/test_util.h"
 
 namespace berth::train {
@@ -79,7 +84,7 @@ TEST_P(FamilyFinetuneTest, FitsEmotionTweetsAndReloads) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, FamilyFinetuneTest,
-                         ::testing::Values("xlmr-tiny", "distilbert-tiny"),
+                         ::testing::Values("xlmr-tiny", "distilbert-tiny", "roberta-tiny"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            std::string name = info.param;
                            for (char& c : name) {
@@ -274,6 +279,109 @@ TEST(FinetuneTest, RefusesASingleClassAndUnknownValidationLabels) {
   job.base_model = "config:bert-huge";
   EXPECT_FALSE(RunFineTune(job, nullptr, nullptr).ok());
 }
+
+namespace headless {
+
+struct Headless {
+  const char* fixture;
+  const char* architecture;  // what AutoModel.save_pretrained writes
+  const char* base_prefix;   // dropped, as a headless checkpoint has no prefix
+  std::vector<std::string> head_prefixes;
+};
+
+// A checkpoint as `AutoModel.from_pretrained(...).save_pretrained(dir)` writes it (like
+// sentence-transformers/all-MiniLM-L6-v2): the encoder's tensors without the family's prefix,
+// no classification head, `architectures: [<Family>Model]`, no labels.
+std::string MakeHeadless(const TempDir& dir, const Headless& h, std::vector<std::string>* head) {
+  const std::string out = dir.File("headless");
+  EXPECT_TRUE(MakeDirectories(out).ok());
+  auto file = SafetensorsFile::Open(FixturePath(h.fixture) + "/model.safetensors");
+  EXPECT_TRUE(file.ok());
+  std::vector<TensorToWrite> tensors;
+  for (const TensorView& t : (*file)->tensors()) {
+    bool in_head = false;
+    for (const std::string& p : h.head_prefixes) in_head |= absl::StartsWith(t.name, p);
+    if (in_head) {
+      head->push_back(t.name);
+      continue;
+    }
+    std::string name = t.name;
+    if (absl::StartsWith(name, h.base_prefix)) name = name.substr(strlen(h.base_prefix));
+    tensors.push_back({name, t.dtype, t.shape, t.data, t.nbytes});
+  }
+  EXPECT_TRUE(WriteSafetensors(out + "/model.safetensors", tensors, {{"format", "pt"}}).ok());
+  auto config = ReadJsonFile(FixturePath(h.fixture) + "/config.json");
+  EXPECT_TRUE(config.ok());
+  (*config)["architectures"] = Json::array({h.architecture});
+  config->erase("id2label");
+  config->erase("label2id");
+  EXPECT_TRUE(WriteFileAtomically(out + "/config.json", config->dump(2)).ok());
+  for (const char* f :
+       {"vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+        "sentencepiece.bpe.model", "vocab.json", "merges.txt"}) {
+    auto bytes = ReadFileToString(FixturePath(h.fixture) + "/" + f);
+    if (bytes.ok()) EXPECT_TRUE(WriteFileAtomically(out + "/" + f, *bytes).ok());
+  }
+  std::sort(head->begin(), head->end());
+  return out;
+}
+
+class HeadlessBaseTest : public ::testing::TestWithParam<Headless> {};
+
+// Every family loads a headless checkpoint as from_pretrained does: the encoder from the file,
+// a freshly initialised head, and the list of those new tensors. With a learning rate of 0 (the
+// first warmup step) the
+// saved encoder is the checkpoint's, bit for bit.
+TEST_P(HeadlessBaseTest, LoadsTheEncoderAndNamesTheNewHead) {
+  TempDir dir;
+  std::vector<std::string> head;
+  FineTuneJob job;
+  job.base_model = MakeHeadless(dir, GetParam(), &head);
+  job.train_path = std::string(berth::testing::ShippedDataDir()) + "/sst2-sample/validation.tsv";
+  job.output_dir = dir.File("model");
+  job.spec.max_steps = 1;
+  job.spec.batch_size = 4;
+  job.spec.learning_rate = 1e-3;
+  job.spec.warmup_steps = 10;  // the one update is warmup step 0: learning rate 0
+  job.spec.max_length = 32;
+  auto r = RunFineTune(job, nullptr, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::vector<std::string> initialized = r->newly_initialized;
+  std::sort(initialized.begin(), initialized.end());
+  EXPECT_EQ(initialized, head);
+  auto saved = SafetensorsFile::Open(job.output_dir + "/model.safetensors");
+  auto original = SafetensorsFile::Open(FixturePath(GetParam().fixture) + "/model.safetensors");
+  ASSERT_TRUE(saved.ok() && original.ok());
+  int compared = 0;
+  for (const TensorView& t : (*original)->tensors()) {
+    if (std::binary_search(head.begin(), head.end(), t.name)) continue;
+    const TensorView* s = (*saved)->Find(t.name);
+    ASSERT_NE(s, nullptr) << t.name;
+    ASSERT_EQ(s->nbytes, t.nbytes) << t.name;
+    EXPECT_EQ(std::memcmp(s->data, t.data, t.nbytes), 0) << t.name;
+    ++compared;
+  }
+  EXPECT_GT(compared, 10);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Families, HeadlessBaseTest,
+    ::testing::Values(Headless{"bert-tiny-uncased", "BertModel", "bert.", {"classifier."}},
+                      Headless{"distilbert-tiny",
+                               "DistilBertModel",
+                               "distilbert.",
+                               {"classifier.", "pre_classifier."}},
+                      Headless{"xlmr-tiny", "XLMRobertaModel", "roberta.", {"classifier."}},
+                      Headless{"roberta-tiny", "RobertaModel", "roberta.", {"classifier."}}),
+    [](const ::testing::TestParamInfo<Headless>& info) {
+      std::string name = info.param.fixture;
+      for (char& c : name) {
+        if (c == '-') c = '_';
+      }
+      return name;
+    });
+
+}  // namespace headless
 
 }  // namespace
 }  // namespace berth::train

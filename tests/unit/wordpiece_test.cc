@@ -19,7 +19,7 @@ using berth::testing::TempDir;
 struct GoldenCase {
   const char* model;
   const char* file;
-  std::optional<bool> lowercase;
+  TokenizerOverrides overrides;
   bool pairs;
   int max_length;
 };
@@ -28,7 +28,7 @@ class GoldenTokensTest : public ::testing::TestWithParam<GoldenCase> {};
 
 TEST_P(GoldenTokensTest, ReproducesEveryLineExactly) {
   const GoldenCase& c = GetParam();
-  auto tok = LoadTokenizer(FixturePath(c.model), TokenizerOverrides{c.lowercase});
+  auto tok = LoadTokenizer(FixturePath(c.model), c.overrides);
   ASSERT_TRUE(tok.ok()) << tok.status();
   auto rows = ReadJsonLines(FixturePath(c.model) + "/expected/" + c.file);
   ASSERT_GE(rows.size(), 20u);
@@ -57,17 +57,22 @@ TEST_P(GoldenTokensTest, ReproducesEveryLineExactly) {
 
 INSTANTIATE_TEST_SUITE_P(
     Fixtures, GoldenTokensTest,
-    ::testing::Values(GoldenCase{"bert-tiny-uncased", "tokens.jsonl", std::nullopt, false, 128},
-                      GoldenCase{"bert-tiny-uncased", "tokens_cased.jsonl", false, false, 128},
-                      GoldenCase{"bert-tiny-uncased", "pairs_max24.jsonl", std::nullopt, true, 24},
-                      GoldenCase{"bert-tiny-multilabel", "tokens.jsonl", std::nullopt, false, 64},
-                      GoldenCase{"bert-tiny-multilabel", "tokens_cased.jsonl", false, false, 64},
-                      GoldenCase{"bert-tiny-multilabel", "pairs_max24.jsonl", std::nullopt, true,
-                                 24},
-                      GoldenCase{"distilbert-tiny", "tokens.jsonl", std::nullopt, false, 64},
-                      GoldenCase{"distilbert-tiny", "pairs_max24.jsonl", std::nullopt, true, 24},
-                      GoldenCase{"xlmr-tiny", "tokens.jsonl", std::nullopt, false, 64},
-                      GoldenCase{"xlmr-tiny", "pairs_max24.jsonl", std::nullopt, true, 24}),
+    ::testing::Values(
+        GoldenCase{"bert-tiny-uncased", "tokens.jsonl", {}, false, 128},
+        GoldenCase{"bert-tiny-uncased", "tokens_cased.jsonl", {false}, false, 128},
+        GoldenCase{"bert-tiny-uncased", "pairs_max24.jsonl", {}, true, 24},
+        GoldenCase{"bert-tiny-multilabel", "tokens.jsonl", {}, false, 64},
+        GoldenCase{"bert-tiny-multilabel", "tokens_cased.jsonl", {false}, false, 64},
+        GoldenCase{"bert-tiny-multilabel", "pairs_max24.jsonl", {}, true, 24},
+        GoldenCase{"distilbert-tiny", "tokens.jsonl", {}, false, 64},
+        GoldenCase{"distilbert-tiny", "pairs_max24.jsonl", {}, true, 24},
+        GoldenCase{"xlmr-tiny", "tokens.jsonl", {}, false, 64},
+        GoldenCase{"xlmr-tiny", "pairs_max24.jsonl", {}, true, 24},
+        // Byte-level BPE: 539 lines (emoji, CJK, accents, whitespace runs, special
+        // tokens in text) and 120 pairs.
+        GoldenCase{"roberta-tiny", "tokens.jsonl", {}, false, 128},
+        GoldenCase{"roberta-tiny", "tokens_prefix_space.jsonl", {std::nullopt, true}, false, 128},
+        GoldenCase{"roberta-tiny", "pairs_max24.jsonl", {}, true, 24}),
     [](const ::testing::TestParamInfo<GoldenCase>& info) {
       std::string name = std::string(info.param.model) + "_" + info.param.file;
       for (char& ch : name) {

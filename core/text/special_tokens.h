@@ -1,0 +1,36 @@
+// Splitting text around special (added) tokens before a model's tokenizer sees it, as Hugging
+// Face's added-vocabulary matching does: leftmost-longest matches, and a token's lstrip/rstrip
+// swallow the whitespace beside it.
+#ifndef BERTH_CORE_TEXT_SPECIAL_TOKENS_H_
+#define BERTH_CORE_TEXT_SPECIAL_TOKENS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace berth::text {
+
+struct SpecialToken {
+  std::string content;
+  int32_t id = -1;
+  bool lstrip = false;  // swallow whitespace on its left
+  bool rstrip = false;  // swallow whitespace on its right
+};
+
+// One piece of split text: plain text for the model's tokenizer, or one special token.
+struct TextPart {
+  std::string text;
+  const SpecialToken* special = nullptr;  // points into the list given to SplitOnSpecialTokens
+};
+
+// Sorts `tokens` longest first (stable), the order SplitOnSpecialTokens needs.
+void SortLongestFirst(std::vector<SpecialToken>* tokens);
+
+// Splits valid UTF-8 `text` around `tokens` (sorted longest first). Plain parts may be empty;
+// whitespace is Python's str.isspace().
+std::vector<TextPart> SplitOnSpecialTokens(const std::string& text,
+                                           const std::vector<SpecialToken>& tokens);
+
+}  // namespace berth::text
+
+#endif  // BERTH_CORE_TEXT_SPECIAL_TOKENS_H_
