@@ -128,6 +128,7 @@ void ToProto(const store::ModelRecord& m, const std::string& config_json, v1::Mo
   out->set_model_type(meta->value("model_type", ""));
   out->set_base_model(meta->value("base_model", ""));
   out->set_multi_label(meta->value("multi_label", false));
+  out->set_imported_from(meta->value("imported_from", ""));
   if (meta->contains("metrics") && (*meta)["metrics"].is_object())
     EvalToProto((*meta)["metrics"], out->mutable_metrics());
 }

@@ -1,5 +1,6 @@
 // Small helpers shared by the unary handlers.
 #include "absl/strings/str_cat.h"
+#include "server/metrics.h"
 #include "server/services.h"
 #include "server/status.h"
 
@@ -11,6 +12,37 @@ bool TryAcquire(std::atomic<int>* counter, int limit) {
     if (counter->compare_exchange_weak(now, now + 1)) return true;
   }
   return false;
+}
+
+absl::Status AcquireUploadSlot(const ServiceContext& ctx) {
+  if (TryAcquire(&ctx.live->uploads, ctx.limits.max_concurrent_uploads)) return absl::OkStatus();
+  ctx.metrics->RecordRefusal("concurrent_uploads");
+  return absl::ResourceExhaustedError(absl::StrCat("this server takes at most ",
+                                                   ctx.limits.max_concurrent_uploads,
+                                                   " uploads at once; retry later"));
+}
+
+absl::Status AcquireStreamSlot(const ServiceContext& ctx) {
+  if (TryAcquire(&ctx.live->streams, ctx.limits.max_streams)) return absl::OkStatus();
+  ctx.metrics->RecordRefusal("streams");
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "this server keeps at most ", ctx.limits.max_streams, " streams open; retry later"));
+}
+
+absl::Status AppendUploadChunk(const ServiceContext& ctx, const std::string& chunk,
+                               absl::string_view what, std::string* buffer) {
+  constexpr int64_t kMaxChunkBytes = 4 << 20;
+  if (static_cast<int64_t>(chunk.size()) > kMaxChunkBytes) {
+    return absl::InvalidArgumentError("data: a chunk is larger than 4 MiB");
+  }
+  if (static_cast<int64_t>(buffer->size() + chunk.size()) > ctx.limits.max_upload_bytes) {
+    ctx.metrics->RecordRefusal("upload_bytes");
+    return absl::InvalidArgumentError(absl::StrCat("data: ", what,
+                                                   " is larger than the server's limit of ",
+                                                   ctx.limits.max_upload_bytes, " bytes"));
+  }
+  buffer->append(chunk);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<Principal>> CheckAccess(const ServiceContext& ctx,

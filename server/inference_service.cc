@@ -132,10 +132,8 @@ class ClassifyStreamReactor final
       return;
     }
     caller_ = *caller;
-    if (!TryAcquire(&ctx_.live->streams, ctx_.limits.max_streams)) {
-      ctx_.metrics->RecordRefusal("streams");
-      Finish(ToGrpcStatus(absl::ResourceExhaustedError(
-          absl::StrCat("this server keeps at most ", ctx_.limits.max_streams, " streams open"))));
+    if (absl::Status slot = AcquireStreamSlot(ctx_); !slot.ok()) {
+      Finish(ToGrpcStatus(slot));
       return;
     }
     holds_slot_ = true;

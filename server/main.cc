@@ -146,7 +146,8 @@ int main(int argc, char** argv) {
       ->envname("BERTH_MAX_TEXT_BYTES")
       ->check(CLI::Range(int64_t{16}, int64_t{16} << 20))
       ->capture_default_str();
-  app.add_option("--max-upload-bytes", o.limits.max_upload_bytes, "Bytes per dataset upload")
+  app.add_option("--max-upload-bytes", o.limits.max_upload_bytes,
+                 "Bytes per dataset upload or ImportModel archive")
       ->envname("BERTH_MAX_UPLOAD_BYTES")
       ->check(CLI::Range(int64_t{1}, int64_t{64} << 30))
       ->capture_default_str();

@@ -182,9 +182,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
                                options.limits.max_dataset_rows},
       [metrics](const char* limit) { metrics->RecordRefusal(limit); });
   s->pool_ = std::make_unique<ThreadPool>(options.request_threads, options.max_queued_requests);
-  ServiceContext ctx{s->store_.get(), s->runner_.get(), s->admission_.get(), s->registry_.get(),
-                     s->pool_.get(),  metrics,          &s->draining_,       s->auth_.get(),
-                     &s->live_,       options.limits};
+  s->importer_ =
+      std::make_unique<service::ModelImporter>(s->store_.get(), &s->runner_->base_models());
+  ServiceContext ctx{s->store_.get(),
+                     s->runner_.get(),
+                     s->admission_.get(),
+                     s->registry_.get(),
+                     s->importer_.get(),
+                     s->pool_.get(),
+                     metrics,
+                     &s->draining_,
+                     s->auth_.get(),
+                     &s->live_,
+                     options.limits};
   s->training_ = std::make_unique<TrainingServiceImpl>(ctx);
   s->inference_ = std::make_unique<InferenceServiceImpl>(ctx);
   s->models_ = std::make_unique<ModelServiceImpl>(ctx);

@@ -93,6 +93,8 @@ class Server {
   std::unique_ptr<service::ModelRegistry> registry_;
   std::unique_ptr<service::JobRunner> runner_;
   std::unique_ptr<service::Training> admission_;  // StartTraining's rules, over runner_
+  std::unique_ptr<service::ModelImporter>
+      importer_;  // ImportModel, over the store and runner_'s policy
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<TrainingServiceImpl> training_;
   std::unique_ptr<InferenceServiceImpl> inference_;

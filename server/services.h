@@ -13,6 +13,7 @@
 #include "berth/v1/models.grpc.pb.h"
 #include "berth/v1/training.grpc.pb.h"
 #include "core/service/job_runner.h"
+#include "core/service/model_import.h"
 #include "core/service/model_registry.h"
 #include "core/service/training.h"
 #include "core/store/store.h"
@@ -52,6 +53,7 @@ struct ServiceContext {
   service::JobRunner* runner;
   service::Training* training;
   service::ModelRegistry* registry;
+  const service::ModelImporter* importer;
   ThreadPool* pool;
   Metrics* metrics;
   const std::atomic<bool>* draining;  // set when the server begins to shut down
@@ -118,6 +120,10 @@ class ModelServiceImpl final : public v1::ModelService::CallbackService {
   grpc::ServerUnaryReactor* SetAlias(grpc::CallbackServerContext* context,
                                      const v1::SetAliasRequest* request,
                                      v1::SetAliasResponse* response) override;
+  grpc::ServerReadReactor<v1::ImportModelRequest>* ImportModel(grpc::CallbackServerContext* context,
+                                                               v1::ModelVersion* response) override;
+  grpc::ServerWriteReactor<v1::ExportModelChunk>* ExportModel(
+      grpc::CallbackServerContext* context, const v1::ExportModelRequest* request) override;
 
  private:
   ServiceContext ctx_;
@@ -130,6 +136,15 @@ absl::StatusOr<std::optional<Principal>> CheckAccess(const ServiceContext& ctx,
                                                      Permission need, absl::string_view model);
 // Whether `caller` may see or cancel a job `created_by` submitted (its own, or any for admin).
 absl::Status CheckJobOwner(const std::optional<Principal>& caller, const std::string& created_by);
+
+// Takes one of the max_concurrent_uploads slots (live->uploads), or RESOURCE_EXHAUSTED.
+absl::Status AcquireUploadSlot(const ServiceContext& ctx);
+// Takes one of the max_streams slots (live->streams), or RESOURCE_EXHAUSTED.
+absl::Status AcquireStreamSlot(const ServiceContext& ctx);
+// Appends an upload's `data` message to `buffer`: at most 4 MiB per message and
+// max_upload_bytes in all, else INVALID_ARGUMENT naming `what` ("the upload", "the archive").
+absl::Status AppendUploadChunk(const ServiceContext& ctx, const std::string& chunk,
+                               absl::string_view what, std::string* buffer);
 
 // Finishes `reactor` with `status` mapped through ToGrpcStatus.
 grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context,

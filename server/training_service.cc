@@ -16,8 +16,6 @@
 namespace berth::server {
 namespace {
 
-constexpr int64_t kMaxChunkBytes = 4 << 20;
-
 absl::Status ValidateJobId(const std::string& id) {
   if (id.empty()) return absl::InvalidArgumentError("job_id: required");
   if (id.size() > 64) return absl::InvalidArgumentError("job_id: longer than 64 characters");
@@ -49,11 +47,8 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequ
       FinishWith(caller.status());
       return;
     }
-    if (!TryAcquire(&ctx_.live->uploads, ctx_.limits.max_concurrent_uploads)) {
-      ctx_.metrics->RecordRefusal("concurrent_uploads");
-      FinishWith(absl::ResourceExhaustedError(absl::StrCat("this server takes at most ",
-                                                           ctx_.limits.max_concurrent_uploads,
-                                                           " uploads at once; retry later")));
+    if (absl::Status slot = AcquireUploadSlot(ctx_); !slot.ok()) {
+      FinishWith(slot);
       return;
     }
     holds_slot_ = true;
@@ -84,17 +79,10 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadDatasetRequ
     } else if (request_.part_case() == v1::UploadDatasetRequest::kData) {
       if (!have_info_)
         return FinishWith(absl::InvalidArgumentError("info: the first message must carry info"));
-      if (static_cast<int64_t>(request_.data().size()) > kMaxChunkBytes) {
-        return FinishWith(absl::InvalidArgumentError("data: a chunk is larger than 4 MiB"));
+      if (absl::Status s = AppendUploadChunk(ctx_, request_.data(), "the upload", &data_);
+          !s.ok()) {
+        return FinishWith(s);
       }
-      if (static_cast<int64_t>(data_.size() + request_.data().size()) >
-          ctx_.limits.max_upload_bytes) {
-        ctx_.metrics->RecordRefusal("upload_bytes");
-        return FinishWith(absl::InvalidArgumentError(
-            absl::StrCat("data: the upload is larger than the server's limit of ",
-                         ctx_.limits.max_upload_bytes, " bytes")));
-      }
-      data_ += request_.data();
     }
     StartRead(&request_);
   }
@@ -286,11 +274,7 @@ grpc::ServerWriteReactor<v1::JobStatus>* TrainingServiceImpl::WatchJob(
     auto job = ctx_.store->GetJob(request->job_id());
     s = job.ok() ? CheckJobOwner(*caller, job->created_by) : job.status();
   }
-  if (s.ok() && !TryAcquire(&ctx_.live->streams, ctx_.limits.max_streams)) {
-    ctx_.metrics->RecordRefusal("streams");
-    s = absl::ResourceExhaustedError(absl::StrCat(
-        "this server keeps at most ", ctx_.limits.max_streams, " streams open; retry later"));
-  }
+  if (s.ok()) s = AcquireStreamSlot(ctx_);
   if (!s.ok()) {
     class Failed final : public grpc::ServerWriteReactor<v1::JobStatus> {
      public:

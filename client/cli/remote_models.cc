@@ -1,7 +1,15 @@
-// `berth models`, `model`, `alias` and `delete-model`.
+// `berth models`, `model`, `alias`, `delete-model`, `import-model` and `export-model`.
 
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -12,6 +20,58 @@
 #include "nlohmann/json.hpp"
 
 namespace berth::cli {
+namespace {
+
+// The regular files at the top of `dir` (hidden ones left out) as a ustar archive, for
+// `import-model --from DIR`: the server keeps the model files among them.
+absl::StatusOr<std::string> PackDirectory(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return absl::NotFoundError(absl::StrCat("cannot read ", dir));
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') names.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  std::string tar;
+  for (const std::string& name : names) {
+    const std::string path = dir + "/" + name;
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (name.size() >= 100) return absl::InvalidArgumentError(path + ": name too long");
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream data;
+    data << in.rdbuf();
+    if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+    const std::string bytes = data.str();
+    std::string h(512, '\0');
+    std::memcpy(&h[0], name.data(), name.size());
+    std::memcpy(&h[100], "0000644", 7);
+    std::memcpy(&h[108], "0000000", 7);
+    std::memcpy(&h[116], "0000000", 7);
+    const std::string size = absl::StrFormat("%011o", bytes.size());
+    std::memcpy(&h[124], size.data(), 11);
+    std::memcpy(&h[136], "00000000000", 11);
+    h[156] = '0';
+    std::memcpy(&h[257],
+                "ustar\0"
+                "00",
+                8);
+    std::memset(&h[148], ' ', 8);
+    unsigned sum = 0;
+    for (unsigned char c : h) sum += c;
+    const std::string checksum = absl::StrFormat("%06o", sum);
+    std::memcpy(&h[148], checksum.data(), 6);
+    h[154] = '\0';
+    tar += h;
+    tar += bytes;
+    tar.append((512 - bytes.size() % 512) % 512, '\0');
+  }
+  tar.append(1024, '\0');
+  return tar;
+}
+
+}  // namespace
 
 void AddModelCommands(CLI::App& app, std::function<int()>* run) {
   // models / model / alias / delete-model
@@ -115,6 +175,106 @@ void AddModelCommands(CLI::App& app, std::function<int()>* run) {
         auto r = c->DeleteModel(f->name, f->version);
         if (!r.ok()) return Fail(r.status(), "delete-model");
         std::cout << ToJson(*r, false) << "\n";
+        return 0;
+      };
+    });
+  }
+  {
+    struct F {
+      ServerFlags server;
+      std::string name, from, server_dir;
+      bool json = false;
+    };
+    auto f = std::make_shared<F>();
+    CLI::App* cmd = app.add_subcommand(
+        "import-model",
+        "Register an existing Hugging Face classifier as the next version of NAME. --from takes a "
+        "local model directory or .tar archive (uploaded), or a Hub id (the server downloads "
+        "it); --server-dir a directory on the server under its --model-roots");
+    cmd->add_option("name", f->name, "Model name")->required();
+    auto* from = cmd->add_option("--from", f->from, "DIR, ARCHIVE.tar or ORG/NAME[@REVISION]");
+    auto* server_dir = cmd->add_option("--server-dir", f->server_dir,
+                                       "An absolute path on the server, under its --model-roots");
+    from->excludes(server_dir);
+    cmd->add_flag("--json", f->json, "Print the new version as JSON");
+    AddServerFlags(cmd, &f->server);
+    cmd->callback([run, f] {
+      *run = [f] {
+        if (f->from.empty() == f->server_dir.empty()) {
+          std::cerr << "berth import-model: give --from or --server-dir\n";
+          return 2;
+        }
+        v1::ImportModelInfo info;
+        info.set_name(f->name);
+        std::string archive;
+        struct stat st;
+        if (!f->server_dir.empty()) {
+          info.set_directory(f->server_dir);
+        } else if (::stat(f->from.c_str(), &st) == 0) {
+          auto bytes =
+              S_ISDIR(st.st_mode) ? PackDirectory(f->from) : [&]() -> absl::StatusOr<std::string> {
+            std::ifstream in(f->from, std::ios::binary);
+            std::ostringstream data;
+            data << in.rdbuf();
+            if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", f->from));
+            return data.str();
+          }();
+          if (!bytes.ok()) return Fail(bytes.status(), "import-model");
+          archive = std::move(*bytes);
+          info.set_archive(true);
+        } else {
+          info.set_hub_id(f->from);
+        }
+        auto c = Connect(f->server);
+        if (c == nullptr) return 1;
+        const bool tty = ::isatty(STDERR_FILENO);
+        auto r = c->ImportModel(info, archive, [tty](int64_t sent, int64_t total) {
+          if (tty)
+            std::cerr << "\rberth import-model: " << sent << "/" << total << " bytes" << std::flush;
+        });
+        if (tty && !archive.empty()) std::cerr << "\n";
+        if (!r.ok()) return Fail(r.status(), "import-model");
+        if (f->json) {
+          std::cout << ToJson(*r, false) << "\n";
+        } else {
+          std::cout << "imported " << r->name() << ":" << r->version() << " from "
+                    << r->imported_from() << "\n";
+        }
+        return 0;
+      };
+    });
+  }
+  {
+    struct F {
+      ServerFlags server;
+      std::string model, output;
+      bool json = false;
+    };
+    auto f = std::make_shared<F>();
+    CLI::App* cmd = app.add_subcommand(
+        "export-model",
+        "Download a model version's files (config.json, weights, tokenizer) into a new directory "
+        "that transformers' from_pretrained reads");
+    cmd->add_option("model", f->model, "NAME, NAME:VERSION or NAME@ALIAS")->required();
+    cmd->add_option("--output", f->output, "Directory to create")->required();
+    cmd->add_flag("--json", f->json, "Print the files written as JSON");
+    AddServerFlags(cmd, &f->server);
+    cmd->callback([run, f] {
+      *run = [f] {
+        auto c = Connect(f->server);
+        if (c == nullptr) return 1;
+        const bool tty = ::isatty(STDERR_FILENO);
+        auto r = c->ExportModel(f->model, f->output, [tty](int64_t got, int64_t) {
+          if (tty) std::cerr << "\rberth export-model: " << got << " bytes" << std::flush;
+        });
+        if (tty) std::cerr << "\n";
+        if (!r.ok()) return Fail(r.status(), "export-model");
+        if (f->json) {
+          nlohmann::json j = {{"output", f->output}, {"files", *r}};
+          std::cout << j.dump() << "\n";
+        } else {
+          std::cout << "wrote " << r->size() << " files to " << f->output << "\n";
+        }
         return 0;
       };
     });

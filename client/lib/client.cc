@@ -6,6 +6,8 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <random>
@@ -242,6 +244,112 @@ absl::StatusOr<v1::SetAliasResponse> Client::SetAlias(const std::string& name,
   request.set_version(version);
   return Unary(models_.get(), &v1::ModelService::Stub::SetAlias, request, options_.timeout,
                options_.token);
+}
+
+absl::StatusOr<v1::ModelVersion> Client::ImportModel(
+    const v1::ImportModelInfo& info, absl::string_view archive,
+    const std::function<void(int64_t, int64_t)>& progress) {
+  grpc::ClientContext context;
+  AddAuth(&context);
+  v1::ModelVersion response;
+  auto writer = models_->ImportModel(&context, &response);
+  v1::ImportModelRequest first;
+  *first.mutable_info() = info;
+  if (info.archive()) first.set_sha256(Sha256Hex(archive));
+  bool ok = writer->Write(first);
+  const size_t chunk = std::max<size_t>(1, options_.upload_chunk_bytes);
+  for (size_t off = 0; ok && off < archive.size(); off += chunk) {
+    v1::ImportModelRequest part;
+    part.set_data(std::string(archive.substr(off, chunk)));
+    ok = writer->Write(part);
+    if (ok && progress)
+      progress(static_cast<int64_t>(std::min(archive.size(), off + chunk)), archive.size());
+  }
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response;
+}
+
+absl::StatusOr<std::vector<std::string>> Client::ExportModel(
+    const std::string& model, const std::string& output_dir,
+    const std::function<void(int64_t, int64_t)>& progress) {
+  struct stat st;
+  if (::stat(output_dir.c_str(), &st) == 0 && ::rmdir(output_dir.c_str()) != 0) {
+    return absl::AlreadyExistsError(
+        absl::StrCat(output_dir, " exists and is not an empty directory"));
+  }
+  const std::string partial = absl::StrCat(output_dir, ".partial.", ::getpid());
+  std::vector<std::string> names;
+  auto cleanup = [&] {
+    for (const std::string& n : names) ::unlink(absl::StrCat(partial, "/", n).c_str());
+    ::rmdir(partial.c_str());
+  };
+  if (::mkdir(partial.c_str(), 0755) != 0) {
+    return absl::PermissionDeniedError(absl::StrCat("cannot create ", partial));
+  }
+  grpc::ClientContext context;
+  AddAuth(&context);
+  v1::ExportModelRequest request;
+  request.set_model(model);
+  auto reader = models_->ExportModel(&context, request);
+  v1::ExportModelChunk chunk;
+  std::ofstream out;
+  std::unique_ptr<Sha256> digest;
+  std::string name;
+  int64_t expected = 0, written = 0, total = 0;
+  absl::Status failed;
+  while (failed.ok() && reader->Read(&chunk)) {
+    if (!chunk.path().empty()) {
+      if (out.is_open()) {
+        failed = absl::DataLossError(absl::StrCat(name, ": ended without its digest"));
+        break;
+      }
+      name = chunk.path();
+      // Plain file names only: nothing the server says may write outside the directory.
+      if (name.find('/') != std::string::npos || name == "." || name == "..") {
+        failed = absl::DataLossError(absl::StrCat("the server sent a bad file name '", name, "'"));
+        break;
+      }
+      names.push_back(name);
+      out.open(absl::StrCat(partial, "/", name), std::ios::binary | std::ios::trunc);
+      digest = std::make_unique<Sha256>();
+      expected = chunk.size();
+      written = 0;
+    }
+    if (!out.is_open()) {
+      failed = absl::DataLossError("the server sent data before a file name");
+      break;
+    }
+    out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
+    digest->Update(chunk.data());
+    written += static_cast<int64_t>(chunk.data().size());
+    total += static_cast<int64_t>(chunk.data().size());
+    if (progress) progress(total, 0);
+    if (!chunk.sha256().empty()) {
+      out.close();
+      const std::string got = digest->HexDigest();
+      if (!out || written != expected || got != chunk.sha256()) {
+        failed = absl::DataLossError(absl::StrCat(name, ": got ", written, " bytes with SHA-256 ",
+                                                  got, ", expected ", expected, " bytes with ",
+                                                  chunk.sha256()));
+      }
+    }
+  }
+  if (!failed.ok()) context.TryCancel();
+  grpc::Status s = reader->Finish();
+  if (failed.ok() && !s.ok()) failed = FromGrpcStatus(s);
+  if (failed.ok() && out.is_open()) failed = absl::DataLossError(name + ": cut short");
+  if (failed.ok() && names.empty()) failed = absl::DataLossError("the server sent no files");
+  if (failed.ok() && std::rename(partial.c_str(), output_dir.c_str()) != 0) {
+    failed =
+        absl::PermissionDeniedError(absl::StrCat("cannot rename ", partial, " to ", output_dir));
+  }
+  if (!failed.ok()) {
+    cleanup();
+    return failed;
+  }
+  return names;
 }
 
 absl::StatusOr<bool> Client::Healthy(const std::string& service) {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -71,6 +72,19 @@ class Client {
   absl::StatusOr<v1::DeleteModelResponse> DeleteModel(const std::string& name, int64_t version);
   absl::StatusOr<v1::SetAliasResponse> SetAlias(const std::string& name, const std::string& alias,
                                                 int64_t version);
+  // Registers an existing classifier as the next version of info.name: from a server
+  // directory or a Hub id (the server fetches it), or, with info.archive set, from `archive`
+  // (a tar of the model's files), sent in chunks with its SHA-256. `progress(sent, total)`
+  // follows the archive. No deadline: a Hub download may take a while.
+  absl::StatusOr<v1::ModelVersion> ImportModel(
+      const v1::ImportModelInfo& info, absl::string_view archive = {},
+      const std::function<void(int64_t, int64_t)>& progress = nullptr);
+  // Writes a version's files into `output_dir` (which must not exist, or be empty): each file
+  // checked against the size and SHA-256 the server sends, the directory appearing only when
+  // complete. Returns the files' names. `progress(bytes, total)` follows the download.
+  absl::StatusOr<std::vector<std::string>> ExportModel(
+      const std::string& model, const std::string& output_dir,
+      const std::function<void(int64_t, int64_t)>& progress = nullptr);
 
   // True when grpc.health.v1 says the server is SERVING.
   // Whether the server (or one of its health service names, e.g. "model:NAME") is SERVING.

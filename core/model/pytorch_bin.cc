@@ -31,8 +31,8 @@ uint64_t Le(const uint8_t* p, int n) {
 absl::StatusOr<std::map<std::string, absl::string_view>> ReadStoredZip(absl::string_view z,
                                                                        const std::string& what) {
   auto bad = [&](const std::string& why) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": not a valid torch.save archive (", why,
-                                                   ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": not a valid torch.save archive (", why, ")"));
   };
   const auto* d = reinterpret_cast<const uint8_t*>(z.data());
   const size_t n = z.size();
@@ -108,16 +108,27 @@ absl::StatusOr<std::map<std::string, absl::string_view>> ReadStoredZip(absl::str
 
 // ---- the restricted pickle machine ----------------------------------------------------------
 
-enum class Kind { kNone, kBool, kInt, kFloat, kString, kTuple, kList, kDict, kGlobal, kStorage,
-                  kTensor };
+enum class Kind {
+  kNone,
+  kBool,
+  kInt,
+  kFloat,
+  kString,
+  kTuple,
+  kList,
+  kDict,
+  kGlobal,
+  kStorage,
+  kTensor
+};
 
 struct Value {
   Kind kind = Kind::kNone;
-  int64_t i = 0;   // kBool, kInt; kStorage: element count
-  double f = 0;    // kFloat
-  std::string s;   // kString; kGlobal: "module.name"; kStorage: key
-  DType dtype = DType::kF32;  // kStorage
-  std::vector<Value*> items;  // kTuple, kList
+  int64_t i = 0;                                // kBool, kInt; kStorage: element count
+  double f = 0;                                 // kFloat
+  std::string s;                                // kString; kGlobal: "module.name"; kStorage: key
+  DType dtype = DType::kF32;                    // kStorage
+  std::vector<Value*> items;                    // kTuple, kList
   std::vector<std::pair<Value*, Value*>> dict;  // kDict, in insertion order
   // kTensor
   Value* storage = nullptr;
@@ -128,11 +139,11 @@ struct Value {
 // The typed storages torch.save names, and the dtype of each.
 std::optional<DType> StorageDType(absl::string_view global) {
   static const std::pair<const char*, DType> kStorages[] = {
-      {"torch.FloatStorage", DType::kF32},  {"torch.DoubleStorage", DType::kF64},
-      {"torch.HalfStorage", DType::kF16},   {"torch.BFloat16Storage", DType::kBF16},
-      {"torch.LongStorage", DType::kI64},   {"torch.IntStorage", DType::kI32},
-      {"torch.ShortStorage", DType::kI16},  {"torch.CharStorage", DType::kI8},
-      {"torch.ByteStorage", DType::kU8},    {"torch.BoolStorage", DType::kBool}};
+      {"torch.FloatStorage", DType::kF32}, {"torch.DoubleStorage", DType::kF64},
+      {"torch.HalfStorage", DType::kF16},  {"torch.BFloat16Storage", DType::kBF16},
+      {"torch.LongStorage", DType::kI64},  {"torch.IntStorage", DType::kI32},
+      {"torch.ShortStorage", DType::kI16}, {"torch.CharStorage", DType::kI8},
+      {"torch.ByteStorage", DType::kU8},   {"torch.BoolStorage", DType::kBool}};
   for (const auto& [name, dtype] : kStorages) {
     if (global == name) return dtype;
   }
@@ -170,7 +181,8 @@ class Unpickler {
           ASSIGN_OR_RETURN(std::string name, ReadLine());
           const std::string g = absl::StrCat(module, ".", name);
           if (!AllowedGlobal(g)) {
-            return Error(absl::StrCat("the global '", g, "' is not allowed (only a state dict's "
+            return Error(absl::StrCat("the global '", g,
+                                      "' is not allowed (only a state dict's "
                                       "OrderedDict, tensors and storages are)"));
           }
           ASSIGN_OR_RETURN(Value * v, New(Kind::kGlobal));
@@ -202,8 +214,9 @@ class Unpickler {
         case ')':
         case ']':
         case '}': {  // EMPTY_TUPLE, EMPTY_LIST, EMPTY_DICT
-          ASSIGN_OR_RETURN(Value * v,
-                           New(op == ')' ? Kind::kTuple : op == ']' ? Kind::kList : Kind::kDict));
+          ASSIGN_OR_RETURN(Value * v, New(op == ')'   ? Kind::kTuple
+                                          : op == ']' ? Kind::kList
+                                                      : Kind::kDict));
           stack_.push_back(v);
           break;
         }
@@ -375,9 +388,7 @@ class Unpickler {
   }
 
   // Items on the stack above the innermost mark (they are the only ones an opcode may take).
-  size_t StackAboveMark() const {
-    return stack_.size() - (marks_.empty() ? 0 : marks_.back());
-  }
+  size_t StackAboveMark() const { return stack_.size() - (marks_.empty() ? 0 : marks_.back()); }
 
   absl::StatusOr<std::vector<Value*>> PopMark() {
     if (marks_.empty()) return Error("no MARK to pop to");
@@ -479,9 +490,9 @@ absl::Status CopyTensor(const Value& t, absl::string_view storage, const std::st
   const size_t esize = DTypeSize(t.storage->dtype);
   const uint64_t count = static_cast<uint64_t>(t.storage->i);
   if (storage.size() % esize != 0 || storage.size() / esize != count) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tensor '", name, "': its storage holds ", storage.size(), " bytes, not ", count,
-        " elements of ", DTypeName(t.storage->dtype)));
+    return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "': its storage holds ",
+                                                   storage.size(), " bytes, not ", count,
+                                                   " elements of ", DTypeName(t.storage->dtype)));
   }
   // A state dict's tensor is never larger than its storage, and the furthest element it reaches
   // must lie inside it (an empty tensor reaches none).
@@ -494,7 +505,8 @@ absl::Status CopyTensor(const Value& t, absl::string_view storage, const std::st
     if (t.shape[k] > 0) {
       last += static_cast<unsigned __int128>(t.shape[k] - 1) * static_cast<uint64_t>(t.stride[k]);
     }
-    if (t.shape[k] != 1 && static_cast<uint64_t>(t.stride[k]) != expected_stride) contiguous = false;
+    if (t.shape[k] != 1 && static_cast<uint64_t>(t.stride[k]) != expected_stride)
+      contiguous = false;
     expected_stride *= static_cast<uint64_t>(t.shape[k]);
   }
   if (numel > count) {
@@ -528,12 +540,13 @@ absl::Status CopyTensor(const Value& t, absl::string_view storage, const std::st
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SafetensorsFile>> ReadPytorchBin(std::string bytes,
-                                                               const std::string& what) {
+                                                                const std::string& what) {
   if (bytes.size() >= 2 && static_cast<uint8_t>(bytes[0]) == 0x80 &&
       static_cast<uint8_t>(bytes[1]) <= 5) {
     return absl::InvalidArgumentError(absl::StrCat(
-        what, ": this is torch.save's legacy format (before torch 1.6), which Berth does not "
-              "read; re-save it with a newer torch, or convert it to safetensors"));
+        what,
+        ": this is torch.save's legacy format (before torch 1.6), which Berth does not "
+        "read; re-save it with a newer torch, or convert it to safetensors"));
   }
   ASSIGN_OR_RETURN(auto entries, ReadStoredZip(bytes, what));
   // One top-level folder (its name is the file's stem when saved) holds data.pkl and data/N.
@@ -576,9 +589,9 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> ReadPytorchBin(std::string byte
     }
     auto storage = entries.find(prefix + "data/" + value->storage->s);
     if (storage == entries.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, ": tensor '", key->s, "' needs storage data/", value->storage->s,
-          ", which the archive lacks"));
+      return absl::InvalidArgumentError(absl::StrCat(what, ": tensor '", key->s,
+                                                     "' needs storage data/", value->storage->s,
+                                                     ", which the archive lacks"));
     }
     absl::Status copied = CopyTensor(*value, storage->second, key->s, &copies[k]);
     if (!copied.ok()) return absl::InvalidArgumentError(absl::StrCat(what, ": ", copied.message()));
@@ -587,8 +600,8 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> ReadPytorchBin(std::string byte
       return absl::InvalidArgumentError(
           absl::StrCat(what, ": its tensors add up to many times the file's size"));
     }
-    tensors.push_back({key->s, value->storage->dtype, value->shape, copies[k].data(),
-                       copies[k].size()});
+    tensors.push_back(
+        {key->s, value->storage->dtype, value->shape, copies[k].data(), copies[k].size()});
   }
   auto serialized = SerializeSafetensors(std::move(tensors), {{"format", "pt"}});
   if (!serialized.ok()) {

@@ -19,7 +19,7 @@ namespace berth {
 // the state dict), so that everything that reads safetensors reads it. `what` names the file in
 // errors.
 absl::StatusOr<std::unique_ptr<SafetensorsFile>> ReadPytorchBin(std::string bytes,
-                                                               const std::string& what);
+                                                                const std::string& what);
 
 // The same from a file.
 absl::StatusOr<std::unique_ptr<SafetensorsFile>> OpenPytorchBin(const std::string& path);

@@ -250,13 +250,7 @@ absl::Status SentencePieceTokenizer::Save(const std::string& dir) const {
   config["model_max_length"] = o.model_max_length;
   config["clean_up_tokenization_spaces"] = true;
   if (o.truncation_side == TruncationSide::kLeft) config["truncation_side"] = "left";
-  Json added = Json::object();
-  for (const SpecialToken& s : specials_) {
-    added[std::to_string(s.id)] = {{"content", s.content}, {"lstrip", s.lstrip},
-                                   {"rstrip", s.rstrip},   {"normalized", false},
-                                   {"single_word", false}, {"special", true}};
-  }
-  config["added_tokens_decoder"] = added;
+  config["added_tokens_decoder"] = AddedTokensDecoder(specials_);
   return WriteFileAtomically(JoinPath(dir, "tokenizer_config.json"), DumpJson(config));
 }
 

@@ -64,4 +64,14 @@ std::vector<TextPart> SplitOnSpecialTokens(const std::string& text,
   return parts;
 }
 
+Json AddedTokensDecoder(const std::vector<SpecialToken>& tokens) {
+  Json added = Json::object();
+  for (const SpecialToken& s : tokens) {
+    added[std::to_string(s.id)] = {{"content", s.content}, {"lstrip", s.lstrip},
+                                   {"rstrip", s.rstrip},   {"normalized", false},
+                                   {"single_word", false}, {"special", true}};
+  }
+  return added;
+}
+
 }  // namespace berth::text

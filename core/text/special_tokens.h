@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/util/json.h"
+
 namespace berth::text {
 
 struct SpecialToken {
@@ -30,6 +32,9 @@ void SortLongestFirst(std::vector<SpecialToken>* tokens);
 // whitespace is Python's str.isspace().
 std::vector<TextPart> SplitOnSpecialTokens(const std::string& text,
                                            const std::vector<SpecialToken>& tokens);
+
+// tokenizer_config.json's "added_tokens_decoder" for `tokens` (all special, not normalised).
+Json AddedTokensDecoder(const std::vector<SpecialToken>& tokens);
 
 }  // namespace berth::text
 

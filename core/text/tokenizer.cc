@@ -237,6 +237,45 @@ absl::StatusOr<std::vector<AddedToken>> ParseAddedTokensDecoder(const Json& j,
   return out;
 }
 
+// tokenizer_config.json's model_max_length and truncation_side.
+absl::Status ReadLengthAndSide(const Json& c, const std::string& config_path, int* max_length,
+                               TruncationSide* side) {
+  ASSIGN_OR_RETURN(auto max_len, GetOptionalInt(c, "model_max_length", config_path));
+  if (max_len && *max_len > 0) {
+    *max_length = static_cast<int>(std::min<int64_t>(*max_len, 1 << 30));
+  }
+  ASSIGN_OR_RETURN(auto named, GetOptionalString(c, "truncation_side", config_path));
+  if (named) {
+    if (*named == "left") {
+      *side = TruncationSide::kLeft;
+    } else if (*named != "right") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(config_path, ": truncation_side must be 'left' or 'right'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The RoBERTa-style special tokens (XLM-R and RoBERTa) of a tokenizer_config.json or
+// special_tokens_map.json object.
+struct RobertaSpecialTokens {
+  std::string *bos, *eos, *unk, *pad, *mask;
+};
+absl::Status ReadRobertaSpecialTokens(const Json& c, const std::string& path,
+                                      const RobertaSpecialTokens& dst) {
+  if (!c.is_object()) return absl::InvalidArgumentError(absl::StrCat(path, ": not a JSON object"));
+  const std::pair<const char*, std::string*> fields[] = {{"bos_token", dst.bos},
+                                                         {"eos_token", dst.eos},
+                                                         {"unk_token", dst.unk},
+                                                         {"pad_token", dst.pad},
+                                                         {"mask_token", dst.mask}};
+  for (const auto& [key, out] : fields) {
+    ASSIGN_OR_RETURN(std::optional<std::string> v, TokenContent(c, key, path));
+    if (v) *out = *v;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadWordPiece(const std::string& dir,
                                                          const TokenizerOverrides& overrides) {
   WordPieceOptions o;
@@ -328,19 +367,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadWordPiece(const std::string& dir,
     if (cls && (*cls == "DistilBertTokenizer" || *cls == "DistilBertTokenizerFast")) {
       o.tokenizer_class = "DistilBertTokenizer";
     }
-    ASSIGN_OR_RETURN(auto max_len, GetOptionalInt(c, "model_max_length", config_path));
-    if (max_len && *max_len > 0) {
-      o.model_max_length = static_cast<int>(std::min<int64_t>(*max_len, 1 << 30));
-    }
-    ASSIGN_OR_RETURN(auto side, GetOptionalString(c, "truncation_side", config_path));
-    if (side) {
-      if (*side == "left") {
-        o.truncation_side = TruncationSide::kLeft;
-      } else if (*side != "right") {
-        return absl::InvalidArgumentError(
-            absl::StrCat(config_path, ": truncation_side must be 'left' or 'right'"));
-      }
-    }
+    RETURN_IF_ERROR(ReadLengthAndSide(c, config_path, &o.model_max_length, &o.truncation_side));
     RETURN_IF_ERROR(ApplySpecialTokens(c, config_path, &o));
     ASSIGN_OR_RETURN(std::vector<AddedToken> added, ParseAddedTokensDecoder(c, config_path));
     for (AddedToken& a : added) o.added_tokens.push_back(std::move(a));
@@ -362,24 +389,10 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadSentencePiece(const std::string& 
   for (const std::string& path : {JoinPath(dir, "special_tokens_map.json"), config_path}) {
     if (!IsRegularFile(path)) continue;
     ASSIGN_OR_RETURN(Json c, ReadJsonFile(path));
-    struct Field {
-      const char* key;
-      std::string* dst;
-    } fields[] = {{"bos_token", &o.bos_token},
-                  {"eos_token", &o.eos_token},
-                  {"unk_token", &o.unk_token},
-                  {"pad_token", &o.pad_token},
-                  {"mask_token", &o.mask_token}};
-    for (const Field& f : fields) {
-      ASSIGN_OR_RETURN(std::optional<std::string> v, TokenContent(c, f.key, path));
-      if (v) *f.dst = *v;
-    }
+    RETURN_IF_ERROR(ReadRobertaSpecialTokens(
+        c, path, {&o.bos_token, &o.eos_token, &o.unk_token, &o.pad_token, &o.mask_token}));
     if (path != config_path) continue;
-    ASSIGN_OR_RETURN(auto max_len, GetOptionalInt(c, "model_max_length", config_path));
-    if (max_len && *max_len > 0)
-      o.model_max_length = static_cast<int>(std::min<int64_t>(*max_len, 1 << 30));
-    ASSIGN_OR_RETURN(auto side, GetOptionalString(c, "truncation_side", config_path));
-    if (side && *side == "left") o.truncation_side = TruncationSide::kLeft;
+    RETURN_IF_ERROR(ReadLengthAndSide(c, config_path, &o.model_max_length, &o.truncation_side));
     ASSIGN_OR_RETURN(o.added_tokens, ParseAddedTokensDecoder(c, config_path));
   }
   ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(model_path));
@@ -532,20 +545,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadByteLevelBpe(const std::string& d
   for (const std::string& path : {JoinPath(dir, "special_tokens_map.json"), config_path}) {
     if (!IsRegularFile(path)) continue;
     ASSIGN_OR_RETURN(Json c, ReadJsonFile(path));
-    if (!c.is_object())
-      return absl::InvalidArgumentError(absl::StrCat(path, ": not a JSON object"));
-    struct Field {
-      const char* key;
-      std::string* dst;
-    } fields[] = {{"bos_token", &o.bos_token},
-                  {"eos_token", &o.eos_token},
-                  {"unk_token", &o.unk_token},
-                  {"pad_token", &o.pad_token},
-                  {"mask_token", &o.mask_token}};
-    for (const Field& f : fields) {
-      ASSIGN_OR_RETURN(std::optional<std::string> v, TokenContent(c, f.key, path));
-      if (v) *f.dst = *v;
-    }
+    RETURN_IF_ERROR(ReadRobertaSpecialTokens(
+        c, path, {&o.bos_token, &o.eos_token, &o.unk_token, &o.pad_token, &o.mask_token}));
     // RobertaProcessing frames with cls and sep, which RoBERTa sets to bos and eos.
     ASSIGN_OR_RETURN(std::optional<std::string> cls, TokenContent(c, "cls_token", path));
     if (cls) o.bos_token = *cls;
@@ -555,18 +556,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadByteLevelBpe(const std::string& d
     // transformers applies tokenizer_config.json's add_prefix_space over tokenizer.json's.
     ASSIGN_OR_RETURN(auto prefix, GetOptionalBool(c, "add_prefix_space", config_path));
     if (prefix) o.add_prefix_space = *prefix;
-    ASSIGN_OR_RETURN(auto max_len, GetOptionalInt(c, "model_max_length", config_path));
-    if (max_len && *max_len > 0)
-      o.model_max_length = static_cast<int>(std::min<int64_t>(*max_len, 1 << 30));
-    ASSIGN_OR_RETURN(auto side, GetOptionalString(c, "truncation_side", config_path));
-    if (side) {
-      if (*side == "left") {
-        o.truncation_side = TruncationSide::kLeft;
-      } else if (*side != "right") {
-        return absl::InvalidArgumentError(
-            absl::StrCat(config_path, ": truncation_side must be 'left' or 'right'"));
-      }
-    }
+    RETURN_IF_ERROR(ReadLengthAndSide(c, config_path, &o.model_max_length, &o.truncation_side));
     ASSIGN_OR_RETURN(std::vector<AddedToken> added, ParseAddedTokensDecoder(c, config_path));
     for (AddedToken& a : added) o.added_tokens.push_back(std::move(a));
   }

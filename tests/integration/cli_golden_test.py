@@ -25,6 +25,10 @@ def run(cli, args, lines=None, raw=None):
     return subprocess.run([cli] + args, input=data, capture_output=True, timeout=600)
 
 
+def multiline(row):
+    return any(c in row.get(k, "") for k in ("text", "text_pair") for c in "\n\r")
+
+
 def load(path):
     with open(path, encoding="utf-8") as f:
         return [json.loads(l) for l in f if l.strip()]
@@ -49,21 +53,22 @@ def main():
                 check(fname != "tokens.jsonl", f"{name}: expected/tokens.jsonl exists")
                 print(f"{name} {fname}: not in this fixture")
                 continue
-            exp = load(path)
+            # One example per line: texts with a line break of their own cannot be given.
+            exp = [r for r in load(path) if not multiline(r)]
             lines = [(r["text"] + "\t" + r["text_pair"]) if pair else r["text"] for r in exp]
             p = run(cli, ["tokenize", "--model", model, "--max-length", length] + extra, lines)
             check(p.returncode == 0, f"{name} {fname}: exit {p.returncode} {p.stderr[-300:]}")
-            got = [json.loads(l) for l in p.stdout.decode().splitlines()]
+            got = [json.loads(l) for l in p.stdout.decode().split("\n") if l]
             check(len(got) == len(exp), f"{name} {fname}: {len(got)} lines for {len(exp)}")
             bad = [i for i, (e, g) in enumerate(zip(exp, got))
                    if any(g[k] != e[k] for k in ("input_ids", "token_type_ids", "attention_mask", "tokens"))]
             check(not bad, f"{name} {fname}: lines differ: {bad[:5]}")
             print(f"{name} {fname}: {len(exp) - len(bad)}/{len(exp)} exact")
-        exp = load(os.path.join(ex, "logits.jsonl"))
+        exp = [r for r in load(os.path.join(ex, "logits.jsonl")) if not multiline(r)]
         for bs in ("1", "16"):
             p = run(cli, ["predict", "--model", model, "--max-length", ml, "--batch-size", bs], [r["text"] for r in exp])
             check(p.returncode == 0, f"{name} predict: exit {p.returncode}")
-            got = [json.loads(l) for l in p.stdout.decode().splitlines()]
+            got = [json.loads(l) for l in p.stdout.decode().split("\n") if l]
             check(len(got) == len(exp), f"{name} predict: {len(got)} lines for {len(exp)}")
             worst = max(max(abs(a - b) for a, b in zip(e["logits"], g["logits"])) for e, g in zip(exp, got))
             labels = sum(e["label"] == g["label"] for e, g in zip(exp, got))

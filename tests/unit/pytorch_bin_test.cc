@@ -92,7 +92,9 @@ TEST(PytorchBinTest, EveryTruncationIsAnErrorNotACrash) {
     std::string b = *bytes;
     b[at] = static_cast<char>(b[at] ^ 0x5A);
     auto r = ReadPytorchBin(std::move(b), "flipped");
-    if (!r.ok()) EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+    }
   }
 }
 
