@@ -109,6 +109,10 @@ class ImportReactor final : public grpc::ServerReadReactor<v1::ImportModelReques
 
   absl::Status Import() {
     ASSIGN_OR_RETURN(store::ModelRecord m, ctx_.importer->Import(name_, source_));
+    // Loaded into the registry now, so the first Classify does not wait for it (an engine
+    // that does not fit the memory budget is only logged: the version is registered).
+    LogIfError(ctx_.registry->Acquire({m.name, m.version, ""}).status(), "model.warmup_failed",
+               {{"model", m.name}, {"version", std::to_string(m.version)}});
     ToProto(m, ReadConfig(*ctx_.store, m), response_);
     return absl::OkStatus();
   }

@@ -31,16 +31,22 @@
 namespace berth::service {
 namespace {
 
-constexpr const char* kModelFiles[] = {
-    "config.json",           "model.safetensors", "pytorch_model.bin",
-    "tokenizer.json",        "tokenizer_config.json", "special_tokens_map.json",
-    "vocab.txt",             "vocab.json",        "merges.txt",
-    "sentencepiece.bpe.model", "added_tokens.json"};
+constexpr const char* kModelFiles[] = {"config.json",
+                                       "model.safetensors",
+                                       "pytorch_model.bin",
+                                       "tokenizer.json",
+                                       "tokenizer_config.json",
+                                       "special_tokens_map.json",
+                                       "vocab.txt",
+                                       "vocab.json",
+                                       "merges.txt",
+                                       "sentencepiece.bpe.model",
+                                       "added_tokens.json"};
 
 absl::Status TarError(const std::string& member, const std::string& why) {
-  return absl::InvalidArgumentError(
-      member.empty() ? absl::StrCat("archive: ", why)
-                     : absl::StrCat("archive: member '", member, "': ", why));
+  return absl::InvalidArgumentError(member.empty()
+                                        ? absl::StrCat("archive: ", why)
+                                        : absl::StrCat("archive: member '", member, "': ", why));
 }
 
 // A tar header's numeric field: octal text, or GNU's base-256 when the top bit is set.
@@ -206,9 +212,8 @@ absl::Status ExtractModelTar(absl::string_view tar, const std::string& dir,
   while (true) {
     if (tar.size() - pos < 512) {
       if (pos == tar.size() && pos > 0 && ended) break;
-      return TarError("", pos == tar.size() && pos > 0
-                              ? "truncated (no end-of-archive block)"
-                              : "truncated (a header is cut short)");
+      return TarError("", pos == tar.size() && pos > 0 ? "truncated (no end-of-archive block)"
+                                                       : "truncated (a header is cut short)");
     }
     const absl::string_view h = tar.substr(pos, 512);
     pos += 512;
@@ -237,7 +242,8 @@ absl::Status ExtractModelTar(absl::string_view tar, const std::string& dir,
     pax.clear();
     if (size > tar.size() - pos) return TarError(name, "truncated (its data is cut short)");
     const absl::string_view data = tar.substr(pos, size);
-    pos += (size + 511) / 512 * 512 > tar.size() - pos ? tar.size() - pos : (size + 511) / 512 * 512;
+    pos +=
+        (size + 511) / 512 * 512 > tar.size() - pos ? tar.size() - pos : (size + 511) / 512 * 512;
     const char type = h[156];
     switch (type) {
       case 'x':
@@ -266,14 +272,14 @@ absl::Status ExtractModelTar(absl::string_view tar, const std::string& dir,
       case '6':
         return TarError(name, "FIFOs are not accepted");
       default:
-        return TarError(name, absl::StrCat("member type '", std::string(1, type),
-                                           "' is not accepted"));
+        return TarError(name,
+                        absl::StrCat("member type '", std::string(1, type), "' is not accepted"));
     }
     ASSIGN_OR_RETURN(std::string path, SafeMemberPath(name));
     total += size;
     if (total > static_cast<uint64_t>(limits.max_bytes)) {
-      return TarError(name, absl::StrCat("the archive unpacks to more than ", limits.max_bytes,
-                                         " bytes"));
+      return TarError(
+          name, absl::StrCat("the archive unpacks to more than ", limits.max_bytes, " bytes"));
     }
     files.push_back({path, data});
   }
@@ -335,8 +341,8 @@ absl::StatusOr<store::ModelRecord> ModelImporter::Import(const std::string& name
       auto dir = policy_->Resolve(source.location);
       if (!dir.ok()) {
         return absl::Status(dir.status().code(),
-                            absl::StrCat("info.hub_id: ",
-                                         absl::StripPrefix(dir.status().message(), "base_model: ")));
+                            absl::StrCat("info.hub_id: ", absl::StripPrefix(dir.status().message(),
+                                                                            "base_model: ")));
       }
       source_dir = *dir;
       const std::string commit = source_dir.substr(source_dir.find_last_of('/') + 1);
@@ -346,9 +352,9 @@ absl::StatusOr<store::ModelRecord> ModelImporter::Import(const std::string& name
     case ImportSource::Kind::kArchive: {
       const std::string digest = Sha256Hex(source.archive);
       if (!source.sha256.empty() && absl::AsciiStrToLower(source.sha256) != digest) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "sha256: the archive's SHA-256 is ", digest, ", not ", source.sha256,
-            " (the upload was damaged or cut short)"));
+        return absl::InvalidArgumentError(absl::StrCat("sha256: the archive's SHA-256 is ", digest,
+                                                       ", not ", source.sha256,
+                                                       " (the upload was damaged or cut short)"));
       }
       provenance = absl::StrCat("archive:sha256:", digest);
       break;
@@ -363,8 +369,8 @@ absl::StatusOr<store::ModelRecord> ModelImporter::Import(const std::string& name
       RETURN_IF_ERROR(ExtractModelTar(source.archive, staging, limits_));
     } else {
       const bool confine = source.kind == ImportSource::Kind::kDirectory;
-      RETURN_IF_ERROR(CopyModelFiles(source_dir, staging, confine,
-                                     confine ? "info.directory" : "info.hub_id"));
+      RETURN_IF_ERROR(
+          CopyModelFiles(source_dir, staging, confine, confine ? "info.directory" : "info.hub_id"));
     }
     auto checked = Validate(staging);
     if (!checked.ok()) {
@@ -372,8 +378,8 @@ absl::StatusOr<store::ModelRecord> ModelImporter::Import(const std::string& name
       const absl::StatusCode code = checked.status().code() == absl::StatusCode::kInternal
                                         ? absl::StatusCode::kInvalidArgument
                                         : checked.status().code();
-      return absl::Status(code, absl::StrCat("the model does not load: ",
-                                             checked.status().message()));
+      return absl::Status(code,
+                          absl::StrCat("the model does not load: ", checked.status().message()));
     }
     Json meta = *checked;
     meta["name"] = name;
@@ -395,9 +401,8 @@ absl::StatusOr<store::ModelRecord> ModelImporter::Import(const std::string& name
     LogIfError(RemoveAll(staging), "model.cleanup_failed", {{"path", staging}});
   }
   if (staged.ok()) {
-    LogEvent("model.imported", {{"model", name},
-                                {"version", std::to_string(staged->version)},
-                                {"from", provenance}});
+    LogEvent("model.imported",
+             {{"model", name}, {"version", std::to_string(staged->version)}, {"from", provenance}});
   }
   return staged;
 }

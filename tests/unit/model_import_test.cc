@@ -35,7 +35,10 @@ std::string TarMember(const std::string& name, const std::string& data, char typ
   std::memcpy(&h[136], "00000000000", 11);
   h[156] = type;
   std::memcpy(&h[157], link.data(), std::min<size_t>(link.size(), 100));
-  std::memcpy(&h[257], "ustar\0" "00", 8);
+  std::memcpy(&h[257],
+              "ustar\0"
+              "00",
+              8);
   std::memset(&h[148], ' ', 8);
   unsigned sum = 0;
   for (unsigned char c : h) sum += c;
@@ -75,8 +78,8 @@ class ModelImportTest : public ::testing::Test {
     store_ = std::move(*s);
     roots_ = dir_.File("roots");
     ASSERT_TRUE(MakeDirectories(roots_).ok());
-    policy_ = std::make_unique<BaseModelPolicy>(store_.get(),
-                                                BaseModelPolicyOptions{{roots_}, false});
+    policy_ =
+        std::make_unique<BaseModelPolicy>(store_.get(), BaseModelPolicyOptions{{roots_}, false});
     importer_ = std::make_unique<ModelImporter>(store_.get(), policy_.get());
   }
 
@@ -125,9 +128,9 @@ TEST_F(ModelImportTest, AnArchiveBecomesTheNextVersionWithItsProvenance) {
   ASSERT_TRUE(files.ok()) << files.status();
   std::vector<std::string> names;
   for (const ModelFile& f : *files) names.push_back(f.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"config.json", "merges.txt", "model.safetensors",
-                                             "tokenizer.json", "tokenizer_config.json",
-                                             "vocab.json"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"config.json", "merges.txt", "model.safetensors",
+                                      "tokenizer.json", "tokenizer_config.json", "vocab.json"}));
   // The same files, byte for byte; the README stayed behind.
   for (const ModelFile& f : *files) {
     auto bytes = ReadFileToString(f.path);
@@ -163,7 +166,8 @@ TEST_F(ModelImportTest, ADirectoryUnderTheModelRootsImports) {
   ASSERT_EQ(::symlink((FixturePath("xlmr-tiny") + "/tokenizer_config.json").c_str(),
                       JoinPath(src, "tokenizer_config.json").c_str()),
             0);
-  auto linked = importer_->Import("linked", ImportSource{ImportSource::Kind::kDirectory, src});
+  s.location = src;
+  auto linked = importer_->Import("linked", s);
   ASSERT_FALSE(linked.ok());
   EXPECT_NE(linked.status().message().find("links outside"), absl::string_view::npos)
       << linked.status();
@@ -215,28 +219,29 @@ TEST_F(ModelImportTest, ModelsThatCannotServeAreRefused) {
   ASSERT_TRUE(weights.ok());
   std::vector<TensorToWrite> keep;
   for (const TensorView& t : (*weights)->tensors()) {
-    if (t.name.rfind("classifier.", 0) != 0) keep.push_back({t.name, t.dtype, t.shape, t.data, t.nbytes});
+    if (t.name.rfind("classifier.", 0) != 0)
+      keep.push_back({t.name, t.dtype, t.shape, t.data, t.nbytes});
   }
   const std::string path = dir_.File("headless.safetensors");
   ASSERT_TRUE(WriteSafetensors(path, keep, {}).ok());
   auto bytes = ReadFileToString(path);
   ASSERT_TRUE(bytes.ok());
-  std::string tar = TarMember("config.json", Fixture("roberta-tiny", "config.json")) +
-                    TarMember("model.safetensors", *bytes) +
-                    TarMember("tokenizer.json", Fixture("roberta-tiny", "tokenizer.json")) +
-                    TarMember("tokenizer_config.json",
-                              Fixture("roberta-tiny", "tokenizer_config.json")) +
-                    EndOfArchive();
+  std::string tar =
+      TarMember("config.json", Fixture("roberta-tiny", "config.json")) +
+      TarMember("model.safetensors", *bytes) +
+      TarMember("tokenizer.json", Fixture("roberta-tiny", "tokenizer.json")) +
+      TarMember("tokenizer_config.json", Fixture("roberta-tiny", "tokenizer_config.json")) +
+      EndOfArchive();
   ExpectRefused(tar, "no classification head");
   // No config.json at all.
   ExpectRefused(TarMember("vocab.json", "{}") + EndOfArchive(), "no config.json");
   // Weights that do not fit the config.
-  std::string mismatched = TarMember("config.json", Fixture("xlmr-tiny", "config.json")) +
-                           TarMember("model.safetensors", Fixture("roberta-tiny", "model.safetensors")) +
-                           TarMember("tokenizer.json", Fixture("roberta-tiny", "tokenizer.json")) +
-                           TarMember("tokenizer_config.json",
-                                     Fixture("roberta-tiny", "tokenizer_config.json")) +
-                           EndOfArchive();
+  std::string mismatched =
+      TarMember("config.json", Fixture("xlmr-tiny", "config.json")) +
+      TarMember("model.safetensors", Fixture("roberta-tiny", "model.safetensors")) +
+      TarMember("tokenizer.json", Fixture("roberta-tiny", "tokenizer.json")) +
+      TarMember("tokenizer_config.json", Fixture("roberta-tiny", "tokenizer_config.json")) +
+      EndOfArchive();
   ExpectRefused(mismatched, "does not load");
 }
 
