@@ -1,15 +1,10 @@
 // `berth models`, `model`, `alias`, `delete-model`, `import-model` and `export-model`.
 
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cstring>
-#include <fstream>
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -17,6 +12,9 @@
 #include "absl/strings/str_format.h"
 #include "client/cli/remote_common.h"
 #include "client/lib/client.h"
+#include "core/util/files.h"
+#include "core/util/status_macros.h"
+#include "core/util/tar.h"
 #include "nlohmann/json.hpp"
 
 namespace berth::cli {
@@ -25,49 +23,16 @@ namespace {
 // The regular files at the top of `dir` (hidden ones left out) as a ustar archive, for
 // `import-model --from DIR`: the server keeps the model files among them.
 absl::StatusOr<std::string> PackDirectory(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return absl::NotFoundError(absl::StrCat("cannot read ", dir));
-  std::vector<std::string> names;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] != '.') names.emplace_back(e->d_name);
-  }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(dir));
   std::string tar;
   for (const std::string& name : names) {
-    const std::string path = dir + "/" + name;
-    struct stat st;
-    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    const std::string path = JoinPath(dir, name);
+    if (name[0] == '.' || !IsRegularFile(path)) continue;
     if (name.size() >= 100) return absl::InvalidArgumentError(path + ": name too long");
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream data;
-    data << in.rdbuf();
-    if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-    const std::string bytes = data.str();
-    std::string h(512, '\0');
-    std::memcpy(&h[0], name.data(), name.size());
-    std::memcpy(&h[100], "0000644", 7);
-    std::memcpy(&h[108], "0000000", 7);
-    std::memcpy(&h[116], "0000000", 7);
-    const std::string size = absl::StrFormat("%011o", bytes.size());
-    std::memcpy(&h[124], size.data(), 11);
-    std::memcpy(&h[136], "00000000000", 11);
-    h[156] = '0';
-    std::memcpy(&h[257],
-                "ustar\0"
-                "00",
-                8);
-    std::memset(&h[148], ' ', 8);
-    unsigned sum = 0;
-    for (unsigned char c : h) sum += c;
-    const std::string checksum = absl::StrFormat("%06o", sum);
-    std::memcpy(&h[148], checksum.data(), 6);
-    h[154] = '\0';
-    tar += h;
-    tar += bytes;
-    tar.append((512 - bytes.size() % 512) % 512, '\0');
+    ASSIGN_OR_RETURN(std::string data, ReadFileToString(path));
+    AppendTarMember(&tar, name, data);
   }
-  tar.append(1024, '\0');
+  AppendTarEnd(&tar);
   return tar;
 }
 
@@ -211,14 +176,7 @@ void AddModelCommands(CLI::App& app, std::function<int()>* run) {
         if (!f->server_dir.empty()) {
           info.set_directory(f->server_dir);
         } else if (::stat(f->from.c_str(), &st) == 0) {
-          auto bytes =
-              S_ISDIR(st.st_mode) ? PackDirectory(f->from) : [&]() -> absl::StatusOr<std::string> {
-            std::ifstream in(f->from, std::ios::binary);
-            std::ostringstream data;
-            data << in.rdbuf();
-            if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", f->from));
-            return data.str();
-          }();
+          auto bytes = S_ISDIR(st.st_mode) ? PackDirectory(f->from) : ReadFileToString(f->from);
           if (!bytes.ok()) return Fail(bytes.status(), "import-model");
           archive = std::move(*bytes);
           info.set_archive(true);

@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/util/digest.h"
+#include "core/util/status_macros.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace berth::client {
@@ -103,6 +104,32 @@ absl::StatusOr<Response> Unary(
   return response;
 }
 
+namespace {
+
+// A client-streaming upload: `first`, then `bytes` in data messages of `chunk` bytes, the last
+// carrying the SHA-256 of them all (the server checks it); `progress(sent, total)` after each.
+template <typename Request>
+absl::Status StreamUpload(std::unique_ptr<grpc::ClientWriter<Request>> writer, const Request& first,
+                          absl::string_view bytes, size_t chunk,
+                          const std::function<void(int64_t, int64_t)>& progress) {
+  bool ok = writer->Write(first);
+  chunk = std::max<size_t>(1, chunk);
+  for (size_t off = 0; ok && off < bytes.size(); off += chunk) {
+    Request part;
+    part.set_data(std::string(bytes.substr(off, chunk)));
+    if (off + chunk >= bytes.size()) part.set_sha256(Sha256Hex(bytes));
+    ok = writer->Write(part);
+    if (ok && progress)
+      progress(static_cast<int64_t>(std::min(bytes.size(), off + chunk)), bytes.size());
+  }
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  if (!s.ok()) return FromGrpcStatus(s);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 void Client::AddAuth(grpc::ClientContext* context) const {
   if (!options_.token.empty()) context->AddMetadata("authorization", "Bearer " + options_.token);
 }
@@ -113,22 +140,10 @@ absl::StatusOr<v1::UploadDatasetResponse> Client::UploadDataset(
   grpc::ClientContext context;
   AddAuth(&context);
   v1::UploadDatasetResponse response;
-  auto writer = training_->UploadDataset(&context, &response);
   v1::UploadDatasetRequest first;
   *first.mutable_info() = info;
-  bool ok = writer->Write(first);
-  const size_t chunk = std::max<size_t>(1, options_.upload_chunk_bytes);
-  for (size_t off = 0; ok && off < bytes.size(); off += chunk) {
-    v1::UploadDatasetRequest part;
-    part.set_data(std::string(bytes.substr(off, chunk)));
-    if (off + chunk >= bytes.size()) part.set_sha256(Sha256Hex(bytes));
-    ok = writer->Write(part);
-    if (ok && progress)
-      progress(static_cast<int64_t>(std::min(bytes.size(), off + chunk)), bytes.size());
-  }
-  writer->WritesDone();
-  grpc::Status s = writer->Finish();
-  if (!s.ok()) return FromGrpcStatus(s);
+  RETURN_IF_ERROR(StreamUpload(training_->UploadDataset(&context, &response), first, bytes,
+                               options_.upload_chunk_bytes, progress));
   return response;
 }
 
@@ -252,22 +267,10 @@ absl::StatusOr<v1::ModelVersion> Client::ImportModel(
   grpc::ClientContext context;
   AddAuth(&context);
   v1::ModelVersion response;
-  auto writer = models_->ImportModel(&context, &response);
   v1::ImportModelRequest first;
   *first.mutable_info() = info;
-  if (info.archive()) first.set_sha256(Sha256Hex(archive));
-  bool ok = writer->Write(first);
-  const size_t chunk = std::max<size_t>(1, options_.upload_chunk_bytes);
-  for (size_t off = 0; ok && off < archive.size(); off += chunk) {
-    v1::ImportModelRequest part;
-    part.set_data(std::string(archive.substr(off, chunk)));
-    ok = writer->Write(part);
-    if (ok && progress)
-      progress(static_cast<int64_t>(std::min(archive.size(), off + chunk)), archive.size());
-  }
-  writer->WritesDone();
-  grpc::Status s = writer->Finish();
-  if (!s.ok()) return FromGrpcStatus(s);
+  RETURN_IF_ERROR(StreamUpload(models_->ImportModel(&context, &response), first, archive,
+                               options_.upload_chunk_bytes, progress));
   return response;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <optional>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/model/linear.h"
 #include "core/model/presets.h"
@@ -49,12 +50,20 @@ absl::StatusOr<LoadedModel> CreateRandomModel(const std::string& name,
   return m;
 }
 
+std::string ModelWeightsPath(const std::string& dir) {
+  for (const char* name : {"model.safetensors", "pytorch_model.bin"}) {
+    if (IsRegularFile(JoinPath(dir, name))) return JoinPath(dir, name);
+  }
+  return "";
+}
+
 absl::StatusOr<std::unique_ptr<SafetensorsFile>> OpenModelWeights(const std::string& dir) {
-  const std::string safetensors = JoinPath(dir, "model.safetensors");
-  if (IsRegularFile(safetensors)) return SafetensorsFile::Open(safetensors);
-  const std::string bin = JoinPath(dir, "pytorch_model.bin");
-  if (IsRegularFile(bin)) return OpenPytorchBin(bin);
-  return absl::NotFoundError(absl::StrCat(dir, ": no model.safetensors or pytorch_model.bin"));
+  const std::string path = ModelWeightsPath(dir);
+  if (path.empty()) {
+    return absl::NotFoundError(absl::StrCat(dir, ": no model.safetensors or pytorch_model.bin"));
+  }
+  if (absl::EndsWith(path, ".bin")) return OpenPytorchBin(path);
+  return SafetensorsFile::Open(path);
 }
 
 absl::StatusOr<LoadedModel> LoadModelDirectory(const std::string& dir,

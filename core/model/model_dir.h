@@ -29,8 +29,10 @@ struct LoadModelOptions {
   LoadWeightsOptions weights;
 };
 
-// The weights of a model directory as from_pretrained picks them: model.safetensors, else
-// pytorch_model.bin (read without running its pickle, see pytorch_bin.h).
+// The weights file of a model directory as from_pretrained picks it: model.safetensors, else
+// pytorch_model.bin; "" if it has neither.
+std::string ModelWeightsPath(const std::string& dir);
+// Opens that file (a .bin is read without running its pickle, see pytorch_bin.h).
 absl::StatusOr<std::unique_ptr<SafetensorsFile>> OpenModelWeights(const std::string& dir);
 
 // Loads config.json, the weights (OpenModelWeights) and the tokenizer from `dir`. Every error names

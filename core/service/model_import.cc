@@ -157,8 +157,9 @@ absl::Status CopyModelFiles(const std::string& dir, const std::string& staging, 
   return absl::OkStatus();
 }
 
-// Loads the staged model as the server will serve it, checks head and labels, classifies one
-// text; returns the metadata to record.
+// Checks the labels, loads the staged model as the server will serve it (strictly: every
+// parameter, the head's included, from the file), classifies one text; returns the metadata to
+// record.
 absl::StatusOr<Json> Validate(const std::string& staging) {
   ASSIGN_OR_RETURN(Json config, ReadJsonFile(JoinPath(staging, "config.json")));
   if (!config.is_object() || !config.contains("id2label") || !config["id2label"].is_object() ||
@@ -166,22 +167,27 @@ absl::StatusOr<Json> Validate(const std::string& staging) {
     return absl::InvalidArgumentError(
         "config.json: no id2label, so the model has no labels to classify into");
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> weights, OpenModelWeights(staging));
-  bool has_head = false;
-  for (const TensorView& t : weights->tensors()) {
-    has_head |= absl::StartsWith(t.name, "classifier.");
+  auto model = SequenceClassifier::Load(staging);
+  if (!model.ok()) {
+    // A base model is the likely reason: say so rather than list its missing tensors.
+    auto weights = OpenModelWeights(staging);
+    bool has_head = false;
+    if (weights.ok()) {
+      for (const TensorView& t : (*weights)->tensors()) {
+        has_head |= absl::StartsWith(t.name, "classifier.");
+      }
+    }
+    if (weights.ok() && !has_head) {
+      return absl::InvalidArgumentError(
+          "the weights have no classification head (no classifier.* tensors): this is a base "
+          "model; fine-tune it with `berth train --base-model` instead");
+    }
+    return model.status();
   }
-  if (!has_head) {
-    return absl::InvalidArgumentError(
-        "the weights have no classification head (no classifier.* tensors): this is a base "
-        "model; fine-tune it with `berth train --base-model` instead");
-  }
-  weights.reset();
-  ASSIGN_OR_RETURN(std::unique_ptr<SequenceClassifier> model, SequenceClassifier::Load(staging));
   // The warm-up: the first batch through every layer, as the engine's first request would be.
-  ASSIGN_OR_RETURN(text::Encoding e, model->tokenizer().Encode("Berth warm-up", {}));
-  RETURN_IF_ERROR(model->PredictBatch({e}).status());
-  const ModelConfig& c = model->config();
+  ASSIGN_OR_RETURN(text::Encoding e, (*model)->tokenizer().Encode("Berth warm-up", {}));
+  RETURN_IF_ERROR((*model)->PredictBatch({e}).status());
+  const ModelConfig& c = (*model)->config();
   return Json{{"labels", c.id2label},
               {"multi_label", c.multi_label()},
               {"model_type", config.value("model_type", "")}};

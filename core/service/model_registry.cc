@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "core/model/model_dir.h"
 #include "core/util/files.h"
 #include "core/util/status_macros.h"
 
@@ -17,9 +18,8 @@ namespace {
 
 int64_t WeightBytes(const std::string& dir) {
   struct stat st;
-  for (const char* weights : {"model.safetensors", "pytorch_model.bin"}) {
-    if (::stat(JoinPath(dir, weights).c_str(), &st) == 0) return static_cast<int64_t>(st.st_size);
-  }
+  const std::string path = ModelWeightsPath(dir);
+  if (!path.empty() && ::stat(path.c_str(), &st) == 0) return static_cast<int64_t>(st.st_size);
   return 0;
 }
 

@@ -225,26 +225,18 @@ void ByteLevelBpeTokenizer::EncodeWord(absl::string_view word, std::vector<int32
 absl::Status ByteLevelBpeTokenizer::Tokenize(absl::string_view text, InvalidUtf8 invalid_utf8,
                                              std::vector<int32_t>* ids,
                                              std::vector<std::string>* pieces) const {
-  std::u32string decoded;
-  RETURN_IF_ERROR(DecodeUtf8(text, invalid_utf8, &decoded));
-  const std::string clean = EncodeUtf8(decoded);
-  for (const TextPart& p : SplitOnSpecialTokens(clean, specials_)) {
-    if (p.special != nullptr) {
-      ids->push_back(p.special->id);
-      if (pieces != nullptr) pieces->push_back(p.special->content);
-      continue;
-    }
-    if (p.text.empty()) continue;
-    std::u32string part;
-    RETURN_IF_ERROR(DecodeUtf8(p.text, InvalidUtf8::kReject, &part));
-    if (options_.add_prefix_space && part[0] != U' ') part.insert(part.begin(), U' ');
-    const size_t first = ids->size();
-    for (const std::string& word : PreTokenize(part)) EncodeWord(word, ids);
-    if (pieces != nullptr) {
-      for (size_t k = first; k < ids->size(); ++k) pieces->push_back(IdToToken((*ids)[k]));
-    }
-  }
-  return absl::OkStatus();
+  return TokenizeAroundSpecialTokens(
+      text, invalid_utf8, specials_, ids, pieces, [&](const std::string& plain) {
+        std::u32string part;
+        RETURN_IF_ERROR(DecodeUtf8(plain, InvalidUtf8::kReject, &part));
+        if (options_.add_prefix_space && part[0] != U' ') part.insert(part.begin(), U' ');
+        const size_t first = ids->size();
+        for (const std::string& word : PreTokenize(part)) EncodeWord(word, ids);
+        if (pieces != nullptr) {
+          for (size_t k = first; k < ids->size(); ++k) pieces->push_back(IdToToken((*ids)[k]));
+        }
+        return absl::OkStatus();
+      });
 }
 
 std::string ByteLevelBpeTokenizer::IdToToken(int32_t id) const {

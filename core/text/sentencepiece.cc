@@ -189,19 +189,10 @@ absl::Status SentencePieceTokenizer::EncodeChunk(absl::string_view chunk, std::v
 absl::Status SentencePieceTokenizer::Tokenize(absl::string_view text, InvalidUtf8 invalid_utf8,
                                               std::vector<int32_t>* ids,
                                               std::vector<std::string>* pieces) const {
-  std::u32string decoded;
-  RETURN_IF_ERROR(DecodeUtf8(text, invalid_utf8, &decoded));
-  const std::string clean = EncodeUtf8(decoded);
   // Split around the special tokens (leftmost, longest), as transformers' trie does.
-  for (const TextPart& p : SplitOnSpecialTokens(clean, specials_)) {
-    if (p.special != nullptr) {
-      ids->push_back(p.special->id);
-      if (pieces != nullptr) pieces->push_back(p.special->content);
-    } else {
-      RETURN_IF_ERROR(EncodeChunk(p.text, ids, pieces));
-    }
-  }
-  return absl::OkStatus();
+  return TokenizeAroundSpecialTokens(
+      text, invalid_utf8, specials_, ids, pieces,
+      [&](const std::string& plain) { return EncodeChunk(plain, ids, pieces); });
 }
 
 std::string SentencePieceTokenizer::IdToToken(int32_t id) const {

@@ -64,6 +64,23 @@ std::vector<TextPart> SplitOnSpecialTokens(const std::string& text,
   return parts;
 }
 
+absl::Status TokenizeAroundSpecialTokens(
+    absl::string_view text, InvalidUtf8 policy, const std::vector<SpecialToken>& tokens,
+    std::vector<int32_t>* ids, std::vector<std::string>* pieces,
+    const std::function<absl::Status(const std::string& plain)>& encode) {
+  std::u32string decoded;
+  if (absl::Status s = DecodeUtf8(text, policy, &decoded); !s.ok()) return s;
+  for (const TextPart& p : SplitOnSpecialTokens(EncodeUtf8(decoded), tokens)) {
+    if (p.special != nullptr) {
+      ids->push_back(p.special->id);
+      if (pieces != nullptr) pieces->push_back(p.special->content);
+    } else if (!p.text.empty()) {
+      if (absl::Status s = encode(p.text); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
 Json AddedTokensDecoder(const std::vector<SpecialToken>& tokens) {
   Json added = Json::object();
   for (const SpecialToken& s : tokens) {

@@ -5,9 +5,13 @@
 #define BERTH_CORE_TEXT_SPECIAL_TOKENS_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "core/text/unicode.h"
 #include "core/util/json.h"
 
 namespace berth::text {
@@ -32,6 +36,14 @@ void SortLongestFirst(std::vector<SpecialToken>* tokens);
 // whitespace is Python's str.isspace().
 std::vector<TextPart> SplitOnSpecialTokens(const std::string& text,
                                            const std::vector<SpecialToken>& tokens);
+
+// A tokenizer's Tokenize around its special tokens: `text` is checked as UTF-8 by `policy`,
+// each special token appends its id (and content to `pieces`, if not null), each non-empty plain
+// part goes to `encode`, which appends the model's ids and pieces.
+absl::Status TokenizeAroundSpecialTokens(
+    absl::string_view text, InvalidUtf8 policy, const std::vector<SpecialToken>& tokens,
+    std::vector<int32_t>* ids, std::vector<std::string>* pieces,
+    const std::function<absl::Status(const std::string& plain)>& encode);
 
 // tokenizer_config.json's "added_tokens_decoder" for `tokens` (all special, not normalised).
 Json AddedTokensDecoder(const std::vector<SpecialToken>& tokens);

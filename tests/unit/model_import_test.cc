@@ -10,10 +10,10 @@
 #include <cstdio>
 #include <cstring>
 
-#include "absl/strings/str_format.h"
 #include "core/model/safetensors.h"
 #include "core/util/digest.h"
 #include "core/util/files.h"
+#include "core/util/tar.h"
 #include "tests/unit/test_util.h"
 
 namespace berth::service {
@@ -22,35 +22,18 @@ namespace {
 using berth::testing::FixturePath;
 using berth::testing::TempDir;
 
-// One ustar member: a 512-byte header (checksum filled in) and the data padded to 512 bytes.
 std::string TarMember(const std::string& name, const std::string& data, char type = '0',
                       const std::string& link = "") {
-  std::string h(512, '\0');
-  std::memcpy(&h[0], name.data(), std::min<size_t>(name.size(), 100));
-  std::memcpy(&h[100], "0000644", 7);
-  std::memcpy(&h[108], "0000000", 7);
-  std::memcpy(&h[116], "0000000", 7);
-  const std::string size = absl::StrFormat("%011o", data.size());
-  std::memcpy(&h[124], size.data(), 11);
-  std::memcpy(&h[136], "00000000000", 11);
-  h[156] = type;
-  std::memcpy(&h[157], link.data(), std::min<size_t>(link.size(), 100));
-  std::memcpy(&h[257],
-              "ustar\0"
-              "00",
-              8);
-  std::memset(&h[148], ' ', 8);
-  unsigned sum = 0;
-  for (unsigned char c : h) sum += c;
-  const std::string checksum = absl::StrFormat("%06o", sum);
-  std::memcpy(&h[148], checksum.data(), 6);
-  h[154] = '\0';
-  std::string padded = data;
-  padded.resize((data.size() + 511) / 512 * 512, '\0');
-  return h + padded;
+  std::string tar;
+  AppendTarMember(&tar, name, data, type, link);
+  return tar;
 }
 
-std::string EndOfArchive() { return std::string(1024, '\0'); }
+std::string EndOfArchive() {
+  std::string tar;
+  AppendTarEnd(&tar);
+  return tar;
+}
 
 std::string Fixture(const std::string& model, const std::string& file) {
   auto bytes = ReadFileToString(FixturePath(model) + "/" + file);
