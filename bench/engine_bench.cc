@@ -5,7 +5,13 @@
 //  model alone   pre-tokenized, length-sorted chunks under the engine's budget (rows, tokens)
 //  engine        one Classify call with every sentence; its breakdown: tokenize, submit, queue
 //                wait, batch build (+ copy in), forward (+ copy back), finishing, assembly
-//  naive         tokenize + forward in fixed batches of 32 in input order
+//  naive         tokenize + forward in fixed batches of 32 in input order, each padded to its
+//                longest text and computed padded (transformers' eager maths; the baseline
+//                of the targets)
+//  Berth eager   the same batches through Berth's forward, which packs the padding away on
+//                the CPU (informational: what Berth's plain path already does)
+//  HF eager      with --python: bench/hf_cpu_predict.py on the same saved model directory,
+//                transformers' own loop over the same batches of 32 (the peer, same run)
 //  predict       `berth predict` as a process on the saved model directory, load included
 //  cold start    `berth predict` on one line: process start, load, warm-up, first answer
 //  batch 1       one 16-token text: the model alone vs the engine (medians of 50)
@@ -14,6 +20,7 @@
 // usage: engine_bench [--model config:NAME] [--device cpu|cuda] [--precision fp32|bf16]
 //                     [--limit N] [--sst2 FILE] [--berth PATH] [--clients K] [--no-predict]
 //                     [--min-padding-efficiency F] [--batcher-threads N] [--max-wait-us N]
+//                     [--python PATH]
 // Reads ../shared/data/sst2/validation.tsv when present (872 sentences), else data/sst2-sample.
 // Prints a table (stderr) and one JSON line (stdout).
 #include <ATen/ATen.h>
@@ -27,6 +34,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,6 +42,7 @@
 #include "bench/bench_util.h"
 #include "core/device.h"
 #include "core/infer/engine.h"
+#include "core/model/bert.h"
 #include "core/runtime.h"
 #include "core/util/data_dir.h"
 #include "core/util/json.h"
@@ -65,6 +74,7 @@ struct Flags {
   double min_padding_efficiency = -1;  // < 0: the batcher's default
   int batcher_threads = -1;            // < 0: the batcher's default
   int64_t max_wait_us = -1;            // < 0: the batcher's default
+  std::string python;                  // with transformers: the HF eager row
 };
 
 }  // namespace
@@ -79,7 +89,7 @@ int main(int argc, char** argv) {
                    "fp32|bf16] "
                    "[--limit N] [--sst2 FILE] [--berth PATH] [--clients K] [--no-predict] "
                    "[--min-padding-efficiency F] "
-                   "[--batcher-threads N] [--max-wait-us N]\n";
+                   "[--batcher-threads N] [--max-wait-us N] [--python PATH]\n";
       return 0;
     }
     if (a == "--no-predict") {
@@ -108,6 +118,8 @@ int main(int argc, char** argv) {
       f.batcher_threads = std::atoi(v.c_str());
     else if (a == "--max-wait-us")
       f.max_wait_us = std::atoll(v.c_str());
+    else if (a == "--python")
+      f.python = v;
     else
       Die("unknown argument " + a);
   }
@@ -226,19 +238,28 @@ int main(int argc, char** argv) {
                               {"assemble", best_t.assemble_seconds},
                               {"queue_wait_mean", best_s.queue_seconds / n}};
 
-  // Naive: tokenize and run fixed batches of 32 in input order.
-  double naive = 0;
-  for (int round = 0; round < 2; ++round) {
-    const auto t0 = Clock::now();
-    for (size_t i = 0; i < texts.size(); i += 32) {
-      std::vector<Encoding> batch;
-      for (size_t j = i; j < std::min(texts.size(), i + 32); ++j)
-        batch.push_back(*model->tokenizer().Encode(texts[j], enc));
-      if (auto r = model->PredictBatch(batch); !r.ok()) Die(std::string(r.status().message()));
+  // Naive: tokenize and run fixed batches of 32 in input order, padded (as transformers
+  // computes them), then the same batches through Berth's packed forward.
+  auto batches_of_32 = [&](bool padded) {
+    std::optional<berth::ScopedNoTokenPacking> no_packing;
+    if (padded) no_packing.emplace();
+    double best = 0;
+    for (int round = 0; round < 2; ++round) {
+      const auto t0 = Clock::now();
+      for (size_t i = 0; i < texts.size(); i += 32) {
+        std::vector<Encoding> batch;
+        for (size_t j = i; j < std::min(texts.size(), i + 32); ++j)
+          batch.push_back(*model->tokenizer().Encode(texts[j], enc));
+        if (auto r = model->PredictBatch(batch); !r.ok()) Die(std::string(r.status().message()));
+      }
+      best = std::max(best, n / Since(t0));
     }
-    naive = std::max(naive, n / Since(t0));
-  }
+    return best;
+  };
+  const double naive = batches_of_32(/*padded=*/true);
   out["naive_batches_of_32_sentences_per_second"] = naive;
+  const double berth_eager = batches_of_32(/*padded=*/false);
+  out["berth_eager_batches_of_32_sentences_per_second"] = berth_eager;
 
   // Batch 1: a 16-token text alone, the model vs the engine.
   const Encoding one = model->tokenizer().BuildInputs(
@@ -287,13 +308,13 @@ int main(int argc, char** argv) {
   (*engine)->Shutdown();
 
   // berth predict as a process: all the sentences, then one line (cold start).
+  const std::string in = dir + "/in.txt", one_line = dir + "/one.txt";
+  {
+    std::ofstream a(in), b(one_line);
+    for (const std::string& t : texts) a << t << "\n";
+    b << texts[0] << "\n";
+  }
   if (f.predict) {
-    const std::string in = dir + "/in.txt", one_line = dir + "/one.txt";
-    {
-      std::ofstream a(in), b(one_line);
-      for (const std::string& t : texts) a << t << "\n";
-      b << texts[0] << "\n";
-    }
     const std::string cmd = "'" + f.berth + "' predict --model '" + dir +
                             "/model' --max-length 128 --device " + f.device + " --precision " +
                             f.precision +
@@ -314,6 +335,25 @@ int main(int argc, char** argv) {
       }
     }
   }
+  // The peer: transformers' eager loop over the same batches, on the same model directory.
+  double hf = 0;
+  if (!f.python.empty() && !gpu) {
+    const std::string cmd = "'" + f.python + "' '" + BERTH_SOURCE_DIR +
+                            "/bench/hf_cpu_predict.py' --model '" + dir + "/model' --input '" + in +
+                            "' --max-length 128 --threads " + std::to_string(threads);
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string line;
+    if (p != nullptr) {
+      char buf[4096];
+      while (std::fgets(buf, sizeof buf, p) != nullptr) line += buf;
+      if (pclose(p) != 0) line.clear();
+    }
+    const berth::Json j = berth::Json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains("hf_naive_sentences_per_second"))
+      Die("the HF row failed: " + cmd);
+    hf = j["hf_naive_sentences_per_second"].get<double>();
+    out["hf_eager_batches_of_32_sentences_per_second"] = hf;
+  }
   std::system(("rm -rf '" + dir + "'").c_str());
 
   const auto& b = out["breakdown_seconds"];
@@ -325,7 +365,9 @@ int main(int argc, char** argv) {
   };
   row("model alone, sorted under the budget", model_alone, model_alone, "");
   row("engine, one Classify of all", engine_sps, model_alone, "of model alone (target >= 0.90)");
-  row("naive batches of 32, input order", naive, naive, "");
+  row("naive batches of 32, input order, padded", naive, naive, "");
+  row("Berth eager, the same batches, packed", berth_eager, naive, "of naive");
+  if (hf > 0) row("HF eager, the same batches (transformers)", hf, naive, "of naive");
   if (f.predict) {
     row("berth predict, whole process", out["predict_process_sentences_per_second"].get<double>(),
         naive, "of naive (target >= 3.5)");

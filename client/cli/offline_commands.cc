@@ -80,7 +80,9 @@ int Fail(const std::string& message) {
 int RunTokenize(const CommonFlags& f) {
   auto dir = ResolveModelPath(f.model, HubOptions::FromEnvironment());
   if (!dir.ok()) return Fail(std::string(dir.status().message()));
-  auto tok = text::LoadTokenizer(*dir, text::TokenizerOverrides{f.lowercase});
+  text::TokenizerOverrides overrides;
+  overrides.do_lower_case = f.lowercase;
+  auto tok = text::LoadTokenizer(*dir, overrides);
   if (!tok.ok()) return Fail(std::string(tok.status().message()));
   const text::EncodeOptions o = MakeEncodeOptions(f, /*tokens=*/true);
   std::string line;
@@ -97,15 +99,6 @@ int RunTokenize(const CommonFlags& f) {
   return 0;
 }
 
-struct PredictFlags {
-  int batch_size = 64;
-  int64_t max_batch_tokens = 8192;
-  int window = 4096;
-  int threads = 0;
-  std::string precision = "fp32";
-  std::string device = "cpu";
-};
-
 // Writes one window's results, in input order; false once stdout is gone (a closed pipe).
 bool WriteResults(const std::vector<ClassifyResult>& results, size_t count) {
   for (size_t i = 0; i < count; ++i) {
@@ -121,25 +114,12 @@ bool WriteResults(const std::vector<ClassifyResult>& results, size_t count) {
 // whole to the inference engine, whose batcher sorts it by length into batches under the token
 // budget; the results are written in input order before the next window is read, so memory is
 // bounded by the window however long the input.
-int RunPredict(const CommonFlags& f, const PredictFlags& p) {
-  ConfigureThreads(p.threads);
-  ClassifierOptions options;
-  options.tokenizer.do_lower_case = f.lowercase;
-  options.precision = p.precision == "bf16" ? InferencePrecision::kBf16 : InferencePrecision::kFp32;
-  options.device = p.device;
+int RunPredict(const CommonFlags& f, const EngineFlags& p) {
+  EngineOptions eo = MakeEngineOptions(p);
+  eo.classifier.tokenizer.do_lower_case = f.lowercase;
   auto dir = ResolveModelPath(f.model, HubOptions::FromEnvironment());
   if (!dir.ok()) return Fail(std::string(dir.status().message()));
-  auto classifier = SequenceClassifier::Load(*dir, options);
-  if (!classifier.ok()) return Fail(std::string(classifier.status().message()));
-  EngineOptions eo;
-  eo.batcher.max_batch_size = p.batch_size;
-  eo.batcher.max_batch_tokens = p.max_batch_tokens;
-  eo.batcher.max_queued_requests = p.window;
-  eo.batcher.max_wait =
-      std::chrono::microseconds(0);  // one caller: there is no company to wait for
-  eo.batcher.num_threads = p.threads;
-  auto engine = InferenceEngine::Create(
-      std::shared_ptr<const SequenceClassifier>(std::move(*classifier)), eo);
+  auto engine = InferenceEngine::Load(*dir, eo);
   if (!engine.ok()) return Fail(std::string(engine.status().message()));
   const text::Tokenizer& tok = (*engine)->model().tokenizer();
   const text::EncodeOptions o = MakeEncodeOptions(f, /*tokens=*/false);
@@ -210,6 +190,46 @@ int RunVersion(bool json) {
 
 }  // namespace
 
+void AddEngineFlags(CLI::App* cmd, EngineFlags* f, const std::string& items) {
+  cmd->add_option(
+         "--batch-size", f->batch_size,
+         "Most " + items + " per forward pass (grouped by length, up to --max-batch-tokens)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-batch-tokens", f->max_batch_tokens,
+                  "Most padded tokens (" + items + " x longest) per forward pass")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--window", f->window,
+                  "The " + items +
+                      " read ahead, tokenized across the cores and batched together (memory is "
+                      "bounded by the window)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--threads", f->threads, "Intra-op threads (0: one per available core)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--precision", f->precision,
+                  "fp32, or bf16 weights (faster on CPUs with avx512_bf16; scores differ slightly)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
+  cmd->add_option("--device", f->device, "cpu, cuda or cuda:N")->capture_default_str();
+}
+
+EngineOptions MakeEngineOptions(const EngineFlags& f) {
+  ConfigureThreads(f.threads);
+  EngineOptions eo;
+  eo.classifier.precision =
+      f.precision == "bf16" ? InferencePrecision::kBf16 : InferencePrecision::kFp32;
+  eo.classifier.device = f.device;
+  eo.batcher.max_batch_size = f.batch_size;
+  eo.batcher.max_batch_tokens = f.max_batch_tokens;
+  eo.batcher.max_queued_requests = f.window;
+  eo.batcher.max_wait = std::chrono::microseconds(0);  // one caller: no company to wait for
+  eo.batcher.num_threads = f.threads;
+  return eo;
+}
+
 void AddOfflineCommands(CLI::App& app, std::function<int()>* run) {
   auto version_json = std::make_shared<bool>(false);
   CLI::App* ver = app.add_subcommand("version",
@@ -228,36 +248,13 @@ void AddOfflineCommands(CLI::App& app, std::function<int()>* run) {
   tok->callback([run, common_tok] { *run = [common_tok] { return RunTokenize(*common_tok); }; });
 
   auto common_pred = std::make_shared<CommonFlags>();
-  auto pred_flags = std::make_shared<PredictFlags>();
+  auto pred_flags = std::make_shared<EngineFlags>();
   CLI::App* pred =
       app.add_subcommand("predict",
                          "Classify stdin lines with a model directory; one JSON object per line "
                          "{label, logits, probabilities}, in input order");
   AddCommonFlags(pred, common_pred.get());
-  pred->add_option(
-          "--batch-size", pred_flags->batch_size,
-          "Most lines per forward pass (lines are grouped by length, up to --max-batch-tokens)")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  pred->add_option("--max-batch-tokens", pred_flags->max_batch_tokens,
-                   "Most padded tokens (lines x longest line) per forward pass")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  pred->add_option("--window", pred_flags->window,
-                   "Lines read ahead and batched together; results are written a window at a time, "
-                   "in input order, "
-                   "so memory stays bounded on input of any length")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  pred->add_option("--threads", pred_flags->threads, "Intra-op threads (0: one per available core)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  pred->add_option(
-          "--precision", pred_flags->precision,
-          "fp32, or bf16 weights (faster on CPUs with avx512_bf16; scores differ slightly)")
-      ->check(CLI::IsMember({"fp32", "bf16"}))
-      ->capture_default_str();
-  pred->add_option("--device", pred_flags->device, "cpu, cuda or cuda:N")->capture_default_str();
+  AddEngineFlags(pred, pred_flags.get(), "lines");
   pred->callback([run, common_pred, pred_flags] {
     *run = [common_pred, pred_flags] { return RunPredict(*common_pred, *pred_flags); };
   });

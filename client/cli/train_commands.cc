@@ -17,13 +17,14 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "client/cli/launch.h"
+#include "client/cli/offline_commands.h"
 #include "client/cli/progress.h"
 #include "client/cli/spec_flags.h"
+#include "core/infer/evaluate_model.h"
 #include "core/model/hub.h"
 #include "core/model/presets.h"
 #include "core/service/job_spec.h"
 #include "core/train/distributed.h"
-#include "core/train/evaluate.h"
 #include "core/train/trainer.h"
 #include "core/util/json.h"
 
@@ -192,11 +193,12 @@ int RunTrainRank(const std::string& file) {
 struct EvalFlags {
   std::string model, data_path;
   DataFlags data;
-  int64_t max_length = 512;
-  int64_t batch_size = 32;
-  std::string device = "cpu";
+  int max_length = 0;
+  EngineFlags engine;
 };
 
+// Through the inference engine, as `berth predict`: a window of examples at a time, batched by
+// length under the token budget.
 int RunEval(const EvalFlags& f) {
   train::DatasetOptions o;
   o.text_column = f.data.text_column;
@@ -207,7 +209,17 @@ int RunEval(const EvalFlags& f) {
     std::cerr << "berth: " << dir.status().message() << "\n";
     return 1;
   }
-  auto m = train::EvaluateModel(*dir, f.data_path, o, f.max_length, f.batch_size, f.device);
+  EvaluateModelOptions eo;
+  eo.engine = MakeEngineOptions(f.engine);
+  eo.evaluate.max_length = f.max_length;
+  eo.evaluate.window = static_cast<size_t>(f.engine.window);
+  if (::isatty(STDERR_FILENO)) {
+    eo.evaluate.progress = [](size_t done, size_t total) {
+      std::cerr << "\rberth eval: " << done << " of " << total << " examples" << std::flush;
+      if (done == total) std::cerr << "\n";
+    };
+  }
+  auto m = EvaluateModel(*dir, f.data_path, o, eo);
   if (!m.ok()) {
     std::cerr << "berth: " << m.status().message() << "\n";
     return 1;
@@ -279,9 +291,11 @@ void AddTrainCommands(CLI::App& app, std::function<int()>* run) {
   ev->add_option("--model", e->model, "Hugging Face model directory")->required();
   ev->add_option("--data", e->data_path, "Labelled data (.csv, .tsv, .jsonl)")->required();
   AddDataFlags(ev, &e->data);
-  ev->add_option("--max-length", e->max_length, "Tokens per example")->capture_default_str();
-  ev->add_option("--batch-size", e->batch_size, "Examples per batch")->capture_default_str();
-  ev->add_option("--device", e->device, "cpu, cuda or cuda:N")->capture_default_str();
+  ev->add_option("--max-length", e->max_length,
+                 "Tokens per example including special tokens (default: the tokenizer's "
+                 "model_max_length)")
+      ->check(CLI::NonNegativeNumber);
+  AddEngineFlags(ev, &e->engine, "examples");
   ev->callback([run, e] { *run = [e] { return RunEval(*e); }; });
 }
 

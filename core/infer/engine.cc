@@ -89,6 +89,19 @@ absl::StatusOr<std::unique_ptr<InferenceEngine>> InferenceEngine::Create(
       new InferenceEngine(std::move(model), std::move(batcher), options));
 }
 
+absl::StatusOr<int> InferenceEngine::MaxLength(int requested) const {
+  const ModelConfig& config = model_->config();
+  const int max_length =
+      requested > 0 ? requested
+                    : static_cast<int>(std::min<int64_t>(model_->tokenizer().model_max_length(),
+                                                         config.max_position_embeddings));
+  if (max_length > config.max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_length ", max_length, " exceeds the model's ", config.max_position_embeddings));
+  }
+  return max_length;
+}
+
 absl::StatusOr<std::vector<ClassifyResult>> InferenceEngine::Classify(
     const std::vector<std::string>& texts, const std::vector<std::string>& pairs,
     const ClassifyOptions& o) const {
@@ -97,14 +110,7 @@ absl::StatusOr<std::vector<ClassifyResult>> InferenceEngine::Classify(
         absl::StrCat(pairs.size(), " text pairs for ", texts.size(), " texts"));
   }
   const text::Tokenizer& tok = model_->tokenizer();
-  const ModelConfig& config = model_->config();
-  int max_length = o.max_length > 0 ? o.max_length
-                                    : static_cast<int>(std::min<int64_t>(
-                                          tok.model_max_length(), config.max_position_embeddings));
-  if (max_length > config.max_position_embeddings) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max_length ", max_length, " exceeds the model's ", config.max_position_embeddings));
-  }
+  ASSIGN_OR_RETURN(const int max_length, MaxLength(o.max_length));
   const auto t0 = Clock::now();
   std::vector<EncodedText> encoded(texts.size());
   // A WordPiece text takes ~10-20 us: below ~64 texts per thread, starting threads costs more.

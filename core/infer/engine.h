@@ -90,6 +90,9 @@ class InferenceEngine {
   // return_logits and timings do.
   absl::StatusOr<std::vector<ClassifyResult>> ClassifyEncoded(std::vector<text::Encoding> encodings,
                                                               const ClassifyOptions& options) const;
+  // The tokens per text a request of `requested` max_length gets (0: the tokenizer's
+  // model_max_length, capped by the model's positions); more than the positions is an error.
+  absl::StatusOr<int> MaxLength(int requested) const;
   DynamicBatcher& batcher() const { return *batcher_; }
   void Shutdown() { batcher_->Shutdown(); }
 

@@ -92,8 +92,16 @@ torch::Tensor TokenPacking::Unpack(const torch::Tensor& packed) const {
       .view({batch, seq, packed.size(1)});
 }
 
+namespace {
+thread_local bool t_no_packing = false;
+}  // namespace
+
+ScopedNoTokenPacking::ScopedNoTokenPacking() : previous_(t_no_packing) { t_no_packing = true; }
+ScopedNoTokenPacking::~ScopedNoTokenPacking() { t_no_packing = previous_; }
+
 std::optional<TokenPacking> PackingFor(const torch::Tensor& attention_mask) {
-  if (!attention_mask.defined() || !attention_mask.device().is_cpu() || attention_mask.dim() != 2) {
+  if (t_no_packing || !attention_mask.defined() || !attention_mask.device().is_cpu() ||
+      attention_mask.dim() != 2) {
     return std::nullopt;
   }
   const int64_t positions = attention_mask.numel();

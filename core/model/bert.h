@@ -72,6 +72,20 @@ struct TokenPacking {
 // the gathers and scatters cost about what they save).
 std::optional<TokenPacking> PackingFor(const torch::Tensor& attention_mask);
 
+// While one lives, PackingFor on this thread says no: forward passes run the padded
+// computation, as transformers does. For benchmarks that compare against naive eager
+// batching; the logits are the same up to rounding either way.
+class ScopedNoTokenPacking {
+ public:
+  ScopedNoTokenPacking();
+  ~ScopedNoTokenPacking();
+  ScopedNoTokenPacking(const ScopedNoTokenPacking&) = delete;
+  ScopedNoTokenPacking& operator=(const ScopedNoTokenPacking&) = delete;
+
+ private:
+  bool previous_;
+};
+
 class BertEmbeddingsImpl : public torch::nn::Module {
  public:
   explicit BertEmbeddingsImpl(const ModelConfig& c);

@@ -139,35 +139,4 @@ EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
   return m;
 }
 
-absl::StatusOr<EvalMetrics> EvaluateExamples(const std::string& model_dir, const Dataset& d,
-                                             bool pairs, int64_t max_length, int64_t batch_size,
-                                             const std::string& device_name) {
-  ASSIGN_OR_RETURN(const c10::Device device, ParseDevice(device_name, "device"));
-  ASSIGN_OR_RETURN(LoadedModel m, LoadModelDirectory(model_dir));
-  ASSIGN_OR_RETURN(Encoded enc,
-                   EncodeDataset(d, m.config.id2label, *m.tokenizer, max_length, pairs));
-  TrainingSpec s;
-  s.multi_label = m.config.multi_label();
-  s.eval_batch_size = batch_size;
-  try {
-    m.module->to(device);
-    return Evaluate(*m.module, enc, m.config.id2label, s, m.tokenizer->layout().pad_id,
-                    at::Tensor(), device);
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("evaluation failed: ", e.what_without_backtrace()));
-  }
-}
-
-absl::StatusOr<EvalMetrics> EvaluateModel(const std::string& model_dir,
-                                          const std::string& data_path,
-                                          const DatasetOptions& data_options, int64_t max_length,
-                                          int64_t batch_size, const std::string& device) {
-  ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::Load(JoinPath(model_dir, "config.json")));
-  DatasetOptions o = data_options;
-  o.multi_label = config.multi_label();
-  ASSIGN_OR_RETURN(Dataset d, ReadDataset(data_path, o));
-  return EvaluateExamples(model_dir, d, !o.text_pair_column.empty(), max_length, batch_size,
-                          device);
-}
-
 }  // namespace berth::train

@@ -1,5 +1,6 @@
 // The loss of a batch and the evaluation of a model on a labelled set: what the Trainer does
-// after every eval interval, and what `berth eval` does with a saved model.
+// after every eval interval (`berth eval` runs a saved model through the inference engine
+// instead: core/infer/evaluate_model.h).
 #ifndef BERTH_CORE_TRAIN_EVALUATE_H_
 #define BERTH_CORE_TRAIN_EVALUATE_H_
 
@@ -46,17 +47,6 @@ EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
                      const std::vector<std::string>& labels, const TrainingSpec& s, int32_t pad_id,
                      const at::Tensor& class_weights, const c10::Device& device,
                      DistributedGroup* group = nullptr);
-
-// Evaluates a saved model directory on a labelled file (loss and all metrics).
-absl::StatusOr<EvalMetrics> EvaluateModel(const std::string& model_dir,
-                                          const std::string& data_path, const DatasetOptions& data,
-                                          int64_t max_length, int64_t batch_size,
-                                          const std::string& device = "cpu");
-
-// Evaluates a saved model directory on examples already read (the labels must be the model's).
-absl::StatusOr<EvalMetrics> EvaluateExamples(const std::string& model_dir, const Dataset& data,
-                                             bool pairs, int64_t max_length, int64_t batch_size,
-                                             const std::string& device = "cpu");
 
 }  // namespace berth::train
 

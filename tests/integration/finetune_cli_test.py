@@ -68,6 +68,14 @@ def main():
         m = json.loads(p.stdout) if p.returncode == 0 else {}
         check(m.get("examples") == 200 and 0 <= m.get("accuracy", -1) <= 1 and "confusion_matrix" in m,
               "eval prints metrics JSON")
+        # Through the engine a window at a time: windows of 7 (the last one partial) and
+        # batches of 3 give the same predictions; the loss agrees to fp32 rounding (see
+        # FinetuneTest.EvaluationWindowsAgree).
+        p = subprocess.run([cli, "eval", "--model", out, "--data", os.path.join(data, "sst2-sample/validation.tsv"),
+                            "--window", "7", "--batch-size", "3"], capture_output=True, timeout=120)
+        w = json.loads(p.stdout) if p.returncode == 0 else {}
+        check(w.get("confusion_matrix") == m.get("confusion_matrix") and
+              abs(w.get("loss", 1e9) - m.get("loss", 0)) < 1e-5, "eval in windows of 7 agrees")
         p = subprocess.run([cli, "finetune", "--base-model", "config:bert-tiny", "--train",
                             os.path.join(work, "missing.csv"), "--output", os.path.join(work, "x")],
                            capture_output=True, timeout=60)
