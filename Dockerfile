@@ -35,7 +35,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 # from the wheel (/opt/berth/site).
 RUN apt-get update && apt-get install -y --no-install-recommends \
       libgrpc++1.51 libprotobuf32 libabsl20220623 \
-      libprometheus-cpp-core1.0 libsqlite3-0 libcurl4 libutf8proc2 libssl3 libsentencepiece0 ca-certificates \
+      libprometheus-cpp-core1.0 libsqlite3-0 libpq5 libcurl4 libutf8proc2 libssl3 libsentencepiece0 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/berth --create-home berth
 COPY --from=build /opt/berth /opt/berth

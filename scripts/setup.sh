@@ -39,7 +39,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libsentencepiece-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libsqlite3-dev sqlite3 nlohmann-json3-dev libutf8proc-dev libcli11-dev
+  libsqlite3-dev sqlite3 libpq-dev postgresql nlohmann-json3-dev libutf8proc-dev libcli11-dev
   libcurl4-openssl-dev libssl-dev openssl libgoogle-glog-dev libgloo-dev
   prometheus
   clang libclang-rt-14-dev clang-format-14

@@ -28,6 +28,10 @@ int main(int argc, char** argv) {
                  "Where the database, datasets, models and checkpoints live")
       ->envname("BERTH_DATA_DIR")
       ->capture_default_str();
+  app.add_option("--store", o.store,
+                 "The database: sqlite:PATH, or postgresql://USER:PASSWORD@HOST:PORT/DB "
+                 "(default: SQLite at DATA_DIR/berth.db)")
+      ->envname("BERTH_STORE");
   app.add_option("--listen", o.listen, "HOST:PORT to serve on (port 0: any free port)")
       ->envname("BERTH_LISTEN")
       ->capture_default_str();

@@ -152,7 +152,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
                "can reach it may train, read and delete models"}});
   }
   ASSIGN_OR_RETURN(s->metrics_, Metrics::Create(options.metrics_listen));
-  ASSIGN_OR_RETURN(s->store_, store::Store::Open(options.data_dir));
+  ASSIGN_OR_RETURN(s->store_, store::Store::Open(options.data_dir, options.store));
   Metrics* metrics = s->metrics_.get();
   service::RegistryOptions models = options.models;
   models.batch_observer = [metrics](const std::string&, int64_t) {
@@ -268,7 +268,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
                                                : "mutual"},
        {"listen", absl::StrCat(options.listen.substr(0, options.listen.rfind(':')), ":", s->port_)},
        {"metrics_port", std::to_string(s->metrics_port())},
-       {"data_dir", options.data_dir}});
+       {"data_dir", options.data_dir},
+       {"store", s->store_->backend()}});
   return s;
 }
 

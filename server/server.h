@@ -30,6 +30,9 @@ namespace berth::server {
 
 struct ServerOptions {
   std::string data_dir = "./berth-data";
+  // The database: "" for SQLite at <data_dir>/berth.db, "sqlite:PATH", or a PostgreSQL URL
+  // (core/store/store.h). Datasets and models stay under data_dir either way.
+  std::string store;
   std::string listen = "127.0.0.1:50051";          // port 0: any free port (see Server::port)
   int request_threads = 16;                        // pool for blocking request work
   int max_queued_requests = 1024;                  // beyond this, RESOURCE_EXHAUSTED

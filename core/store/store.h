@@ -1,6 +1,7 @@
-// The persistent state of a Berth server: one SQLite database (WAL) under the data directory
-// holding datasets, jobs (a persistent queue), job events, model versions and aliases, with
-// dataset files stored content-addressed beside it. No torch, no gRPC.
+// The persistent state of a Berth server: a database holding datasets, jobs (a persistent
+// queue), job events, model versions and aliases — SQLite under the data directory by default,
+// or PostgreSQL (core/store/database.h) — with dataset files stored content-addressed and
+// model directories under the data directory. No torch, no gRPC.
 #ifndef BERTH_CORE_STORE_STORE_H_
 #define BERTH_CORE_STORE_STORE_H_
 
@@ -17,9 +18,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 
-struct sqlite3;
-
 namespace berth::store {
+
+class Database;
+struct SqlParam;
 
 enum class JobState { kQueued, kRunning, kSucceeded, kFailed, kCancelled };
 absl::string_view JobStateName(JobState s);  // "QUEUED", ...
@@ -63,11 +65,17 @@ struct ModelRecord {
 
 class Store {
  public:
-  // Opens (creating if needed) `data_dir`/berth.db and the datasets/, models/, jobs/ folders.
-  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& data_dir);
+  // Opens (creating if needed) the datasets/, models/, jobs/ folders under `data_dir` and the
+  // database `url` names: "" for `data_dir`/berth.db, "sqlite:PATH", or
+  // "postgresql://user:password@host:port/dbname" (libpq's URL). The schema is created or
+  // migrated to the current version; a database from a newer Berth is FAILED_PRECONDITION,
+  // an unreachable server UNAVAILABLE.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& data_dir,
+                                                     const std::string& url = "");
   ~Store();
 
   const std::string& data_dir() const { return data_dir_; }
+  const std::string& backend() const { return backend_; }  // "sqlite" or "postgresql"
 
   // Datasets. The file is written atomically before the row exists; the same bytes give the
   // same id (and no second copy).
@@ -132,13 +140,16 @@ class Store {
   absl::Status DeleteModel(const std::string& name, int64_t version, const BaseModelUse& uses);
 
  private:
-  Store(std::string data_dir, sqlite3* db) : data_dir_(std::move(data_dir)), db_(db) {}
-  absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Store(std::string data_dir, std::unique_ptr<Database> db);
+  // A statement that writes (the fault-injection hook sees it first); `changes`, if given,
+  // receives the rows it wrote.
+  absl::Status Write(absl::string_view sql, const std::vector<SqlParam>& params,
+                     int64_t* changes = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<JobRecord> GetJobLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  const std::string data_dir_;
+  const std::string data_dir_, backend_;
   absl::Mutex mu_;
-  sqlite3* db_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<Database> db_ ABSL_GUARDED_BY(mu_);
 };
 
 // Fault injection for tests of failing disks: when set, every statement that writes asks

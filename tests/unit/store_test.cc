@@ -1,12 +1,20 @@
-// The SQLite store: datasets, the persistent job queue (idempotency, claiming, cancel,
-// recovery after a restart), model versions and aliases.
+// The store on both backends, one suite: datasets, the persistent job queue (idempotency,
+// claiming, cancel, recovery after a restart), model versions and aliases; claims by several
+// connections at once; schema versions. PostgreSQL is a real server this binary starts once
+// (tests/unit/postgres_server.h); ctest runs the PostgreSQL instances in one process.
 #include "core/store/store.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <set>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
 #include "core/service/base_model.h"
 #include "core/util/files.h"
+#include "tests/unit/postgres_server.h"
 #include "tests/unit/test_util.h"
 
 namespace berth::store {
@@ -14,9 +22,26 @@ namespace {
 
 using berth::testing::TempDir;
 
-TEST(StoreTest, DatasetsAreContentAddressed) {
+// GetParam(): "sqlite" or "postgresql". Every test gets a fresh data directory and, for
+// PostgreSQL, a fresh database; Open() opens (or reopens, as a restarted process would) it.
+class StoreTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() != "postgresql") return;
+    auto pg = berth::testing::PostgresServer::Get();
+    ASSERT_TRUE(pg.ok()) << pg.status();
+    auto url = (*pg)->NewDatabase();
+    ASSERT_TRUE(url.ok()) << url.status();
+    url_ = *url;
+  }
+  absl::StatusOr<std::unique_ptr<Store>> Open() { return Store::Open(dir.path(), url_); }
+
   TempDir dir;
-  auto s = Store::Open(dir.path());
+  std::string url_;
+};
+
+TEST_P(StoreTest, DatasetsAreContentAddressed) {
+  auto s = Open();
   ASSERT_TRUE(s.ok()) << s.status();
   auto a = (*s)->PutDataset("label,text\n1,hi\n", "train.csv", 1, {{"1", 1}});
   auto b = (*s)->PutDataset("label,text\n1,hi\n", "again.csv", 1, {{"1", 1}});
@@ -32,11 +57,10 @@ TEST(StoreTest, DatasetsAreContentAddressed) {
   EXPECT_EQ((*s)->GetDataset("nope").status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST(StoreTest, JobQueueIsPersistentIdempotentAndRecoversAfterRestart) {
-  TempDir dir;
+TEST_P(StoreTest, JobQueueIsPersistentIdempotentAndRecoversAfterRestart) {
   std::string first, second;
   {
-    auto s = Store::Open(dir.path());
+    auto s = Open();
     ASSERT_TRUE(s.ok());
     auto j1 = (*s)->CreateJob("{\"a\":1}", "sst2", "config:bert-tiny", "req-1");
     auto again = (*s)->CreateJob("{\"a\":1}", "sst2", "config:bert-tiny", "req-1");
@@ -55,7 +79,7 @@ TEST(StoreTest, JobQueueIsPersistentIdempotentAndRecoversAfterRestart) {
     ASSERT_TRUE((*s)->UpdateProgress(first, "{\"update\":3}").ok());
     // The process dies here with `first` RUNNING.
   }
-  auto s = Store::Open(dir.path());
+  auto s = Open();
   ASSERT_TRUE(s.ok());
   auto requeued = (*s)->RequeueRunningJobs();
   ASSERT_TRUE(requeued.ok());
@@ -75,9 +99,8 @@ TEST(StoreTest, JobQueueIsPersistentIdempotentAndRecoversAfterRestart) {
   EXPECT_FALSE(none->has_value());
 }
 
-TEST(StoreTest, CancellingARunningJobAsksItsWorker) {
-  TempDir dir;
-  auto s = Store::Open(dir.path());
+TEST_P(StoreTest, CancellingARunningJobAsksItsWorker) {
+  auto s = Open();
   auto j = (*s)->CreateJob("{}", "m", "b", "");
   ASSERT_TRUE((*s)->ClaimNextQueued().ok());
   auto c = (*s)->CancelJob(j->id);
@@ -86,9 +109,8 @@ TEST(StoreTest, CancellingARunningJobAsksItsWorker) {
   EXPECT_TRUE(c->cancel_requested);
 }
 
-TEST(StoreTest, ListJobsPagesNewestFirstAndFilters) {
-  TempDir dir;
-  auto s = Store::Open(dir.path());
+TEST_P(StoreTest, ListJobsPagesNewestFirstAndFilters) {
+  auto s = Open();
   std::vector<std::string> ids;
   for (int i = 0; i < 5; ++i) ids.push_back((*s)->CreateJob("{}", "m", "b", "")->id);
   ASSERT_TRUE((*s)->ClaimNextQueued().ok());  // ids[0] RUNNING
@@ -111,9 +133,8 @@ TEST(StoreTest, ListJobsPagesNewestFirstAndFilters) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST(StoreTest, ModelVersionsAliasesAndDeleteRules) {
-  TempDir dir;
-  auto s = Store::Open(dir.path());
+TEST_P(StoreTest, ModelVersionsAliasesAndDeleteRules) {
+  auto s = Open();
   auto v1 = (*s)->AddModelVersion("sst2", "job-a", "/m/1", "{}");
   auto v1_again = (*s)->AddModelVersion("sst2", "job-a", "/m/1", "{}");
   auto v2 = (*s)->AddModelVersion("sst2", "job-b", "/m/2", "{}");
@@ -144,6 +165,146 @@ TEST(StoreTest, ModelVersionsAliasesAndDeleteRules) {
   EXPECT_EQ((*s)->GetModel("sst2", 0, "production").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ((*s)->GetModel("sst2", 0, "")->version, 1);
   EXPECT_EQ((*s)->ListModels()->size(), 1u);
+}
+
+// Jobs created and claimed through several connections at once (as several replicas would):
+// every job is claimed exactly once. SQLite serialises the claims (BEGIN IMMEDIATE);
+// PostgreSQL lets them pass each other (FOR UPDATE SKIP LOCKED).
+TEST_P(StoreTest, ConcurrentClaimsAreExactlyOnce) {
+  constexpr int kStores = 3, kJobs = 20;
+  std::vector<std::unique_ptr<Store>> stores;
+  for (int i = 0; i < kStores; ++i) {
+    auto s = Open();
+    ASSERT_TRUE(s.ok()) << s.status();
+    stores.push_back(std::move(*s));
+  }
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kJobs; ++i) {
+    threads.emplace_back([&, i] {
+      auto j = stores[i % kStores]->CreateJob("{}", "m", "b", "req-" + std::to_string(i % 10));
+      EXPECT_TRUE(j.ok()) << j.status();
+    });
+  }
+  for (auto& t : threads) t.join();
+  threads.clear();
+  for (int i = 0; i < kJobs; ++i) ASSERT_TRUE(stores[0]->CreateJob("{}", "m", "b", "").ok());
+  // 10 request ids (each created twice, once) and 20 jobs without one.
+  absl::Mutex mu;
+  std::multiset<std::string> claimed;
+  for (int i = 0; i < kStores * 2; ++i) {
+    threads.emplace_back([&, i] {
+      while (true) {
+        auto c = stores[i % kStores]->ClaimNextQueued();
+        ASSERT_TRUE(c.ok()) << c.status();
+        if (!c->has_value()) return;
+        absl::MutexLock lock(&mu);
+        claimed.insert((*c)->id);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(claimed.size(), 30u);
+  EXPECT_EQ(std::set<std::string>(claimed.begin(), claimed.end()).size(), claimed.size())
+      << "a job was claimed twice";
+  auto counts = stores[1]->CountJobs();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->at(JobState::kRunning), 30);
+  EXPECT_EQ(counts->at(JobState::kQueued), 0);
+}
+
+// Versions of one model added through several connections at once are numbered 1..N once each.
+TEST_P(StoreTest, ConcurrentVersionsAreNumberedOnce) {
+  std::vector<std::unique_ptr<Store>> stores;
+  for (int i = 0; i < 3; ++i) {
+    auto s = Open();
+    ASSERT_TRUE(s.ok()) << s.status();
+    stores.push_back(std::move(*s));
+  }
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 12; ++i) {
+    threads.emplace_back([&, i] {
+      auto m = stores[i % 3]->AddModelVersion("m", "job-" + std::to_string(i), "/p", "{}");
+      EXPECT_TRUE(m.ok()) << m.status();
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto all = stores[0]->ListModels();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 12u);
+  for (size_t i = 0; i < all->size(); ++i)
+    EXPECT_EQ((*all)[i].version, static_cast<int64_t>(i) + 1);
+}
+
+TEST_P(StoreTest, ReportsItsBackend) {
+  auto s = Open();
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)->backend(), GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::Values("sqlite", "postgresql"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+
+// The PostgreSQL schema is versioned in berth_schema: opening twice migrates once, and a
+// database from a newer Berth is refused, naming its version.
+TEST(StorePostgresTest, SchemaIsVersionedAndANewerOneRefused) {
+  auto pg = berth::testing::PostgresServer::Get();
+  ASSERT_TRUE(pg.ok()) << pg.status();
+  auto url = (*pg)->NewDatabase();
+  ASSERT_TRUE(url.ok()) << url.status();
+  TempDir dir;
+  {
+    auto a = Store::Open(dir.path(), *url);
+    auto b = Store::Open(dir.path(), *url);
+    ASSERT_TRUE(a.ok()) << a.status();
+    ASSERT_TRUE(b.ok()) << b.status();
+    ASSERT_TRUE((*a)->CreateJob("{}", "m", "b", "").ok());
+  }
+  const std::string db = url->substr(url->rfind('/') + 1);
+  ASSERT_TRUE((*pg)->Psql(db, "UPDATE berth_schema SET version = 99").ok());
+  auto s = Store::Open(dir.path(), *url);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(s.status().message(), "schema version 99")) << s.status();
+}
+
+// A server nobody listens on is UNAVAILABLE (worth retrying), and the message names where
+// without the password; a store URL of no known kind is INVALID_ARGUMENT.
+TEST(StorePostgresTest, UnreachableIsUnavailableAndThePasswordIsNotShown) {
+  TempDir dir;
+  auto s = Store::Open(dir.path(), "postgresql://berth:sekrit@127.0.0.1:1/nope?connect_timeout=2");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kUnavailable) << s.status();
+  EXPECT_TRUE(absl::StrContains(s.status().message(), "127.0.0.1:1")) << s.status();
+  EXPECT_FALSE(absl::StrContains(s.status().message(), "sekrit")) << s.status();
+  auto bad = Store::Open(dir.path(), "mysql://x");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// The server restarted under an open store: the statement in flight fails UNAVAILABLE (never
+// INTERNAL), the next one reconnects, and nothing committed is lost.
+TEST(StorePostgresTest, ReconnectsAfterTheServerRestarts) {
+  auto pg = berth::testing::PostgresServer::Get();
+  ASSERT_TRUE(pg.ok()) << pg.status();
+  auto url = (*pg)->NewDatabase();
+  ASSERT_TRUE(url.ok()) << url.status();
+  TempDir dir;
+  auto s = Store::Open(dir.path(), *url);
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto job = (*s)->CreateJob("{}", "m", "b", "req");
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_TRUE((*pg)->Stop().ok());
+  auto during = (*s)->GetJob(job->id);
+  EXPECT_EQ(during.status().code(), absl::StatusCode::kUnavailable) << during.status();
+  ASSERT_TRUE((*pg)->Start().ok());
+  auto after = (*s)->GetJob(job->id);
+  if (!after.ok()) after = (*s)->GetJob(job->id);  // the first may still meet the old socket
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->state, JobState::kQueued);
+  auto again = (*s)->CreateJob("{}", "m", "b", "req");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->id, job->id);
 }
 
 }  // namespace

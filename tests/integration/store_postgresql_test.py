@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""berth-server on PostgreSQL (`--store postgresql://...`), a real server this test starts on
+loopback: upload → train → classify; a server killed with SIGKILL mid-training resumes the job
+from its checkpoint after a restart and registers exactly one version, with the job's events
+in PostgreSQL and no SQLite file in the data directory; aliases; an unreachable database
+stops the server at start with a message that names it without its password.
+
+usage: store_postgresql_test.py PATH/TO/berth-server PATH/TO/berth DATA_DIR
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from checks import Postgres, check, failures, start_server
+
+
+def run(cli, args, server, timeout=300):
+    p = subprocess.run([cli] + args + ["--server", server], capture_output=True, timeout=timeout)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def main():
+    server_bin, cli, data = sys.argv[1], sys.argv[2], sys.argv[3]
+    work = tempfile.mkdtemp(prefix="berth-pgsvc-")
+    pg = Postgres()
+    proc = None
+    try:
+        pg.psql("postgres", "CREATE DATABASE berth")
+        url = pg.url("berth")
+        args = ["--data-dir", os.path.join(work, "data"), "--store", url, "--metrics-listen", "",
+                "--training-threads", "1", "--inference-threads", "1"]
+        proc, addr = start_server(server_bin, work, args)
+        with open(os.path.join(data, "sst2-sample", "train.tsv")) as f:
+            lines = f.read().splitlines()
+        train = os.path.join(work, "train.tsv")
+        with open(train, "w") as f:
+            f.write("\n".join(lines[:241]) + "\n")
+
+        rc, out, err = run(cli, ["upload", train], addr)
+        check(rc == 0, "upload exits 0: " + err[-300:])
+        dataset = json.loads(out)["dataset_id"] if rc == 0 else ""
+        rc, out, err = run(cli, ["train", "--base-model", "config:bert-tiny", "--train", dataset,
+                                 "--validation-split", "0.2", "--name", "sst2", "--max-steps", "20",
+                                 "--batch-size", "8", "--max-length", "48", "--watch", "--json"], addr)
+        final = json.loads(out) if rc == 0 else {}
+        check(final.get("state") == "JOB_STATE_SUCCEEDED" and final.get("model_version") == "1",
+              "a job on PostgreSQL succeeds with version 1: " + err[-300:])
+        rc, out, err = run(cli, ["classify", "--model", "sst2", "a gorgeous film"], addr)
+        check(rc == 0 and json.loads(out).get("model_version") == 1, "classify serves it: " + err[-300:])
+        check(pg.psql("berth", "SELECT count(*) FROM models WHERE name = 'sst2'") == "1",
+              "the version is a row in PostgreSQL")
+        check(not os.path.exists(os.path.join(work, "data", "berth.db")), "no SQLite file in the data directory")
+
+        # kill -9 mid-training; the restarted server resumes the job from its checkpoint.
+        rc, out, err = run(cli, ["train", "--base-model", "config:bert-tiny", "--train", dataset,
+                                 "--name", "resumable", "--max-steps", "300", "--save-steps", "20",
+                                 "--batch-size", "8", "--max-length", "48", "--json"], addr)
+        job = json.loads(out)["job_id"] if rc == 0 else ""
+        seen, deadline = 0, time.time() + 120
+        while time.time() < deadline:
+            rc, out, err = run(cli, ["status", job, "--json"], addr)
+            st = json.loads(out) if rc == 0 else {}
+            seen = int(st.get("progress", {}).get("update", "0"))
+            if st.get("state") == "JOB_STATE_RUNNING" and seen >= 40:
+                break
+            time.sleep(0.1)
+        check(seen >= 40, "the job made progress before the kill (update %d)" % seen)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        check(pg.psql("berth", "SELECT state FROM jobs WHERE id = '%s'" % job) == "RUNNING",
+              "PostgreSQL holds the job as RUNNING after the kill")
+        proc, addr = start_server(server_bin, work, args)
+        rc, out, err = run(cli, ["watch", job, "--json"], addr)
+        final = json.loads(out) if out else {}
+        check(rc == 0 and final.get("state") == "JOB_STATE_SUCCEEDED" and final.get("model_version") == "1",
+              "the resumed job succeeded with version 1: " + err[-300:])
+        resumed = pg.psql("berth", "SELECT count(*) FROM job_events WHERE job_id = '%s' AND kind = 'resumed'" % job)
+        check(resumed == "1", "the job resumed from its checkpoint once (%s)" % resumed)
+        check(pg.psql("berth", "SELECT count(*) FROM models WHERE name = 'resumable'") == "1",
+              "exactly one version of the resumed model")
+
+        rc, out, err = run(cli, ["alias", "sst2", "production", "1"], addr)
+        rc2, out2, err2 = run(cli, ["classify", "--model", "sst2@production", "fine"], addr)
+        check(rc == 0 and rc2 == 0 and json.loads(out2)["model_version"] == 1, "aliases on PostgreSQL")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        proc = None
+
+        # An unreachable database: the server does not start, and says where (not the password).
+        bad = ["--data-dir", os.path.join(work, "data2"), "--store",
+               "postgresql://berth:sekrit@127.0.0.1:1/berth?connect_timeout=2", "--metrics-listen", ""]
+        p = subprocess.run([server_bin, "--listen", "127.0.0.1:0"] + bad, capture_output=True, timeout=60)
+        msg = p.stderr.decode() + p.stdout.decode()
+        check(p.returncode != 0 and "127.0.0.1:1" in msg and "sekrit" not in msg,
+              "an unreachable --store stops the server, named without its password: " + msg[-300:])
+        p = subprocess.run([server_bin, "--help"], capture_output=True)
+        check(p.returncode == 0 and b"--store" in p.stdout and b"BERTH_STORE" in p.stdout, "--help shows --store")
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        pg.remove()
+        shutil.rmtree(work, ignore_errors=True)
+    print("store postgresql: all checks passed" if not failures else "store postgresql: %d checks failed" % len(failures))
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
