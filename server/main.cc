@@ -32,6 +32,12 @@ int main(int argc, char** argv) {
                  "The database: sqlite:PATH, or postgresql://USER:PASSWORD@HOST:PORT/DB "
                  "(default: SQLite at DATA_DIR/berth.db)")
       ->envname("BERTH_STORE");
+  app.add_option("--role", o.role,
+                 "all: serve and train; serve: answer every RPC, never claim jobs (replicas over "
+                 "a shared --store); train: claim and train jobs")
+      ->envname("BERTH_ROLE")
+      ->check(CLI::IsMember({"all", "serve", "train"}))
+      ->capture_default_str();
   app.add_option("--listen", o.listen, "HOST:PORT to serve on (port 0: any free port)")
       ->envname("BERTH_LISTEN")
       ->capture_default_str();

@@ -151,6 +151,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
                "serving a non-loopback address with no authentication: anyone who "
                "can reach it may train, read and delete models"}});
   }
+  if (options.role != "all" && options.role != "serve" && options.role != "train") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--role must be all, serve or train, not '", options.role, "'"));
+  }
   ASSIGN_OR_RETURN(s->metrics_, Metrics::Create(options.metrics_listen));
   ASSIGN_OR_RETURN(s->store_, store::Store::Open(options.data_dir, options.store));
   Metrics* metrics = s->metrics_.get();
@@ -160,7 +164,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   };
   models.on_load = [metrics](double seconds, bool ok) { metrics->RecordModelLoad(seconds, ok); };
   s->registry_ = std::make_unique<service::ModelRegistry>(s->store_.get(), models);
-  s->runner_ = std::make_unique<service::JobRunner>(s->store_.get(), options.training);
+  service::JobRunnerOptions training = options.training;
+  training.claim_jobs = options.role != "serve";
+  // Jobs watched here may run in another process: their watchers hear of changes by reading
+  // the store (a job trained here also tells them at once).
+  if (options.role != "all" || s->store_->backend() != "sqlite")
+    training.watch_poll = std::chrono::milliseconds(500);
+  s->runner_ = std::make_unique<service::JobRunner>(s->store_.get(), training);
   s->runner_->set_state_observer([metrics](const store::JobRecord& job) {
     metrics->OnJobState(job);
     LogFields f = {{"job_id", job.id},
@@ -269,7 +279,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
        {"listen", absl::StrCat(options.listen.substr(0, options.listen.rfind(':')), ":", s->port_)},
        {"metrics_port", std::to_string(s->metrics_port())},
        {"data_dir", options.data_dir},
-       {"store", s->store_->backend()}});
+       {"store", s->store_->backend()},
+       {"role", options.role}});
   return s;
 }
 

@@ -33,6 +33,9 @@ struct ServerOptions {
   // The database: "" for SQLite at <data_dir>/berth.db, "sqlite:PATH", or a PostgreSQL URL
   // (core/store/store.h). Datasets and models stay under data_dir either way.
   std::string store;
+  // "all": serve and train (one process, the default); "serve": answer every RPC but never
+  // claim jobs (stateless replicas over a shared database); "train": claim and train jobs.
+  std::string role = "all";
   std::string listen = "127.0.0.1:50051";          // port 0: any free port (see Server::port)
   int request_threads = 16;                        // pool for blocking request work
   int max_queued_requests = 1024;                  // beyond this, RESOURCE_EXHAUSTED

@@ -87,13 +87,16 @@ absl::StatusOr<std::vector<std::string>> JobRunner::RecoverInterrupted() {
 }
 
 absl::Status JobRunner::Start() {
-  RETURN_IF_ERROR(RecoverInterrupted().status());
+  if (options_.claim_jobs) RETURN_IF_ERROR(RecoverInterrupted().status());
   absl::MutexLock lock(&mu_);
   if (started_) return absl::OkStatus();
   started_ = true;
   stopping_ = false;
-  for (int i = 0; i < std::max(1, options_.workers); ++i)
-    workers_.emplace_back([this] { WorkerLoop(); });
+  if (options_.claim_jobs) {
+    for (int i = 0; i < std::max(1, options_.workers); ++i)
+      workers_.emplace_back([this] { WorkerLoop(); });
+  }
+  if (options_.watch_poll.count() > 0) workers_.emplace_back([this] { WatchLoop(); });
   return absl::OkStatus();
 }
 
@@ -108,8 +111,11 @@ void JobRunner::Stop() {
   for (std::thread& t : workers_) t.join();
   workers_.clear();
   // The interrupted jobs wrote their checkpoints: back in the queue, in their old places.
-  LogIfError(store_->RequeueRunningJobs().status(),
-             "job.requeue_failed");  // the next start recovers them
+  // (A process that claims none has none, and must not take back other processes' jobs.)
+  if (options_.claim_jobs) {
+    LogIfError(store_->RequeueRunningJobs().status(),
+               "job.requeue_failed");  // the next start recovers them
+  }
   absl::MutexLock lock(&mu_);
   started_ = false;
 }
@@ -182,6 +188,36 @@ void JobRunner::WorkerLoop() {
     while (!stopping_ && wakeups_ == seen) {
       if (wake_.WaitWithDeadline(&mu_, poll)) break;  // timed out
     }
+  }
+}
+
+void JobRunner::WatchLoop() {
+  std::map<std::string, std::string> seen;  // job id -> what its watchers last heard
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::FromChrono(options_.watch_poll));
+      if (stopping_) return;
+    }
+    std::vector<std::string> watched;
+    {
+      absl::MutexLock lock(&listeners_mu_);
+      for (auto it = listeners_.begin(); it != listeners_.end();
+           it = listeners_.upper_bound(it->first)) {
+        watched.push_back(it->first);
+      }
+    }
+    std::map<std::string, std::string> now;
+    for (const std::string& id : watched) {
+      auto job = store_->GetJob(id);
+      if (!job.ok()) continue;  // unreachable for now, or gone: the watcher's own read says
+      std::string key = absl::StrCat(store::JobStateName(job->state), "|", job->cancel_requested,
+                                     "|", job->model_version, "|", job->progress);
+      auto it = seen.find(id);
+      if (it == seen.end() || it->second != key) Notify(id);
+      now[id] = std::move(key);
+    }
+    seen = std::move(now);
   }
 }
 
@@ -316,6 +352,8 @@ void JobRunner::RunJob(store::JobRecord job) {
     last_store = now;
     if (progress_observer_) progress_observer_(job.id, p);
     if (store_->UpdateProgress(job.id, ProgressJson(p, last_eval).dump()).ok()) Notify(job.id);
+    // A cancel through another process sharing the database is in the store only.
+    if (auto fresh = store_->GetJob(job.id); fresh.ok() && fresh->cancel_requested) *flag = true;
   };
   auto result = train::RunFineTune(ft, on_progress, flag.get());
   if (ranks != nullptr) {

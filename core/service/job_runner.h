@@ -38,6 +38,12 @@ struct JobRunnerOptions {
   int max_train_procs = 1;
   std::string worker_binary;
   std::string default_device = "cpu";  // for jobs that name none
+  // Whether this process claims and trains jobs (berth-server --role all or train), or only
+  // queues them for processes that do (serve): then it neither recovers nor requeues jobs.
+  bool claim_jobs = true;
+  // Above zero, watchers also hear of changes other processes make to their jobs (a shared
+  // database): the watched jobs are read this often.
+  std::chrono::milliseconds watch_poll{0};
 };
 
 // A job's event log is for people reading its history: a failed write is logged (event
@@ -50,7 +56,8 @@ class JobRunner {
   JobRunner(store::Store* store, JobRunnerOptions options);
   ~JobRunner();  // Stop()
 
-  // Recovers (below) and starts the workers.
+  // Recovers (below) and starts the workers (with claim_jobs), and the watch poller (with
+  // watch_poll).
   absl::Status Start();
   // Jobs a dead process left RUNNING go back to the queue to resume from their checkpoints,
   // unless they were running at max_interrupted_runs deaths: those fail. Returns the ids
@@ -89,6 +96,8 @@ class JobRunner {
 
  private:
   void WorkerLoop();
+  // Reads the watched jobs every watch_poll and notifies their watchers of changes.
+  void WatchLoop();
   void RunJob(store::JobRecord job);
   void Notify(const std::string& job_id);
   void Finish(const store::JobRecord& job, store::JobState state, const std::string& error,
@@ -107,7 +116,7 @@ class JobRunner {
   uint64_t wakeups_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_
       ABSL_GUARDED_BY(mu_);           // cancel flags
-  std::vector<std::thread> workers_;  // Start and Stop only
+  std::vector<std::thread> workers_;  // Start and Stop only (the watch poller among them)
 
   absl::Mutex listeners_mu_;  // held while listeners run
   int64_t next_token_ ABSL_GUARDED_BY(listeners_mu_) = 1;

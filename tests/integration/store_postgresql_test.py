@@ -2,8 +2,11 @@
 """berth-server on PostgreSQL (`--store postgresql://...`), a real server this test starts on
 loopback: upload → train → classify; a server killed with SIGKILL mid-training resumes the job
 from its checkpoint after a restart and registers exactly one version, with the job's events
-in PostgreSQL and no SQLite file in the data directory; aliases; an unreachable database
-stops the server at start with a message that names it without its password.
+in PostgreSQL and no SQLite file in the data directory; aliases; `--role serve` and
+`--role train` processes sharing the database and data directory (the serve replica never
+claims, the train worker does; watch, classify, aliases and cancel cross between them); an
+unreachable database stops the server at start with a message that names it without its
+password.
 
 usage: store_postgresql_test.py PATH/TO/berth-server PATH/TO/berth DATA_DIR
 """
@@ -29,6 +32,7 @@ def main():
     work = tempfile.mkdtemp(prefix="berth-pgsvc-")
     pg = Postgres()
     proc = None
+    procs = []
     try:
         pg.psql("postgres", "CREATE DATABASE berth")
         url = pg.url("berth")
@@ -91,6 +95,52 @@ def main():
         proc.wait(timeout=60)
         proc = None
 
+        # Roles: a serve replica queues jobs and never claims them; a train worker on the same
+        # database and data directory claims them; watching, classifying, aliases and cancel
+        # work through either.
+        os.makedirs(os.path.join(work, "serve"))
+        os.makedirs(os.path.join(work, "train"))
+        serve, saddr = start_server(server_bin, os.path.join(work, "serve"), args + ["--role", "serve"])
+        procs.append(serve)
+        rc, out, err = run(cli, ["train", "--base-model", "config:bert-tiny", "--train", dataset,
+                                 "--name", "viaserve", "--max-steps", "20", "--batch-size", "8",
+                                 "--max-length", "48", "--json"], saddr)
+        queued = json.loads(out)["job_id"] if rc == 0 else ""
+        time.sleep(3)  # longer than a worker's poll
+        check(pg.psql("berth", "SELECT state FROM jobs WHERE id = '%s'" % queued) == "QUEUED",
+              "a serve replica queues the job and does not claim it")
+        trainer, taddr = start_server(server_bin, os.path.join(work, "train"), args + ["--role", "train"])
+        procs.append(trainer)
+        rc, out, err = run(cli, ["watch", queued, "--json"], saddr)
+        final = json.loads(out) if out else {}
+        check(rc == 0 and final.get("state") == "JOB_STATE_SUCCEEDED" and final.get("model_version") == "1",
+              "the train worker runs it, watched through the serve replica: " + err[-300:])
+        rc, out, err = run(cli, ["classify", "--model", "viaserve", "a gorgeous film"], saddr)
+        check(rc == 0 and json.loads(out).get("model_version") == 1, "the serve replica classifies with it")
+        rc0, out0, err0 = run(cli, ["classify", "--model", "sst2@canary", "fine"], saddr)
+        rc, out, err = run(cli, ["alias", "sst2", "canary", "1"], taddr)
+        rc2, out2, err2 = run(cli, ["classify", "--model", "sst2@canary", "fine"], saddr)
+        check(rc0 != 0 and "NOT_FOUND" in err0 and rc == 0 and rc2 == 0 and json.loads(out2)["model_version"] == 1,
+              "an alias set through the train worker serves on the serve replica at its next call")
+        rc, out, err = run(cli, ["train", "--base-model", "config:bert-tiny", "--train", dataset,
+                                 "--name", "long", "--max-steps", "100000", "--batch-size", "8",
+                                 "--max-length", "48", "--json"], saddr)
+        long_job = json.loads(out)["job_id"] if rc == 0 else ""
+        deadline = time.time() + 60
+        while time.time() < deadline and pg.psql(
+                "berth", "SELECT state FROM jobs WHERE id = '%s'" % long_job) != "RUNNING":
+            time.sleep(0.1)
+        rc, out, err = run(cli, ["cancel", long_job], saddr)
+        rc, out, err = run(cli, ["watch", long_job, "--json"], saddr, timeout=120)
+        final = json.loads(out) if out else {}
+        check(final.get("state") == "JOB_STATE_CANCELLED",
+              "a cancel through the serve replica stops the job on the train worker: %s" % final.get("state"))
+        for p in (serve, trainer):
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=60)
+        check(pg.psql("berth", "SELECT count(*) FROM jobs WHERE state IN ('QUEUED', 'RUNNING')") == "0",
+              "nothing left queued or running")
+
         # An unreachable database: the server does not start, and says where (not the password).
         bad = ["--data-dir", os.path.join(work, "data2"), "--store",
                "postgresql://berth:sekrit@127.0.0.1:1/berth?connect_timeout=2", "--metrics-listen", ""]
@@ -99,11 +149,13 @@ def main():
         check(p.returncode != 0 and "127.0.0.1:1" in msg and "sekrit" not in msg,
               "an unreachable --store stops the server, named without its password: " + msg[-300:])
         p = subprocess.run([server_bin, "--help"], capture_output=True)
-        check(p.returncode == 0 and b"--store" in p.stdout and b"BERTH_STORE" in p.stdout, "--help shows --store")
+        check(p.returncode == 0 and b"--store" in p.stdout and b"BERTH_STORE" in p.stdout and b"--role" in p.stdout,
+              "--help shows --store and --role")
     finally:
-        if proc is not None:
-            proc.kill()
-            proc.wait()
+        for p in procs + ([proc] if proc is not None else []):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         pg.remove()
         shutil.rmtree(work, ignore_errors=True)
     print("store postgresql: all checks passed" if not failures else "store postgresql: %d checks failed" % len(failures))
