@@ -49,6 +49,7 @@ struct LoadFlags {
   std::string server, model, file, allow_codes, token;
   double rate = 50, duration = 10, timeout = 30;
   int concurrency = 256, texts_per_request = 1;
+  int max_attempts = 1;  // 1: measure the server, not the retry policy
 };
 
 // gRPC and absl share the canonical codes, so absl's names are gRPC's.
@@ -89,7 +90,7 @@ int RunLoadtest(const LoadFlags& f) {
     allowed.insert(std::string(c));
   client::ClientOptions o;
   o.target = f.server;
-  o.max_attempts = 1;  // measure the server, not the retry policy
+  o.max_attempts = f.max_attempts;
   auto c = client::Client::Create(o);
   if (!c.ok()) {
     std::cerr << "berth: " << c.status().message() << "\n";
@@ -215,7 +216,9 @@ void AddLoadtestCommand(CLI::App& app, std::function<int()>* run) {
                                      "code not allowed");
   const char* env = std::getenv("BERTH_SERVER");
   f->server = env != nullptr && *env != '\0' ? env : "127.0.0.1:50051";
-  cmd->add_option("--server", f->server, "Berth server HOST:PORT (env BERTH_SERVER)")
+  cmd->add_option("--server", f->server,
+                  "Berth server HOST:PORT, or several replicas as dns:///NAME:PORT or "
+                  "ipv4:HOST:PORT,HOST:PORT (calls go round-robin) (env BERTH_SERVER)")
       ->capture_default_str();
   if (const char* token = std::getenv("BERTH_TOKEN")) f->token = token;
   cmd->add_option("--token", f->token, "API token (env BERTH_TOKEN)");
@@ -239,6 +242,11 @@ void AddLoadtestCommand(CLI::App& app, std::function<int()>* run) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--timeout", f->timeout, "Deadline per request in seconds")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-attempts", f->max_attempts,
+                  "Attempts per request on UNAVAILABLE, the retries going to the next replica "
+                  "(1: no retries, measuring the server alone)")
+      ->check(CLI::Range(1, 5))
       ->capture_default_str();
   cmd->add_option("--allow-codes", f->allow_codes,
                   "Comma-separated status codes that are expected besides OK (e.g. UNAVAILABLE "

@@ -25,7 +25,9 @@ namespace berth::cli {
 void AddServerFlags(CLI::App* cmd, ServerFlags* f) {
   const char* env = std::getenv("BERTH_SERVER");
   f->server = env != nullptr && *env != '\0' ? env : "127.0.0.1:50051";
-  cmd->add_option("--server", f->server, "Berth server HOST:PORT (env BERTH_SERVER)")
+  cmd->add_option("--server", f->server,
+                  "Berth server HOST:PORT, or several replicas as dns:///NAME:PORT or "
+                  "ipv4:HOST:PORT,HOST:PORT (calls go round-robin) (env BERTH_SERVER)")
       ->capture_default_str();
   const char* token = std::getenv("BERTH_TOKEN");
   if (token != nullptr) f->token = token;

@@ -30,8 +30,14 @@ std::string RandomRequestId() {
                       absl::Hex(rng(), absl::kZeroPad16));
 }
 
-// gRPC's retry policy for the calls that are safe to repeat.
+// The channel's service config: calls spread over every address the target resolves to
+// (round_robin: a Kubernetes ClusterIP balances connections, not calls, so a headless
+// Service's dns:/// name or an ipv4:A:P,B:P list is how calls reach every replica), and with
+// max_attempts > 1 gRPC's retry policy for the calls that are safe to repeat, whose retries
+// the balancer sends on to the next replica.
 std::string ServiceConfig(int max_attempts) {
+  constexpr absl::string_view kBalancing = R"("loadBalancingConfig": [{"round_robin": {}}])";
+  if (max_attempts <= 1) return absl::StrCat("{", kBalancing, "}");
   const std::string names = R"([
       {"service": "berth.v1.TrainingService", "method": "GetStatus"},
       {"service": "berth.v1.TrainingService", "method": "ListJobs"},
@@ -41,7 +47,7 @@ std::string ServiceConfig(int max_attempts) {
       {"service": "berth.v1.ModelService", "method": "ListModels"},
       {"service": "berth.v1.ModelService", "method": "GetModel"},
       {"service": "berth.v1.ModelService", "method": "SetAlias"}])";
-  return absl::StrCat(R"({"methodConfig": [{"name": )", names,
+  return absl::StrCat("{", kBalancing, R"(, "methodConfig": [{"name": )", names,
                       R"(, "retryPolicy": {"maxAttempts": )",
                       std::max(2, std::min(max_attempts, 5)),
                       R"(, "initialBackoff": "0.2s", "maxBackoff": "3s", "backoffMultiplier": 2,)",
@@ -61,7 +67,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const ClientOptions& opti
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
   args.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
-  if (options.max_attempts > 1) args.SetServiceConfigJSON(ServiceConfig(options.max_attempts));
+  args.SetServiceConfigJSON(ServiceConfig(options.max_attempts));
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
   if (!options.tls_ca.empty() || !options.tls_cert.empty() || !options.tls_key.empty()) {
     if (options.tls_ca.empty())

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 from checks import Postgres, check, failures, start_server
 
@@ -135,7 +136,51 @@ def main():
         final = json.loads(out) if out else {}
         check(final.get("state") == "JOB_STATE_CANCELLED",
               "a cancel through the serve replica stops the job on the train worker: %s" % final.get("state"))
-        for p in (serve, trainer):
+
+        # Two more serve replicas behind one round-robin target (ipv4:A,B): open-loop Classify
+        # load reaches both; then one is killed with SIGKILL mid-run and retries (3 attempts)
+        # take its calls to the other, so none fails.
+        def replica(name):
+            d = os.path.join(work, name)
+            os.makedirs(d)
+            a = list(args)
+            a[a.index("--metrics-listen") + 1] = "127.0.0.1:0"
+            p, addr = start_server(server_bin, d, a + ["--metrics-port-file", os.path.join(d, "metrics-port"),
+                                                      "--role", "serve", "--preload", "viaserve"])
+            procs.append(p)
+            return p, addr, d
+
+        def classified(d):
+            port = open(os.path.join(d, "metrics-port")).read().strip()
+            body = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port, timeout=10).read().decode()
+            return sum(float(l.split()[-1]) for l in body.splitlines() if l.startswith("berth_classify_texts_total"))
+
+        a_proc, a_addr, a_dir = replica("replica-a")
+        b_proc, b_addr, b_dir = replica("replica-b")
+        target = "ipv4:%s,%s" % (a_addr, b_addr)
+        p = subprocess.run([cli, "loadtest", "--server", target, "--model", "viaserve", "--rate", "40",
+                            "--duration", "3"], capture_output=True, timeout=120)
+        load = json.loads(p.stdout) if p.returncode == 0 else {}
+        shares = (classified(a_dir), classified(b_dir))
+        print("round robin over 2 replicas: %s calls OK, served %d / %d, latency %s" %
+              (load.get("codes", {}).get("OK"), shares[0], shares[1], load.get("latency_ms")))
+        check(p.returncode == 0 and load.get("unexpected") == 0 and min(shares) > 0,
+              "round-robin load reaches both replicas: " + p.stderr.decode()[-300:])
+        before = shares
+        lt = subprocess.Popen([cli, "loadtest", "--server", target, "--model", "viaserve", "--rate", "40",
+                               "--duration", "6", "--max-attempts", "3"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+        time.sleep(2)
+        b_proc.kill()
+        b_proc.wait()
+        out, err = lt.communicate(timeout=120)
+        load = json.loads(out) if lt.returncode == 0 else {}
+        served_a = classified(a_dir) - before[0]
+        print("a replica killed under load: codes %s, latency %s, replica a served %d of the run's calls" %
+              (load.get("codes"), load.get("latency_ms"), served_a))
+        check(lt.returncode == 0 and load.get("unexpected") == 0 and load.get("codes", {}).get("OK") == 240,
+              "a replica killed with SIGKILL mid-load: every call answered after retries: " + err.decode()[-300:])
+        for p in (serve, trainer, a_proc):
             p.send_signal(signal.SIGTERM)
             p.wait(timeout=60)
         check(pg.psql("berth", "SELECT count(*) FROM jobs WHERE state IN ('QUEUED', 'RUNNING')") == "0",
