@@ -351,9 +351,10 @@ void JobRunner::RunJob(store::JobRecord job) {
       return;
     last_store = now;
     if (progress_observer_) progress_observer_(job.id, p);
-    if (store_->UpdateProgress(job.id, ProgressJson(p, last_eval).dump()).ok()) Notify(job.id);
+    auto cancel = store_->UpdateProgress(job.id, ProgressJson(p, last_eval).dump());
+    if (cancel.ok()) Notify(job.id);
     // A cancel through another process sharing the database is in the store only.
-    if (auto fresh = store_->GetJob(job.id); fresh.ok() && fresh->cancel_requested) *flag = true;
+    if (cancel.ok() && *cancel) *flag = true;
   };
   auto result = train::RunFineTune(ft, on_progress, flag.get());
   if (ranks != nullptr) {

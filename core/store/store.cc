@@ -162,13 +162,13 @@ Store::Store(std::string data_dir, std::unique_ptr<Database> db)
 Store::~Store() = default;
 
 absl::Status Store::Write(absl::string_view sql, const std::vector<SqlParam>& params,
-                          int64_t* changes) {
+                          SqlResult* result) {
   {
     absl::MutexLock lock(&g_store_fault_mu);
     if (g_store_fault) RETURN_IF_ERROR(g_store_fault(std::string(sql)));
   }
   ASSIGN_OR_RETURN(SqlResult r, db_->Run(sql, params));
-  if (changes != nullptr) *changes = r.changes;
+  if (result != nullptr) *result = std::move(r);
   return absl::OkStatus();
 }
 
@@ -296,26 +296,27 @@ absl::StatusOr<std::optional<JobRecord>> Store::ClaimNextQueued() {
   return std::optional<JobRecord>(std::move(j));
 }
 
-absl::Status Store::UpdateProgress(const std::string& id, const std::string& progress) {
+absl::StatusOr<bool> Store::UpdateProgress(const std::string& id, const std::string& progress) {
   absl::MutexLock lock(&mu_);
-  int64_t changes = 0;
-  RETURN_IF_ERROR(Write("UPDATE jobs SET progress = ? WHERE id = ? AND state = 'RUNNING'",
-                        {progress, id}, &changes));
-  if (changes == 0)
+  SqlResult r;
+  RETURN_IF_ERROR(Write(
+      "UPDATE jobs SET progress = ? WHERE id = ? AND state = 'RUNNING' RETURNING cancel_requested",
+      {progress, id}, &r));
+  if (r.rows.empty())
     return absl::FailedPreconditionError(absl::StrCat("job '", id, "' is not running"));
-  return absl::OkStatus();
+  return r.rows[0].Int(0) != 0;
 }
 
 absl::Status Store::FinishJob(const std::string& id, JobState state, const std::string& error,
                               int64_t model_version) {
   if (!IsTerminal(state)) return absl::InvalidArgumentError("FinishJob needs a terminal state");
   absl::MutexLock lock(&mu_);
-  int64_t changes = 0;
+  SqlResult r;
   RETURN_IF_ERROR(
       Write("UPDATE jobs SET state = ?, error = ?, model_version = ?, finished_ms = ? "
             "WHERE id = ? AND state IN ('RUNNING', 'QUEUED')",
-            {JobStateName(state), error, model_version, NowMs(), id}, &changes));
-  if (changes == 0) {
+            {JobStateName(state), error, model_version, NowMs(), id}, &r));
+  if (r.changes == 0) {
     return absl::FailedPreconditionError(absl::StrCat("job '", id, "' is not active"));
   }
   return absl::OkStatus();
@@ -543,11 +544,12 @@ absl::Status Store::DeleteModel(const std::string& name, int64_t version,
   }
   std::vector<SqlParam> params = {name};
   if (version > 0) params.emplace_back(version);
-  int64_t changes = 0;
+  SqlResult deleted;
   RETURN_IF_ERROR(Write(version > 0 ? "DELETE FROM models WHERE name = ? AND version = ?"
                                     : "DELETE FROM models WHERE name = ?",
-                        params, &changes));
-  if (changes == 0) return absl::NotFoundError(absl::StrCat("model '", name, "' does not exist"));
+                        params, &deleted));
+  if (deleted.changes == 0)
+    return absl::NotFoundError(absl::StrCat("model '", name, "' does not exist"));
   RETURN_IF_ERROR(Write(version > 0 ? "DELETE FROM aliases WHERE name = ? AND version = ?"
                                     : "DELETE FROM aliases WHERE name = ?",
                         params));

@@ -22,6 +22,7 @@ namespace berth::store {
 
 class Database;
 struct SqlParam;
+struct SqlResult;
 
 enum class JobState { kQueued, kRunning, kSucceeded, kFailed, kCancelled };
 absl::string_view JobStateName(JobState s);  // "QUEUED", ...
@@ -95,7 +96,9 @@ class Store {
   absl::StatusOr<std::optional<JobRecord>> FindJobByRequestId(const std::string& request_id);
   // The oldest QUEUED job, now RUNNING; nullopt when none is queued.
   absl::StatusOr<std::optional<JobRecord>> ClaimNextQueued();
-  absl::Status UpdateProgress(const std::string& id, const std::string& progress);
+  // Stores a RUNNING job's progress; returns whether a cancel was requested for it (through
+  // any process sharing the database), so its worker learns of it without a second read.
+  absl::StatusOr<bool> UpdateProgress(const std::string& id, const std::string& progress);
   absl::Status FinishJob(const std::string& id, JobState state, const std::string& error,
                          int64_t model_version);
   // QUEUED jobs are cancelled at once; RUNNING ones get cancel_requested for their worker.
@@ -141,10 +144,10 @@ class Store {
 
  private:
   Store(std::string data_dir, std::unique_ptr<Database> db);
-  // A statement that writes (the fault-injection hook sees it first); `changes`, if given,
-  // receives the rows it wrote.
+  // A statement that writes (the fault-injection hook sees it first); `result`, if given,
+  // receives its rows (RETURNING) and the count of rows it wrote.
   absl::Status Write(absl::string_view sql, const std::vector<SqlParam>& params,
-                     int64_t* changes = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                     SqlResult* result = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<JobRecord> GetJobLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string data_dir_, backend_;
