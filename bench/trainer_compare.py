@@ -22,10 +22,12 @@ usage: bench/trainer_compare.py [--berth build/berth] [--dataset sst2] [--model 
 The default recipe: batch 32, lr 1e-4, warmup 10%, weight decay 0.01, length 128.
 """
 import argparse
+import atexit
 import csv
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -193,6 +195,7 @@ def main():
     names = sorted({l for _, l in train})
     labels = sorted(names, key=int) if all(n.lstrip("-").isdigit() for n in names) else names
     work = tempfile.mkdtemp(prefix="berth-trainer-compare-")
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # models of ~0.5 GB per run
     train_path = os.path.join(work, "train.jsonl")
     write_jsonl(train_path, train)
     y = [l for _, l in test]

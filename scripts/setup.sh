@@ -80,7 +80,13 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # own HTTP cache is not relied on: on these machines it is not written.)
   mkdir -p "$wheels"
   echo "setup: wheel cache $wheels: $(ls "$wheels" | wc -l) wheels, $(du -sh "$wheels" | cut -f1)"
-  if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-index --find-links "$wheels" -r "$req" 2>/dev/null; then
+  pip_err=$(mktemp)
+  if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-index --find-links "$wheels" -r "$req" \
+      2>"$pip_err"; then
+    # Say why the cache was not enough (a wheel missing, or no space left): the download below
+    # fails the same way when it is the disk.
+    echo "setup: installing from the cache failed: $(grep -E 'ERROR|Error' "$pip_err" | tail -1)"
+    df -h "$wheels" "$venv" | sed 's/^/setup: /'
     echo "setup: downloading the wheels scripts/requirements.txt pins into $wheels"
     "$venv/bin/python" -m pip download -q --disable-pip-version-check -d "$wheels" -r "$req"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-index --find-links "$wheels" -r "$req"
@@ -91,6 +97,26 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-index --find-links "$wheels" \
       -r "$req_nodeps"
   fi
+  rm -f "$pip_err"
+  # Wheels no longer pinned (an earlier pin of torch alone is ~2.5 GB with its CUDA wheels) are
+  # removed, so that the cache holds what the pins name and no more.
+  "$venv/bin/python" - "$wheels" "$req" "$req_nodeps" <<'PRUNE'
+import os, re, sys
+norm = lambda name: re.sub(r"[-_.]+", "_", name).lower()
+pins = set()
+for path in sys.argv[2:]:
+    for line in open(path):
+        line = line.split("#")[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            pins.add((norm(name), version.strip()))
+stale = [w for w in os.listdir(sys.argv[1])
+         if w.endswith(".whl") and (norm(w.split("-")[0]), w.split("-")[1]) not in pins]
+for w in stale:
+    os.remove(os.path.join(sys.argv[1], w))
+if stale:
+    print("setup: removed %d wheels no longer pinned from the cache" % len(stale))
+PRUNE
   echo "$want" >"$stamp"
   echo "setup: python environment ready in $(( $(date +%s) - t ))s"
 else

@@ -37,14 +37,34 @@ void Write(const std::string& path, const std::string& contents) {
   if (!out) berth::fuzz::Fail("write", path);
 }
 
+// The directory the fuzzed files are written to, made once per process and removed when it
+// exits (libFuzzer ends a run of -runs or -max_total_time with exit(), which runs this destructor).
+class ScratchDir {
+ public:
+  ScratchDir() {
+    const char* tmp = ::getenv("TMPDIR");
+    std::string tmpl =
+        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/berth-fuzz-tokdir-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) berth::fuzz::Fail("mkdtemp", tmpl);
+    path_ = tmpl;
+  }
+  ~ScratchDir() {
+    for (const char* name : kFiles) ::unlink((path_ + "/" + name).c_str());
+    ::rmdir(path_.c_str());
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const std::string dir = [] {
-    char tmpl[] = "/tmp/berth-fuzz-tokdir-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) berth::fuzz::Fail("mkdtemp");
-    return std::string(tmpl);
-  }();
+  static const ScratchDir scratch;
+  const std::string& dir = scratch.path();
   if (size == 0) return 0;
   const int which = data[0] % 5;
   const std::string contents(reinterpret_cast<const char*>(data + 1), size - 1);
