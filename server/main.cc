@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   berth::server::ServerOptions o;
   std::string port_file, metrics_port_file, precision = "fp32", log_format = "text";
   double drain_timeout_seconds = 30;
+  double job_lease_seconds = o.training.lease.count() / 1000.0;
   int64_t model_memory_mb = o.models.memory_budget_bytes >> 20;
   int inference_threads = 0;
   CLI::App app{
@@ -37,6 +38,17 @@ int main(int argc, char** argv) {
                  "a shared --store); train: claim and train jobs")
       ->envname("BERTH_ROLE")
       ->check(CLI::IsMember({"all", "serve", "train"}))
+      ->capture_default_str();
+  app.add_option("--worker-id", o.training.worker_id,
+                 "Who holds this process's job leases (default: the host name). A worker id "
+                 "that starts again takes back its jobs at once; two live processes must not "
+                 "share one")
+      ->envname("BERTH_WORKER_ID");
+  app.add_option("--job-lease", job_lease_seconds,
+                 "Seconds a training worker's claim on a job lasts without renewal (renewed "
+                 "every third); a dead worker's job resumes elsewhere after about this long")
+      ->envname("BERTH_JOB_LEASE")
+      ->check(CLI::Range(1.0, 3600.0))
       ->capture_default_str();
   app.add_option("--listen", o.listen, "HOST:PORT to serve on (port 0: any free port)")
       ->envname("BERTH_LISTEN")
@@ -204,6 +216,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(drain_timeout_seconds * 1000));
+  o.training.lease = std::chrono::milliseconds(static_cast<int64_t>(job_lease_seconds * 1000));
   berth::SetLogFormat(log_format == "json" ? berth::LogFormat::kJson : berth::LogFormat::kText);
 
   // Signals are taken by this thread alone (sigwait), so every other thread blocks them.

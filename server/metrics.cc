@@ -67,6 +67,9 @@ class ScrapeGauges final : public prometheus::Collectable {
     std::vector<prometheus::MetricFamily> out;
     absl::MutexLock lock(&mu_);
     if (store_ != nullptr) {
+      auto info = Gauge("berth_store_info", "The store's backend (sqlite or postgresql)");
+      AddValue(&info, 1, {{"backend", store_->backend()}});
+      out.push_back(std::move(info));
       if (auto counts = store_->CountJobs(); counts.ok()) {
         auto f = Gauge("berth_jobs", "Fine-tuning jobs by state");
         for (const auto& [state, n] : *counts) {
@@ -266,7 +269,37 @@ Metrics::Metrics()
       refusals_(prometheus::BuildCounter()
                     .Name("berth_limit_refusals_total")
                     .Help("Calls refused by a server limit, by limit")
-                    .Register(*registry_)) {}
+                    .Register(*registry_)),
+      store_statement_duration_(
+          prometheus::BuildHistogram()
+              .Name("berth_store_statement_duration_seconds")
+              .Help("Time of each SQL statement against the store (see berth_store_info)")
+              .Register(*registry_)
+              .Add({}, Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                   0.1, 0.25, 0.5, 1, 2.5})),
+      store_statement_errors_(prometheus::BuildCounter()
+                                  .Name("berth_store_statement_errors_total")
+                                  .Help("SQL statements against the store that failed")
+                                  .Register(*registry_)
+                                  .Add({})),
+      lease_events_(prometheus::BuildCounter()
+                        .Name("berth_job_lease_events_total")
+                        .Help("Job leases by event: renewed, renew_failed (store unreachable), "
+                              "lost (a job of this worker was taken over), rescued (another "
+                              "worker's expired job put back in the queue)")
+                        .Register(*registry_)),
+      registry_changes_(prometheus::BuildCounter()
+                            .Name("berth_registry_changes_total")
+                            .Help("Model registry changes heard from the store that dropped a "
+                                  "loaded model, by kind")
+                            .Register(*registry_)) {
+  // Every known label value exported from the start at zero, so that rates and alerts see the
+  // first event.
+  absl::MutexLock lock(&mu_);
+  for (const char* event : {"renewed", "renew_failed", "lost", "rescued"})
+    lease_counters_[event] = &lease_events_.Add({{"event", event}});
+  registry_change_counters_["deleted"] = &registry_changes_.Add({{"kind", "deleted"}});
+}
 
 absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const std::string& listen) {
   std::unique_ptr<Metrics> m(new Metrics());
@@ -412,11 +445,30 @@ void Metrics::RecordDatasetBytes(int64_t bytes) {
 }
 
 void Metrics::RecordRefusal(const std::string& limit) {
+  IncrementLabelled(&Metrics::refusal_counters_, refusals_, "limit", limit);
+}
+
+void Metrics::RecordStatement(double seconds, bool ok) {
+  store_statement_duration_.Observe(seconds);
+  if (!ok) store_statement_errors_.Increment();
+}
+
+void Metrics::RecordLeaseEvent(const std::string& event) {
+  IncrementLabelled(&Metrics::lease_counters_, lease_events_, "event", event);
+}
+
+void Metrics::RecordRegistryChange(const std::string& kind) {
+  IncrementLabelled(&Metrics::registry_change_counters_, registry_changes_, "kind", kind);
+}
+
+void Metrics::IncrementLabelled(LabelledCache cache,
+                                prometheus::Family<prometheus::Counter>& family,
+                                const std::string& label, const std::string& value) {
   prometheus::Counter* c;
   {
     absl::MutexLock lock(&mu_);
-    c = CachedSeries(refusal_counters_, refusals_, limit, [&] {
-      return prometheus::Labels{{"limit", limit}};
+    c = CachedSeries(this->*cache, family, value, [&] {
+      return prometheus::Labels{{label, value}};
     });
   }
   c->Increment();

@@ -54,6 +54,12 @@ class Metrics {
   // A call refused by a server limit ("upload_bytes", "queued_jobs", ...).
   void RecordRefusal(const std::string& limit);
 
+  // The store: one SQL statement's time and outcome; a lease event of the job runner
+  // ("renewed", "renew_failed", "lost", "rescued"); a registry change heard from the store.
+  void RecordStatement(double seconds, bool ok);
+  void RecordLeaseEvent(const std::string& event);
+  void RecordRegistryChange(const std::string& kind);
+
   // The text exposition of every family (what GET /metrics returns).
   std::string Render() const;
 
@@ -96,13 +102,25 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& training_allreduce_share_;
   prometheus::Counter& dataset_bytes_;
   prometheus::Family<prometheus::Counter>& refusals_;
+  prometheus::Histogram& store_statement_duration_;
+  prometheus::Counter& store_statement_errors_;
+  prometheus::Family<prometheus::Counter>& lease_events_;
+  prometheus::Family<prometheus::Counter>& registry_changes_;
 
   absl::Mutex mu_;
   std::map<std::string, prometheus::Counter*> request_counters_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, prometheus::Histogram*> request_histograms_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, prometheus::Counter*> classify_counters_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, JobSeries> jobs_ ABSL_GUARDED_BY(mu_);
+  // Increments the counter of `family` whose one label `label` is `value`, created once and
+  // kept in the map `cache` names (under mu_).
+  using LabelledCache = std::map<std::string, prometheus::Counter*> Metrics::*;
+  void IncrementLabelled(LabelledCache cache, prometheus::Family<prometheus::Counter>& family,
+                         const std::string& label, const std::string& value);
+
   std::map<std::string, prometheus::Counter*> refusal_counters_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, prometheus::Counter*> lease_counters_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, prometheus::Counter*> registry_change_counters_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace berth::server

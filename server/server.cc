@@ -158,6 +158,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   ASSIGN_OR_RETURN(s->metrics_, Metrics::Create(options.metrics_listen));
   ASSIGN_OR_RETURN(s->store_, store::Store::Open(options.data_dir, options.store));
   Metrics* metrics = s->metrics_.get();
+  s->store_->set_statement_observer([metrics](double seconds, const absl::Status& status) {
+    metrics->RecordStatement(seconds, status.ok());
+  });
   service::RegistryOptions models = options.models;
   models.batch_observer = [metrics](const std::string&, int64_t) {
     return metrics->MakeBatchObserver();
@@ -185,6 +188,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   s->runner_->set_progress_observer([metrics](const std::string& job_id, const train::Progress& p) {
     metrics->OnProgress(job_id, p);
   });
+  s->runner_->set_lease_observer(
+      [metrics](const std::string& event) { metrics->RecordLeaseEvent(event); });
   s->admission_ = std::make_unique<service::Training>(
       s->store_.get(), s->runner_.get(),
       service::AdmissionLimits{options.limits.max_queued_jobs,
@@ -259,13 +264,33 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
       }
     });
   }
+  if (training.watch_poll.count() > 0) {
+    // Other replicas delete models and move aliases in the store; an alias is read at every
+    // call, but a loaded version another replica deleted would stay in memory until evicted.
+    Server* self = s.get();
+    s->registry_syncer_ = std::thread([self, metrics] {
+      while (true) {
+        {
+          absl::MutexLock lock(&self->background_mu_);
+          if (self->background_mu_.AwaitWithTimeout(absl::Condition(&self->background_stop_),
+                                                    absl::Seconds(1)))
+            return;
+        }
+        for (const auto& [name, version] : self->registry_->DropDeleted()) {
+          metrics->RecordRegistryChange("deleted");
+          LogEvent("model.unloaded",
+                   {{"model", absl::StrCat(name, ":", version)}, {"reason", "deleted"}});
+        }
+      }
+    });
+  }
   if (s->tls_ != nullptr && options.tls_reload_seconds > 0) {
     Server* self = s.get();
     s->tls_reloader_ = std::thread([self] {
-      absl::MutexLock lock(&self->tls_reloader_mu_);
+      absl::MutexLock lock(&self->background_mu_);
       const absl::Duration every = absl::Seconds(self->options_.tls_reload_seconds);
-      while (!self->tls_reloader_mu_.AwaitWithTimeout(absl::Condition(&self->tls_reloader_stop_),
-                                                      every)) {
+      while (
+          !self->background_mu_.AwaitWithTimeout(absl::Condition(&self->background_stop_), every)) {
         (void)self->ReloadTls();  // logs its outcome; on an error the old certificates stay
       }
     });
@@ -309,13 +334,12 @@ absl::Status Server::ReloadTls() {
 void Server::Shutdown(std::optional<std::chrono::milliseconds> grace) {
   if (shut_down_) return;
   shut_down_ = true;
-  if (tls_reloader_.joinable()) {
-    {
-      absl::MutexLock lock(&tls_reloader_mu_);
-      tls_reloader_stop_ = true;  // the reloader's Await sees it when the lock is released
-    }
-    tls_reloader_.join();
+  {
+    absl::MutexLock lock(&background_mu_);
+    background_stop_ = true;  // the threads' Await sees it when the lock is released
   }
+  if (tls_reloader_.joinable()) tls_reloader_.join();
+  if (registry_syncer_.joinable()) registry_syncer_.join();
   if (preloader_.joinable()) preloader_.join();  // a load in progress finishes first
   const auto started = std::chrono::steady_clock::now();
   if (server_ != nullptr) {

@@ -92,9 +92,11 @@ class Server {
   std::unique_ptr<TlsFiles> tls_;
   // Re-reads the TLS files every tls_reload_seconds (when set) until the server stops.
   std::thread tls_reloader_;
+  // Over a shared store: drops loaded models that another replica deleted, every second.
+  std::thread registry_syncer_;
   std::thread preloader_;
-  absl::Mutex tls_reloader_mu_;
-  bool tls_reloader_stop_ ABSL_GUARDED_BY(tls_reloader_mu_) = false;
+  absl::Mutex background_mu_;  // the two threads above wait on it for background_stop_
+  bool background_stop_ ABSL_GUARDED_BY(background_mu_) = false;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<service::ModelRegistry> registry_;
   std::unique_ptr<service::JobRunner> runner_;

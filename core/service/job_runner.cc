@@ -1,12 +1,16 @@
 // Training workers over the persistent job queue.
 #include "core/service/job_runner.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -51,7 +55,64 @@ absl::Status InstallModel(const std::string& from, const std::string& to) {
   return absl::OkStatus();
 }
 
+// The update of the checkpoint a checkpoint directory's "latest" names; -1 when it has none.
+int64_t LatestUpdate(const std::string& root) {
+  auto latest = ReadFileToString(JoinPath(root, "latest"));
+  if (!latest.ok()) return -1;
+  std::string name(absl::StripAsciiWhitespace(*latest));
+  int64_t update = -1;
+  if (!absl::StartsWith(name, "ckpt-") || !absl::SimpleAtoi(name.substr(5), &update) ||
+      !IsDirectory(JoinPath(root, name)))
+    return -1;
+  return update;
+}
+
+// This attempt's checkpoint directory, `job_dir`/checkpoints-ATTEMPT, holding the newest
+// checkpoint of the job's earlier attempts: their directory is renamed to it (one rename on the
+// shared volume), so a worker that lost the job but still writes to its own directory can
+// neither prune nor overwrite what this attempt resumes from.
+absl::StatusOr<std::string> AdoptCheckpoints(const std::string& job_dir, int64_t attempt) {
+  const std::string mine = JoinPath(job_dir, absl::StrCat("checkpoints-", attempt));
+  if (!IsDirectory(job_dir) || IsDirectory(mine)) return mine;
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(job_dir));
+  std::string best;
+  int64_t best_update = -1;
+  for (const std::string& n : names) {
+    // "checkpoints": written by a Berth from before leases.
+    if (n != "checkpoints" && !absl::StartsWith(n, "checkpoints-")) continue;
+    const int64_t update = LatestUpdate(JoinPath(job_dir, n));
+    if (update > best_update) {
+      best_update = update;
+      best = n;
+    }
+  }
+  if (best.empty()) return mine;
+  const std::string from = JoinPath(job_dir, best);
+  if (std::rename(from.c_str(), mine.c_str()) != 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot move ", from, " to ", mine, ": ", std::strerror(errno)));
+  }
+  return mine;
+}
+
+JobRunnerOptions WithWorkerId(JobRunnerOptions o) {
+  if (o.worker_id.empty()) o.worker_id = DefaultWorkerId();
+  return o;
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
+
+std::string DefaultWorkerId() {
+  char host[256] = {0};
+  if (::gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') return "berth";
+  return host;
+}
 
 void AddJobEventOrLog(store::Store* store, const std::string& job_id, const std::string& event,
                       const std::string& detail) {
@@ -60,16 +121,26 @@ void AddJobEventOrLog(store::Store* store, const std::string& job_id, const std:
 }
 
 JobRunner::JobRunner(store::Store* store, JobRunnerOptions options)
-    : store_(store), options_(options), base_models_(store, options.base_models) {}
+    : store_(store), options_(WithWorkerId(options)), base_models_(store, options.base_models) {}
 
 JobRunner::~JobRunner() { Stop(); }
 
-absl::StatusOr<std::vector<std::string>> JobRunner::RecoverInterrupted() {
-  ASSIGN_OR_RETURN(std::vector<std::string> requeued, store_->RequeueRunningJobs());
+absl::StatusOr<std::vector<std::string>> JobRunner::RecoverInterrupted(bool at_start) {
+  ASSIGN_OR_RETURN(std::vector<store::JobRecord> rescued,
+                   store_->RescueJobs(at_start ? options_.worker_id : "", NowMs()));
   std::vector<std::string> resumed;
-  for (const std::string& id : requeued) {
-    RETURN_IF_ERROR(
-        store_->AddJobEvent(id, "requeued", "the server stopped while the job was running"));
+  for (const store::JobRecord& job : rescued) {
+    const std::string& id = job.id;
+    const bool mine = job.lease_owner == options_.worker_id && at_start;
+    if (!mine) Observe("rescued");
+    LogEvent(
+        mine ? "job.requeued" : "job.rescued",
+        {{"job_id", id}, {"worker", job.lease_owner}, {"attempt", std::to_string(job.attempt)}});
+    RETURN_IF_ERROR(store_->AddJobEvent(
+        id, "requeued",
+        mine ? "the server stopped while the job was running"
+             : absl::StrCat("worker '", job.lease_owner, "' stopped renewing its lease (attempt ",
+                            job.attempt, "); rescued by '", options_.worker_id, "'")));
     ASSIGN_OR_RETURN(int64_t deaths, store_->CountJobEvents(id, "requeued"));
     if (deaths >= options_.max_interrupted_runs) {
       LogIfError(RemoveAll(JoinPath(store_->data_dir(), JoinPath("jobs", id))),
@@ -87,7 +158,7 @@ absl::StatusOr<std::vector<std::string>> JobRunner::RecoverInterrupted() {
 }
 
 absl::Status JobRunner::Start() {
-  if (options_.claim_jobs) RETURN_IF_ERROR(RecoverInterrupted().status());
+  if (options_.claim_jobs) RETURN_IF_ERROR(RecoverInterrupted(/*at_start=*/true).status());
   absl::MutexLock lock(&mu_);
   if (started_) return absl::OkStatus();
   started_ = true;
@@ -95,6 +166,7 @@ absl::Status JobRunner::Start() {
   if (options_.claim_jobs) {
     for (int i = 0; i < std::max(1, options_.workers); ++i)
       workers_.emplace_back([this] { WorkerLoop(); });
+    workers_.emplace_back([this] { LeaseLoop(); });
   }
   if (options_.watch_poll.count() > 0) workers_.emplace_back([this] { WatchLoop(); });
   return absl::OkStatus();
@@ -105,17 +177,12 @@ void JobRunner::Stop() {
     absl::MutexLock lock(&mu_);
     if (!started_) return;
     stopping_ = true;
-    for (auto& [id, flag] : running_) *flag = true;
+    for (auto& [id, running] : running_) *running.cancel = true;
   }
   wake_.SignalAll();
+  // Each interrupted job writes its checkpoint and goes back to the queue (RunJob).
   for (std::thread& t : workers_) t.join();
   workers_.clear();
-  // The interrupted jobs wrote their checkpoints: back in the queue, in their old places.
-  // (A process that claims none has none, and must not take back other processes' jobs.)
-  if (options_.claim_jobs) {
-    LogIfError(store_->RequeueRunningJobs().status(),
-               "job.requeue_failed");  // the next start recovers them
-  }
   absl::MutexLock lock(&mu_);
   started_ = false;
 }
@@ -133,7 +200,7 @@ absl::StatusOr<store::JobRecord> JobRunner::Cancel(const std::string& job_id) {
   {
     absl::MutexLock lock(&mu_);
     auto it = running_.find(job_id);
-    if (it != running_.end()) *it->second = true;
+    if (it != running_.end()) *it->second.cancel = true;
   }
   if (job.state == store::JobState::kCancelled && observer_) observer_(job);
   Notify(job_id);
@@ -176,7 +243,7 @@ void JobRunner::WorkerLoop() {
       if (stopping_) return;
       seen = wakeups_;
     }
-    auto next = store_->ClaimNextQueued();
+    auto next = store_->ClaimNextQueued(options_.worker_id, options_.lease.count());
     LogIfError(next.status(), "job.claim_failed");  // retried at the next wake-up or poll
     if (next.ok() && next->has_value()) {
       RunJob(std::move(**next));
@@ -187,6 +254,53 @@ void JobRunner::WorkerLoop() {
     const absl::Time poll = absl::Now() + absl::Seconds(2);
     while (!stopping_ && wakeups_ == seen) {
       if (wake_.WaitWithDeadline(&mu_, poll)) break;  // timed out
+    }
+  }
+}
+
+bool JobRunner::Renew(const std::string& job_id, const Running& running) {
+  if (*running.lost) return false;
+  if (*running.ending) return true;
+  auto renewed = store_->RenewLease(job_id, running.attempt, options_.lease.count());
+  if (*running.ending) return true;  // it ended meanwhile: not running is no loss
+  if (renewed.ok()) {
+    Observe("renewed");
+    if (*renewed) *running.cancel = true;  // cancelled through another process
+    return true;
+  }
+  if (!absl::IsAborted(renewed.status())) {
+    // The store is unreachable: keep training and try again; whether the lease held is
+    // known when it answers (the version write is fenced either way).
+    Observe("renew_failed");
+    LogIfError(renewed.status(), "job.lease_renew_failed", {{"job_id", job_id}});
+    return true;
+  }
+  Observe("lost");
+  LogEvent("job.lease_lost", {{"job_id", job_id},
+                              {"attempt", std::to_string(running.attempt)},
+                              {"reason", std::string(renewed.status().message())}});
+  *running.lost = true;
+  *running.cancel = true;
+  return false;
+}
+
+void JobRunner::LeaseLoop() {
+  const absl::Duration period = absl::FromChrono(options_.lease) / 3;
+  while (true) {
+    std::map<std::string, Running> running;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(&stopping_), period);
+      if (stopping_) return;
+      running = running_;
+    }
+    for (const auto& [id, r] : running) Renew(id, r);
+    auto rescued = RecoverInterrupted(/*at_start=*/false);
+    LogIfError(rescued.status(), "job.rescue_failed");  // tried again next period
+    if (rescued.ok() && !rescued->empty()) {
+      absl::MutexLock lock(&mu_);
+      ++wakeups_;
+      wake_.SignalAll();
     }
   }
 }
@@ -221,17 +335,25 @@ void JobRunner::WatchLoop() {
   }
 }
 
-void JobRunner::Finish(const store::JobRecord& job, store::JobState state, const std::string& error,
+bool JobRunner::Finish(const store::JobRecord& job, store::JobState state, const std::string& error,
                        int64_t version) {
   // A failing disk may refuse the write for a moment: try a few times. If it never lands, the
-  // job stays RUNNING in the store and the next start recovers it (no job is lost, and a
-  // version it registered is found again rather than duplicated).
+  // job stays RUNNING in the store and is rescued when its lease expires (no job is lost, and
+  // a version it registered is found again rather than duplicated).
   absl::Status s;
   for (int attempt = 0; attempt < 4; ++attempt) {
-    s = store_->FinishJob(job.id, state, error, version);
-    if (s.ok() || attempt == 3) break;
+    s = store_->FinishJob(job.id, state, error, version, job.attempt);
+    if (s.ok() || absl::IsAborted(s) || attempt == 3) break;
     std::this_thread::sleep_for(
         std::chrono::milliseconds(100 << (2 * attempt)));  // 0.1, 0.4, 1.6 s
+  }
+  if (absl::IsAborted(s)) {
+    // Another worker has the job now; what it does is its own to report.
+    Observe("lost");
+    LogEvent("job.lease_lost", {{"job_id", job.id},
+                                {"attempt", std::to_string(job.attempt)},
+                                {"reason", std::string(s.message())}});
+    return false;
   }
   if (!s.ok()) AddJobEventOrLog(store_, job.id, "error", std::string(s.message()));
   AddJobEventOrLog(store_, job.id, std::string(store::JobStateName(state)), error);
@@ -240,13 +362,18 @@ void JobRunner::Finish(const store::JobRecord& job, store::JobState state, const
     if (fresh.ok()) observer_(*fresh);
   }
   Notify(job.id);
+  return s.ok();
 }
 
 void JobRunner::RunJob(store::JobRecord job) {
-  auto flag = std::make_shared<std::atomic<bool>>(false);
+  Running running{job.attempt, std::make_shared<std::atomic<bool>>(false),
+                  std::make_shared<std::atomic<bool>>(false),
+                  std::make_shared<std::atomic<bool>>(false)};
+  const std::shared_ptr<std::atomic<bool>>& flag = running.cancel;
+  const std::shared_ptr<std::atomic<bool>>& lost = running.lost;
   {
     absl::MutexLock lock(&mu_);
-    running_[job.id] = flag;
+    running_[job.id] = running;
     if (stopping_) *flag = true;
   }
   // A cancel that landed between the claim and the line above is in the store only.
@@ -265,16 +392,19 @@ void JobRunner::RunJob(store::JobRecord job) {
   if (observer_) observer_(job);
   Notify(job.id);
   const std::string job_dir = JoinPath(store_->data_dir(), JoinPath("jobs", job.id));
-  auto fail = [&](const absl::Status& s) {
-    // A failed job is not retried: its checkpoints would only take space.
+  // Removes the job's files (watchers that see it end find them gone), then ends it; a worker
+  // that lost the job to another touches neither, so the lease is checked first.
+  auto end = [&](store::JobState state, const std::string& error, int64_t version) {
+    if (!Renew(job.id, running)) return;
     LogIfError(RemoveAll(job_dir), "job.cleanup_failed", {{"job_id", job.id}});
-    Finish(job, store::JobState::kFailed, std::string(s.message()), 0);
+    *running.ending = true;
+    Finish(job, state, error, version);
   };
-  if (job.cancel_requested) {
-    LogIfError(RemoveAll(job_dir), "job.cleanup_failed", {{"job_id", job.id}});
-    Finish(job, store::JobState::kCancelled, "", 0);
-    return;
-  }
+  // A failed job is not retried: its checkpoints would only take space.
+  auto fail = [&](const absl::Status& s) {
+    end(store::JobState::kFailed, std::string(s.message()), 0);
+  };
+  if (job.cancel_requested) return end(store::JobState::kCancelled, "", 0);
   auto parsed = ParseJson(job.spec, "job spec");
   if (!parsed.ok()) return fail(parsed.status());
   auto spec = JobSpecFromJson(*parsed);
@@ -296,8 +426,16 @@ void JobRunner::RunJob(store::JobRecord job) {
   ft.data = spec->data;
   ft.spec = spec->training;
   ft.spec.num_threads = options_.threads_per_job;
-  ft.output_dir = JoinPath(job_dir, "model");
-  ft.checkpoint_dir = JoinPath(job_dir, "checkpoints");
+  // Each attempt saves its model apart: one that lost its lease late cannot touch the next's.
+  ft.output_dir = JoinPath(job_dir, absl::StrCat("model-", job.attempt));
+  ft.may_write = [&]() -> absl::Status {
+    if (Renew(job.id, running)) return absl::OkStatus();
+    return absl::AbortedError(
+        absl::StrCat("job '", job.id, "' lost its lease (attempt ", job.attempt, ")"));
+  };
+  auto checkpoints = AdoptCheckpoints(job_dir, job.attempt);
+  if (!checkpoints.ok()) return fail(checkpoints.status());
+  ft.checkpoint_dir = *checkpoints;
   ft.resume = IsRegularFile(JoinPath(ft.checkpoint_dir, "latest"));
   ft.keep_checkpoints = true;  // removed below once the version is recorded
   if (ft.resume) AddJobEventOrLog(store_, job.id, "resumed", ft.checkpoint_dir);
@@ -351,10 +489,12 @@ void JobRunner::RunJob(store::JobRecord job) {
       return;
     last_store = now;
     if (progress_observer_) progress_observer_(job.id, p);
-    auto cancel = store_->UpdateProgress(job.id, ProgressJson(p, last_eval).dump());
+    auto cancel = store_->UpdateProgress(job.id, ProgressJson(p, last_eval).dump(), job.attempt,
+                                         options_.lease.count());
     if (cancel.ok()) Notify(job.id);
     // A cancel through another process sharing the database is in the store only.
     if (cancel.ok() && *cancel) *flag = true;
+    if (absl::IsAborted(cancel.status())) Renew(job.id, running);  // says and flags the loss
   };
   auto result = train::RunFineTune(ft, on_progress, flag.get());
   if (ranks != nullptr) {
@@ -372,15 +512,18 @@ void JobRunner::RunJob(store::JobRecord job) {
       absl::MutexLock lock(&mu_);
       stopping = stopping_;
     }
+    if (*lost) return;
     auto fresh = store_->GetJob(job.id);
     if (stopping && !(fresh.ok() && fresh->cancel_requested)) {
-      // Shutting down: the checkpoint is written; Stop() puts the job back in the queue.
+      // Shutting down: the checkpoint is written; the job goes back to the queue in its old
+      // place (if that write fails, its lease expires and it is rescued all the same).
       AddJobEventOrLog(store_, job.id, "interrupted", "server shutdown; checkpoint written");
+      *running.ending = true;
+      LogIfError(store_->ReleaseJob(job.id, job.attempt), "job.requeue_failed",
+                 {{"job_id", job.id}});
       return;
     }
-    LogIfError(RemoveAll(job_dir), "job.cleanup_failed", {{"job_id", job.id}});
-    Finish(job, store::JobState::kCancelled, "", 0);
-    return;
+    return end(store::JobState::kCancelled, "", 0);
   }
 
   // Success: describe the model beside its weights, then move it into models/ and record the
@@ -404,16 +547,19 @@ void JobRunner::RunJob(store::JobRecord job) {
                             result->best->ToJson().dump(2));
   }
   if (!s.ok()) return fail(s);
+  // Fenced: recorded (and installed) only while this attempt holds the job.
   auto record = store_->AddModelVersion(
-      spec->model_name, job.id, meta.dump(), [&](int64_t version) -> absl::StatusOr<std::string> {
+      spec->model_name, job.id, meta.dump(),
+      [&](int64_t version) -> absl::StatusOr<std::string> {
         const std::string rel =
             JoinPath("models", JoinPath(spec->model_name, std::to_string(version)));
         RETURN_IF_ERROR(InstallModel(ft.output_dir, JoinPath(store_->data_dir(), rel)));
         return rel;
-      });
+      },
+      job.attempt);
+  if (absl::IsAborted(record.status())) Renew(job.id, running);  // says and flags the loss
   if (!record.ok()) return fail(record.status());
-  LogIfError(RemoveAll(job_dir), "job.cleanup_failed", {{"job_id", job.id}});
-  Finish(job, store::JobState::kSucceeded, "", record->version);
+  end(store::JobState::kSucceeded, "", record->version);
 }
 
 }  // namespace berth::service

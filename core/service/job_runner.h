@@ -1,7 +1,9 @@
 // The training side of the service: worker threads that take QUEUED jobs from the store in
 // order, run them with the trainer, record progress, register the resulting model version and
-// tell watchers about every change. Jobs survive restarts: a job left RUNNING by a dead
-// process is queued again at start-up and resumes from its last checkpoint.
+// tell watchers about every change. Jobs survive any one process: a claim holds a lease that a
+// keeper thread renews; a job whose worker died (its lease expired, or the same worker id
+// starts again) goes back to the queue and resumes from its last checkpoint on any worker, and
+// a worker that lost its lease writes nothing more (every write is fenced by the attempt).
 #ifndef BERTH_CORE_SERVICE_JOB_RUNNER_H_
 #define BERTH_CORE_SERVICE_JOB_RUNNER_H_
 
@@ -44,7 +46,17 @@ struct JobRunnerOptions {
   // Above zero, watchers also hear of changes other processes make to their jobs (a shared
   // database): the watched jobs are read this often.
   std::chrono::milliseconds watch_poll{0};
+  // Who holds this process's leases ("": the host name, which Kubernetes makes the pod's). A
+  // worker id that starts again takes back its own jobs at once; other dead workers' jobs wait
+  // for their leases to expire. Two live processes must not share one.
+  std::string worker_id;
+  // How long a claim holds a job without renewal; renewed every third of it. A dead worker's
+  // job resumes elsewhere after about this long.
+  std::chrono::milliseconds lease{store::kDefaultLeaseMs};
 };
+
+// The host name (the default worker id).
+std::string DefaultWorkerId();
 
 // A job's event log is for people reading its history: a failed write is logged (event
 // job.event_write_failed) and the job carries on.
@@ -56,15 +68,15 @@ class JobRunner {
   JobRunner(store::Store* store, JobRunnerOptions options);
   ~JobRunner();  // Stop()
 
-  // Recovers (below) and starts the workers (with claim_jobs), and the watch poller (with
-  // watch_poll).
+  // Recovers (below) and starts the workers and the lease keeper (with claim_jobs), and the
+  // watch poller (with watch_poll).
   absl::Status Start();
-  // Jobs a dead process left RUNNING go back to the queue to resume from their checkpoints,
-  // unless they were running at max_interrupted_runs deaths: those fail. Returns the ids
-  // queued again.
-  absl::StatusOr<std::vector<std::string>> RecoverInterrupted();
+  // Jobs whose worker died go back to the queue to resume from their checkpoints: those whose
+  // lease expired, and at start-up (`at_start`) those this worker id held. A job that was
+  // running at max_interrupted_runs deaths fails instead. Returns the ids queued again.
+  absl::StatusOr<std::vector<std::string>> RecoverInterrupted(bool at_start = true);
   // Stops the workers: a running job writes a checkpoint and goes back to QUEUED (in its old
-  // place), so the next Start() resumes it. Idempotent.
+  // place), so the next Start() (or another worker) resumes it. Idempotent.
   void Stop();
 
   const JobRunnerOptions& options() const { return options_; }
@@ -93,29 +105,50 @@ class JobRunner {
   void set_progress_observer(ProgressObserver observer) {
     progress_observer_ = std::move(observer);
   }
+  // Lease events: "renewed", "renew_failed" (the store unreachable), "lost" (this worker's
+  // job was taken from it) and "rescued" (another worker's job put back in the queue).
+  using LeaseObserver = std::function<void(const std::string& event)>;
+  void set_lease_observer(LeaseObserver observer) { lease_observer_ = std::move(observer); }
 
  private:
+  // What a worker holds while it runs a job.
+  struct Running {
+    int64_t attempt = 0;
+    std::shared_ptr<std::atomic<bool>> cancel;  // the trainer stops at its next micro-batch
+    std::shared_ptr<std::atomic<bool>> lost;    // the lease is gone: write nothing more
+    std::shared_ptr<std::atomic<bool>> ending;  // its end is being written: renew no more
+  };
+
   void WorkerLoop();
+  // Renews the leases of the running jobs every third of the lease, and rescues other
+  // workers' expired ones.
+  void LeaseLoop();
+  // Renews one job's lease; false when it was lost (then its flags are set).
+  bool Renew(const std::string& job_id, const Running& running);
+  void Observe(const std::string& lease_event) const {
+    if (lease_observer_) lease_observer_(lease_event);
+  }
   // Reads the watched jobs every watch_poll and notifies their watchers of changes.
   void WatchLoop();
   void RunJob(store::JobRecord job);
   void Notify(const std::string& job_id);
-  void Finish(const store::JobRecord& job, store::JobState state, const std::string& error,
+  // Records the end of the job (fenced by its attempt); whether it landed.
+  bool Finish(const store::JobRecord& job, store::JobState state, const std::string& error,
               int64_t version);
 
   store::Store* const store_;
-  const JobRunnerOptions options_;
+  const JobRunnerOptions options_;  // worker_id filled in
   const BaseModelPolicy base_models_;
   StateObserver observer_;
   ProgressObserver progress_observer_;
+  LeaseObserver lease_observer_;
 
   absl::Mutex mu_;
   absl::CondVar wake_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t wakeups_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_
-      ABSL_GUARDED_BY(mu_);           // cancel flags
+  std::map<std::string, Running> running_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> workers_;  // Start and Stop only (the watch poller among them)
 
   absl::Mutex listeners_mu_;  // held while listeners run

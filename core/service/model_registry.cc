@@ -108,6 +108,21 @@ void ModelRegistry::Evict(const std::string& name, int64_t version) {
   }
 }
 
+std::vector<std::pair<std::string, int64_t>> ModelRegistry::DropDeleted() {
+  std::vector<Key> loaded;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [key, e] : entries_) loaded.push_back(key);
+  }
+  std::vector<Key> gone;
+  for (const Key& key : loaded) {
+    auto m = store_->GetModel(key.first, key.second, "");
+    if (absl::IsNotFound(m.status())) gone.push_back(key);
+  }
+  for (const Key& key : gone) Evict(key.first, key.second);
+  return gone;
+}
+
 void ModelRegistry::ForEachLoaded(
     const std::function<void(const std::string& name, int64_t version,
                              const InferenceEngine& engine)>& fn) const {

@@ -46,6 +46,11 @@ class ModelRegistry {
   // Drops cached engines of a model (version 0: all versions). Calls holding one finish.
   void Evict(const std::string& name, int64_t version);
 
+  // Drops loaded versions whose model row is gone from the store (deleted through another
+  // replica); returns them. Calls holding one finish on it. A store that cannot be read drops
+  // nothing.
+  std::vector<std::pair<std::string, int64_t>> DropDeleted();
+
   // Calls `fn` for every loaded version (under the registry's lock: keep it short).
   void ForEachLoaded(const std::function<void(const std::string& name, int64_t version,
                                               const InferenceEngine& engine)>& fn) const;

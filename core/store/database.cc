@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS jobs(
   progress TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '', model_version INT NOT NULL DEFAULT 0,
   cancel_requested INT NOT NULL DEFAULT 0, created_ms INT NOT NULL,
   started_ms INT NOT NULL DEFAULT 0, finished_ms INT NOT NULL DEFAULT 0,
-  created_by TEXT NOT NULL DEFAULT '');
+  created_by TEXT NOT NULL DEFAULT '', attempt INT NOT NULL DEFAULT 0,
+  lease_owner TEXT NOT NULL DEFAULT '', lease_expires_ms INT NOT NULL DEFAULT 0);
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_request ON jobs(request_id) WHERE request_id <> '';
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, seq);
 CREATE TABLE IF NOT EXISTS job_events(
@@ -45,6 +46,21 @@ CREATE TABLE IF NOT EXISTS aliases(
 )sql";
   return absl::StrReplaceAll(
       kSchema, {{" INT ", absl::StrCat(" ", integer, " ")}, {"SERIAL_KEY", serial_key}});
+}
+
+std::string UpgradeSql(int64_t from, absl::string_view integer) {
+  std::string sql;
+  if (from >= 1 && from < 2)
+    sql += "ALTER TABLE jobs ADD COLUMN created_by TEXT NOT NULL DEFAULT '';\n";
+  if (from >= 1 && from < 3) {
+    // Jobs RUNNING before leases hold an expired one (0): the first worker to look rescues them.
+    absl::StrAppend(&sql, "ALTER TABLE jobs ADD COLUMN attempt ", integer,
+                    " NOT NULL DEFAULT 0;\n"
+                    "ALTER TABLE jobs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';\n"
+                    "ALTER TABLE jobs ADD COLUMN lease_expires_ms ",
+                    integer, " NOT NULL DEFAULT 0;\n");
+  }
+  return sql;
 }
 
 std::string RedactUrl(absl::string_view url) {

@@ -5,7 +5,9 @@
 #ifndef BERTH_CORE_STORE_DATABASE_H_
 #define BERTH_CORE_STORE_DATABASE_H_
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -52,11 +54,15 @@ class Database {
   // full, INTERNAL otherwise.
   absl::StatusOr<SqlResult> Run(absl::string_view sql,
                                 std::initializer_list<SqlParam> params = {}) {
-    return Execute(sql, params.begin(), params.size());
+    return Timed(sql, params.begin(), params.size());
   }
   absl::StatusOr<SqlResult> Run(absl::string_view sql, const std::vector<SqlParam>& params) {
-    return Execute(sql, params.data(), params.size());
+    return Timed(sql, params.data(), params.size());
   }
+  // Called after every statement with its time and outcome (the server's metrics); set
+  // before the database is shared between threads.
+  using StatementObserver = std::function<void(double seconds, const absl::Status& status)>;
+  void set_statement_observer(StatementObserver observer) { observer_ = std::move(observer); }
   // Starts a transaction that will write (SQLite: BEGIN IMMEDIATE, so writers queue at the
   // start instead of failing at the first write).
   virtual absl::Status Begin() = 0;
@@ -67,6 +73,9 @@ class Database {
   // Appended to a SELECT that picks rows to claim: other claimers skip the rows it locked
   // (PostgreSQL's FOR UPDATE SKIP LOCKED; nothing in SQLite).
   virtual absl::string_view ForUpdateSkipLocked() const = 0;
+  // Appended to a SELECT whose rows must not change until the transaction ends (PostgreSQL's
+  // FOR UPDATE; nothing in SQLite).
+  virtual absl::string_view ForUpdate() const = 0;
   // Brings the schema to the current version (DDL differs by backend), refusing a database
   // written by a newer Berth with FAILED_PRECONDITION.
   virtual absl::Status Migrate() = 0;
@@ -74,10 +83,23 @@ class Database {
  protected:
   virtual absl::StatusOr<SqlResult> Execute(absl::string_view sql, const SqlParam* params,
                                             size_t n) = 0;
+
+ private:
+  absl::StatusOr<SqlResult> Timed(absl::string_view sql, const SqlParam* params, size_t n) {
+    if (!observer_) return Execute(sql, params, n);
+    const auto start = std::chrono::steady_clock::now();
+    absl::StatusOr<SqlResult> r = Execute(sql, params, n);
+    observer_(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+              r.status());
+    return r;
+  }
+
+  StatementObserver observer_;
 };
 
-// The current schema version of both backends. 1: the first; 2: jobs.created_by.
-inline constexpr int kSchemaVersion = 2;
+// The current schema version of both backends. 1: the first; 2: jobs.created_by; 3: job
+// leases (jobs.attempt, lease_owner, lease_expires_ms).
+inline constexpr int kSchemaVersion = 3;
 
 absl::StatusOr<std::unique_ptr<Database>> OpenSqlite(const std::string& path);
 // `url`: postgresql://[user[:password]@]host[:port]/dbname[?param=value...] (libpq's syntax).
@@ -89,6 +111,10 @@ absl::Status CheckSchemaVersion(int64_t version, const std::string& where);
 // The tables of schema version kSchemaVersion in a backend's types: `integer` for 64-bit
 // integer columns, `serial_key` for an auto-numbered primary key.
 std::string SchemaSql(absl::string_view integer, absl::string_view serial_key);
+
+// The statements that bring tables of schema version `from` (1 or more; 0 is an empty
+// database, which SchemaSql creates whole) to kSchemaVersion, in a backend's integer type.
+std::string UpgradeSql(int64_t from, absl::string_view integer);
 
 // A URL for messages and logs: the password replaced by "***".
 std::string RedactUrl(absl::string_view url);

@@ -60,6 +60,7 @@ class PostgresDatabase : public Database {
     return Run(absl::StrCat("LOCK TABLE ", table, " IN SHARE ROW EXCLUSIVE MODE")).status();
   }
   absl::string_view ForUpdateSkipLocked() const override { return " FOR UPDATE SKIP LOCKED"; }
+  absl::string_view ForUpdate() const override { return " FOR UPDATE"; }
 
   absl::Status Migrate() override {
     RETURN_IF_ERROR(Run("SELECT pg_advisory_lock(?)", {kMigrationLock}).status());
@@ -76,9 +77,11 @@ class PostgresDatabase : public Database {
     const int64_t version = v.rows.empty() ? 0 : v.rows[0].Int(0);
     RETURN_IF_ERROR(CheckSchemaVersion(version, location_));
     if (version == kSchemaVersion) return absl::OkStatus();
-    // Version 0 (empty) gets the current schema at once; later versions add their steps here.
+    // Version 0 (empty) gets the current schema at once; later ones the steps since theirs.
     RETURN_IF_ERROR(Begin());
-    absl::Status s = Exec(SchemaSql("BIGINT", "BIGSERIAL PRIMARY KEY").c_str());
+    absl::Status s = Exec((version == 0 ? SchemaSql("BIGINT", "BIGSERIAL PRIMARY KEY")
+                                        : UpgradeSql(version, "BIGINT"))
+                              .c_str());
     if (s.ok()) {
       s = (v.rows.empty() ? Run("INSERT INTO berth_schema(version) VALUES(?)", {kSchemaVersion})
                           : Run("UPDATE berth_schema SET version = ?", {kSchemaVersion}))

@@ -34,6 +34,7 @@ class SqliteDatabase : public Database {
   absl::Status Begin() override { return Exec("BEGIN IMMEDIATE"); }
   absl::Status LockTable(absl::string_view) override { return absl::OkStatus(); }
   absl::string_view ForUpdateSkipLocked() const override { return ""; }
+  absl::string_view ForUpdate() const override { return ""; }
 
   absl::Status Migrate() override {
     sqlite3_busy_timeout(db_, 5000);
@@ -43,11 +44,18 @@ class SqliteDatabase : public Database {
     ASSIGN_OR_RETURN(SqlResult v, Run("PRAGMA user_version"));
     const int64_t version = v.rows.empty() ? 0 : v.rows[0].Int(0);
     RETURN_IF_ERROR(CheckSchemaVersion(version, path_));
-    RETURN_IF_ERROR(Exec(SchemaSql("INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT")));
-    if (version == 1) {  // a database from before API tokens: jobs gain their creator
-      RETURN_IF_ERROR(Exec("ALTER TABLE jobs ADD COLUMN created_by TEXT NOT NULL DEFAULT ''"));
+    if (version == kSchemaVersion) return absl::OkStatus();
+    // One transaction: a crash half-way leaves the old version, which migrates again.
+    RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    absl::Status s =
+        Exec(absl::StrCat(version == 0 ? SchemaSql("INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT")
+                                       : UpgradeSql(version, "INTEGER"),
+                          "PRAGMA user_version=", kSchemaVersion, ";"));
+    if (!s.ok()) {
+      (void)Exec("ROLLBACK");
+      return s;
     }
-    return Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion));
+    return Exec("COMMIT");
   }
 
  private:

@@ -57,7 +57,9 @@ class Transaction {
 
 constexpr const char* kJobColumns =
     "id, request_id, state, spec, model_name, base_model, progress, error, model_version, "
-    "cancel_requested, created_ms, started_ms, finished_ms, created_by";
+    "cancel_requested, created_ms, started_ms, finished_ms, created_by, attempt, lease_owner, "
+    "lease_expires_ms";
+constexpr int kJobColumnCount = 17;
 
 JobRecord ReadJob(const SqlRow& s) {
   JobRecord j;
@@ -75,6 +77,9 @@ JobRecord ReadJob(const SqlRow& s) {
   j.started_ms = s.Int(11);
   j.finished_ms = s.Int(12);
   j.created_by = s.Text(13);
+  j.attempt = s.Int(14);
+  j.lease_owner = s.Text(15);
+  j.lease_expires_ms = s.Int(16);
   return j;
 }
 
@@ -160,6 +165,12 @@ Store::Store(std::string data_dir, std::unique_ptr<Database> db)
     : data_dir_(std::move(data_dir)), backend_(db->backend()), db_(std::move(db)) {}
 
 Store::~Store() = default;
+
+void Store::set_statement_observer(
+    std::function<void(double seconds, const absl::Status&)> observer) {
+  absl::MutexLock lock(&mu_);
+  db_->set_statement_observer(std::move(observer));
+}
 
 absl::Status Store::Write(absl::string_view sql, const std::vector<SqlParam>& params,
                           SqlResult* result) {
@@ -279,7 +290,8 @@ absl::StatusOr<JobRecord> Store::CreateJob(const std::string& spec, const std::s
   return j;
 }
 
-absl::StatusOr<std::optional<JobRecord>> Store::ClaimNextQueued() {
+absl::StatusOr<std::optional<JobRecord>> Store::ClaimNextQueued(const std::string& owner,
+                                                                int64_t lease_ms) {
   absl::MutexLock lock(&mu_);
   Transaction tx(db_.get());
   RETURN_IF_ERROR(tx.begun());
@@ -289,36 +301,82 @@ absl::StatusOr<std::optional<JobRecord>> Store::ClaimNextQueued() {
                                          db_->ForUpdateSkipLocked())));
   if (q.rows.empty()) return std::optional<JobRecord>();
   const std::string id = q.rows[0].Text(0);
+  const int64_t now = NowMs();
   RETURN_IF_ERROR(
-      Write("UPDATE jobs SET state = 'RUNNING', started_ms = ? WHERE id = ?", {NowMs(), id}));
+      Write("UPDATE jobs SET state = 'RUNNING', started_ms = ?, attempt = attempt + 1, "
+            "lease_owner = ?, lease_expires_ms = ? WHERE id = ?",
+            {now, owner, now + lease_ms, id}));
   ASSIGN_OR_RETURN(JobRecord j, GetJobLocked(id));
   RETURN_IF_ERROR(tx.Commit());
   return std::optional<JobRecord>(std::move(j));
 }
 
-absl::StatusOr<bool> Store::UpdateProgress(const std::string& id, const std::string& progress) {
+namespace {
+
+// The error of a write by a worker whose claim is no longer the job's.
+absl::Status LeaseLost(const std::string& id, int64_t attempt) {
+  return absl::AbortedError(
+      absl::StrCat("job '", id, "' is no longer running under attempt ", attempt,
+                   " (its lease expired and the job was rescued, or it ended)"));
+}
+
+}  // namespace
+
+absl::StatusOr<bool> Store::UpdateProgress(const std::string& id, const std::string& progress,
+                                           int64_t attempt, int64_t lease_ms) {
   absl::MutexLock lock(&mu_);
   SqlResult r;
-  RETURN_IF_ERROR(Write(
-      "UPDATE jobs SET progress = ? WHERE id = ? AND state = 'RUNNING' RETURNING cancel_requested",
-      {progress, id}, &r));
-  if (r.rows.empty())
+  RETURN_IF_ERROR(
+      Write("UPDATE jobs SET progress = ?, lease_expires_ms = ? WHERE id = ? AND state = 'RUNNING' "
+            "AND (attempt = ? OR ? = 0) RETURNING cancel_requested",
+            {progress, NowMs() + lease_ms, id, attempt, attempt}, &r));
+  if (r.rows.empty()) {
+    if (attempt > 0) return LeaseLost(id, attempt);
     return absl::FailedPreconditionError(absl::StrCat("job '", id, "' is not running"));
+  }
+  return r.rows[0].Int(0) != 0;
+}
+
+absl::StatusOr<bool> Store::RenewLease(const std::string& id, int64_t attempt, int64_t lease_ms) {
+  absl::MutexLock lock(&mu_);
+  SqlResult r;
+  RETURN_IF_ERROR(
+      Write("UPDATE jobs SET lease_expires_ms = ? WHERE id = ? AND state = 'RUNNING' AND "
+            "attempt = ? RETURNING cancel_requested",
+            {NowMs() + lease_ms, id, attempt}, &r));
+  if (r.rows.empty()) return LeaseLost(id, attempt);
   return r.rows[0].Int(0) != 0;
 }
 
 absl::Status Store::FinishJob(const std::string& id, JobState state, const std::string& error,
-                              int64_t model_version) {
+                              int64_t model_version, int64_t attempt) {
   if (!IsTerminal(state)) return absl::InvalidArgumentError("FinishJob needs a terminal state");
   absl::MutexLock lock(&mu_);
   SqlResult r;
-  RETURN_IF_ERROR(
-      Write("UPDATE jobs SET state = ?, error = ?, model_version = ?, finished_ms = ? "
-            "WHERE id = ? AND state IN ('RUNNING', 'QUEUED')",
-            {JobStateName(state), error, model_version, NowMs(), id}, &r));
+  RETURN_IF_ERROR(Write(
+      attempt > 0 ? "UPDATE jobs SET state = ?, error = ?, model_version = ?, "
+                    "finished_ms = ? WHERE id = ? AND state = 'RUNNING' AND attempt = ?"
+                  : "UPDATE jobs SET state = ?, error = ?, model_version = ?, "
+                    "finished_ms = ? WHERE id = ? AND state IN ('RUNNING', 'QUEUED')",
+      attempt > 0
+          ? std::vector<SqlParam>{JobStateName(state), error, model_version, NowMs(), id, attempt}
+          : std::vector<SqlParam>{JobStateName(state), error, model_version, NowMs(), id},
+      &r));
   if (r.changes == 0) {
+    if (attempt > 0) return LeaseLost(id, attempt);
     return absl::FailedPreconditionError(absl::StrCat("job '", id, "' is not active"));
   }
+  return absl::OkStatus();
+}
+
+absl::Status Store::ReleaseJob(const std::string& id, int64_t attempt) {
+  absl::MutexLock lock(&mu_);
+  SqlResult r;
+  RETURN_IF_ERROR(
+      Write("UPDATE jobs SET state = 'QUEUED', lease_expires_ms = 0 WHERE id = ? AND "
+            "state = 'RUNNING' AND attempt = ?",
+            {id, attempt}, &r));
+  if (r.changes == 0) return LeaseLost(id, attempt);
   return absl::OkStatus();
 }
 
@@ -339,17 +397,27 @@ absl::StatusOr<JobRecord> Store::CancelJob(const std::string& id) {
   return j;
 }
 
-absl::StatusOr<std::vector<std::string>> Store::RequeueRunningJobs() {
+absl::StatusOr<std::vector<JobRecord>> Store::RescueJobs(const std::string& owner, int64_t now_ms) {
   absl::MutexLock lock(&mu_);
   Transaction tx(db_.get());
   RETURN_IF_ERROR(tx.begun());
-  std::vector<std::string> ids;
-  ASSIGN_OR_RETURN(SqlResult q,
-                   db_->Run("SELECT id FROM jobs WHERE state = 'RUNNING' ORDER BY seq"));
-  for (const SqlRow& row : q.rows) ids.push_back(row.Text(0));
-  RETURN_IF_ERROR(Write("UPDATE jobs SET state = 'QUEUED' WHERE state = 'RUNNING'", {}));
+  // Locked rows are skipped: a worker renewing its lease right now still holds it.
+  ASSIGN_OR_RETURN(
+      SqlResult q,
+      db_->Run(absl::StrCat("SELECT ", kJobColumns,
+                            " FROM jobs WHERE state = 'RUNNING' AND (lease_expires_ms < ? OR "
+                            "(lease_owner = ? AND ? <> '')) ORDER BY seq",
+                            db_->ForUpdateSkipLocked()),
+               {now_ms, owner, owner}));
+  std::vector<JobRecord> rescued;
+  for (const SqlRow& row : q.rows) {
+    rescued.push_back(ReadJob(row));
+    RETURN_IF_ERROR(
+        Write("UPDATE jobs SET state = 'QUEUED', lease_expires_ms = 0 WHERE id = ? AND attempt = ?",
+              {rescued.back().id, rescued.back().attempt}));
+  }
   RETURN_IF_ERROR(tx.Commit());
-  return ids;
+  return rescued;
 }
 
 absl::StatusOr<std::map<JobState, int64_t>> Store::CountJobs(const std::string& created_by) {
@@ -399,7 +467,7 @@ absl::StatusOr<std::vector<JobRecord>> Store::ListJobs(std::optional<JobState> s
       return out;
     }
     out.push_back(ReadJob(row));
-    last_seq = row.Int(14);
+    last_seq = row.Int(kJobColumnCount);
   }
   if (next_token) next_token->clear();
   return out;
@@ -431,11 +499,21 @@ absl::StatusOr<ModelRecord> Store::AddModelVersion(const std::string& name,
 absl::StatusOr<ModelRecord> Store::AddModelVersion(const std::string& name,
                                                    const std::string& job_id,
                                                    const std::string& metadata,
-                                                   const InstallFn& install) {
+                                                   const InstallFn& install, int64_t attempt) {
   RETURN_IF_ERROR(ValidateName(name, "model name"));
   absl::MutexLock lock(&mu_);
   Transaction tx(db_.get());
   RETURN_IF_ERROR(tx.begun());
+  if (attempt > 0) {
+    // The fence: the job's row stays locked until the version is recorded, so no rescuer can
+    // requeue it in between (PostgreSQL; SQLite's write transaction excludes every writer).
+    ASSIGN_OR_RETURN(SqlResult held,
+                     db_->Run(absl::StrCat("SELECT 1 FROM jobs WHERE id = ? AND state = 'RUNNING' "
+                                           "AND attempt = ?",
+                                           db_->ForUpdate()),
+                              {job_id, attempt}));
+    if (held.rows.empty()) return LeaseLost(job_id, attempt);
+  }
   // Versions are numbered by reading the highest: writers of models take turns.
   RETURN_IF_ERROR(db_->LockTable("models"));
   if (!job_id.empty()) {

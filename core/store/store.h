@@ -52,7 +52,16 @@ struct JobRecord {
   bool cancel_requested = false;
   int64_t created_ms = 0, started_ms = 0, finished_ms = 0;
   std::string created_by;  // the API token id that submitted it ("" without authentication)
+  // The lease of the worker running it. Every claim takes the next attempt number, which is the
+  // fencing token: a worker whose lease expired and whose job was claimed again finds its
+  // attempt stale at its next write (ABORTED), and writes nothing more.
+  int64_t attempt = 0;
+  std::string lease_owner;       // the worker id that holds (or last held) it
+  int64_t lease_expires_ms = 0;  // by the clock of that worker; renewed while it runs
 };
+
+// How long a claim holds a job unless its worker renews it (berth-server --job-lease).
+inline constexpr int64_t kDefaultLeaseMs = 30000;
 
 struct ModelRecord {
   std::string name;
@@ -77,6 +86,9 @@ class Store {
 
   const std::string& data_dir() const { return data_dir_; }
   const std::string& backend() const { return backend_; }  // "sqlite" or "postgresql"
+  // Called after every SQL statement with its time and outcome (see Database); set before the
+  // store is shared.
+  void set_statement_observer(std::function<void(double seconds, const absl::Status&)> observer);
 
   // Datasets. The file is written atomically before the row exists; the same bytes give the
   // same id (and no second copy).
@@ -94,18 +106,35 @@ class Store {
   absl::StatusOr<JobRecord> GetJob(const std::string& id);
   // The job a request_id created, if any.
   absl::StatusOr<std::optional<JobRecord>> FindJobByRequestId(const std::string& request_id);
-  // The oldest QUEUED job, now RUNNING; nullopt when none is queued.
-  absl::StatusOr<std::optional<JobRecord>> ClaimNextQueued();
-  // Stores a RUNNING job's progress; returns whether a cancel was requested for it (through
-  // any process sharing the database), so its worker learns of it without a second read.
-  absl::StatusOr<bool> UpdateProgress(const std::string& id, const std::string& progress);
+  // The oldest QUEUED job, now RUNNING under a lease `owner` holds for `lease_ms` with the
+  // job's next attempt number; nullopt when none is queued. Concurrent claims (any process)
+  // never take the same job.
+  absl::StatusOr<std::optional<JobRecord>> ClaimNextQueued(const std::string& owner = "",
+                                                           int64_t lease_ms = kDefaultLeaseMs);
+  // The writes of the worker holding a job's `attempt`. Each is ABORTED, writing nothing, when
+  // the job is no longer RUNNING under that attempt (its lease expired and it was rescued or
+  // claimed again, or it ended). `attempt` 0 matches whichever attempt runs it (for tools and
+  // tests, never a worker).
+  //
+  // Stores the progress and renews the lease for `lease_ms`; returns whether a cancel was
+  // requested (through any process sharing the database).
+  absl::StatusOr<bool> UpdateProgress(const std::string& id, const std::string& progress,
+                                      int64_t attempt = 0, int64_t lease_ms = kDefaultLeaseMs);
+  // Renews the lease for `lease_ms`; returns whether a cancel was requested.
+  absl::StatusOr<bool> RenewLease(const std::string& id, int64_t attempt, int64_t lease_ms);
+  // Ends a job. Without an attempt, a RUNNING or QUEUED one (else FAILED_PRECONDITION).
   absl::Status FinishJob(const std::string& id, JobState state, const std::string& error,
-                         int64_t model_version);
+                         int64_t model_version, int64_t attempt = 0);
+  // A running job goes back to QUEUED in its old place (a worker shutting down, its checkpoint
+  // written).
+  absl::Status ReleaseJob(const std::string& id, int64_t attempt);
   // QUEUED jobs are cancelled at once; RUNNING ones get cancel_requested for their worker.
   absl::StatusOr<JobRecord> CancelJob(const std::string& id);
-  // At start-up: jobs left RUNNING by a dead process go back to QUEUED (keeping their place)
-  // to resume from their checkpoint. Returns their ids.
-  absl::StatusOr<std::vector<std::string>> RequeueRunningJobs();
+  // RUNNING jobs whose worker is gone go back to QUEUED (keeping their place) to resume from
+  // their checkpoints: those whose lease expired by `now_ms`, and any `owner` holds (a worker
+  // id at its start-up: its earlier life died; "" for none). Returns them as they were (with
+  // the owner that lost them).
+  absl::StatusOr<std::vector<JobRecord>> RescueJobs(const std::string& owner, int64_t now_ms);
   // Newest first; `page_token` is the opaque token of the previous page ("" for the first);
   // a non-empty `created_by` keeps only that token's jobs.
   absl::StatusOr<std::vector<JobRecord>> ListJobs(std::optional<JobState> state, int page_size,
@@ -124,10 +153,12 @@ class Store {
   // The same, with the files put in place by `install(version)` inside the transaction: it
   // returns the path to record, and its failure records nothing. It is not called when the
   // job already has its version.
+  // With an `attempt`, the version is only recorded (and `install` only called) while `job_id`
+  // is RUNNING under that attempt: ABORTED otherwise (the worker lost its lease).
   using InstallFn = std::function<absl::StatusOr<std::string>(int64_t version)>;
   absl::StatusOr<ModelRecord> AddModelVersion(const std::string& name, const std::string& job_id,
-                                              const std::string& metadata,
-                                              const InstallFn& install);
+                                              const std::string& metadata, const InstallFn& install,
+                                              int64_t attempt = 0);
   // version 0 and no alias: the latest version.
   absl::StatusOr<ModelRecord> GetModel(const std::string& name, int64_t version,
                                        const std::string& alias);

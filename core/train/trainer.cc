@@ -524,8 +524,10 @@ absl::StatusOr<const EvalMetrics*> Trainer::Evaluate(double epoch) try {
     state.best_metric = value;
     state.best_update = state.update;
     state.evals_without_improvement = 0;
-    if (r.writer)
+    if (r.writer) {
+      if (r.job.may_write) RETURN_IF_ERROR(r.job.may_write());
       RETURN_IF_ERROR(SaveWeights(*r.model.module, JoinPath(r.ckpt_root, "best.safetensors")));
+    }
   } else {
     ++state.evals_without_improvement;
   }
@@ -541,6 +543,7 @@ absl::Status Trainer::Checkpoint() try {
       IsRegularFile(JoinPath(r.ckpt_root, "latest"))) {
     return absl::OkStatus();
   }
+  if (r.job.may_write) RETURN_IF_ERROR(r.job.may_write());
   RETURN_IF_ERROR(WriteCheckpoint(r.ckpt_root, r.state, *r.model.module, *r.opt, r.rng_at_boundary,
                                   r.job, r.labels));
   r.last_checkpoint_update = r.state.update;
@@ -613,6 +616,7 @@ absl::StatusOr<TrainResult> Trainer::Finish() try {
   }
   result.best_update = state.best_update;
   module.eval();
+  if (r.job.may_write) RETURN_IF_ERROR(r.job.may_write());
   RETURN_IF_ERROR(SaveModelDirectory(r.job.output_dir, r.model.config, module, *r.model.tokenizer));
   Json metrics = {{"train",
                    {{"updates", result.updates},

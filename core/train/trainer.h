@@ -83,6 +83,10 @@ struct FineTuneJob {
   // per rank, so N ranks train like one process with batch N x batch_size. Only rank 0 writes
   // checkpoints, the log and the model; every rank resumes from rank 0's checkpoint.
   DistributedGroup* group = nullptr;
+  // Asked before every write to checkpoint_dir or output_dir (a checkpoint, the best weights,
+  // the model); an error ends the run with it, writing nothing. The job runner's lease check:
+  // a worker that lost its job to another must not overwrite that worker's checkpoints.
+  std::function<absl::Status()> may_write;
 };
 
 struct TrainerRun;  // everything one run holds: data, model, optimizer, state (trainer.cc)

@@ -3,7 +3,10 @@
 (probes on the gRPC health port, grace period longer than the drain, the data volume, the
 Service selecting the pods, kustomization listing every file), the Dockerfile has its two
 stages with the CI's setup script, a non-root user, the server as entrypoint and a data
-volume, and its runtime packages exist in Debian; the Grafana dashboard is valid JSON.
+volume, and its runtime packages exist in Debian; the scale-out overlay (serve and train
+Deployments over the store Secret and a ReadWriteMany volume, a headless Service, an HPA,
+PodDisruptionBudgets); the Grafana dashboard is valid JSON and, with the alert rules, covers
+the store and job leases.
 
 usage: deploy_test.py REPO_ROOT
 """
@@ -132,10 +135,74 @@ def main():
     check(genv.get("BERTH_DEVICE") == "cuda", "the overlay serves and trains on cuda")
     check(any(i.get("newTag") == "cuda" for i in gk.get("images", [])), "the overlay uses the cuda image")
 
+    # The scale-out overlay: serve replicas and train workers over PostgreSQL and one RWX volume.
+    so = os.path.join(k8s, "scale-out")
+    sk = yaml.safe_load(open(os.path.join(so, "kustomization.yaml")))
+    sfiles = sorted(f for f in os.listdir(so) if f.endswith(".yaml") and f != "kustomization.yaml")
+    check(sorted(sk["resources"]) == sfiles, "scale-out kustomization lists every manifest: %s" % sfiles)
+    sdocs = {}
+    for f in sfiles:
+        for d in yaml.safe_load_all(open(os.path.join(so, f))):
+            check(all(k in d for k in ("apiVersion", "kind", "metadata")), "scale-out/%s: apiVersion, kind, metadata" % f)
+            sdocs[(d["kind"], d["metadata"]["name"])] = d
+    serve, train = sdocs.get(("Deployment", "berth-serve")), sdocs.get(("Deployment", "berth-train"))
+    secret, shared = sdocs.get(("Secret", "berth-store")), sdocs.get(("PersistentVolumeClaim", "berth-shared"))
+    check(None not in (serve, train, secret, shared), "serve and train Deployments, the store Secret, the shared PVC")
+
+    def container_env(dep):
+        c = dep["spec"]["template"]["spec"]["containers"][0]
+        return c, {e["name"]: e for e in c["env"]}
+
+    check(shared["spec"]["accessModes"] == ["ReadWriteMany"], "the shared volume is ReadWriteMany")
+    for dep, role in ((serve, "serve"), (train, "train")):
+        c, e = container_env(dep)
+        pspec = dep["spec"]["template"]["spec"]
+        check(c["args"][c["args"].index("--role") + 1] == role, "%s pods run --role %s" % (role, role))
+        check(e["BERTH_STORE"]["valueFrom"]["secretKeyRef"] == {"name": "berth-store", "key": "url"}
+              and "url" in secret["stringData"], "%s reads BERTH_STORE from the Secret" % role)
+        m = [v for v in c["volumeMounts"] if v["mountPath"] == e["BERTH_DATA_DIR"]["value"]]
+        v = [v for v in pspec["volumes"] if m and v["name"] == m[0]["name"]]
+        check(v and v[0]["persistentVolumeClaim"]["claimName"] == "berth-shared", "%s mounts the shared volume" % role)
+        drain = int(c["args"][c["args"].index("--drain-timeout") + 1])
+        check(pspec["terminationGracePeriodSeconds"] > drain + 5, "%s: grace period > drain + preStop" % role)
+        for probe in ("readinessProbe", "livenessProbe"):
+            check(c.get(probe, {}).get("grpc", {}).get("port") == 50051, "%s: %s uses gRPC health" % (role, probe))
+    check(serve["spec"]["replicas"] >= 2 and serve["spec"]["strategy"]["type"] == "RollingUpdate",
+          "several serve replicas, rolling updates")
+    tc, te = container_env(train)
+    check(te["BERTH_WORKER_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name",
+          "each train pod's worker id is its pod name")
+    check(str(tc["resources"]["limits"].get("nvidia.com/gpu")) == "1", "train workers ask for a GPU")
+    hsvc = sdocs.get(("Service", "berth-serve"))
+    slabels = serve["spec"]["template"]["metadata"]["labels"]
+    check(hsvc is not None and hsvc["spec"].get("clusterIP") == "None" and
+          all(slabels.get(k) == v for k, v in hsvc["spec"]["selector"].items()),
+          "a headless Service over the serve pods (dns:/// round robin balances calls)")
+    hpa = sdocs.get(("HorizontalPodAutoscaler", "berth-serve"))
+    check(hpa is not None and hpa["spec"]["scaleTargetRef"]["name"] == "berth-serve" and
+          hpa["spec"]["minReplicas"] >= 2, "an HPA scales the serve Deployment")
+    pdbs = [d for (k, _), d in sdocs.items() if k == "PodDisruptionBudget"]
+    for dep in (serve, train):
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        check(any(all(labels.get(k) == v for k, v in p["spec"]["selector"]["matchLabels"].items()) for p in pdbs),
+              "a PodDisruptionBudget covers %s" % dep["metadata"]["name"])
+    pg = sdocs.get(("StatefulSet", "berth-postgres"))
+    pgsvc = sdocs.get(("Service", "berth-postgres"))
+    check(pg is not None and pgsvc is not None and "@berth-postgres:5432/" in secret["stringData"]["url"],
+          "the trial PostgreSQL and the URL that names its Service")
+
     dash = json.load(open(os.path.join(root, "deploy", "grafana", "berth-dashboard.json")))
     check(dash.get("panels") and all(p.get("targets") for p in dash["panels"]), "the dashboard has panels with queries")
     check(any(i.get("name") == "DS_PROMETHEUS" for i in dash.get("__inputs", [])),
           "the dashboard asks for its Prometheus data source on import")
+    exprs = " ".join(t["expr"] for p in dash["panels"] for t in p["targets"])
+    check(all(m in exprs for m in ("berth_store_statement_duration_seconds_bucket", "berth_job_lease_events_total")),
+          "the dashboard shows store latency and job leases")
+    rules = yaml.safe_load(open(os.path.join(root, "deploy", "prometheus", "alerts.yml")))
+    alerts = {r["alert"]: r["expr"] for g in rules["groups"] for r in g["rules"]}
+    check('event="rescued"' in alerts.get("BerthJobRescued", "") and
+          "berth_store_statement_duration_seconds_bucket" in alerts.get("BerthStoreSlow", ""),
+          "alerts for a rescued job and a lagging store")
     print("deploy: all checks passed" if not failures else "deploy: %d checks failed" % len(failures))
     return 1 if failures else 0
 

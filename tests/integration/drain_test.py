@@ -79,7 +79,7 @@ def main():
                    if l.startswith("{") and '"server.stopped"' in l]
         check(len(stopped) == 1 and stopped[0]["drained_failed"] == "0" and int(stopped[0]["drained_ok"]) >= 1,
               "calls in flight at SIGTERM finished, all OK (%s)" % (stopped[-1] if stopped else None))
-        check(os.path.exists(os.path.join(work, "data", "jobs", job, "checkpoints", "latest")),
+        check(os.path.exists(os.path.join(work, "data", "jobs", job, "checkpoints-1", "latest")),
               "the running job wrote a checkpoint")
 
         server, addr = start(server_bin, work)

@@ -625,7 +625,7 @@ TEST_F(ServiceTest, JobResumesAfterRestart) {
   server_.reset();
   // The stopped job left a checkpoint to resume from.
   EXPECT_TRUE(IsRegularFile(
-      JoinPath(dir_.File("data"), "jobs/" + started->job_id() + "/checkpoints/latest")));
+      JoinPath(dir_.File("data"), "jobs/" + started->job_id() + "/checkpoints-1/latest")));
   StartServer();
   auto end = client_->WatchJob(started->job_id(), [](const v1::JobStatus&) { return true; });
   ASSERT_TRUE(end.ok()) << end.status();

@@ -110,7 +110,7 @@ def main():
         check(seen >= 50, "the job made progress before the kill (update %d)" % seen)
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait()
-        ckpt = os.path.join(work, "data", "jobs", job, "checkpoints", "latest")
+        ckpt = os.path.join(work, "data", "jobs", job, "checkpoints-1", "latest")
         check(os.path.exists(ckpt), "a checkpoint survived the kill")
         addr = server.start()
         lowest = None

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <chrono>
 #include <set>
 #include <thread>
 
@@ -21,6 +22,13 @@ namespace berth::store {
 namespace {
 
 using berth::testing::TempDir;
+
+// Leases are in wall-clock milliseconds (as the store stamps them).
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // GetParam(): "sqlite" or "postgresql". Every test gets a fresh data directory and, for
 // PostgreSQL, a fresh database; Open() opens (or reopens, as a restarted process would) it.
@@ -81,9 +89,10 @@ TEST_P(StoreTest, JobQueueIsPersistentIdempotentAndRecoversAfterRestart) {
   }
   auto s = Open();
   ASSERT_TRUE(s.ok());
-  auto requeued = (*s)->RequeueRunningJobs();
+  auto requeued = (*s)->RescueJobs("", INT64_MAX);  // its lease has expired
   ASSERT_TRUE(requeued.ok());
-  EXPECT_EQ(*requeued, std::vector<std::string>{first});
+  ASSERT_EQ(requeued->size(), 1u);
+  EXPECT_EQ((*requeued)[0].id, first);
   auto claimed = (*s)->ClaimNextQueued();
   ASSERT_TRUE(claimed.ok() && claimed->has_value());
   EXPECT_EQ((*claimed)->id, first);  // keeps its place ahead of the later job
@@ -97,6 +106,85 @@ TEST_P(StoreTest, JobQueueIsPersistentIdempotentAndRecoversAfterRestart) {
   auto none = (*s)->ClaimNextQueued();
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
+}
+
+// A claim is a lease with an attempt number. Once the lease expired and the job was rescued
+// (or claimed again), every write of the old attempt is ABORTED and writes nothing: progress,
+// renewal, the end, the model version (whose install is not even called) and a release.
+TEST_P(StoreTest, LeasesFenceEveryWriteOfAWorkerThatLostItsJob) {
+  auto s = Open();
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto job = (*s)->CreateJob("{}", "m", "b", "");
+  ASSERT_TRUE(job.ok());
+  const int64_t before = WallMs();
+  auto a = (*s)->ClaimNextQueued("worker-a", 60000);
+  ASSERT_TRUE(a.ok() && a->has_value()) << a.status();
+  EXPECT_EQ((*a)->attempt, 1);
+  EXPECT_EQ((*a)->lease_owner, "worker-a");
+  EXPECT_GE((*a)->lease_expires_ms, before + 60000);
+  auto renewed = (*s)->RenewLease(job->id, 1, 60000);
+  ASSERT_TRUE(renewed.ok()) << renewed.status();
+  EXPECT_FALSE(*renewed);
+  ASSERT_TRUE((*s)->UpdateProgress(job->id, "{\"update\":1}", 1, 60000).ok());
+
+  // Not expired: nobody rescues it, unless its own worker id starts again.
+  auto none = (*s)->RescueJobs("worker-b", before);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->empty());
+  auto rescued = (*s)->RescueJobs("", before + 10 * 60000);  // ... ten leases later
+  ASSERT_TRUE(rescued.ok()) << rescued.status();
+  ASSERT_EQ(rescued->size(), 1u);
+  EXPECT_EQ((*rescued)[0].lease_owner, "worker-a");
+  EXPECT_EQ((*s)->GetJob(job->id)->state, JobState::kQueued);
+
+  auto expect_fenced = [&](int64_t attempt) {
+    EXPECT_EQ((*s)->UpdateProgress(job->id, "{\"update\":99}", attempt, 60000).status().code(),
+              absl::StatusCode::kAborted);
+    EXPECT_EQ((*s)->RenewLease(job->id, attempt, 60000).status().code(),
+              absl::StatusCode::kAborted);
+    EXPECT_EQ((*s)->FinishJob(job->id, JobState::kSucceeded, "", 7, attempt).code(),
+              absl::StatusCode::kAborted);
+    EXPECT_EQ((*s)->ReleaseJob(job->id, attempt).code(), absl::StatusCode::kAborted);
+    bool installed = false;
+    auto v = (*s)->AddModelVersion(
+        "m", job->id, "{}",
+        [&](int64_t) -> absl::StatusOr<std::string> {
+          installed = true;
+          return std::string("models/m/1");
+        },
+        attempt);
+    EXPECT_EQ(v.status().code(), absl::StatusCode::kAborted) << v.status();
+    EXPECT_FALSE(installed);
+  };
+  expect_fenced(1);  // queued again
+  auto b = (*s)->ClaimNextQueued("worker-b", 60000);
+  ASSERT_TRUE(b.ok() && b->has_value());
+  EXPECT_EQ((*b)->attempt, 2);
+  EXPECT_EQ((*b)->progress, "{\"update\":1}");  // kept for the resumed run
+  expect_fenced(1);                             // running under attempt 2
+  auto stored = (*s)->GetJob(job->id);
+  EXPECT_EQ(stored->progress, "{\"update\":1}");
+  EXPECT_EQ(stored->state, JobState::kRunning);
+  EXPECT_EQ(stored->lease_owner, "worker-b");
+
+  // The holder's writes land; then its own release puts the job back, and its worker id
+  // starting again takes back a job it held at once.
+  auto v = (*s)->AddModelVersion(
+      "m", job->id, "{}", [](int64_t) -> absl::StatusOr<std::string> { return "models/m/1"; }, 2);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->version, 1);
+  ASSERT_TRUE((*s)->FinishJob(job->id, JobState::kSucceeded, "", 1, 2).ok());
+  auto other = (*s)->CreateJob("{}", "n", "b", "");
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE((*s)->ClaimNextQueued("worker-c", 60000).ok());
+  ASSERT_TRUE((*s)->ReleaseJob(other->id, 1).ok());
+  auto again = (*s)->ClaimNextQueued("worker-c", 60000);
+  ASSERT_TRUE(again.ok() && again->has_value());
+  EXPECT_EQ((*again)->attempt, 2);
+  auto own = (*s)->RescueJobs("worker-c", before);
+  ASSERT_TRUE(own.ok()) << own.status();
+  ASSERT_EQ(own->size(), 1u);
+  EXPECT_EQ((*own)[0].id, other->id);
 }
 
 TEST_P(StoreTest, CancellingARunningJobAsksItsWorker) {
@@ -269,6 +357,35 @@ TEST(StorePostgresTest, SchemaIsVersionedAndANewerOneRefused) {
   EXPECT_TRUE(absl::StrContains(s.status().message(), "schema version 99")) << s.status();
 }
 
+// A PostgreSQL database of schema 2 (before leases) migrates to the current one in place.
+TEST(StorePostgresTest, SchemaTwoGainsLeases) {
+  auto pg = berth::testing::PostgresServer::Get();
+  ASSERT_TRUE(pg.ok()) << pg.status();
+  auto url = (*pg)->NewDatabase();
+  ASSERT_TRUE(url.ok()) << url.status();
+  TempDir dir;
+  std::string id;
+  {
+    auto s = Store::Open(dir.path(), *url);
+    ASSERT_TRUE(s.ok()) << s.status();
+    id = (*s)->CreateJob("{}", "m", "b", "")->id;
+  }
+  const std::string db = url->substr(url->rfind('/') + 1);
+  ASSERT_TRUE((*pg)
+                  ->Psql(db,
+                         "ALTER TABLE jobs DROP COLUMN attempt, DROP COLUMN lease_owner, DROP "
+                         "COLUMN lease_expires_ms; UPDATE jobs SET state = 'RUNNING'; UPDATE "
+                         "berth_schema SET version = 2")
+                  .ok());
+  auto s = Store::Open(dir.path(), *url);
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto rescued = (*s)->RescueJobs("", WallMs());
+  ASSERT_TRUE(rescued.ok()) << rescued.status();
+  ASSERT_EQ(rescued->size(), 1u);
+  EXPECT_EQ((*rescued)[0].id, id);
+  ASSERT_TRUE((*pg)->Psql(db, "SELECT version FROM berth_schema").ok());
+}
+
 // A server nobody listens on is UNAVAILABLE (worth retrying), and the message names where
 // without the password; a store URL of no known kind is INVALID_ARGUMENT.
 TEST(StorePostgresTest, UnreachableIsUnavailableAndThePasswordIsNotShown) {
@@ -313,7 +430,8 @@ TEST(StorePostgresTest, ReconnectsAfterTheServerRestarts) {
 namespace berth::store {
 namespace {
 
-// A database written before API tokens (schema 1, no jobs.created_by) opens and gains the column.
+// A database written before API tokens (schema 1, no jobs.created_by nor leases) opens and gains
+// the columns.
 TEST(StoreMigrationTest, SchemaOneGainsJobCreators) {
   berth::testing::TempDir dir;
   {
@@ -323,7 +441,10 @@ TEST(StoreMigrationTest, SchemaOneGainsJobCreators) {
   }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir.path() + "/berth.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE jobs DROP COLUMN created_by; PRAGMA user_version=1;",
+  ASSERT_EQ(sqlite3_exec(db,
+                         "ALTER TABLE jobs DROP COLUMN created_by; ALTER TABLE jobs DROP COLUMN "
+                         "attempt; ALTER TABLE jobs DROP COLUMN lease_owner; ALTER TABLE jobs "
+                         "DROP COLUMN lease_expires_ms; PRAGMA user_version=1;",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
@@ -339,6 +460,36 @@ TEST(StoreMigrationTest, SchemaOneGainsJobCreators) {
   auto all = (*s)->ListJobs(std::nullopt, 10, "", &next);
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->size(), 2u);
+}
+
+// A database from before leases (schema 2) with a job RUNNING: the job gains an expired lease,
+// so the first worker to look rescues it, and the next claim is its attempt 1.
+TEST(StoreMigrationTest, SchemaTwoGainsLeasesAndItsRunningJobIsRescued) {
+  berth::testing::TempDir dir;
+  std::string id;
+  {
+    auto s = Store::Open(dir.path());
+    ASSERT_TRUE(s.ok());
+    id = (*s)->CreateJob("{}", "old", "config:bert-tiny", "")->id;
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir.path() + "/berth.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "ALTER TABLE jobs DROP COLUMN attempt; ALTER TABLE jobs DROP COLUMN "
+                         "lease_owner; ALTER TABLE jobs DROP COLUMN lease_expires_ms; UPDATE jobs "
+                         "SET state = 'RUNNING'; PRAGMA user_version=2;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto s = Store::Open(dir.path());
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto rescued = (*s)->RescueJobs("", WallMs());
+  ASSERT_TRUE(rescued.ok()) << rescued.status();
+  ASSERT_EQ(rescued->size(), 1u);
+  EXPECT_EQ((*rescued)[0].id, id);
+  auto claimed = (*s)->ClaimNextQueued("w", 1000);
+  ASSERT_TRUE(claimed.ok() && claimed->has_value());
+  EXPECT_EQ((*claimed)->attempt, 1);
 }
 
 }  // namespace
