@@ -292,13 +292,21 @@ Metrics::Metrics()
                             .Name("berth_registry_changes_total")
                             .Help("Model registry changes heard from the store that dropped a "
                                   "loaded model, by kind")
-                            .Register(*registry_)) {
+                            .Register(*registry_)),
+      registry_notifications_(
+          prometheus::BuildCounter()
+              .Name("berth_registry_notifications_total")
+              .Help("Registry changes other processes announced through the store (PostgreSQL "
+                    "NOTIFY), by kind: version, alias, delete")
+              .Register(*registry_)) {
   // Every known label value exported from the start at zero, so that rates and alerts see the
   // first event.
   absl::MutexLock lock(&mu_);
   for (const char* event : {"renewed", "renew_failed", "lost", "rescued"})
     lease_counters_[event] = &lease_events_.Add({{"event", event}});
   registry_change_counters_["deleted"] = &registry_changes_.Add({{"kind", "deleted"}});
+  for (const char* kind : {"version", "alias", "delete"})
+    registry_notification_counters_[kind] = &registry_notifications_.Add({{"kind", kind}});
 }
 
 absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const std::string& listen) {
@@ -459,6 +467,11 @@ void Metrics::RecordLeaseEvent(const std::string& event) {
 
 void Metrics::RecordRegistryChange(const std::string& kind) {
   IncrementLabelled(&Metrics::registry_change_counters_, registry_changes_, "kind", kind);
+}
+
+void Metrics::RecordRegistryNotification(const std::string& kind) {
+  IncrementLabelled(&Metrics::registry_notification_counters_, registry_notifications_, "kind",
+                    kind);
 }
 
 void Metrics::IncrementLabelled(LabelledCache cache,

@@ -59,6 +59,7 @@ class Metrics {
   void RecordStatement(double seconds, bool ok);
   void RecordLeaseEvent(const std::string& event);
   void RecordRegistryChange(const std::string& kind);
+  void RecordRegistryNotification(const std::string& kind);  // "version", "alias", "delete"
 
   // The text exposition of every family (what GET /metrics returns).
   std::string Render() const;
@@ -106,6 +107,7 @@ class Metrics {
   prometheus::Counter& store_statement_errors_;
   prometheus::Family<prometheus::Counter>& lease_events_;
   prometheus::Family<prometheus::Counter>& registry_changes_;
+  prometheus::Family<prometheus::Counter>& registry_notifications_;
 
   absl::Mutex mu_;
   std::map<std::string, prometheus::Counter*> request_counters_ ABSL_GUARDED_BY(mu_);
@@ -121,6 +123,7 @@ class Metrics {
   std::map<std::string, prometheus::Counter*> refusal_counters_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, prometheus::Counter*> lease_counters_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, prometheus::Counter*> registry_change_counters_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, prometheus::Counter*> registry_notification_counters_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace berth::server

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/store/database.h"
 #include "core/util/files.h"
 #include "core/util/log.h"
 #include "core/util/status_macros.h"
@@ -268,13 +269,25 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     // Other replicas delete models and move aliases in the store; an alias is read at every
     // call, but a loaded version another replica deleted would stay in memory until evicted.
     Server* self = s.get();
+    // PostgreSQL tells of changes at once (LISTEN/NOTIFY); the reads every second are the
+    // fallback for what a broken listener connection missed, and all there is elsewhere.
     s->registry_syncer_ = std::thread([self, metrics] {
+      std::unique_ptr<store::Listener> listener = self->store_->ListenRegistry();
       while (true) {
+        if (listener != nullptr) {
+          auto heard = listener->Wait(std::chrono::seconds(1));
+          if (heard.ok()) {
+            for (const std::string& change : *heard)
+              metrics->RecordRegistryNotification(change.substr(0, change.find(' ')));
+          }
+        }
         {
           absl::MutexLock lock(&self->background_mu_);
-          if (self->background_mu_.AwaitWithTimeout(absl::Condition(&self->background_stop_),
-                                                    absl::Seconds(1)))
-            return;
+          if (listener == nullptr) {
+            self->background_mu_.AwaitWithTimeout(absl::Condition(&self->background_stop_),
+                                                  absl::Seconds(1));
+          }
+          if (self->background_stop_) return;
         }
         for (const auto& [name, version] : self->registry_->DropDeleted()) {
           metrics->RecordRegistryChange("deleted");

@@ -79,6 +79,11 @@ class Database {
   // Brings the schema to the current version (DDL differs by backend), refusing a database
   // written by a newer Berth with FAILED_PRECONDITION.
   virtual absl::Status Migrate() = 0;
+  // Inside a transaction: tells `channel`'s listeners `payload` when it commits (PostgreSQL's
+  // NOTIFY; nothing in SQLite, whose one process needs no telling).
+  virtual absl::Status Notify(absl::string_view channel, absl::string_view payload) = 0;
+  // A listener on `channel` over a connection of its own; nullptr where the backend has none.
+  virtual std::unique_ptr<class Listener> Listen(absl::string_view channel) = 0;
 
  protected:
   virtual absl::StatusOr<SqlResult> Execute(absl::string_view sql, const SqlParam* params,
@@ -95,6 +100,17 @@ class Database {
   }
 
   StatementObserver observer_;
+};
+
+// Notifications other connections send on one channel (PostgreSQL LISTEN).
+class Listener {
+ public:
+  virtual ~Listener() = default;
+  // The payloads received, waiting up to `timeout` for the first; empty when none came. A lost
+  // connection is UNAVAILABLE (after waiting the timeout, so a caller's loop does not spin) and
+  // is re-established by the next call; what was sent meanwhile is lost, so listeners also
+  // poll.
+  virtual absl::StatusOr<std::vector<std::string>> Wait(std::chrono::milliseconds timeout) = 0;
 };
 
 // The current schema version of both backends. 1: the first; 2: jobs.created_by; 3: job

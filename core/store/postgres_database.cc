@@ -3,10 +3,13 @@
 // reconnects); the schema versioned in berth_schema, migrated under an advisory lock so that
 // replicas starting together migrate once.
 #include <libpq-fe.h>
+#include <poll.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -61,6 +64,10 @@ class PostgresDatabase : public Database {
   }
   absl::string_view ForUpdateSkipLocked() const override { return " FOR UPDATE SKIP LOCKED"; }
   absl::string_view ForUpdate() const override { return " FOR UPDATE"; }
+  absl::Status Notify(absl::string_view channel, absl::string_view payload) override {
+    return Run("SELECT pg_notify(?, ?)", {channel, payload}).status();
+  }
+  std::unique_ptr<Listener> Listen(absl::string_view channel) override;
 
   absl::Status Migrate() override {
     RETURN_IF_ERROR(Run("SELECT pg_advisory_lock(?)", {kMigrationLock}).status());
@@ -170,6 +177,69 @@ class PostgresDatabase : public Database {
   PGconn* conn_;
   bool in_transaction_ = false;
 };
+
+// A connection of its own that LISTENs on one channel, reconnecting when it breaks.
+class PostgresListener : public Listener {
+ public:
+  PostgresListener(std::string url, std::string channel)
+      : url_(std::move(url)), channel_(std::move(channel)) {}
+  ~PostgresListener() override {
+    if (conn_ != nullptr) PQfinish(conn_);
+  }
+
+  absl::StatusOr<std::vector<std::string>> Wait(std::chrono::milliseconds timeout) override {
+    if (absl::Status s = Connect(); !s.ok()) {
+      std::this_thread::sleep_for(timeout);
+      return s;
+    }
+    std::vector<std::string> out = Received();
+    if (!out.empty()) return out;
+    pollfd fd{PQsocket(conn_), POLLIN, 0};
+    if (::poll(&fd, 1, static_cast<int>(timeout.count())) > 0 && PQconsumeInput(conn_) == 0) {
+      std::string msg = PQerrorMessage(conn_);
+      PQfinish(conn_);
+      conn_ = nullptr;
+      return absl::UnavailableError(absl::StrCat("postgresql listener: ", msg));
+    }
+    return Received();
+  }
+
+ private:
+  absl::Status Connect() {
+    if (conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK) return absl::OkStatus();
+    if (conn_ != nullptr) PQfinish(conn_);
+    conn_ = PQconnectdb(url_.c_str());
+    if (conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK) {
+      PQsetNoticeProcessor(
+          conn_, [](void*, const char*) {}, nullptr);
+      char* quoted = PQescapeIdentifier(conn_, channel_.c_str(), channel_.size());
+      Result r(PQexec(conn_, absl::StrCat("LISTEN ", quoted != nullptr ? quoted : "").c_str()));
+      PQfreemem(quoted);
+      if (r != nullptr && PQresultStatus(r.get()) == PGRES_COMMAND_OK) return absl::OkStatus();
+    }
+    std::string msg = conn_ != nullptr ? PQerrorMessage(conn_) : "out of memory";
+    if (conn_ != nullptr) PQfinish(conn_);
+    conn_ = nullptr;
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on PostgreSQL at ", RedactUrl(url_), ": ", msg));
+  }
+
+  std::vector<std::string> Received() {
+    std::vector<std::string> out;
+    while (PGnotify* n = PQnotifies(conn_)) {
+      out.emplace_back(n->extra != nullptr ? n->extra : "");
+      PQfreemem(n);
+    }
+    return out;
+  }
+
+  const std::string url_, channel_;
+  PGconn* conn_ = nullptr;
+};
+
+std::unique_ptr<Listener> PostgresDatabase::Listen(absl::string_view channel) {
+  return std::make_unique<PostgresListener>(url_, std::string(channel));
+}
 
 }  // namespace
 

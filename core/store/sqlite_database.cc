@@ -35,6 +35,8 @@ class SqliteDatabase : public Database {
   absl::Status LockTable(absl::string_view) override { return absl::OkStatus(); }
   absl::string_view ForUpdateSkipLocked() const override { return ""; }
   absl::string_view ForUpdate() const override { return ""; }
+  absl::Status Notify(absl::string_view, absl::string_view) override { return absl::OkStatus(); }
+  std::unique_ptr<Listener> Listen(absl::string_view) override { return nullptr; }
 
   absl::Status Migrate() override {
     sqlite3_busy_timeout(db_, 5000);

@@ -166,6 +166,11 @@ Store::Store(std::string data_dir, std::unique_ptr<Database> db)
 
 Store::~Store() = default;
 
+std::unique_ptr<Listener> Store::ListenRegistry() {
+  absl::MutexLock lock(&mu_);
+  return db_->Listen(kRegistryChannel);
+}
+
 void Store::set_statement_observer(
     std::function<void(double seconds, const absl::Status&)> observer) {
   absl::MutexLock lock(&mu_);
@@ -535,6 +540,7 @@ absl::StatusOr<ModelRecord> Store::AddModelVersion(const std::string& name,
   RETURN_IF_ERROR(Write(
       "INSERT INTO models(name, version, path, job_id, metadata, created_ms) VALUES(?,?,?,?,?,?)",
       {name, m.version, m.path, job_id, metadata, m.created_ms}));
+  RETURN_IF_ERROR(db_->Notify(kRegistryChannel, absl::StrCat("version ", name, " ", m.version)));
   RETURN_IF_ERROR(tx.Commit());
   return m;
 }
@@ -600,6 +606,8 @@ absl::Status Store::SetAlias(const std::string& name, const std::string& alias, 
       Write("INSERT INTO aliases(name, alias, version) VALUES(?,?,?) "
             "ON CONFLICT(name, alias) DO UPDATE SET version = excluded.version",
             {name, alias, version}));
+  RETURN_IF_ERROR(
+      db_->Notify(kRegistryChannel, absl::StrCat("alias ", name, " ", alias, " ", version)));
   return tx.Commit();
 }
 
@@ -631,6 +639,7 @@ absl::Status Store::DeleteModel(const std::string& name, int64_t version,
   RETURN_IF_ERROR(Write(version > 0 ? "DELETE FROM aliases WHERE name = ? AND version = ?"
                                     : "DELETE FROM aliases WHERE name = ?",
                         params));
+  RETURN_IF_ERROR(db_->Notify(kRegistryChannel, absl::StrCat("delete ", name, " ", version)));
   return tx.Commit();
 }
 

@@ -21,6 +21,7 @@
 namespace berth::store {
 
 class Database;
+class Listener;
 struct SqlParam;
 struct SqlResult;
 
@@ -172,6 +173,13 @@ class Store {
   // transaction).
   using BaseModelUse = std::function<bool(const std::string& base_model)>;
   absl::Status DeleteModel(const std::string& name, int64_t version, const BaseModelUse& uses);
+
+  // The three changes above tell every process sharing the database when they commit, on
+  // kRegistryChannel: "version NAME V", "alias NAME ALIAS V", "delete NAME V" (V 0: every
+  // version). A listener of them (core/store/database.h), or nullptr where the backend cannot
+  // tell (SQLite: one process).
+  static constexpr const char* kRegistryChannel = "berth_registry";
+  std::unique_ptr<Listener> ListenRegistry();
 
  private:
   Store(std::string data_dir, std::unique_ptr<Database> db);

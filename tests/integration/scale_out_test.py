@@ -13,7 +13,7 @@ loopback and one data directory.
      removal), and the job succeeds once;
   4. an alias switched through one serve replica is what another serves within 1 s, with four
      threads classifying through it and no call failing; a version deleted through one replica
-     is unloaded by the other;
+     is unloaded by the other, which heard of it through PostgreSQL NOTIFY;
   5. PostgreSQL restarted mid-run: calls meanwhile fail UNAVAILABLE (never INTERNAL), the
      processes reconnect, and the running and queued jobs finish once each.
 
@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 from checks import Postgres, check, failures, start_server
 
@@ -50,18 +51,27 @@ def main():
         common = ["--data-dir", os.path.join(work, "data"), "--store", pg.url("berth"), "--metrics-listen", "",
                   "--training-threads", "1", "--inference-threads", "1", "--job-lease", str(LEASE)]
 
-        def start(name, role):
+        def start(name, role, metrics=False):
             d = os.path.join(work, name)
             os.makedirs(d, exist_ok=True)
-            p, addr = start_server(server_bin, d, common + ["--role", role, "--worker-id", name])
+            args = list(common)
+            if metrics:
+                args[args.index("--metrics-listen") + 1] = "127.0.0.1:0"
+                args += ["--metrics-port-file", os.path.join(d, "metrics-port")]
+            p, addr = start_server(server_bin, d, args + ["--role", role, "--worker-id", name])
             procs[name] = (p, addr, d)
             return addr
+
+        def metric(name, series):
+            port = open(os.path.join(procs[name][2], "metrics-port")).read().strip()
+            body = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port, timeout=10).read().decode()
+            return sum(float(l.split()[-1]) for l in body.splitlines() if l.startswith(series))
 
         def log(name):
             with open(os.path.join(procs[name][2], "server.log"), errors="replace") as f:
                 return f.read()
 
-        serve_a, serve_b = start("serve-a", "serve"), start("serve-b", "serve")
+        serve_a, serve_b = start("serve-a", "serve"), start("serve-b", "serve", metrics=True)
         start("train-1", "train")
         start("train-2", "train")
 
@@ -228,6 +238,9 @@ def main():
             time.sleep(0.1)
         check("model.unloaded" in log("serve-b") and "flip:1" in log("serve-b"),
               "serve-b drops the version another replica deleted")
+        check(metric("serve-b", 'berth_registry_notifications_total{kind="delete"}') >= 1 and
+              metric("serve-b", 'berth_registry_notifications_total{kind="alias"}') >= 2,
+              "serve-b heard of the deletion and the alias switches through PostgreSQL NOTIFY")
         rc, out, err = run(cli, ["classify", "--model", "flip:1", "fine"], serve_b)
         check(rc != 0 and "NOT_FOUND" in err, "and answers NOT_FOUND for it")
 

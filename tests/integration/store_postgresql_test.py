@@ -137,9 +137,9 @@ def main():
         check(final.get("state") == "JOB_STATE_CANCELLED",
               "a cancel through the serve replica stops the job on the train worker: %s" % final.get("state"))
 
-        # Two more serve replicas behind one round-robin target (ipv4:A,B): open-loop Classify
-        # load reaches both; then one is killed with SIGKILL mid-run and retries (3 attempts)
-        # take its calls to the other, so none fails.
+        # Three more serve replicas behind one round-robin target (ipv4:A,B,C): open-loop
+        # Classify load reaches all; then one is killed with SIGKILL mid-run and retries (3
+        # attempts) take its calls to the others, so none fails.
         def replica(name):
             d = os.path.join(work, name)
             os.makedirs(d)
@@ -157,15 +157,16 @@ def main():
 
         a_proc, a_addr, a_dir = replica("replica-a")
         b_proc, b_addr, b_dir = replica("replica-b")
-        target = "ipv4:%s,%s" % (a_addr, b_addr)
+        c_proc, c_addr, c_dir = replica("replica-c")
+        target = "ipv4:%s,%s,%s" % (a_addr, b_addr, c_addr)
         p = subprocess.run([cli, "loadtest", "--server", target, "--model", "viaserve", "--rate", "40",
                             "--duration", "3"], capture_output=True, timeout=120)
         load = json.loads(p.stdout) if p.returncode == 0 else {}
-        shares = (classified(a_dir), classified(b_dir))
-        print("round robin over 2 replicas: %s calls OK, served %d / %d, latency %s" %
-              (load.get("codes", {}).get("OK"), shares[0], shares[1], load.get("latency_ms")))
+        shares = (classified(a_dir), classified(b_dir), classified(c_dir))
+        print("round robin over 3 replicas: %s calls OK, served %d / %d / %d, latency %s" %
+              ((load.get("codes", {}).get("OK"),) + shares + (load.get("latency_ms"),)))
         check(p.returncode == 0 and load.get("unexpected") == 0 and min(shares) > 0,
-              "round-robin load reaches both replicas: " + p.stderr.decode()[-300:])
+              "round-robin load reaches all three replicas: " + p.stderr.decode()[-300:])
         before = shares
         lt = subprocess.Popen([cli, "loadtest", "--server", target, "--model", "viaserve", "--rate", "40",
                                "--duration", "6", "--max-attempts", "3"], stdout=subprocess.PIPE,
@@ -175,12 +176,12 @@ def main():
         b_proc.wait()
         out, err = lt.communicate(timeout=120)
         load = json.loads(out) if lt.returncode == 0 else {}
-        served_a = classified(a_dir) - before[0]
-        print("a replica killed under load: codes %s, latency %s, replica a served %d of the run's calls" %
-              (load.get("codes"), load.get("latency_ms"), served_a))
+        served = (classified(a_dir) - before[0], classified(c_dir) - before[2])
+        print("a replica killed under load: codes %s, latency %s; of the run's 240 calls, a served %d, c %d, "
+              "the killed b the rest" % (load.get("codes"), load.get("latency_ms"), served[0], served[1]))
         check(lt.returncode == 0 and load.get("unexpected") == 0 and load.get("codes", {}).get("OK") == 240,
               "a replica killed with SIGKILL mid-load: every call answered after retries: " + err.decode()[-300:])
-        for p in (serve, trainer, a_proc):
+        for p in (serve, trainer, a_proc, c_proc):
             p.send_signal(signal.SIGTERM)
             p.wait(timeout=60)
         check(pg.psql("berth", "SELECT count(*) FROM jobs WHERE state IN ('QUEUED', 'RUNNING')") == "0",

@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "core/service/base_model.h"
+#include "core/store/database.h"
 #include "core/util/files.h"
 #include "tests/unit/postgres_server.h"
 #include "tests/unit/test_util.h"
@@ -384,6 +385,61 @@ TEST(StorePostgresTest, SchemaTwoGainsLeases) {
   ASSERT_EQ(rescued->size(), 1u);
   EXPECT_EQ((*rescued)[0].id, id);
   ASSERT_TRUE((*pg)->Psql(db, "SELECT version FROM berth_schema").ok());
+}
+
+// New versions, aliases and deletions through one connection reach a listener on another when
+// they commit (NOTIFY); a rolled-back change (a refused delete) tells nobody; the listener
+// reconnects after the server restarts. SQLite has no listener (one process).
+TEST(StorePostgresTest, RegistryChangesAreNotified) {
+  auto pg = berth::testing::PostgresServer::Get();
+  ASSERT_TRUE(pg.ok()) << pg.status();
+  auto url = (*pg)->NewDatabase();
+  ASSERT_TRUE(url.ok()) << url.status();
+  TempDir dir;
+  auto writer = Store::Open(dir.path(), *url);
+  auto reader = Store::Open(dir.path(), *url);
+  ASSERT_TRUE(writer.ok() && reader.ok());
+  std::unique_ptr<Listener> listener = (*reader)->ListenRegistry();
+  ASSERT_NE(listener, nullptr);
+  auto first = listener->Wait(std::chrono::milliseconds(100));  // connects; nothing yet
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(first->empty());
+  auto heard = [&]() {
+    std::vector<std::string> all;
+    for (int i = 0; i < 20 && all.size() < 3; ++i) {
+      auto got = listener->Wait(std::chrono::milliseconds(100));
+      if (got.ok()) all.insert(all.end(), got->begin(), got->end());
+    }
+    return all;
+  };
+  ASSERT_TRUE((*writer)->AddModelVersion("m", "", "models/m/1", "{}").ok());
+  ASSERT_TRUE((*writer)->SetAlias("m", "prod", 1).ok());
+  ASSERT_TRUE((*writer)->DeleteModel("m", 1, [](const std::string&) { return false; }).ok());
+  EXPECT_EQ(heard(), (std::vector<std::string>{"version m 1", "alias m prod 1", "delete m 1"}));
+  EXPECT_EQ((*writer)->DeleteModel("m", 1, [](const std::string&) { return false; }).code(),
+            absl::StatusCode::kNotFound);
+  auto none = listener->Wait(std::chrono::milliseconds(200));
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+
+  ASSERT_TRUE((*pg)->Stop().ok());
+  absl::Status down;
+  for (int i = 0; i < 10 && down.ok(); ++i)
+    down = listener->Wait(std::chrono::milliseconds(100)).status();
+  EXPECT_EQ(down.code(), absl::StatusCode::kUnavailable) << "the listener notices the server gone";
+  ASSERT_TRUE((*pg)->Start().ok());
+  for (int i = 0; i < 3 && !listener->Wait(std::chrono::milliseconds(100)).ok(); ++i) {
+  }
+  auto v = (*writer)->AddModelVersion("n", "", "models/n/1", "{}");
+  if (!v.ok()) v = (*writer)->AddModelVersion("n", "", "models/n/1", "{}");  // the old socket
+  ASSERT_TRUE(v.ok()) << v.status();
+  auto after = heard();
+  ASSERT_FALSE(after.empty());
+  EXPECT_EQ(after[0], "version n 1");
+  TempDir sqlite_dir;
+  auto sqlite = Store::Open(sqlite_dir.path());
+  ASSERT_TRUE(sqlite.ok());
+  EXPECT_EQ((*sqlite)->ListenRegistry(), nullptr);
 }
 
 // A server nobody listens on is UNAVAILABLE (worth retrying), and the message names where
