@@ -268,9 +268,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (training.watch_poll.count() > 0) {
     // Other replicas delete models and move aliases in the store; an alias is read at every
     // call, but a loaded version another replica deleted would stay in memory until evicted.
-    Server* self = s.get();
     // PostgreSQL tells of changes at once (LISTEN/NOTIFY); the reads every second are the
     // fallback for what a broken listener connection missed, and all there is elsewhere.
+    Server* self = s.get();
     s->registry_syncer_ = std::thread([self, metrics] {
       std::unique_ptr<store::Listener> listener = self->store_->ListenRegistry();
       while (true) {
