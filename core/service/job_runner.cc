@@ -95,6 +95,29 @@ absl::StatusOr<std::string> AdoptCheckpoints(const std::string& job_dir, int64_t
   return mine;
 }
 
+const absl::Status& StatusOf(const absl::Status& s) { return s; }
+template <typename T>
+const absl::Status& StatusOf(const absl::StatusOr<T>& s) {
+  return s.status();
+}
+
+// Runs `call` (a store read or write) again while the store is unreachable (UNAVAILABLE),
+// backing off from 0.1 s to 2 s for about 30 s in all: a database restart or fail-over is no
+// reason to fail a job, least of all one whose model is trained. Writes are fenced, so one that
+// lands after the lease was lost is refused (ABORTED), never doubled.
+template <typename F>
+auto RetryWhileUnavailable(F call) -> decltype(call()) {
+  auto result = call();
+  int64_t waited_ms = 0;
+  for (int64_t wait_ms = 100; absl::IsUnavailable(StatusOf(result)) && waited_ms < 30000;
+       wait_ms = std::min<int64_t>(wait_ms * 2, 2000)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
+    waited_ms += wait_ms;
+    result = call();
+  }
+  return result;
+}
+
 JobRunnerOptions WithWorkerId(JobRunnerOptions o) {
   if (o.worker_id.empty()) o.worker_id = DefaultWorkerId();
   return o;
@@ -342,7 +365,8 @@ bool JobRunner::Finish(const store::JobRecord& job, store::JobState state, const
   // a version it registered is found again rather than duplicated).
   absl::Status s;
   for (int attempt = 0; attempt < 4; ++attempt) {
-    s = store_->FinishJob(job.id, state, error, version, job.attempt);
+    s = RetryWhileUnavailable(
+        [&] { return store_->FinishJob(job.id, state, error, version, job.attempt); });
     if (s.ok() || absl::IsAborted(s) || attempt == 3) break;
     std::this_thread::sleep_for(
         std::chrono::milliseconds(100 << (2 * attempt)));  // 0.1, 0.4, 1.6 s
@@ -404,6 +428,11 @@ void JobRunner::RunJob(store::JobRecord job) {
   auto fail = [&](const absl::Status& s) {
     end(store::JobState::kFailed, std::string(s.message()), 0);
   };
+  // The store still unreachable after RetryWhileUnavailable: the job is left RUNNING, with
+  // its checkpoints, and resumes on whichever worker rescues it once its lease has expired.
+  auto left_to_rescue = [&](const absl::Status& s) {
+    LogEvent("job.store_unavailable", {{"job_id", job.id}, {"error", std::string(s.message())}});
+  };
   if (job.cancel_requested) return end(store::JobState::kCancelled, "", 0);
   auto parsed = ParseJson(job.spec, "job spec");
   if (!parsed.ok()) return fail(parsed.status());
@@ -411,14 +440,18 @@ void JobRunner::RunJob(store::JobRecord job) {
   if (!spec.ok()) return fail(spec.status());
 
   train::FineTuneJob ft;
-  auto base = base_models_.Resolve(job.base_model);  // pinned to a version at submission
+  // Pinned to a version at submission.
+  auto base = RetryWhileUnavailable([&] { return base_models_.Resolve(job.base_model); });
+  if (absl::IsUnavailable(base.status())) return left_to_rescue(base.status());
   if (!base.ok()) return fail(base.status());
   ft.base_model = *base;
-  auto train_data = store_->GetDataset(spec->train_dataset);
+  auto train_data = RetryWhileUnavailable([&] { return store_->GetDataset(spec->train_dataset); });
+  if (absl::IsUnavailable(train_data.status())) return left_to_rescue(train_data.status());
   if (!train_data.ok()) return fail(train_data.status());
   ft.train_path = JoinPath(store_->data_dir(), train_data->path);
   if (!spec->validation_dataset.empty()) {
-    auto v = store_->GetDataset(spec->validation_dataset);
+    auto v = RetryWhileUnavailable([&] { return store_->GetDataset(spec->validation_dataset); });
+    if (absl::IsUnavailable(v.status())) return left_to_rescue(v.status());
     if (!v.ok()) return fail(v.status());
     ft.validation_path = JoinPath(store_->data_dir(), v->path);
   }
@@ -548,16 +581,19 @@ void JobRunner::RunJob(store::JobRecord job) {
   }
   if (!s.ok()) return fail(s);
   // Fenced: recorded (and installed) only while this attempt holds the job.
-  auto record = store_->AddModelVersion(
-      spec->model_name, job.id, meta.dump(),
-      [&](int64_t version) -> absl::StatusOr<std::string> {
-        const std::string rel =
-            JoinPath("models", JoinPath(spec->model_name, std::to_string(version)));
-        RETURN_IF_ERROR(InstallModel(ft.output_dir, JoinPath(store_->data_dir(), rel)));
-        return rel;
-      },
-      job.attempt);
+  auto record = RetryWhileUnavailable([&] {
+    return store_->AddModelVersion(
+        spec->model_name, job.id, meta.dump(),
+        [&](int64_t version) -> absl::StatusOr<std::string> {
+          const std::string rel =
+              JoinPath("models", JoinPath(spec->model_name, std::to_string(version)));
+          RETURN_IF_ERROR(InstallModel(ft.output_dir, JoinPath(store_->data_dir(), rel)));
+          return rel;
+        },
+        job.attempt);
+  });
   if (absl::IsAborted(record.status())) Renew(job.id, running);  // says and flags the loss
+  if (absl::IsUnavailable(record.status())) return left_to_rescue(record.status());
   if (!record.ok()) return fail(record.status());
   end(store::JobState::kSucceeded, "", record->version);
 }

@@ -14,8 +14,9 @@ loopback and one data directory.
   4. an alias switched through one serve replica is what another serves within 1 s, with four
      threads classifying through it and no call failing; a version deleted through one replica
      is unloaded by the other, which heard of it through PostgreSQL NOTIFY;
-  5. PostgreSQL restarted mid-run: calls meanwhile fail UNAVAILABLE (never INTERNAL), the
-     processes reconnect, and the running and queued jobs finish once each.
+  5. PostgreSQL down for several seconds mid-run: calls meanwhile fail UNAVAILABLE (never
+     INTERNAL), the processes reconnect, and the running job (which finishes training while the
+     database is down) and the queued ones succeed once each.
 
 usage: scale_out_test.py PATH/TO/berth-server PATH/TO/berth DATA_DIR
 """
@@ -257,9 +258,14 @@ def main():
               "a call while the database is down is UNAVAILABLE")
         check(rc2 != 0 and "UNAVAILABLE" in err2 and "INTERNAL" not in err2,
               "a Classify that must read the registry is UNAVAILABLE")
-        time.sleep(1)
+        # Down long enough for the running job to finish training meanwhile (its version is
+        # recorded once the database is back) and for its 2 s lease to expire.
+        time.sleep(5)
         pg.start()
         ends = [wait_state(j, ("SUCCEEDED", "FAILED", "CANCELLED"), 240) for j in [running] + queued]
+        print("through the restart: the running job ended in attempt %s, rescued %s time(s)" % (
+            sql("SELECT attempt FROM jobs WHERE id = '%s'" % running),
+            sql("SELECT count(*) FROM job_events WHERE job_id = '%s' AND kind = 'requeued'" % running)))
         check(ends == ["SUCCEEDED"] * 3, "the running and the queued jobs succeed after the restart (%s)" % ends)
         counts = sql("SELECT name, count(*) FROM models WHERE name = 'through-restart' OR name LIKE 'queued-%' "
                      "GROUP BY name ORDER BY name")

@@ -993,7 +993,9 @@ TEST(ServerLimitsTest, UploadsRowsQueuesAndStreams) {
     *first.mutable_info() = info;
     ASSERT_TRUE(w->Write(first));
     bool refused = false;
-    for (int i = 0; i < 100 && !refused; ++i) {  // the first stream may take a moment to register
+    // The first stream takes a moment to register: on a loaded machine, seconds.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!refused && std::chrono::steady_clock::now() < deadline) {
       refused = two->UploadDataset(info, Sst2Rows(8)).status().code() ==
                 absl::StatusCode::kResourceExhausted;
       if (!refused) std::this_thread::sleep_for(std::chrono::milliseconds(20));
