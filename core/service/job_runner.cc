@@ -298,13 +298,22 @@ bool JobRunner::Renew(const std::string& job_id, const Running& running) {
     LogIfError(renewed.status(), "job.lease_renew_failed", {{"job_id", job_id}});
     return true;
   }
+  MarkLost(job_id, running, renewed.status());
+  return false;
+}
+
+void JobRunner::ReportLost(const std::string& job_id, int64_t attempt, const absl::Status& why) {
   Observe("lost");
   LogEvent("job.lease_lost", {{"job_id", job_id},
-                              {"attempt", std::to_string(running.attempt)},
-                              {"reason", std::string(renewed.status().message())}});
-  *running.lost = true;
+                              {"attempt", std::to_string(attempt)},
+                              {"reason", std::string(why.message())}});
+}
+
+void JobRunner::MarkLost(const std::string& job_id, const Running& running,
+                         const absl::Status& why) {
+  if (running.lost->exchange(true)) return;  // said once
+  ReportLost(job_id, running.attempt, why);
   *running.cancel = true;
-  return false;
 }
 
 void JobRunner::LeaseLoop() {
@@ -373,10 +382,7 @@ bool JobRunner::Finish(const store::JobRecord& job, store::JobState state, const
   }
   if (absl::IsAborted(s)) {
     // Another worker has the job now; what it does is its own to report.
-    Observe("lost");
-    LogEvent("job.lease_lost", {{"job_id", job.id},
-                                {"attempt", std::to_string(job.attempt)},
-                                {"reason", std::string(s.message())}});
+    ReportLost(job.id, job.attempt, s);
     return false;
   }
   if (!s.ok()) AddJobEventOrLog(store_, job.id, "error", std::string(s.message()));
@@ -527,7 +533,7 @@ void JobRunner::RunJob(store::JobRecord job) {
     if (cancel.ok()) Notify(job.id);
     // A cancel through another process sharing the database is in the store only.
     if (cancel.ok() && *cancel) *flag = true;
-    if (absl::IsAborted(cancel.status())) Renew(job.id, running);  // says and flags the loss
+    if (absl::IsAborted(cancel.status())) MarkLost(job.id, running, cancel.status());
   };
   auto result = train::RunFineTune(ft, on_progress, flag.get());
   if (ranks != nullptr) {
@@ -592,7 +598,7 @@ void JobRunner::RunJob(store::JobRecord job) {
         },
         job.attempt);
   });
-  if (absl::IsAborted(record.status())) Renew(job.id, running);  // says and flags the loss
+  if (absl::IsAborted(record.status())) MarkLost(job.id, running, record.status());
   if (absl::IsUnavailable(record.status())) return left_to_rescue(record.status());
   if (!record.ok()) return fail(record.status());
   end(store::JobState::kSucceeded, "", record->version);

@@ -125,6 +125,10 @@ class JobRunner {
   void LeaseLoop();
   // Renews one job's lease; false when it was lost (then its flags are set).
   bool Renew(const std::string& job_id, const Running& running);
+  // A write of the job was refused (ABORTED): says so (metric and log) ...
+  void ReportLost(const std::string& job_id, int64_t attempt, const absl::Status& why);
+  // ... and, for a running job, sets its flags so that it stops and writes nothing more.
+  void MarkLost(const std::string& job_id, const Running& running, const absl::Status& why);
   void Observe(const std::string& lease_event) const {
     if (lease_observer_) lease_observer_(lease_event);
   }
