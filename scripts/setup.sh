@@ -80,16 +80,22 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # own HTTP cache is not relied on: on these machines it is not written.)
   mkdir -p "$wheels"
   echo "setup: wheel cache $wheels: $(ls "$wheels" | wc -l) wheels, $(du -sh "$wheels" | cut -f1)"
+  download_and_install() {
+    echo "setup: downloading the wheels scripts/requirements.txt pins into $wheels"
+    "$venv/bin/python" -m pip download -q --disable-pip-version-check -d "$wheels" -r "$req"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-index --find-links "$wheels" -r "$req"
+  }
   pip_err=$(mktemp)
-  if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-index --find-links "$wheels" -r "$req" \
+  if ! compgen -G "$wheels/*.whl" >/dev/null; then
+    echo "setup: the wheel cache is empty (a new machine)"
+    download_and_install
+  elif ! "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-index --find-links "$wheels" -r "$req" \
       2>"$pip_err"; then
     # Say why the cache was not enough (a wheel missing, or no space left): the download below
     # fails the same way when it is the disk.
     echo "setup: installing from the cache failed: $(grep -E 'ERROR|Error' "$pip_err" | tail -1)"
     df -h "$wheels" "$venv" | sed 's/^/setup: /'
-    echo "setup: downloading the wheels scripts/requirements.txt pins into $wheels"
-    "$venv/bin/python" -m pip download -q --disable-pip-version-check -d "$wheels" -r "$req"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-index --find-links "$wheels" -r "$req"
+    download_and_install
   fi
   if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-index --find-links "$wheels" \
       -r "$req_nodeps" 2>/dev/null; then
