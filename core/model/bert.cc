@@ -93,14 +93,17 @@ torch::Tensor TokenPacking::Unpack(const torch::Tensor& packed) const {
 }
 
 namespace {
-thread_local bool t_no_packing = false;
+thread_local bool t_full_computation = false;
 }  // namespace
 
-ScopedNoTokenPacking::ScopedNoTokenPacking() : previous_(t_no_packing) { t_no_packing = true; }
-ScopedNoTokenPacking::~ScopedNoTokenPacking() { t_no_packing = previous_; }
+ScopedFullComputation::ScopedFullComputation() : previous_(t_full_computation) {
+  t_full_computation = true;
+}
+ScopedFullComputation::~ScopedFullComputation() { t_full_computation = previous_; }
+bool ScopedFullComputation::active() { return t_full_computation; }
 
 std::optional<TokenPacking> PackingFor(const torch::Tensor& attention_mask) {
-  if (t_no_packing || !attention_mask.defined() || !attention_mask.device().is_cpu() ||
+  if (t_full_computation || !attention_mask.defined() || !attention_mask.device().is_cpu() ||
       attention_mask.dim() != 2) {
     return std::nullopt;
   }
@@ -114,17 +117,24 @@ std::optional<TokenPacking> PackingFor(const torch::Tensor& attention_mask) {
 }
 
 torch::Tensor RunBertLayers(const torch::nn::ModuleList& layers, torch::Tensor hidden,
-                            const torch::Tensor& attention_mask) {
+                            const torch::Tensor& attention_mask, bool first_token_only) {
   const torch::Tensor mask = ExtendedAttentionMask(attention_mask, hidden.scalar_type());
   const std::optional<TokenPacking> packing = PackingFor(attention_mask);
+  std::vector<BertLayerImpl*> all;
+  for (const auto& layer : *layers) all.push_back(layer->as<BertLayer>());
+  BertLayerImpl* last =
+      !all.empty() && first_token_only && !all.back()->is_training() && !t_full_computation
+          ? all.back()
+          : nullptr;
+  if (last != nullptr) all.pop_back();
   if (!packing) {
-    for (const auto& layer : *layers) hidden = layer->as<BertLayer>()->forward(hidden, mask);
-    return hidden;
+    for (BertLayerImpl* layer : all) hidden = layer->forward(hidden, mask);
+  } else {
+    hidden = packing->Pack(hidden);  // [tokens, hidden]
+    for (BertLayerImpl* layer : all) hidden = layer->forward(hidden, mask, &*packing);
+    hidden = packing->Unpack(hidden);
   }
-  hidden = packing->Pack(hidden);  // [tokens, hidden]
-  for (const auto& layer : *layers)
-    hidden = layer->as<BertLayer>()->forward(hidden, mask, &*packing);
-  return packing->Unpack(hidden);
+  return last != nullptr ? last->ForwardFirstToken(hidden, mask) : hidden;
 }
 
 BertEmbeddingsImpl::BertEmbeddingsImpl(const ModelConfig& c) {
@@ -179,6 +189,20 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden, const 
   return packing != nullptr ? packing->Pack(ctx) : ctx;
 }
 
+torch::Tensor BertSelfAttentionImpl::ForwardFirstToken(const torch::Tensor& hidden,
+                                                       const torch::Tensor& mask) {
+  const int64_t batch = hidden.size(0), seq = hidden.size(1);
+  auto heads = [&](const torch::Tensor& t, int64_t len) {  // -> [batch, heads, len, dim]
+    return t.view({batch, len, num_heads, head_dim}).permute({0, 2, 1, 3});
+  };
+  torch::Tensor q = heads(query(hidden.narrow(1, 0, 1)), 1);
+  torch::Tensor k = heads(key(hidden), seq);
+  torch::Tensor v = heads(value(hidden), seq);
+  torch::Tensor ctx = at::scaled_dot_product_attention(q, k, v, SdpaMask(mask, q.scalar_type()),
+                                                       is_training() ? dropout->p() : 0.0);
+  return ctx.permute({0, 2, 1, 3}).contiguous().view({batch, 1, num_heads * head_dim});
+}
+
 BertResidualOutputImpl::BertResidualOutputImpl(int64_t in_features, const ModelConfig& c) {
   dense = register_module("dense", Linear(in_features, c.hidden_size));
   LayerNorm = register_module("LayerNorm", MakeLayerNorm(c));
@@ -198,6 +222,11 @@ BertAttentionImpl::BertAttentionImpl(const ModelConfig& c) {
 torch::Tensor BertAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask,
                                          const TokenPacking* packing) {
   return output(self->forward(hidden, mask, packing), hidden);
+}
+
+torch::Tensor BertAttentionImpl::ForwardFirstToken(const torch::Tensor& hidden,
+                                                   const torch::Tensor& mask) {
+  return output(self->ForwardFirstToken(hidden, mask), hidden.narrow(1, 0, 1));
 }
 
 BertIntermediateImpl::BertIntermediateImpl(const ModelConfig& c) : act(c.hidden_act) {
@@ -220,6 +249,12 @@ torch::Tensor BertLayerImpl::forward(const torch::Tensor& hidden, const torch::T
   return output(intermediate(a), a);
 }
 
+torch::Tensor BertLayerImpl::ForwardFirstToken(const torch::Tensor& hidden,
+                                               const torch::Tensor& mask) {
+  torch::Tensor a = attention->ForwardFirstToken(hidden, mask);
+  return output(intermediate(a), a);
+}
+
 BertModelImpl::BertModelImpl(const ModelConfig& c) {
   embeddings = register_module("embeddings", BertEmbeddings(c));
   // HF nests the layers as encoder.layer.N and the pooler as pooler.dense.
@@ -230,16 +265,11 @@ BertModelImpl::BertModelImpl(const ModelConfig& c) {
   pooler_dense = pooler->register_module("dense", Linear(c.hidden_size, c.hidden_size));
 }
 
-torch::Tensor BertModelImpl::Encode(const torch::Tensor& input_ids,
-                                    const torch::Tensor& token_type_ids,
-                                    const torch::Tensor& attention_mask) {
-  return RunBertLayers(layers, embeddings(input_ids, token_type_ids), attention_mask);
-}
-
 torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids,
                                      const torch::Tensor& token_type_ids,
                                      const torch::Tensor& attention_mask) {
-  torch::Tensor hidden = Encode(input_ids, token_type_ids, attention_mask);
+  torch::Tensor hidden = RunBertLayers(layers, embeddings(input_ids, token_type_ids),
+                                       attention_mask, /*first_token_only=*/true);
   torch::Tensor first = hidden.select(1, 0);  // [batch, hidden]
   return at::tanh(pooler_dense(first));
 }

@@ -72,15 +72,17 @@ struct TokenPacking {
 // the gathers and scatters cost about what they save).
 std::optional<TokenPacking> PackingFor(const torch::Tensor& attention_mask);
 
-// While one lives, PackingFor on this thread says no: forward passes run the padded
-// computation, as transformers does. For benchmarks that compare against naive eager
-// batching; the logits are the same up to rounding either way.
-class ScopedNoTokenPacking {
+// While one lives, forward passes on this thread compute what transformers computes: the
+// padded layout (PackingFor says no) and every token's row of the last layer (no
+// first_token_only shortcut). For benchmarks that compare against naive eager batching; the
+// logits are the same up to rounding either way.
+class ScopedFullComputation {
  public:
-  ScopedNoTokenPacking();
-  ~ScopedNoTokenPacking();
-  ScopedNoTokenPacking(const ScopedNoTokenPacking&) = delete;
-  ScopedNoTokenPacking& operator=(const ScopedNoTokenPacking&) = delete;
+  ScopedFullComputation();
+  ~ScopedFullComputation();
+  ScopedFullComputation(const ScopedFullComputation&) = delete;
+  ScopedFullComputation& operator=(const ScopedFullComputation&) = delete;
+  static bool active();  // on this thread
 
  private:
   bool previous_;
@@ -106,6 +108,9 @@ class BertSelfAttentionImpl : public torch::nn::Module {
   // with a packing, hidden and the result are packed [tokens, hidden].
   torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& mask,
                         const TokenPacking* packing = nullptr);
+  // The first token's context alone: hidden [batch, seq, hidden] -> [batch, 1, hidden] (keys
+  // and values of every token, the query of the first).
+  torch::Tensor ForwardFirstToken(const torch::Tensor& hidden, const torch::Tensor& mask);
 
   Linear query{nullptr}, key{nullptr}, value{nullptr};
   Dropout dropout{nullptr};
@@ -130,6 +135,7 @@ class BertAttentionImpl : public torch::nn::Module {
   explicit BertAttentionImpl(const ModelConfig& c);
   torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& mask,
                         const TokenPacking* packing = nullptr);
+  torch::Tensor ForwardFirstToken(const torch::Tensor& hidden, const torch::Tensor& mask);
 
   BertSelfAttention self{nullptr};
   BertResidualOutput output{nullptr};
@@ -151,6 +157,8 @@ class BertLayerImpl : public torch::nn::Module {
   explicit BertLayerImpl(const ModelConfig& c);
   torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& mask,
                         const TokenPacking* packing = nullptr);
+  // The layer's output for the first token only: [batch, seq, hidden] -> [batch, 1, hidden].
+  torch::Tensor ForwardFirstToken(const torch::Tensor& hidden, const torch::Tensor& mask);
 
   BertAttention attention{nullptr};
   BertIntermediate intermediate{nullptr};
@@ -161,8 +169,15 @@ TORCH_MODULE(BertLayer);
 // hidden [batch, seq, hidden] (the embeddings' output) through a list of BertLayers, packed
 // when PackingFor says so -> [batch, seq, hidden] (zeros at padding when packed: nothing
 // reads them). BERT and RoBERTa share it.
+//
+// With first_token_only, for a classification head that reads the first token alone: in
+// evaluation mode the last layer computes only that token's row (its query, attention output
+// and feed-forward; keys and values of every token), and the result is [batch, 1, hidden]. The
+// same maths for that row; the other rows' last-layer work (about a twelfth of bert-base's
+// forward, nearly half of a 2-layer model's) is skipped. In training mode, and under a
+// ScopedFullComputation, every row is computed (dropout draws the same masks as transformers).
 torch::Tensor RunBertLayers(const torch::nn::ModuleList& layers, torch::Tensor hidden,
-                            const torch::Tensor& attention_mask);
+                            const torch::Tensor& attention_mask, bool first_token_only = false);
 
 class BertModelImpl : public torch::nn::Module {
  public:
@@ -170,9 +185,6 @@ class BertModelImpl : public torch::nn::Module {
   // Returns the pooled output [batch, hidden] (tanh(dense(first token))).
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
                         const torch::Tensor& attention_mask);
-  // Last hidden states [batch, seq, hidden].
-  torch::Tensor Encode(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
-                       const torch::Tensor& attention_mask);
 
   BertEmbeddings embeddings{nullptr};
   torch::nn::ModuleList layers{nullptr};  // registered as encoder.layer

@@ -32,21 +32,23 @@ DistilBertAttentionImpl::DistilBertAttentionImpl(const ModelConfig& c)
   dropout = register_module("dropout", Dropout(c.attention_probs_dropout_prob));
 }
 
-torch::Tensor DistilBertAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
-  const int64_t batch = x.size(0), seq = x.size(1);
-  auto heads = [&](const torch::Tensor& t) {  // [batch, seq, dim] -> [batch, heads, seq, head_dim]
-    return t.view({batch, seq, num_heads, head_dim}).transpose(1, 2);
+torch::Tensor DistilBertAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask,
+                                               bool first_token_only) {
+  const int64_t batch = x.size(0), seq = x.size(1), queries = first_token_only ? 1 : seq;
+  // [batch, len, dim] -> [batch, heads, len, head_dim]
+  auto heads = [&](const torch::Tensor& t, int64_t len) {
+    return t.view({batch, len, num_heads, head_dim}).transpose(1, 2);
   };
   // transformers' default sdpa attention: one fused kernel, scaling by 1/sqrt(head_dim) inside
   // (the eager path scaled the queries first: the same maths, rounded differently).
-  torch::Tensor q = heads(q_lin(x));
-  torch::Tensor k = heads(k_lin(x));
-  torch::Tensor v = heads(v_lin(x));
+  torch::Tensor q = heads(q_lin(first_token_only ? x.narrow(1, 0, 1) : x), queries);
+  torch::Tensor k = heads(k_lin(x), seq);
+  torch::Tensor v = heads(v_lin(x), seq);
   torch::Tensor ctx = at::scaled_dot_product_attention(q, k, v, SdpaMask(mask, q.scalar_type()),
                                                        is_training() ? dropout->p() : 0.0)
                           .transpose(1, 2)
                           .contiguous()
-                          .view({batch, seq, num_heads * head_dim});
+                          .view({batch, queries, num_heads * head_dim});
   return out_lin(ctx);
 }
 
@@ -67,8 +69,11 @@ DistilBertBlockImpl::DistilBertBlockImpl(const ModelConfig& c) {
   output_layer_norm = register_module("output_layer_norm", MakeLayerNorm(c));
 }
 
-torch::Tensor DistilBertBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
-  torch::Tensor sa = LayerNormForward(sa_layer_norm, attention(x, mask) + x);
+torch::Tensor DistilBertBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask,
+                                           bool first_token_only) {
+  torch::Tensor sa =
+      LayerNormForward(sa_layer_norm, attention->forward(x, mask, first_token_only) +
+                                          (first_token_only ? x.narrow(1, 0, 1) : x));
   return LayerNormForward(output_layer_norm, ffn(sa) + sa);
 }
 
@@ -90,7 +95,14 @@ torch::Tensor DistilBertForSequenceClassificationImpl::forward(
     const torch::Tensor& attention_mask) {
   torch::Tensor hidden = embeddings(input_ids);  // [batch, seq, dim]
   torch::Tensor mask = ExtendedAttentionMask(attention_mask, hidden.scalar_type());
-  for (const auto& layer : *layers) hidden = layer->as<DistilBertBlock>()->forward(hidden, mask);
+  // The last block computes the first token's row alone in evaluation mode (the head reads no
+  // other; see RunBertLayers).
+  for (size_t i = 0; i < layers->size(); ++i) {
+    auto* block = layers[i]->as<DistilBertBlock>();
+    const bool first_only =
+        i + 1 == layers->size() && !block->is_training() && !ScopedFullComputation::active();
+    hidden = block->forward(hidden, mask, first_only);
+  }
   torch::Tensor first = hidden.select(1, 0);                    // [batch, dim]
   return classifier(dropout(at::relu(pre_classifier(first))));  // [batch, num_labels]
 }

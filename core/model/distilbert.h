@@ -21,8 +21,10 @@ TORCH_MODULE(DistilBertEmbeddings);
 class DistilBertAttentionImpl : public torch::nn::Module {
  public:
   explicit DistilBertAttentionImpl(const ModelConfig& c);
-  // x [batch, seq, dim], mask [batch, 1, 1, seq] additive -> [batch, seq, dim]
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask);
+  // x [batch, seq, dim], mask [batch, 1, 1, seq] additive -> [batch, seq, dim]; with
+  // first_token_only, the first token's row alone -> [batch, 1, dim].
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask,
+                        bool first_token_only = false);
 
   Linear q_lin{nullptr}, k_lin{nullptr}, v_lin{nullptr}, out_lin{nullptr};
   Dropout dropout{nullptr};
@@ -44,7 +46,10 @@ TORCH_MODULE(DistilBertFfn);
 class DistilBertBlockImpl : public torch::nn::Module {
  public:
   explicit DistilBertBlockImpl(const ModelConfig& c);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask);
+  // With first_token_only, the block's output for the first token alone -> [batch, 1, dim]
+  // (as RunBertLayers does for BERT's last layer).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask,
+                        bool first_token_only = false);
 
   DistilBertAttention attention{nullptr};
   torch::nn::LayerNorm sa_layer_norm{nullptr};

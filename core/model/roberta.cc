@@ -53,7 +53,8 @@ torch::Tensor RobertaForSequenceClassificationImpl::forward(const torch::Tensor&
                                                             const torch::Tensor& token_type_ids,
                                                             const torch::Tensor& attention_mask) {
   torch::Tensor hidden =
-      RunBertLayers(layers, embeddings(input_ids, token_type_ids), attention_mask);
+      RunBertLayers(layers, embeddings(input_ids, token_type_ids), attention_mask,
+                    /*first_token_only=*/true);
   return classifier(hidden.select(1, 0));  // [batch, num_labels]
 }
 

@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include "core/model/bert.h"
+#include "core/model/distilbert.h"
 #include "core/model/model_dir.h"
+#include "core/model/roberta.h"
 #include "tests/unit/test_util.h"
 
 namespace berth {
@@ -94,6 +96,59 @@ TEST_P(PackingTest, PaddedBatchGivesEachRowsLogitsAndGradients) {
 
 INSTANTIATE_TEST_SUITE_P(Families, PackingTest,
                          ::testing::Values("bert-tiny-uncased", "xlmr-tiny"));
+
+// In evaluation mode the last layer computes the first token's row alone (the classification
+// heads read no other): that row must be the one the full layer computes, padded or packed.
+class FirstTokenTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(FirstTokenTest, LastLayerRowMatchesTheFullLayer) {
+  auto m = LoadModelDirectory(testing::FixturePath(GetParam()));
+  ASSERT_TRUE(m.ok()) << m.status();
+  m->module->eval();
+  at::NoGradGuard no_grad;
+  std::vector<text::Encoding> rows;
+  for (const char* t : {"a", "the film is a masterpiece of quiet suspense and wit", "dull"}) {
+    auto e = m->tokenizer->Encode(t, {});
+    ASSERT_TRUE(e.ok()) << e.status();
+    rows.push_back(*e);
+  }
+  const Batch padded = MakeBatch(rows, m->tokenizer->layout().pad_id);
+  const Batch full = MakeBatch({rows[1]}, m->tokenizer->layout().pad_id);
+  for (const Batch* b : {&padded, &full}) {
+    SCOPED_TRACE(b == &padded ? "padded (packed) batch" : "batch without padding");
+    ASSERT_EQ(PackingFor(b->mask).has_value(), b == &padded);
+    at::Tensor first, all;
+    if (auto* bert = dynamic_cast<BertForSequenceClassificationImpl*>(m->module.get())) {
+      at::Tensor h = bert->bert->embeddings(b->ids, b->types);
+      first = RunBertLayers(bert->bert->layers, h, b->mask, /*first_token_only=*/true);
+      all = RunBertLayers(bert->bert->layers, h, b->mask, /*first_token_only=*/false);
+    } else if (auto* rob = dynamic_cast<RobertaForSequenceClassificationImpl*>(m->module.get())) {
+      at::Tensor h = rob->embeddings(b->ids, b->types);
+      first = RunBertLayers(rob->layers, h, b->mask, /*first_token_only=*/true);
+      all = RunBertLayers(rob->layers, h, b->mask, /*first_token_only=*/false);
+    } else {
+      auto* distil = dynamic_cast<DistilBertForSequenceClassificationImpl*>(m->module.get());
+      ASSERT_NE(distil, nullptr);
+      at::Tensor h = distil->embeddings(b->ids);
+      const at::Tensor mask = ExtendedAttentionMask(b->mask, h.scalar_type());
+      const size_t n = distil->layers->size();
+      for (size_t i = 0; i + 1 < n; ++i)
+        h = distil->layers[i]->as<DistilBertBlock>()->forward(h, mask);
+      auto* last = distil->layers[n - 1]->as<DistilBertBlock>();
+      first = last->forward(h, mask, /*first_token_only=*/true);
+      all = last->forward(h, mask, /*first_token_only=*/false);
+    }
+    ASSERT_EQ(first.sizes(), (std::vector<int64_t>{b->ids.size(0), 1, all.size(2)}));
+    // LayerNorm outputs of O(1): the query and feed-forward of one row computed in a matrix
+    // product of another shape round differently in the last bits (~1e-7); 1e-5 is the golden
+    // tests' tolerance for logits.
+    EXPECT_TRUE(at::allclose(first.select(1, 0), all.select(1, 0), 0, 1e-5))
+        << "max diff " << (first.select(1, 0) - all.select(1, 0)).abs().max().item<double>();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, FirstTokenTest,
+                         ::testing::Values("bert-tiny-uncased", "xlmr-tiny", "distilbert-tiny"));
 
 }  // namespace
 }  // namespace berth
