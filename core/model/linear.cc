@@ -63,6 +63,7 @@ void LinearImpl::train(bool on) {
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   const bool fast = !is_training() && !c10::GradMode::is_enabled() && x.device().is_cpu() &&
                     x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat &&
+                    in_features >= kOneDnnMinFeatures && out_features >= kOneDnnMinFeatures &&
                     OneDnnLinearEnabled();
   if (!fast) return at::linear(x, weight, bias);
   at::Tensor packed;

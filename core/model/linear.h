@@ -1,6 +1,8 @@
 // A Linear layer (HF parameter names `weight`, `bias`) whose fp32 CPU inference runs through
-// oneDNN with a pre-packed weight: 1.3-1.7x faster than the BLAS path torch takes on this
-// class of CPU. Training uses at::linear (MKL), which is faster there under torch 2.x.
+// oneDNN with a pre-packed weight when both its sizes are at least kOneDnnMinFeatures (a
+// bert-base forward ~1.1-1.2x faster than the BLAS path torch takes on this class of CPU),
+// and through at::linear (MKL) otherwise. Training uses at::linear, which is faster there
+// under torch 2.x.
 #ifndef BERTH_CORE_MODEL_LINEAR_H_
 #define BERTH_CORE_MODEL_LINEAR_H_
 
@@ -53,6 +55,14 @@ torch::nn::EmbeddingOptions EmbeddingOptionsFor(int64_t num_embeddings, int64_t 
 
 // Whether fp32 inference uses oneDNN (false without MKLDNN or with BERTH_NO_ONEDNN=1).
 bool OneDnnLinearEnabled();
+
+// Below this many input or output features, fp32 inference takes at::linear even where oneDNN
+// is enabled. Measured on the development VM (2 cores, AVX2, torch 2.11): oneDNN costs ~0.1 ms
+// more per call and runs its products at a third of MKL's speed with 128 features (a bert-tiny
+// forward of one 16-token text took 4-5 ms through it, 1.2 ms through MKL), 0.5-0.75x with 256
+// and 384 (MiniLM's width); with 768 (bert-base) the engine's sorted batches ran 1.2x faster
+// through it (29.2 against 24.3 sentences/s, means of 3 and 4 runs).
+inline constexpr int64_t kOneDnnMinFeatures = 768;
 
 }  // namespace berth
 
