@@ -289,15 +289,24 @@ TEST(EngineTest, ALargeRequestRunsAsFullBatchesWithoutWaiting) {
   eo.batcher.warmup = false;
   std::mutex seen_mu;
   std::vector<int64_t> rows;  // guarded by seen_mu
-  auto engine = InferenceEngine::Create(model, eo, [&](int64_t r, int64_t, int64_t, double) {
+  int64_t padded_total = 0;   // guarded by seen_mu
+  auto engine = InferenceEngine::Create(model, eo, [&](int64_t r, int64_t padded, int64_t, double) {
     std::lock_guard<std::mutex> lock(seen_mu);
     rows.push_back(r);
+    padded_total += padded;
   });
   ASSERT_TRUE(engine.ok());
   const std::vector<std::string> base = FixtureTexts("bert-tiny-uncased");
   std::vector<std::string> texts;
   for (size_t i = 0; texts.size() < 40; ++i)
     texts.push_back(base[i % base.size()] + std::string(i % 7, '!'));
+  // The first text of the request is one of middling length, so batching around it would not
+  // give the sorted chunks.
+  std::vector<size_t> by_length(texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) by_length[i] = i;
+  std::stable_sort(by_length.begin(), by_length.end(),
+                   [&](size_t a, size_t b) { return texts[a].size() < texts[b].size(); });
+  std::swap(texts[0], texts[by_length[texts.size() / 2 + 3]]);
   ClassifyOptions o;
   o.max_length = 128;
   o.return_logits = true;
@@ -308,12 +317,22 @@ TEST(EngineTest, ALargeRequestRunsAsFullBatchesWithoutWaiting) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_LT(std::chrono::duration<double>(SteadyClock::now() - start).count(), 20.0)
       << "a batch waited max_wait";
+  text::EncodeOptions enc;
+  enc.max_length = 128;
   {
     std::lock_guard<std::mutex> lock(seen_mu);
     EXPECT_EQ(rows, (std::vector<int64_t>{16, 16, 8}));
+    // The batches are the length-sorted chunks of 16: each padded to its own longest text.
+    std::vector<int64_t> lengths;
+    for (const std::string& t : texts)
+      lengths.push_back(static_cast<int64_t>(model->tokenizer().Encode(t, enc)->input_ids.size()));
+    std::sort(lengths.begin(), lengths.end());
+    int64_t sorted_padded = 0;
+    for (size_t i = 0; i < lengths.size(); i += 16)
+      sorted_padded += lengths[std::min(lengths.size(), i + 16) - 1] *
+                       static_cast<int64_t>(std::min<size_t>(16, lengths.size() - i));
+    EXPECT_EQ(padded_total, sorted_padded);
   }
-  text::EncodeOptions enc;
-  enc.max_length = 128;
   for (size_t i = 0; i < texts.size(); ++i) {
     const std::vector<float> expected =
         Unbatched(*model, *model->tokenizer().Encode(texts[i], enc));
