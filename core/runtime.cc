@@ -4,6 +4,7 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
+#include <dlfcn.h>
 #include <malloc.h>
 #include <sched.h>
 #include <torch/cuda.h>
@@ -55,6 +56,15 @@ int ConfigureThreads(int num_threads) {
   }
   at::set_num_threads(num_threads);
   return at::get_num_threads();
+}
+
+void ReleaseThreadPool() {
+  // Looked up rather than linked: Berth compiles nothing with -fopenmp, and the OpenMP runtime
+  // is the one libtorch_cpu loads (the wheel's libgomp exports it since OpenMP 5.0).
+  using Pause = int (*)(int);
+  static const Pause pause = reinterpret_cast<Pause>(dlsym(RTLD_DEFAULT, "omp_pause_resource_all"));
+  constexpr int kOmpPauseSoft = 1;  // omp_pause_soft in omp.h
+  if (pause != nullptr) pause(kOmpPauseSoft);
 }
 
 bool CpuHasBf16Instructions() {

@@ -15,6 +15,14 @@ void PrepareTorchEnvironment();
 // pick a single thread on small VMs.) Returns the number in effect.
 int ConfigureThreads(int num_threads);
 
+// Frees the calling thread's OpenMP worker threads (omp_pause_resource_all, OpenMP 5.0: GNU
+// libgomp frees that thread's pool). Every thread that runs torch owns a team of intra-op
+// threads, and once a process holds more OpenMP threads than cores libgomp stops spinning
+// between parallel regions, so each region of the team that works pays for waking its threads.
+// A thread that is done with torch for a while (one that loaded a model for a batcher thread)
+// calls this. Harmless otherwise: the thread's next parallel region starts a new team.
+void ReleaseThreadPool();
+
 // Whether this CPU has bf16 instructions (avx512_bf16). Without them torch emulates bf16
 // matmuls, about 150x slower than fp32 (measured on an AVX2-only AMD EPYC).
 bool CpuHasBf16Instructions();

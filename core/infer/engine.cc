@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "core/runtime.h"
 #include "core/util/status_macros.h"
 #include "core/util/thread_pool.h"
 
@@ -85,6 +86,10 @@ absl::StatusOr<std::unique_ptr<InferenceEngine>> InferenceEngine::Create(
     BatchObserver observer) {
   ASSIGN_OR_RETURN(std::unique_ptr<DynamicBatcher> batcher,
                    DynamicBatcher::Create(model, options.batcher, std::move(observer)));
+  // The model was loaded and warmed up on this thread, and from now on the batcher thread runs
+  // it: this thread's intra-op team would only take the CPU from the batcher's (see
+  // ReleaseThreadPool).
+  ReleaseThreadPool();
   return std::unique_ptr<InferenceEngine>(
       new InferenceEngine(std::move(model), std::move(batcher), options));
 }

@@ -4,13 +4,18 @@
 
 #include <gtest/gtest.h>
 
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <random>
 #include <thread>
 
+#include "core/runtime.h"
 #include "tests/unit/test_util.h"
 
 namespace berth {
@@ -345,6 +350,31 @@ TEST(EngineTest, ALargeRequestRunsAsFullBatchesWithoutWaiting) {
   EXPECT_EQ(s.batches, 3);
   EXPECT_GT(s.forward_seconds, 0);
   EXPECT_GT(s.build_seconds, 0);
+}
+
+size_t ProcessThreads() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& task : std::filesystem::directory_iterator("/proc/self/task"))
+    ++n;
+  return n;
+}
+
+// A thread that ran torch owns a team of OpenMP threads until it releases them (the engine's
+// creator does, so the batcher's team is the only one working).
+TEST(RuntimeTest, ReleaseThreadPoolEndsTheCallersTeam) {
+  size_t with_team = 0, released = 0;
+  std::thread([&] {
+    at::set_num_threads(2);  // a team of two whatever the cores
+    at::Tensor x = at::ones({1 << 22});
+    EXPECT_EQ(x.sum().item<double>(), static_cast<double>(1 << 22));  // a parallel region
+    with_team = ProcessThreads();
+    ReleaseThreadPool();
+    const auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+    while ((released = ProcessThreads()) >= with_team && SteadyClock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(x.sum().item<double>(), static_cast<double>(1 << 22));  // a new team works
+  }).join();
+  EXPECT_LT(released, with_team) << "the team's worker thread is still there";
 }
 
 // A lone request at a batcher idle for longer than max_wait does not wait for company.
