@@ -2,10 +2,9 @@
 // shutdown, sliding windows over long texts, and bf16 against fp32.
 #include "core/infer/engine.h"
 
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
