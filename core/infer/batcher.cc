@@ -154,9 +154,8 @@ std::vector<std::unique_ptr<DynamicBatcher::Request>> DynamicBatcher::TakeBatch(
   auto len = [&](size_t q) { return lengths[q]; };
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return len(a) < len(b); });
   const uint64_t due = queue_.front()->caller;
-  const size_t oldest =
-      std::find_if(order.begin(), order.end(), [&](size_t q) { return queue_[q]->caller == due; }) -
-      order.begin();
+  size_t oldest = 0;  // in `order`; the front's caller is there, so this ends
+  while (queue_[order[oldest]]->caller != due) ++oldest;
   size_t lo = oldest, hi = oldest;
   int64_t real = len(order[oldest]);
   auto fits = [&](size_t l, size_t h, int64_t added) {
