@@ -100,7 +100,10 @@ ScopedFullComputation::ScopedFullComputation() : previous_(t_full_computation) {
   t_full_computation = true;
 }
 ScopedFullComputation::~ScopedFullComputation() { t_full_computation = previous_; }
-bool ScopedFullComputation::active() { return t_full_computation; }
+
+bool LastLayerFirstTokenOnly(const torch::nn::Module& last_layer) {
+  return !last_layer.is_training() && !t_full_computation;
+}
 
 std::optional<TokenPacking> PackingFor(const torch::Tensor& attention_mask) {
   if (t_full_computation || !attention_mask.defined() || !attention_mask.device().is_cpu() ||
@@ -122,10 +125,9 @@ torch::Tensor RunBertLayers(const torch::nn::ModuleList& layers, torch::Tensor h
   const std::optional<TokenPacking> packing = PackingFor(attention_mask);
   std::vector<BertLayerImpl*> all;
   for (const auto& layer : *layers) all.push_back(layer->as<BertLayer>());
-  BertLayerImpl* last =
-      !all.empty() && first_token_only && !all.back()->is_training() && !t_full_computation
-          ? all.back()
-          : nullptr;
+  BertLayerImpl* last = first_token_only && !all.empty() && LastLayerFirstTokenOnly(*all.back())
+                            ? all.back()
+                            : nullptr;
   if (last != nullptr) all.pop_back();
   if (!packing) {
     for (BertLayerImpl* layer : all) hidden = layer->forward(hidden, mask);
@@ -134,7 +136,7 @@ torch::Tensor RunBertLayers(const torch::nn::ModuleList& layers, torch::Tensor h
     for (BertLayerImpl* layer : all) hidden = layer->forward(hidden, mask, &*packing);
     hidden = packing->Unpack(hidden);
   }
-  return last != nullptr ? last->ForwardFirstToken(hidden, mask) : hidden;
+  return last != nullptr ? last->forward(hidden, mask, nullptr, /*first_token_only=*/true) : hidden;
 }
 
 BertEmbeddingsImpl::BertEmbeddingsImpl(const ModelConfig& c) {
@@ -169,38 +171,25 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const ModelConfig& c)
 }
 
 torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask,
-                                             const TokenPacking* packing) {
+                                             const TokenPacking* packing, bool first_token_only) {
   const int64_t batch = packing != nullptr ? packing->batch : hidden.size(0);
   const int64_t seq = packing != nullptr ? packing->seq : hidden.size(1);
-  auto heads = [&](const torch::Tensor& t) {  // -> [batch, heads, seq, dim]
+  auto heads = [&](const torch::Tensor& t, int64_t len) {  // -> [batch, heads, len, dim]
     return (packing != nullptr ? packing->Unpack(t) : t)
-        .view({batch, seq, num_heads, head_dim})
+        .view({batch, len, num_heads, head_dim})
         .permute({0, 2, 1, 3});
   };
-  torch::Tensor q = heads(query(hidden));
-  torch::Tensor k = heads(key(hidden));
-  torch::Tensor v = heads(value(hidden));
+  const int64_t queries = first_token_only ? 1 : seq;
+  torch::Tensor q = heads(query(first_token_only ? hidden.narrow(1, 0, 1) : hidden), queries);
+  torch::Tensor k = heads(key(hidden), seq);
+  torch::Tensor v = heads(value(hidden), seq);
   // One fused kernel (flash or memory-efficient attention on CUDA, the flash CPU kernel here),
   // the same maths as transformers' sdpa attention; the additive mask takes the query's dtype
   // under autocast.
   torch::Tensor ctx = at::scaled_dot_product_attention(q, k, v, SdpaMask(mask, q.scalar_type()),
                                                        is_training() ? dropout->p() : 0.0);
-  ctx = ctx.permute({0, 2, 1, 3}).contiguous().view({batch, seq, num_heads * head_dim});
+  ctx = ctx.permute({0, 2, 1, 3}).contiguous().view({batch, queries, num_heads * head_dim});
   return packing != nullptr ? packing->Pack(ctx) : ctx;
-}
-
-torch::Tensor BertSelfAttentionImpl::ForwardFirstToken(const torch::Tensor& hidden,
-                                                       const torch::Tensor& mask) {
-  const int64_t batch = hidden.size(0), seq = hidden.size(1);
-  auto heads = [&](const torch::Tensor& t, int64_t len) {  // -> [batch, heads, len, dim]
-    return t.view({batch, len, num_heads, head_dim}).permute({0, 2, 1, 3});
-  };
-  torch::Tensor q = heads(query(hidden.narrow(1, 0, 1)), 1);
-  torch::Tensor k = heads(key(hidden), seq);
-  torch::Tensor v = heads(value(hidden), seq);
-  torch::Tensor ctx = at::scaled_dot_product_attention(q, k, v, SdpaMask(mask, q.scalar_type()),
-                                                       is_training() ? dropout->p() : 0.0);
-  return ctx.permute({0, 2, 1, 3}).contiguous().view({batch, 1, num_heads * head_dim});
 }
 
 BertResidualOutputImpl::BertResidualOutputImpl(int64_t in_features, const ModelConfig& c) {
@@ -220,13 +209,9 @@ BertAttentionImpl::BertAttentionImpl(const ModelConfig& c) {
 }
 
 torch::Tensor BertAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask,
-                                         const TokenPacking* packing) {
-  return output(self->forward(hidden, mask, packing), hidden);
-}
-
-torch::Tensor BertAttentionImpl::ForwardFirstToken(const torch::Tensor& hidden,
-                                                   const torch::Tensor& mask) {
-  return output(self->ForwardFirstToken(hidden, mask), hidden.narrow(1, 0, 1));
+                                         const TokenPacking* packing, bool first_token_only) {
+  return output(self->forward(hidden, mask, packing, first_token_only),
+                first_token_only ? hidden.narrow(1, 0, 1) : hidden);
 }
 
 BertIntermediateImpl::BertIntermediateImpl(const ModelConfig& c) : act(c.hidden_act) {
@@ -244,14 +229,8 @@ BertLayerImpl::BertLayerImpl(const ModelConfig& c) {
 }
 
 torch::Tensor BertLayerImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask,
-                                     const TokenPacking* packing) {
-  torch::Tensor a = attention->forward(hidden, mask, packing);
-  return output(intermediate(a), a);
-}
-
-torch::Tensor BertLayerImpl::ForwardFirstToken(const torch::Tensor& hidden,
-                                               const torch::Tensor& mask) {
-  torch::Tensor a = attention->ForwardFirstToken(hidden, mask);
+                                     const TokenPacking* packing, bool first_token_only) {
+  torch::Tensor a = attention->forward(hidden, mask, packing, first_token_only);
   return output(intermediate(a), a);
 }
 

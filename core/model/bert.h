@@ -82,7 +82,6 @@ class ScopedFullComputation {
   ~ScopedFullComputation();
   ScopedFullComputation(const ScopedFullComputation&) = delete;
   ScopedFullComputation& operator=(const ScopedFullComputation&) = delete;
-  static bool active();  // on this thread
 
  private:
   bool previous_;
@@ -105,12 +104,11 @@ class BertSelfAttentionImpl : public torch::nn::Module {
  public:
   explicit BertSelfAttentionImpl(const ModelConfig& c);
   // hidden [batch, seq, hidden], mask [batch, 1, 1, seq] additive -> [batch, seq, hidden];
-  // with a packing, hidden and the result are packed [tokens, hidden].
+  // with a packing, hidden and the result are packed [tokens, hidden]. With first_token_only
+  // (unpacked), the first token's context alone -> [batch, 1, hidden] (keys and values of every
+  // token, the query of the first).
   torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& mask,
-                        const TokenPacking* packing = nullptr);
-  // The first token's context alone: hidden [batch, seq, hidden] -> [batch, 1, hidden] (keys
-  // and values of every token, the query of the first).
-  torch::Tensor ForwardFirstToken(const torch::Tensor& hidden, const torch::Tensor& mask);
+                        const TokenPacking* packing = nullptr, bool first_token_only = false);
 
   Linear query{nullptr}, key{nullptr}, value{nullptr};
   Dropout dropout{nullptr};
@@ -134,8 +132,7 @@ class BertAttentionImpl : public torch::nn::Module {
  public:
   explicit BertAttentionImpl(const ModelConfig& c);
   torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& mask,
-                        const TokenPacking* packing = nullptr);
-  torch::Tensor ForwardFirstToken(const torch::Tensor& hidden, const torch::Tensor& mask);
+                        const TokenPacking* packing = nullptr, bool first_token_only = false);
 
   BertSelfAttention self{nullptr};
   BertResidualOutput output{nullptr};
@@ -155,10 +152,10 @@ TORCH_MODULE(BertIntermediate);
 class BertLayerImpl : public torch::nn::Module {
  public:
   explicit BertLayerImpl(const ModelConfig& c);
+  // With first_token_only (unpacked), the layer's output for the first token alone:
+  // [batch, seq, hidden] -> [batch, 1, hidden].
   torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& mask,
-                        const TokenPacking* packing = nullptr);
-  // The layer's output for the first token only: [batch, seq, hidden] -> [batch, 1, hidden].
-  torch::Tensor ForwardFirstToken(const torch::Tensor& hidden, const torch::Tensor& mask);
+                        const TokenPacking* packing = nullptr, bool first_token_only = false);
 
   BertAttention attention{nullptr};
   BertIntermediate intermediate{nullptr};
@@ -178,6 +175,10 @@ TORCH_MODULE(BertLayer);
 // ScopedFullComputation, every row is computed (dropout draws the same masks as transformers).
 torch::Tensor RunBertLayers(const torch::nn::ModuleList& layers, torch::Tensor hidden,
                             const torch::Tensor& attention_mask, bool first_token_only = false);
+
+// Whether a model's last layer may compute the first token's row alone (see RunBertLayers):
+// in evaluation mode, outside a ScopedFullComputation. BERT, RoBERTa and DistilBERT ask it.
+bool LastLayerFirstTokenOnly(const torch::nn::Module& last_layer);
 
 class BertModelImpl : public torch::nn::Module {
  public:

@@ -99,8 +99,7 @@ torch::Tensor DistilBertForSequenceClassificationImpl::forward(
   // other; see RunBertLayers).
   for (size_t i = 0; i < layers->size(); ++i) {
     auto* block = layers[i]->as<DistilBertBlock>();
-    const bool first_only =
-        i + 1 == layers->size() && !block->is_training() && !ScopedFullComputation::active();
+    const bool first_only = i + 1 == layers->size() && LastLayerFirstTokenOnly(*block);
     hidden = block->forward(hidden, mask, first_only);
   }
   torch::Tensor first = hidden.select(1, 0);                    // [batch, dim]
