@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <torch/utils.h>
 
+#include <cstdint>
 #include <cstring>
 #include <map>
 #include <set>
@@ -144,11 +145,20 @@ absl::Status LoadWeights(torch::nn::Module& module, const SafetensorsFile& file,
                                           ShapeString(target.sizes())));
       return;
     }
-    // The mapping may not be aligned for the dtype: copy through a byte tensor first.
-    at::Tensor bytes = at::empty({static_cast<int64_t>(src.nbytes)}, at::kByte);
-    if (src.nbytes > 0) std::memcpy(bytes.data_ptr(), src.data, src.nbytes);
-    at::Tensor value = bytes.view(ToScalarType(src.dtype)).view(src.shape);
-    target.copy_(value);
+    // Straight from the mapping into the parameter, one copy (converting the dtype if need
+    // be). A tensor the file does not align for its dtype goes through a byte tensor first.
+    const at::ScalarType type = ToScalarType(src.dtype);
+    if (src.nbytes == 0) {
+      // nothing to copy
+    } else if (reinterpret_cast<uintptr_t>(src.data) % DTypeSize(src.dtype) == 0) {
+      // from_blob does not write: copy_ only reads its source.
+      target.copy_(at::from_blob(const_cast<uint8_t*>(src.data), src.shape,
+                                 at::TensorOptions().dtype(type)));
+    } else {
+      at::Tensor bytes = at::empty({static_cast<int64_t>(src.nbytes)}, at::kByte);
+      std::memcpy(bytes.data_ptr(), src.data, src.nbytes);
+      target.copy_(bytes.view(type).view(src.shape));
+    }
     r.loaded.push_back(name);
   };
   for (auto& item : module.named_parameters(/*recurse=*/true)) load_one(item.key(), item.value());
