@@ -226,6 +226,9 @@ EngineOptions MakeEngineOptions(const EngineFlags& f) {
   eo.batcher.max_batch_tokens = f.max_batch_tokens;
   eo.batcher.max_queued_requests = f.window;
   eo.batcher.max_wait = std::chrono::microseconds(0);  // one caller: no company to wait for
+  // One caller, so nobody waits behind a cold kernel but the first window itself: its batches
+  // load the kernels as a warm-up would, and a warm-up would only delay the first answer.
+  eo.batcher.warmup = false;
   eo.batcher.num_threads = f.threads;
   return eo;
 }
