@@ -45,6 +45,23 @@ if(BERTH_REQUIRE_CUDA AND NOT TORCH_CUDA_LIBRARIES)
 endif()
 message(STATUS "Berth: LibTorch ${Torch_VERSION} at ${TORCH_INSTALL_PREFIX}, CUDA toolkit ${CUDAToolkit_VERSION}")
 
+# What Berth's programs link: LibTorch's CPU half (torch_cpu, c10). libtorch.so would bring
+# libtorch_cuda.so and the CUDA libraries in at every start, on machines without a GPU too;
+# LoadCudaLibraries (core/runtime.h) loads them at run time instead, when a driver is installed
+# or CUDA is asked for. (A program that calls CUDA's API itself, like bench/gpu_bench, links
+# ${TORCH_LIBRARIES}.) A LibTorch without these targets is linked whole, as before.
+if(TARGET torch_cpu_library AND TARGET c10)
+  add_library(berth_torch INTERFACE)
+  target_link_libraries(berth_torch INTERFACE torch_cpu_library c10)
+  get_target_property(_berth_torch_opts torch INTERFACE_COMPILE_OPTIONS)
+  if(_berth_torch_opts)
+    target_compile_options(berth_torch INTERFACE ${_berth_torch_opts})
+  endif()
+  set(BERTH_TORCH_LIBRARIES berth_torch)
+else()
+  set(BERTH_TORCH_LIBRARIES ${TORCH_LIBRARIES})
+endif()
+
 # The wheel's include/ carries the protobuf 3.13 headers torch was built with (include/google).
 # gRPC's generated code must see Debian's protobuf 3.21 instead, and -isystem directories are
 # searched before /usr/include, so Berth's targets see torch's include/ through a copy made of

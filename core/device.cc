@@ -1,10 +1,10 @@
 #include "core/device.h"
 
-#include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/cuda.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/runtime.h"
 
 namespace berth {
 
@@ -16,12 +16,13 @@ absl::StatusOr<c10::Device> ParseDevice(const std::string& spec, const std::stri
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": '", spec, "' is not cpu, cuda or cuda:N"));
   }
-  if (!torch::cuda::is_available()) {
+  if (absl::Status s = LoadCudaLibraries(); !s.ok()) {
     return absl::FailedPreconditionError(
-        absl::StrCat(field, ": ", spec, " asked for, but ",
-                     at::detail::getCUDAHooks().hasCUDART()
-                         ? "no GPU is visible (no device, or no NVIDIA driver)"
-                         : "this LibTorch was built without CUDA (see `berth version`)"));
+        absl::StrCat(field, ": ", spec, " asked for, but ", s.message()));
+  }
+  if (!torch::cuda::is_available()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        field, ": ", spec, " asked for, but no GPU is visible (no device, or no NVIDIA driver)"));
   }
   const int count = static_cast<int>(torch::cuda::device_count());
   if (index >= count) {

@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <dlfcn.h>
+#include <link.h>
 #include <malloc.h>
 #include <sched.h>
 #include <torch/cuda.h>
@@ -16,7 +17,32 @@
 
 namespace berth {
 
+absl::Status LoadCudaLibraries() {
+  static const absl::Status loaded = [] {
+    std::string dir;
+    if (void* cpu = dlopen("libtorch_cpu.so", RTLD_LAZY | RTLD_NOLOAD)) {
+      link_map* map = nullptr;
+      if (dlinfo(cpu, RTLD_DI_LINKMAP, &map) == 0 && map != nullptr && map->l_name != nullptr) {
+        const std::string path = map->l_name;
+        if (const size_t slash = path.rfind('/'); slash != std::string::npos)
+          dir = path.substr(0, slash + 1);
+      }
+      dlclose(cpu);  // gives back the reference RTLD_NOLOAD took
+    }
+    const std::string path = dir + "libtorch_cuda.so";
+    if (dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL) != nullptr) return absl::OkStatus();
+    const char* why = dlerror();
+    return absl::FailedPreconditionError("LibTorch's CUDA libraries could not be loaded (" + path +
+                                         "): " + (why != nullptr ? why : "unknown error") +
+                                         "; a CPU-only LibTorch has none, see `berth version`");
+  }();
+  return loaded;
+}
+
 void PrepareTorchEnvironment() {
+  // An installed NVIDIA driver means CUDA may be asked for: load LibTorch's CUDA half now, as
+  // linking it would have, before anything asks torch about CUDA.
+  if (dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL) != nullptr) (void)LoadCudaLibraries();
   // Tensors of megabytes (up to the 94 MB word-embedding gradient) are allocated and freed for
   // every layer of every step. With glibc's defaults the large ones are mmap'ed and unmapped
   // each time and every page faults again on first touch, and freed heap memory is trimmed
@@ -79,6 +105,7 @@ bool CpuHasBf16Instructions() {
 RuntimeInfo DescribeRuntime() {
   RuntimeInfo r;
   r.torch_version = TORCH_VERSION;
+  (void)LoadCudaLibraries();  // cuda_built below says whether it worked
   const at::CUDAHooksInterface& cuda = at::detail::getCUDAHooks();
   r.cuda_built = cuda.hasCUDART();
   if (r.cuda_built) {

@@ -4,12 +4,25 @@
 
 #include <string>
 
+#include "absl/status/status.h"
+
 namespace berth {
 
 // Call first thing in main(), before torch initialises: tunes glibc malloc for large tensor
-// churn and selects AVX-512 element-wise kernels when the CPU has them (unless
-// ATEN_CPU_CAPABILITY is already set).
+// churn, selects AVX-512 element-wise kernels when the CPU has them (unless
+// ATEN_CPU_CAPABILITY is already set), and loads LibTorch's CUDA libraries when an NVIDIA
+// driver is installed (LoadCudaLibraries).
 void PrepareTorchEnvironment();
+
+// Loads LibTorch's CUDA half into the process, once: libtorch_cuda.so from the directory of the
+// libtorch_cpu.so in use, with cuBLAS, cuDNN and the rest it needs. Berth's programs link only
+// the CPU half, because on a machine without a GPU the CUDA libraries cost start-up time for
+// nothing (0.2-0.25 s of a one-line `berth predict` on a 2-core VM, loading and unloading them).
+// PrepareTorchEnvironment calls this when a driver is installed; ParseDevice and
+// DescribeRuntime call it when asked about CUDA. It must come before anything asks torch about
+// CUDA: torch settles its CUDA hooks on first use, for the life of the process.
+// An error says why the libraries could not be loaded (a CPU-only LibTorch has none).
+absl::Status LoadCudaLibraries();
 
 // Sets torch's intra-op threads; 0 means one per available core. (torch 1.13 would otherwise
 // pick a single thread on small VMs.) Returns the number in effect.
@@ -31,7 +44,7 @@ bool CpuHasBf16Instructions();
 // CUDA is compiled in reads it.
 struct RuntimeInfo {
   std::string torch_version;  // the headers built against, e.g. "2.11.0"
-  bool cuda_built = false;    // libtorch_cuda is linked and its hooks registered
+  bool cuda_built = false;    // libtorch_cuda is loaded and its hooks registered
   long cuda_runtime = 0;      // CUDA runtime version torch was built with (13000 = 13.0), 0 if none
   long cudnn = 0;             // cuDNN version (91900 = 9.19.0), 0 if none
   int cuda_devices = 0;       // GPUs visible now (0 on a machine without one)
