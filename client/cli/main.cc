@@ -37,12 +37,15 @@ int main(int argc, char** argv) {
   berth::cli::AddRemoteCommands(app, &run);
   berth::cli::AddLoadtestCommand(app, &run);
 #endif
+  int rc = 2;
+  bool parsed = false;
   try {
     app.parse(argc, argv);
+    parsed = true;
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    rc = app.exit(e);  // --help, --version, or a usage error
   }
-  const int rc = run ? run() : 2;
+  if (parsed && run) rc = run();
   // The command is done and its files are closed. Leave without running the static destructors:
   // LibTorch's unregister thousands of operators, which took 0.2-0.3 s of a one-line
   // `berth predict` (with CUDA's libraries' exit handlers).
