@@ -93,6 +93,12 @@ mkdir -p "$out"
 tests_ok=1
 run "$bin/berth_unit_tests" --gtest_filter='Devices/*' 2>&1 | tee "$out/device_tests.txt" | grep -E '^\[ +(OK|FAILED|SKIPPED|PASSED) ' || true
 grep -q '^\[  FAILED  \]' "$out/device_tests.txt" && tests_ok=0
+# On a GPU machine a skipped CUDA instance means CUDA did not load (the programs load LibTorch's
+# CUDA half at run time, LoadCudaLibraries): that is a failure here, not a skip.
+if [ "$device" != cpu ] && grep -q '^\[  SKIPPED \]' "$out/device_tests.txt"; then
+  echo "gpu-check: CUDA device tests were skipped on a GPU machine: CUDA did not load" >&2
+  tests_ok=0
+fi
 
 phase "Berth benchmark on $device"
 # A benchmark that fails is reported and the others still run (one device run gives every figure).
