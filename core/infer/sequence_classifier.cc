@@ -30,6 +30,7 @@ absl::StatusOr<std::unique_ptr<SequenceClassifier>> SequenceClassifier::Load(
     const std::string& model_dir, const ClassifierOptions& options) {
   LoadModelOptions load;
   load.tokenizer = options.tokenizer;
+  load.weights.share_file_memory = true;  // no copy of the weights; see LoadWeightsOptions
   ASSIGN_OR_RETURN(LoadedModel model, LoadModelDirectory(model_dir, load));
   return FromModel(std::move(model), options);
 }

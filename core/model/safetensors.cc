@@ -1,6 +1,8 @@
 // Safetensors reading with full header validation, and writing.
 #include "core/model/safetensors.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -67,6 +69,10 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> mapping, MappedFile::Open(path));
   std::unique_ptr<SafetensorsFile> f(new SafetensorsFile());
   f->what_ = path;
+  // The mapping is private: made writable, a write copies the page for this process alone.
+  // Tensors that alias the file (LoadWeightsOptions::share_file_memory) may then be written.
+  f->writable_ = mapping->size() > 0 && ::mprotect(const_cast<uint8_t*>(mapping->data()),
+                                                   mapping->size(), PROT_READ | PROT_WRITE) == 0;
   f->mapping_ = std::move(mapping);
   RETURN_IF_ERROR(f->Parse(f->mapping_->data(), f->mapping_->size()));
   return f;
@@ -237,8 +243,10 @@ absl::StatusOr<std::string> SortAndMakeHeader(std::vector<TensorToWrite>* tensor
     offset += t.nbytes;
   }
   std::string h = header.dump();
-  // Pad with spaces so the data area starts 8-byte aligned, as the reference writer does.
-  h.append((8 - h.size() % 8) % 8, ' ');
+  // Pad with spaces so the data area starts 64-byte aligned (the reference writer pads to 8;
+  // the format allows any): tensors then sit where torch's allocator would put them, and a
+  // loaded model can use them in place (LoadWeightsOptions::share_file_memory).
+  h.append((64 - (8 + h.size()) % 64) % 64, ' ');
   std::string out(8, '\0');
   for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((h.size() >> (8 * i)) & 0xFF);
   return out + h;

@@ -47,13 +47,20 @@ class SafetensorsFile {
   const TensorView* Find(absl::string_view name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::string& what() const { return what_; }
+  // What keeps the mapped file's bytes alive, for tensors that alias them; null for bytes held
+  // in memory, or a mapping that could not be made writable. The mapping is private: a write
+  // to an aliasing tensor copies that page for this process and never reaches the file.
+  std::shared_ptr<const void> mapping() const {
+    return writable_ ? mapping_ : std::shared_ptr<const MappedFile>();
+  }
 
  private:
   SafetensorsFile() = default;
   absl::Status Parse(const uint8_t* data, size_t size);
 
   std::string what_;
-  std::unique_ptr<MappedFile> mapping_;
+  std::shared_ptr<const MappedFile> mapping_;
+  bool writable_ = false;
   std::string bytes_;
   std::vector<TensorView> tensors_;  // in file order
   std::map<std::string, std::string> metadata_;

@@ -2,6 +2,7 @@
 #include "core/model/weights.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/alignment.h>
 #include <torch/utils.h>
 
 #include <cstdint>
@@ -145,12 +146,25 @@ absl::Status LoadWeights(torch::nn::Module& module, const SafetensorsFile& file,
                                           ShapeString(target.sizes())));
       return;
     }
-    // Straight from the mapping into the parameter, one copy (converting the dtype if need
-    // be). A tensor the file does not align for its dtype goes through a byte tensor first.
+    // The parameter aliases the mapping where it may (share_file_memory); else one copy
+    // straight from the mapping into it, converting the dtype if need be. A tensor the file
+    // does not align for its dtype goes through a byte tensor first.
     const at::ScalarType type = ToScalarType(src.dtype);
+    const uintptr_t address = reinterpret_cast<uintptr_t>(src.data);
+    const bool aligned = address % DTypeSize(src.dtype) == 0;
     if (src.nbytes == 0) {
       // nothing to copy
-    } else if (reinterpret_cast<uintptr_t>(src.data) % DTypeSize(src.dtype) == 0) {
+    } else if (options.share_file_memory && file.mapping() != nullptr &&
+               address % c10::gAlignment == 0 && type == target.scalar_type() &&
+               target.device().is_cpu()) {
+      // Only at torch's own alignment (64 bytes): CPU kernels pick their code paths by the
+      // alignment of their operands, and a tensor aliased at a lesser one gave logits 1e-6
+      // away from the same weights copied.
+      std::shared_ptr<const void> keep = file.mapping();
+      target.set_(at::from_blob(
+          const_cast<uint8_t*>(src.data), src.shape, [keep](void*) {},
+          at::TensorOptions().dtype(type)));
+    } else if (aligned) {
       // from_blob does not write: copy_ only reads its source.
       target.copy_(at::from_blob(const_cast<uint8_t*>(src.data), src.shape,
                                  at::TensorOptions().dtype(type)));

@@ -260,6 +260,64 @@ TEST(LoadWeightsTest, TensorsTheFileDoesNotAlignLoadTheSame) {
   EXPECT_EQ(checked, want.size());
 }
 
+// Inference loads leave fp32 weights in the file's mapping (Berth's writer starts the data area
+// 64-byte aligned): those parameters point into the file, outlive the SafetensorsFile, can be
+// written without the file changing, and classify bit for bit as the same weights copied.
+TEST(LoadWeightsTest, InferenceParametersShareTheFileAndClassifyAsACopy) {
+  TempDir dir;
+  const std::string path = ModelWithEditedWeights(dir, [](std::vector<TensorToWrite>*) {});
+  const std::string file_path = dir.File("model.safetensors");
+  auto before = ReadFileToString(file_path);
+  ASSERT_TRUE(before.ok());
+  auto copied = LoadModelDirectory(path);
+  ASSERT_TRUE(copied.ok()) << copied.status();
+  auto shared = LoadModelDirectory(path);
+  ASSERT_TRUE(shared.ok()) << shared.status();
+  auto file = SafetensorsFile::Open(file_path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  LoadWeightsOptions o;
+  o.share_file_memory = true;
+  ASSERT_TRUE(LoadWeights(*shared->module, **file, o, nullptr).ok());
+  size_t aliased = 0, fp32 = 0;
+  for (const auto& p : shared->module->named_parameters()) {
+    const TensorView* t = (*file)->Find(p.key());
+    ASSERT_NE(t, nullptr) << p.key();
+    fp32 += t->dtype == DType::kF32;
+    aliased += p.value().data_ptr() == static_cast<const void*>(t->data);
+  }
+  // Every tensor but those after the first whose size is not a multiple of 64 bytes.
+  EXPECT_GT(aliased, fp32 / 2) << aliased << " of " << fp32;
+  file->reset();  // the parameters keep the mapping alive
+  auto want = copied->module->named_parameters();
+  for (const auto& p : shared->module->named_parameters()) {
+    EXPECT_TRUE(torch::equal(p.value(), want[p.key()])) << p.key();
+  }
+  auto a = SequenceClassifier::FromModel(std::move(*copied), ClassifierOptions());
+  auto b = SequenceClassifier::FromModel(std::move(*shared), ClassifierOptions());
+  ASSERT_TRUE(a.ok() && b.ok());
+  for (const char* text : {"a gripping, funny film", "dull and overlong", "café"}) {
+    auto e = (*a)->tokenizer().Encode(text, text::EncodeOptions());
+    ASSERT_TRUE(e.ok());
+    auto pa = (*a)->PredictBatch({*e});
+    auto pb = (*b)->PredictBatch({*e});
+    ASSERT_TRUE(pa.ok() && pb.ok());
+    EXPECT_EQ((*pa)[0].logits, (*pb)[0].logits) << text;
+  }
+  {
+    // A write lands in this process's copy of the page, not in the file.
+    auto loaded = LoadModelDirectory(path);
+    ASSERT_TRUE(loaded.ok());
+    auto again = SafetensorsFile::Open(file_path);
+    ASSERT_TRUE(again.ok());
+    ASSERT_TRUE(LoadWeights(*loaded->module, **again, o, nullptr).ok());
+    torch::NoGradGuard no_grad;
+    for (auto& p : loaded->module->parameters()) p.add_(1.0);
+  }
+  auto after = ReadFileToString(file_path);
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(*after == *before);
+}
+
 TEST(LoadModelDirectoryTest, MissingOrBrokenDirectoriesAreClearErrors) {
   EXPECT_EQ(LoadModelDirectory("/nonexistent/dir").status().code(), absl::StatusCode::kNotFound);
   TempDir dir;
