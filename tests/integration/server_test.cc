@@ -985,24 +985,30 @@ TEST(ServerLimitsTest, UploadsRowsQueuesAndStreams) {
   // Concurrent uploads: one held open, the next refused, then accepted once it ends.
   {
     auto stub = v1::TrainingService::NewStub(one->channel());
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer one");
-    v1::UploadDatasetResponse resp;
-    auto w = stub->UploadDataset(&ctx, &resp);
-    v1::UploadDatasetRequest first;
-    *first.mutable_info() = info;
-    ASSERT_TRUE(w->Write(first));
     bool refused = false;
-    // The first stream takes a moment to register: on a loaded machine, seconds.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    // The held stream takes a moment to register: on a loaded machine, seconds. And it may
+    // itself be refused while the server still releases the last upload's slot, after which
+    // the other's uploads go through: then hold a new one.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (!refused && std::chrono::steady_clock::now() < deadline) {
-      refused = two->UploadDataset(info, Sst2Rows(8)).status().code() ==
-                absl::StatusCode::kResourceExhausted;
-      if (!refused) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      grpc::ClientContext ctx;
+      ctx.AddMetadata("authorization", "Bearer one");
+      v1::UploadDatasetResponse resp;
+      auto w = stub->UploadDataset(&ctx, &resp);
+      v1::UploadDatasetRequest first;
+      *first.mutable_info() = info;
+      ASSERT_TRUE(w->Write(first));
+      const auto round = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (!refused && std::chrono::steady_clock::now() < round) {
+        const absl::Status st = two->UploadDataset(info, Sst2Rows(8)).status();
+        refused = st.code() == absl::StatusCode::kResourceExhausted;
+        if (st.ok()) break;  // the held stream was the one refused
+        if (!refused) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      ctx.TryCancel();
+      w->Finish();
     }
     EXPECT_TRUE(refused);
-    ctx.TryCancel();
-    w->Finish();
   }
   bool accepted = false;
   for (int i = 0; i < 100 && !accepted; ++i) {
