@@ -34,7 +34,7 @@ struct LoadWeightsOptions {
   // model's names have it and the file's do not (transformers' base_model_prefix). Empty: the
   // first component of the model's first parameter ("bert.", "distilbert.", "roberta.").
   std::string base_model_prefix;
-  // Parameters whose dtype the file has, at an address aligned for it, alias the file's
+  // Parameters whose dtype the file has, at torch's own 64-byte alignment, alias the file's
   // mapping instead of being copied (when the file is mapped, and the parameter on the CPU):
   // no copy, and processes that load the same file share its pages. The file must then not be
   // truncated or rewritten in place while the model lives (a replacement renamed over it is
