@@ -124,6 +124,9 @@ absl::Status LoadWeights(torch::nn::Module& module, const SafetensorsFile& file,
 
   torch::NoGradGuard no_grad;
   std::set<std::string> used;
+  // What aliasing parameters keep alive; null when they are copied.
+  const std::shared_ptr<const void> shared =
+      options.share_file_memory ? file.mapping() : std::shared_ptr<const void>();
   auto load_one = [&](const std::string& name, at::Tensor& target) {
     if (skipped(name)) {
       r.initialized.push_back(name);
@@ -154,15 +157,13 @@ absl::Status LoadWeights(torch::nn::Module& module, const SafetensorsFile& file,
     const bool aligned = address % DTypeSize(src.dtype) == 0;
     if (src.nbytes == 0) {
       // nothing to copy
-    } else if (options.share_file_memory && file.mapping() != nullptr &&
-               address % c10::gAlignment == 0 && type == target.scalar_type() &&
-               target.device().is_cpu()) {
+    } else if (shared != nullptr && address % c10::gAlignment == 0 &&
+               type == target.scalar_type() && target.device().is_cpu()) {
       // Only at torch's own alignment (64 bytes): CPU kernels pick their code paths by the
       // alignment of their operands, and a tensor aliased at a lesser one gave logits 1e-6
       // away from the same weights copied.
-      std::shared_ptr<const void> keep = file.mapping();
       target.set_(at::from_blob(
-          const_cast<uint8_t*>(src.data), src.shape, [keep](void*) {},
+          const_cast<uint8_t*>(src.data), src.shape, [keep = shared](void*) {},
           at::TensorOptions().dtype(type)));
     } else if (aligned) {
       // from_blob does not write: copy_ only reads its source.
