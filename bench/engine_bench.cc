@@ -41,10 +41,10 @@
 #include <vector>
 
 #include "bench/bench_util.h"
-#include "core/device.h"
 #include "core/infer/engine.h"
 #include "core/model/bert.h"
-#include "core/runtime.h"
+#include "core/runtime/device.h"
+#include "core/runtime/runtime.h"
 #include "core/util/data_dir.h"
 #include "core/util/json.h"
 

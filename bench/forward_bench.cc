@@ -5,7 +5,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include "core/model/bert.h"
-#include "core/runtime.h"
+#include "core/runtime/runtime.h"
 
 namespace {
 

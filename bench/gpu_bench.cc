@@ -33,10 +33,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "bench/bench_util.h"
-#include "core/device.h"
 #include "core/infer/engine.h"
 #include "core/infer/sequence_classifier.h"
-#include "core/runtime.h"
+#include "core/runtime/device.h"
+#include "core/runtime/runtime.h"
 #include "core/train/trainer.h"
 #include "core/util/data_dir.h"
 #include "core/util/json.h"
@@ -117,14 +117,14 @@ double TrainSamplesPerSecond(const std::string& device, const std::string& model
   job.spec.pad_to_max_length = true;
   job.spec.max_steps = steps + warmup;
   job.spec.learning_rate = 1e-5;
-  job.spec.precision = berth::train::Precision::kBf16;
+  job.spec.precision = berth::data::Precision::kBf16;
   job.spec.shuffle = false;
   job.spec.device = device;
   Clock::time_point start, last;
   int64_t samples = 0;
   auto r = berth::train::RunFineTune(
       job,
-      [&](const berth::train::Progress& p) {  // p.loss came from the device: the step is done
+      [&](const berth::data::Progress& p) {  // p.loss came from the device: the step is done
         if (p.eval != nullptr) return;
         last = Clock::now();
         if (p.update == warmup) start = last;

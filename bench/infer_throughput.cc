@@ -22,7 +22,7 @@
 #include "bench/bench_util.h"
 #include "core/infer/engine.h"
 #include "core/model/model_dir.h"
-#include "core/runtime.h"
+#include "core/runtime/runtime.h"
 #include "core/train/trainer.h"
 #include "core/util/data_dir.h"
 #include "core/util/json.h"

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "core/model/presets.h"
-#include "core/runtime.h"
+#include "core/runtime/runtime.h"
 #include "core/train/trainer.h"
 #include "core/util/json.h"
 
@@ -58,7 +58,7 @@ struct Run {
 };
 
 Run TrainRun(const std::string& model, const std::string& data, int64_t batch, int64_t seq,
-             int64_t steps, berth::train::Precision precision, const std::string& out) {
+             int64_t steps, berth::data::Precision precision, const std::string& out) {
   berth::train::FineTuneJob job;
   job.base_model = model;
   job.train_path = data;
@@ -75,7 +75,7 @@ Run TrainRun(const std::string& model, const std::string& data, int64_t batch, i
   Clock::time_point last;
   auto r = berth::train::RunFineTune(
       job,
-      [&](const berth::train::Progress& p) {
+      [&](const berth::data::Progress& p) {
         if (p.eval != nullptr) return;
         last = Clock::now();
         if (p.update == kWarmup) first_done = last;
@@ -144,9 +144,9 @@ int main(int argc, char** argv) {
     std::cerr << "train_throughput: bf16 skipped (no avx512_bf16 on this CPU; --bf16 on runs it)\n";
   const double mm16 = with_bf16 ? MatmulGflops(at::kBFloat16, 3.0) : 0;
   const Run fp32 =
-      TrainRun(model, data, batch, seq, steps, berth::train::Precision::kFp32, dir + "/fp32");
+      TrainRun(model, data, batch, seq, steps, berth::data::Precision::kFp32, dir + "/fp32");
   const Run bf16 = with_bf16 ? TrainRun(model, data, batch, seq, steps,
-                                        berth::train::Precision::kBf16, dir + "/bf16")
+                                        berth::data::Precision::kBf16, dir + "/bf16")
                              : Run{};
   const double mm32_after = MatmulGflops(at::kFloat, 3.0);
   const double mm32 = (mm32_before + mm32_after) / 2;

@@ -114,11 +114,17 @@ absl::StatusOr<Principal> TokenAuthenticator::Authenticate(
     const grpc::CallbackServerContext& context) const {
   const auto& md = context.client_metadata();
   auto it = md.find("authorization");
-  if (it == md.end()) {
+  if (it == md.end()) return Authenticate(std::nullopt);
+  return Authenticate(absl::string_view(it->second.data(), it->second.size()));
+}
+
+absl::StatusOr<Principal> TokenAuthenticator::Authenticate(
+    std::optional<absl::string_view> authorization) const {
+  if (!authorization) {
     return absl::UnauthenticatedError(
         "authorization: missing (send 'authorization: Bearer <token>')");
   }
-  const absl::string_view value(it->second.data(), it->second.size());
+  const absl::string_view value = *authorization;
   if (!absl::StartsWith(value, "Bearer ") || value.size() <= 7) {
     return absl::UnauthenticatedError("authorization: expected 'Bearer <token>'");
   }

@@ -9,6 +9,7 @@
 #include <grpcpp/server_context.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,8 @@ class TokenAuthenticator {
   // The caller's principal from its `authorization` metadata: UNAUTHENTICATED when it is
   // missing, malformed or unknown.
   absl::StatusOr<Principal> Authenticate(const grpc::CallbackServerContext& context) const;
+  // The same for the value of an Authorization header (any transport); nullopt: none was sent.
+  absl::StatusOr<Principal> Authenticate(std::optional<absl::string_view> authorization) const;
 
   size_t size() const;
 

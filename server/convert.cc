@@ -18,8 +18,129 @@ void EvalToProto(const Json& j, v1::EvalMetrics* out) {
 
 }  // namespace
 
-service::JobSpec ToJobSpec(const v1::StartTrainingRequest& r) {
-  service::JobSpec s;
+service::Truncation FromProto(v1::Truncation t) {
+  switch (t) {
+    case v1::TRUNCATION_UNSPECIFIED:
+      return service::Truncation::kDefault;
+    case v1::TRUNCATION_RIGHT:
+      return service::Truncation::kRight;
+    case v1::TRUNCATION_LEFT:
+      return service::Truncation::kLeft;
+    case v1::TRUNCATION_WINDOW:
+      return service::Truncation::kWindow;
+    default:
+      return service::Truncation::kInvalid;
+  }
+}
+
+service::ClassifyRequest FromProto(const v1::ClassifyRequest& r) {
+  service::ClassifyRequest out;
+  out.model = ToSelector(r);
+  out.texts.assign(r.texts().begin(), r.texts().end());
+  out.text_pairs.assign(r.text_pairs().begin(), r.text_pairs().end());
+  out.top_k = r.top_k();
+  out.raw_scores = r.raw_scores();
+  out.truncation = FromProto(r.truncation());
+  out.max_length = r.max_length();
+  out.stride = r.stride();
+  return out;
+}
+
+service::TokenizeRequest FromProto(const v1::TokenizeRequest& r) {
+  service::TokenizeRequest out;
+  out.model = ToSelector(r);
+  out.texts.assign(r.texts().begin(), r.texts().end());
+  out.text_pairs.assign(r.text_pairs().begin(), r.text_pairs().end());
+  out.max_length = r.max_length();
+  out.truncation = FromProto(r.truncation());
+  return out;
+}
+
+void ToProto(const service::ClassifyReply& reply, v1::ClassifyResponse* out) {
+  out->Clear();
+  out->set_model(reply.model);
+  out->set_model_version(reply.model_version);
+  for (const std::string& l : reply.labels) out->add_labels(l);
+  for (const ClassifyResult& c : reply.results) ToProto(c, out->add_results());
+  out->set_queue_seconds(reply.queue_seconds);
+  out->set_compute_seconds(reply.compute_seconds);
+}
+
+void ToProto(const service::TokenizeReply& reply, v1::TokenizeResponse* out) {
+  for (const text::Encoding& e : reply.encodings) {
+    v1::Encoding* enc = out->add_encodings();
+    enc->mutable_input_ids()->Add(e.input_ids.begin(), e.input_ids.end());
+    enc->mutable_token_type_ids()->Add(e.token_type_ids.begin(), e.token_type_ids.end());
+    enc->mutable_attention_mask()->Add(e.attention_mask.begin(), e.attention_mask.end());
+    for (const std::string& t : e.tokens) enc->add_tokens(t);
+    enc->set_truncated(e.truncated);
+  }
+  out->set_model_version(reply.model_version);
+}
+
+service::ImportSource ToImportSource(const v1::ImportModelInfo& info) {
+  service::ImportSource s;
+  switch (info.source_case()) {
+    case v1::ImportModelInfo::kDirectory:
+      s.kind = service::ImportSource::Kind::kDirectory;
+      s.location = info.directory();
+      break;
+    case v1::ImportModelInfo::kHubId:
+      s.kind = service::ImportSource::Kind::kHub;
+      s.location = info.hub_id();
+      break;
+    case v1::ImportModelInfo::kArchive:
+      s.kind = service::ImportSource::Kind::kArchive;
+      break;
+    default:
+      s.kind = service::ImportSource::Kind::kUnset;
+      break;
+  }
+  return s;
+}
+
+data::DatasetOptions ToDatasetOptions(const v1::DatasetInfo& info) {
+  data::DatasetOptions o;
+  o.text_column = info.text_column();
+  o.text_pair_column = info.text_pair_column();
+  if (!info.label_column().empty()) o.label_column = info.label_column();
+  o.multi_label = info.multi_label();
+  return o;
+}
+
+jobs::ListJobsRequest FromProto(const v1::ListJobsRequest& r) {
+  jobs::ListJobsRequest out;
+  out.page_size = r.page_size();
+  out.page_token = r.page_token();
+  if (r.state() != v1::JOB_STATE_UNSPECIFIED) {
+    out.state = FromProto(r.state());
+    out.unknown_state = !out.state.has_value();
+  }
+  return out;
+}
+
+void ToProto(const jobs::StoredDataset& stored, v1::UploadDatasetResponse* out) {
+  const store::DatasetRecord& rec = stored.record;
+  out->set_dataset_id(rec.id);
+  out->set_rows(rec.rows);
+  out->set_bytes(rec.bytes);
+  out->set_already_present(stored.already_present);
+  for (const auto& [label, n] : rec.label_counts) (*out->mutable_label_counts())[label] = n;
+}
+
+void ToProto(const jobs::Submission& sub, v1::StartTrainingResponse* out) {
+  out->set_job_id(sub.job.id);
+  out->set_existing(sub.existed);
+  ToProto(sub.job, out->mutable_status());
+}
+
+void ToProto(const jobs::JobPage& page, v1::ListJobsResponse* out) {
+  for (const store::JobRecord& j : page.jobs) ToProto(j, out->add_jobs());
+  out->set_next_page_token(page.next_page_token);
+}
+
+jobs::JobSpec ToJobSpec(const v1::StartTrainingRequest& r) {
+  jobs::JobSpec s;
   s.base_model = r.base_model();
   s.train_dataset = r.train_dataset_id();
   s.validation_dataset = r.validation_dataset_id();
@@ -30,7 +151,7 @@ service::JobSpec ToJobSpec(const v1::StartTrainingRequest& r) {
   s.model_name = r.model_name();
   s.workers = r.workers() == 0 ? 1 : r.workers();  // 0: unset
   const v1::Hyperparameters& h = r.hyperparameters();
-  train::TrainingSpec& t = s.training;
+  data::TrainingSpec& t = s.training;
   t.multi_label = r.task() == v1::TASK_MULTI_LABEL;
   s.data.multi_label = t.multi_label;
 #define BERTH_FROM_PROTO(field, flags, help) \
@@ -38,7 +159,7 @@ service::JobSpec ToJobSpec(const v1::StartTrainingRequest& r) {
   BERTH_TRAINING_SPEC_FIELDS(BERTH_FROM_PROTO)
 #undef BERTH_FROM_PROTO
   t.precision =
-      h.precision() == v1::PRECISION_BF16 ? train::Precision::kBf16 : train::Precision::kFp32;
+      h.precision() == v1::PRECISION_BF16 ? data::Precision::kBf16 : data::Precision::kFp32;
   t.metric_for_best = h.metric_for_best();
   t.class_weights.assign(h.class_weights().begin(), h.class_weights().end());
   t.device = h.device();  // "": the server's default, filled in by the training service

@@ -1,49 +1,9 @@
-// Small helpers shared by the unary handlers.
+// What the handlers share: access, the caller as the facades know it, and finishing calls.
 #include "absl/strings/str_cat.h"
-#include "server/metrics.h"
 #include "server/services.h"
 #include "server/status.h"
 
 namespace berth::server {
-
-bool TryAcquire(std::atomic<int>* counter, int limit) {
-  int now = counter->load();
-  while (now < limit) {
-    if (counter->compare_exchange_weak(now, now + 1)) return true;
-  }
-  return false;
-}
-
-absl::Status AcquireUploadSlot(const ServiceContext& ctx) {
-  if (TryAcquire(&ctx.live->uploads, ctx.limits.max_concurrent_uploads)) return absl::OkStatus();
-  ctx.metrics->RecordRefusal("concurrent_uploads");
-  return absl::ResourceExhaustedError(absl::StrCat("this server takes at most ",
-                                                   ctx.limits.max_concurrent_uploads,
-                                                   " uploads at once; retry later"));
-}
-
-absl::Status AcquireStreamSlot(const ServiceContext& ctx) {
-  if (TryAcquire(&ctx.live->streams, ctx.limits.max_streams)) return absl::OkStatus();
-  ctx.metrics->RecordRefusal("streams");
-  return absl::ResourceExhaustedError(absl::StrCat(
-      "this server keeps at most ", ctx.limits.max_streams, " streams open; retry later"));
-}
-
-absl::Status AppendUploadChunk(const ServiceContext& ctx, const std::string& chunk,
-                               absl::string_view what, std::string* buffer) {
-  constexpr int64_t kMaxChunkBytes = 4 << 20;
-  if (static_cast<int64_t>(chunk.size()) > kMaxChunkBytes) {
-    return absl::InvalidArgumentError("data: a chunk is larger than 4 MiB");
-  }
-  if (static_cast<int64_t>(buffer->size() + chunk.size()) > ctx.limits.max_upload_bytes) {
-    ctx.metrics->RecordRefusal("upload_bytes");
-    return absl::InvalidArgumentError(absl::StrCat("data: ", what,
-                                                   " is larger than the server's limit of ",
-                                                   ctx.limits.max_upload_bytes, " bytes"));
-  }
-  buffer->append(chunk);
-  return absl::OkStatus();
-}
 
 absl::StatusOr<std::optional<Principal>> CheckAccess(const ServiceContext& ctx,
                                                      const grpc::CallbackServerContext& context,
@@ -61,6 +21,36 @@ absl::Status CheckJobOwner(const std::optional<Principal>& caller, const std::st
   return absl::PermissionDeniedError(
       absl::StrCat("token '", caller->id,
                    "' may only see its own jobs (this one was submitted by another token)"));
+}
+
+jobs::Submitter AsSubmitter(const std::optional<Principal>& caller) {
+  jobs::Submitter who;
+  if (!caller) return who;
+  who.id = caller->id;
+  who.sees_all_jobs = caller->role == Role::kAdmin;
+  who.may_read_model = [p = *caller](const std::string& name) {
+    return Authorize(p, Permission::kClassify, name);
+  };
+  who.may_see_job = [caller](const std::string& created_by) {
+    return CheckJobOwner(caller, created_by);
+  };
+  return who;
+}
+
+bool MaySee(const std::optional<Principal>& caller, const std::string& name) {
+  return !caller || Authorize(*caller, Permission::kClassify, name).ok();
+}
+
+service::CallContext CallOf(grpc::CallbackServerContext* context) {
+  service::CallContext call;
+  const auto deadline = context->deadline();
+  if (deadline != std::chrono::system_clock::time_point::max()) {
+    call.deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
+                                             deadline - std::chrono::system_clock::now());
+  }
+  // The batcher drops the call's texts before their forward pass once the client has gone.
+  call.cancelled = [context] { return context->IsCancelled(); };
+  return call;
 }
 
 grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context,

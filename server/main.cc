@@ -2,222 +2,21 @@
 #include <pthread.h>
 #include <signal.h>
 
-#include <CLI/CLI.hpp>
-#include <cstdlib>
 #include <iostream>
 
-#include "core/device.h"
-#include "core/runtime.h"
+#include "core/runtime/runtime.h"
 #include "core/util/files.h"
 #include "core/util/log.h"
+#include "server/flags.h"
 #include "server/server.h"
 
 int main(int argc, char** argv) {
   berth::PrepareTorchEnvironment();
-  berth::server::ServerOptions o;
-  std::string port_file, metrics_port_file, precision = "fp32", log_format = "text";
-  double drain_timeout_seconds = 30;
-  double job_lease_seconds = o.training.lease.count() / 1000.0;
-  int64_t model_memory_mb = o.models.memory_budget_bytes >> 20;
-  int inference_threads = 0;
-  CLI::App app{
-      "berth-server: fine-tune BERT-family classifiers and serve them over gRPC (berth.v1; health "
-      "and "
-      "reflection enabled). Every option can also be set by the environment variable shown."};
-  app.set_version_flag("--version", std::string("berth-server " BERTH_VERSION));
-  app.add_option("--data-dir", o.data_dir,
-                 "Where the database, datasets, models and checkpoints live")
-      ->envname("BERTH_DATA_DIR")
-      ->capture_default_str();
-  app.add_option("--store", o.store,
-                 "The database: sqlite:PATH, or postgresql://USER:PASSWORD@HOST:PORT/DB "
-                 "(default: SQLite at DATA_DIR/berth.db)")
-      ->envname("BERTH_STORE");
-  app.add_option("--role", o.role,
-                 "all: serve and train; serve: answer every RPC, never claim jobs (replicas over "
-                 "a shared --store); train: claim and train jobs")
-      ->envname("BERTH_ROLE")
-      ->check(CLI::IsMember({"all", "serve", "train"}))
-      ->capture_default_str();
-  app.add_option("--worker-id", o.training.worker_id,
-                 "Who holds this process's job leases (default: the host name). A worker id "
-                 "that starts again takes back its jobs at once; two live processes must not "
-                 "share one")
-      ->envname("BERTH_WORKER_ID");
-  app.add_option("--job-lease", job_lease_seconds,
-                 "Seconds a training worker's claim on a job lasts without renewal (renewed "
-                 "every third); a dead worker's job resumes elsewhere after about this long")
-      ->envname("BERTH_JOB_LEASE")
-      ->check(CLI::Range(1.0, 3600.0))
-      ->capture_default_str();
-  app.add_option("--listen", o.listen, "HOST:PORT to serve on (port 0: any free port)")
-      ->envname("BERTH_LISTEN")
-      ->capture_default_str();
-  app.add_option("--port-file", port_file, "Write the bound port to this file once serving")
-      ->envname("BERTH_PORT_FILE");
-  app.add_option("--metrics-listen", o.metrics_listen,
-                 "HOST:PORT for Prometheus metrics at /metrics (port 0: any free port; empty: off)")
-      ->envname("BERTH_METRICS_LISTEN")
-      ->capture_default_str();
-  app.add_option("--metrics-port-file", metrics_port_file,
-                 "Write the bound metrics port to this file")
-      ->envname("BERTH_METRICS_PORT_FILE");
-  app.add_option("--drain-timeout", drain_timeout_seconds,
-                 "Seconds in-flight calls get to finish after SIGTERM/SIGINT")
-      ->envname("BERTH_DRAIN_TIMEOUT")
-      ->check(CLI::Range(0.0, 3600.0))
-      ->capture_default_str();
-  app.add_option("--log-format", log_format, "Event log lines on stderr: text (key=value) or json")
-      ->envname("BERTH_LOG_FORMAT")
-      ->check(CLI::IsMember({"text", "json"}))
-      ->capture_default_str();
-  app.add_option(
-         "--auth-tokens", o.auth_tokens_file,
-         "API tokens, one JSON object per line {id, sha256, role, model_prefix}; re-read on SIGHUP")
-      ->envname("BERTH_AUTH_TOKENS");
-  app.add_option("--tls-cert", o.tls_cert,
-                 "Serve TLS with this PEM certificate chain (re-read on SIGHUP)")
-      ->envname("BERTH_SERVER_TLS_CERT");
-  app.add_option("--tls-key", o.tls_key, "The PEM private key of --tls-cert")
-      ->envname("BERTH_SERVER_TLS_KEY");
-  app.add_option("--tls-client-ca", o.tls_client_ca,
-                 "Require client certificates signed by this PEM CA bundle (mutual TLS)")
-      ->envname("BERTH_SERVER_TLS_CLIENT_CA");
-  app.add_option("--tls-reload-seconds", o.tls_reload_seconds,
-                 "Also re-read the TLS files this often (0: only on SIGHUP); open connections stay")
-      ->envname("BERTH_TLS_RELOAD_SECONDS")
-      ->check(CLI::Range(0u, 86400u))
-      ->capture_default_str();
-  app.add_flag("--allow-insecure", o.allow_insecure,
-               "Serve a non-loopback address without authentication (refused otherwise)")
-      ->envname("BERTH_ALLOW_INSECURE");
-  app.add_option("--training-workers", o.training.workers, "Jobs trained at the same time")
-      ->envname("BERTH_TRAINING_WORKERS")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
-  app.add_option("--training-threads", o.training.threads_per_job,
-                 "Intra-op threads per job (0: one per core)")
-      ->envname("BERTH_TRAINING_THREADS")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  app.add_option(
-         "--device", o.training.default_device,
-         "cpu, cuda or cuda:N: where models classify and where jobs that name no device train")
-      ->envname("BERTH_DEVICE")
-      ->capture_default_str();
-  app.add_option("--max-train-procs", o.training.max_train_procs,
-                 "Most processes one data-parallel job (workers: N) may use; 1 turns them off")
-      ->envname("BERTH_MAX_TRAIN_PROCS")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
-  app.add_option("--worker-binary", o.training.worker_binary,
-                 "The berth CLI that runs ranks 1..N-1 of data-parallel jobs (default: beside "
-                 "berth-server)")
-      ->envname("BERTH_WORKER_BINARY");
-  app.add_option("--model-roots", o.training.base_models.model_roots,
-                 "Directories under which StartTraining may name a local base model (absolute "
-                 "path; symbolic "
-                 "links resolved); none by default")
-      ->envname("BERTH_MODEL_ROOTS")
-      ->delimiter(',');
-  app.add_flag_function(
-         "--no-hub", [&o](int64_t) { o.training.base_models.allow_hub = false; },
-         "Refuse Hugging Face Hub ids as base models (no downloads by the server)")
-      ->envname("BERTH_NO_HUB");
-  app.add_option("--inference-threads", inference_threads,
-                 "Intra-op threads per loaded model (0: one per core)")
-      ->envname("BERTH_INFERENCE_THREADS")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  app.add_option("--precision", precision,
-                 "Inference weights: fp32, or bf16 (faster on avx512_bf16 CPUs)")
-      ->envname("BERTH_PRECISION")
-      ->check(CLI::IsMember({"fp32", "bf16"}))
-      ->capture_default_str();
-  app.add_option("--model-memory-mb", model_memory_mb,
-                 "Weights of loaded models kept in memory; the least recently used go first")
-      ->envname("BERTH_MODEL_MEMORY_MB")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--max-batch-tokens", o.models.engine.batcher.max_batch_tokens,
-                 "Padded tokens per inference batch")
-      ->envname("BERTH_MAX_BATCH_TOKENS")
-      ->check(CLI::Range(int64_t{64}, int64_t{1} << 20))
-      ->capture_default_str();
-  app.add_option("--preload", o.preload,
-                 "Models to load at start: NAME, NAME:VERSION or NAME@ALIAS (repeatable). The gRPC "
-                 "health service "
-                 "reports 'model:SPEC' SERVING once the model can answer")
-      ->envname("BERTH_PRELOAD")
-      ->delimiter(',');
-  app.add_option("--request-threads", o.request_threads,
-                 "Threads for blocking request work (loading, batching)")
-      ->envname("BERTH_REQUEST_THREADS")
-      ->check(CLI::Range(1, 1024))
-      ->capture_default_str();
-  app.add_option("--max-queued-requests", o.max_queued_requests,
-                 "Requests waiting for a request thread; beyond this, RESOURCE_EXHAUSTED")
-      ->envname("BERTH_MAX_QUEUED_REQUESTS")
-      ->check(CLI::Range(1, 1 << 20))
-      ->capture_default_str();
-  app.add_option("--max-texts", o.limits.max_texts, "Texts per Classify/Tokenize request")
-      ->envname("BERTH_MAX_TEXTS")
-      ->check(CLI::Range(1, 100000))
-      ->capture_default_str();
-  app.add_option("--max-text-bytes", o.limits.max_text_bytes, "Bytes per text")
-      ->envname("BERTH_MAX_TEXT_BYTES")
-      ->check(CLI::Range(int64_t{16}, int64_t{16} << 20))
-      ->capture_default_str();
-  app.add_option("--max-upload-bytes", o.limits.max_upload_bytes,
-                 "Bytes per dataset upload or ImportModel archive")
-      ->envname("BERTH_MAX_UPLOAD_BYTES")
-      ->check(CLI::Range(int64_t{1}, int64_t{64} << 30))
-      ->capture_default_str();
-  app.add_option("--max-dataset-rows", o.limits.max_dataset_rows, "Rows per dataset upload")
-      ->envname("BERTH_MAX_DATASET_ROWS")
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
-      ->capture_default_str();
-  app.add_option("--max-concurrent-uploads", o.limits.max_concurrent_uploads,
-                 "Uploads in progress at once (each is held in memory until checked)")
-      ->envname("BERTH_MAX_CONCURRENT_UPLOADS")
-      ->check(CLI::Range(1, 10000))
-      ->capture_default_str();
-  app.add_option("--max-queued-jobs", o.limits.max_queued_jobs,
-                 "Jobs waiting in the queue, all tokens together")
-      ->envname("BERTH_MAX_QUEUED_JOBS")
-      ->check(CLI::Range(1, 1000000))
-      ->capture_default_str();
-  app.add_option("--max-queued-jobs-per-token", o.limits.max_queued_jobs_per_token,
-                 "Jobs waiting, per API token")
-      ->envname("BERTH_MAX_QUEUED_JOBS_PER_TOKEN")
-      ->check(CLI::Range(1, 1000000))
-      ->capture_default_str();
-  app.add_option("--max-streams", o.limits.max_streams, "Open WatchJob and ClassifyStream calls")
-      ->envname("BERTH_MAX_STREAMS")
-      ->check(CLI::Range(1, 1000000))
-      ->capture_default_str();
-  app.add_option("--max-message-bytes", o.max_message_bytes,
-                 "gRPC message size limit, both directions")
-      ->envname("BERTH_MAX_MESSAGE_BYTES")
-      ->check(CLI::Range(int64_t{1} << 20, int64_t{1} << 30))
-      ->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  o.models.memory_budget_bytes = model_memory_mb << 20;
-  o.models.engine.classifier.precision =
-      precision == "bf16" ? berth::InferencePrecision::kBf16 : berth::InferencePrecision::kFp32;
-  o.models.engine.batcher.num_threads = inference_threads;
-  o.models.engine.classifier.device = o.training.default_device;
-  if (auto device = berth::ParseDevice(o.training.default_device, "--device"); !device.ok()) {
-    std::cerr << "berth-server: " << device.status().message() << "\n";
-    return 2;
-  }
-  o.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(drain_timeout_seconds * 1000));
-  o.training.lease = std::chrono::milliseconds(static_cast<int64_t>(job_lease_seconds * 1000));
-  berth::SetLogFormat(log_format == "json" ? berth::LogFormat::kJson : berth::LogFormat::kText);
+  berth::server::ParsedCommand parsed =
+      berth::server::ParseServerCommand(argc, argv, "berth-server " BERTH_VERSION);
+  if (parsed.exit_code) return *parsed.exit_code;
+  const berth::server::ServerCommand& command = parsed.command;
+  berth::SetLogFormat(command.json_logs ? berth::LogFormat::kJson : berth::LogFormat::kText);
 
   // Signals are taken by this thread alone (sigwait), so every other thread blocks them.
   sigset_t signals;
@@ -227,15 +26,14 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  if (o.training.worker_binary.empty())
-    o.training.worker_binary = berth::JoinPath(berth::ExecutableDir(), "berth");
-  auto server = berth::server::Server::Start(o);
+  auto server = berth::server::Server::Start(command.options);
   if (!server.ok()) {
     std::cerr << "berth-server: " << server.status().message() << "\n";
     return 1;
   }
-  for (const auto& [file, port] : {std::make_pair(port_file, (*server)->port()),
-                                   std::make_pair(metrics_port_file, (*server)->metrics_port())}) {
+  for (const auto& [file, port] :
+       {std::make_pair(command.port_file, (*server)->port()),
+        std::make_pair(command.metrics_port_file, (*server)->metrics_port())}) {
     if (file.empty()) continue;
     absl::Status s = berth::WriteFileAtomically(file, std::to_string(port) + "\n");
     if (!s.ok()) std::cerr << "berth-server: " << s.message() << "\n";
@@ -243,8 +41,8 @@ int main(int argc, char** argv) {
   int sig = 0;
   while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
     // Each logs its outcome; on an error the previous tokens or certificates stay in force.
-    if (!o.auth_tokens_file.empty()) (void)(*server)->ReloadAuth();
-    if (!o.tls_cert.empty()) (void)(*server)->ReloadTls();
+    if (!command.options.auth_tokens_file.empty()) (void)(*server)->ReloadAuth();
+    if (!command.options.tls_cert.empty()) (void)(*server)->ReloadTls();
   }
   berth::LogEvent("server.signal", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   (*server)->Shutdown();

@@ -417,7 +417,7 @@ void Metrics::OnJobState(const store::JobRecord& job) {
   jobs_.erase(it);
 }
 
-void Metrics::OnProgress(const std::string& job_id, const train::Progress& p) {
+void Metrics::OnProgress(const std::string& job_id, const data::Progress& p) {
   absl::MutexLock lock(&mu_);
   JobSeries& s = JobLocked(job_id);
   if (p.update > s.last_update) {

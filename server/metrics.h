@@ -19,19 +19,22 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "core/data/progress.h"
 #include "core/infer/batcher.h"
+#include "core/service/limits.h"
 #include "core/service/model_registry.h"
 #include "core/store/store.h"
-#include "core/train/trainer.h"
 #include "server/metrics_http.h"
 
 namespace berth::server {
 
-class Metrics {
+// Also the facades' observer (core/service/limits.h): what they refuse and serve becomes
+// metrics here.
+class Metrics final : public service::Observer {
  public:
   // `listen` ("HOST:PORT", port 0 for any): where /metrics is served; "" records without serving.
   static absl::StatusOr<std::unique_ptr<Metrics>> Create(const std::string& listen);
-  ~Metrics();
+  ~Metrics() override;
 
   int port() const { return port_; }  // 0 when not serving
 
@@ -41,6 +44,14 @@ class Metrics {
   // Counts one finished RPC ("/berth.v1.InferenceService/Classify", its code, its duration).
   void RecordRequest(const std::string& full_method, grpc::StatusCode code, double seconds);
 
+  // service::Observer.
+  void OnRefusal(const std::string& limit) override { RecordRefusal(limit); }
+  void OnClassified(const std::string& model, int64_t texts,
+                    const std::vector<double>& queue_seconds) override {
+    RecordClassify(model, texts, queue_seconds);
+  }
+  void OnDatasetStored(int64_t bytes) override { RecordDatasetBytes(bytes); }
+
   // Inference.
   void RecordClassify(const std::string& model, int64_t texts,
                       const std::vector<double>& queue_seconds);
@@ -49,7 +60,7 @@ class Metrics {
 
   // Training and datasets.
   void OnJobState(const store::JobRecord& job);
-  void OnProgress(const std::string& job_id, const train::Progress& progress);
+  void OnProgress(const std::string& job_id, const data::Progress& progress);
   void RecordDatasetBytes(int64_t bytes);
   // A call refused by a server limit ("upload_bytes", "queued_jobs", ...).
   void RecordRefusal(const std::string& limit);

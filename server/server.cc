@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/service/model_ref.h"
 #include "core/store/database.h"
 #include "core/util/files.h"
 #include "core/util/log.h"
@@ -133,12 +134,10 @@ static absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(
   return grpc::experimental::TlsServerCredentials(options);
 }
 
-absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
-  std::unique_ptr<Server> s(new Server());
-  s->options_ = options;
-  if (!options.auth_tokens_file.empty()) {
-    ASSIGN_OR_RETURN(s->auth_, TokenAuthenticator::Load(options.auth_tokens_file));
-  } else if (!IsLoopback(options.listen) && options.tls_client_ca.empty()) {
+// Authentication, or a reason to refuse serving without it; the role.
+static absl::Status CheckSecurity(const ServerOptions& options) {
+  if (options.auth_tokens_file.empty() && !IsLoopback(options.listen) &&
+      options.tls_client_ca.empty()) {
     if (!options.allow_insecure) {
       return absl::FailedPreconditionError(
           absl::StrCat("refusing to serve ", options.listen,
@@ -156,158 +155,29 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     return absl::InvalidArgumentError(
         absl::StrCat("--role must be all, serve or train, not '", options.role, "'"));
   }
-  ASSIGN_OR_RETURN(s->metrics_, Metrics::Create(options.metrics_listen));
-  ASSIGN_OR_RETURN(s->store_, store::Store::Open(options.data_dir, options.store));
-  Metrics* metrics = s->metrics_.get();
-  s->store_->set_statement_observer([metrics](double seconds, const absl::Status& status) {
-    metrics->RecordStatement(seconds, status.ok());
-  });
-  service::RegistryOptions models = options.models;
-  models.batch_observer = [metrics](const std::string&, int64_t) {
-    return metrics->MakeBatchObserver();
-  };
-  models.on_load = [metrics](double seconds, bool ok) { metrics->RecordModelLoad(seconds, ok); };
-  s->registry_ = std::make_unique<service::ModelRegistry>(s->store_.get(), models);
-  service::JobRunnerOptions training = options.training;
-  training.claim_jobs = options.role != "serve";
-  // Jobs watched here may run in another process: their watchers hear of changes by reading
-  // the store (a job trained here also tells them at once).
-  if (options.role != "all" || s->store_->backend() != "sqlite")
-    training.watch_poll = std::chrono::milliseconds(500);
-  s->runner_ = std::make_unique<service::JobRunner>(s->store_.get(), training);
-  s->runner_->set_state_observer([metrics](const store::JobRecord& job) {
-    metrics->OnJobState(job);
-    LogFields f = {{"job_id", job.id},
-                   {"state", std::string(store::JobStateName(job.state))},
-                   {"model", job.model_name},
-                   {"base_model", job.base_model}};
-    if (!job.request_id.empty()) f.emplace_back("request_id", job.request_id);
-    if (job.model_version > 0) f.emplace_back("version", std::to_string(job.model_version));
-    if (!job.error.empty()) f.emplace_back("error", job.error);
-    LogEvent("job.state", f);
-  });
-  s->runner_->set_progress_observer([metrics](const std::string& job_id, const train::Progress& p) {
-    metrics->OnProgress(job_id, p);
-  });
-  s->runner_->set_lease_observer(
-      [metrics](const std::string& event) { metrics->RecordLeaseEvent(event); });
-  s->admission_ = std::make_unique<service::Training>(
-      s->store_.get(), s->runner_.get(),
-      service::AdmissionLimits{options.limits.max_queued_jobs,
-                               options.limits.max_queued_jobs_per_token,
-                               options.limits.max_dataset_rows},
-      [metrics](const char* limit) { metrics->RecordRefusal(limit); });
-  s->pool_ = std::make_unique<ThreadPool>(options.request_threads, options.max_queued_requests);
-  s->importer_ =
-      std::make_unique<service::ModelImporter>(s->store_.get(), &s->runner_->base_models());
-  ServiceContext ctx{s->store_.get(),
-                     s->runner_.get(),
-                     s->admission_.get(),
-                     s->registry_.get(),
-                     s->importer_.get(),
-                     s->pool_.get(),
-                     metrics,
-                     &s->draining_,
-                     s->auth_.get(),
-                     &s->live_,
-                     options.limits};
-  s->training_ = std::make_unique<TrainingServiceImpl>(ctx);
-  s->inference_ = std::make_unique<InferenceServiceImpl>(ctx);
-  s->models_ = std::make_unique<ModelServiceImpl>(ctx);
-  metrics->SetSources(s->store_.get(), s->registry_.get());
+  return absl::OkStatus();
+}
 
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
+  RETURN_IF_ERROR(CheckSecurity(options));
+  std::unique_ptr<Server> s(new Server());
+  s->options_ = options;
+  if (!options.auth_tokens_file.empty()) {
+    ASSIGN_OR_RETURN(s->auth_, TokenAuthenticator::Load(options.auth_tokens_file));
+  }
+  RETURN_IF_ERROR(s->Assemble());
   std::vector<std::pair<std::string, service::ModelRef>> preload;
   for (const std::string& spec : options.preload) {
     ASSIGN_OR_RETURN(service::ModelRef ref, service::ParseModelRef(spec, 0, "", "--preload"));
     preload.emplace_back(spec, ref);
   }
-
   // Recovery (jobs a dead process left RUNNING go back to the queue) happens before the port
   // opens, so nothing is served from a half-recovered state.
   RETURN_IF_ERROR(s->runner_->Start());
-
-  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
-                   MakeCredentials(options, &s->tls_));
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, credentials, &s->port_);
-  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
-  builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
-  builder.RegisterService(s->training_.get());
-  builder.RegisterService(s->inference_.get());
-  builder.RegisterService(s->models_.get());
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-  interceptors.push_back(std::make_unique<CallInterceptorFactory>(s.get()));
-  builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  s->server_ = builder.BuildAndStart();
-  if (s->server_ == nullptr || s->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
-  }
-  grpc::HealthCheckServiceInterface* health = s->server_->GetHealthCheckService();
-  health->SetServingStatus(true);
-  for (const char* name : kServices) health->SetServingStatus(name, true);
-  for (const auto& [spec, ref] : preload) health->SetServingStatus(PreloadHealthName(spec), false);
-  if (!preload.empty()) {
-    Server* self = s.get();
-    s->preloader_ = std::thread([self, preload] {
-      for (const auto& [spec, ref] : preload) {
-        const auto start = std::chrono::steady_clock::now();
-        absl::StatusOr<service::ModelHandle> h = self->registry_->Acquire(ref);
-        const double seconds =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        LogEvent(h.ok() ? "model.preloaded" : "model.preload_failed",
-                 {{"model", spec},
-                  {"seconds", absl::StrCat(seconds)},
-                  {"error", h.ok() ? "" : std::string(h.status().message())}});
-        if (h.ok() && !self->draining_)
-          self->server_->GetHealthCheckService()->SetServingStatus(PreloadHealthName(spec), true);
-      }
-    });
-  }
-  if (training.watch_poll.count() > 0) {
-    // Other replicas delete models and move aliases in the store; an alias is read at every
-    // call, but a loaded version another replica deleted would stay in memory until evicted.
-    // PostgreSQL tells of changes at once (LISTEN/NOTIFY); the reads every second are the
-    // fallback for what a broken listener connection missed, and all there is elsewhere.
-    Server* self = s.get();
-    s->registry_syncer_ = std::thread([self, metrics] {
-      std::unique_ptr<store::Listener> listener = self->store_->ListenRegistry();
-      while (true) {
-        if (listener != nullptr) {
-          auto heard = listener->Wait(std::chrono::seconds(1));
-          if (heard.ok()) {
-            for (const std::string& change : *heard)
-              metrics->RecordRegistryNotification(change.substr(0, change.find(' ')));
-          }
-        }
-        {
-          absl::MutexLock lock(&self->background_mu_);
-          if (listener == nullptr) {
-            self->background_mu_.AwaitWithTimeout(absl::Condition(&self->background_stop_),
-                                                  absl::Seconds(1));
-          }
-          if (self->background_stop_) return;
-        }
-        for (const auto& [name, version] : self->registry_->DropDeleted()) {
-          metrics->RecordRegistryChange("deleted");
-          LogEvent("model.unloaded",
-                   {{"model", absl::StrCat(name, ":", version)}, {"reason", "deleted"}});
-        }
-      }
-    });
-  }
-  if (s->tls_ != nullptr && options.tls_reload_seconds > 0) {
-    Server* self = s.get();
-    s->tls_reloader_ = std::thread([self] {
-      absl::MutexLock lock(&self->background_mu_);
-      const absl::Duration every = absl::Seconds(self->options_.tls_reload_seconds);
-      while (
-          !self->background_mu_.AwaitWithTimeout(absl::Condition(&self->background_stop_), every)) {
-        (void)self->ReloadTls();  // logs its outcome; on an error the old certificates stay
-      }
-    });
-  }
+  RETURN_IF_ERROR(s->StartRpc());
+  s->StartPreloads(std::move(preload));
+  if (s->options_.training.watch_poll.count() > 0) s->StartRegistrySyncer();
+  if (s->tls_ != nullptr && options.tls_reload_seconds > 0) s->StartTlsReloader();
   LogEvent(
       "server.start",
       {{"auth", s->auth_ ? absl::StrCat(s->auth_->size(), " tokens") : "off"},
@@ -320,6 +190,149 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
        {"store", s->store_->backend()},
        {"role", options.role}});
   return s;
+}
+
+absl::Status Server::Assemble() {
+  const ServerOptions& options = options_;
+  ASSIGN_OR_RETURN(metrics_, Metrics::Create(options.metrics_listen));
+  ASSIGN_OR_RETURN(store_, store::Store::Open(options.data_dir, options.store));
+  Metrics* metrics = metrics_.get();
+  store_->set_statement_observer([metrics](double seconds, const absl::Status& status) {
+    metrics->RecordStatement(seconds, status.ok());
+  });
+  service::RegistryOptions models = options.models;
+  models.batch_observer = [metrics](const std::string&, int64_t) {
+    return metrics->MakeBatchObserver();
+  };
+  models.on_load = [metrics](double seconds, bool ok) { metrics->RecordModelLoad(seconds, ok); };
+  registry_ = std::make_unique<service::ModelRegistry>(store_.get(), models);
+  jobs::JobRunnerOptions& training = options_.training;
+  training.claim_jobs = options.role != "serve";
+  // Jobs watched here may run in another process: their watchers hear of changes by reading
+  // the store (a job trained here also tells them at once).
+  if (options.role != "all" || store_->backend() != "sqlite")
+    training.watch_poll = std::chrono::milliseconds(500);
+  runner_ = std::make_unique<jobs::JobRunner>(store_.get(), training);
+  runner_->set_state_observer([metrics](const store::JobRecord& job) {
+    metrics->OnJobState(job);
+    LogFields f = {{"job_id", job.id},
+                   {"state", std::string(store::JobStateName(job.state))},
+                   {"model", job.model_name},
+                   {"base_model", job.base_model}};
+    if (!job.request_id.empty()) f.emplace_back("request_id", job.request_id);
+    if (job.model_version > 0) f.emplace_back("version", std::to_string(job.model_version));
+    if (!job.error.empty()) f.emplace_back("error", job.error);
+    LogEvent("job.state", f);
+  });
+  runner_->set_progress_observer([metrics](const std::string& job_id, const data::Progress& p) {
+    metrics->OnProgress(job_id, p);
+  });
+  runner_->set_lease_observer(
+      [metrics](const std::string& event) { metrics->RecordLeaseEvent(event); });
+  importer_ = std::make_unique<service::ModelImporter>(store_.get(), &runner_->base_models());
+  streams_ = service::Slots::Streams(options.limits.max_streams, metrics);
+  uploads_ = service::Slots::Uploads(options.limits.max_concurrent_uploads, metrics);
+  inference_ = std::make_unique<service::Inference>(registry_.get(), options.limits, streams_.get(),
+                                                    metrics);
+  models_ =
+      std::make_unique<service::Models>(store_.get(), registry_.get(), importer_.get(),
+                                        options.limits, streams_.get(), uploads_.get(), metrics);
+  training_ = std::make_unique<jobs::Training>(store_.get(), runner_.get(), options.limits,
+                                               streams_.get(), uploads_.get(), metrics);
+  pool_ = std::make_unique<ThreadPool>(options.request_threads, options.max_queued_requests);
+  const ServiceContext ctx{inference_.get(), models_.get(), training_.get(),
+                           pool_.get(),      &draining_,    auth_.get()};
+  training_service_ = std::make_unique<TrainingServiceImpl>(ctx);
+  inference_service_ = std::make_unique<InferenceServiceImpl>(ctx);
+  model_service_ = std::make_unique<ModelServiceImpl>(ctx);
+  metrics->SetSources(store_.get(), registry_.get());
+  return absl::OkStatus();
+}
+
+absl::Status Server::StartRpc() {
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                   MakeCredentials(options_, &tls_));
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen, credentials, &port_);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
+  builder.RegisterService(training_service_.get());
+  builder.RegisterService(inference_service_.get());
+  builder.RegisterService(model_service_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<CallInterceptorFactory>(this));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen));
+  }
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  health->SetServingStatus(true);
+  for (const char* name : kServices) health->SetServingStatus(name, true);
+  for (const std::string& spec : options_.preload)
+    health->SetServingStatus(PreloadHealthName(spec), false);
+  return absl::OkStatus();
+}
+
+void Server::StartPreloads(std::vector<std::pair<std::string, service::ModelRef>> preload) {
+  if (preload.empty()) return;
+  preloader_ = std::thread([this, preload = std::move(preload)] {
+    for (const auto& [spec, ref] : preload) {
+      const auto start = std::chrono::steady_clock::now();
+      absl::StatusOr<service::ModelHandle> h = registry_->Acquire(ref);
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      LogEvent(h.ok() ? "model.preloaded" : "model.preload_failed",
+               {{"model", spec},
+                {"seconds", absl::StrCat(seconds)},
+                {"error", h.ok() ? "" : std::string(h.status().message())}});
+      if (h.ok() && !draining_)
+        server_->GetHealthCheckService()->SetServingStatus(PreloadHealthName(spec), true);
+    }
+  });
+}
+
+// Other replicas delete models and move aliases in the store; an alias is read at every call,
+// but a loaded version another replica deleted would stay in memory until evicted. PostgreSQL
+// tells of changes at once (LISTEN/NOTIFY); the reads every second are the fallback for what a
+// broken listener connection missed, and all there is elsewhere.
+void Server::StartRegistrySyncer() {
+  registry_syncer_ = std::thread([this, metrics = metrics_.get()] {
+    std::unique_ptr<store::Listener> listener = store_->ListenRegistry();
+    while (true) {
+      if (listener != nullptr) {
+        auto heard = listener->Wait(std::chrono::seconds(1));
+        if (heard.ok()) {
+          for (const std::string& change : *heard)
+            metrics->RecordRegistryNotification(change.substr(0, change.find(' ')));
+        }
+      }
+      {
+        absl::MutexLock lock(&background_mu_);
+        if (listener == nullptr) {
+          background_mu_.AwaitWithTimeout(absl::Condition(&background_stop_), absl::Seconds(1));
+        }
+        if (background_stop_) return;
+      }
+      for (const auto& [name, version] : registry_->DropDeleted()) {
+        metrics->RecordRegistryChange("deleted");
+        LogEvent("model.unloaded",
+                 {{"model", absl::StrCat(name, ":", version)}, {"reason", "deleted"}});
+      }
+    }
+  });
+}
+
+void Server::StartTlsReloader() {
+  tls_reloader_ = std::thread([this] {
+    absl::MutexLock lock(&background_mu_);
+    const absl::Duration every = absl::Seconds(options_.tls_reload_seconds);
+    while (!background_mu_.AwaitWithTimeout(absl::Condition(&background_stop_), every)) {
+      (void)ReloadTls();  // logs its outcome; on an error the old certificates stay
+    }
+  });
 }
 
 int Server::metrics_port() const { return metrics_ ? metrics_->port() : 0; }
@@ -356,11 +369,12 @@ void Server::Shutdown(std::optional<std::chrono::milliseconds> grace) {
   if (preloader_.joinable()) preloader_.join();  // a load in progress finishes first
   const auto started = std::chrono::steady_clock::now();
   if (server_ != nullptr) {
+    // Calls that end from here on count as drained; set before the log line, which says so.
+    draining_ = true;
     LogEvent(
         "server.draining",
         {{"grace_seconds", absl::StrCat(grace.value_or(options_.drain_timeout).count() / 1000.0)}});
     server_->GetHealthCheckService()->SetServingStatus(false);
-    draining_ = true;
     runner_->NotifyAll();  // open WatchJob streams end now (UNAVAILABLE) instead of at the deadline
     server_->Shutdown(std::chrono::system_clock::now() + grace.value_or(options_.drain_timeout));
   }

@@ -10,14 +10,15 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "core/service/job_runner.h"
+#include "core/jobs/job_runner.h"
+#include "core/jobs/training.h"
 #include "core/service/model_registry.h"
-#include "core/service/training.h"
 #include "server/metrics.h"
 #include "server/services.h"
 #include "server/tls_files.h"
@@ -49,8 +50,8 @@ struct ServerOptions {
   std::string tls_cert, tls_key, tls_client_ca;
   unsigned int tls_reload_seconds = 0;
   bool allow_insecure = false;  // serve a non-loopback address without authentication
-  Limits limits;
-  service::JobRunnerOptions training;
+  service::Limits limits;
+  jobs::JobRunnerOptions training;
   service::RegistryOptions models;
   // Models to load at start ("NAME", "NAME:VERSION" or "NAME@ALIAS"). Each is loaded in the
   // background once the port is open; the health service reports "model:SPEC" NOT_SERVING
@@ -78,10 +79,19 @@ class Server {
 
   store::Store& store() { return *store_; }
   service::ModelRegistry& registry() { return *registry_; }
+  // The facades every door calls (the gRPC services here; other doors in process).
+  const service::Inference& inference() const { return *inference_; }
   const Metrics& metrics() const { return *metrics_; }
 
  private:
   Server() = default;
+  // Start's steps, in order: the parts of core and the facades over them (everything the
+  // services call), recovery and the job runner, the gRPC server, the background threads.
+  absl::Status Assemble();
+  absl::Status StartRpc();
+  void StartPreloads(std::vector<std::pair<std::string, service::ModelRef>> preload);
+  void StartRegistrySyncer();
+  void StartTlsReloader();
   void OnCallEnd(const std::string& method, const grpc::Status& status, double seconds,
                  const std::string& request_id);
   class CallInterceptorFactory;
@@ -99,20 +109,23 @@ class Server {
   bool background_stop_ ABSL_GUARDED_BY(background_mu_) = false;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<service::ModelRegistry> registry_;
-  std::unique_ptr<service::JobRunner> runner_;
-  std::unique_ptr<service::Training> admission_;  // StartTraining's rules, over runner_
-  std::unique_ptr<service::ModelImporter>
-      importer_;  // ImportModel, over the store and runner_'s policy
+  std::unique_ptr<jobs::JobRunner> runner_;
+  std::unique_ptr<service::ModelImporter> importer_;  // over the store and runner_'s policy
+  // What is held open across the service: streams (watch, classify, export) and uploads.
+  std::unique_ptr<service::Slots> streams_, uploads_;
+  // The facades the handlers call.
+  std::unique_ptr<service::Inference> inference_;
+  std::unique_ptr<service::Models> models_;
+  std::unique_ptr<jobs::Training> training_;
   std::unique_ptr<ThreadPool> pool_;
-  std::unique_ptr<TrainingServiceImpl> training_;
-  std::unique_ptr<InferenceServiceImpl> inference_;
-  std::unique_ptr<ModelServiceImpl> models_;
+  std::unique_ptr<TrainingServiceImpl> training_service_;
+  std::unique_ptr<InferenceServiceImpl> inference_service_;
+  std::unique_ptr<ModelServiceImpl> model_service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;
   // Calls that ended after the drain began, by outcome (logged when the server stops).
   std::atomic<bool> draining_{false};
-  LiveCounts live_;
   std::atomic<int64_t> drained_ok_{0}, drained_failed_{0};
 };
 

@@ -1,65 +1,35 @@
-// The berth.v1 gRPC services (callback API). Handlers validate, then either answer from the
-// store (quick SQLite reads/writes) or hand work that may block — model loading, tokenizing,
-// waiting for a batch, deleting files — to the request pool. Torch never runs on a gRPC thread.
+// The berth.v1 gRPC services (callback API). Each handler checks access, converts the request
+// (server/convert.h), makes one call to a facade (core/service: inference and models;
+// core/jobs: training) and converts the reply back; the rules live in the facades. Calls that
+// may block (models, tokenizing, files, datasets) run on the request pool: torch never runs on
+// a gRPC thread.
 #ifndef BERTH_SERVER_SERVICES_H_
 #define BERTH_SERVER_SERVICES_H_
 
 #include <atomic>
-#include <cstdint>
-#include <memory>
+#include <functional>
 #include <optional>
 
 #include "berth/v1/inference.grpc.pb.h"
 #include "berth/v1/models.grpc.pb.h"
 #include "berth/v1/training.grpc.pb.h"
-#include "core/service/job_runner.h"
-#include "core/service/model_import.h"
-#include "core/service/model_registry.h"
-#include "core/service/training.h"
-#include "core/store/store.h"
+#include "core/jobs/training.h"
+#include "core/service/inference.h"
+#include "core/service/models.h"
 #include "core/util/thread_pool.h"
 #include "server/auth.h"
+#include "server/status.h"
 
 namespace berth::server {
 
-// Request limits; the defaults are documented in `berth-server --help`.
-struct Limits {
-  int max_texts = 256;                            // texts per Classify/Tokenize request
-  int64_t max_text_bytes = 64 * 1024;             // bytes per text
-  int64_t max_upload_bytes = int64_t{512} << 20;  // bytes per dataset upload
-  int64_t max_dataset_rows = 5'000'000;           // rows per dataset
-  int max_concurrent_uploads = 4;                 // uploads in progress (each is held in memory)
-  int max_queued_jobs = 1000;                     // jobs waiting, all tokens together
-  int max_queued_jobs_per_token = 50;             // jobs waiting, per API token
-  int max_streams = 256;                          // open WatchJob and ClassifyStream calls
-  int max_page_size = 1000;
-};
-
-// Calls in progress that the limits above count; shared by the handlers.
-struct LiveCounts {
-  std::atomic<int> uploads{0};
-  std::atomic<int> streams{0};
-};
-
-// Takes one slot of `counter` if fewer than `limit` are taken.
-bool TryAcquire(std::atomic<int>* counter, int limit);
-
-class Metrics;
-class TokenAuthenticator;
-
 // What the handlers share. Everything outlives the gRPC server.
 struct ServiceContext {
-  store::Store* store;
-  service::JobRunner* runner;
-  service::Training* training;
-  service::ModelRegistry* registry;
-  const service::ModelImporter* importer;
+  service::Inference* inference;
+  service::Models* models;
+  jobs::Training* training;
   ThreadPool* pool;
-  Metrics* metrics;
   const std::atomic<bool>* draining;  // set when the server begins to shut down
   const TokenAuthenticator* auth;     // nullptr: authentication is off
-  LiveCounts* live;
-  Limits limits;
 };
 
 class TrainingServiceImpl final : public v1::TrainingService::CallbackService {
@@ -130,29 +100,37 @@ class ModelServiceImpl final : public v1::ModelService::CallbackService {
 };
 
 // The caller's principal (nullopt when authentication is off) if it may do `need` on `model`;
-// UNAUTHENTICATED or PERMISSION_DENIED otherwise. Handlers call it before validating anything.
+// UNAUTHENTICATED or PERMISSION_DENIED otherwise. Handlers call it before anything else.
 absl::StatusOr<std::optional<Principal>> CheckAccess(const ServiceContext& ctx,
                                                      const grpc::CallbackServerContext& context,
                                                      Permission need, absl::string_view model);
 // Whether `caller` may see or cancel a job `created_by` submitted (its own, or any for admin).
 absl::Status CheckJobOwner(const std::optional<Principal>& caller, const std::string& created_by);
+// The caller as the training facade knows it: its id, which models it may read and which jobs
+// it may see (everything when authentication is off).
+jobs::Submitter AsSubmitter(const std::optional<Principal>& caller);
+// Whether `caller` may see model `name` (ListModels shows only those).
+bool MaySee(const std::optional<Principal>& caller, const std::string& name);
 
-// Takes one of the max_concurrent_uploads slots (live->uploads), or RESOURCE_EXHAUSTED.
-absl::Status AcquireUploadSlot(const ServiceContext& ctx);
-// Takes one of the max_streams slots (live->streams), or RESOURCE_EXHAUSTED.
-absl::Status AcquireStreamSlot(const ServiceContext& ctx);
-// Appends an upload's `data` message to `buffer`: at most 4 MiB per message and
-// max_upload_bytes in all, else INVALID_ARGUMENT naming `what` ("the upload", "the archive").
-absl::Status AppendUploadChunk(const ServiceContext& ctx, const std::string& chunk,
-                               absl::string_view what, std::string* buffer);
+// The call's deadline and cancellation, for the inference facade (the context outlives the
+// call's wait, and IsCancelled is thread-safe in the callback API).
+service::CallContext CallOf(grpc::CallbackServerContext* context);
 
-// Finishes `reactor` with `status` mapped through ToGrpcStatus.
+// Finishes the call with `status` mapped through ToGrpcStatus.
 grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context,
                                      const absl::Status& status);
 // Runs `work` on the request pool and finishes the call with its status; a full pool answers
 // RESOURCE_EXHAUSTED at once.
 grpc::ServerUnaryReactor* RunOnPool(grpc::CallbackServerContext* context, ThreadPool* pool,
                                     std::function<absl::Status()> work);
+
+// A server-streaming call refused before its first message.
+template <typename Message>
+class RefusedWriter final : public grpc::ServerWriteReactor<Message> {
+ public:
+  explicit RefusedWriter(const absl::Status& s) { this->Finish(ToGrpcStatus(s)); }
+  void OnDone() override { delete this; }
+};
 
 }  // namespace berth::server
 

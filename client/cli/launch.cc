@@ -9,7 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "core/train/distributed.h"
 #include "core/train/rank_processes.h"
 
 namespace berth::cli {
@@ -38,16 +37,8 @@ extern "C" void OnLauncherSignal(int sig) { g_forward_signal = sig; }
 }  // namespace
 
 int LaunchLocalRanks(int nproc) {
-  const int port = train::FreeLoopbackPort();
-  if (port == 0) {
-    std::cerr << "berth: no free port on 127.0.0.1 for the ranks' rendezvous\n";
-    return 1;
-  }
   std::vector<std::string> args = OwnCommandLine();
   args[0] = "/proc/self/exe";
-  std::cerr << "berth: starting " << nproc << " ranks (gloo, rendezvous 127.0.0.1:" << port
-            << ")\n";
-
   // Ctrl-C reaches the ranks directly (same process group); the launcher waits for them.
   // SIGTERM sent to the launcher alone is passed on.
   struct sigaction sa {};
@@ -55,14 +46,16 @@ int LaunchLocalRanks(int nproc) {
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
 
-  auto ranks = train::RankProcesses::Start(args, nproc, /*first_rank=*/0, port, /*log_dir=*/"");
+  auto ranks = train::LaunchLocalRanks(args, nproc, /*first_rank=*/0, /*log_dir=*/"");
   if (!ranks.ok()) {
     std::cerr << "berth: " << ranks.status().message() << "\n";
     return 1;
   }
+  std::cerr << "berth: started " << nproc << " ranks (gloo, rendezvous 127.0.0.1:" << ranks->port
+            << ")\n";
   bool cancelled = false;
   const absl::Status failed =
-      (*ranks)->Supervise(&g_forward_signal, std::chrono::seconds(10), &cancelled);
+      ranks->processes->Supervise(&g_forward_signal, std::chrono::seconds(10), &cancelled);
   if (!failed.ok()) {
     std::cerr << "berth: " << failed.message() << "; stopped the other ranks. "
               << "Rerun the same command with --resume to continue from the last checkpoint.\n";

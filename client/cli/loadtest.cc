@@ -23,7 +23,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "client/lib/client.h"
-#include "core/train/training_spec.h"
+#include "core/data/training_spec.h"
 #include "core/util/data_dir.h"
 #include "core/util/files.h"
 #include "nlohmann/json.hpp"

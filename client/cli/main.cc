@@ -9,7 +9,7 @@
 #ifdef BERTH_WITH_OFFLINE
 #include "client/cli/offline_commands.h"
 #include "client/cli/train_commands.h"
-#include "core/runtime.h"
+#include "core/runtime/runtime.h"
 #endif
 #ifdef BERTH_WITH_REMOTE
 #include "client/cli/loadtest.h"

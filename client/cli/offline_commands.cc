@@ -15,7 +15,7 @@
 #include "core/infer/engine.h"
 #include "core/infer/sequence_classifier.h"
 #include "core/model/hub.h"
-#include "core/runtime.h"
+#include "core/runtime/runtime.h"
 #include "core/text/tokenizer.h"
 #include "core/util/json.h"
 #include "core/util/thread_pool.h"

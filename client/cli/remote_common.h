@@ -52,8 +52,9 @@ struct ClassifyFlags {
   ServerFlags server;
   std::string model, file, truncation = "right";
   std::vector<std::string> texts;
-  int top_k = 0, max_length = 0, batch_size = 64;
+  int top_k = 0, max_length = 0, stride = 0, batch_size = 64;
   bool raw_scores = false, with_text = false;
+  bool stream = false;  // one ClassifyStream call; each stdin line is sent as it is read
 };
 int RunClassify(const ClassifyFlags& f);
 

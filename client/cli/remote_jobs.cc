@@ -13,8 +13,8 @@
 #include "client/cli/remote_common.h"
 #include "client/cli/spec_flags.h"
 #include "client/lib/client.h"
+#include "core/data/training_spec.h"
 #include "core/model/presets.h"
-#include "core/train/training_spec.h"
 #include "core/util/files.h"
 #include "nlohmann/json.hpp"
 
@@ -51,12 +51,11 @@ absl::StatusOr<std::string> DatasetArg(client::Client& c, const std::string& arg
   return absl::NotFoundError(absl::StrCat(arg, " is neither a file nor a dataset id"));
 }
 
-void SetHyperparameters(const train::TrainingSpec& t, v1::Hyperparameters* h) {
+void SetHyperparameters(const data::TrainingSpec& t, v1::Hyperparameters* h) {
 #define BERTH_TO_PROTO(field, flags, help) h->set_##field(t.field);
   BERTH_TRAINING_SPEC_FIELDS(BERTH_TO_PROTO)
 #undef BERTH_TO_PROTO
-  h->set_precision(t.precision == train::Precision::kBf16 ? v1::PRECISION_BF16
-                                                          : v1::PRECISION_FP32);
+  h->set_precision(t.precision == data::Precision::kBf16 ? v1::PRECISION_BF16 : v1::PRECISION_FP32);
   h->set_metric_for_best(t.metric_for_best);
   for (double w : t.class_weights) h->add_class_weights(w);
   h->set_device(t.device);

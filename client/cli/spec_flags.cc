@@ -54,7 +54,7 @@ void AddSpecFlags(CLI::App* cmd, SpecFlags* f) {
 }
 
 absl::Status FinishSpecFlags(SpecFlags* f) {
-  f->spec.precision = f->precision == "bf16" ? train::Precision::kBf16 : train::Precision::kFp32;
+  f->spec.precision = f->precision == "bf16" ? data::Precision::kBf16 : data::Precision::kFp32;
   f->spec.device = f->device.empty() ? "cpu" : f->device;
   f->spec.class_weights.clear();
   if (!f->class_weights.empty()) {

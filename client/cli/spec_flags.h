@@ -7,7 +7,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "core/train/training_spec.h"
+#include "core/data/training_spec.h"
 
 namespace berth::cli {
 
@@ -18,7 +18,7 @@ struct DataFlags {
 void AddDataFlags(CLI::App* cmd, DataFlags* d);
 
 struct SpecFlags {
-  train::TrainingSpec spec;
+  data::TrainingSpec spec;
   DataFlags data;
   std::string precision = "fp32";
   std::string class_weights;

@@ -20,10 +20,10 @@
 #include "client/cli/offline_commands.h"
 #include "client/cli/progress.h"
 #include "client/cli/spec_flags.h"
-#include "core/infer/evaluate_model.h"
+#include "core/eval/evaluate_model.h"
+#include "core/jobs/rank_job.h"
 #include "core/model/hub.h"
 #include "core/model/presets.h"
-#include "core/service/job_spec.h"
 #include "core/train/distributed.h"
 #include "core/train/trainer.h"
 #include "core/util/json.h"
@@ -96,7 +96,7 @@ int RunFinetune(FinetuneFlags& f) {
 
   const bool tty = ::isatty(STDERR_FILENO);
   auto last_print = std::chrono::steady_clock::now() - std::chrono::hours(1);
-  auto on_progress = [&](const train::Progress& p) {
+  auto on_progress = [&](const data::Progress& p) {
     if (!rank0) return;
     if (p.eval != nullptr) {
       if (tty) std::cerr << "\n";
@@ -155,7 +155,7 @@ int RunFinetune(FinetuneFlags& f) {
 }
 
 // `berth train-rank --job FILE`: rank 1..N-1 of a berth-server job with workers: N (the server
-// is rank 0 and starts these processes; see core/service/job_runner.cc).
+// is rank 0 and starts these processes; see core/jobs/job_runner.cc).
 int RunTrainRank(const std::string& file) {
   if (const char* parent = std::getenv("BERTH_PARENT_PID"); parent != nullptr) {
     // Stop with the server: its death ends the group anyway.
@@ -165,7 +165,7 @@ int RunTrainRank(const std::string& file) {
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   auto j = ReadJsonFile(file);
-  auto job = j.ok() ? service::RankJobFromJson(*j) : absl::StatusOr<train::FineTuneJob>(j.status());
+  auto job = j.ok() ? jobs::RankJobFromJson(*j) : absl::StatusOr<train::FineTuneJob>(j.status());
   if (!job.ok()) {
     std::cerr << "berth: " << job.status().message() << "\n";
     return 2;
@@ -200,7 +200,7 @@ struct EvalFlags {
 // Through the inference engine, as `berth predict`: a window of examples at a time, batched by
 // length under the token budget.
 int RunEval(const EvalFlags& f) {
-  train::DatasetOptions o;
+  data::DatasetOptions o;
   o.text_column = f.data.text_column;
   o.text_pair_column = f.data.text_pair_column;
   o.label_column = f.data.label_column;

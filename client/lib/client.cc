@@ -230,6 +230,49 @@ absl::StatusOr<v1::ClassifyResponse> Client::Classify(const v1::ClassifyRequest&
                options_.token);
 }
 
+namespace {
+
+class GrpcClassifyStream final : public ClassifyStreamCall {
+ public:
+  GrpcClassifyStream(v1::InferenceService::Stub* stub, const std::string& token) {
+    if (!token.empty()) context_.AddMetadata("authorization", "Bearer " + token);
+    stream_ = stub->ClassifyStream(&context_);
+  }
+  ~GrpcClassifyStream() override {
+    if (!finished_) context_.TryCancel();
+    if (!finished_) Finish().IgnoreError();
+  }
+
+  absl::StatusOr<v1::ClassifyResponse> Classify(const v1::ClassifyRequest& request) override {
+    v1::ClassifyResponse response;
+    if (finished_ || !stream_->Write(request) || !stream_->Read(&response)) {
+      absl::Status s = Finish();
+      return s.ok() ? absl::UnavailableError("the server closed the stream") : s;
+    }
+    return response;
+  }
+
+  absl::Status Finish() override {
+    if (finished_) return status_;
+    finished_ = true;
+    stream_->WritesDone();
+    status_ = FromGrpcStatus(stream_->Finish());
+    return status_;
+  }
+
+ private:
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::ClassifyRequest, v1::ClassifyResponse>> stream_;
+  bool finished_ = false;
+  absl::Status status_;
+};
+
+}  // namespace
+
+std::unique_ptr<ClassifyStreamCall> Client::OpenClassifyStream() {
+  return std::make_unique<GrpcClassifyStream>(inference_.get(), options_.token);
+}
+
 absl::StatusOr<v1::TokenizeResponse> Client::Tokenize(const v1::TokenizeRequest& request) {
   return Unary(inference_.get(), &v1::InferenceService::Stub::Tokenize, request, options_.timeout,
                options_.token);

@@ -38,6 +38,17 @@ struct ClientOptions {
   std::string tls_ca, tls_cert, tls_key;
 };
 
+// One ClassifyStream call: requests go out and answers come back, one per request, in order,
+// over one stream (no deadline: it lasts as long as the caller keeps it open).
+class ClassifyStreamCall {
+ public:
+  virtual ~ClassifyStreamCall() = default;
+  // Sends one request and waits for its answer; an error ends the stream (its status).
+  virtual absl::StatusOr<v1::ClassifyResponse> Classify(const v1::ClassifyRequest& request) = 0;
+  // Closes the stream: the server's final status.
+  virtual absl::Status Finish() = 0;
+};
+
 class Client {
  public:
   static absl::StatusOr<std::unique_ptr<Client>> Create(const ClientOptions& options);
@@ -66,6 +77,8 @@ class Client {
 
   absl::StatusOr<v1::ClassifyResponse> Classify(const v1::ClassifyRequest& request);
   absl::StatusOr<v1::TokenizeResponse> Tokenize(const v1::TokenizeRequest& request);
+  // Opens a ClassifyStream (requests answered as they are sent, on one call).
+  std::unique_ptr<ClassifyStreamCall> OpenClassifyStream();
 
   absl::StatusOr<v1::ListModelsResponse> ListModels();
   absl::StatusOr<v1::ModelVersion> GetModel(const std::string& model);  // NAME[:VERSION|@ALIAS]

@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "core/runtime.h"
+#include "core/runtime/runtime.h"
 #include "core/util/status_macros.h"
 
 namespace berth {

@@ -8,7 +8,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "core/runtime.h"
+#include "core/runtime/runtime.h"
 #include "core/util/status_macros.h"
 #include "core/util/thread_pool.h"
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/data/multi_label.h"
 #include "core/infer/batcher.h"
 #include "core/infer/sequence_classifier.h"
 
@@ -65,7 +66,7 @@ struct ClassifyResult {
 struct EngineOptions {
   ClassifierOptions classifier;
   BatcherOptions batcher;
-  float multi_label_threshold = 0.5f;
+  float multi_label_threshold = static_cast<float>(data::kDefaultMultiLabelThreshold);
 };
 
 class InferenceEngine {

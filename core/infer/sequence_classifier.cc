@@ -10,9 +10,9 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "core/device.h"
 #include "core/model/bert.h"
 #include "core/model/model_dir.h"
+#include "core/runtime/device.h"
 #include "core/util/status_macros.h"
 
 namespace berth {

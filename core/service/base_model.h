@@ -10,7 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "core/model/hub.h"
-#include "core/service/job_spec.h"
+#include "core/service/model_ref.h"
 #include "core/store/store.h"
 
 namespace berth::service {

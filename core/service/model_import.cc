@@ -324,6 +324,8 @@ absl::StatusOr<store::ModelRecord> ModelImporter::Import(const std::string& name
   // Sources are checked before anything is written.
   std::string source_dir;
   switch (source.kind) {
+    case ImportSource::Kind::kUnset:
+      return absl::InvalidArgumentError("info: give one source: directory, hub_id or archive");
     case ImportSource::Kind::kDirectory: {
       if (!absl::StartsWith(source.location, "/")) {
         return absl::InvalidArgumentError("info.directory: must be an absolute path");

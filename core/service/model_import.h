@@ -33,7 +33,8 @@ absl::Status ExtractModelTar(absl::string_view tar, const std::string& dir,
                              const TarLimits& limits = {});
 
 struct ImportSource {
-  enum class Kind { kDirectory, kHub, kArchive };
+  // kUnset: the request named no source (refused by ModelImporter::Import and the facade).
+  enum class Kind { kUnset, kDirectory, kHub, kArchive };
   Kind kind = Kind::kDirectory;
   std::string location;  // kDirectory: the path; kHub: the id
   std::string archive;   // kArchive: the tar's bytes

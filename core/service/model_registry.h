@@ -16,7 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "core/infer/engine.h"
-#include "core/service/job_spec.h"
+#include "core/service/model_ref.h"
 #include "core/store/store.h"
 
 namespace berth::service {

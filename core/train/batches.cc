@@ -8,7 +8,8 @@
 
 namespace berth::train {
 
-absl::StatusOr<Encoded> EncodeDataset(const Dataset& d, const std::vector<std::string>& labels,
+absl::StatusOr<Encoded> EncodeDataset(const data::Dataset& d,
+                                      const std::vector<std::string>& labels,
                                       const text::Tokenizer& tok, int64_t max_length, bool pairs) {
   std::map<std::string, int64_t> ids;
   for (size_t i = 0; i < labels.size(); ++i) ids[labels[i]] = static_cast<int64_t>(i);
@@ -16,7 +17,7 @@ absl::StatusOr<Encoded> EncodeDataset(const Dataset& d, const std::vector<std::s
   out.enc.reserve(d.examples.size());
   text::EncodeOptions o;
   o.max_length = static_cast<int>(max_length);
-  for (const Example& e : d.examples) {
+  for (const data::Example& e : d.examples) {
     std::vector<int64_t> y;
     for (const std::string& l : e.labels) {
       auto it = ids.find(l);

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/data/dataset.h"
 #include "core/text/tokenizer.h"
-#include "core/train/dataset.h"
 
 namespace berth::train {
 
@@ -23,7 +23,8 @@ struct Encoded {
 
 // Tokenizes `d` (pairs: text and text_pair) and maps its labels to their index in `labels`; a
 // label not there, or text that cannot be encoded, is an error naming the file and line.
-absl::StatusOr<Encoded> EncodeDataset(const Dataset& d, const std::vector<std::string>& labels,
+absl::StatusOr<Encoded> EncodeDataset(const data::Dataset& d,
+                                      const std::vector<std::string>& labels,
                                       const text::Tokenizer& tok, int64_t max_length, bool pairs);
 
 struct Batch {

@@ -9,15 +9,15 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
-#include "core/device.h"
 #include "core/model/model_dir.h"
+#include "core/runtime/device.h"
 #include "core/train/distributed_ops.h"
 #include "core/util/files.h"
 #include "core/util/status_macros.h"
 
 namespace berth::train {
 
-at::Tensor ComputeLoss(const at::Tensor& logits, const Batch& b, const TrainingSpec& s,
+at::Tensor ComputeLoss(const at::Tensor& logits, const Batch& b, const data::TrainingSpec& s,
                        const at::Tensor& class_weights) {
   at::Tensor x = logits.to(at::kFloat);
   if (s.multi_label) {
@@ -40,10 +40,10 @@ AutocastGuard::~AutocastGuard() {
   at::autocast::clear_cache();
 }
 
-EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
-                     const std::vector<std::string>& labels, const TrainingSpec& s, int32_t pad_id,
-                     const at::Tensor& class_weights, const c10::Device& device,
-                     DistributedGroup* group) {
+data::EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
+                           const std::vector<std::string>& labels, const data::TrainingSpec& s,
+                           int32_t pad_id, const at::Tensor& class_weights,
+                           const c10::Device& device, DistributedGroup* group) {
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
@@ -67,7 +67,7 @@ EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
     Batch b = ToDevice(MakeBatch(data, rows, pad_id, 0, s.multi_label, k), device);
     at::Tensor logits;
     {
-      AutocastGuard autocast(s.precision == Precision::kBf16, device);
+      AutocastGuard autocast(s.precision == data::Precision::kBf16, device);
       logits = model.forward(b.ids, b.types, ModelAttentionMask(b.mask, b.padded, device));
     }
     logits = logits.to(at::kFloat);
@@ -131,8 +131,8 @@ EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
       }
     }
   }
-  EvalMetrics m = s.multi_label ? ComputeMultiLabelMetrics(mtruth, mpred, labels)
-                                : ComputeSingleLabelMetrics(truth, pred, labels);
+  data::EvalMetrics m = s.multi_label ? data::ComputeMultiLabelMetrics(mtruth, mpred, labels)
+                                      : data::ComputeSingleLabelMetrics(truth, pred, labels);
   m.loss = data.enc.empty() ? 0 : loss_sum / static_cast<double>(data.enc.size());
   m.example_losses = std::move(example_losses);
   if (was_training) model.train();

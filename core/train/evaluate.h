@@ -1,6 +1,6 @@
 // The loss of a batch and the evaluation of a model on a labelled set: what the Trainer does
 // after every eval interval (`berth eval` runs a saved model through the inference engine
-// instead: core/infer/evaluate_model.h).
+// instead: core/eval/evaluate_model.h).
 #ifndef BERTH_CORE_TRAIN_EVALUATE_H_
 #define BERTH_CORE_TRAIN_EVALUATE_H_
 
@@ -11,18 +11,18 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/data/dataset.h"
+#include "core/data/metrics.h"
+#include "core/data/training_spec.h"
 #include "core/model/bert.h"
 #include "core/train/batches.h"
-#include "core/train/dataset.h"
 #include "core/train/distributed.h"
-#include "core/train/metrics.h"
-#include "core/train/training_spec.h"
 
 namespace berth::train {
 
 // The mean loss of a batch's logits, in float32: cross-entropy with label smoothing, or
 // binary cross-entropy for multi-label; `class_weights` may be undefined.
-at::Tensor ComputeLoss(const at::Tensor& logits, const Batch& b, const TrainingSpec& s,
+at::Tensor ComputeLoss(const at::Tensor& logits, const Batch& b, const data::TrainingSpec& s,
                        const at::Tensor& class_weights);
 
 // RAII: autocast to bf16 for the forward pass when asked for (CPU or CUDA autocast).
@@ -43,10 +43,10 @@ class AutocastGuard {
 // With a group, rank r evaluates batches r, r + world, ... and the per-example results are
 // summed across ranks (each example is filled in by exactly one rank), so every rank ends with
 // the metrics one process would compute.
-EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
-                     const std::vector<std::string>& labels, const TrainingSpec& s, int32_t pad_id,
-                     const at::Tensor& class_weights, const c10::Device& device,
-                     DistributedGroup* group = nullptr);
+data::EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
+                           const std::vector<std::string>& labels, const data::TrainingSpec& s,
+                           int32_t pad_id, const at::Tensor& class_weights,
+                           const c10::Device& device, DistributedGroup* group = nullptr);
 
 }  // namespace berth::train
 

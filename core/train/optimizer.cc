@@ -13,7 +13,7 @@
 namespace berth::train {
 
 std::unique_ptr<torch::optim::AdamW> MakeAdamW(const torch::nn::Module& model,
-                                               const TrainingSpec& s) {
+                                               const data::TrainingSpec& s) {
   std::vector<at::Tensor> decay, no_decay;
   std::set<const void*> layer_norm_params;
   for (const auto& mod : model.named_modules()) {

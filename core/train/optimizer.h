@@ -8,14 +8,14 @@
 
 #include <memory>
 
-#include "core/train/training_spec.h"
+#include "core/data/training_spec.h"
 
 namespace berth::train {
 
 // Two parameter groups, as the Trainer's get_decay_parameter_names: weight_decay on every
 // parameter except biases and LayerNorm weights, 0 on those; betas, eps and lr from `spec`.
 std::unique_ptr<torch::optim::AdamW> MakeAdamW(const torch::nn::Module& model,
-                                               const TrainingSpec& spec);
+                                               const data::TrainingSpec& spec);
 
 // Sets every group's learning rate (the schedule's value for this update).
 void SetLearningRate(torch::optim::AdamW& opt, double lr);

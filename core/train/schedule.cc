@@ -6,7 +6,7 @@
 
 namespace berth::train {
 
-Schedule PlanSchedule(const TrainingSpec& s, int64_t examples, int world) {
+Schedule PlanSchedule(const data::TrainingSpec& s, int64_t examples, int world) {
   Schedule out;
   const int64_t global_batch = s.batch_size * world;
   out.batches_per_epoch = (examples + global_batch - 1) / global_batch;

@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "core/train/training_spec.h"
+#include "core/data/training_spec.h"
 
 namespace berth::train {
 
@@ -20,7 +20,7 @@ struct Schedule {
 // its batch count is not a multiple of grad_accum (HF's floor would drop that partial update),
 // so it has ceil(batches / grad_accum) updates; max_steps > 0 wins over epochs; warmup_steps > 0
 // wins over warmup_ratio, which rounds up as HF's get_warmup_steps does.
-Schedule PlanSchedule(const TrainingSpec& spec, int64_t examples, int world);
+Schedule PlanSchedule(const data::TrainingSpec& spec, int64_t examples, int world);
 
 // The multiplier of the peak learning rate after `step` updates: step / warmup during warmup,
 // then a linear decay to 0 at `total`.

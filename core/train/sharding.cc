@@ -19,7 +19,7 @@ uint64_t Mix(uint64_t a, uint64_t b) {  // SplitMix64 over a and b
 // The micro-batches of one epoch: sequential, shuffled, or shuffled and grouped by length
 // (transformers' LengthGroupedSampler: mega-batches of 50 batches sorted by length).
 std::vector<std::vector<int64_t>> EpochBatches(const std::vector<int64_t>& lengths,
-                                               const TrainingSpec& s, int64_t epoch) {
+                                               const data::TrainingSpec& s, int64_t epoch) {
   const int64_t n = static_cast<int64_t>(lengths.size());
   std::vector<int64_t> order(n);
   std::iota(order.begin(), order.end(), 0);
@@ -64,9 +64,9 @@ std::vector<std::vector<int64_t>> EpochBatches(const std::vector<int64_t>& lengt
 // be short), and rank r takes its rows r, r + world, r + 2 world, ... So in every step the
 // ranks together see exactly the global batch.
 std::vector<std::vector<int64_t>> RankBatches(const std::vector<int64_t>& lengths,
-                                              const TrainingSpec& s, int64_t epoch, int world,
+                                              const data::TrainingSpec& s, int64_t epoch, int world,
                                               int rank) {
-  TrainingSpec global = s;
+  data::TrainingSpec global = s;
   global.batch_size = s.batch_size * world;
   std::vector<std::vector<int64_t>> batches = EpochBatches(lengths, global, epoch);
   if (world == 1) return batches;

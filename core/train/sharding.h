@@ -18,7 +18,7 @@ uint64_t Mix(uint64_t a, uint64_t b);
 // (transformers' LengthGroupedSampler: mega-batches of up to 50 batches sorted by length, the
 // longest batch first).
 std::vector<std::vector<int64_t>> EpochBatches(const std::vector<int64_t>& lengths,
-                                               const TrainingSpec& spec, int64_t epoch);
+                                               const data::TrainingSpec& spec, int64_t epoch);
 
 // Rank `rank` of `world`'s micro-batches, with the semantics of PyTorch's DistributedSampler
 // over the batches one process with batch world x spec.batch_size would run: each such global
@@ -27,8 +27,8 @@ std::vector<std::vector<int64_t>> EpochBatches(const std::vector<int64_t>& lengt
 // ranks together see exactly the global batch, and over an epoch every example exactly once
 // (plus the padding when the dataset is not a multiple of the world size).
 std::vector<std::vector<int64_t>> RankBatches(const std::vector<int64_t>& lengths,
-                                              const TrainingSpec& spec, int64_t epoch, int world,
-                                              int rank);
+                                              const data::TrainingSpec& spec, int64_t epoch,
+                                              int world, int rank);
 
 }  // namespace berth::train
 

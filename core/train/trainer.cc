@@ -17,12 +17,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core/device.h"
 #include "core/model/bert.h"
 #include "core/model/hub.h"
 #include "core/model/model_dir.h"
 #include "core/model/presets.h"
-#include "core/runtime.h"
+#include "core/runtime/device.h"
+#include "core/runtime/runtime.h"
 #include "core/text/wordpiece.h"
 #include "core/train/batches.h"
 #include "core/train/checkpoint.h"
@@ -137,7 +137,7 @@ at::Tensor ClipGradNorm(const std::vector<at::Tensor>& params, double max_norm,
 
 }  // namespace
 
-absl::Status ValidateSpec(const TrainingSpec& s) {
+absl::Status ValidateSpec(const data::TrainingSpec& s) {
   auto bad = [](absl::string_view field, absl::string_view rule) {
     return absl::InvalidArgumentError(absl::StrCat(field, " ", rule));
   };
@@ -170,7 +170,7 @@ absl::Status ValidateSpec(const TrainingSpec& s) {
     if (!(w > 0)) return bad("class_weights", "must all be positive");
   }
   if (!s.metric_for_best.empty()) {
-    EvalMetrics m;
+    data::EvalMetrics m;
     double v;
     if (!m.Get(s.metric_for_best, &v)) return bad("metric_for_best", "names no known metric");
   }
@@ -211,7 +211,7 @@ struct TrainerRun {
   std::vector<std::vector<int64_t>> batches;  // this rank's micro-batches of epoch batches_epoch
   int64_t batches_epoch = -1;
 
-  const TrainingSpec& spec() const { return job.spec; }
+  const data::TrainingSpec& spec() const { return job.spec; }
 };
 
 namespace {
@@ -219,18 +219,18 @@ namespace {
 // Reads the data and encodes it with the model's tokenizer; the model's head is fitted to the
 // training labels (PrepareModel).
 absl::Status SetUpDataAndModel(TrainerRun& r) {
-  const TrainingSpec& s = r.spec();
+  const data::TrainingSpec& s = r.spec();
   const FineTuneJob& job = r.job;
-  ASSIGN_OR_RETURN(Dataset train, ReadDataset(job.train_path, job.data));
-  Dataset validation;
+  ASSIGN_OR_RETURN(data::Dataset train, data::ReadDataset(job.train_path, job.data));
+  data::Dataset validation;
   if (!job.validation_path.empty()) {
-    ASSIGN_OR_RETURN(validation, ReadDataset(job.validation_path, job.data));
+    ASSIGN_OR_RETURN(validation, data::ReadDataset(job.validation_path, job.data));
   } else if (job.validation_split > 0) {
-    ASSIGN_OR_RETURN(auto split, SplitDataset(train, job.validation_split, s.seed));
+    ASSIGN_OR_RETURN(auto split, data::SplitDataset(train, job.validation_split, s.seed));
     train = std::move(split.first);
     validation = std::move(split.second);
   }
-  r.labels = CollectLabels(train);
+  r.labels = data::CollectLabels(train);
   if (r.labels.size() < 2) {
     return absl::InvalidArgumentError(absl::StrCat(job.train_path, ": only one label (",
                                                    r.labels.empty() ? "" : r.labels[0],
@@ -264,7 +264,7 @@ absl::Status SetUpDataAndModel(TrainerRun& r) {
   r.metric = !s.metric_for_best.empty() ? s.metric_for_best
              : s.multi_label            ? "micro_f1"
                                         : "accuracy";
-  r.greater_is_better = EvalMetrics::GreaterIsBetter(r.metric);
+  r.greater_is_better = data::EvalMetrics::GreaterIsBetter(r.metric);
   r.pad_id = tok.layout().pad_id;
   if (!s.class_weights.empty()) {
     r.class_weights =
@@ -344,7 +344,7 @@ absl::Status TrainingFailure(const TrainerRun& r) {
 // loss stays on the device.
 bool AccumulateGradients(TrainerRun& r, int64_t first, int64_t count,
                          const std::atomic<bool>* cancel, at::Tensor* loss_acc, int64_t* rows) {
-  const TrainingSpec& s = r.spec();
+  const data::TrainingSpec& s = r.spec();
   const int64_t num_labels = static_cast<int64_t>(r.labels.size());
   for (int64_t k = 0; k < count; ++k) {
     if (r.group == nullptr && cancel != nullptr && cancel->load()) {
@@ -356,7 +356,7 @@ bool AccumulateGradients(TrainerRun& r, int64_t first, int64_t count,
                        r.device);
     at::Tensor logits;
     {
-      AutocastGuard autocast(s.precision == Precision::kBf16, r.device);
+      AutocastGuard autocast(s.precision == data::Precision::kBf16, r.device);
       logits =
           r.model.module->forward(b.ids, b.types, ModelAttentionMask(b.mask, b.padded, r.device));
     }
@@ -377,7 +377,7 @@ Trainer::Trainer(std::unique_ptr<TrainerRun> run) : run_(std::move(run)) {}
 Trainer::~Trainer() = default;
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const FineTuneJob& job) {
-  const TrainingSpec& s = job.spec;
+  const data::TrainingSpec& s = job.spec;
   RETURN_IF_ERROR(ValidateSpec(s));
   if (job.output_dir.empty()) return absl::InvalidArgumentError("output_dir must be set");
   auto r = std::make_unique<TrainerRun>();
@@ -400,7 +400,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const FineTuneJob& job)
 
 absl::StatusOr<std::optional<Trainer::Update>> Trainer::Step(const std::atomic<bool>* cancel) try {
   TrainerRun& r = *run_;
-  const TrainingSpec& s = r.spec();
+  const data::TrainingSpec& s = r.spec();
   TrainState& state = r.state;
   if (r.batches_epoch != state.epoch) {
     r.batches = RankBatches(r.train_lengths, s, state.epoch, r.world, r.rank);
@@ -465,7 +465,7 @@ absl::StatusOr<std::optional<Trainer::Update>> Trainer::Step(const std::atomic<b
   r.rng_at_boundary = CpuRngState();
 
   Update u;
-  Progress& p = u.progress;
+  data::Progress& p = u.progress;
   p.update = state.update;
   p.total_updates = r.plan.total_updates;
   p.epoch = static_cast<double>(state.epoch) +
@@ -504,11 +504,11 @@ absl::StatusOr<std::optional<Trainer::Update>> Trainer::Step(const std::atomic<b
   return TrainingFailure(*run_);
 }
 
-absl::StatusOr<const EvalMetrics*> Trainer::Evaluate(double epoch) try {
+absl::StatusOr<const data::EvalMetrics*> Trainer::Evaluate(double epoch) try {
   TrainerRun& r = *run_;
   TrainState& state = r.state;
-  EvalMetrics em = train::Evaluate(*r.model.module, r.val_data, r.labels, r.spec(), r.pad_id,
-                                   r.class_weights, r.device, r.group);
+  data::EvalMetrics em = train::Evaluate(*r.model.module, r.val_data, r.labels, r.spec(), r.pad_id,
+                                         r.class_weights, r.device, r.group);
   double value = 0;
   em.Get(r.metric, &value);
   Json ej = em.ToJson();
@@ -555,7 +555,7 @@ absl::Status Trainer::Checkpoint() try {
 absl::StatusOr<TrainResult> Trainer::Train(const ProgressCallback& progress,
                                            const std::atomic<bool>* cancel) {
   TrainerRun& r = *run_;
-  const TrainingSpec& s = r.spec();
+  const data::TrainingSpec& s = r.spec();
   while (r.state.update < r.plan.total_updates) {
     ASSIGN_OR_RETURN(std::optional<Update> u, Step(cancel));
     if (!u.has_value()) {
@@ -585,7 +585,7 @@ absl::StatusOr<TrainResult> Trainer::Train(const ProgressCallback& progress,
 
 absl::StatusOr<TrainResult> Trainer::Finish() try {
   TrainerRun& r = *run_;
-  const TrainingSpec& s = r.spec();
+  const data::TrainingSpec& s = r.spec();
   const TrainState& state = r.state;
   TrainResult& result = r.result;
   result.updates = state.update;
@@ -612,7 +612,8 @@ absl::StatusOr<TrainResult> Trainer::Finish() try {
     RETURN_IF_ERROR(LoadWeights(module, *best, {}, nullptr));
   }
   for (const Json& e : state.evals) {
-    if (e.value("update", int64_t{-1}) == state.best_update) result.best = EvalMetrics::FromJson(e);
+    if (e.value("update", int64_t{-1}) == state.best_update)
+      result.best = data::EvalMetrics::FromJson(e);
   }
   result.best_update = state.best_update;
   module.eval();
@@ -636,7 +637,7 @@ absl::StatusOr<TrainResult> Trainer::Finish() try {
   Json args = {{"base_model", r.job.base_model},
                {"train", r.job.train_path},
                {"validation", r.job.validation_path},
-               {"precision", s.precision == Precision::kBf16 ? "bf16" : "fp32"},
+               {"precision", s.precision == data::Precision::kBf16 ? "bf16" : "fp32"},
                {"multi_label", s.multi_label},
                {"metric_for_best", r.metric},
                {"class_weights", s.class_weights},

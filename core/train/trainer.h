@@ -12,33 +12,18 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "core/train/dataset.h"
+#include "core/data/dataset.h"
+#include "core/data/metrics.h"
+#include "core/data/progress.h"
+#include "core/data/training_spec.h"
 #include "core/train/distributed.h"
-#include "core/train/metrics.h"
-#include "core/train/training_spec.h"
 
 namespace berth::train {
 
 // Checks ranges; the message names the offending field.
-absl::Status ValidateSpec(const TrainingSpec& spec);
+absl::Status ValidateSpec(const data::TrainingSpec& spec);
 
-// Reported after every optimizer update (and with `eval` after every evaluation).
-struct Progress {
-  int64_t update = 0;
-  int64_t total_updates = 0;
-  double epoch = 0;      // fractional epochs completed
-  double loss = 0;       // mean of this update's micro-batch losses
-  double lr = 0;         // learning rate this update used
-  double grad_norm = 0;  // total L2 norm before clipping
-  double samples_per_second = 0;
-  double eta_seconds = 0;
-  const EvalMetrics* eval = nullptr;  // set on evaluation events only
-  // Data-parallel runs: ranks in the group, and the share of this update's time spent
-  // averaging gradients across them.
-  int world_size = 1;
-  double allreduce_share = 0;
-};
-using ProgressCallback = std::function<void(const Progress&)>;
+using ProgressCallback = std::function<void(const data::Progress&)>;
 
 struct TrainResult {
   int64_t updates = 0;
@@ -47,8 +32,8 @@ struct TrainResult {
   double train_loss = 0;  // mean loss over all updates
   double train_seconds = 0;
   double samples_per_second = 0;
-  std::vector<EvalMetrics> evals;   // in order
-  std::optional<EvalMetrics> best;  // the evaluation of the saved model
+  std::vector<data::EvalMetrics> evals;   // in order
+  std::optional<data::EvalMetrics> best;  // the evaluation of the saved model
   int64_t best_update = 0;
   bool cancelled = false;  // stopped by the cancel flag; a checkpoint was written
   bool early_stopped = false;
@@ -71,8 +56,8 @@ struct FineTuneJob {
   std::string train_path;
   std::string validation_path;    // optional
   double validation_split = 0.0;  // if no validation_path: fraction of train held out (seeded)
-  DatasetOptions data;
-  TrainingSpec spec;
+  data::DatasetOptions data;
+  data::TrainingSpec spec;
   std::string output_dir;
   std::string checkpoint_dir;     // "": <output_dir>.checkpoints
   bool resume = false;            // continue from checkpoint_dir's latest checkpoint
@@ -112,13 +97,13 @@ class Trainer {
                                     const std::atomic<bool>* cancel);
 
   struct Update {
-    Progress progress;
+    data::Progress progress;
     bool epoch_end = false;  // the update finished its epoch
   };
   // One optimizer update; nullopt when `cancel` stopped it (after writing the checkpoint).
   absl::StatusOr<std::optional<Update>> Step(const std::atomic<bool>* cancel);
   // Evaluates at the current update (an update is evaluated once), remembers the best weights.
-  absl::StatusOr<const EvalMetrics*> Evaluate(double epoch);
+  absl::StatusOr<const data::EvalMetrics*> Evaluate(double epoch);
   // A checkpoint at the current update, unless there is one already (rank 0 only).
   absl::Status Checkpoint();
   // The result; unless cancelled, the model directory, metrics.json and training_args.json.

@@ -10,8 +10,8 @@
    (clipping, AdamW) sees the same bits. Against one process with batch 2b the gradients are
    summed in another order, and the difference depends on the machine's kernels: a tolerance
    there passed on one machine and failed on another of the same kind.
-2. Fault: kill -9 one rank mid-epoch; the launcher stops the other, exits non-zero and says
-   which rank failed and how to resume; `--resume` completes the run with the final weights of
+2. Fault: kill -9 each rank in turn mid-epoch; the launcher stops the other, exits non-zero and
+   names the rank killed (not its peer, which fails too once it vanished) and how to resume; `--resume` completes the run with the final weights of
    an uninterrupted 2-rank run (dropout on: each rank's dropout stream is a function of the
    update, so a resumed run draws what the uninterrupted one drew).
 3. Torchrun's variables: two processes started by hand with WORLD_SIZE/RANK/MASTER_* and no
@@ -124,33 +124,36 @@ def main():
                                       read_safetensors(os.path.join(work, "one", "model.safetensors")))
             check(d == 0, "final weights are bit-identical (largest difference %.3g, in %s)" % (d, where))
 
-        # 2. Fault: kill -9 rank 1 mid-run, then --resume.
+        # 2. Fault: kill -9 each rank in turn mid-run, then --resume the second run.
         train = os.path.join(data, "sst2-sample", "train.tsv")
         fault = ["--base-model", "config:bert-tiny", "--train", train, "--max-steps", "60", "--batch-size", "8",
                  "--max-length", "64", "--save-steps", "5", "--seed", "5", "--nproc-per-node", "2", "--json"]
         ref = run(cli, fault + ["--output", os.path.join(work, "ref")])
         check(ref.returncode == 0, "uninterrupted 2-rank run: %s" % ref.stderr[-300:])
-        log = os.path.join(work, "cut.jsonl")
-        out = os.path.join(work, "cut")
-        p = subprocess.Popen([cli, "finetune"] + fault + ["--output", out, "--log-jsonl", log],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        killed = None
-        deadline = time.time() + 300
-        while time.time() < deadline and p.poll() is None:
-            done = len(losses(log)) if os.path.exists(log) else 0
-            if done >= 12:
-                ranks = children(p.pid)
-                if len(ranks) == 2:
-                    killed = ranks[1]
-                    os.kill(killed, signal.SIGKILL)
-                break
-            time.sleep(0.01)
-        stdout, stderr = p.communicate(timeout=120)
-        print(stderr.strip().splitlines()[-1] if stderr.strip() else "(no stderr)")
-        check(killed is not None, "rank 1 killed mid-run (after update 12 of 60)")
-        check(p.returncode not in (0, None), "the launcher exits non-zero (%s)" % p.returncode)
-        check("rank 1 was killed by signal 9" in stderr and "--resume" in stderr,
-              "the launcher names the rank that died and says how to resume")
+        # Each rank in turn: the launcher names the one killed, never the peer that exits
+        # because it vanished (rank 0 may well exit first when rank 1 is killed).
+        for victim in (0, 1):
+            log = os.path.join(work, "cut-%d.jsonl" % victim)
+            out = os.path.join(work, "cut-%d" % victim)
+            p = subprocess.Popen([cli, "finetune"] + fault + ["--output", out, "--log-jsonl", log],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            killed = None
+            deadline = time.time() + 300
+            while time.time() < deadline and p.poll() is None:
+                done = len(losses(log)) if os.path.exists(log) else 0
+                if done >= 12:
+                    ranks = children(p.pid)
+                    if len(ranks) == 2:
+                        killed = ranks[victim]
+                        os.kill(killed, signal.SIGKILL)
+                    break
+                time.sleep(0.01)
+            stdout, stderr = p.communicate(timeout=120)
+            print(stderr.strip().splitlines()[-1] if stderr.strip() else "(no stderr)")
+            check(killed is not None, "rank %d killed mid-run (after update 12 of 60)" % victim)
+            check(p.returncode not in (0, None), "the launcher exits non-zero (%s)" % p.returncode)
+            check("rank %d was killed by signal 9" % victim in stderr and "--resume" in stderr,
+                  "the launcher names rank %d, the one killed, and says how to resume" % victim)
         check(not os.path.exists(os.path.join(out, "model.safetensors")), "no model was saved by the broken run")
         resumed = run(cli, fault + ["--output", out, "--log-jsonl", log, "--resume"])
         check(resumed.returncode == 0, "--resume completes the run: %s" % resumed.stderr[-300:])

@@ -5,6 +5,12 @@ UNAVAILABLE, every call the client sent gets an answer, every call the server ha
 finishes OK, the server exits 0 — and after a restart the interrupted job resumes and succeeds
 with one model version.
 
+Nothing here waits on the clock. The signal goes once the server's own figures show the load
+answered (berth_requests_total), and a call is certainly in flight when it goes: a
+ClassifyStream (`berth classify --stream`) that has had one answer and stays open. The stream
+is answered again once the server has logged that it drains, then closed, so it ends during the
+drain, OK.
+
 One exception belongs to gRPC, not Berth: a call whose HTTP/2 stream reaches the server after
 Shutdown begins but before the client has read the GOAWAY is never given to a handler; gRPC
 core (1.51, and still in 2026: grpc/grpc#41785, no double GOAWAY: grpc/grpc#24237) ends it
@@ -22,14 +28,39 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 from checks import check, failures, start_server
 
 
 def start(server_bin, work):
-    return start_server(server_bin, work, ["--data-dir", os.path.join(work, "data"), "--metrics-listen", "",
+    return start_server(server_bin, work, ["--data-dir", os.path.join(work, "data"),
+                                           "--metrics-listen", "127.0.0.1:0",
+                                           "--metrics-port-file", os.path.join(work, "metrics-port"),
                                            "--drain-timeout", "20", "--training-threads", "1",
                                            "--inference-threads", "1", "--log-format", "json"])
+
+
+def classify_ok(work):
+    """The server's count of Classify calls answered OK (its /metrics)."""
+    port = open(os.path.join(work, "metrics-port")).read().strip()
+    text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port, timeout=10).read().decode()
+    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+               if l.startswith("berth_requests_total{") and 'method="Classify"' in l and 'code="OK"' in l)
+
+
+def wait_for(what, cond, seconds=120):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    check(False, "in time: " + what)
+    return False
+
+
+def logged(work, event):
+    return any('"%s"' % event in l for l in open(os.path.join(work, "server.log"), errors="replace"))
 
 
 def main():
@@ -56,10 +87,26 @@ def main():
             time.sleep(0.2)
         check(st.get("state") == "JOB_STATE_RUNNING", "the long job is running before the drain")
 
-        load = subprocess.Popen([cli, "loadtest", "--server", addr, "--model", "m", "--rate", "40", "--duration", "8", "--texts-per-request", "48",
-                                 "--allow-codes", "UNAVAILABLE,CANCELLED"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(3)
+        load = subprocess.Popen([cli, "loadtest", "--server", addr, "--model", "m", "--rate", "40", "--duration", "12",
+                                 "--texts-per-request", "48", "--allow-codes", "UNAVAILABLE,CANCELLED"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for("the server answers the load (5 Classify calls OK)", lambda: classify_ok(work) >= 5)
+        stream = subprocess.Popen([cli, "classify", "--stream", "--server", addr, "--model", "m"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stream.stdin.write("a gorgeous, witty movie.\n")
+        stream.stdin.flush()
+        first = json.loads(stream.stdout.readline() or "{}")
+        check("label" in first, "a ClassifyStream call answered once and held open: %s" % first)
+        check(load.poll() is None, "the load still runs when the drain begins")
         server.send_signal(signal.SIGTERM)
+        wait_for("the server logs server.draining", lambda: logged(work, "server.draining"))
+        stream.stdin.write("a dull mess\n")
+        stream.stdin.flush()
+        second = json.loads(stream.stdout.readline() or "{}")
+        stream.stdin.close()
+        check("label" in second and stream.wait(timeout=60) == 0,
+              "the open stream is still answered during the drain, then ends OK: %s %s"
+              % (second, stream.stderr.read()[-300:]))
         rc = server.wait(timeout=60)
         check(rc == 0, "the server exits 0 after SIGTERM (got %s)" % rc)
         out, err = load.communicate(timeout=120)

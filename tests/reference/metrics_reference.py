@@ -2,7 +2,7 @@
 """Writes tests/data/fixtures/metrics-sklearn.json: seeded random predictions and what the pinned
 scikit-learn computes for them (accuracy_score, precision_recall_fscore_support macro and micro,
 confusion_matrix, hamming_loss), or (--check) verifies that the committed file still holds what
-scikit-learn computes. metrics_sklearn_test.cc compares Berth's core/train/metrics.cc with it.
+scikit-learn computes. metrics_sklearn_test.cc compares Berth's core/data/metrics.cc with it.
 
 Berth always scores every class of the model's label set, so scikit-learn is called with
 labels=range(k) (its default would drop a class absent from both truth and predictions) and

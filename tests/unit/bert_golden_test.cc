@@ -6,10 +6,10 @@
 #include <cstring>
 #include <map>
 
-#include "core/device.h"
 #include "core/infer/sequence_classifier.h"
 #include "core/model/model_dir.h"
 #include "core/model/safetensors.h"
+#include "core/runtime/device.h"
 #include "core/util/files.h"
 #include "tests/unit/test_util.h"
 

@@ -1,5 +1,5 @@
 // Dataset readers: CSV/TSV/JSONL parsing, label order, and every bad input named by file and line.
-#include "core/train/dataset.h"
+#include "core/data/dataset.h"
 
 #include <gtest/gtest.h>
 
@@ -8,13 +8,13 @@
 namespace berth::train {
 namespace {
 
-absl::StatusOr<Dataset> Parse(const std::string& contents, const std::string& name,
-                              DatasetOptions o = {}) {
-  return ParseDataset(contents, name, o);
+absl::StatusOr<data::Dataset> Parse(const std::string& contents, const std::string& name,
+                                    data::DatasetOptions o = {}) {
+  return data::ParseDataset(contents, name, o);
 }
 
 void ExpectError(const std::string& contents, const std::string& name, const std::string& needle,
-                 DatasetOptions o = {}) {
+                 data::DatasetOptions o = {}) {
   auto d = Parse(contents, name, o);
   ASSERT_FALSE(d.ok()) << contents;
   EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument);
@@ -36,18 +36,18 @@ TEST(DatasetTest, ReadsGlueTsvWithSentenceColumnAndLiteralQuotes) {
   ASSERT_TRUE(d.ok()) << d.status();
   ASSERT_EQ(d->examples.size(), 2u);
   EXPECT_EQ(d->examples[0].text, "it 's \"fine\" ");
-  EXPECT_EQ(CollectLabels(*d), (std::vector<std::string>{"0", "1"}));
+  EXPECT_EQ(data::CollectLabels(*d), (std::vector<std::string>{"0", "1"}));
 }
 
 TEST(DatasetTest, ReadsJsonLinesWithNamedIntegerAndListLabels) {
   auto d = Parse("{\"text\":\"a\",\"label\":\"joy\"}\n\n{\"text\":\"b\",\"label\":\"anger\"}\n",
                  "x.jsonl");
   ASSERT_TRUE(d.ok()) << d.status();
-  EXPECT_EQ(CollectLabels(*d), (std::vector<std::string>{"anger", "joy"}));
+  EXPECT_EQ(data::CollectLabels(*d), (std::vector<std::string>{"anger", "joy"}));
   auto n = Parse("{\"text\":\"a\",\"label\":10}\n{\"text\":\"b\",\"label\":9}\n", "x.jsonl");
   ASSERT_TRUE(n.ok());
-  EXPECT_EQ(CollectLabels(*n), (std::vector<std::string>{"9", "10"}));  // numeric order
-  DatasetOptions multi;
+  EXPECT_EQ(data::CollectLabels(*n), (std::vector<std::string>{"9", "10"}));  // numeric order
+  data::DatasetOptions multi;
   multi.multi_label = true;
   auto m = Parse("{\"text\":\"a\",\"label\":[\"x\",\"y\"]}\n{\"text\":\"b\",\"label\":[]}\n",
                  "m.jsonl", multi);
@@ -57,7 +57,7 @@ TEST(DatasetTest, ReadsJsonLinesWithNamedIntegerAndListLabels) {
 }
 
 TEST(DatasetTest, ReadsSentencePairs) {
-  DatasetOptions o;
+  data::DatasetOptions o;
   o.text_column = "premise";
   o.text_pair_column = "hypothesis";
   auto d = Parse("premise,hypothesis,label\nA man,A person,entail\n", "p.csv", o);
@@ -69,7 +69,7 @@ TEST(DatasetTest, EachBadInputIsNamedByFileAndLine) {
   ExpectError("", "e.csv", "e.csv: the file is empty");
   ExpectError("label,text\n", "h.csv", "no rows after the header");
   ExpectError("label,body\n1,x\n", "c.csv", "c.csv:1: no column 'text'");
-  DatasetOptions o;
+  data::DatasetOptions o;
   o.label_column = "y";
   ExpectError("label,text\n1,x\n", "c.csv", "no column 'y'", o);
   ExpectError("label,text\n1,x\n0,  \n", "t.csv", "t.csv:3: empty text");
@@ -94,8 +94,8 @@ TEST(DatasetTest, SplitIsSeededAndDisjoint) {
   for (int i = 0; i < 100; ++i) csv += std::to_string(i % 2) + ",row" + std::to_string(i) + "\n";
   auto d = Parse(csv, "s.csv");
   ASSERT_TRUE(d.ok());
-  auto a = SplitDataset(*d, 0.2, 7);
-  auto b = SplitDataset(*d, 0.2, 7);
+  auto a = data::SplitDataset(*d, 0.2, 7);
+  auto b = data::SplitDataset(*d, 0.2, 7);
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(a->second.examples.size(), 20u);
   EXPECT_EQ(a->first.examples.size(), 80u);
@@ -110,13 +110,13 @@ TEST(DatasetTest, SplitIsSeededAndDisjoint) {
   EXPECT_EQ(all.size(), 100u);
   for (int i = 0; i < 100; ++i) EXPECT_EQ(all.count("row" + std::to_string(i)), 1u) << i;
   // Another seed draws another split.
-  auto c = SplitDataset(*d, 0.2, 8);
+  auto c = data::SplitDataset(*d, 0.2, 8);
   ASSERT_TRUE(c.ok());
   std::set<std::string> held_a, held_c;
   for (const auto& e : a->second.examples) held_a.insert(e.text);
   for (const auto& e : c->second.examples) held_c.insert(e.text);
   EXPECT_NE(held_a, held_c);
-  EXPECT_FALSE(SplitDataset(*d, 1.5, 7).ok());
+  EXPECT_FALSE(data::SplitDataset(*d, 1.5, 7).ok());
 }
 
 }  // namespace

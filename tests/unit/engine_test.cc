@@ -14,7 +14,7 @@
 #include <random>
 #include <thread>
 
-#include "core/runtime.h"
+#include "core/runtime/runtime.h"
 #include "tests/unit/test_util.h"
 
 namespace berth {

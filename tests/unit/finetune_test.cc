@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "absl/strings/match.h"
-#include "core/infer/evaluate_model.h"
+#include "core/eval/evaluate_model.h"
 #include "core/model/safetensors.h"
 #include "core/train/trainer.h"
 #include "core/util/files.h"
@@ -107,10 +107,10 @@ TEST(FinetuneTest, MultiLabelLossesMatchHuggingFace) {
       ReadJsonLines(FixturePath("bert-tiny-multilabel") + "/expected/multilabel_loss.jsonl");
   ASSERT_GT(rows.size(), 20u);
   const std::vector<std::string> names = {"anger", "joy", "optimism", "sadness"};
-  Dataset d;
+  data::Dataset d;
   d.source = "multilabel_loss.jsonl";
   for (const Json& r : rows) {
-    Example e;
+    data::Example e;
     e.text = r["text"];
     for (size_t c = 0; c < names.size(); ++c) {
       if (r["labels"][c].get<double>() > 0.5) e.labels.push_back(names[c]);
@@ -133,10 +133,10 @@ TEST(FinetuneTest, EvaluationWindowsAgree) {
   auto rows =
       ReadJsonLines(FixturePath("bert-tiny-multilabel") + "/expected/multilabel_loss.jsonl");
   const std::vector<std::string> names = {"anger", "joy", "optimism", "sadness"};
-  Dataset d;
+  data::Dataset d;
   d.source = "multilabel_loss.jsonl";
   for (size_t i = 0; i < rows.size() && i < 30; ++i) {
-    Example e;
+    data::Example e;
     e.text = rows[i]["text"];
     e.line = static_cast<int64_t>(i) + 1;
     for (size_t c = 0; c < names.size(); ++c) {
@@ -204,7 +204,7 @@ TEST(FinetuneTest, EarlyStoppingKeepsTheBestEvaluation) {
   ASSERT_TRUE(r->best.has_value());
   ASSERT_FALSE(r->evals.empty());
   double best = r->evals.front().loss;
-  for (const EvalMetrics& e : r->evals) best = std::min(best, e.loss);
+  for (const data::EvalMetrics& e : r->evals) best = std::min(best, e.loss);
   EXPECT_DOUBLE_EQ(r->best->loss, best);
   EXPECT_LT(best, r->evals.back().loss)
       << "the run must end worse than its best for this test to tell them apart";
@@ -283,8 +283,8 @@ TEST_P(MetricForBestTest, SavesTheBestEvaluationNotTheLast) {
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->evals.size(), 30u);
   ASSERT_TRUE(r->best.has_value());
-  const bool greater = EvalMetrics::GreaterIsBetter(metric);
-  auto value = [&](const EvalMetrics& e) {
+  const bool greater = data::EvalMetrics::GreaterIsBetter(metric);
+  auto value = [&](const data::EvalMetrics& e) {
     double v = 0;
     EXPECT_TRUE(e.Get(metric, &v));
     return v;

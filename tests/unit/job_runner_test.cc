@@ -1,13 +1,13 @@
 // Restart recovery of the job queue: interrupted jobs go back to the queue, and a job that was
 // running at every one of several deaths fails instead of looping.
-#include "core/service/job_runner.h"
+#include "core/jobs/job_runner.h"
 
 #include <gtest/gtest.h>
 
 #include "core/store/store.h"
 #include "tests/unit/test_util.h"
 
-namespace berth::service {
+namespace berth::jobs {
 namespace {
 
 using berth::testing::TempDir;
@@ -73,4 +73,4 @@ TEST(JobRunnerTest, AnotherWorkersJobIsRescuedOnlyWhenItsLeaseExpired) {
 }
 
 }  // namespace
-}  // namespace berth::service
+}  // namespace berth::jobs

@@ -2,11 +2,11 @@
 // other than its default, and specs stored by earlier versions (no workers, no device) still
 // load. The field names are listed here by hand, apart from the table the code expands
 // (BERTH_TRAINING_SPEC_FIELDS), so that a field the table loses fails here.
-#include "core/service/job_spec.h"
+#include "core/jobs/job_spec.h"
 
 #include <gtest/gtest.h>
 
-namespace berth::service {
+namespace berth::jobs {
 namespace {
 
 JobSpec EveryFieldSet() {
@@ -20,7 +20,7 @@ JobSpec EveryFieldSet() {
   s.data.label_column = "l";
   s.model_name = "m";
   s.workers = 2;
-  train::TrainingSpec& t = s.training;
+  data::TrainingSpec& t = s.training;
   t.epochs = 1.5;
   t.max_steps = 7;
   t.batch_size = 3;
@@ -39,7 +39,7 @@ JobSpec EveryFieldSet() {
   t.seed = 7;
   t.shuffle = false;
   t.group_by_length = true;
-  t.precision = train::Precision::kBf16;
+  t.precision = data::Precision::kBf16;
   t.eval_steps = 9;
   t.save_steps = 11;
   t.early_stopping_patience = 3;
@@ -98,7 +98,7 @@ TEST(JobSpecTest, EveryFieldSurvivesTheStoredJson) {
   EXPECT_EQ(out->data.multi_label, in.data.multi_label);
   EXPECT_EQ(out->model_name, in.model_name);
   EXPECT_EQ(out->workers, in.workers);
-  const train::TrainingSpec &a = out->training, &b = in.training;
+  const data::TrainingSpec &a = out->training, &b = in.training;
   EXPECT_EQ(a.epochs, b.epochs);
   EXPECT_EQ(a.max_steps, b.max_steps);
   EXPECT_EQ(a.batch_size, b.batch_size);
@@ -143,4 +143,4 @@ TEST(JobSpecTest, SpecsStoredBeforeWorkersAndDevicesLoad) {
 }
 
 }  // namespace
-}  // namespace berth::service
+}  // namespace berth::jobs

@@ -1,4 +1,4 @@
-// Berth's evaluation metrics (core/train/metrics.cc) against scikit-learn's on seeded random
+// Berth's evaluation metrics (core/data/metrics.cc) against scikit-learn's on seeded random
 // predictions: tests/data/fixtures/metrics-sklearn.json, written and kept true by
 // tests/reference/metrics_reference.py (scikit-learn with labels = every class, zero_division 0).
 #include <gtest/gtest.h>
@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "core/train/metrics.h"
+#include "core/data/metrics.h"
 #include "core/util/json.h"
 #include "tests/unit/test_util.h"
 
@@ -28,12 +28,12 @@ TEST(MetricsTest, MatchScikitLearnOnSeededPredictions) {
     SCOPED_TRACE(c.at("name").get<std::string>());
     const int k = c.at("k").get<int>();
     const bool multi = c.at("kind") == "multi";
-    const EvalMetrics m =
-        multi ? ComputeMultiLabelMetrics(c.at("truth").get<std::vector<std::vector<uint8_t>>>(),
-                                         c.at("pred").get<std::vector<std::vector<uint8_t>>>(),
-                                         Names(k))
-              : ComputeSingleLabelMetrics(c.at("truth").get<std::vector<int64_t>>(),
-                                          c.at("pred").get<std::vector<int64_t>>(), Names(k));
+    const data::EvalMetrics m =
+        multi ? data::ComputeMultiLabelMetrics(
+                    c.at("truth").get<std::vector<std::vector<uint8_t>>>(),
+                    c.at("pred").get<std::vector<std::vector<uint8_t>>>(), Names(k))
+              : data::ComputeSingleLabelMetrics(c.at("truth").get<std::vector<int64_t>>(),
+                                                c.at("pred").get<std::vector<int64_t>>(), Names(k));
     const Json& want = c.at("expected");
     for (const char* name : {"accuracy", "macro_precision", "macro_recall", "macro_f1",
                              "micro_precision", "micro_recall", "micro_f1", "hamming_loss"}) {

@@ -24,7 +24,7 @@ TORCH_MODULE(Tiny);
 
 TEST(OptimizerTest, DecayOnWeightsOnlyNotOnBiasesOrLayerNorm) {
   Tiny model;
-  TrainingSpec s;
+  data::TrainingSpec s;
   s.weight_decay = 0.01;
   auto opt = MakeAdamW(*model, s);
   ASSERT_EQ(opt->param_groups().size(), 2u);
@@ -44,7 +44,7 @@ TEST(OptimizerTest, DecayOnWeightsOnlyNotOnBiasesOrLayerNorm) {
 // 1e-2 and below what leaving out the weight decay would change (~2.5e-4 per update here).
 TEST(OptimizerTest, FusedStepEqualsTorchAdamW) {
   at::manual_seed(0);
-  TrainingSpec s;
+  data::TrainingSpec s;
   s.learning_rate = 1e-2;
   s.weight_decay = 0.05;
   s.adam_beta1 = 0.8;

@@ -24,7 +24,7 @@ TEST(ScheduleTest, LinearWarmupThenLinearDecay) {
 }
 
 TEST(ScheduleTest, UpdatesPerEpochRoundUpAndMaxStepsWins) {
-  TrainingSpec s;
+  data::TrainingSpec s;
   s.batch_size = 3;
   s.grad_accum = 2;
   s.epochs = 1.5;
@@ -45,7 +45,7 @@ TEST(ScheduleTest, UpdatesPerEpochRoundUpAndMaxStepsWins) {
 }
 
 TEST(ScheduleTest, WarmupStepsWinAndTheRatioRoundsUp) {
-  TrainingSpec s;
+  data::TrainingSpec s;
   s.max_steps = 25;
   s.warmup_ratio = 0.1;
   EXPECT_EQ(PlanSchedule(s, 100, 1).warmup_updates, 3);  // ceil(2.5), as HF's get_warmup_steps

@@ -23,12 +23,12 @@ std::vector<int64_t> Lengths(int64_t n) {
 
 void ExpectSameAsOneProcess(int64_t n, int world, bool shuffle, bool group) {
   const std::vector<int64_t> lengths = Lengths(n);
-  TrainingSpec s;
+  data::TrainingSpec s;
   s.batch_size = 4;
   s.shuffle = shuffle;
   s.group_by_length = group;
   s.seed = 11;
-  TrainingSpec one = s;
+  data::TrainingSpec one = s;
   one.batch_size = s.batch_size * world;
   for (int64_t epoch = 0; epoch < 3; ++epoch) {
     const auto global = EpochBatches(lengths, one, epoch);
@@ -87,7 +87,7 @@ TEST(ShardingTest, EachRankGetsDistributedSamplersIndices) {
     const int64_t n = c.at("examples").get<int64_t>();
     const int world = c.at("world").get<int>();
     for (int64_t batch : {1, 3, 4}) {
-      TrainingSpec s;
+      data::TrainingSpec s;
       s.batch_size = batch;
       s.seed = c.at("seed").get<uint64_t>();
       for (int rank = 0; rank < world; ++rank) {
@@ -106,7 +106,7 @@ TEST(ShardingTest, EachRankGetsDistributedSamplersIndices) {
 
 TEST(ShardingTest, EpochsShuffleDifferentlyButReproducibly) {
   const auto lengths = Lengths(64);
-  TrainingSpec s;
+  data::TrainingSpec s;
   s.batch_size = 8;
   s.group_by_length = false;
   EXPECT_EQ(RankBatches(lengths, s, 1, 2, 1), RankBatches(lengths, s, 1, 2, 1));

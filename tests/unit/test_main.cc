@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 
-#include "core/runtime.h"
+#include "core/runtime/runtime.h"
 #include "tests/unit/test_util.h"
 
 namespace berth::testing {

@@ -17,7 +17,7 @@ namespace {
 
 // A default TrainingSpec in the Trainer's terms: the value TrainingArguments would need for the
 // Trainer to do what Berth does.
-Json BerthInTrainerTerms(const train::TrainingSpec& s) {
+Json BerthInTrainerTerms(const data::TrainingSpec& s) {
   return {
       {"learning_rate", s.learning_rate},
       {"adam_beta1", s.adam_beta1},
@@ -47,7 +47,7 @@ Json BerthInTrainerTerms(const train::TrainingSpec& s) {
       {"load_best_model_at_end", true},  // the saved model is the best evaluation's (trainer.cc)
       {"metric_for_best_model", s.metric_for_best.empty() ? "accuracy" : s.metric_for_best},
       {"dataloader_drop_last", false},  // Berth never drops a partial batch
-      {"bf16", s.precision == train::Precision::kBf16},
+      {"bf16", s.precision == data::Precision::kBf16},
       {"fp16", false},
       {"optim", "adamw_torch_fused"},  // AdamWStep runs torch's _fused_adamw_
   };
@@ -73,7 +73,7 @@ TEST(TrainerDefaults, EqualTheTrainersExceptTheListedOnes) {
   auto fixture = ReadJsonFile(testing::DataPath("fixtures/trainer-defaults.json"));
   ASSERT_TRUE(fixture.ok()) << fixture.status();
   const Json& hf = fixture->at("defaults");
-  const Json berth = BerthInTrainerTerms(train::TrainingSpec{});
+  const Json berth = BerthInTrainerTerms(data::TrainingSpec{});
   for (auto it = hf.begin(); it != hf.end(); ++it) {
     SCOPED_TRACE(it.key());
     ASSERT_TRUE(berth.contains(it.key()))

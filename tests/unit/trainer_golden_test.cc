@@ -6,9 +6,9 @@
 #include <cstring>
 #include <fstream>
 
-#include "core/device.h"
 #include "core/infer/sequence_classifier.h"
 #include "core/model/safetensors.h"
+#include "core/runtime/device.h"
 #include "core/train/trainer.h"
 #include "core/util/files.h"
 #include "tests/unit/test_util.h"
@@ -61,10 +61,10 @@ TEST(TrainerGoldenTest, MatchesHuggingFaceTraceUpdateByUpdate) {
   const Json trace = LoadTrace();
   TempDir dir;
   FineTuneJob job = TraceJob(dir, trace);
-  std::vector<Progress> updates;
+  std::vector<data::Progress> updates;
   auto result = RunFineTune(
       job,
-      [&](const Progress& p) {
+      [&](const data::Progress& p) {
         if (p.eval == nullptr) updates.push_back(p);
       },
       nullptr);
@@ -138,10 +138,10 @@ TEST_P(DeviceTrainTest, TraceWithin1e3) {
   TempDir dir;
   FineTuneJob job = TraceJob(dir, trace);
   job.spec.device = GetParam();
-  std::vector<Progress> updates;
+  std::vector<data::Progress> updates;
   auto result = RunFineTune(
       job,
-      [&](const Progress& p) {
+      [&](const data::Progress& p) {
         if (p.eval == nullptr) updates.push_back(p);
       },
       nullptr);
@@ -171,14 +171,14 @@ INSTANTIATE_TEST_SUITE_P(Devices, DeviceTrainTest, ::testing::Values("cpu", "cud
 TEST(TrainerGoldenTest, Bf16TraceWithinBf16ToleranceOfFp32) {
   const Json trace = LoadTrace();
   TempDir dir;
-  std::vector<Progress> runs[2];
+  std::vector<data::Progress> runs[2];
   for (int bf16 = 0; bf16 < 2; ++bf16) {
     FineTuneJob job = TraceJob(dir, trace);
     job.output_dir = dir.File(bf16 ? "bf16" : "fp32");
-    job.spec.precision = bf16 ? Precision::kBf16 : Precision::kFp32;
+    job.spec.precision = bf16 ? data::Precision::kBf16 : data::Precision::kFp32;
     auto r = RunFineTune(
         job,
-        [&](const Progress& p) {
+        [&](const data::Progress& p) {
           if (p.eval == nullptr) runs[bf16].push_back(p);
         },
         nullptr);
@@ -214,7 +214,7 @@ TEST(TrainerGoldenTest, GradientAccumulationEqualsOneLargeBatch) {
     job.spec.grad_accum = variant == 0 ? 1 : 4;
     auto r = RunFineTune(
         job,
-        [&](const Progress& p) {
+        [&](const data::Progress& p) {
           losses[variant].push_back(p.loss);
           norms[variant].push_back(p.grad_norm);
         },
@@ -277,7 +277,7 @@ TEST_P(TrainerResumeTest, ResumedRunEqualsUninterruptedRun) {
   std::atomic<bool> cancel{false};
   auto first = RunFineTune(
       part,
-      [&](const Progress& p) {
+      [&](const data::Progress& p) {
         if (p.update == 5) cancel = true;
       },
       &cancel);
@@ -289,7 +289,7 @@ TEST_P(TrainerResumeTest, ResumedRunEqualsUninterruptedRun) {
   int64_t first_update_after_resume = 0;
   auto second = RunFineTune(
       part,
-      [&](const Progress& p) {
+      [&](const data::Progress& p) {
         if (first_update_after_resume == 0) first_update_after_resume = p.update;
       },
       nullptr);
@@ -310,16 +310,16 @@ TEST_P(TrainerResumeTest, ResumedRunEqualsUninterruptedRun) {
 INSTANTIATE_TEST_SUITE_P(Dropout, TrainerResumeTest, ::testing::Values(0.0, 0.1));
 
 TEST(TrainerSpecTest, RejectsOutOfRangeValuesNamingTheField) {
-  TrainingSpec s;
+  data::TrainingSpec s;
   s.learning_rate = 0;
   EXPECT_NE(ValidateSpec(s).message().find("learning_rate"), absl::string_view::npos);
-  s = TrainingSpec();
+  s = data::TrainingSpec();
   s.grad_accum = 0;
   EXPECT_NE(ValidateSpec(s).message().find("grad_accum"), absl::string_view::npos);
-  s = TrainingSpec();
+  s = data::TrainingSpec();
   s.metric_for_best = "bleu";
   EXPECT_NE(ValidateSpec(s).message().find("metric_for_best"), absl::string_view::npos);
-  EXPECT_TRUE(ValidateSpec(TrainingSpec()).ok());
+  EXPECT_TRUE(ValidateSpec(data::TrainingSpec()).ok());
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "core/infer/evaluate_model.h"
+#include "core/eval/evaluate_model.h"
 
 #include <algorithm>
 #include <chrono>
@@ -10,8 +10,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/data/training_spec.h"
 #include "core/model/config.h"
-#include "core/train/training_spec.h"
 #include "core/util/files.h"
 #include "core/util/status_macros.h"
 #include "core/util/thread_pool.h"
@@ -40,9 +40,9 @@ double BinaryCrossEntropy(const std::vector<float>& x, const std::vector<uint8_t
 
 }  // namespace
 
-absl::StatusOr<train::EvalMetrics> EvaluateWithEngine(const InferenceEngine& engine,
-                                                      const train::Dataset& data, bool pairs,
-                                                      const EvaluateOptions& options) {
+absl::StatusOr<data::EvalMetrics> EvaluateWithEngine(const InferenceEngine& engine,
+                                                     const data::Dataset& data, bool pairs,
+                                                     const EvaluateOptions& options) {
   const ModelConfig& config = engine.model().config();
   const std::vector<std::string>& labels = config.id2label;
   const bool multi = config.multi_label();
@@ -54,7 +54,7 @@ absl::StatusOr<train::EvalMetrics> EvaluateWithEngine(const InferenceEngine& eng
   eo.max_length = max_length;
   const text::Tokenizer& tok = engine.model().tokenizer();
   // The Trainer's threshold (core/train/evaluate.cc compares sigmoid(logit) in float with it).
-  const float threshold = static_cast<float>(train::TrainingSpec().multi_label_threshold);
+  const float threshold = static_cast<float>(data::kDefaultMultiLabelThreshold);
   ClassifyOptions co;
   co.return_logits = true;
 
@@ -69,14 +69,14 @@ absl::StatusOr<train::EvalMetrics> EvaluateWithEngine(const InferenceEngine& eng
     std::vector<absl::StatusOr<text::Encoding>> encoded(end - start,
                                                         absl::UnknownError("not encoded"));
     ParallelFor(end - start, 64, [&](size_t i) {
-      const train::Example& e = data.examples[start + i];
+      const data::Example& e = data.examples[start + i];
       encoded[i] = pairs ? tok.EncodePair(e.text, e.text_pair, eo) : tok.Encode(e.text, eo);
     });
     std::vector<text::Encoding> batch;
     std::vector<std::vector<int64_t>> targets;
     batch.reserve(end - start);
     for (size_t i = start; i < end; ++i) {
-      const train::Example& e = data.examples[i];
+      const data::Example& e = data.examples[i];
       std::vector<int64_t> y;
       for (const std::string& l : e.labels) {
         auto it = ids.find(l);
@@ -123,16 +123,16 @@ absl::StatusOr<train::EvalMetrics> EvaluateWithEngine(const InferenceEngine& eng
     }
     if (options.progress) options.progress(end, n);
   }
-  train::EvalMetrics m = multi ? train::ComputeMultiLabelMetrics(mtruth, mpred, labels)
-                               : train::ComputeSingleLabelMetrics(truth, pred, labels);
+  data::EvalMetrics m = multi ? data::ComputeMultiLabelMetrics(mtruth, mpred, labels)
+                              : data::ComputeSingleLabelMetrics(truth, pred, labels);
   m.loss = n == 0 ? 0 : loss_sum / static_cast<double>(n);
   m.example_losses = std::move(losses);
   return m;
 }
 
-absl::StatusOr<train::EvalMetrics> EvaluateExamples(const std::string& model_dir,
-                                                    const train::Dataset& data, bool pairs,
-                                                    const EvaluateModelOptions& options) {
+absl::StatusOr<data::EvalMetrics> EvaluateExamples(const std::string& model_dir,
+                                                   const data::Dataset& data, bool pairs,
+                                                   const EvaluateModelOptions& options) {
   EngineOptions eo = options.engine;
   // One caller that hands over a window at a time: nothing to wait for, room for the window.
   eo.batcher.max_wait = std::chrono::microseconds(0);
@@ -144,14 +144,14 @@ absl::StatusOr<train::EvalMetrics> EvaluateExamples(const std::string& model_dir
   return m;
 }
 
-absl::StatusOr<train::EvalMetrics> EvaluateModel(const std::string& model_dir,
-                                                 const std::string& data_path,
-                                                 const train::DatasetOptions& data,
-                                                 const EvaluateModelOptions& options) {
+absl::StatusOr<data::EvalMetrics> EvaluateModel(const std::string& model_dir,
+                                                const std::string& data_path,
+                                                const data::DatasetOptions& data,
+                                                const EvaluateModelOptions& options) {
   ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::Load(JoinPath(model_dir, "config.json")));
-  train::DatasetOptions o = data;
+  data::DatasetOptions o = data;
   o.multi_label = config.multi_label();
-  ASSIGN_OR_RETURN(train::Dataset d, train::ReadDataset(data_path, o));
+  ASSIGN_OR_RETURN(data::Dataset d, data::ReadDataset(data_path, o));
   return EvaluateExamples(model_dir, d, !o.text_pair_column.empty(), options);
 }
 

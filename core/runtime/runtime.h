@@ -1,6 +1,6 @@
 // Process-wide torch runtime settings: CPU kernel capability and intra-op threads.
-#ifndef BERTH_CORE_RUNTIME_H_
-#define BERTH_CORE_RUNTIME_H_
+#ifndef BERTH_CORE_RUNTIME_RUNTIME_H_
+#define BERTH_CORE_RUNTIME_RUNTIME_H_
 
 #include <string>
 
@@ -55,4 +55,4 @@ RuntimeInfo DescribeRuntime();
 
 }  // namespace berth
 
-#endif  // BERTH_CORE_RUNTIME_H_
+#endif  // BERTH_CORE_RUNTIME_RUNTIME_H_

@@ -1,5 +1,5 @@
 // Readers for labelled CSV (RFC 4180), GLUE-style TSV and JSON Lines.
-#include "core/train/dataset.h"
+#include "core/data/dataset.h"
 
 #include <algorithm>
 #include <random>
@@ -15,7 +15,7 @@
 #include "core/util/json.h"
 #include "core/util/status_macros.h"
 
-namespace berth::train {
+namespace berth::data {
 namespace {
 
 struct Row {
@@ -347,4 +347,4 @@ std::map<std::string, int64_t> LabelCounts(const Dataset& data) {
   return counts;
 }
 
-}  // namespace berth::train
+}  // namespace berth::data

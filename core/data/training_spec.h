@@ -1,13 +1,15 @@
 // A fine-tuning job's hyperparameters: a plain struct with no torch, so that the thin client and
 // the service can carry it.
-#ifndef BERTH_CORE_TRAIN_TRAINING_SPEC_H_
-#define BERTH_CORE_TRAIN_TRAINING_SPEC_H_
+#ifndef BERTH_CORE_DATA_TRAINING_SPEC_H_
+#define BERTH_CORE_DATA_TRAINING_SPEC_H_
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-namespace berth::train {
+#include "core/data/multi_label.h"
+
+namespace berth::data {
 
 enum class Precision { kFp32, kBf16 };
 
@@ -41,7 +43,7 @@ struct TrainingSpec {
   bool multi_label = false;
   std::vector<double> class_weights;  // per label in label order; empty: unweighted
   double label_smoothing = 0.0;
-  double multi_label_threshold = 0.5;
+  double multi_label_threshold = kDefaultMultiLabelThreshold;
   int num_threads = 0;  // 0: one per core
   // "cpu", "cuda" or "cuda:N": the model, optimizer state and batches live there; batches are
   // copied from pinned host memory without waiting, and bf16 autocasts on that device.
@@ -85,6 +87,6 @@ struct TrainingSpec {
   X(multi_label_threshold, "--multi-label-threshold",                                         \
     "Probability over which a label is predicted (--multi-label)")
 
-}  // namespace berth::train
+}  // namespace berth::data
 
-#endif  // BERTH_CORE_TRAIN_TRAINING_SPEC_H_
+#endif  // BERTH_CORE_DATA_TRAINING_SPEC_H_

@@ -1,5 +1,5 @@
 // Training workers over the persistent job queue.
-#include "core/service/job_runner.h"
+#include "core/jobs/job_runner.h"
 
 #include <unistd.h>
 
@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/jobs/rank_job.h"
 #include "core/model/config.h"
 #include "core/train/distributed.h"
 #include "core/train/rank_processes.h"
@@ -23,10 +24,10 @@
 #include "core/util/log.h"
 #include "core/util/status_macros.h"
 
-namespace berth::service {
+namespace berth::jobs {
 namespace {
 
-Json ProgressJson(const train::Progress& p, const Json& last_eval) {
+Json ProgressJson(const data::Progress& p, const Json& last_eval) {
   Json j = {{"update", p.update},
             {"total_updates", p.total_updates},
             {"epoch", p.epoch},
@@ -395,213 +396,261 @@ bool JobRunner::Finish(const store::JobRecord& job, store::JobState state, const
   return s.ok();
 }
 
-void JobRunner::RunJob(store::JobRecord job) {
-  Running running{job.attempt, std::make_shared<std::atomic<bool>>(false),
-                  std::make_shared<std::atomic<bool>>(false),
-                  std::make_shared<std::atomic<bool>>(false)};
-  const std::shared_ptr<std::atomic<bool>>& flag = running.cancel;
-  const std::shared_ptr<std::atomic<bool>>& lost = running.lost;
-  {
-    absl::MutexLock lock(&mu_);
-    running_[job.id] = running;
-    if (stopping_) *flag = true;
-  }
-  // A cancel that landed between the claim and the line above is in the store only.
-  if (auto fresh = store_->GetJob(job.id); fresh.ok())
-    job.cancel_requested = fresh->cancel_requested;
-  if (job.cancel_requested) *flag = true;
-  struct Unregister {
-    JobRunner* self;
-    std::string id;
-    ~Unregister() {
-      absl::MutexLock lock(&self->mu_);
-      self->running_.erase(id);
-    }
-  } unregister{this, job.id};
+// One claimed job from its start to its end, in named steps: Prepare (spec, base model,
+// datasets, checkpoints), StartRanks (data-parallel), Train, then Publish (the version) or the
+// end a cancel or a shutdown asks for. A step's error fails the job, unless it was the store
+// that stayed unreachable: then the job is left RUNNING, with its checkpoints, and resumes on
+// whichever worker rescues it once its lease has expired.
+class JobRunner::Execution {
+ public:
+  Execution(JobRunner* runner, store::JobRecord job);
+  ~Execution();  // unregisters the job
+  void Run();
 
-  if (observer_) observer_(job);
-  Notify(job.id);
-  const std::string job_dir = JoinPath(store_->data_dir(), JoinPath("jobs", job.id));
+ private:
+  absl::Status Prepare();
+  absl::Status StartRanks();
+  absl::StatusOr<train::TrainResult> Train();
+  absl::Status Publish(const train::TrainResult& result);
+  void OnProgress(const data::Progress& p);
+  // A cancelled run: a cancel asked for, or (without one) the server shutting down.
+  void Stopped();
   // Removes the job's files (watchers that see it end find them gone), then ends it; a worker
   // that lost the job to another touches neither, so the lease is checked first.
-  auto end = [&](store::JobState state, const std::string& error, int64_t version) {
-    if (!Renew(job.id, running)) return;
-    LogIfError(RemoveAll(job_dir), "job.cleanup_failed", {{"job_id", job.id}});
-    *running.ending = true;
-    Finish(job, state, error, version);
-  };
+  void End(store::JobState state, const std::string& error, int64_t version);
   // A failed job is not retried: its checkpoints would only take space.
-  auto fail = [&](const absl::Status& s) {
-    end(store::JobState::kFailed, std::string(s.message()), 0);
-  };
-  // The store still unreachable after RetryWhileUnavailable: the job is left RUNNING, with
-  // its checkpoints, and resumes on whichever worker rescues it once its lease has expired.
-  auto left_to_rescue = [&](const absl::Status& s) {
-    LogEvent("job.store_unavailable", {{"job_id", job.id}, {"error", std::string(s.message())}});
-  };
-  if (job.cancel_requested) return end(store::JobState::kCancelled, "", 0);
-  auto parsed = ParseJson(job.spec, "job spec");
-  if (!parsed.ok()) return fail(parsed.status());
-  auto spec = JobSpecFromJson(*parsed);
-  if (!spec.ok()) return fail(spec.status());
+  void Fail(const absl::Status& s);
+  // A store call retried while the store is unreachable; one that stays unreachable marks the
+  // run as left to be rescued.
+  template <typename F>
+  auto FromStore(F call) -> decltype(call());
 
-  train::FineTuneJob ft;
-  // Pinned to a version at submission.
-  auto base = RetryWhileUnavailable([&] { return base_models_.Resolve(job.base_model); });
-  if (absl::IsUnavailable(base.status())) return left_to_rescue(base.status());
-  if (!base.ok()) return fail(base.status());
-  ft.base_model = *base;
-  auto train_data = RetryWhileUnavailable([&] { return store_->GetDataset(spec->train_dataset); });
-  if (absl::IsUnavailable(train_data.status())) return left_to_rescue(train_data.status());
-  if (!train_data.ok()) return fail(train_data.status());
-  ft.train_path = JoinPath(store_->data_dir(), train_data->path);
-  if (!spec->validation_dataset.empty()) {
-    auto v = RetryWhileUnavailable([&] { return store_->GetDataset(spec->validation_dataset); });
-    if (absl::IsUnavailable(v.status())) return left_to_rescue(v.status());
-    if (!v.ok()) return fail(v.status());
-    ft.validation_path = JoinPath(store_->data_dir(), v->path);
-  }
-  ft.validation_split = spec->validation_split;
-  ft.data = spec->data;
-  ft.spec = spec->training;
-  ft.spec.num_threads = options_.threads_per_job;
-  // Each attempt saves its model apart: one that lost its lease late cannot touch the next's.
-  ft.output_dir = JoinPath(job_dir, absl::StrCat("model-", job.attempt));
-  ft.may_write = [&]() -> absl::Status {
-    if (Renew(job.id, running)) return absl::OkStatus();
-    return absl::AbortedError(
-        absl::StrCat("job '", job.id, "' lost its lease (attempt ", job.attempt, ")"));
-  };
-  auto checkpoints = AdoptCheckpoints(job_dir, job.attempt);
-  if (!checkpoints.ok()) return fail(checkpoints.status());
-  ft.checkpoint_dir = *checkpoints;
-  ft.resume = IsRegularFile(JoinPath(ft.checkpoint_dir, "latest"));
-  ft.keep_checkpoints = true;  // removed below once the version is recorded
-  if (ft.resume) AddJobEventOrLog(store_, job.id, "resumed", ft.checkpoint_dir);
+  JobRunner* const r_;
+  store::JobRecord job_;
+  const Running held_;
+  const std::string job_dir_;
+  JobSpec spec_;
+  train::FineTuneJob ft_;
+  std::unique_ptr<train::RankProcesses> ranks_;
+  std::unique_ptr<train::DistributedGroup> group_;
+  bool store_unreachable_ = false;
+  std::chrono::steady_clock::time_point last_store_ =
+      std::chrono::steady_clock::now() - std::chrono::hours(1);
+  Json last_eval_;
+  int64_t version_ = 0;
+};
 
-  // Data-parallel: this thread is rank 0; ranks 1..N-1 are child processes.
-  std::unique_ptr<train::RankProcesses> ranks;
-  std::unique_ptr<train::DistributedGroup> group;
-  if (spec->workers > 1) {
-    if (spec->workers > options_.max_train_procs) {
-      return fail(absl::InvalidArgumentError(
-          absl::StrCat("workers: ", spec->workers, " is more than this server's ",
-                       "--max-train-procs (", options_.max_train_procs, ")")));
-    }
-    const int port = train::FreeLoopbackPort();
-    const std::string rank_file = JoinPath(job_dir, "rank-job.json");
-    absl::Status st = MakeDirectories(job_dir);
-    if (st.ok()) st = WriteFileAtomically(rank_file, RankJobToJson(ft, *spec).dump(2));
-    if (!st.ok()) return fail(st);
-    auto started =
-        train::RankProcesses::Start({options_.worker_binary, "train-rank", "--job", rank_file},
-                                    spec->workers, /*first_rank=*/1, port, job_dir);
-    if (!started.ok()) return fail(started.status());
-    ranks = std::move(*started);
-    train::DistributedOptions o;
-    o.master_port = port;
-    o.world_size = spec->workers;
-    o.local_world_size = spec->workers;
-    o.timeout = std::chrono::seconds(120);
-    auto joined = train::DistributedGroup::Join(o);
-    if (!joined.ok()) {
-      absl::Status why = ranks->Wait(std::chrono::milliseconds(0));
-      return fail(why.ok() ? joined.status() : why);
-    }
-    group = std::move(*joined);
-    ft.group = group.get();
-    AddJobEventOrLog(store_, job.id, "ranks",
-                     absl::StrCat(spec->workers, " processes, rendezvous 127.0.0.1:", port));
+JobRunner::Execution::Execution(JobRunner* runner, store::JobRecord job)
+    : r_(runner),
+      job_(std::move(job)),
+      held_{job_.attempt, std::make_shared<std::atomic<bool>>(false),
+            std::make_shared<std::atomic<bool>>(false), std::make_shared<std::atomic<bool>>(false)},
+      job_dir_(JoinPath(r_->store_->data_dir(), JoinPath("jobs", job_.id))) {
+  {
+    absl::MutexLock lock(&r_->mu_);
+    r_->running_[job_.id] = held_;
+    if (r_->stopping_) *held_.cancel = true;
   }
-
-  auto last_store = std::chrono::steady_clock::now() - std::chrono::hours(1);
-  Json last_eval;
-  auto on_progress = [&](const train::Progress& p) {
-    if (p.eval != nullptr) {
-      last_eval = p.eval->ToJson();
-      last_eval["update"] = p.update;
-      last_eval["epoch"] = p.epoch;
-    }
-    const auto now = std::chrono::steady_clock::now();
-    if (p.eval == nullptr && p.update != p.total_updates &&
-        now - last_store < options_.progress_interval)
-      return;
-    last_store = now;
-    if (progress_observer_) progress_observer_(job.id, p);
-    auto cancel = store_->UpdateProgress(job.id, ProgressJson(p, last_eval).dump(), job.attempt,
-                                         options_.lease.count());
-    if (cancel.ok()) Notify(job.id);
-    // A cancel through another process sharing the database is in the store only.
-    if (cancel.ok() && *cancel) *flag = true;
-    if (absl::IsAborted(cancel.status())) MarkLost(job.id, running, cancel.status());
-  };
-  auto result = train::RunFineTune(ft, on_progress, flag.get());
-  if (ranks != nullptr) {
-    // The other ranks end with rank 0 (after its last collective); one that died explains a
-    // broken group better than rank 0's own error.
-    absl::Status ended =
-        ranks->Wait(result.ok() ? std::chrono::seconds(60) : std::chrono::seconds(10));
-    if (!result.ok() && !ended.ok()) return fail(ended);
-    if (result.ok() && !ended.ok() && !result->cancelled) return fail(ended);
-  }
-  if (!result.ok()) return fail(result.status());
-  if (result->cancelled) {
-    bool stopping;
-    {
-      absl::MutexLock lock(&mu_);
-      stopping = stopping_;
-    }
-    if (*lost) return;
-    auto fresh = store_->GetJob(job.id);
-    if (stopping && !(fresh.ok() && fresh->cancel_requested)) {
-      // Shutting down: the checkpoint is written; the job goes back to the queue in its old
-      // place (if that write fails, its lease expires and it is rescued all the same).
-      AddJobEventOrLog(store_, job.id, "interrupted", "server shutdown; checkpoint written");
-      *running.ending = true;
-      LogIfError(store_->ReleaseJob(job.id, job.attempt), "job.requeue_failed",
-                 {{"job_id", job.id}});
-      return;
-    }
-    return end(store::JobState::kCancelled, "", 0);
-  }
-
-  // Success: describe the model beside its weights, then move it into models/ and record the
-  // version in one store transaction (a retry after a crash finds the same version).
-  Json meta = {{"name", spec->model_name},
-               {"job_id", job.id},
-               {"base_model", spec->base_model},
-               {"labels", result->labels},
-               {"multi_label", spec->training.multi_label},
-               {"train_loss", result->train_loss},
-               {"updates", result->updates},
-               {"train_dataset", spec->train_dataset}};
-  if (result->best) meta["metrics"] = result->best->ToJson();
-  if (result->best) meta["metrics"]["update"] = result->best_update;
-  if (auto cfg = ReadJsonFile(JoinPath(ft.output_dir, "config.json")); cfg.ok()) {
-    meta["model_type"] = cfg->value("model_type", "");
-  }
-  absl::Status s = WriteFileAtomically(JoinPath(ft.output_dir, "berth.json"), meta.dump(2));
-  if (s.ok() && result->best) {
-    s = WriteFileAtomically(JoinPath(ft.output_dir, "metrics.json"),
-                            result->best->ToJson().dump(2));
-  }
-  if (!s.ok()) return fail(s);
-  // Fenced: recorded (and installed) only while this attempt holds the job.
-  auto record = RetryWhileUnavailable([&] {
-    return store_->AddModelVersion(
-        spec->model_name, job.id, meta.dump(),
-        [&](int64_t version) -> absl::StatusOr<std::string> {
-          const std::string rel =
-              JoinPath("models", JoinPath(spec->model_name, std::to_string(version)));
-          RETURN_IF_ERROR(InstallModel(ft.output_dir, JoinPath(store_->data_dir(), rel)));
-          return rel;
-        },
-        job.attempt);
-  });
-  if (absl::IsAborted(record.status())) MarkLost(job.id, running, record.status());
-  if (absl::IsUnavailable(record.status())) return left_to_rescue(record.status());
-  if (!record.ok()) return fail(record.status());
-  end(store::JobState::kSucceeded, "", record->version);
+  // A cancel that landed between the claim and the line above is in the store only.
+  if (auto fresh = r_->store_->GetJob(job_.id); fresh.ok())
+    job_.cancel_requested = fresh->cancel_requested;
+  if (job_.cancel_requested) *held_.cancel = true;
 }
 
-}  // namespace berth::service
+JobRunner::Execution::~Execution() {
+  absl::MutexLock lock(&r_->mu_);
+  r_->running_.erase(job_.id);
+}
+
+template <typename F>
+auto JobRunner::Execution::FromStore(F call) -> decltype(call()) {
+  auto result = RetryWhileUnavailable(std::move(call));
+  if (absl::IsUnavailable(StatusOf(result))) store_unreachable_ = true;
+  return result;
+}
+
+void JobRunner::Execution::Run() {
+  if (r_->observer_) r_->observer_(job_);
+  r_->Notify(job_.id);
+  if (job_.cancel_requested) return End(store::JobState::kCancelled, "", 0);
+  if (absl::Status s = Prepare(); !s.ok()) return Fail(s);
+  if (absl::Status s = StartRanks(); !s.ok()) return Fail(s);
+  absl::StatusOr<train::TrainResult> result = Train();
+  if (!result.ok()) return Fail(result.status());
+  if (result->cancelled) return Stopped();
+  if (absl::Status s = Publish(*result); !s.ok()) return Fail(s);
+  End(store::JobState::kSucceeded, "", version_);
+}
+
+absl::Status JobRunner::Execution::Prepare() {
+  ASSIGN_OR_RETURN(Json parsed, ParseJson(job_.spec, "job spec"));
+  ASSIGN_OR_RETURN(spec_, JobSpecFromJson(parsed));
+  // Pinned to a version at submission.
+  ASSIGN_OR_RETURN(ft_.base_model,
+                   FromStore([&] { return r_->base_models_.Resolve(job_.base_model); }));
+  ASSIGN_OR_RETURN(store::DatasetRecord train_data,
+                   FromStore([&] { return r_->store_->GetDataset(spec_.train_dataset); }));
+  ft_.train_path = JoinPath(r_->store_->data_dir(), train_data.path);
+  if (!spec_.validation_dataset.empty()) {
+    ASSIGN_OR_RETURN(store::DatasetRecord v,
+                     FromStore([&] { return r_->store_->GetDataset(spec_.validation_dataset); }));
+    ft_.validation_path = JoinPath(r_->store_->data_dir(), v.path);
+  }
+  ft_.validation_split = spec_.validation_split;
+  ft_.data = spec_.data;
+  ft_.spec = spec_.training;
+  ft_.spec.num_threads = r_->options_.threads_per_job;
+  // Each attempt saves its model apart: one that lost its lease late cannot touch the next's.
+  ft_.output_dir = JoinPath(job_dir_, absl::StrCat("model-", job_.attempt));
+  ft_.may_write = [this]() -> absl::Status {
+    if (r_->Renew(job_.id, held_)) return absl::OkStatus();
+    return absl::AbortedError(
+        absl::StrCat("job '", job_.id, "' lost its lease (attempt ", job_.attempt, ")"));
+  };
+  ASSIGN_OR_RETURN(ft_.checkpoint_dir, AdoptCheckpoints(job_dir_, job_.attempt));
+  ft_.resume = IsRegularFile(JoinPath(ft_.checkpoint_dir, "latest"));
+  ft_.keep_checkpoints = true;  // removed by End once the version is recorded
+  if (ft_.resume) AddJobEventOrLog(r_->store_, job_.id, "resumed", ft_.checkpoint_dir);
+  return absl::OkStatus();
+}
+
+// Data-parallel: this thread is rank 0; ranks 1..N-1 are child processes, started as the
+// CLI's launcher starts its ranks (train::LaunchLocalRanks).
+absl::Status JobRunner::Execution::StartRanks() {
+  if (spec_.workers <= 1) return absl::OkStatus();
+  if (spec_.workers > r_->options_.max_train_procs) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("workers: ", spec_.workers, " is more than this server's ",
+                     "--max-train-procs (", r_->options_.max_train_procs, ")"));
+  }
+  const std::string rank_file = JoinPath(job_dir_, "rank-job.json");
+  RETURN_IF_ERROR(MakeDirectories(job_dir_));
+  RETURN_IF_ERROR(WriteFileAtomically(rank_file, RankJobToJson(ft_, spec_).dump(2)));
+  ASSIGN_OR_RETURN(
+      train::LocalRanks ranks,
+      train::LaunchLocalRanks({r_->options_.worker_binary, "train-rank", "--job", rank_file},
+                              spec_.workers, /*first_rank=*/1, job_dir_));
+  ranks_ = std::move(ranks.processes);
+  train::DistributedOptions o;
+  o.master_port = ranks.port;
+  o.world_size = spec_.workers;
+  o.local_world_size = spec_.workers;
+  o.timeout = std::chrono::seconds(120);
+  auto joined = train::DistributedGroup::Join(o);
+  if (!joined.ok()) return ranks_->CauseAfterOwnFailure(joined.status(), std::chrono::seconds(2));
+  group_ = std::move(*joined);
+  ft_.group = group_.get();
+  AddJobEventOrLog(r_->store_, job_.id, "ranks",
+                   absl::StrCat(spec_.workers, " processes, rendezvous 127.0.0.1:", ranks.port));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<train::TrainResult> JobRunner::Execution::Train() {
+  auto result = train::RunFineTune(
+      ft_, [this](const data::Progress& p) { OnProgress(p); }, held_.cancel.get());
+  if (ranks_ == nullptr) return result;
+  // A rank that was killed, or failed first, explains a broken group better than rank 0's
+  // own error; the other ranks end with rank 0 (after its last collective).
+  if (!result.ok()) return ranks_->CauseAfterOwnFailure(result.status(), std::chrono::seconds(10));
+  absl::Status ended = ranks_->Wait(std::chrono::seconds(60));
+  if (!ended.ok() && !result->cancelled) return ended;
+  return result;
+}
+
+void JobRunner::Execution::OnProgress(const data::Progress& p) {
+  if (p.eval != nullptr) {
+    last_eval_ = p.eval->ToJson();
+    last_eval_["update"] = p.update;
+    last_eval_["epoch"] = p.epoch;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (p.eval == nullptr && p.update != p.total_updates &&
+      now - last_store_ < r_->options_.progress_interval)
+    return;
+  last_store_ = now;
+  if (r_->progress_observer_) r_->progress_observer_(job_.id, p);
+  auto cancel = r_->store_->UpdateProgress(job_.id, ProgressJson(p, last_eval_).dump(),
+                                           job_.attempt, r_->options_.lease.count());
+  if (cancel.ok()) r_->Notify(job_.id);
+  // A cancel through another process sharing the database is in the store only.
+  if (cancel.ok() && *cancel) *held_.cancel = true;
+  if (absl::IsAborted(cancel.status())) r_->MarkLost(job_.id, held_, cancel.status());
+}
+
+void JobRunner::Execution::Stopped() {
+  bool stopping;
+  {
+    absl::MutexLock lock(&r_->mu_);
+    stopping = r_->stopping_;
+  }
+  if (*held_.lost) return;
+  auto fresh = r_->store_->GetJob(job_.id);
+  if (stopping && !(fresh.ok() && fresh->cancel_requested)) {
+    // Shutting down: the checkpoint is written; the job goes back to the queue in its old
+    // place (if that write fails, its lease expires and it is rescued all the same).
+    AddJobEventOrLog(r_->store_, job_.id, "interrupted", "server shutdown; checkpoint written");
+    *held_.ending = true;
+    LogIfError(r_->store_->ReleaseJob(job_.id, job_.attempt), "job.requeue_failed",
+               {{"job_id", job_.id}});
+    return;
+  }
+  End(store::JobState::kCancelled, "", 0);
+}
+
+// Describes the model beside its weights, then moves it into models/ and records the version
+// in one store transaction (a retry after a crash finds the same version).
+absl::Status JobRunner::Execution::Publish(const train::TrainResult& result) {
+  Json meta = {{"name", spec_.model_name},
+               {"job_id", job_.id},
+               {"base_model", spec_.base_model},
+               {"labels", result.labels},
+               {"multi_label", spec_.training.multi_label},
+               {"train_loss", result.train_loss},
+               {"updates", result.updates},
+               {"train_dataset", spec_.train_dataset}};
+  if (result.best) meta["metrics"] = result.best->ToJson();
+  if (result.best) meta["metrics"]["update"] = result.best_update;
+  if (auto cfg = ReadJsonFile(JoinPath(ft_.output_dir, "config.json")); cfg.ok()) {
+    meta["model_type"] = cfg->value("model_type", "");
+  }
+  RETURN_IF_ERROR(WriteFileAtomically(JoinPath(ft_.output_dir, "berth.json"), meta.dump(2)));
+  if (result.best) {
+    RETURN_IF_ERROR(WriteFileAtomically(JoinPath(ft_.output_dir, "metrics.json"),
+                                        result.best->ToJson().dump(2)));
+  }
+  // Fenced: recorded (and installed) only while this attempt holds the job.
+  auto record = FromStore([&] {
+    return r_->store_->AddModelVersion(
+        spec_.model_name, job_.id, meta.dump(),
+        [&](int64_t version) -> absl::StatusOr<std::string> {
+          const std::string rel =
+              JoinPath("models", JoinPath(spec_.model_name, std::to_string(version)));
+          RETURN_IF_ERROR(InstallModel(ft_.output_dir, JoinPath(r_->store_->data_dir(), rel)));
+          return rel;
+        },
+        job_.attempt);
+  });
+  if (absl::IsAborted(record.status())) r_->MarkLost(job_.id, held_, record.status());
+  if (!record.ok()) return record.status();
+  version_ = record->version;
+  return absl::OkStatus();
+}
+
+void JobRunner::Execution::End(store::JobState state, const std::string& error, int64_t version) {
+  if (!r_->Renew(job_.id, held_)) return;
+  LogIfError(RemoveAll(job_dir_), "job.cleanup_failed", {{"job_id", job_.id}});
+  *held_.ending = true;
+  r_->Finish(job_, state, error, version);
+}
+
+void JobRunner::Execution::Fail(const absl::Status& s) {
+  if (store_unreachable_) {
+    LogEvent("job.store_unavailable", {{"job_id", job_.id}, {"error", std::string(s.message())}});
+    return;
+  }
+  End(store::JobState::kFailed, std::string(s.message()), 0);
+}
+
+void JobRunner::RunJob(store::JobRecord job) { Execution(this, std::move(job)).Run(); }
+
+}  // namespace berth::jobs

@@ -1,6 +1,6 @@
 // Labelled text datasets: CSV, TSV and JSON Lines readers with validation that names file and line.
-#ifndef BERTH_CORE_TRAIN_DATASET_H_
-#define BERTH_CORE_TRAIN_DATASET_H_
+#ifndef BERTH_CORE_DATA_DATASET_H_
+#define BERTH_CORE_DATA_DATASET_H_
 
 #include <cstdint>
 #include <map>
@@ -10,7 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace berth::train {
+namespace berth::data {
 
 enum class DataFormat { kAuto, kCsv, kTsv, kJsonl };
 
@@ -56,6 +56,6 @@ absl::StatusOr<std::pair<Dataset, Dataset>> SplitDataset(const Dataset& data, do
 // Per-label row counts (for upload summaries and checks).
 std::map<std::string, int64_t> LabelCounts(const Dataset& data);
 
-}  // namespace berth::train
+}  // namespace berth::data
 
-#endif  // BERTH_CORE_TRAIN_DATASET_H_
+#endif  // BERTH_CORE_DATA_DATASET_H_

@@ -4,8 +4,8 @@
 // keeper thread renews; a job whose worker died (its lease expired, or the same worker id
 // starts again) goes back to the queue and resumes from its last checkpoint on any worker, and
 // a worker that lost its lease writes nothing more (every write is fenced by the attempt).
-#ifndef BERTH_CORE_SERVICE_JOB_RUNNER_H_
-#define BERTH_CORE_SERVICE_JOB_RUNNER_H_
+#ifndef BERTH_CORE_JOBS_JOB_RUNNER_H_
+#define BERTH_CORE_JOBS_JOB_RUNNER_H_
 
 #include <atomic>
 #include <chrono>
@@ -20,17 +20,17 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "core/data/progress.h"
+#include "core/jobs/job_spec.h"
 #include "core/service/base_model.h"
-#include "core/service/job_spec.h"
 #include "core/store/store.h"
-#include "core/train/trainer.h"
 
-namespace berth::service {
+namespace berth::jobs {
 
 struct JobRunnerOptions {
   int workers = 1;                                   // jobs trained at the same time
   int threads_per_job = 0;                           // intra-op threads per job (0: one per core)
-  BaseModelPolicyOptions base_models;                // --model-roots, --no-hub
+  service::BaseModelPolicyOptions base_models;       // --model-roots, --no-hub
   std::chrono::milliseconds progress_interval{500};  // how often progress is stored and sent
   // A job that was running each of the last this-many times the process died is failed
   // instead of retried, so one job that crashes the server cannot keep it in a restart loop.
@@ -95,12 +95,12 @@ class JobRunner {
   void NotifyAll();
 
   // This server's rules for base models (options().base_models).
-  const BaseModelPolicy& base_models() const { return base_models_; }
+  const service::BaseModelPolicy& base_models() const { return base_models_; }
 
   // Hooks for metrics and logs, set before Start(): the job after each state change, and each
   // training update (throttled like the stored progress; always for evaluations).
   using StateObserver = std::function<void(const store::JobRecord&)>;
-  using ProgressObserver = std::function<void(const std::string& job_id, const train::Progress&)>;
+  using ProgressObserver = std::function<void(const std::string& job_id, const data::Progress&)>;
   void set_state_observer(StateObserver observer) { observer_ = std::move(observer); }
   void set_progress_observer(ProgressObserver observer) {
     progress_observer_ = std::move(observer);
@@ -134,7 +134,10 @@ class JobRunner {
   }
   // Reads the watched jobs every watch_poll and notifies their watchers of changes.
   void WatchLoop();
+  // Runs a claimed job to its end (its steps: JobRunner::Execution, in the .cc).
   void RunJob(store::JobRecord job);
+  class Execution;
+  friend class Execution;
   void Notify(const std::string& job_id);
   // Records the end of the job (fenced by its attempt); whether it landed.
   bool Finish(const store::JobRecord& job, store::JobState state, const std::string& error,
@@ -142,7 +145,7 @@ class JobRunner {
 
   store::Store* const store_;
   const JobRunnerOptions options_;  // worker_id filled in
-  const BaseModelPolicy base_models_;
+  const service::BaseModelPolicy base_models_;
   StateObserver observer_;
   ProgressObserver progress_observer_;
   LeaseObserver lease_observer_;
@@ -161,6 +164,6 @@ class JobRunner {
       ABSL_GUARDED_BY(listeners_mu_);
 };
 
-}  // namespace berth::service
+}  // namespace berth::jobs
 
-#endif  // BERTH_CORE_SERVICE_JOB_RUNNER_H_
+#endif  // BERTH_CORE_JOBS_JOB_RUNNER_H_

@@ -1,10 +1,10 @@
-#include "core/device.h"
+#include "core/runtime/device.h"
 
 #include <torch/cuda.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "core/runtime.h"
+#include "core/runtime/runtime.h"
 
 namespace berth {
 

@@ -1,7 +1,7 @@
 // Metric computations (scikit-learn's definitions; an undefined ratio counts as 0).
-#include "core/train/metrics.h"
+#include "core/data/metrics.h"
 
-namespace berth::train {
+namespace berth::data {
 namespace {
 
 double Ratio(double a, double b) { return b > 0 ? a / b : 0.0; }
@@ -143,4 +143,4 @@ EvalMetrics ComputeMultiLabelMetrics(const std::vector<std::vector<uint8_t>>& tr
   return m;
 }
 
-}  // namespace berth::train
+}  // namespace berth::data

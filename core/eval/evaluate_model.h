@@ -2,8 +2,8 @@
 // eval` runs): the examples go a window at a time, tokenized across the cores and batched by
 // length under the engine's budget, and the loss and metrics are those the Trainer's evaluation
 // computes (core/train/evaluate.h) from the same logits.
-#ifndef BERTH_CORE_INFER_EVALUATE_MODEL_H_
-#define BERTH_CORE_INFER_EVALUATE_MODEL_H_
+#ifndef BERTH_CORE_EVAL_EVALUATE_MODEL_H_
+#define BERTH_CORE_EVAL_EVALUATE_MODEL_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -11,9 +11,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/data/dataset.h"
+#include "core/data/metrics.h"
 #include "core/infer/engine.h"
-#include "core/train/dataset.h"
-#include "core/train/metrics.h"
 
 namespace berth {
 
@@ -28,9 +28,9 @@ struct EvaluateOptions {
 // fp32 logits) and metrics of the engine's model on `data`; `pairs` encodes text and
 // text_pair. A label the model does not have, or text that cannot be encoded, is
 // INVALID_ARGUMENT naming the file and line.
-absl::StatusOr<train::EvalMetrics> EvaluateWithEngine(const InferenceEngine& engine,
-                                                      const train::Dataset& data, bool pairs,
-                                                      const EvaluateOptions& options = {});
+absl::StatusOr<data::EvalMetrics> EvaluateWithEngine(const InferenceEngine& engine,
+                                                     const data::Dataset& data, bool pairs,
+                                                     const EvaluateOptions& options = {});
 
 struct EvaluateModelOptions {
   EngineOptions engine;      // device, precision, batch size and token budget
@@ -39,16 +39,16 @@ struct EvaluateModelOptions {
 
 // Loads `model_dir` into an engine and evaluates it on a labelled file (read with `data`'s
 // columns; multi-label as the model's config says).
-absl::StatusOr<train::EvalMetrics> EvaluateModel(const std::string& model_dir,
-                                                 const std::string& data_path,
-                                                 const train::DatasetOptions& data,
-                                                 const EvaluateModelOptions& options = {});
+absl::StatusOr<data::EvalMetrics> EvaluateModel(const std::string& model_dir,
+                                                const std::string& data_path,
+                                                const data::DatasetOptions& data,
+                                                const EvaluateModelOptions& options = {});
 
 // The same on examples already read.
-absl::StatusOr<train::EvalMetrics> EvaluateExamples(const std::string& model_dir,
-                                                    const train::Dataset& data, bool pairs,
-                                                    const EvaluateModelOptions& options = {});
+absl::StatusOr<data::EvalMetrics> EvaluateExamples(const std::string& model_dir,
+                                                   const data::Dataset& data, bool pairs,
+                                                   const EvaluateModelOptions& options = {});
 
 }  // namespace berth
 
-#endif  // BERTH_CORE_INFER_EVALUATE_MODEL_H_
+#endif  // BERTH_CORE_EVAL_EVALUATE_MODEL_H_

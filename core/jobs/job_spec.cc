@@ -1,21 +1,22 @@
-// JSON form of queued jobs and parsing of model references.
-#include "core/service/job_spec.h"
+// JSON form of queued jobs, and their validation.
+#include "core/jobs/job_spec.h"
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/store/store.h"
+#include "core/train/trainer.h"
 #include "core/util/status_macros.h"
 
-namespace berth::service {
+namespace berth::jobs {
 
 Json JobSpecToJson(const JobSpec& s) {
-  const train::TrainingSpec& t = s.training;
+  const data::TrainingSpec& t = s.training;
   Json training = Json::object();
 #define BERTH_TO_JSON(field, flags, help) training[#field] = t.field;
   BERTH_TRAINING_SPEC_FIELDS(BERTH_TO_JSON)
 #undef BERTH_TO_JSON
-  training["precision"] = t.precision == train::Precision::kBf16 ? "bf16" : "fp32";
+  training["precision"] = t.precision == data::Precision::kBf16 ? "bf16" : "fp32";
   training["metric_for_best"] = t.metric_for_best;
   training["multi_label"] = t.multi_label;
   training["class_weights"] = t.class_weights;
@@ -45,12 +46,12 @@ absl::StatusOr<JobSpec> JobSpecFromJson(const Json& j) {
     s.model_name = j.at("model_name").get<std::string>();
     s.workers = j.value("workers", 1);  // absent in specs stored before data-parallel jobs
     const Json& t = j.at("training");
-    train::TrainingSpec& o = s.training;
+    data::TrainingSpec& o = s.training;
 #define BERTH_FROM_JSON(field, flags, help) t.at(#field).get_to(o.field);
     BERTH_TRAINING_SPEC_FIELDS(BERTH_FROM_JSON)
 #undef BERTH_FROM_JSON
-    o.precision = t.at("precision").get<std::string>() == "bf16" ? train::Precision::kBf16
-                                                                 : train::Precision::kFp32;
+    o.precision = t.at("precision").get<std::string>() == "bf16" ? data::Precision::kBf16
+                                                                 : data::Precision::kFp32;
     o.metric_for_best = t.at("metric_for_best").get<std::string>();
     o.multi_label = t.at("multi_label").get<bool>();
     o.class_weights = t.at("class_weights").get<std::vector<double>>();
@@ -59,36 +60,6 @@ absl::StatusOr<JobSpec> JobSpecFromJson(const Json& j) {
     return s;
   } catch (const Json::exception& e) {
     return absl::DataLossError(absl::StrCat("stored job spec is malformed: ", e.what()));
-  }
-}
-
-Json RankJobToJson(const train::FineTuneJob& job, const JobSpec& spec) {
-  return Json{{"spec", JobSpecToJson(spec)},  {"base_model", job.base_model},
-              {"train_path", job.train_path}, {"validation_path", job.validation_path},
-              {"output_dir", job.output_dir}, {"checkpoint_dir", job.checkpoint_dir},
-              {"resume", job.resume},         {"threads", job.spec.num_threads}};
-}
-
-absl::StatusOr<train::FineTuneJob> RankJobFromJson(const Json& j) {
-  if (!j.is_object() || !j.contains("spec"))
-    return absl::InvalidArgumentError("rank job: no 'spec'");
-  ASSIGN_OR_RETURN(JobSpec spec, JobSpecFromJson(j["spec"]));
-  try {
-    train::FineTuneJob job;
-    job.base_model = j.at("base_model").get<std::string>();
-    job.train_path = j.at("train_path").get<std::string>();
-    job.validation_path = j.at("validation_path").get<std::string>();
-    job.validation_split = spec.validation_split;
-    job.data = spec.data;
-    job.spec = spec.training;
-    job.spec.num_threads = j.at("threads").get<int>();
-    job.output_dir = j.at("output_dir").get<std::string>();
-    job.checkpoint_dir = j.at("checkpoint_dir").get<std::string>();
-    job.resume = j.at("resume").get<bool>();
-    job.keep_checkpoints = true;  // rank 0 owns the job's files
-    return job;
-  } catch (const Json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("rank job: ", e.what()));
   }
 }
 
@@ -151,46 +122,4 @@ absl::Status ValidateJobSpec(const JobSpec& s) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<ModelRef> ParseModelRef(absl::string_view text, int64_t version,
-                                       absl::string_view alias, absl::string_view field) {
-  ModelRef ref;
-  absl::string_view name = text;
-  if (size_t at = text.find('@'); at != absl::string_view::npos) {
-    name = text.substr(0, at);
-    ref.alias = std::string(text.substr(at + 1));
-    if (ref.alias.empty())
-      return absl::InvalidArgumentError(absl::StrCat(field, ": empty alias after '@'"));
-  } else if (size_t colon = text.find(':'); colon != absl::string_view::npos) {
-    name = text.substr(0, colon);
-    if (!absl::SimpleAtoi(text.substr(colon + 1), &ref.version) || ref.version <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ": '", text.substr(colon + 1),
-                                                     "' is not a version (a positive integer)"));
-    }
-  }
-  ref.name = std::string(name);
-  RETURN_IF_ERROR(store::ValidateName(ref.name, field));
-  if (version < 0) return absl::InvalidArgumentError("version: must not be negative");
-  if (version > 0) {
-    if (ref.version != 0 && ref.version != version) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("version: ", version, " conflicts with ", field, " '", text, "'"));
-    }
-    ref.version = version;
-  }
-  if (!alias.empty()) {
-    RETURN_IF_ERROR(store::ValidateName(alias, "alias"));
-    if (!ref.alias.empty() && ref.alias != alias) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("alias: '", alias, "' conflicts with ", field, " '", text, "'"));
-    }
-    ref.alias = std::string(alias);
-  }
-  if (!ref.alias.empty()) RETURN_IF_ERROR(store::ValidateName(ref.alias, "alias"));
-  if (!ref.alias.empty() && ref.version != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": give a version or an alias, not both"));
-  }
-  return ref;
-}
-
-}  // namespace berth::service
+}  // namespace berth::jobs

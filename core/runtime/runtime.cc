@@ -1,5 +1,5 @@
 // Torch runtime configuration shared by every executable.
-#include "core/runtime.h"
+#include "core/runtime/runtime.h"
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>

@@ -1,6 +1,6 @@
 // Where tensors live: "cpu", "cuda" or "cuda:N", as torch spells devices.
-#ifndef BERTH_CORE_DEVICE_H_
-#define BERTH_CORE_DEVICE_H_
+#ifndef BERTH_CORE_RUNTIME_DEVICE_H_
+#define BERTH_CORE_RUNTIME_DEVICE_H_
 
 #include <c10/core/Device.h>
 
@@ -17,4 +17,4 @@ absl::StatusOr<c10::Device> ParseDevice(const std::string& spec,
 
 }  // namespace berth
 
-#endif  // BERTH_CORE_DEVICE_H_
+#endif  // BERTH_CORE_RUNTIME_DEVICE_H_

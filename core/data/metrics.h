@@ -1,7 +1,7 @@
 // Classification metrics: accuracy, precision/recall/F1 (macro and micro), confusion matrix,
 // and for multi-label data micro-F1 and Hamming loss.
-#ifndef BERTH_CORE_TRAIN_METRICS_H_
-#define BERTH_CORE_TRAIN_METRICS_H_
+#ifndef BERTH_CORE_DATA_METRICS_H_
+#define BERTH_CORE_DATA_METRICS_H_
 
 #include <cstdint>
 #include <map>
@@ -10,7 +10,7 @@
 
 #include "core/util/json.h"
 
-namespace berth::train {
+namespace berth::data {
 
 struct EvalMetrics {
   int64_t examples = 0;
@@ -41,6 +41,6 @@ EvalMetrics ComputeMultiLabelMetrics(const std::vector<std::vector<uint8_t>>& tr
                                      const std::vector<std::vector<uint8_t>>& pred,
                                      const std::vector<std::string>& labels);
 
-}  // namespace berth::train
+}  // namespace berth::data
 
-#endif  // BERTH_CORE_TRAIN_METRICS_H_
+#endif  // BERTH_CORE_DATA_METRICS_H_

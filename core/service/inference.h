@@ -1,0 +1,108 @@
+// The inference facade: what Classify, its streaming form and Tokenize do between a request and
+// the engine, for every front door (gRPC, HTTP, a test's JSON adapter). It owns the rules:
+// validation with the messages callers see, the limits, model and alias resolution, option
+// mapping, deadlines and cancellation, and reporting to the observer. Requests and replies are
+// plain structs; errors are absl::Status by meaning (INVALID_ARGUMENT naming the field,
+// NOT_FOUND, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, CANCELLED), each door maps them once.
+// Classify and Tokenize block (tokenizing, waiting for a batch): never call them on a network
+// thread.
+#ifndef BERTH_CORE_SERVICE_INFERENCE_H_
+#define BERTH_CORE_SERVICE_INFERENCE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/infer/engine.h"
+#include "core/service/limits.h"
+#include "core/service/model_registry.h"
+#include "core/text/tokenizer.h"
+
+namespace berth::service {
+
+// How long texts are cut. kDefault is what a request that says nothing gets (right for
+// Classify and Tokenize); kInvalid is what a door makes of a value it does not know, refused by
+// validation with the message callers have always seen.
+enum class Truncation { kDefault, kRight, kLeft, kWindow, kInvalid };
+
+// Which model answers: "NAME", "NAME:VERSION" or "NAME@ALIAS", with version or alias also
+// possible apart (a conflict is an error naming the field).
+struct ModelSelector {
+  std::string model;
+  int64_t version = 0;
+  std::string alias;
+};
+
+struct ClassifyRequest {
+  ModelSelector model;
+  std::vector<std::string> texts;
+  std::vector<std::string> text_pairs;  // empty, or one second segment per text
+  int64_t top_k = 0;                    // > 0: also the k best labels
+  bool raw_scores = false;              // also the logits
+  Truncation truncation = Truncation::kDefault;
+  int64_t max_length = 0;  // 0: the model's maximum
+  int64_t stride = 0;      // window overlap (kWindow); 0: 128
+};
+
+struct ClassifyReply {
+  std::string model;
+  int64_t model_version = 0;
+  std::vector<std::string> labels;      // the model's, in id order
+  std::vector<ClassifyResult> results;  // one per text, in order
+  double queue_seconds = 0;             // the slowest text's wait for a batch
+  double compute_seconds = 0;
+};
+
+struct TokenizeRequest {
+  ModelSelector model;
+  std::vector<std::string> texts;
+  std::vector<std::string> text_pairs;
+  int64_t max_length = 0;
+  Truncation truncation = Truncation::kDefault;  // right or left
+};
+
+struct TokenizeReply {
+  int64_t model_version = 0;
+  std::vector<text::Encoding> encodings;  // one per text, tokens included
+};
+
+// What a call carries besides its request: when to give up, and whether its caller has gone
+// (polled before each piece's forward pass; true drops the piece and fails with CANCELLED).
+struct CallContext {
+  SteadyClock::time_point deadline = SteadyClock::time_point::max();
+  CancelProbe cancelled;
+};
+
+class Inference {
+ public:
+  // `streams` counts the streams open across the service (ClassifyStream here); `observer`
+  // may be null.
+  Inference(ModelRegistry* registry, const Limits& limits, Slots* streams, Observer* observer)
+      : registry_(registry), limits_(limits), streams_(streams), observer_(observer) {}
+
+  absl::StatusOr<ClassifyReply> Classify(const ClassifyRequest& request,
+                                         const CallContext& call = {}) const;
+  absl::StatusOr<TokenizeReply> Tokenize(const TokenizeRequest& request) const;
+
+  // The streaming form: a stream holds one of the service's stream slots while it is open, and
+  // each of its requests is one Classify.
+  absl::StatusOr<Slots::Held> OpenStream() const { return streams_->Take(); }
+
+  const Limits& limits() const { return limits_; }
+
+ private:
+  absl::Status Validate(const ClassifyRequest& r) const;
+  absl::Status Validate(const TokenizeRequest& r) const;
+  absl::Status ValidateTexts(const std::vector<std::string>& texts,
+                             const std::vector<std::string>& pairs) const;
+
+  ModelRegistry* const registry_;
+  const Limits limits_;
+  Slots* const streams_;
+  Observer* const observer_;
+};
+
+}  // namespace berth::service
+
+#endif  // BERTH_CORE_SERVICE_INFERENCE_H_

@@ -1,0 +1,87 @@
+// berth-server's command line (server/flags.h), parsed without starting a server: the defaults
+// are ServerOptions', flags and BERTH_* variables set the same fields, units are converted once,
+// and bad values are usage errors.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <string>
+#include <vector>
+
+#include "server/flags.h"
+
+namespace berth::server {
+namespace {
+
+ParsedCommand Parse(std::vector<std::string> args) {
+  std::vector<const char*> argv = {"berth-server"};
+  for (const std::string& a : args) argv.push_back(a.c_str());
+  return ParseServerCommand(static_cast<int>(argv.size()), argv.data(), "berth-server test");
+}
+
+TEST(ServerFlagsTest, DefaultsAreServerOptions) {
+  ParsedCommand p = Parse({});
+  ASSERT_FALSE(p.exit_code.has_value());
+  const ServerOptions defaults;
+  const ServerOptions& o = p.command.options;
+  EXPECT_EQ(o.listen, defaults.listen);
+  EXPECT_EQ(o.data_dir, defaults.data_dir);
+  EXPECT_EQ(o.role, "all");
+  EXPECT_EQ(o.drain_timeout, defaults.drain_timeout);
+  EXPECT_EQ(o.training.lease, defaults.training.lease);
+  EXPECT_EQ(o.models.memory_budget_bytes, defaults.models.memory_budget_bytes);
+  EXPECT_EQ(o.limits.max_texts, defaults.limits.max_texts);
+  EXPECT_EQ(o.limits.max_streams, defaults.limits.max_streams);
+  EXPECT_EQ(o.models.engine.classifier.precision, InferencePrecision::kFp32);
+  EXPECT_FALSE(p.command.json_logs);
+  EXPECT_FALSE(o.training.worker_binary.empty()) << "the berth beside the program";
+}
+
+TEST(ServerFlagsTest, FlagsAndTheEnvironmentSetTheSameFields) {
+  ParsedCommand p = Parse(
+      {"--listen",          "0.0.0.0:7000", "--drain-timeout", "2.5",   "--job-lease", "4",
+       "--model-memory-mb", "64",           "--precision",     "bf16",  "--max-texts", "9",
+       "--log-format",      "json",         "--model-roots",   "/a,/b", "--no-hub",    "--preload",
+       "x,y@prod",          "--port-file",  "/tmp/p"});
+  ASSERT_FALSE(p.exit_code.has_value());
+  const ServerOptions& o = p.command.options;
+  EXPECT_EQ(o.listen, "0.0.0.0:7000");
+  EXPECT_EQ(o.drain_timeout, std::chrono::milliseconds(2500));
+  EXPECT_EQ(o.training.lease, std::chrono::milliseconds(4000));
+  EXPECT_EQ(o.models.memory_budget_bytes, int64_t{64} << 20);
+  EXPECT_EQ(o.models.engine.classifier.precision, InferencePrecision::kBf16);
+  EXPECT_EQ(o.limits.max_texts, 9);
+  EXPECT_TRUE(p.command.json_logs);
+  EXPECT_EQ(o.training.base_models.model_roots, (std::vector<std::string>{"/a", "/b"}));
+  EXPECT_FALSE(o.training.base_models.allow_hub);
+  EXPECT_EQ(o.preload, (std::vector<std::string>{"x", "y@prod"}));
+  EXPECT_EQ(p.command.port_file, "/tmp/p");
+
+  ::setenv("BERTH_MAX_STREAMS", "17", 1);
+  ::setenv("BERTH_ROLE", "serve", 1);
+  ParsedCommand e = Parse({});
+  ::unsetenv("BERTH_MAX_STREAMS");
+  ::unsetenv("BERTH_ROLE");
+  ASSERT_FALSE(e.exit_code.has_value());
+  EXPECT_EQ(e.command.options.limits.max_streams, 17);
+  EXPECT_EQ(e.command.options.role, "serve");
+}
+
+TEST(ServerFlagsTest, BadValuesAreUsageErrors) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"--role", "boss"},
+                                             {"--max-texts", "0"},
+                                             {"--precision", "fp8"},
+                                             {"--drain-timeout", "-1"},
+                                             {"--no-such-flag"},
+                                             {"--device", "tpu"}}) {
+    ParsedCommand p = Parse(args);
+    ASSERT_TRUE(p.exit_code.has_value()) << args[0];
+    EXPECT_NE(*p.exit_code, 0) << args[0];
+  }
+  ParsedCommand help = Parse({"--help"});
+  ASSERT_TRUE(help.exit_code.has_value());
+  EXPECT_EQ(*help.exit_code, 0);
+}
+
+}  // namespace
+}  // namespace berth::server
