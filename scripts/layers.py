@@ -5,7 +5,9 @@ The table under "## Layers" in docs/architecture.md lists, for each group of sou
 or glob patterns), the folders its files may include. This script reads every #include "..."
 of core/, server/ and client/, and fails on an include the table does not allow, on a
 torch-free source that includes torch, and on core including gRPC or protobuf. The build
-enforces the same edges (cmake/Layers.cmake); this check keeps the page true.
+enforces the same edges (cmake/Layers.cmake); this check keeps the page true. It also keeps the
+gRPC handlers thin (server/*_service.cc): no request rule (InvalidArgumentError, switch) and no
+call into the store or the registry there; those live in the facades.
 
 usage: scripts/layers.py [REPO_ROOT] [--graph]   (--graph: print the folder graph found)
 """
@@ -26,6 +28,7 @@ TORCH_FREE = ("core/util/*", "core/text/*", "core/data/*", "core/store/*", "core
               "client/cli/spec_flags.*")
 TORCH = ("torch/", "ATen/", "c10/", "caffe2/")
 RPC = ("grpc", "grpcpp/", "google/protobuf/", "berth/v1/")
+HANDLER_RULES = re.compile(r"InvalidArgumentError|\bswitch\b|\b(store|registry)(_)?->")
 
 
 def folder_of(path):
@@ -82,7 +85,13 @@ def main():
                 problems.append("%s: no row of the layers table covers it" % rel)
                 continue
             files += 1
-            for inc in INCLUDE.findall(path.read_text(encoding="utf-8", errors="replace")):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if fnmatch.fnmatch(rel, "server/*_service.cc"):
+                for n, line in enumerate(text.split("\n"), 1):
+                    if HANDLER_RULES.search(line.split("//")[0]):
+                        problems.append("%s:%d: a handler applies a rule or calls the store or "
+                                        "registry itself (use a facade): %s" % (rel, n, line.strip()))
+            for inc in INCLUDE.findall(text):
                 if rel.startswith("core/") and inc.startswith(RPC):
                     problems.append("%s includes %s: core knows nothing of gRPC or protobuf" % (rel, inc))
                 if any(fnmatch.fnmatch(rel, p) for p in TORCH_FREE) and inc.startswith(TORCH):
