@@ -1,4 +1,4 @@
-# Berth server image. Build: docker build -t berth . ; run: see deploy/k8s or README (Operations).
+# Berth server image. Build: docker build -t berth . ; run: see deploy/k8s or docs/operations.md.
 # The build stage runs the same scripts/setup.sh as CI, so the image is built the way CI builds.
 #
 # One image for CPU and GPU nodes: LibTorch is the PyPI torch wheel, which carries the CUDA 13

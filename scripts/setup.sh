@@ -33,7 +33,7 @@ done
 
 # Every Debian package the project uses (DESIGN.md, Dependencies). LibTorch is not among them:
 # it is the torch wheel below. libgloo-dev is there for its headers only (torch's
-# ProcessGroupGloo.hpp includes <gloo/...>, and the wheel ships none; see README, Building).
+# ProcessGroupGloo.hpp includes <gloo/...>, and the wheel ships none; see docs/development.md, Building).
 packages=(
   build-essential cmake ninja-build ccache pkg-config git python3 python3-yaml python3-venv python3-pip
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler

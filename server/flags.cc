@@ -216,7 +216,8 @@ void AddLimitOptions(CLI::App& app, ServerCommand* c, RawFlags* /*r*/) {
       ->envname("BERTH_MAX_QUEUED_JOBS_PER_TOKEN")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
-  app.add_option("--max-streams", o.limits.max_streams, "Open WatchJob and ClassifyStream calls")
+  app.add_option("--max-streams", o.limits.max_streams,
+                 "Open WatchJob, ClassifyStream and ExportModel calls")
       ->envname("BERTH_MAX_STREAMS")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();

@@ -230,6 +230,7 @@ absl::Status Server::Assemble() {
   runner_->set_lease_observer(
       [metrics](const std::string& event) { metrics->RecordLeaseEvent(event); });
   importer_ = std::make_unique<service::ModelImporter>(store_.get(), &runner_->base_models());
+  importer_->SweepStaging(/*shared=*/training.watch_poll.count() > 0);
   streams_ = service::Slots::Streams(options.limits.max_streams, metrics);
   uploads_ = service::Slots::Uploads(options.limits.max_concurrent_uploads, metrics);
   inference_ = std::make_unique<service::Inference>(registry_.get(), options.limits, streams_.get(),

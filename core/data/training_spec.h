@@ -33,7 +33,7 @@ struct TrainingSpec {
   uint64_t seed = 42;
   bool shuffle = true;
   // Off, as the Trainer: grouping pads less (faster) but batches of similar length train a
-  // worse model (bench/trainer_compare.py; README "Training defaults").
+  // worse model (bench/trainer_compare.py; docs/training.md, "Training defaults").
   bool group_by_length = false;
   Precision precision = Precision::kFp32;
   int64_t eval_steps = 0;           // 0: evaluate at the end of every epoch

@@ -6,6 +6,7 @@
 
 #include <climits>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <random>
@@ -31,17 +32,18 @@
 namespace berth::service {
 namespace {
 
-constexpr const char* kModelFiles[] = {"config.json",
-                                       "model.safetensors",
-                                       "pytorch_model.bin",
-                                       "tokenizer.json",
-                                       "tokenizer_config.json",
-                                       "special_tokens_map.json",
-                                       "vocab.txt",
-                                       "vocab.json",
-                                       "merges.txt",
-                                       "sentencepiece.bpe.model",
-                                       "added_tokens.json"};
+constexpr const char* kModelFiles[] = {"config.json", "model.safetensors", "pytorch_model.bin",
+                                       "tokenizer.json", "tokenizer_config.json",
+                                       "special_tokens_map.json", "vocab.txt", "vocab.json",
+                                       "merges.txt", "sentencepiece.bpe.model", "added_tokens.json",
+                                       // Berth's own: the version's description and its
+                                       // evaluation, so that an export imported elsewhere
+                                       // keeps them.
+                                       "berth.json", "metrics.json"};
+
+// What an imported version keeps of the berth.json it arrived with (an export of a Berth
+// version): its evaluation and how it was trained. Its labels and type come from the model.
+constexpr const char* kCarriedMetadata[] = {"metrics", "base_model", "train_loss", "updates"};
 
 absl::Status TarError(const std::string& member, const std::string& why) {
   return absl::InvalidArgumentError(member.empty()
@@ -390,6 +392,12 @@ absl::StatusOr<store::ModelRecord> ModelImporter::Import(const std::string& name
                           absl::StrCat("the model does not load: ", checked.status().message()));
     }
     Json meta = *checked;
+    if (auto earlier = ReadJsonFile(JoinPath(staging, "berth.json"));
+        earlier.ok() && earlier->is_object()) {
+      for (const char* key : kCarriedMetadata) {
+        if (earlier->contains(key)) meta[key] = (*earlier)[key];
+      }
+    }
     meta["name"] = name;
     meta["imported_from"] = provenance;
     RETURN_IF_ERROR(WriteFileAtomically(JoinPath(staging, "berth.json"), meta.dump(2)));
@@ -413,6 +421,25 @@ absl::StatusOr<store::ModelRecord> ModelImporter::Import(const std::string& name
              {{"model", name}, {"version", std::to_string(staged->version)}, {"from", provenance}});
   }
   return staged;
+}
+
+int ModelImporter::SweepStaging(bool shared) const {
+  const std::string models = JoinPath(store_->data_dir(), "models");
+  auto names = ListDirectory(models);
+  if (!names.ok()) return 0;
+  const time_t day_ago = ::time(nullptr) - 24 * 3600;
+  int swept = 0;
+  for (const std::string& n : *names) {
+    const std::string path = JoinPath(models, n);
+    struct stat st;
+    if (!absl::StartsWith(n, ".import-") || ::lstat(path.c_str(), &st) != 0 ||
+        !S_ISDIR(st.st_mode) || (shared && st.st_mtime > day_ago)) {
+      continue;
+    }
+    if (RemoveAll(path).ok()) ++swept;
+    LogEvent("model.import_staging_swept", {{"path", path}});
+  }
+  return swept;
 }
 
 absl::StatusOr<std::vector<ModelFile>> ListModelFiles(const store::Store& store,

@@ -53,6 +53,11 @@ class ModelImporter {
   absl::StatusOr<store::ModelRecord> Import(const std::string& name,
                                             const ImportSource& source) const;
 
+  // Removes the staging directories (models/.import-*) that imports interrupted by a crash
+  // left, at start-up; returns how many. With `shared` (other processes use this data
+  // directory, one of which may be importing now) only those untouched for a day go.
+  int SweepStaging(bool shared) const;
+
  private:
   store::Store* const store_;
   const BaseModelPolicy* const policy_;

@@ -276,6 +276,41 @@ absl::Status ReadRobertaSpecialTokens(const Json& c, const std::string& path,
   return absl::OkStatus();
 }
 
+// The ids of a vocabulary of n entries are 0..n-1, each once, as tokenizers writes them: an id
+// past the end would size the id table by a number the file merely claims (ten million ids for
+// one entry), and a repeated one would make two tokens one. `ids[i]` is entry i's.
+absl::Status CheckVocabularyIds(const std::vector<std::pair<std::string, int64_t>>& ids,
+                                const std::string& where) {
+  std::vector<const std::string*> seen(ids.size(), nullptr);
+  for (const auto& [token, id] : ids) {
+    if (id < 0 || id >= static_cast<int64_t>(ids.size())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": vocab entry '", token, "' has id ", id, ", but the vocabulary has ", ids.size(),
+          " entries (ids 0 to ", static_cast<int64_t>(ids.size()) - 1, ")"));
+    }
+    if (seen[id] != nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": vocab entries '", *seen[id],
+                                                     "' and '", token, "' have the same id ", id));
+    }
+    seen[id] = &token;
+  }
+  return absl::OkStatus();
+}
+
+// Added tokens take the vocabulary's ids or the ones right after it.
+absl::Status CheckAddedTokenIds(const std::vector<AddedToken>& added, size_t vocab_size,
+                                const std::string& where) {
+  const int64_t end = static_cast<int64_t>(vocab_size + added.size());
+  for (const AddedToken& a : added) {
+    if (a.id && *a.id >= end) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": added token '", a.content, "' has id ", *a.id, ", past the ",
+                       vocab_size, " vocabulary entries and ", added.size(), " added tokens"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadWordPiece(const std::string& dir,
                                                          const TokenizerOverrides& overrides) {
   WordPieceOptions o;
@@ -297,16 +332,17 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadWordPiece(const std::string& dir,
       return absl::InvalidArgumentError(
           absl::StrCat(tok_json_path, ": expected a WordPiece model with a 'vocab' object"));
     }
+    std::vector<std::pair<std::string, int64_t>> ids;
     for (auto& [token, id] : (*model)["vocab"].items()) {
-      if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
-          id.get<int64_t>() > kMaxVocabularyId) {
+      if (!id.is_number_integer()) {
         return absl::InvalidArgumentError(
             absl::StrCat(tok_json_path, ": vocab entry '", token, "' has no valid id"));
       }
-      size_t i = id.get<size_t>();
-      if (i >= vocab.size()) vocab.resize(i + 1);
-      vocab[i] = token;
+      ids.emplace_back(token, id.get<int64_t>());
     }
+    RETURN_IF_ERROR(CheckVocabularyIds(ids, tok_json_path));
+    vocab.resize(ids.size());
+    for (auto& [token, id] : ids) vocab[id] = std::move(token);
     if (model->contains("unk_token") && (*model)["unk_token"].is_string()) {
       o.unk_token = (*model)["unk_token"].get<std::string>();
     }
@@ -339,6 +375,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadWordPiece(const std::string& dir,
         o.added_tokens.push_back(std::move(t));
       }
     }
+    RETURN_IF_ERROR(CheckAddedTokenIds(o.added_tokens, vocab.size(), tok_json_path));
   } else {
     return absl::NotFoundError(
         absl::StrCat(dir, ": no tokenizer found (expected vocab.txt or tokenizer.json)"));
@@ -443,6 +480,8 @@ absl::StatusOr<std::vector<std::pair<std::string, int32_t>>> ParseBpeVocab(
     }
     vocab.emplace_back(token, static_cast<int32_t>(id.get<int64_t>()));
   }
+  std::vector<std::pair<std::string, int64_t>> ids(vocab.begin(), vocab.end());
+  RETURN_IF_ERROR(CheckVocabularyIds(ids, where));
   return vocab;
 }
 
@@ -457,7 +496,21 @@ const Json* FindByteLevel(const Json& pre) {
   return nullptr;
 }
 
+absl::StatusOr<std::unique_ptr<Tokenizer>> ReadByteLevelBpe(const std::string& dir,
+                                                            const TokenizerOverrides& overrides);
+
+// A field of the wrong type (a flag that is a string, say) is an error naming the directory,
+// never an exception out of the loader.
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadByteLevelBpe(const std::string& dir,
+                                                            const TokenizerOverrides& overrides) {
+  try {
+    return ReadByteLevelBpe(dir, overrides);
+  } catch (const Json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(dir, ": byte-level BPE files: ", e.what()));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> ReadByteLevelBpe(const std::string& dir,
                                                             const TokenizerOverrides& overrides) {
   const std::string tok_json_path = JoinPath(dir, "tokenizer.json");
   const std::string vocab_path = JoinPath(dir, "vocab.json");
@@ -532,6 +585,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadByteLevelBpe(const std::string& d
         o.added_tokens.push_back(std::move(t));
       }
     }
+    RETURN_IF_ERROR(CheckAddedTokenIds(o.added_tokens, vocab.size(), tok_json_path));
   } else if (IsRegularFile(vocab_path) && IsRegularFile(merges_path)) {
     ASSIGN_OR_RETURN(Json v, ReadJsonFile(vocab_path));
     ASSIGN_OR_RETURN(vocab, ParseBpeVocab(v, vocab_path));
@@ -569,6 +623,15 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadByteLevelBpe(const std::string& d
   return std::unique_ptr<Tokenizer>(std::move(created).value());
 }
 
+// Whether the directory's tokenizer.json holds a BPE model (an unreadable one is not: the
+// WordPiece loader then says what is wrong with it).
+bool TokenizerJsonIsBpe(const std::string& dir) {
+  auto tj = ReadJsonFile(JoinPath(dir, "tokenizer.json"));
+  if (!tj.ok() || !tj->is_object() || !tj->contains("model")) return false;
+  const Json& model = (*tj)["model"];
+  return model.is_object() && model.contains("type") && model["type"] == "BPE";
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_dir,
@@ -596,9 +659,10 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& mode
     }
     if (absl::StartsWith(tokenizer_class, "Roberta")) return LoadByteLevelBpe(model_dir, overrides);
   }
-  // No tokenizer_config.json naming the class: byte-level BPE files say it for themselves.
+  // No tokenizer_config.json naming the class: byte-level BPE files say it for themselves, as
+  // merges.txt or as a tokenizer.json whose model is BPE (all a model may ship).
   if (!IsRegularFile(JoinPath(model_dir, "vocab.txt")) &&
-      IsRegularFile(JoinPath(model_dir, "merges.txt"))) {
+      (IsRegularFile(JoinPath(model_dir, "merges.txt")) || TokenizerJsonIsBpe(model_dir))) {
     return LoadByteLevelBpe(model_dir, overrides);
   }
   return LoadWordPiece(model_dir, overrides);

@@ -2,6 +2,8 @@
 """docs/architecture.md stays true: every repository path it names in backticks exists (a glob
 matches at least one file).
 
+README.md links every page of docs/, and every link it has into docs/ resolves.
+
 usage: docs_test.py REPO_ROOT
 """
 import pathlib
@@ -23,8 +25,17 @@ def main() -> int:
     if len(named) < 20:
         print(f"docs_test: only {len(named)} paths found in docs/architecture.md", file=sys.stderr)
         return 1
-    print(f"docs_test: {len(named)} paths, {len(missing)} missing")
-    return 1 if missing else 0
+    # The README is a front page: every page of docs/ is linked from it, every link resolves.
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    linked = set(re.findall(r"\]\((docs/[^)#]+)", readme))
+    pages = {p.relative_to(root).as_posix() for p in (root / "docs").glob("*.md")}
+    for p in sorted(pages - linked):
+        print(f"README.md does not link {p}", file=sys.stderr)
+    for p in sorted(linked - pages):
+        print(f"README.md links {p}, which does not exist", file=sys.stderr)
+    bad = len(pages - linked) + len(linked - pages)
+    print(f"docs_test: {len(named)} paths, {len(missing)} missing; {len(pages)} pages, {bad} link problems")
+    return 1 if missing or bad else 0
 
 
 if __name__ == "__main__":

@@ -72,6 +72,17 @@ TEST(BpeTest, VocabJsonAndMergesTxtAloneEncodeAsTokenizerJson) {
   ExpectGoldenTokens(**tok);
 }
 
+// A directory whose tokenizer.json is all it ships (no tokenizer_config.json naming the class,
+// no merges.txt) is read as the byte-level BPE it holds, not as a WordPiece vocabulary.
+TEST(BpeTest, TokenizerJsonAloneIsDetectedAsByteLevelBpe) {
+  TempDir dir;
+  const std::string copy = CopyFixture(dir, {"tokenizer.json", "config.json"});
+  auto tok = LoadTokenizer(copy);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_EQ((*tok)->vocab_size(), 2000);
+  ExpectGoldenTokens(**tok);
+}
+
 TEST(BpeTest, SaveAndReloadEncodesTheSame) {
   TempDir dir;
   auto tok = LoadTokenizer(FixturePath("roberta-tiny"));
@@ -127,6 +138,19 @@ TEST(BpeTest, BrokenFilesAreClearErrors) {
   bad = LoadTokenizer(copy);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("vocab.json"), absl::string_view::npos) << bad.status();
+
+  // Ids are those of the entries, 0 to n-1, each once.
+  WriteFile(JoinPath(copy, "merges.txt"), "#version: 0.2\n");
+  WriteFile(JoinPath(copy, "vocab.json"), "{\"<s>\": 0, \"<pad>\": 9999999}");
+  bad = LoadTokenizer(copy);
+  EXPECT_EQ(
+      bad.status().message(),
+      JoinPath(copy, "vocab.json") +
+          ": vocab entry '<pad>' has id 9999999, but the vocabulary has 2 entries (ids 0 to 1)");
+  WriteFile(JoinPath(copy, "vocab.json"), "{\"<s>\": 0, \"<pad>\": 0}");
+  bad = LoadTokenizer(copy);
+  EXPECT_EQ(bad.status().message(),
+            JoinPath(copy, "vocab.json") + ": vocab entries '<pad>' and '<s>' have the same id 0");
 
   ASSERT_TRUE(RemoveAll(JoinPath(copy, "merges.txt")).ok());
   bad = LoadTokenizer(copy);

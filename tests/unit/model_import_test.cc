@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include "core/model/safetensors.h"
 #include "core/util/digest.h"
 #include "core/util/files.h"
+#include "core/util/json.h"
 #include "core/util/tar.h"
 #include "tests/unit/test_util.h"
 
@@ -111,11 +113,14 @@ TEST_F(ModelImportTest, AnArchiveBecomesTheNextVersionWithItsProvenance) {
   ASSERT_TRUE(files.ok()) << files.status();
   std::vector<std::string> names;
   for (const ModelFile& f : *files) names.push_back(f.name);
-  EXPECT_EQ(names,
-            (std::vector<std::string>{"config.json", "merges.txt", "model.safetensors",
-                                      "tokenizer.json", "tokenizer_config.json", "vocab.json"}));
+  // The model's files and Berth's description of the version (exported since issue #32, so
+  // that an export imported elsewhere keeps its evaluation).
+  EXPECT_EQ(names, (std::vector<std::string>{"berth.json", "config.json", "merges.txt",
+                                             "model.safetensors", "tokenizer.json",
+                                             "tokenizer_config.json", "vocab.json"}));
   // The same files, byte for byte; the README stayed behind.
   for (const ModelFile& f : *files) {
+    if (f.name == "berth.json") continue;  // written by the import
     auto bytes = ReadFileToString(f.path);
     ASSERT_TRUE(bytes.ok());
     EXPECT_EQ(*bytes, Fixture("roberta-tiny", f.name)) << f.name;
@@ -124,6 +129,61 @@ TEST_F(ModelImportTest, AnArchiveBecomesTheNextVersionWithItsProvenance) {
   auto again = importer_->Import("sentiment", Archive(RobertaTar()));
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->version, 2);
+}
+
+// An export of a Berth version carries berth.json and metrics.json; imported elsewhere, the
+// new version keeps the evaluation and how it was trained, with its own provenance.
+TEST_F(ModelImportTest, AnExportImportedElsewhereKeepsItsEvaluation) {
+  const std::string src = JoinPath(roots_, "exported");
+  ASSERT_TRUE(MakeDirectories(src).ok());
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.json",
+                        "tokenizer_config.json", "vocab.json", "merges.txt"}) {
+    testing::WriteFile(JoinPath(src, f), Fixture("roberta-tiny", f));
+  }
+  const std::string metrics = R"({"accuracy": 0.875, "macro_f1": 0.86, "examples": 64})";
+  testing::WriteFile(JoinPath(src, "metrics.json"), metrics);
+  testing::WriteFile(JoinPath(src, "berth.json"),
+                     R"({"name": "sst2", "job_id": "job-1", "base_model": "roberta-base",
+                         "train_loss": 0.31, "updates": 120, "metrics": )" +
+                         metrics + "}");
+  ImportSource s;
+  s.kind = ImportSource::Kind::kDirectory;
+  s.location = src;
+  auto r = importer_->Import("copy", s);
+  ASSERT_TRUE(r.ok()) << r.status();
+  auto meta = ParseJson(r->metadata, "metadata");
+  ASSERT_TRUE(meta.ok());
+  EXPECT_EQ((*meta)["metrics"]["accuracy"], 0.875);
+  EXPECT_EQ((*meta)["base_model"], "roberta-base");
+  EXPECT_EQ((*meta)["updates"], 120);
+  EXPECT_EQ((*meta)["name"], "copy");
+  EXPECT_FALSE(meta->contains("job_id")) << "the job was another server's";
+  EXPECT_EQ((*meta)["imported_from"].get<std::string>().rfind("directory:", 0), 0u)
+      << (*meta).dump();
+  auto files = ListModelFiles(*store_, *r);
+  ASSERT_TRUE(files.ok());
+  bool has_metrics = false;
+  for (const ModelFile& f : *files) has_metrics |= f.name == "metrics.json";
+  EXPECT_TRUE(has_metrics);
+}
+
+// Staging directories a crashed import left go at start-up: all of them when the data
+// directory is this process's alone, only day-old ones when others share it.
+TEST_F(ModelImportTest, InterruptedImportsAreSweptAtStartUp) {
+  const std::string models = dir_.File("data/models");
+  for (const char* d : {".import-young", ".import-old", "kept/1"}) {
+    ASSERT_TRUE(MakeDirectories(JoinPath(models, d)).ok());
+    testing::WriteFile(JoinPath(JoinPath(models, d), "config.json"), "{}");
+  }
+  struct timeval two_days_ago[2] = {{::time(nullptr) - 2 * 86400, 0},
+                                    {::time(nullptr) - 2 * 86400, 0}};
+  ASSERT_EQ(::utimes(JoinPath(models, ".import-old").c_str(), two_days_ago), 0);
+  EXPECT_EQ(importer_->SweepStaging(/*shared=*/true), 1);
+  EXPECT_FALSE(IsDirectory(JoinPath(models, ".import-old")));
+  EXPECT_TRUE(IsDirectory(JoinPath(models, ".import-young"))) << "may be another process's";
+  EXPECT_EQ(importer_->SweepStaging(/*shared=*/false), 1);
+  EXPECT_FALSE(IsDirectory(JoinPath(models, ".import-young")));
+  EXPECT_TRUE(IsDirectory(JoinPath(models, "kept/1")));
 }
 
 TEST_F(ModelImportTest, ADirectoryUnderTheModelRootsImports) {

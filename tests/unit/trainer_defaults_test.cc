@@ -1,8 +1,8 @@
 // Berth's training defaults against the Hugging Face Trainer's: every TrainingArguments default
 // in tests/data/fixtures/trainer-defaults.json (written and checked against the pinned
 // transformers by tests/reference/trainer_defaults.py) must equal what a default TrainingSpec
-// does, unless it is one of the deliberate differences below, each with its reason (the README
-// lists the same under "Training defaults").
+// does, unless it is one of the deliberate differences below, each with its reason
+// (docs/training.md lists the same under "Training defaults").
 #include <gtest/gtest.h>
 
 #include <map>

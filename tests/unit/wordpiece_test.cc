@@ -264,6 +264,34 @@ TEST(LoadTokenizerTest, AddedTokensOfTheWrongShapeAreErrors) {
   }
 }
 
+// An id is bounded by the vocabulary's real size (its number of entries), never by what the
+// file claims: one entry with id 9,999,999 once made a ten-million-entry table.
+TEST(LoadTokenizerTest, TokenizerJsonIdsAreBoundedByTheVocabularysSize) {
+  struct Case {
+    Json vocab, added;
+    std::string error;
+  };
+  const Case cases[] = {
+      {{{"[PAD]", 0}, {"[UNK]", 9999999}},
+       Json::array(),
+       "vocab entry '[UNK]' has id 9999999, but the vocabulary has 2 entries (ids 0 to 1)"},
+      {{{"[PAD]", 0}, {"[UNK]", 0}},
+       Json::array(),
+       "vocab entries '[PAD]' and '[UNK]' have the same id 0"},
+      {{{"[PAD]", 0}, {"[UNK]", 1}},
+       Json::array({{{"id", 50}, {"content", "<x>"}}}),
+       "added token '<x>' has id 50, past the 2 vocabulary entries and 1 added tokens"},
+  };
+  for (const Case& c : cases) {
+    TempDir dir;
+    Json tj = {{"model", {{"type", "WordPiece"}, {"vocab", c.vocab}}}, {"added_tokens", c.added}};
+    berth::testing::WriteFile(dir.File("tokenizer.json"), tj.dump());
+    auto tok = LoadTokenizer(dir.path());
+    ASSERT_FALSE(tok.ok()) << c.error;
+    EXPECT_EQ(tok.status().message(), dir.File("tokenizer.json") + ": " + c.error);
+  }
+}
+
 TEST(LoadTokenizerTest, ErrorsNameTheDirectoryOrFile) {
   auto missing = LoadTokenizer("/nonexistent/model");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
