@@ -15,7 +15,7 @@
 //  predict       `berth predict` as a process on the saved model directory, load included
 //  cold start    `berth predict` on one line: process start, load, first answer, exit; and
 //                process start alone (`berth --help`: loading LibTorch's CPU half)
-//  batch 1       one 16-token text: the model alone vs the engine (medians of 50)
+//  batch 1       one 16-token text: the model alone vs the engine (medians of 200)
 //  closed loop   K clients, each sends one text and waits for its answer before the next
 //
 // usage: engine_bench [--model config:NAME] [--device cpu|cuda] [--precision fp32|bf16]
@@ -280,7 +280,7 @@ int main(int argc, char** argv) {
   const Encoding one = model->tokenizer().BuildInputs(
       std::vector<int32_t>(14, model->tokenizer().layout().unk_id), nullptr, false);
   std::vector<double> alone_ms, engine_ms;
-  for (int i = 0; i < 55; ++i) {
+  for (int i = 0; i < 205; ++i) {
     auto t0 = Clock::now();
     if (auto r = model->PredictBatch({one}); !r.ok()) Die(std::string(r.status().message()));
     if (i >= 5) alone_ms.push_back(Since(t0) * 1e3);

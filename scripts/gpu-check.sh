@@ -19,7 +19,8 @@
 #   the pip torch's cmake directory); BENCH_ARGS, BENCH_ARGS_BEFORE, HF_ARGS: more arguments for
 #   gpu_bench, gpu_bench_before and hf_baseline.py (a quick CPU check: --device cpu with
 #   BENCH_ARGS="--model config:bert-tiny --train-batches 4" HF_ARGS="--layers 2 --hidden 128 --train-batches 4"
-#   ENGINE_ARGS="--model config:bert-tiny"); ENGINE_RUNS (3): bench/engine_bench runs, bf16, for the spread
+#   ENGINE_ARGS="--model config:bert-tiny"); ENGINE_RUNS (2): bench/engine_bench runs, bf16, for the spread;
+#   HF_COMPILE (1; 0 skips the torch.compile peer), HF_COMPILE_TIMEOUT (360 s), HF_COMPILE_ARGS
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 debs=$here/.debs
@@ -110,22 +111,46 @@ if [ -x "$bin/gpu_bench_before" ]; then
   BERTH_SHARE_DIR=$here/data run "$bin/gpu_bench_before" --device "$device" --steps "$steps" --sst2 "$sst2" ${BENCH_ARGS_BEFORE:-} |
     tee "$out/berth_before.json" || benches_ok=0
 fi
-if [ -x "$bin/engine_bench" ] && [ "${ENGINE_RUNS:-3}" -gt 0 ]; then
-  # The inference path's rows (issue #17) three times, for their spread from run to run.
-  for i in $(seq "${ENGINE_RUNS:-3}"); do
+if [ -x "$bin/engine_bench" ] && [ "${ENGINE_RUNS:-2}" -gt 0 ]; then
+  # The inference path's rows (issues #17 and #38: one sentence, median of 200) in two runs, for
+  # their spread from run to run.
+  for i in $(seq "${ENGINE_RUNS:-2}"); do
     phase "engine_bench on $device, run $i"
     run "$bin/engine_bench" --device "$device" --precision bf16 --no-predict --sst2 "$sst2" ${ENGINE_ARGS:-} \
       >"$out/engine_$i.json" 2>"$out/engine_$i.txt" || benches_ok=0
     grep -v '^{' "$out/engine_$i.txt" || true
   done
 fi
-phase "Hugging Face baseline on $device"
-"$py" "$here/bench/hf_baseline.py" --device "$device" --steps "$steps" --sst2 "$sst2" ${HF_ARGS:-} | tee "$out/hf.json" ||
-  benches_ok=0
+phase "Hugging Face baseline on $device: eager"
+"$py" "$here/bench/hf_baseline.py" --device "$device" --steps "$steps" --sst2 "$sst2" --sections train,infer ${HF_ARGS:-} |
+  tee "$out/hf.json" || benches_ok=0
+if [ "${HF_COMPILE:-1}" = 1 ]; then
+  # torch.compile's own time is reported apart; a mode that compiles for too long is cut off
+  # (HF_COMPILE_TIMEOUT seconds) and the rows it measured before stay.
+  phase "Hugging Face + torch.compile on $device (at most ${HF_COMPILE_TIMEOUT:-360} s)"
+  timeout "${HF_COMPILE_TIMEOUT:-360}" "$py" "$here/bench/hf_baseline.py" --device "$device" --steps "$steps" \
+    --sst2 "$sst2" --sections compile ${HF_ARGS:-} ${HF_COMPILE_ARGS:-} | tee "$out/hf_compile.json" ||
+    echo "gpu-check: hf_baseline --sections compile ended early (its rows so far are kept)" >&2
+fi
+# One file with both peers' figures (the last line of each).
+"$py" - "$out/hf_compile.json" "$out/hf.json" >"$out/hf_all.json" <<'MERGE'
+import json, sys
+merged = {}
+for path in sys.argv[1:]:
+    try:
+        lines = [l for l in open(path).read().splitlines() if l.startswith("{")]
+    except OSError:
+        continue
+    if lines:
+        merged.update(json.loads(lines[-1]))
+print(json.dumps(merged))
+MERGE
 
 phase "summary"
-before_json=; [ -f "$out/berth_before.json" ] && before_json=$out/berth_before.json
-"$py" "$here/scripts/gpu_table.py" "$out/berth.json" "$out/hf.json" $before_json |
+table_args=()
+[ -f "$out/berth_before.json" ] && table_args+=(--before "$out/berth_before.json")
+for f in "$out"/engine_*.json; do [ -f "$f" ] && table_args+=(--engine "$f"); done
+"$py" "$here/scripts/gpu_table.py" "$out/berth.json" "$out/hf_all.json" "${table_args[@]}" |
   tee "$out/summary.txt"
 phase "done"
 [ "$benches_ok" = 1 ] || echo "gpu-check: a benchmark FAILED (its output is above)" >&2

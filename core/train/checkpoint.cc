@@ -65,9 +65,48 @@ void SetCpuRngState(const at::Tensor& state) {
   gen.set_state(state);
 }
 
+RngState CaptureRng(const c10::Device& device) {
+  RngState s;
+  s.cpu = CpuRngState();
+  if (device.is_cuda()) {
+    // Through the context, not the CUDA library's own API: the programs load LibTorch's CUDA
+    // half at run time (core/runtime), so nothing here links it.
+    at::Generator gen = at::globalContext().defaultGenerator(device);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    s.cuda = gen.get_state().clone();
+  }
+  return s;
+}
+
+void RestoreRng(const RngState& state, const c10::Device& device) {
+  SetCpuRngState(state.cpu);
+  if (device.is_cuda() && state.cuda.defined()) {
+    at::Generator gen = at::globalContext().defaultGenerator(device);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(state.cuda);
+  }
+}
+
+namespace {
+
+absl::Status WriteBytes(const std::string& path, const at::Tensor& t) {
+  const at::Tensor c = t.contiguous();
+  return WriteFileAtomically(path, absl::string_view(static_cast<const char*>(c.data_ptr()),
+                                                     static_cast<size_t>(c.numel())));
+}
+
+absl::StatusOr<at::Tensor> ReadBytes(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(path));
+  at::Tensor t = at::empty({static_cast<int64_t>(bytes.size())}, at::kByte);
+  std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
+  return t;
+}
+
+}  // namespace
+
 absl::Status WriteCheckpoint(const std::string& root, const TrainState& state,
                              const SequenceClassifierModule& model, torch::optim::AdamW& opt,
-                             const at::Tensor& rng_state, const FineTuneJob& job,
+                             const RngState& rng_state, const FineTuneJob& job,
                              const std::vector<std::string>& labels) {
   const std::string name = absl::StrCat("ckpt-", state.update);
   const std::string final_dir = JoinPath(root, name);
@@ -81,10 +120,9 @@ absl::Status WriteCheckpoint(const std::string& root, const TrainState& state,
     return absl::InternalError(
         absl::StrCat("cannot save optimizer state: ", e.what_without_backtrace()));
   }
-  const at::Tensor rng = rng_state.contiguous();
-  RETURN_IF_ERROR(WriteFileAtomically(JoinPath(tmp, "rng.bin"),
-                                      absl::string_view(static_cast<const char*>(rng.data_ptr()),
-                                                        static_cast<size_t>(rng.numel()))));
+  RETURN_IF_ERROR(WriteBytes(JoinPath(tmp, "rng.bin"), rng_state.cpu));
+  if (rng_state.cuda.defined())
+    RETURN_IF_ERROR(WriteBytes(JoinPath(tmp, "cuda_rng.bin"), rng_state.cuda));
   Json st = state.ToJson();
   st["labels"] = labels;
   st["base_model"] = job.base_model;
@@ -108,7 +146,7 @@ absl::Status WriteCheckpoint(const std::string& root, const TrainState& state,
 
 absl::Status ReadCheckpoint(const std::string& root, TrainState* state,
                             SequenceClassifierModule& model, torch::optim::AdamW& opt,
-                            const std::vector<std::string>& labels) {
+                            const std::vector<std::string>& labels, const c10::Device& device) {
   ASSIGN_OR_RETURN(std::string latest, ReadFileToString(JoinPath(root, "latest")));
   while (!latest.empty() && (latest.back() == '\n' || latest.back() == ' ')) latest.pop_back();
   const std::string dir = JoinPath(root, latest);
@@ -127,11 +165,13 @@ absl::Status ReadCheckpoint(const std::string& root, TrainState* state,
     return absl::InternalError(
         absl::StrCat(dir, ": cannot load optimizer state: ", e.what_without_backtrace()));
   }
-  ASSIGN_OR_RETURN(std::string rng, ReadFileToString(JoinPath(dir, "rng.bin")));
-  at::Tensor t = at::empty({static_cast<int64_t>(rng.size())}, at::kByte);
-  std::memcpy(t.data_ptr(), rng.data(), rng.size());
+  RngState rng;
+  ASSIGN_OR_RETURN(rng.cpu, ReadBytes(JoinPath(dir, "rng.bin")));
+  if (device.is_cuda() && IsRegularFile(JoinPath(dir, "cuda_rng.bin"))) {
+    ASSIGN_OR_RETURN(rng.cuda, ReadBytes(JoinPath(dir, "cuda_rng.bin")));
+  }
   try {
-    SetCpuRngState(t);
+    RestoreRng(rng, device);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat(dir, ": bad RNG state: ", e.what_without_backtrace()));
   }

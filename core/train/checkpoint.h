@@ -1,6 +1,6 @@
-// Checkpoints of a fine-tuning run: the weights, the optimizer's state, the CPU generator's state
-// and the loop's position, written atomically under <root>/ckpt-<update> with <root>/latest
-// naming the newest, so a run resumes at the update boundary it stopped at.
+// Checkpoints of a fine-tuning run: the weights, the optimizer's state, the generators' states
+// (CPU, and CUDA on a GPU) and the loop's position, written atomically under <root>/ckpt-<update>
+// with <root>/latest naming the newest, so a run resumes at the update boundary it stopped at.
 #ifndef BERTH_CORE_TRAIN_CHECKPOINT_H_
 #define BERTH_CORE_TRAIN_CHECKPOINT_H_
 
@@ -41,18 +41,31 @@ struct TrainState {
 at::Tensor CpuRngState();
 void SetCpuRngState(const at::Tensor& state);
 
+// The generators a run draws from: the CPU one, and on a CUDA device that device's (torch's
+// dropout kernel draws from it), so that a resumed GPU run draws the masks an uninterrupted
+// one would have.
+struct RngState {
+  at::Tensor cpu;
+  at::Tensor cuda;  // undefined off CUDA
+};
+RngState CaptureRng(const c10::Device& device);
+// Sets the generators back (the CUDA one on `device`, when the state has it).
+void RestoreRng(const RngState& state, const c10::Device& device);
+
 // Writes ckpt-<state.update> under `root` (through a .partial directory renamed into place),
 // points `latest` at it and removes older checkpoints.
 absl::Status WriteCheckpoint(const std::string& root, const TrainState& state,
                              const SequenceClassifierModule& model, torch::optim::AdamW& opt,
-                             const at::Tensor& rng_state, const FineTuneJob& job,
+                             const RngState& rng_state, const FineTuneJob& job,
                              const std::vector<std::string>& labels);
 
-// Reads the checkpoint `latest` names into `state`, `model`, `opt` and the CPU generator; a
+// Reads the checkpoint `latest` names into `state`, `model`, `opt` and the generators (the CUDA
+// one of `device` when the checkpoint has its state: one written before it had none); a
 // checkpoint made with other labels is FAILED_PRECONDITION.
 absl::Status ReadCheckpoint(const std::string& root, TrainState* state,
                             SequenceClassifierModule& model, torch::optim::AdamW& opt,
-                            const std::vector<std::string>& labels);
+                            const std::vector<std::string>& labels,
+                            const c10::Device& device = c10::Device(c10::kCPU));
 
 }  // namespace berth::train
 

@@ -203,7 +203,7 @@ struct TrainerRun {
   TrainState state;
   std::ofstream log;
   TrainResult result;
-  at::Tensor rng_at_boundary;  // the CPU generator's state after the last completed update
+  RngState rng_at_boundary;  // the generators' states after the last completed update
   int64_t last_checkpoint_update = 0;
   Clock::time_point start;
   int64_t start_update = 0;
@@ -286,7 +286,8 @@ absl::Status SetUpTraining(TrainerRun& r) {
       return absl::FailedPreconditionError(
           absl::StrCat("nothing to resume: no checkpoint in ", r.ckpt_root));
     }
-    RETURN_IF_ERROR(ReadCheckpoint(r.ckpt_root, &r.state, *r.model.module, *r.opt, r.labels));
+    RETURN_IF_ERROR(
+        ReadCheckpoint(r.ckpt_root, &r.state, *r.model.module, *r.opt, r.labels, r.device));
   }
   if (r.group != nullptr) {
     // Every rank starts from rank 0's weights (a fresh head is drawn per process).
@@ -316,7 +317,7 @@ absl::Status SetUpTraining(TrainerRun& r) {
   }
   r.result.total_updates = r.plan.total_updates;
   r.result.output_dir = job.output_dir;
-  r.rng_at_boundary = CpuRngState();
+  r.rng_at_boundary = CaptureRng(r.device);
   r.last_checkpoint_update = r.state.update;
   r.start = Clock::now();
   r.start_update = r.state.update;
@@ -462,7 +463,7 @@ absl::StatusOr<std::optional<Trainer::Update>> Trainer::Step(const std::atomic<b
   state.loss_sum += loss_sum / static_cast<double>(count);
   state.samples += rows;
   r.samples_since_start += rows;
-  r.rng_at_boundary = CpuRngState();
+  r.rng_at_boundary = CaptureRng(r.device);
 
   Update u;
   data::Progress& p = u.progress;

@@ -9,6 +9,7 @@
 #include "core/infer/sequence_classifier.h"
 #include "core/model/safetensors.h"
 #include "core/runtime/device.h"
+#include "core/train/checkpoint.h"
 #include "core/train/trainer.h"
 #include "core/util/files.h"
 #include "tests/unit/test_util.h"
@@ -160,6 +161,45 @@ TEST_P(DeviceTrainTest, TraceWithin1e3) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, DeviceTrainTest, ::testing::Values("cpu", "cuda"));
+
+// The generators a checkpoint keeps (the CPU one, and on a GPU the device's, which torch's
+// dropout kernel draws from): after RestoreRng the same masks are drawn as after CaptureRng, so
+// a resumed GPU run draws what the uninterrupted one did; and a checkpoint of a run on the
+// device carries the device's state (cuda_rng.bin), which ReadCheckpoint puts back.
+class DeviceRngTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DeviceRngTest, RestoredGeneratorsDrawTheSameDropoutMasks) {
+  auto d = ParseDevice(GetParam());
+  if (!d.ok() && d.status().code() == absl::StatusCode::kFailedPrecondition &&
+      testing::NoGpuVisible()) {
+    GTEST_SKIP() << d.status().message();
+  }
+  ASSERT_TRUE(d.ok()) << d.status();
+  const at::Tensor x = at::ones({4096}, at::TensorOptions().device(*d));
+  const RngState saved = CaptureRng(*d);
+  EXPECT_EQ(saved.cuda.defined(), d->is_cuda());
+  const at::Tensor first = at::dropout(x, 0.1, /*train=*/true).cpu();
+  const at::Tensor noise = at::rand({16}, at::TensorOptions().device(*d)).cpu();
+  EXPECT_FALSE(at::equal(at::dropout(x, 0.1, true).cpu(), first)) << "the stream moved on";
+  RestoreRng(saved, *d);
+  EXPECT_TRUE(at::equal(at::dropout(x, 0.1, true).cpu(), first));
+  EXPECT_TRUE(at::equal(at::rand({16}, at::TensorOptions().device(*d)).cpu(), noise));
+
+  // A checkpoint of a run on the device holds the device's generator too.
+  TempDir dir;
+  FineTuneJob job = TraceJob(dir, LoadTrace());
+  job.spec.device = GetParam();
+  job.spec.max_steps = 3;
+  job.spec.save_steps = 2;  // a checkpoint at update 2 (none is written at the last)
+  job.keep_checkpoints = true;
+  job.checkpoint_dir = dir.File("ckpt");
+  auto result = RunFineTune(job, nullptr, nullptr);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(IsRegularFile(dir.File("ckpt/ckpt-2/cuda_rng.bin")), d->is_cuda());
+  EXPECT_TRUE(IsRegularFile(dir.File("ckpt/ckpt-2/rng.bin")));
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, DeviceRngTest, ::testing::Values("cpu", "cuda"));
 
 // bf16 autocast training against Hugging Face's fp32 trace. Under autocast every matrix product
 // takes bf16 inputs (8-bit significand: each rounding is within 2^-9 = 0.2% relative) and
