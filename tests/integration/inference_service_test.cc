@@ -37,7 +37,8 @@ TEST_F(ServiceTest, ClassifyStreamAndTokenize) {
 // A Classify whose client cancels while its texts wait in the batcher's queue costs no forward
 // pass: the batcher asks the call's context before running it, drops it, and the drop shows in
 // berth_inference_dropped_total. The batcher here waits 3 s for company after the model loads,
-// so the call is certainly still queued when the client cancels it 300 ms in.
+// and the client cancels as soon as the server's figures show its text queued
+// (berth_inference_queue_depth), so the call is certainly still waiting then.
 TEST_F(ServiceTest, CancelledClassifyCostsNoForwardPass) {
   ASSERT_EQ(RunToEnd(SmallJob(Upload(Sst2Rows(64)), "cancelled")).state(), v1::JOB_STATE_SUCCEEDED);
   client_.reset();
@@ -53,7 +54,9 @@ TEST_F(ServiceTest, CancelledClassifyCostsNoForwardPass) {
   v1::ClassifyResponse resp;
   grpc::Status status;
   std::thread caller([&] { status = stub->Classify(&call, req, &resp); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const std::string queued = "berth_inference_queue_depth{model=\"cancelled:1\"} 1";
+  for (int i = 0; i < 6000 && server_->metrics().Render().find(queued) == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   call.TryCancel();
   caller.join();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);

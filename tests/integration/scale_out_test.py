@@ -219,18 +219,26 @@ def main():
         switched = time.time()
         rc, out, err = run(cli, ["alias", "flip", "prod", "2"], serve_a)
         switch_done = time.time()
-        time.sleep(2.5)
+        # The load runs on until 8 calls have started a second or more after the switch (however
+        # long each call takes on this machine), or two minutes.
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            with lock:
+                if len([r for r in results if r[0] > switch_done + 1.0]) >= 8:
+                    break
+            time.sleep(0.1)
         stop.set()
         for t in threads:
             t.join()
         failed = [r for r in results if r[1] != 0]
         late_old = [r for r in results if r[0] > switch_done + 1.0 and r[2] != 2]
+        after = [r for r in results if r[0] > switch_done + 1.0]
         first_new = min([r[0] for r in results if r[2] == 2] or [float("inf")]) - switched
         print("alias switch: %d calls by 4 threads, %d failed; version 2 first served %.3f s after the switch began"
               % (len(results), len(failed), first_new))
         check(rc == 0 and not failed, "no call fails across the switch (%s)" % failed[:3])
-        check(not late_old and first_new <= 1.0 + (switch_done - switched),
-              "every call on the other replica from 1 s after the switch serves version 2")
+        check(len(after) >= 8 and not late_old,
+              "every call on the other replica from 1 s after the switch serves version 2 (%d calls)" % len(after))
         # Version 1, loaded on serve-b, deleted through serve-a: serve-b unloads it.
         rc, out, err = run(cli, ["delete-model", "flip", "--version", "1"], serve_a)
         check(rc == 0, "delete flip:1 through serve-a: " + err[-200:])
