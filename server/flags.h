@@ -15,6 +15,7 @@ struct ServerCommand {
   ServerOptions options;
   std::string port_file;          // the bound port is written here once serving
   std::string metrics_port_file;  // the bound metrics port
+  std::string http_port_file;     // the bound HTTP port
   bool json_logs = false;         // --log-format json
 };
 

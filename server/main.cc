@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
   }
   for (const auto& [file, port] :
        {std::make_pair(command.port_file, (*server)->port()),
-        std::make_pair(command.metrics_port_file, (*server)->metrics_port())}) {
+        std::make_pair(command.metrics_port_file, (*server)->metrics_port()),
+        std::make_pair(command.http_port_file, (*server)->http_port())}) {
     if (file.empty()) continue;
     absl::Status s = berth::WriteFileAtomically(file, std::to_string(port) + "\n");
     if (!s.ok()) std::cerr << "berth-server: " << s.message() << "\n";

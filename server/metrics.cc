@@ -189,6 +189,14 @@ Metrics::Metrics()
                             .Name("berth_request_duration_seconds")
                             .Help("gRPC call latency from arrival to status, by method")
                             .Register(*registry_)),
+      http_requests_(prometheus::BuildCounter()
+                         .Name("berth_http_requests_total")
+                         .Help("HTTP requests answered, by route pattern and status")
+                         .Register(*registry_)),
+      http_duration_(prometheus::BuildHistogram()
+                         .Name("berth_http_request_duration_seconds")
+                         .Help("HTTP request latency from its headers to its answer, by route")
+                         .Register(*registry_)),
       classify_texts_(prometheus::BuildCounter()
                           .Name("berth_classify_texts_total")
                           .Help("Texts classified, by model")
@@ -352,6 +360,26 @@ void Metrics::RecordRequest(const std::string& full_method, grpc::StatusCode cod
         request_histograms_, request_duration_, full_method,
         [&] {
           return prometheus::Labels{{"method", method()}};
+        },
+        LatencyBuckets());
+  }
+  counter->Increment();
+  histogram->Observe(seconds);
+}
+
+void Metrics::RecordHttpRequest(const std::string& route, int status, double seconds) {
+  const std::string code = std::to_string(status);
+  prometheus::Counter* counter;
+  prometheus::Histogram* histogram;
+  {
+    absl::MutexLock lock(&mu_);
+    counter = CachedSeries(http_counters_, http_requests_, absl::StrCat(route, " ", code), [&] {
+      return prometheus::Labels{{"route", route}, {"code", code}};
+    });
+    histogram = CachedSeries(
+        http_histograms_, http_duration_, route,
+        [&] {
+          return prometheus::Labels{{"route", route}};
         },
         LatencyBuckets());
   }

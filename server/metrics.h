@@ -43,6 +43,8 @@ class Metrics final : public service::Observer {
 
   // Counts one finished RPC ("/berth.v1.InferenceService/Classify", its code, its duration).
   void RecordRequest(const std::string& full_method, grpc::StatusCode code, double seconds);
+  // One answered HTTP request: its route's pattern ("/models/{model}/predict"), status, time.
+  void RecordHttpRequest(const std::string& route, int status, double seconds);
 
   // service::Observer.
   void OnRefusal(const std::string& limit) override { RecordRefusal(limit); }
@@ -97,6 +99,8 @@ class Metrics final : public service::Observer {
 
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& request_duration_;
+  prometheus::Family<prometheus::Counter>& http_requests_;
+  prometheus::Family<prometheus::Histogram>& http_duration_;
   prometheus::Family<prometheus::Counter>& classify_texts_;
   prometheus::Histogram& queue_duration_;
   prometheus::Histogram& compute_duration_;
@@ -123,6 +127,8 @@ class Metrics final : public service::Observer {
   absl::Mutex mu_;
   std::map<std::string, prometheus::Counter*> request_counters_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, prometheus::Histogram*> request_histograms_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, prometheus::Counter*> http_counters_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, prometheus::Histogram*> http_histograms_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, prometheus::Counter*> classify_counters_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, JobSeries> jobs_ ABSL_GUARDED_BY(mu_);
   // Increments the counter of `family` whose one label `label` is `value`, created once and

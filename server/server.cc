@@ -18,6 +18,7 @@
 #include "core/util/files.h"
 #include "core/util/log.h"
 #include "core/util/status_macros.h"
+#include "server/http/routes.h"
 
 namespace berth::server {
 namespace {
@@ -175,6 +176,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   // opens, so nothing is served from a half-recovered state.
   RETURN_IF_ERROR(s->runner_->Start());
   RETURN_IF_ERROR(s->StartRpc());
+  RETURN_IF_ERROR(s->StartHttp());
   s->StartPreloads(std::move(preload));
   if (s->options_.training.watch_poll.count() > 0) s->StartRegistrySyncer();
   if (s->tls_ != nullptr && options.tls_reload_seconds > 0) s->StartTlsReloader();
@@ -186,6 +188,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
                                                : "mutual"},
        {"listen", absl::StrCat(options.listen.substr(0, options.listen.rfind(':')), ":", s->port_)},
        {"metrics_port", std::to_string(s->metrics_port())},
+       {"http_port", std::to_string(s->http_port())},
        {"data_dir", options.data_dir},
        {"store", s->store_->backend()},
        {"role", options.role}});
@@ -337,6 +340,43 @@ void Server::StartTlsReloader() {
 }
 
 int Server::metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+int Server::http_port() const { return http_ ? http_->port() : 0; }
+
+absl::Status Server::StartHttp() {
+  if (options_.http_listen.empty()) return absl::OkStatus();
+  http::HttpContext ctx{inference_.get(),
+                        models_.get(),
+                        training_.get(),
+                        auth_.get(),
+                        options_.default_model,
+                        BERTH_VERSION_STRING,
+                        [this] { return !draining_.load(); }};
+  http::HttpServerOptions o;
+  o.listen = options_.http_listen;
+  o.threads = options_.http_threads;
+  if (tls_ != nullptr) {
+    o.tls_cert = tls_->cert_path();
+    o.tls_key = tls_->key_path();
+    o.tls_client_ca = tls_->client_ca_path();
+  }
+  Metrics* metrics = metrics_.get();
+  ASSIGN_OR_RETURN(
+      http_, http::HttpServer::Start(
+                 o, http::MakeRouter(ctx), pool_.get(), [metrics](const http::RequestRecord& r) {
+                   metrics->RecordHttpRequest(r.route, r.status, r.seconds);
+                   // The access line: never the Authorization header.
+                   LogEvent("http.request", {{"method", r.method},
+                                             {"route", r.route},
+                                             {"target", r.target},
+                                             {"status", std::to_string(r.status)},
+                                             {"seconds", absl::StrCat(r.seconds)},
+                                             {"bytes_in", std::to_string(r.bytes_in)},
+                                             {"bytes_out", std::to_string(r.bytes_out)},
+                                             {"peer", r.peer},
+                                             {"request_id", r.request_id}});
+                 }));
+  return absl::OkStatus();
+}
 
 absl::Status Server::ReloadAuth() {
   if (auth_ == nullptr)
@@ -352,6 +392,7 @@ absl::Status Server::ReloadTls() {
   if (tls_ == nullptr) return absl::FailedPreconditionError("TLS is off (no --tls-cert)");
   const int before = tls_->generation();
   absl::Status s = tls_->Reload();
+  if (s.ok() && http_ != nullptr) s = http_->ReloadTls();
   LogEvent("tls.reload", {{"ok", s.ok() ? "true" : "false"},
                           {"changed", tls_->generation() != before ? "true" : "false"},
                           {"error", std::string(s.message())}});
@@ -377,7 +418,14 @@ void Server::Shutdown(std::optional<std::chrono::milliseconds> grace) {
         {{"grace_seconds", absl::StrCat(grace.value_or(options_.drain_timeout).count() / 1000.0)}});
     server_->GetHealthCheckService()->SetServingStatus(false);
     runner_->NotifyAll();  // open WatchJob streams end now (UNAVAILABLE) instead of at the deadline
+    if (http_ != nullptr) http_->BeginDrain();  // 503 to new requests; those in flight finish
     server_->Shutdown(std::chrono::system_clock::now() + grace.value_or(options_.drain_timeout));
+  }
+  if (http_ != nullptr) {
+    const auto left = grace.value_or(options_.drain_timeout) -
+                      std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now() - started);
+    http_->Stop(std::max(left, std::chrono::milliseconds(0)));
   }
   pool_.reset();  // runs what is still queued
   if (runner_) runner_->Stop();

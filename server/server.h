@@ -19,6 +19,7 @@
 #include "core/jobs/job_runner.h"
 #include "core/jobs/training.h"
 #include "core/service/model_registry.h"
+#include "server/http/http_server.h"
 #include "server/metrics.h"
 #include "server/services.h"
 #include "server/tls_files.h"
@@ -37,11 +38,18 @@ struct ServerOptions {
   // "all": serve and train (one process, the default); "serve": answer every RPC but never
   // claim jobs (stateless replicas over a shared database); "train": claim and train jobs.
   std::string role = "all";
-  std::string listen = "127.0.0.1:50051";          // port 0: any free port (see Server::port)
-  int request_threads = 16;                        // pool for blocking request work
-  int max_queued_requests = 1024;                  // beyond this, RESOURCE_EXHAUSTED
-  int64_t max_message_bytes = 16 << 20;            // gRPC messages in either direction
-  std::string metrics_listen = "127.0.0.1:9090";   // Prometheus /metrics; "" disables it
+  std::string listen = "127.0.0.1:50051";         // port 0: any free port (see Server::port)
+  int request_threads = 16;                       // pool for blocking request work
+  int max_queued_requests = 1024;                 // beyond this, RESOURCE_EXHAUSTED
+  int64_t max_message_bytes = 16 << 20;           // gRPC messages in either direction
+  std::string metrics_listen = "127.0.0.1:9090";  // Prometheus /metrics; "" disables it
+  // HTTP/JSON (TEI, the Hub Inference API and the Open Inference Protocol's routes; see
+  // server/http/routes.h): "" disables it; port 0: any free port (see Server::http_port).
+  std::string http_listen = "127.0.0.1:8080";
+  int http_threads = 2;  // network threads; request work runs on the request pool
+  // The model of the HTTP routes that name none (/predict, /info, POST /): "NAME",
+  // "NAME:VERSION" or "NAME@ALIAS"; "": those routes answer 404.
+  std::string default_model;
   std::chrono::milliseconds drain_timeout{30000};  // in-flight calls get this long at shutdown
   std::string auth_tokens_file;  // API tokens (see server/auth.h); "": no authentication
   // TLS: PEM files. With tls_client_ca, clients must present a certificate it signed (mTLS).
@@ -65,6 +73,7 @@ class Server {
   ~Server();
 
   int port() const { return port_; }
+  int http_port() const;  // 0 when HTTP is off
   int metrics_port() const;
   // Re-reads the API token file (SIGHUP); the old tokens stay in force if it is invalid.
   absl::Status ReloadAuth();
@@ -92,6 +101,7 @@ class Server {
   void StartPreloads(std::vector<std::pair<std::string, service::ModelRef>> preload);
   void StartRegistrySyncer();
   void StartTlsReloader();
+  absl::Status StartHttp();
   void OnCallEnd(const std::string& method, const grpc::Status& status, double seconds,
                  const std::string& request_id);
   class CallInterceptorFactory;
@@ -117,6 +127,9 @@ class Server {
   std::unique_ptr<service::Inference> inference_;
   std::unique_ptr<service::Models> models_;
   std::unique_ptr<jobs::Training> training_;
+  // Declared before the pool: its routes' work, queued on the pool, refers to it, so it goes
+  // after the pool has run that work.
+  std::unique_ptr<http::HttpServer> http_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<TrainingServiceImpl> training_service_;
   std::unique_ptr<InferenceServiceImpl> inference_service_;

@@ -2,7 +2,9 @@
 #include "core/service/inference.h"
 
 #include <algorithm>
+#include <cmath>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "core/service/model_ref.h"
 #include "core/util/status_macros.h"
@@ -21,6 +23,59 @@ absl::Status ValidateMaxLength(int64_t max_length) {
 
 absl::StatusOr<ModelRef> Resolve(const ModelSelector& m) {
   return ParseModelRef(m.model, m.version, m.alias, "model");
+}
+
+// The engine's own failures (a forward pass that threw) are the model's, not the request's.
+absl::Status AsModelFailure(absl::Status s) {
+  if (s.code() == absl::StatusCode::kInternal || s.code() == absl::StatusCode::kUnknown)
+    s.SetPayload(kModelFailurePayload, absl::Cord("1"));
+  return s;
+}
+
+// Scores from the logits as `a` asks; the label, its score and the top k follow them.
+void ApplyActivation(Activation a, int top_k, const std::vector<std::string>& labels,
+                     ClassifyResult* r) {
+  std::vector<float>& s = r->scores;
+  s = r->logits;
+  if (a == Activation::kSigmoid) {
+    for (float& x : s) x = 1.0f / (1.0f + std::exp(-x));
+  } else if (a == Activation::kSoftmax && !s.empty()) {
+    const float m = *std::max_element(s.begin(), s.end());
+    double sum = 0;
+    for (float& x : s) sum += (x = std::exp(x - m));
+    for (float& x : s) x = static_cast<float>(x / sum);
+  }
+  if (s.empty()) return;
+  std::vector<size_t> order(s.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return s[x] > s[y]; });
+  r->score = s[order[0]];
+  r->label = order[0] < labels.size() ? labels[order[0]] : r->label;
+  r->top_k.clear();
+  for (size_t i = 0; i < order.size() && static_cast<int>(i) < top_k; ++i) {
+    r->top_k.push_back(LabelScore{order[i] < labels.size() ? labels[order[i]] : "", s[order[i]]});
+  }
+}
+
+// A text's (and its pair's) own tokens, with no special tokens around them and no cut.
+absl::StatusOr<text::Encoding> Unframed(const text::Tokenizer& tok, const std::string& text,
+                                        const std::string* pair) {
+  text::Encoding e;
+  RETURN_IF_ERROR(tok.Tokenize(text, text::InvalidUtf8::kReject, &e.input_ids, &e.tokens));
+  if (pair != nullptr) {
+    std::vector<int32_t> ids;
+    std::vector<std::string> pieces;
+    RETURN_IF_ERROR(tok.Tokenize(*pair, text::InvalidUtf8::kReject, &ids, &pieces));
+    e.token_type_ids.assign(e.input_ids.size(), 0);
+    e.token_type_ids.resize(e.input_ids.size() + ids.size(), tok.layout().second_segment_type_id);
+    e.input_ids.insert(e.input_ids.end(), ids.begin(), ids.end());
+    e.tokens.insert(e.tokens.end(), pieces.begin(), pieces.end());
+  } else {
+    e.token_type_ids.assign(e.input_ids.size(), 0);
+  }
+  e.attention_mask.assign(e.input_ids.size(), 1);
+  e.num_tokens_untruncated = static_cast<int32_t>(e.input_ids.size());
+  return e;
 }
 
 }  // namespace
@@ -83,17 +138,31 @@ absl::StatusOr<ClassifyReply> Inference::Classify(const ClassifyRequest& r,
   o.truncation = r.truncation == Truncation::kLeft     ? TruncationMode::kLeft
                  : r.truncation == Truncation::kWindow ? TruncationMode::kWindow
                                                        : TruncationMode::kRight;
+  const bool activate = r.activation != Activation::kDefault;
   o.max_length = static_cast<int>(r.max_length);
   if (r.stride > 0) o.stride = static_cast<int>(std::min<int64_t>(r.stride, 1 << 30));
   o.top_k = static_cast<int>(r.top_k);
-  o.return_logits = r.raw_scores;
+  o.return_logits = r.raw_scores || activate;
   o.deadline = call.deadline;
   o.cancelled = call.cancelled;
   ClassifyReply reply;
-  ASSIGN_OR_RETURN(reply.results, handle.engine->Classify(r.texts, r.text_pairs, o));
+  auto results = handle.engine->Classify(r.texts, r.text_pairs, o);
+  if (!results.ok()) return AsModelFailure(results.status());
+  reply.results = std::move(*results);
   reply.model = handle.record.name;
   reply.model_version = handle.record.version;
   reply.labels = handle.engine->model().config().id2label;
+  for (size_t i = 0; i < reply.results.size(); ++i) {
+    ClassifyResult& c = reply.results[i];
+    if (r.truncation == Truncation::kNone && c.truncated) {
+      ASSIGN_OR_RETURN(int most, handle.engine->MaxLength(o.max_length));
+      return absl::InvalidArgumentError(absl::StrCat(
+          r.text_pairs.empty() ? "texts[" : "texts/text_pairs[", i, "]: ", c.num_tokens,
+          " tokens, more than the model takes (", most, "); ask for truncation to cut it"));
+    }
+    if (activate) ApplyActivation(r.activation, o.top_k, reply.labels, &c);
+    if (!r.raw_scores) c.logits.clear();
+  }
   std::vector<double> queue_each;
   queue_each.reserve(reply.results.size());
   for (const ClassifyResult& c : reply.results) {
@@ -107,6 +176,22 @@ absl::StatusOr<ClassifyReply> Inference::Classify(const ClassifyRequest& r,
   return reply;
 }
 
+absl::StatusOr<ModelInfo> Inference::Describe(const ModelSelector& model) const {
+  ASSIGN_OR_RETURN(ModelRef ref, Resolve(model));
+  ASSIGN_OR_RETURN(ModelHandle handle, registry_->Acquire(ref));
+  const SequenceClassifier& m = handle.engine->model();
+  ModelInfo info;
+  info.name = handle.record.name;
+  info.version = handle.record.version;
+  info.labels = m.config().id2label;
+  info.multi_label = m.config().multi_label();
+  info.model_type = m.config().model_type;
+  info.dtype = m.precision() == InferencePrecision::kBf16 ? "bfloat16" : "float32";
+  ASSIGN_OR_RETURN(info.max_length, handle.engine->MaxLength(0));
+  info.max_batch_tokens = handle.engine->batcher().options().max_batch_tokens;
+  return info;
+}
+
 absl::StatusOr<TokenizeReply> Inference::Tokenize(const TokenizeRequest& r) const {
   RETURN_IF_ERROR(Validate(r));
   ASSIGN_OR_RETURN(ModelRef ref, Resolve(r.model));
@@ -117,13 +202,28 @@ absl::StatusOr<TokenizeReply> Inference::Tokenize(const TokenizeRequest& r) cons
   o.return_tokens = true;
   if (r.truncation == Truncation::kLeft) o.side = text::TruncationSide::kLeft;
   if (r.truncation == Truncation::kRight) o.side = text::TruncationSide::kRight;
+  if (r.truncation == Truncation::kNone) o.truncation = false;  // an over-long text is an error
   TokenizeReply reply;
   reply.model_version = handle.record.version;
+  const text::SpecialTokenLayout& layout = tok.layout();
   for (size_t i = 0; i < r.texts.size(); ++i) {
-    auto e = r.text_pairs.empty() ? tok.Encode(r.texts[i], o)
-                                  : tok.EncodePair(r.texts[i], r.text_pairs[i], o);
+    absl::StatusOr<text::Encoding> e;
+    if (r.add_special_tokens) {
+      e = r.text_pairs.empty() ? tok.Encode(r.texts[i], o)
+                               : tok.EncodePair(r.texts[i], r.text_pairs[i], o);
+    } else {
+      e = Unframed(tok, r.texts[i], r.text_pairs.empty() ? nullptr : &r.text_pairs[i]);
+    }
     if (!e.ok())
       return absl::InvalidArgumentError(absl::StrCat("texts[", i, "]: ", e.status().message()));
+    std::vector<bool> special;
+    for (size_t k = 0; k < e->input_ids.size(); ++k) {
+      const int32_t id = e->input_ids[k];
+      // The framing tokens (and padding) are special; an unknown word's [UNK] is the text's.
+      special.push_back(r.add_special_tokens &&
+                        (id == layout.cls_id || id == layout.sep_id || id == layout.pad_id));
+    }
+    reply.special.push_back(std::move(special));
     reply.encodings.push_back(std::move(*e));
   }
   return reply;

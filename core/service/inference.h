@@ -22,9 +22,18 @@
 namespace berth::service {
 
 // How long texts are cut. kDefault is what a request that says nothing gets (right for
-// Classify and Tokenize); kInvalid is what a door makes of a value it does not know, refused by
+// Classify and Tokenize); kNone refuses a text longer than the model takes (TEI's
+// truncate: false); kInvalid is what a door makes of a value it does not know, refused by
 // validation with the message callers have always seen.
-enum class Truncation { kDefault, kRight, kLeft, kWindow, kInvalid };
+enum class Truncation { kDefault, kRight, kLeft, kWindow, kNone, kInvalid };
+
+// How scores come from the logits: the model's own (softmax, or sigmoid per label for a
+// multi-label model), softmax or sigmoid asked for, or none (the logits themselves).
+enum class Activation { kDefault, kSoftmax, kSigmoid, kNone };
+
+// An error the model itself raised while answering (its forward pass), as opposed to one about
+// the request: it carries this payload, which the doors map (HTTP 424).
+inline constexpr char kModelFailurePayload[] = "berth.dev/model-failure";
 
 // Which model answers: "NAME", "NAME:VERSION" or "NAME@ALIAS", with version or alias also
 // possible apart (a conflict is an error naming the field).
@@ -43,6 +52,7 @@ struct ClassifyRequest {
   Truncation truncation = Truncation::kDefault;
   int64_t max_length = 0;  // 0: the model's maximum
   int64_t stride = 0;      // window overlap (kWindow); 0: 128
+  Activation activation = Activation::kDefault;
 };
 
 struct ClassifyReply {
@@ -60,11 +70,25 @@ struct TokenizeRequest {
   std::vector<std::string> text_pairs;
   int64_t max_length = 0;
   Truncation truncation = Truncation::kDefault;  // right or left
+  bool add_special_tokens = true;                // false: the text's own tokens, unframed and uncut
 };
 
 struct TokenizeReply {
   int64_t model_version = 0;
-  std::vector<text::Encoding> encodings;  // one per text, tokens included
+  std::vector<text::Encoding> encodings;   // one per text, tokens included
+  std::vector<std::vector<bool>> special;  // per encoding, per token: a special token
+};
+
+// What a door tells about a model (TEI's /info, the Open Inference Protocol's metadata).
+struct ModelInfo {
+  std::string name;
+  int64_t version = 0;
+  std::vector<std::string> labels;  // in id order
+  bool multi_label = false;
+  std::string model_type;  // config.json's (bert, roberta, ...)
+  std::string dtype;       // the weights it classifies with: float32 or bfloat16
+  int max_length = 0;      // tokens per text, special tokens included
+  int64_t max_batch_tokens = 0;
 };
 
 // What a call carries besides its request: when to give up, and whether its caller has gone
@@ -84,6 +108,8 @@ class Inference {
   absl::StatusOr<ClassifyReply> Classify(const ClassifyRequest& request,
                                          const CallContext& call = {}) const;
   absl::StatusOr<TokenizeReply> Tokenize(const TokenizeRequest& request) const;
+  // Loads the model if it is not loaded.
+  absl::StatusOr<ModelInfo> Describe(const ModelSelector& model) const;
 
   // The streaming form: a stream holds one of the service's stream slots while it is open, and
   // each of its requests is one Classify.

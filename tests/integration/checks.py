@@ -14,14 +14,17 @@ failures = []
 
 
 def start_server(server_bin, work, args, env=None, log_mode="ab"):
-    """Starts `server_bin args` on 127.0.0.1:0, its output in WORK/server.log, and waits (up to
-    60 s) for the port it writes to WORK/port; returns (process, "127.0.0.1:PORT"). The file
-    must be non-empty: it is written, not renamed, so it can exist before it has the port."""
+    """Starts `server_bin args` on 127.0.0.1:0 (gRPC, and HTTP unless args say --http-listen; its
+    port in WORK/http-port), its output in WORK/server.log, and waits (up to 60 s) for the port it
+    writes to WORK/port; returns (process, "127.0.0.1:PORT"). The file must be non-empty: it is
+    written, not renamed, so it can exist before it has the port."""
     port_file = os.path.join(work, "port")
     if os.path.exists(port_file):
         os.remove(port_file)
     log = open(os.path.join(work, "server.log"), log_mode)
-    proc = subprocess.Popen([server_bin, "--listen", "127.0.0.1:0", "--port-file", port_file] + args,
+    http = [] if "--http-listen" in args else ["--http-listen", "127.0.0.1:0", "--http-port-file",
+                                                os.path.join(work, "http-port")]
+    proc = subprocess.Popen([server_bin, "--listen", "127.0.0.1:0", "--port-file", port_file] + http + args,
                             stdout=log, stderr=log, env=env)
     deadline = time.time() + 60
     while time.time() < deadline and not (os.path.exists(port_file) and open(port_file).read().strip()):

@@ -106,6 +106,7 @@ TEST_F(ServiceTest, APreloadedModelAnswersItsFirstCallWithoutLoading) {
   bad.data_dir = dir_.File("other");
   bad.listen = "127.0.0.1:0";
   bad.metrics_listen = "";
+  bad.http_listen = "127.0.0.1:0";
   bad.preload = {"no such:name"};
   auto refused = server::Server::Start(bad);
   ASSERT_FALSE(refused.ok());

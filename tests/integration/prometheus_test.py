@@ -63,7 +63,7 @@ def main():
     procs = []
     try:
         server = subprocess.Popen(
-            [server_bin, "--data-dir", os.path.join(work, "data"), "--listen", "127.0.0.1:0",
+            [server_bin, "--data-dir", os.path.join(work, "data"), "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
              "--port-file", os.path.join(work, "port"), "--metrics-listen", "127.0.0.1:0",
              "--metrics-port-file", os.path.join(work, "mport"), "--training-threads", "1",
              "--inference-threads", "1", "--log-format", "json"],

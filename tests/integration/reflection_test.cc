@@ -30,7 +30,7 @@ class ServerProcess {
     if (pid_ == 0) {
       execl(BERTH_SERVER_BIN, BERTH_SERVER_BIN, "--data-dir", (dir + "/data").c_str(), "--listen",
             "127.0.0.1:0", "--port-file", port_file.c_str(), "--metrics-listen", "127.0.0.1:0",
-            static_cast<char*>(nullptr));
+            "--http-listen", "127.0.0.1:0", static_cast<char*>(nullptr));
       _exit(127);
     }
     for (int i = 0; i < 600 && port_ == 0; ++i) {

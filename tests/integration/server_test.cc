@@ -135,6 +135,7 @@ class AuthTest : public ::testing::Test {
     o.data_dir = dir_.File("data");
     o.listen = "127.0.0.1:0";
     o.metrics_listen = "";
+    o.http_listen = "127.0.0.1:0";
     o.auth_tokens_file = dir_.File("tokens.jsonl");
     o.training.progress_interval = std::chrono::milliseconds(20);
     o.training.threads_per_job = 1;
@@ -262,6 +263,7 @@ TEST(ServerLimitsTest, UploadsRowsQueuesAndStreams) {
   o.data_dir = dir.File("data");
   o.listen = "127.0.0.1:0";
   o.metrics_listen = "";
+  o.http_listen = "127.0.0.1:0";
   o.auth_tokens_file = dir.File("tokens.jsonl");
   o.training.threads_per_job = 1;
   o.training.progress_interval = std::chrono::milliseconds(20);
@@ -383,6 +385,7 @@ TEST(ServerSecurityTest, HubIdsAreRefusedWithNoHub) {
   o.data_dir = dir.File("data");
   o.listen = "127.0.0.1:0";
   o.metrics_listen = "";
+  o.http_listen = "127.0.0.1:0";
   o.training.base_models.allow_hub = false;
   auto s = server::Server::Start(o);
   ASSERT_TRUE(s.ok());
@@ -409,6 +412,7 @@ TEST(ServerSecurityTest, NonLoopbackNeedsAuthenticationOrAnExplicitOptOut) {
   o.data_dir = dir.File("data");
   o.listen = "0.0.0.0:0";
   o.metrics_listen = "";
+  o.http_listen = "127.0.0.1:0";
   auto refused = server::Server::Start(o);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("--allow-insecure"), absl::string_view::npos)
@@ -456,6 +460,7 @@ class TlsTest : public ::testing::Test {
     o.data_dir = dir_.File(mutual ? "data-m" : "data");
     o.listen = "127.0.0.1:0";
     o.metrics_listen = "";
+    o.http_listen = "127.0.0.1:0";
     o.tls_cert = dir_.File("server.pem");
     o.tls_key = dir_.File("server.key");
     if (mutual) o.tls_client_ca = dir_.File("ca1.pem");
@@ -546,6 +551,7 @@ TEST_F(TlsTest, MismatchedFilesAreRefusedAndTheOldPairStays) {
   o.data_dir = dir_.File("data2");
   o.listen = "127.0.0.1:0";
   o.metrics_listen = "";
+  o.http_listen = "127.0.0.1:0";
   o.tls_cert = dir_.File("server1.pem");
   o.tls_key = dir_.File("server2.key");
   auto bad = server::Server::Start(o);
@@ -558,6 +564,7 @@ TEST_F(TlsTest, MutualTlsCountsAsAuthenticationOffLoopback) {
   o.data_dir = dir_.File("data-nl");
   o.listen = "0.0.0.0:0";
   o.metrics_listen = "";
+  o.http_listen = "127.0.0.1:0";
   o.tls_cert = dir_.File("server.pem");
   o.tls_key = dir_.File("server.key");
   o.tls_client_ca = dir_.File("ca1.pem");

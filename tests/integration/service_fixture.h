@@ -77,6 +77,7 @@ class ServiceTest : public ::testing::Test {
     o.data_dir = dir_.File("data");
     o.listen = absl::StrCat("127.0.0.1:", port);
     o.metrics_listen = "127.0.0.1:0";
+    o.http_listen = "127.0.0.1:0";
     o.request_threads = 8;
     o.training.progress_interval = std::chrono::milliseconds(20);
     o.training.threads_per_job = 1;

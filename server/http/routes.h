@@ -1,0 +1,58 @@
+// Berth's HTTP routes: each is a thin translation onto a facade (core/service, core/jobs), like
+// the gRPC handlers: check access, convert, one facade call, convert back. The request rules
+// (limits, messages, model resolution) are the facades', so a change there shows on every door.
+//
+//   Hugging Face Text Embeddings Inference (TEI):  POST /predict, POST /tokenize, GET /info,
+//                                                  GET /health
+//   the Hub Inference API's form:                  POST /
+//   the same for any registered model:             /models/{model}/predict, .../tokenize,
+//                                                  .../info, POST /models/{model}
+//   the Open Inference Protocol (KServe v2):       /v2/... (oip_routes.cc)
+//
+// {model} is NAME, NAME:VERSION or NAME@ALIAS; the routes without it use --default-model.
+#ifndef BERTH_SERVER_HTTP_ROUTES_H_
+#define BERTH_SERVER_HTTP_ROUTES_H_
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/jobs/training.h"
+#include "core/service/inference.h"
+#include "core/service/models.h"
+#include "core/util/json.h"
+#include "server/auth.h"
+#include "server/http/http_server.h"
+
+namespace berth::server::http {
+
+struct HttpContext {
+  service::Inference* inference;
+  service::Models* models;
+  jobs::Training* training;
+  const TokenAuthenticator* auth;  // nullptr: authentication is off
+  std::string default_model;       // the model of the routes that name none ("": none)
+  std::string version;             // Berth's
+  std::function<bool()> ready;     // serving (not draining)
+};
+
+std::shared_ptr<Router> MakeRouter(const HttpContext& ctx);
+
+// What the route files share.
+// The caller (nullopt with authentication off) if it may do `need` on `model`.
+absl::StatusOr<std::optional<Principal>> CheckAccess(const HttpContext& ctx, const HttpRequest& req,
+                                                     Permission need, const std::string& model);
+// The request's JSON object; malformed JSON (or not an object) is a 400 naming the problem.
+absl::StatusOr<Json> ParseBody(const HttpRequest& req);
+// The model a route serves: its {model} path segment, else the default model.
+absl::StatusOr<std::string> RouteModel(const HttpContext& ctx, const HttpRequest& req);
+// The call context of a request: cancelled once its client has gone.
+service::CallContext CallOf(const HttpRequest& req);
+
+void AddOipRoutes(const HttpContext& ctx, Router* router);
+
+}  // namespace berth::server::http
+
+#endif  // BERTH_SERVER_HTTP_ROUTES_H_
