@@ -8,6 +8,7 @@
 #                 finds reproduces with the same command; fuzz with --seconds to find new ones
 #   --jobs N      libFuzzer worker processes per target (default 1)
 #   TARGET        wordpiece sentencepiece bpe safetensors pytorch_bin model_config tokenizer_files dataset
+#                 oip_codec
 #                 (default: all)
 #   FUZZ_BUILD_DIR  build directory (default: build-fuzz)
 # Seeds come from tests/fuzz/corpus/TARGET and past crashes from tests/fuzz/regressions/TARGET;
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(wordpiece sentencepiece bpe safetensors pytorch_bin model_config tokenizer_files dataset)
+[ ${#targets[@]} -gt 0 ] || targets=(wordpiece sentencepiece bpe safetensors pytorch_bin model_config tokenizer_files dataset oip_codec)
 
 export CCACHE_BASEDIR="$here" CCACHE_NOHASHDIR=1
 if [ ! -f "$build_dir/CMakeCache.txt" ]; then
@@ -45,7 +46,8 @@ cmake --build "$build_dir" -j "${BERTH_JOBS:-2}"
 
 # --fixed: inputs per target, each about 20 s of this project's 2-core CI machine under ASan.
 declare -A fixed_runs=([wordpiece]=140000 [sentencepiece]=220000 [bpe]=140000 [safetensors]=600000 [pytorch_bin]=300000
-                       [model_config]=250000 [tokenizer_files]=15000 [dataset]=800000)
+                       [model_config]=250000 [tokenizer_files]=15000 [dataset]=800000
+                       [oip_codec]=600000)
 
 failed=()
 for t in "${targets[@]}"; do

@@ -27,7 +27,7 @@ TORCH_FREE = ("core/util/*", "core/text/*", "core/data/*", "core/store/*", "core
               "client/lib/*", "client/cli/remote*", "client/cli/loadtest.*",
               "client/cli/spec_flags.*")
 TORCH = ("torch/", "ATen/", "c10/", "caffe2/")
-RPC = ("grpc", "grpcpp/", "google/protobuf/", "berth/v1/")
+RPC = ("grpc", "grpcpp/", "google/protobuf/", "berth/v1/", "inference/")
 HANDLER_RULES = re.compile(r"InvalidArgumentError|\bswitch\b|\b(store|registry)(_)?->")
 
 

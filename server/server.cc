@@ -249,6 +249,7 @@ absl::Status Server::Assemble() {
   training_service_ = std::make_unique<TrainingServiceImpl>(ctx);
   inference_service_ = std::make_unique<InferenceServiceImpl>(ctx);
   model_service_ = std::make_unique<ModelServiceImpl>(ctx);
+  oip_service_ = std::make_unique<OipServiceImpl>(ctx, BERTH_VERSION_STRING);
   metrics->SetSources(store_.get(), registry_.get());
   return absl::OkStatus();
 }
@@ -265,6 +266,7 @@ absl::Status Server::StartRpc() {
   builder.RegisterService(training_service_.get());
   builder.RegisterService(inference_service_.get());
   builder.RegisterService(model_service_.get());
+  builder.RegisterService(oip_service_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<CallInterceptorFactory>(this));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));

@@ -134,6 +134,7 @@ class Server {
   std::unique_ptr<TrainingServiceImpl> training_service_;
   std::unique_ptr<InferenceServiceImpl> inference_service_;
   std::unique_ptr<ModelServiceImpl> model_service_;
+  std::unique_ptr<OipServiceImpl> oip_service_;  // the Open Inference Protocol
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;

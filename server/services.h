@@ -17,6 +17,7 @@
 #include "core/service/inference.h"
 #include "core/service/models.h"
 #include "core/util/thread_pool.h"
+#include "inference/grpc_service.grpc.pb.h"
 #include "server/auth.h"
 #include "server/status.h"
 
@@ -97,6 +98,43 @@ class ModelServiceImpl final : public v1::ModelService::CallbackService {
 
  private:
   ServiceContext ctx_;
+};
+
+// inference.GRPCInferenceService: the Open Inference Protocol (KServe v2) over gRPC, as
+// tritonclient.grpc and perf_analyzer call it (server/oip/protocol.h holds its rules).
+class OipServiceImpl final : public inference::GRPCInferenceService::CallbackService {
+ public:
+  OipServiceImpl(const ServiceContext& ctx, std::string version)
+      : ctx_(ctx), version_(std::move(version)) {}
+
+  grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
+                                       const inference::ServerLiveRequest* request,
+                                       inference::ServerLiveResponse* response) override;
+  grpc::ServerUnaryReactor* ServerReady(grpc::CallbackServerContext* context,
+                                        const inference::ServerReadyRequest* request,
+                                        inference::ServerReadyResponse* response) override;
+  grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* context,
+                                       const inference::ModelReadyRequest* request,
+                                       inference::ModelReadyResponse* response) override;
+  grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* context,
+                                           const inference::ServerMetadataRequest* request,
+                                           inference::ServerMetadataResponse* response) override;
+  grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* context,
+                                          const inference::ModelMetadataRequest* request,
+                                          inference::ModelMetadataResponse* response) override;
+  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
+                                       const inference::ModelInferRequest* request,
+                                       inference::ModelInferResponse* response) override;
+  grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* context,
+                                        const inference::ModelConfigRequest* request,
+                                        inference::ModelConfigResponse* response) override;
+  grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* context,
+                                            const inference::ModelStatisticsRequest* request,
+                                            inference::ModelStatisticsResponse* response) override;
+
+ private:
+  ServiceContext ctx_;
+  const std::string version_;
 };
 
 // The caller's principal (nullopt when authentication is off) if it may do `need` on `model`;

@@ -2,10 +2,13 @@
 #include "core/service/inference.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "core/service/model_ref.h"
 #include "core/util/status_macros.h"
 
@@ -131,9 +134,17 @@ absl::Status Inference::Validate(const TokenizeRequest& r) const {
 
 absl::StatusOr<ClassifyReply> Inference::Classify(const ClassifyRequest& r,
                                                   const CallContext& call) const {
+  const SteadyClock::time_point start = SteadyClock::now();
   RETURN_IF_ERROR(Validate(r));
   ASSIGN_OR_RETURN(ModelRef ref, Resolve(r.model));
   ASSIGN_OR_RETURN(ModelHandle handle, registry_->Acquire(ref));
+  absl::StatusOr<ClassifyReply> reply = Run(handle, r, call);
+  Count(handle, reply, start);
+  return reply;
+}
+
+absl::StatusOr<ClassifyReply> Inference::Run(const ModelHandle& handle, const ClassifyRequest& r,
+                                             const CallContext& call) const {
   ClassifyOptions o;
   o.truncation = r.truncation == Truncation::kLeft     ? TruncationMode::kLeft
                  : r.truncation == Truncation::kWindow ? TruncationMode::kWindow
@@ -174,6 +185,48 @@ absl::StatusOr<ClassifyReply> Inference::Classify(const ClassifyRequest& r,
     observer_->OnClassified(reply.model, static_cast<int64_t>(reply.results.size()), queue_each);
   }
   return reply;
+}
+
+void Inference::Count(const ModelHandle& handle, const absl::StatusOr<ClassifyReply>& reply,
+                      SteadyClock::time_point start) const {
+  auto ns = [](double seconds) { return static_cast<uint64_t>(std::llround(seconds * 1e9)); };
+  const uint64_t took = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now() - start).count());
+  const uint64_t now_ms = static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
+  absl::MutexLock lock(&mu_);
+  CallFigures& f = figures_[{handle.record.name, handle.record.version}];
+  Duration& outcome = reply.ok() ? f.success : f.fail;
+  ++outcome.count;
+  outcome.ns += took;
+  f.last_ms = now_ms;
+  if (!reply.ok()) return;
+  for (const ClassifyResult& c : reply->results) {
+    ++f.texts;
+    ++f.queue.count;
+    f.queue.ns += ns(c.queue_seconds);
+    ++f.compute_infer.count;
+    f.compute_infer.ns += ns(c.compute_seconds);
+  }
+}
+
+absl::StatusOr<ModelStatistics> Inference::Statistics(const ModelSelector& model) const {
+  ASSIGN_OR_RETURN(ModelRef ref, Resolve(model));
+  ASSIGN_OR_RETURN(ModelHandle handle, registry_->Acquire(ref));
+  ModelStatistics s;
+  s.name = handle.record.name;
+  s.version = handle.record.version;
+  s.execution_count = static_cast<uint64_t>(handle.engine->batcher().stats().batches);
+  absl::MutexLock lock(&mu_);
+  auto it = figures_.find({s.name, s.version});
+  if (it == figures_.end()) return s;
+  const CallFigures& f = it->second;
+  s.last_inference_ms = f.last_ms;
+  s.inference_count = f.texts;
+  s.success = f.success;
+  s.fail = f.fail;
+  s.queue = f.queue;
+  s.compute_infer = f.compute_infer;
+  return s;
 }
 
 absl::StatusOr<ModelInfo> Inference::Describe(const ModelSelector& model) const {

@@ -10,10 +10,14 @@
 #define BERTH_CORE_SERVICE_INFERENCE_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "core/infer/engine.h"
 #include "core/service/limits.h"
 #include "core/service/model_registry.h"
@@ -91,6 +95,29 @@ struct ModelInfo {
   int64_t max_batch_tokens = 0;
 };
 
+// A count of events and the time they took, summed (the Open Inference Protocol's statistics).
+struct Duration {
+  uint64_t count = 0;
+  uint64_t ns = 0;
+};
+
+// What a model version has answered since this process loaded it: the facade's calls and the
+// engine's own figures. Calls: `success` and `fail` (calls that reached the model, each with its
+// time from its arrival at the facade to its answer), `inference_count` (texts answered) and
+// `last_inference`. The engine's: `execution_count` (forward passes run, shared by every
+// caller), `queue` (per text, its wait for a batch) and `compute_infer` (per text, the forward
+// pass it ran in). Berth does not time a text's input and output steps apart from the batch
+// (tokenizing happens before the queue, scores are made with the batch), so `compute_input`
+// and `compute_output` stay zero.
+struct ModelStatistics {
+  std::string name;
+  int64_t version = 0;
+  uint64_t last_inference_ms = 0;  // since the Unix epoch; 0: never
+  uint64_t inference_count = 0;
+  uint64_t execution_count = 0;
+  Duration success, fail, queue, compute_input, compute_infer, compute_output;
+};
+
 // What a call carries besides its request: when to give up, and whether its caller has gone
 // (polled before each piece's forward pass; true drops the piece and fails with CANCELLED).
 struct CallContext {
@@ -110,6 +137,8 @@ class Inference {
   absl::StatusOr<TokenizeReply> Tokenize(const TokenizeRequest& request) const;
   // Loads the model if it is not loaded.
   absl::StatusOr<ModelInfo> Describe(const ModelSelector& model) const;
+  // The model version's figures (ModelStatistics); loads it if it is not loaded.
+  absl::StatusOr<ModelStatistics> Statistics(const ModelSelector& model) const;
 
   // The streaming form: a stream holds one of the service's stream slots while it is open, and
   // each of its requests is one Classify.
@@ -122,11 +151,25 @@ class Inference {
   absl::Status Validate(const TokenizeRequest& r) const;
   absl::Status ValidateTexts(const std::vector<std::string>& texts,
                              const std::vector<std::string>& pairs) const;
+  absl::StatusOr<ClassifyReply> Run(const ModelHandle& handle, const ClassifyRequest& r,
+                                    const CallContext& call) const;
+  // Counts one call to a model version in its statistics.
+  void Count(const ModelHandle& handle, const absl::StatusOr<ClassifyReply>& reply,
+             SteadyClock::time_point start) const;
+
+  // Per model version: the calls' side of ModelStatistics.
+  struct CallFigures {
+    Duration success, fail, queue, compute_infer;
+    uint64_t texts = 0;
+    uint64_t last_ms = 0;
+  };
 
   ModelRegistry* const registry_;
   const Limits limits_;
   Slots* const streams_;
   Observer* const observer_;
+  mutable absl::Mutex mu_;
+  mutable std::map<std::pair<std::string, int64_t>, CallFigures> figures_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace berth::service

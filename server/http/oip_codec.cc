@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace berth::server::http::oip {
+namespace berth::server::oip {
 namespace {
 
 absl::Status Bad(const std::string& field, absl::string_view why) {
@@ -27,44 +27,8 @@ absl::Status FlattenStrings(const Json& data, const std::string& field,
 
 }  // namespace
 
-std::string EncodeBytes(const std::vector<std::string>& elements) {
-  std::string out;
-  for (const std::string& e : elements) {
-    const uint32_t n = static_cast<uint32_t>(e.size());
-    const char le[4] = {static_cast<char>(n & 0xff), static_cast<char>((n >> 8) & 0xff),
-                        static_cast<char>((n >> 16) & 0xff), static_cast<char>((n >> 24) & 0xff)};
-    out.append(le, 4);
-    out.append(e);
-  }
-  return out;
-}
-
-absl::StatusOr<std::vector<std::string>> DecodeBytes(absl::string_view data, int64_t count,
-                                                     absl::string_view field) {
-  std::vector<std::string> out;
-  size_t at = 0;
-  while (at < data.size()) {
-    if (data.size() - at < 4)
-      return Bad(std::string(field), "binary BYTES data ends inside an element's length");
-    const auto* p = reinterpret_cast<const unsigned char*>(data.data() + at);
-    const uint64_t n =
-        uint64_t{p[0]} | uint64_t{p[1]} << 8 | uint64_t{p[2]} << 16 | uint64_t{p[3]} << 24;
-    at += 4;
-    if (n > data.size() - at)
-      return Bad(std::string(field), "a binary BYTES element is longer than the data left");
-    out.emplace_back(data.substr(at, n));
-    at += n;
-    if (static_cast<int64_t>(out.size()) > count) break;
-  }
-  if (static_cast<int64_t>(out.size()) != count) {
-    return Bad(std::string(field), absl::StrCat("the binary data holds ", out.size(),
-                                                " elements, the shape says ", count));
-  }
-  return out;
-}
-
-absl::StatusOr<InferRequest> ParseInferRequest(absl::string_view body,
-                                               std::optional<int64_t> header_length) {
+absl::StatusOr<HttpInferRequest> ParseHttpInferRequest(absl::string_view body,
+                                                       std::optional<int64_t> header_length) {
   absl::string_view json = body, binary;
   if (header_length) {
     if (*header_length < 0 || static_cast<uint64_t>(*header_length) > body.size())
@@ -75,7 +39,7 @@ absl::StatusOr<InferRequest> ParseInferRequest(absl::string_view body,
   const Json j = Json::parse(json.begin(), json.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Bad("request body", "not valid JSON");
   if (!j.is_object()) return Bad("request body", "must be a JSON object");
-  InferRequest r;
+  HttpInferRequest r;
   if (j.contains("id")) {
     if (!j["id"].is_string()) return Bad("id", "must be a string");
     r.id = j["id"].get<std::string>();
@@ -102,18 +66,18 @@ absl::StatusOr<InferRequest> ParseInferRequest(absl::string_view body,
     if (!t.contains("datatype") || !t["datatype"].is_string())
       return Bad(field + ".datatype", "required");
     in.datatype = t["datatype"].get<std::string>();
-    if (in.datatype != "BYTES")
-      return Bad(field + ".datatype", "'" + in.datatype + "': Berth's models take BYTES (text)");
+    // Only BYTES data is read; a tensor of another type goes on without it, for the protocol's
+    // rules (ClassifyRequestOf) to refuse by its datatype.
+    const bool bytes = in.datatype == "BYTES";
     if (!t.contains("shape") || !t["shape"].is_array())
       return Bad(field + ".shape", "must be a list of sizes");
-    int64_t count = 1;
     for (const Json& d : t["shape"]) {
-      if (!d.is_number_integer() || d.get<int64_t>() < 0 || d.get<int64_t>() > (1 << 24))
-        return Bad(field + ".shape", "sizes must be integers in [0, 16777216]");
+      if (!d.is_number_integer()) return Bad(field + ".shape", "sizes must be integers");
       in.shape.push_back(d.get<int64_t>());
-      count *= d.get<int64_t>();
-      if (count > (1 << 24)) return Bad(field + ".shape", "too many elements");
     }
+    absl::StatusOr<int64_t> elements = ElementCount(in.shape, field + ".shape");
+    if (!elements.ok()) return elements.status();
+    const int64_t count = *elements;
     const Json params = t.value("parameters", Json::object());
     if (!params.is_object()) return Bad(field + ".parameters", "must be an object");
     if (params.contains("binary_data_size")) {
@@ -123,12 +87,15 @@ absl::StatusOr<InferRequest> ParseInferRequest(absl::string_view body,
       const uint64_t n = size.get<uint64_t>();
       if (n > binary.size() - offset)
         return Bad(field + ".parameters.binary_data_size", "larger than the binary data sent");
-      auto decoded = DecodeBytes(binary.substr(offset, n), count, field);
-      if (!decoded.ok()) return decoded.status();
-      in.bytes = std::move(*decoded);
+      if (bytes) {
+        auto decoded = DecodeBytes(binary.substr(offset, n), count, field);
+        if (!decoded.ok()) return decoded.status();
+        in.bytes = std::move(*decoded);
+      }
       offset += n;
-    } else {
-      if (!t.contains("data")) return Bad(field + ".data", "required (or binary data)");
+    } else if (!t.contains("data")) {
+      return Bad(field + ".data", "required (or binary data)");
+    } else if (bytes) {
       if (absl::Status s = FlattenStrings(t["data"], field + ".data", &in.bytes); !s.ok()) return s;
       if (static_cast<int64_t>(in.bytes.size()) != count) {
         return Bad(field + ".data",
@@ -159,18 +126,23 @@ absl::StatusOr<InferRequest> ParseInferRequest(absl::string_view body,
   return r;
 }
 
-EncodedReply EncodeInferReply(const std::string& model, const std::string& version,
-                              const std::string& id, const std::vector<OutputTensor>& outputs,
-                              const InferRequest& request) {
+std::vector<std::string> RequestedNames(const HttpInferRequest& request) {
+  std::vector<std::string> names;
+  for (const RequestedOutput& o : request.outputs) names.push_back(o.name);
+  return names;
+}
+
+EncodedReply EncodeHttpInferReply(const std::string& model, const std::string& version,
+                                  const std::vector<OutputTensor>& outputs,
+                                  const HttpInferRequest& request) {
   Json out = {{"model_name", model}, {"model_version", version}, {"outputs", Json::array()}};
-  if (!id.empty()) out["id"] = id;
+  if (!request.id.empty()) out["id"] = request.id;
   std::string binary;
   for (const OutputTensor& t : outputs) {
-    bool wanted = request.outputs.empty(), as_binary = request.binary_outputs;
+    bool as_binary = request.binary_outputs;
     for (const RequestedOutput& r : request.outputs) {
-      if (r.name == t.name) wanted = true, as_binary = r.binary;
+      if (r.name == t.name) as_binary = r.binary;
     }
-    if (!wanted) continue;
     Json o = {{"name", t.name}, {"datatype", t.datatype}, {"shape", t.shape}};
     if (as_binary) {
       std::string data;
@@ -198,4 +170,4 @@ EncodedReply EncodeInferReply(const std::string& model, const std::string& versi
   return reply;
 }
 
-}  // namespace berth::server::http::oip
+}  // namespace berth::server::oip

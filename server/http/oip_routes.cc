@@ -1,8 +1,7 @@
 // The Open Inference Protocol (KServe v2, what Triton, KServe and MLServer speak, and what
-// tritonclient calls) over HTTP, onto the inference facade. A Berth model is a v2 model: its
-// versions are the protocol's versions, and an alias may stand where a version does
-// (/v2/models/NAME/versions/prod). It takes BYTES inputs `text` (and optionally `text_pair`) of
-// shape [N] and answers `probabilities` (FP32 [N, labels]) and `label` (BYTES [N]).
+// tritonclient calls) over HTTP, onto the inference facade: the JSON forms of what
+// server/oip/protocol.h decides (the gRPC service, server/oip_service.cc, is the other form).
+// An alias may stand where a version does (/v2/models/NAME/versions/prod).
 #include <cstdlib>
 
 #include "absl/strings/numbers.h"
@@ -10,6 +9,7 @@
 #include "core/util/status_macros.h"
 #include "server/http/oip_codec.h"
 #include "server/http/routes.h"
+#include "server/oip/protocol.h"
 #include "server/status.h"
 
 namespace berth::server::http {
@@ -21,47 +21,72 @@ HttpResponse Answer(F&& body) {
   return r.ok() ? std::move(*r) : ErrorResponse(r.status());
 }
 
-// The path's model and version as a selector: a numeric version is one, any other an alias.
 service::ModelSelector Selector(const HttpRequest& req) {
-  service::ModelSelector m;
-  m.model = req.params.at("model");
   auto v = req.params.find("version");
-  if (v != req.params.end() && !absl::SimpleAtoi(v->second, &m.version)) m.alias = v->second;
-  return m;
+  return oip::SelectorOf(req.params.at("model"), v == req.params.end() ? "" : v->second);
 }
 
 std::string ModelOf(const HttpRequest& req) { return req.params.at("model"); }
 
+Json TensorsJson(const std::vector<oip::TensorMeta>& tensors) {
+  Json out = Json::array();
+  for (const oip::TensorMeta& t : tensors) {
+    Json j = {{"name", t.name}, {"datatype", t.datatype}, {"shape", t.shape}};
+    if (t.optional) j["optional"] = true;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
 Json Metadata(const service::ModelInfo& info) {
-  const int64_t labels = static_cast<int64_t>(info.labels.size());
-  return Json{
-      {"name", info.name},
-      {"versions", {std::to_string(info.version)}},
-      {"platform", "berth"},
-      {"inputs",
-       {{{"name", "text"}, {"datatype", "BYTES"}, {"shape", {-1}}},
-        {{"name", "text_pair"}, {"datatype", "BYTES"}, {"shape", {-1}}, {"optional", true}}}},
-      {"outputs",
-       {{{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {-1, labels}}},
-        {{"name", "label"}, {"datatype", "BYTES"}, {"shape", {-1}}}}}};
+  const oip::ModelMetadata m = oip::MetadataOf(info);
+  return Json{{"name", m.name},
+              {"versions", m.versions},
+              {"platform", m.platform},
+              {"inputs", TensorsJson(m.inputs)},
+              {"outputs", TensorsJson(m.outputs)}};
 }
 
 // Triton's model configuration (what tritonclient's get_model_config and perf_analyzer read).
-Json Config(const service::ModelInfo& info, int max_batch) {
-  return Json{
-      {"name", info.name},
-      {"platform", "berth"},
-      {"backend", "berth"},
-      {"max_batch_size", max_batch},
-      {"input",
-       {{{"name", "text"}, {"data_type", "TYPE_STRING"}, {"dims", {1}}},
-        {{"name", "text_pair"}, {"data_type", "TYPE_STRING"}, {"dims", {1}}, {"optional", true}}}},
-      {"output",
-       {{{"name", "probabilities"},
-         {"data_type", "TYPE_FP32"},
-         {"dims", {static_cast<int64_t>(info.labels.size())}}},
-        {{"name", "label"}, {"data_type", "TYPE_STRING"}, {"dims", {1}}}}},
-      {"version_policy", {{"specific", {{"versions", {info.version}}}}}}};
+Json Config(const oip::ModelConfig& c) {
+  auto tensors = [](const std::vector<oip::ModelConfig::Tensor>& from) {
+    Json out = Json::array();
+    for (const oip::ModelConfig::Tensor& t : from) {
+      Json j = {{"name", t.name}, {"data_type", t.data_type}, {"dims", t.dims}};
+      if (t.optional) j["optional"] = true;
+      out.push_back(std::move(j));
+    }
+    return out;
+  };
+  return Json{{"name", c.name},
+              {"platform", c.platform},
+              {"backend", c.backend},
+              {"max_batch_size", c.max_batch_size},
+              {"input", tensors(c.inputs)},
+              {"output", tensors(c.outputs)},
+              {"version_policy", {{"specific", {{"versions", {c.version}}}}}}};
+}
+
+Json DurationJson(const service::Duration& d) { return Json{{"count", d.count}, {"ns", d.ns}}; }
+
+// Triton's statistics extension (GET /v2/models/NAME/stats).
+Json Statistics(const service::ModelStatistics& s) {
+  return Json{{"model_stats",
+               {{{"name", s.name},
+                 {"version", std::to_string(s.version)},
+                 {"last_inference", s.last_inference_ms},
+                 {"inference_count", s.inference_count},
+                 {"execution_count", s.execution_count},
+                 {"inference_stats",
+                  {{"success", DurationJson(s.success)},
+                   {"fail", DurationJson(s.fail)},
+                   {"queue", DurationJson(s.queue)},
+                   {"compute_input", DurationJson(s.compute_input)},
+                   {"compute_infer", DurationJson(s.compute_infer)},
+                   {"compute_output", DurationJson(s.compute_output)},
+                   {"cache_hit", DurationJson({})},
+                   {"cache_miss", DurationJson({})}}},
+                 {"batch_stats", Json::array()}}}}};
 }
 
 HttpResponse ModelMetadata(const HttpContext& ctx, HttpRequest& req) {
@@ -84,7 +109,16 @@ HttpResponse ModelConfig(const HttpContext& ctx, HttpRequest& req) {
   return Answer([&]() -> absl::StatusOr<HttpResponse> {
     RETURN_IF_ERROR(CheckAccess(ctx, req, Permission::kClassify, ModelOf(req)).status());
     ASSIGN_OR_RETURN(service::ModelInfo info, ctx.inference->Describe(Selector(req)));
-    return JsonResponse(200, CompactJson(Config(info, ctx.inference->limits().max_texts)));
+    return JsonResponse(
+        200, CompactJson(Config(oip::ConfigOf(info, ctx.inference->limits().max_texts))));
+  });
+}
+
+HttpResponse ModelStats(const HttpContext& ctx, HttpRequest& req) {
+  return Answer([&]() -> absl::StatusOr<HttpResponse> {
+    RETURN_IF_ERROR(CheckAccess(ctx, req, Permission::kClassify, ModelOf(req)).status());
+    ASSIGN_OR_RETURN(service::ModelStatistics stats, ctx.inference->Statistics(Selector(req)));
+    return JsonResponse(200, CompactJson(Statistics(stats)));
   });
 }
 
@@ -98,29 +132,15 @@ HttpResponse Infer(const HttpContext& ctx, HttpRequest& req) {
         return MalformedRequest("Inference-Header-Content-Length: not a length");
       header_length = n;
     }
-    auto parsed = oip::ParseInferRequest(req.body, header_length);
+    auto parsed = oip::ParseHttpInferRequest(req.body, header_length);
     if (!parsed.ok()) return MalformedRequest(parsed.status().message());
-    service::ClassifyRequest r;
-    r.model = Selector(req);
-    for (oip::InputTensor& t : parsed->inputs) {
-      if (t.name == "text")
-        r.texts = std::move(t.bytes);
-      else if (t.name == "text_pair")
-        r.text_pairs = std::move(t.bytes);
-      else
-        return MalformedRequest("inputs: '" + t.name + "' is not an input (text, text_pair)");
-    }
-    ASSIGN_OR_RETURN(service::ClassifyReply reply, ctx.inference->Classify(r, CallOf(req)));
-    const int64_t n = static_cast<int64_t>(reply.results.size());
-    oip::OutputTensor probs{
-        "probabilities", "FP32", {n, static_cast<int64_t>(reply.labels.size())}, {}, {}};
-    oip::OutputTensor labels{"label", "BYTES", {n}, {}, {}};
-    for (const ClassifyResult& c : reply.results) {
-      probs.fp32.insert(probs.fp32.end(), c.scores.begin(), c.scores.end());
-      labels.bytes.push_back(c.label);
-    }
-    oip::EncodedReply encoded = oip::EncodeInferReply(
-        reply.model, std::to_string(reply.model_version), parsed->id, {probs, labels}, *parsed);
+    auto request = oip::ClassifyRequestOf(Selector(req), std::move(parsed->inputs));
+    if (!request.ok()) return MalformedRequest(request.status().message());
+    ASSIGN_OR_RETURN(service::ClassifyReply reply, ctx.inference->Classify(*request, CallOf(req)));
+    auto outputs = oip::OutputsOf(reply, oip::RequestedNames(*parsed));
+    if (!outputs.ok()) return MalformedRequest(outputs.status().message());
+    oip::EncodedReply encoded = oip::EncodeHttpInferReply(
+        reply.model, std::to_string(reply.model_version), *outputs, *parsed);
     HttpResponse out = JsonResponse(200, std::move(encoded.body));
     if (encoded.header_length) {
       out.content_type = "application/octet-stream";
@@ -142,7 +162,7 @@ void AddOipRoutes(const HttpContext& ctx, Router* router) {
       [ctx](HttpRequest&) {
         return JsonResponse(200, CompactJson(Json{{"name", "berth"},
                                                   {"version", ctx.version},
-                                                  {"extensions", {"binary_tensor_data"}}}));
+                                                  {"extensions", oip::kExtensions}}));
       },
       RouteOptions{/*blocking=*/false});
   router->Add(
@@ -160,6 +180,7 @@ void AddOipRoutes(const HttpContext& ctx, Router* router) {
     router->Add("GET", prefix, route(ModelMetadata));
     router->Add("GET", prefix + "/ready", route(ModelReady));
     router->Add("GET", prefix + "/config", route(ModelConfig));
+    router->Add("GET", prefix + "/stats", route(ModelStats));
     router->Add("POST", prefix + "/infer", route(Infer));
   }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Berth's HTTP server through real, unmodified clients: curl, the Hub's InferenceClient (sync
-and async) and tritonclient.http, against a berth-server on loopback serving the bert-tiny
+"""Berth's HTTP server and its Open Inference Protocol through real, unmodified clients: curl,
+the Hub's InferenceClient (sync and async), tritonclient.http and tritonclient.grpc, against a berth-server on loopback serving the bert-tiny
 fixture as its default model. Every answer is checked against the same texts classified over
 gRPC (`berth classify`): the doors differ, the numbers do not.
 
@@ -24,6 +24,7 @@ import time
 import urllib.request
 
 import numpy as np
+import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
 from huggingface_hub import AsyncInferenceClient, InferenceClient
 
@@ -190,12 +191,75 @@ def main():
         check(res.get_response()["model_version"] == "1", "tritonclient.infer of version 1")
         tc.close()
 
+        # tritonclient.grpc: the same protocol on the gRPC port.
+        gc = triton_grpc.InferenceServerClient(addr)
+        check(gc.is_server_live() and gc.is_server_ready(), "tritonclient.grpc: live and ready")
+        check(gc.is_model_ready("tiny") and gc.is_model_ready("tiny", "1") and
+              not gc.is_model_ready("nope"), "tritonclient.grpc: tiny ready, nope not")
+        gmeta = gc.get_server_metadata(as_json=True)
+        check(gmeta["name"] == "berth" and "statistics" in gmeta["extensions"],
+              "tritonclient.grpc: server metadata")
+        gmm = gc.get_model_metadata("tiny", as_json=True)
+        check(gmm["versions"] == ["1"] and [i["name"] for i in gmm["inputs"]] == ["text", "text_pair"] and
+              gmm["outputs"][0]["shape"] == ["-1", str(len(labels))],
+              "tritonclient.grpc: model metadata: %s" % (gmm,))
+        gcfg = gc.get_model_config("tiny", as_json=True)["config"]
+        check(gcfg["max_batch_size"] == 8 and gcfg["input"][0]["data_type"] == "TYPE_STRING" and
+              gcfg["output"][0]["dims"] == [str(len(labels))] and
+              gcfg["version_policy"]["specific"]["versions"] == ["1"],
+              "tritonclient.grpc: model config: %s" % (gcfg,))
+        gtext = triton_grpc.InferInput("text", [len(TEXTS)], "BYTES")
+        gtext.set_data_from_numpy(np.array([t.encode() for t in TEXTS], dtype=np.object_))
+        gres = gc.infer("tiny", [gtext])
+        gprobs = gres.as_numpy("probabilities")
+        glab = [x.decode() for x in gres.as_numpy("label").reshape(-1)]
+        check(gprobs.shape == (3, len(labels)) and all(close(list(gprobs[i]), want[i]) for i in range(3)) and
+              glab[0] == labels[int(np.argmax(want[0]))],
+              "tritonclient.grpc.infer: the gRPC probabilities and labels")
+        one = gc.infer("tiny", [gtext], model_version="1",
+                       outputs=[triton_grpc.InferRequestedOutput("label")])
+        check(one.get_response().model_version == "1" and one.as_numpy("probabilities") is None and
+              len(one.as_numpy("label")) == 3, "tritonclient.grpc.infer of version 1, one output asked")
+        pair = triton_grpc.InferInput("text_pair", [len(TEXTS)], "BYTES")
+        pair.set_data_from_numpy(np.array([b"but slow"] * len(TEXTS), dtype=np.object_))
+        check(gc.infer("tiny", [gtext, pair]).as_numpy("probabilities").shape == (3, len(labels)),
+              "tritonclient.grpc.infer with text_pair")
+        for what, inputs, model in [
+                ("an unknown model", [gtext], "nope"),
+                ("an unknown input", [triton_grpc.InferInput("txt", [1], "BYTES")], "tiny"),
+                ("an FP32 input", [triton_grpc.InferInput("text", [1], "FP32")], "tiny")]:
+            if inputs[0].name() != "text" or inputs[0].datatype() != "BYTES":
+                data = np.zeros([1], dtype=np.float32) if inputs[0].datatype() == "FP32" else \
+                    np.array([b"x"], dtype=np.object_)
+                inputs[0].set_data_from_numpy(data)
+            try:
+                gc.infer(model, inputs)
+                check(False, "tritonclient.grpc: %s is refused" % what)
+            except triton_grpc.InferenceServerException as e:
+                check(e.status() in ("StatusCode.NOT_FOUND", "StatusCode.INVALID_ARGUMENT"),
+                      "tritonclient.grpc: %s is refused (%s: %s)" % (what, e.status(), e.message()))
+
+        # Statistics, from the engine's queue and forward passes, the same on both transports.
+        gstats = gc.get_inference_statistics("tiny", as_json=True)["model_stats"][0]
+        hstats = tc_stats = triton_http.InferenceServerClient(
+            "127.0.0.1:%s" % http_port).get_inference_statistics("tiny")["model_stats"][0]
+        inf = gstats["inference_stats"]
+        check(int(gstats["inference_count"]) >= 9 and int(gstats["execution_count"]) >= 1 and
+              inf["queue"]["count"] == gstats["inference_count"] and int(inf["compute_infer"]["ns"]) > 0 and
+              int(inf["success"]["count"]) >= 4 and int(hstats["inference_count"]) >= int(gstats["inference_count"]),
+              "ModelStatistics: texts, forward passes, queue and compute times: %s / %s" % (gstats, tc_stats))
+        gc.close()
+
         # Keep-alive: several requests on one connection.
-        s = socket.create_connection(("127.0.0.1", int(http_port)))
+        s = socket.create_connection(("127.0.0.1", int(http_port)), timeout=30)
         req = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
         s.sendall(req * 3)
-        time.sleep(0.5)
-        data = s.recv(65536).decode(errors="replace")
+        data = ""
+        while data.count("HTTP/1.1 200") < 3:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk.decode(errors="replace")
         s.close()
         check(data.count("HTTP/1.1 200") == 3, "three requests on one kept-alive connection")
 

@@ -1,6 +1,7 @@
 // The inference facade without any transport: validation and its messages, limits, top-k,
 // max_length, stride and truncation, model and alias resolution (an alias moved while calls
-// run), deadlines, cancellation, the stream slots, and what the observer hears.
+// run), deadlines, cancellation, the stream slots, what the observer hears, and the
+// statistics per model version.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -214,6 +215,42 @@ TEST_F(InferenceFacadeTest, DeadlinesAndCancellation) {
   auto cancelled = inference_->Classify(Request({"a"}), gone);
   EXPECT_EQ(cancelled.status().code(), absl::StatusCode::kCancelled) << cancelled.status();
   EXPECT_EQ(observer_.classified_texts, 0);
+}
+
+// What the Open Inference Protocol's statistics report: per model version, the calls that
+// reached it (answered or failed), the texts answered, each text's queue and forward pass,
+// and the engine's forward passes.
+TEST_F(InferenceFacadeTest, StatisticsCountCallsTextsAndForwardPasses) {
+  auto before = inference_->Statistics({"tiny", 1, ""});
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_EQ(before->name, "tiny");
+  EXPECT_EQ(before->version, 1);
+  EXPECT_EQ(before->inference_count, 0u);
+  EXPECT_EQ(before->last_inference_ms, 0u);
+  ASSERT_TRUE(inference_->Classify(Request({"a", "b", "c"}, "tiny:1")).ok());
+  ASSERT_TRUE(inference_->Classify(Request({"d"}, "tiny@prod")).ok());
+  CallContext late;
+  late.deadline = SteadyClock::now() - std::chrono::seconds(1);
+  EXPECT_FALSE(inference_->Classify(Request({"e"}, "tiny:1"), late).ok());
+  EXPECT_FALSE(inference_->Classify(Request({std::string(101, 'x')}, "tiny:1"))
+                   .ok());  // too long: refused first
+  auto s = inference_->Statistics({"tiny", 0, "prod"});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->version, 1);
+  EXPECT_EQ(s->success.count, 2u);
+  EXPECT_EQ(s->fail.count, 1u);
+  EXPECT_GT(s->success.ns, 0u);
+  EXPECT_EQ(s->inference_count, 4u);
+  EXPECT_EQ(s->queue.count, 4u);
+  EXPECT_EQ(s->compute_infer.count, 4u);
+  EXPECT_GT(s->compute_infer.ns, 0u);
+  EXPECT_GE(s->execution_count, 1u);  // the batcher may join texts of one call
+  EXPECT_LE(s->execution_count, 4u);
+  EXPECT_GT(s->last_inference_ms, 0u);
+  auto other = inference_->Statistics({"tiny", 2, ""});
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->inference_count, 0u);  // each version apart
+  EXPECT_EQ(inference_->Statistics({"nope", 0, ""}).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(InferenceFacadeTest, StreamsHoldASlotWhileOpen) {
