@@ -50,8 +50,8 @@ grpc::ServerUnaryReactor* OipServiceImpl::ModelMetadata(
   auto caller = CheckAccess(ctx_, *context, Permission::kClassify, request->name());
   if (!caller.ok()) return FinishWith(context, caller.status());
   return RunOnPool(context, ctx_.pool, [this, request, response] {
-    ASSIGN_OR_RETURN(service::ModelInfo info,
-                     ctx_.inference->Describe(oip::SelectorOf(request->name(), request->version())));
+    ASSIGN_OR_RETURN(service::ModelInfo info, ctx_.inference->Describe(oip::SelectorOf(
+                                                  request->name(), request->version())));
     oip::ToProto(oip::MetadataOf(info), response);
     return absl::OkStatus();
   });
@@ -63,9 +63,10 @@ grpc::ServerUnaryReactor* OipServiceImpl::ModelConfig(grpc::CallbackServerContex
   auto caller = CheckAccess(ctx_, *context, Permission::kClassify, request->name());
   if (!caller.ok()) return FinishWith(context, caller.status());
   return RunOnPool(context, ctx_.pool, [this, request, response] {
-    ASSIGN_OR_RETURN(service::ModelInfo info,
-                     ctx_.inference->Describe(oip::SelectorOf(request->name(), request->version())));
-    oip::ToProto(oip::ConfigOf(info, ctx_.inference->limits().max_texts), response->mutable_config());
+    ASSIGN_OR_RETURN(service::ModelInfo info, ctx_.inference->Describe(oip::SelectorOf(
+                                                  request->name(), request->version())));
+    oip::ToProto(oip::ConfigOf(info, ctx_.inference->limits().max_texts),
+                 response->mutable_config());
     return absl::OkStatus();
   });
 }
@@ -90,10 +91,10 @@ grpc::ServerUnaryReactor* OipServiceImpl::ModelInfer(grpc::CallbackServerContext
   if (!caller.ok()) return FinishWith(context, caller.status());
   return RunOnPool(context, ctx_.pool, [this, request, response, call = CallOf(context)] {
     ASSIGN_OR_RETURN(std::vector<oip::InputTensor> inputs, oip::InputsOf(*request));
-    ASSIGN_OR_RETURN(service::ClassifyRequest classify,
-                     oip::ClassifyRequestOf(
-                         oip::SelectorOf(request->model_name(), request->model_version()),
-                         std::move(inputs)));
+    ASSIGN_OR_RETURN(
+        service::ClassifyRequest classify,
+        oip::ClassifyRequestOf(oip::SelectorOf(request->model_name(), request->model_version()),
+                               std::move(inputs)));
     ASSIGN_OR_RETURN(service::ClassifyReply reply, ctx_.inference->Classify(classify, call));
     ASSIGN_OR_RETURN(std::vector<oip::OutputTensor> outputs,
                      oip::OutputsOf(reply, oip::RequestedNames(*request)));

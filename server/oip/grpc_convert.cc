@@ -18,8 +18,8 @@ absl::StatusOr<std::vector<InputTensor>> InputsOf(const inference::ModelInferReq
   const bool raw = request.raw_input_contents_size() > 0;
   if (raw && request.raw_input_contents_size() != request.inputs_size()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("raw_input_contents: ", request.raw_input_contents_size(),
-                     " entries for ", request.inputs_size(), " inputs (one per input)"));
+        absl::StrCat("raw_input_contents: ", request.raw_input_contents_size(), " entries for ",
+                     request.inputs_size(), " inputs (one per input)"));
   }
   std::vector<InputTensor> inputs;
   for (int i = 0; i < request.inputs_size(); ++i) {
@@ -29,16 +29,16 @@ absl::StatusOr<std::vector<InputTensor>> InputsOf(const inference::ModelInferReq
     absl::StatusOr<int64_t> count = ElementCount(in.shape, field + ".shape");
     if (!count.ok()) return count.status();
     if (in.datatype == "BYTES" && raw) {
-      absl::StatusOr<std::vector<std::string>> decoded =
-          DecodeBytes(request.raw_input_contents(i), *count, absl::StrCat("raw_input_contents[", i, "]"));
+      absl::StatusOr<std::vector<std::string>> decoded = DecodeBytes(
+          request.raw_input_contents(i), *count, absl::StrCat("raw_input_contents[", i, "]"));
       if (!decoded.ok()) return decoded.status();
       in.bytes = std::move(*decoded);
     } else if (in.datatype == "BYTES") {
       const auto& elements = t.contents().bytes_contents();
       if (elements.size() != *count) {
-        return absl::InvalidArgumentError(absl::StrCat(field, ".contents.bytes_contents: ",
-                                                       elements.size(), " elements, the shape says ",
-                                                       *count));
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, ".contents.bytes_contents: ", elements.size(),
+                         " elements, the shape says ", *count));
       }
       in.bytes.assign(elements.begin(), elements.end());
     }

@@ -72,8 +72,8 @@ absl::StatusOr<service::ClassifyRequest> ClassifyRequestOf(service::ModelSelecto
     const std::string field = absl::StrCat("inputs[", i, "]");
     const bool text = t.name == kTextInput;
     if (!text && t.name != kPairInput) {
-      return Bad(field + ".name", absl::StrCat("'", t.name, "' is not an input (", kTextInput,
-                                               ", ", kPairInput, ")"));
+      return Bad(field + ".name", absl::StrCat("'", t.name, "' is not an input (", kTextInput, ", ",
+                                               kPairInput, ")"));
     }
     if ((text && have_text) || (!text && have_pair))
       return Bad(field + ".name", "'" + t.name + "' given twice");
@@ -97,8 +97,8 @@ absl::StatusOr<service::ClassifyRequest> ClassifyRequestOf(service::ModelSelecto
 absl::StatusOr<std::vector<OutputTensor>> OutputsOf(const service::ClassifyReply& reply,
                                                     const std::vector<std::string>& requested) {
   const int64_t n = static_cast<int64_t>(reply.results.size());
-  OutputTensor probs{kProbabilitiesOutput, "FP32",
-                     {n, static_cast<int64_t>(reply.labels.size())}, {}, {}};
+  OutputTensor probs{
+      kProbabilitiesOutput, "FP32", {n, static_cast<int64_t>(reply.labels.size())}, {}, {}};
   OutputTensor labels{kLabelOutput, "BYTES", {n}, {}, {}};
   for (const ClassifyResult& c : reply.results) {
     probs.fp32.insert(probs.fp32.end(), c.scores.begin(), c.scores.end());
@@ -113,8 +113,8 @@ absl::StatusOr<std::vector<OutputTensor>> OutputsOf(const service::ClassifyReply
       out.push_back(labels);
     } else {
       return Bad(absl::StrCat("outputs[", i, "].name"),
-                 absl::StrCat("'", requested[i], "' is not an output (", kProbabilitiesOutput,
-                              ", ", kLabelOutput, ")"));
+                 absl::StrCat("'", requested[i], "' is not an output (", kProbabilitiesOutput, ", ",
+                              kLabelOutput, ")"));
     }
   }
   return out;

@@ -39,12 +39,14 @@ absl::StatusOr<std::vector<std::string>> DecodeBytes(absl::string_view data, int
   std::vector<std::string> out;
   size_t at = 0;
   while (at < data.size() && static_cast<int64_t>(out.size()) <= count) {
-    if (data.size() - at < 4) return Bad(field, "binary BYTES data ends inside an element's length");
+    if (data.size() - at < 4)
+      return Bad(field, "binary BYTES data ends inside an element's length");
     const auto* p = reinterpret_cast<const unsigned char*>(data.data() + at);
     const uint64_t n =
         uint64_t{p[0]} | uint64_t{p[1]} << 8 | uint64_t{p[2]} << 16 | uint64_t{p[3]} << 24;
     at += 4;
-    if (n > data.size() - at) return Bad(field, "a binary BYTES element is longer than the data left");
+    if (n > data.size() - at)
+      return Bad(field, "a binary BYTES element is longer than the data left");
     out.emplace_back(data.substr(at, n));
     at += n;
   }

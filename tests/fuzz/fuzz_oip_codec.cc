@@ -17,8 +17,8 @@ namespace oip = berth::server::oip;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
   const int length = data[0] | data[1] << 8;
-  const std::optional<int64_t> header = length == 0xffff ? std::nullopt
-                                                         : std::optional<int64_t>(length);
+  const std::optional<int64_t> header =
+      length == 0xffff ? std::nullopt : std::optional<int64_t>(length);
   const absl::string_view body = berth::fuzz::AsText(data + 2, size - 2);
   auto r = oip::ParseHttpInferRequest(body, header);
   if (!r.ok()) {

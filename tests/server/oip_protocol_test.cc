@@ -41,9 +41,8 @@ TEST(OipProtocolTest, ShapesAreCountedWithinBounds) {
 }
 
 TEST(OipProtocolTest, InputsBecomeOneClassifyCall) {
-  auto r = ClassifyRequestOf(SelectorOf("m", "prod"),
-                             {{"text_pair", "BYTES", {2, 1}, {"p1", "p2"}},
-                              {"text", "BYTES", {2}, {"t1", "t2"}}});
+  auto r = ClassifyRequestOf(SelectorOf("m", "prod"), {{"text_pair", "BYTES", {2, 1}, {"p1", "p2"}},
+                                                       {"text", "BYTES", {2}, {"t1", "t2"}}});
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->model.model, "m");
   EXPECT_EQ(r->model.alias, "prod");
@@ -119,8 +118,8 @@ TEST(OipHttpCodecTest, JsonAndBinaryRequestsAndTheirErrors) {
   const std::string header =
       R"({"inputs":[{"name":"text","datatype":"BYTES","shape":[2],"parameters":{"binary_data_size":11}}],)"
       R"("parameters":{"binary_data_output":true}})";
-  auto binary = ParseHttpInferRequest(header + EncodeBytes({"ab", "c"}),
-                                      static_cast<int64_t>(header.size()));
+  auto binary =
+      ParseHttpInferRequest(header + EncodeBytes({"ab", "c"}), static_cast<int64_t>(header.size()));
   ASSERT_TRUE(binary.ok()) << binary.status();
   EXPECT_EQ(binary->inputs[0].bytes, (std::vector<std::string>{"ab", "c"}));
   EXPECT_TRUE(binary->binary_outputs);
