@@ -26,7 +26,8 @@ RUN site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["p
  && mkdir -p /opt/berth/bin /opt/berth/site/torch \
  && cp build/berth-server build/berth build/libberth_sentencepiece.so /opt/berth/bin/ \
  && cp -a "$site/torch/lib" /opt/berth/site/torch/lib \
- && cp -a "$site/nvidia" /opt/berth/site/nvidia
+ && cp -a "$site/nvidia" /opt/berth/site/nvidia \
+ && scripts/starter-model.sh --cache /opt/berth/hf/hub
 
 FROM debian:12-slim AS runtime
 ARG DEVICE
@@ -40,6 +41,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
  && useradd --system --uid 10001 --home-dir /var/lib/berth --create-home berth
 COPY --from=build /opt/berth /opt/berth
 COPY --from=build /src/data /usr/share/berth
+# The starter model (all-MiniLM-L6-v2) in the Hub cache under the data volume, so that the
+# quick start works offline: a new named volume starts with it (a Kubernetes volume does not;
+# there the server downloads it, or the cache is mounted).
+COPY --from=build --chown=10001:10001 /opt/berth/hf /var/lib/berth/hf
 ENV PATH=/opt/berth/bin:$PATH \
     LD_LIBRARY_PATH=/opt/berth/site/torch/lib \
     BERTH_DEVICE=${DEVICE} \
@@ -49,9 +54,11 @@ ENV PATH=/opt/berth/bin:$PATH \
     BERTH_DATA_DIR=/var/lib/berth \
     BERTH_LISTEN=0.0.0.0:50051 \
     BERTH_METRICS_LISTEN=0.0.0.0:9090 \
+    BERTH_HTTP_LISTEN=0.0.0.0:8080 \
     BERTH_LOG_FORMAT=json \
+    MALLOC_ARENA_MAX=2 \
     HF_HOME=/var/lib/berth/hf
 USER berth
 VOLUME ["/var/lib/berth"]
-EXPOSE 50051 9090
+EXPOSE 50051 8080 9090
 ENTRYPOINT ["/opt/berth/bin/berth-server"]

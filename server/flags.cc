@@ -15,6 +15,8 @@ namespace {
 struct RawFlags {
   std::string precision = "fp32", log_format = "text";
   double drain_timeout_seconds = 30;
+  double batch_max_wait_ms = 2;
+  double http_header_timeout = 10, http_read_timeout = 60, http_idle_timeout = 75;
   double job_lease_seconds = 0;
   int64_t model_memory_mb = 0;
   int inference_threads = 0;
@@ -66,8 +68,9 @@ void AddListenOptions(CLI::App& app, ServerCommand* c, RawFlags* r) {
                  "Write the bound metrics port to this file")
       ->envname("BERTH_METRICS_PORT_FILE");
   app.add_option("--http-listen", o.http_listen,
-                 "HOST:PORT for HTTP/JSON: Hugging Face TEI's routes, the Hub Inference API and "
-                 "the Open Inference Protocol (port 0: any free port; empty: off)")
+                 "HOST:PORT for HTTP/JSON: Hugging Face TEI's routes, the Hub Inference API, the "
+                 "Open Inference Protocol and Berth's own API (/v1; GET /openapi.json describes "
+                 "them all) (port 0: any free port; empty: off)")
       ->envname("BERTH_HTTP_LISTEN")
       ->capture_default_str();
   app.add_option("--http-port-file", c->http_port_file, "Write the bound HTTP port to this file")
@@ -76,6 +79,22 @@ void AddListenOptions(CLI::App& app, ServerCommand* c, RawFlags* r) {
                  "Network threads of the HTTP server (request work runs on --request-threads)")
       ->envname("BERTH_HTTP_THREADS")
       ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--http-header-timeout", r->http_header_timeout,
+                 "Seconds a request's line and headers may take to arrive (a slower client is "
+                 "closed)")
+      ->envname("BERTH_HTTP_HEADER_TIMEOUT")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  app.add_option("--http-read-timeout", r->http_read_timeout,
+                 "Seconds a request's body may take to arrive")
+      ->envname("BERTH_HTTP_READ_TIMEOUT")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  app.add_option("--http-idle-timeout", r->http_idle_timeout,
+                 "Seconds an idle keep-alive connection is kept open")
+      ->envname("BERTH_HTTP_IDLE_TIMEOUT")
+      ->check(CLI::Range(0.1, 86400.0))
       ->capture_default_str();
   app.add_option("--default-model", o.default_model,
                  "The model of the HTTP routes that name none (/predict, /info, POST /): NAME, "
@@ -179,6 +198,11 @@ void AddInferenceOptions(CLI::App& app, ServerCommand* c, RawFlags* r) {
       ->envname("BERTH_MAX_BATCH_TOKENS")
       ->check(CLI::Range(int64_t{64}, int64_t{1} << 20))
       ->capture_default_str();
+  app.add_option("--batch-max-wait-ms", r->batch_max_wait_ms,
+                 "Milliseconds a batch waits for more callers once its first is queued")
+      ->envname("BERTH_BATCH_MAX_WAIT_MS")
+      ->check(CLI::Range(0.0, 10000.0))
+      ->capture_default_str();
   app.add_option("--preload", o.preload,
                  "Models to load at start: NAME, NAME:VERSION or NAME@ALIAS (repeatable). The gRPC "
                  "health service "
@@ -238,7 +262,7 @@ void AddLimitOptions(CLI::App& app, ServerCommand* c, RawFlags* /*r*/) {
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   app.add_option("--max-message-bytes", o.max_message_bytes,
-                 "gRPC message size limit, both directions")
+                 "Size limit of a gRPC message (both directions) and of an HTTP request body")
       ->envname("BERTH_MAX_MESSAGE_BYTES")
       ->check(CLI::Range(int64_t{1} << 20, int64_t{1} << 30))
       ->capture_default_str();
@@ -258,6 +282,14 @@ std::optional<int> FinishCommand(const RawFlags& r, ServerCommand* c) {
     return 2;
   }
   o.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(r.drain_timeout_seconds * 1000));
+  auto ms = [](double seconds) {
+    return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  };
+  o.http_header_timeout = ms(r.http_header_timeout);
+  o.http_read_timeout = ms(r.http_read_timeout);
+  o.http_idle_timeout = ms(r.http_idle_timeout);
+  o.models.engine.batcher.max_wait =
+      std::chrono::microseconds(static_cast<int64_t>(r.batch_max_wait_ms * 1000));
   o.training.lease = std::chrono::milliseconds(static_cast<int64_t>(r.job_lease_seconds * 1000));
   c->json_logs = r.log_format == "json";
   if (o.training.worker_binary.empty())

@@ -352,10 +352,15 @@ absl::Status Server::StartHttp() {
                         auth_.get(),
                         options_.default_model,
                         BERTH_VERSION_STRING,
-                        [this] { return !draining_.load(); }};
+                        [this] { return !draining_.load(); },
+                        options_.limits.max_upload_bytes};
   http::HttpServerOptions o;
   o.listen = options_.http_listen;
   o.threads = options_.http_threads;
+  o.max_body_bytes = options_.max_message_bytes;
+  o.header_timeout = options_.http_header_timeout;
+  o.read_timeout = options_.http_read_timeout;
+  o.idle_timeout = options_.http_idle_timeout;
   if (tls_ != nullptr) {
     o.tls_cert = tls_->cert_path();
     o.tls_key = tls_->key_path();

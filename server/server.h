@@ -41,12 +41,17 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:50051";         // port 0: any free port (see Server::port)
   int request_threads = 16;                       // pool for blocking request work
   int max_queued_requests = 1024;                 // beyond this, RESOURCE_EXHAUSTED
-  int64_t max_message_bytes = 16 << 20;           // gRPC messages in either direction
+  int64_t max_message_bytes = 16 << 20;           // gRPC messages, HTTP request bodies
   std::string metrics_listen = "127.0.0.1:9090";  // Prometheus /metrics; "" disables it
   // HTTP/JSON (TEI, the Hub Inference API and the Open Inference Protocol's routes; see
   // server/http/routes.h): "" disables it; port 0: any free port (see Server::http_port).
   std::string http_listen = "127.0.0.1:8080";
   int http_threads = 2;  // network threads; request work runs on the request pool
+  // A request's line and headers must arrive within the first, its body within the second; an
+  // idle keep-alive connection is closed after the third. (Its body limit is
+  // max_message_bytes, the same as a gRPC message's.)
+  std::chrono::milliseconds http_header_timeout{10000}, http_read_timeout{60000},
+      http_idle_timeout{75000};
   // The model of the HTTP routes that name none (/predict, /info, POST /): "NAME",
   // "NAME:VERSION" or "NAME@ALIAS"; "": those routes answer 404.
   std::string default_model;

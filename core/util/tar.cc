@@ -8,15 +8,14 @@
 
 namespace berth {
 
-void AppendTarMember(std::string* tar, absl::string_view name, absl::string_view data, char type,
-                     absl::string_view link) {
+std::string TarHeader(absl::string_view name, int64_t size, char type, absl::string_view link) {
   std::string h(512, '\0');
   std::memcpy(&h[0], name.data(), std::min<size_t>(name.size(), 100));
   std::memcpy(&h[100], "0000644", 7);
   std::memcpy(&h[108], "0000000", 7);
   std::memcpy(&h[116], "0000000", 7);
-  const std::string size = absl::StrFormat("%011o", data.size());
-  std::memcpy(&h[124], size.data(), 11);
+  const std::string octal_size = absl::StrFormat("%011o", size);
+  std::memcpy(&h[124], octal_size.data(), 11);
   std::memcpy(&h[136], "00000000000", 11);
   h[156] = type;
   std::memcpy(&h[157], link.data(), std::min<size_t>(link.size(), 100));
@@ -30,9 +29,16 @@ void AppendTarMember(std::string* tar, absl::string_view name, absl::string_view
   const std::string checksum = absl::StrFormat("%06o", sum);
   std::memcpy(&h[148], checksum.data(), 6);
   h[154] = '\0';
-  tar->append(h);
+  return h;
+}
+
+size_t TarPadding(int64_t size) { return static_cast<size_t>((512 - size % 512) % 512); }
+
+void AppendTarMember(std::string* tar, absl::string_view name, absl::string_view data, char type,
+                     absl::string_view link) {
+  tar->append(TarHeader(name, static_cast<int64_t>(data.size()), type, link));
   tar->append(data.data(), data.size());
-  tar->append((512 - data.size() % 512) % 512, '\0');
+  tar->append(TarPadding(static_cast<int64_t>(data.size())), '\0');
 }
 
 void AppendTarEnd(std::string* tar) { tar->append(1024, '\0'); }

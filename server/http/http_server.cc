@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 
+#include <array>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -119,6 +120,12 @@ void Router::Add(const std::string& method, const std::string& pattern, Route ro
   entries_.push_back(Entry{method, pattern, Segments(pattern), std::move(route), options});
 }
 
+std::vector<std::pair<std::string, std::string>> Router::Routes() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const Entry& e : entries_) out.emplace_back(e.method, e.pattern);
+  return out;
+}
+
 Router::Match Router::Find(absl::string_view method, absl::string_view path) const {
   const std::vector<std::string> parts = Segments(path);
   auto is_param = [](const std::string& seg) {
@@ -191,6 +198,16 @@ class HttpServer::Impl {
 };
 
 namespace {
+
+// Runs a route; a route that throws (a bug: routes report errors as statuses) answers 500
+// instead of taking the process down.
+HttpResponse Invoke(const Route& route, HttpRequest& req) {
+  try {
+    return route(req);
+  } catch (const std::exception& e) {
+    return ErrorResponse(absl::InternalError(absl::StrCat("internal error: ", e.what())));
+  }
+}
 
 // A stream adapter so one session serves plain TCP and TLS alike.
 template <typename Stream>
@@ -294,7 +311,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     ++requests_;
     ++server_->in_flight;
     Lowest(stream_).expires_never();
-    if (!match_.options.blocking) return Respond((*match_.route)(request_));
+    if (!match_.options.blocking) return Respond(Invoke(*match_.route, request_));
     // The client's closing the connection while the route works tells the route (the socket
     // is watched for EOF; a pipelined request is left for later).
     gone_ = std::make_shared<std::atomic<bool>>(false);
@@ -302,7 +319,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     WatchClient();
     auto self = this->shared_from_this();
     const bool queued = server_->pool->TrySubmit([self] {
-      HttpResponse r = (*self->match_.route)(self->request_);
+      HttpResponse r = Invoke(*self->match_.route, self->request_);
       net::post(self->stream_.get_executor(),
                 [self, r = std::move(r)]() mutable { self->Respond(std::move(r)); });
     });
@@ -338,6 +355,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                                                   : absl::StatusCode::kInvalidArgument;
     HttpResponse r = ErrorResponse(absl::Status(code, ReasonOnly(status)));
     r.status = status;
+    linger_ = !keep_alive_;
     Respond(std::move(r), /*close=*/!keep_alive_);
   }
 
@@ -364,15 +382,15 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                        });
   }
 
-  // Server-Sent Events: the headers, then each event as the route's `next_event` yields it
-  // (called on the request pool), until it returns false.
+  // A streamed body (Server-Sent Events, an archive): the headers, then each piece as the
+  // route's `next_event` yields it (called on the request pool), until it returns false.
   void StartEvents(HttpResponse r) {
     auto res = std::make_shared<bhttp::response<bhttp::empty_body>>();
     res->result(static_cast<unsigned>(r.status));
     res->version(11);
     res->set(bhttp::field::server, "berth");
-    res->set(bhttp::field::content_type, "text/event-stream");
-    res->set(bhttp::field::cache_control, "no-cache");
+    res->set(bhttp::field::content_type, r.content_type);
+    if (r.content_type == "text/event-stream") res->set(bhttp::field::cache_control, "no-cache");
     for (const auto& [k, v] : r.headers) res->set(k, v);
     res->chunked(true);
     res->keep_alive(false);
@@ -439,10 +457,30 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     beast::error_code ec;
     if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
       stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+      if (linger_) {
+        Lowest(stream_).expires_after(kLingerTime);
+        return Linger();
+      }
     } else {
       Lowest(stream_).socket().shutdown(tcp::socket::shutdown_both, ec);
     }
     Lowest(stream_).close();
+  }
+
+  // After refusing a request unread (413, 431), the client may still be sending: what comes is
+  // read and dropped for a moment (kLingerTime, kLingerBytes at most) before the socket
+  // closes, as nginx's lingering close does, so that closing does not reset the connection
+  // (and lose the response) before the client has read it.
+  static constexpr std::chrono::seconds kLingerTime{2};
+  static constexpr size_t kLingerBytes = 4 << 20;
+  void Linger() {
+    auto chunk = std::make_shared<std::array<char, 16384>>();
+    stream_.async_read_some(net::buffer(*chunk), [self = this->shared_from_this(), chunk](
+                                                     beast::error_code ec, size_t n) {
+      self->lingered_ += n;
+      if (ec || self->lingered_ > kLingerBytes) return Lowest(self->stream_).close();
+      self->Linger();
+    });
   }
 
   HttpServer::Impl* const server_;
@@ -453,6 +491,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   HttpRequest request_;
   Router::Match match_;
   bool keep_alive_ = false;
+  bool linger_ = false;  // the connection closes with a request's bytes still unread
+  size_t lingered_ = 0;
   int64_t requests_ = 0;
   std::shared_ptr<std::atomic<bool>> gone_;
   std::function<bool(std::string*)> events_;

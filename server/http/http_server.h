@@ -47,9 +47,11 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  // Server-Sent Events: when set, the headers go out with `text/event-stream` and `next` is
-  // called on the request pool until it returns false; each string it yields is one event
-  // ("event: x\ndata: y\n\n"), written as it comes. An empty string is a keep-alive comment.
+  // A streamed body (chunked): when set, the headers go out with `content_type` and
+  // `next_event` is called on the request pool until it returns false; each string it yields
+  // is written as it comes. For `text/event-stream` (Server-Sent Events) each is one event
+  // ("event: x\ndata: y\n\n"), and an empty string is a keep-alive comment; other streams
+  // never yield one.
   std::function<bool(std::string* event)> next_event;
 };
 
@@ -74,6 +76,8 @@ class Router {
     bool path_known = false;  // the path has routes, not for this method (405)
   };
   Match Find(absl::string_view method, absl::string_view path) const;
+  // Every (METHOD, pattern) added.
+  std::vector<std::pair<std::string, std::string>> Routes() const;
 
  private:
   struct Entry {

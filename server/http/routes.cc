@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/service/model_ref.h"
 #include "core/util/status_macros.h"
+#include "server/http/openapi.h"
 #include "server/status.h"
 
 namespace berth::server::http {
@@ -60,6 +61,13 @@ absl::StatusOr<bool> OptionalBool(const Json& j, const char* key, bool fallback)
   return j[key].get<bool>();
 }
 
+absl::StatusOr<std::string> OptionalString(const Json& j, const std::string& field,
+                                           const char* key) {
+  if (!j.contains(key) || j[key].is_null()) return std::string();
+  if (!j[key].is_string()) return MalformedRequest(absl::StrCat(field, key, ": must be a string"));
+  return j[key].get<std::string>();
+}
+
 // TEI's `inputs` of /predict: a string, a pair [string, string], or a batch of both kinds
 // ([[string], [string, string], ...]); `batch` says which form it had.
 struct PredictInputs {
@@ -78,14 +86,16 @@ absl::StatusOr<PredictInputs> ReadPredictInputs(const Json& body) {
     out.items.emplace_back(in.get<std::string>(), std::nullopt);
     return out;
   }
-  if (!in.is_array() || in.empty()) return MalformedRequest(kShape);
-  if (in[0].is_string()) {  // one sequence: a text, or a pair
+  if (!in.is_array()) return MalformedRequest(kShape);
+  out.batch = true;
+  if (in.empty()) return out;  // an empty batch: the facade's rules answer it
+  if (in[0].is_string()) {     // one sequence: a text, or a pair
+    out.batch = false;
     if (in.size() > 2 || !in.back().is_string()) return MalformedRequest(kShape);
     out.items.emplace_back(in[0].get<std::string>(), std::nullopt);
     if (in.size() == 2) out.items.back().second = in[1].get<std::string>();
     return out;
   }
-  out.batch = true;
   for (const Json& seq : in) {
     if (!seq.is_array() || seq.empty() || seq.size() > 2 || !seq[0].is_string() ||
         !seq.back().is_string()) {
@@ -112,7 +122,8 @@ absl::StatusOr<std::vector<ClassifyResult>> ClassifyItems(
       r.texts.push_back(items[i].first);
       if (pairs) r.text_pairs.push_back(*items[i].second);
     }
-    if (where.empty()) continue;
+    // An empty batch still goes to the facade once, whose rules answer it.
+    if (where.empty() && (pairs || !items.empty())) continue;
     ASSIGN_OR_RETURN(service::ClassifyReply reply, ctx.inference->Classify(r, CallOf(req)));
     *labels = reply.labels;
     for (size_t k = 0; k < where.size(); ++k) out[where[k]] = std::move(reply.results[k]);
@@ -142,11 +153,14 @@ HttpResponse Predict(const HttpContext& ctx, HttpRequest& req) {
     ASSIGN_OR_RETURN(PredictInputs inputs, ReadPredictInputs(body));
     ASSIGN_OR_RETURN(bool truncate, OptionalBool(body, "truncate", false));
     ASSIGN_OR_RETURN(bool raw, OptionalBool(body, "raw_scores", false));
+    ASSIGN_OR_RETURN(std::string direction, OptionalString(body, "", "truncation_direction"));
+    if (!direction.empty() && direction != "Left" && direction != "Right")
+      return MalformedRequest("truncation_direction: must be Left or Right");
     service::ClassifyRequest r;
     r.model.model = model;
-    r.truncation = !truncate                                          ? service::Truncation::kNone
-                   : body.value("truncation_direction", "") == "Left" ? service::Truncation::kLeft
-                                                                      : service::Truncation::kRight;
+    r.truncation = !truncate             ? service::Truncation::kNone
+                   : direction == "Left" ? service::Truncation::kLeft
+                                         : service::Truncation::kRight;
     if (raw) r.activation = service::Activation::kNone;
     std::vector<std::string> labels;
     ASSIGN_OR_RETURN(std::vector<ClassifyResult> results,
@@ -184,7 +198,7 @@ HttpResponse InferenceApi(const HttpContext& ctx, HttpRequest& req) {
     }
     service::ClassifyRequest r;
     r.model.model = model;
-    const std::string fn = params.value("function_to_apply", "");
+    ASSIGN_OR_RETURN(std::string fn, OptionalString(params, "parameters.", "function_to_apply"));
     if (fn == "sigmoid")
       r.activation = service::Activation::kSigmoid;
     else if (fn == "softmax")
@@ -301,6 +315,11 @@ std::shared_ptr<Router> MakeRouter(const HttpContext& ctx) {
       },
       RouteOptions{/*blocking=*/false});
   AddOipRoutes(ctx, router.get());
+  AddV1Routes(ctx, router.get());
+  auto document = std::make_shared<const std::string>(CompactJson(OpenApiDocument(ctx.version)));
+  router->Add(
+      "GET", "/openapi.json", [document](HttpRequest&) { return JsonResponse(200, *document); },
+      RouteOptions{/*blocking=*/false});
   return router;
 }
 

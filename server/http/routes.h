@@ -8,6 +8,8 @@
 //   the same for any registered model:             /models/{model}/predict, .../tokenize,
 //                                                  .../info, POST /models/{model}
 //   the Open Inference Protocol (KServe v2):       /v2/... (oip_routes.cc)
+//   Berth's own API (datasets, jobs, models):      /v1/... (v1_routes.cc)
+//   the OpenAPI document of them all:              GET /openapi.json (openapi.cc)
 //
 // {model} is NAME, NAME:VERSION or NAME@ALIAS; the routes without it use --default-model.
 #ifndef BERTH_SERVER_HTTP_ROUTES_H_
@@ -36,6 +38,7 @@ struct HttpContext {
   std::string default_model;       // the model of the routes that name none ("": none)
   std::string version;             // Berth's
   std::function<bool()> ready;     // serving (not draining)
+  int64_t max_upload_bytes = 0;    // the body limit of dataset uploads and model archives
 };
 
 std::shared_ptr<Router> MakeRouter(const HttpContext& ctx);
@@ -52,6 +55,7 @@ absl::StatusOr<std::string> RouteModel(const HttpContext& ctx, const HttpRequest
 service::CallContext CallOf(const HttpRequest& req);
 
 void AddOipRoutes(const HttpContext& ctx, Router* router);
+void AddV1Routes(const HttpContext& ctx, Router* router);
 
 }  // namespace berth::server::http
 

@@ -4,13 +4,16 @@ the server fine-tunes the pretrained all-MiniLM-L6-v2, found by its Hub id in a 
 cache with no network (HF_HUB_OFFLINE=1; the cache placed by scripts/starter-model.sh, as
 setup.sh places it), on the shipped SST-2 sample.
 
-usage: demo_test.py PATH/TO/berth-server PATH/TO/berth REPO_ROOT
+usage: demo_test.py PATH/TO/berth-server PATH/TO/berth REPO_ROOT [CLIENTS_PYTHON]
 
 - The demo exits 0 and prints four classifications as JSON lines on stdout.
 - It reports the validation accuracy it reached on stderr, and that accuracy is at least 0.80
   on the 200 shipped validation sentences (measured 0.82 when written: 3 epochs, seed 42; a
   randomly initialised model stays near 0.70, so 0.80 shows the pretrained weights at work).
 - The registered model names the MiniLM as its base and has its shape (hidden 384).
+- The README's HTTP quick start (the blocks between <!-- http-quickstart --> markers) runs as
+  written against this server, its addresses swapped for the test's ports: the shell blocks with
+  bash, the Python ones with CLIENTS_PYTHON (.venv-clients: huggingface_hub, tritonclient).
 Exits 1 on any failure.
 """
 import json
@@ -23,6 +26,22 @@ import tempfile
 import time
 
 from checks import check, failures, start_server
+
+
+def readme_http_blocks(root, python, work, addr):
+    readme = open(os.path.join(root, "README.md")).read()
+    section = readme.split("<!-- http-quickstart -->")[1].split("<!-- /http-quickstart -->")[0]
+    blocks = re.findall(r"```(sh|python)\n(.*?)```", section, re.S)
+    check(len(blocks) >= 4, "the README's HTTP quick start has its blocks (%d)" % len(blocks))
+    http = "127.0.0.1:" + open(os.path.join(work, "http-port")).read().strip()
+    for lang, code in blocks:
+        code = code.replace("127.0.0.1:8080", http).replace("127.0.0.1:50051", addr)
+        cmd = ["bash", "-euo", "pipefail", "-c", code] if lang == "sh" else [python, "-c", code]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        check(p.returncode == 0 and ("score" in p.stdout or "label" in p.stdout or "[" in p.stdout) and
+              ("event: state" in p.stdout if "events" in code else True),
+              "the README's %s block runs: %s -> %s %s" % (lang, code.strip().splitlines()[0][:70],
+                                                          p.stdout[:200], p.stderr[-300:]))
 
 
 def main():
@@ -56,6 +75,8 @@ def main():
         check("all-MiniLM-L6-v2" in info.get("base_model", "") and config.get("hidden_size") == 384,
               "the registered model is the MiniLM: base %r, hidden_size %r %s"
               % (info.get("base_model"), config.get("hidden_size"), p.stderr[-300:]))
+        if len(sys.argv) > 4:
+            readme_http_blocks(root, sys.argv[4], work, addr)
     finally:
         if proc is not None:
             proc.terminate()

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Offline checks of what deploys Berth: the Kubernetes manifests parse and hang together
-(probes on the gRPC health port, grace period longer than the drain, the data volume, the
+(readiness on the gRPC health port, liveness on HTTP, grace period longer than the drain, the data volume, the
 Service selecting the pods, kustomization listing every file), the Dockerfile has its two
 stages with the CI's setup script, a non-root user, the server as entrypoint and a data
 volume, and its runtime packages exist in Debian; the scale-out overlay (serve and train
@@ -37,15 +37,20 @@ def main():
     spec = dep["spec"]["template"]["spec"]
     c = spec["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    check(ports.get("grpc") == 50051 and ports.get("metrics") == 9090, "container ports grpc and metrics")
-    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+    check(ports.get("grpc") == 50051 and ports.get("http") == 8080 and ports.get("metrics") == 9090,
+          "container ports grpc, http and metrics")
+    for probe in ("readinessProbe", "startupProbe"):
         check(c.get(probe, {}).get("grpc", {}).get("port") == ports.get("grpc"), probe + " uses gRPC health")
+    live = c.get("livenessProbe", {}).get("httpGet", {})
+    check(live.get("path") == "/v2/health/live" and live.get("port") == "http",
+          "livenessProbe asks the HTTP door (/v2/health/live)")
     drain = int(c["args"][c["args"].index("--drain-timeout") + 1])
     check(spec["terminationGracePeriodSeconds"] > drain + 5, "grace period %ds > drain %ds + preStop"
           % (spec["terminationGracePeriodSeconds"], drain))
     check("preStop" in c.get("lifecycle", {}), "preStop hook")
     check("requests" in c.get("resources", {}) and "limits" in c["resources"], "resources")
     env = {e["name"]: e["value"] for e in c["env"]}
+    check(env.get("BERTH_HTTP_LISTEN") == "0.0.0.0:%d" % ports.get("http", 0), "HTTP listens on its port")
     mount = [m for m in c["volumeMounts"] if m["mountPath"] == env.get("BERTH_DATA_DIR")]
     check(len(mount) == 1, "the data dir is a mounted volume")
     vol = [v for v in spec["volumes"] if mount and v["name"] == mount[0]["name"]]
@@ -54,7 +59,8 @@ def main():
           "one replica, Recreate (one SQLite writer)")
     labels = dep["spec"]["template"]["metadata"]["labels"]
     check(all(labels.get(k) == v for k, v in svc["spec"]["selector"].items()), "the Service selects the pods")
-    check({p["targetPort"] for p in svc["spec"]["ports"]} == {"grpc", "metrics"}, "the Service exposes both ports")
+    check({p["targetPort"] for p in svc["spec"]["ports"]} == {"grpc", "http", "metrics"},
+          "the Service exposes gRPC, HTTP and metrics")
 
     # The data-parallel training Job: rank = completion index, rank 0 through a headless Service.
     tj = os.path.join(k8s, "train-job")
@@ -107,8 +113,12 @@ def main():
           "a cpu default and a cuda variant (--build-arg DEVICE=cuda)")
     check(re.search(r"^USER\s+(?!root)\S+", docker, re.M) is not None, "a non-root USER")
     check('ENTRYPOINT ["/opt/berth/bin/berth-server"]' in docker, "ENTRYPOINT is the server")
-    check(re.search(r"^VOLUME", docker, re.M) and re.search(r"^EXPOSE 50051 9090", docker, re.M),
-          "data volume and both ports")
+    check(re.search(r"^VOLUME", docker, re.M) and re.search(r"^EXPOSE 50051 8080 9090", docker, re.M) and
+          "BERTH_HTTP_LISTEN=0.0.0.0:8080" in docker, "data volume and the gRPC, HTTP and metrics ports")
+    check("scripts/starter-model.sh --cache /opt/berth/hf/hub" in docker and
+          re.search(r"^COPY --from=build .*/opt/berth/hf /var/lib/berth/hf$", docker, re.M) and
+          "HF_HOME=/var/lib/berth/hf" in docker,
+          "the image carries the starter model in its Hub cache (the quick start works offline)")
     runtime = docker[docker.index("AS runtime"):]
     pkgs = re.findall(r"\b(lib[a-z0-9+.\-]+|ca-certificates)\b(?=\s|\\)", runtime.split("&&")[1])
     check(len(pkgs) >= 8, "runtime packages listed: %s" % pkgs)

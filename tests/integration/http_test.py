@@ -124,7 +124,7 @@ def main():
         for what, args, status in [
                 ("malformed JSON", ["-d", "{\"inputs\": "], 400),
                 ("a wrong type", ["-d", json.dumps({"inputs": 3})], 400),
-                ("an empty batch", ["-d", json.dumps({"inputs": []})], 400),
+                ("an empty batch", ["-d", json.dumps({"inputs": []})], 422),
                 ("more texts than the server takes", ["-d", json.dumps({"inputs": [["t"]] * 9})], 422),
                 ("invalid UTF-8", ["--data-binary", "@" + bad_utf8], 400)]:
             code, err = curl(base + "/predict", *args)

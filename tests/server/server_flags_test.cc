@@ -31,6 +31,11 @@ TEST(ServerFlagsTest, DefaultsAreServerOptions) {
   EXPECT_EQ(o.models.memory_budget_bytes, defaults.models.memory_budget_bytes);
   EXPECT_EQ(o.limits.max_texts, defaults.limits.max_texts);
   EXPECT_EQ(o.limits.max_streams, defaults.limits.max_streams);
+  EXPECT_EQ(o.http_listen, defaults.http_listen);
+  EXPECT_EQ(o.http_header_timeout, defaults.http_header_timeout);
+  EXPECT_EQ(o.http_read_timeout, defaults.http_read_timeout);
+  EXPECT_EQ(o.http_idle_timeout, defaults.http_idle_timeout);
+  EXPECT_EQ(o.models.engine.batcher.max_wait, defaults.models.engine.batcher.max_wait);
   EXPECT_EQ(o.models.engine.classifier.precision, InferencePrecision::kFp32);
   EXPECT_FALSE(p.command.json_logs);
   EXPECT_FALSE(o.training.worker_binary.empty()) << "the berth beside the program";
@@ -66,6 +71,20 @@ TEST(ServerFlagsTest, FlagsAndTheEnvironmentSetTheSameFields) {
   EXPECT_EQ(e.command.options.role, "serve");
 }
 
+TEST(ServerFlagsTest, HttpTimeoutsAndTheBatchWaitInTheirUnits) {
+  ParsedCommand p = Parse({"--http-header-timeout", "1.5", "--http-read-timeout", "2",
+                           "--http-idle-timeout", "0.25", "--batch-max-wait-ms", "3000",
+                           "--http-listen", "", "--default-model", "m@prod"});
+  ASSERT_FALSE(p.exit_code.has_value());
+  const ServerOptions& o = p.command.options;
+  EXPECT_EQ(o.http_header_timeout, std::chrono::milliseconds(1500));
+  EXPECT_EQ(o.http_read_timeout, std::chrono::milliseconds(2000));
+  EXPECT_EQ(o.http_idle_timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(o.models.engine.batcher.max_wait, std::chrono::seconds(3));
+  EXPECT_EQ(o.http_listen, "");
+  EXPECT_EQ(o.default_model, "m@prod");
+}
+
 TEST(ServerFlagsTest, BadValuesAreUsageErrors) {
   for (const std::vector<std::string>& args :
        std::vector<std::vector<std::string>>{{"--role", "boss"},
@@ -73,7 +92,9 @@ TEST(ServerFlagsTest, BadValuesAreUsageErrors) {
                                              {"--precision", "fp8"},
                                              {"--drain-timeout", "-1"},
                                              {"--no-such-flag"},
-                                             {"--device", "tpu"}}) {
+                                             {"--device", "tpu"},
+                                             {"--http-header-timeout", "0"},
+                                             {"--batch-max-wait-ms", "-1"}}) {
     ParsedCommand p = Parse(args);
     ASSERT_TRUE(p.exit_code.has_value()) << args[0];
     EXPECT_NE(*p.exit_code, 0) << args[0];
