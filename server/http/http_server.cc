@@ -561,18 +561,24 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   }
   const size_t colon = options.listen.rfind(':');
   int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(options.listen.substr(colon + 1), &port)) {
+  if (colon == std::string::npos || !absl::SimpleAtoi(options.listen.substr(colon + 1), &port) ||
+      port < 0 || port > 65535) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--http-listen: '", options.listen, "' is not HOST:PORT"));
+        absl::StrCat(options.flag, ": '", options.listen, "' is not HOST:PORT"));
   }
   std::string host = options.listen.substr(0, colon);
   if (host.size() > 2 && host.front() == '[' && host.back() == ']')
     host = host.substr(1, host.size() - 2);
   beast::error_code ec;
-  const auto address = net::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
-  if (ec) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--http-listen: '", host, "' is not an IP address"));
+  auto address = net::ip::make_address(host.empty() ? "0.0.0.0" : host, ec);
+  if (ec) {  // a host name: its first IPv4 address
+    tcp::resolver resolver(impl->io);
+    auto found = resolver.resolve(tcp::v4(), host, "", ec);
+    if (ec || found.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(options.flag, ": cannot resolve '", host, "'",
+                                                     ec ? ": " + ec.message() : ""));
+    }
+    address = found.begin()->endpoint().address();
   }
   const tcp::endpoint endpoint(address, static_cast<uint16_t>(port));
   impl->acceptor.open(endpoint.protocol(), ec);

@@ -90,7 +90,8 @@ class Router {
 };
 
 struct HttpServerOptions {
-  std::string listen = "127.0.0.1:8080";  // port 0: any free port
+  std::string listen = "127.0.0.1:8080";  // port 0: any free port; a host name resolves (IPv4)
+  std::string flag = "--http-listen";     // the option `listen` came from, for its errors
   int threads = 2;                        // network threads (no request work runs on them)
   int64_t max_body_bytes = 16 << 20;      // a route's default
   size_t max_header_bytes = 64 << 10;     // request line and headers together
