@@ -282,4 +282,32 @@ absl::StatusOr<TokenizeReply> Inference::Tokenize(const TokenizeRequest& r) cons
   return reply;
 }
 
+absl::StatusOr<DecodeReply> Inference::Decode(const DecodeRequest& r) const {
+  if (r.ids.empty()) return absl::InvalidArgumentError("ids: at least one sequence is required");
+  if (static_cast<int64_t>(r.ids.size()) > limits_.max_texts) {
+    return absl::InvalidArgumentError(absl::StrCat("ids: ", r.ids.size(),
+                                                   " sequences; this server takes at most ",
+                                                   limits_.max_texts, " per request"));
+  }
+  for (size_t i = 0; i < r.ids.size(); ++i) {
+    if (static_cast<int64_t>(r.ids[i].size()) > limits_.max_text_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat("ids[", i, "]: ", r.ids[i].size(),
+                                                     " ids; at most ", limits_.max_text_bytes));
+    }
+  }
+  ASSIGN_OR_RETURN(ModelRef ref, Resolve(r.model));
+  ASSIGN_OR_RETURN(ModelHandle handle, registry_->Acquire(ref));
+  const text::Tokenizer& tok = handle.engine->model().tokenizer();
+  DecodeReply reply;
+  reply.model_version = handle.record.version;
+  for (size_t i = 0; i < r.ids.size(); ++i) {
+    absl::StatusOr<std::string> text = tok.Decode(r.ids[i], r.skip_special_tokens);
+    if (!text.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("ids[", i, "]", text.status().message()));
+    }
+    reply.texts.push_back(std::move(*text));
+  }
+  return reply;
+}
+
 }  // namespace berth::service

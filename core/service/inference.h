@@ -83,6 +83,18 @@ struct TokenizeReply {
   std::vector<std::vector<bool>> special;  // per encoding, per token: a special token
 };
 
+// Ids back to text (TEI's /decode): one text per sequence.
+struct DecodeRequest {
+  ModelSelector model;
+  std::vector<std::vector<int32_t>> ids;
+  bool skip_special_tokens = true;
+};
+
+struct DecodeReply {
+  int64_t model_version = 0;
+  std::vector<std::string> texts;
+};
+
 // What a door tells about a model (TEI's /info, the Open Inference Protocol's metadata).
 struct ModelInfo {
   std::string name;
@@ -135,6 +147,8 @@ class Inference {
   absl::StatusOr<ClassifyReply> Classify(const ClassifyRequest& request,
                                          const CallContext& call = {}) const;
   absl::StatusOr<TokenizeReply> Tokenize(const TokenizeRequest& request) const;
+  // At most max_texts sequences, each at most max_text_bytes ids; loads the model.
+  absl::StatusOr<DecodeReply> Decode(const DecodeRequest& request) const;
   // Loads the model if it is not loaded.
   absl::StatusOr<ModelInfo> Describe(const ModelSelector& model) const;
   // The model version's figures (ModelStatistics); loads it if it is not loaded.

@@ -275,4 +275,32 @@ absl::Status ByteLevelBpeTokenizer::Save(const std::string& dir) const {
   return WriteFileAtomically(JoinPath(dir, "tokenizer_config.json"), DumpJson(config));
 }
 
+bool ByteLevelBpeTokenizer::IsSpecialId(int32_t id) const {
+  for (const SpecialToken& t : specials_) {
+    if (t.id == id) return true;
+  }
+  return false;
+}
+
+std::string ByteLevelBpeTokenizer::DecodeTokens(const std::vector<std::string>& tokens) const {
+  absl::flat_hash_map<char32_t, char> byte_of;
+  for (int b = 0; b < 256; ++b) byte_of[ByteChar(b)] = static_cast<char>(b);
+  std::string bytes;
+  for (const std::string& token : tokens) {
+    std::u32string chars;
+    if (!DecodeUtf8(token, InvalidUtf8::kReplace, &chars).ok()) continue;
+    for (char32_t c : chars) {
+      auto it = byte_of.find(c);
+      if (it != byte_of.end()) {
+        bytes.push_back(it->second);
+      } else {  // not a byte's character (an added token's own text): as it is
+        bytes += EncodeUtf8(std::u32string(1, c));
+      }
+    }
+  }
+  std::u32string text;
+  (void)DecodeUtf8(bytes, InvalidUtf8::kReplace, &text);
+  return EncodeUtf8(text);
+}
+
 }  // namespace berth::text

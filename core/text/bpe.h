@@ -51,8 +51,15 @@ class ByteLevelBpeTokenizer : public Tokenizer {
   // Writes vocab.json, merges.txt, tokenizer_config.json and special_tokens_map.json.
   absl::Status Save(const std::string& dir) const override;
 
+  bool IsSpecialId(int32_t id) const override;
+
   // The pre-tokens of one piece of text (no special tokens), as UTF-8 substrings.
   static std::vector<std::string> PreTokenize(std::u32string_view text);
+
+ protected:
+  // The ByteLevel decoder: the tokens' characters back to bytes (GPT-2's table), read as UTF-8
+  // with U+FFFD for what is not.
+  std::string DecodeTokens(const std::vector<std::string>& tokens) const override;
 
  private:
   ByteLevelBpeTokenizer() = default;

@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "core/text/sp_module/sp_module.h"
 #include "core/text/unicode.h"
 #include "core/util/files.h"
@@ -243,6 +244,22 @@ absl::Status SentencePieceTokenizer::Save(const std::string& dir) const {
   if (o.truncation_side == TruncationSide::kLeft) config["truncation_side"] = "left";
   config["added_tokens_decoder"] = AddedTokensDecoder(specials_);
   return WriteFileAtomically(JoinPath(dir, "tokenizer_config.json"), DumpJson(config));
+}
+
+bool SentencePieceTokenizer::IsSpecialId(int32_t id) const {
+  for (const SpecialToken& t : specials_) {
+    if (t.id == id) return true;
+  }
+  return false;
+}
+
+std::string SentencePieceTokenizer::DecodeTokens(const std::vector<std::string>& tokens) const {
+  static constexpr absl::string_view kSpace = "\xe2\x96\x81";  // U+2581
+  std::string out;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    out += absl::StrReplaceAll(tokens[i], {{kSpace, i == 0 ? "" : " "}});
+  }
+  return out;
 }
 
 }  // namespace berth::text

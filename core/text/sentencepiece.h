@@ -40,6 +40,11 @@ class SentencePieceTokenizer : public Tokenizer {
   std::string IdToToken(int32_t id) const override;
   std::optional<int32_t> TokenToId(absl::string_view token) const override;
   absl::Status Save(const std::string& dir) const override;
+  bool IsSpecialId(int32_t id) const override;
+
+ protected:
+  // The Metaspace decoder: "▁" is a space, except in the first token, where it is dropped.
+  std::string DecodeTokens(const std::vector<std::string>& tokens) const override;
 
  private:
   SentencePieceTokenizer() = default;

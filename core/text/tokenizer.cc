@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/string_view.h"
 #include "core/text/bpe.h"
 #include "core/text/sentencepiece.h"
@@ -634,8 +635,62 @@ bool TokenizerJsonIsBpe(const std::string& dir) {
 
 }  // namespace
 
+namespace {
+
+// transformers' clean_up_tokenization: no space before punctuation and English contractions.
+std::string CleanUpTokenizationSpaces(std::string s) {
+  for (const auto& [from, to] : std::vector<std::pair<const char*, const char*>>{{" .", "."},
+                                                                                 {" ?", "?"},
+                                                                                 {" !", "!"},
+                                                                                 {" ,", ","},
+                                                                                 {" ' ", "'"},
+                                                                                 {" n't", "n't"},
+                                                                                 {" 'm", "'m"},
+                                                                                 {" 's", "'s"},
+                                                                                 {" 've", "'ve"},
+                                                                                 {" 're", "'re"}}) {
+    s = absl::StrReplaceAll(s, {{from, to}});
+  }
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFiles(const std::string& model_dir,
+                                                              const TokenizerOverrides& overrides);
+
+}  // namespace
+
+absl::StatusOr<std::string> Tokenizer::Decode(const std::vector<int32_t>& ids,
+                                              bool skip_special_tokens) const {
+  std::vector<std::string> tokens;
+  tokens.reserve(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= vocab_size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "[", i, "]: ", ids[i], " is not a token id (the vocabulary has ", vocab_size(), ")"));
+    }
+    if (skip_special_tokens && IsSpecialId(ids[i])) continue;
+    tokens.push_back(IdToToken(ids[i]));
+  }
+  std::string text = DecodeTokens(tokens);
+  return clean_up_tokenization_spaces_ ? CleanUpTokenizationSpaces(std::move(text)) : text;
+}
+
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_dir,
                                                          const TokenizerOverrides& overrides) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> t, LoadTokenizerFiles(model_dir, overrides));
+  // Decoding's clean-up, when the config says (a malformed config was refused above).
+  if (auto c = ReadJsonFile(JoinPath(model_dir, "tokenizer_config.json"));
+      c.ok() && c->is_object() && c->contains("clean_up_tokenization_spaces") &&
+      (*c)["clean_up_tokenization_spaces"].is_boolean()) {
+    t->set_clean_up_tokenization_spaces((*c)["clean_up_tokenization_spaces"].get<bool>());
+  }
+  return t;
+}
+
+namespace {
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFiles(const std::string& model_dir,
+                                                              const TokenizerOverrides& overrides) {
   if (!IsDirectory(model_dir)) {
     return absl::NotFoundError(absl::StrCat("model directory '", model_dir, "' does not exist"));
   }
@@ -667,5 +722,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& mode
   }
   return LoadWordPiece(model_dir, overrides);
 }
+
+}  // namespace
 
 }  // namespace berth::text

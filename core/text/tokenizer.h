@@ -77,6 +77,24 @@ class Tokenizer {
                        bool return_tokens) const;
   // Number of special tokens added around one (pair=false) or two segments.
   int NumSpecialTokens(bool pair) const;
+
+  // Ids back to text, as Hugging Face's tokenizers decode them (each family's decoder:
+  // WordPiece's "##" joins, byte-level BPE's bytes, SentencePiece's "▁" as spaces), then
+  // transformers' clean-up of spaces before punctuation when tokenizer_config.json asks for it
+  // (clean_up_tokenization_spaces). skip_special_tokens leaves the special tokens out. An id
+  // outside the vocabulary is an error naming its index.
+  absl::StatusOr<std::string> Decode(const std::vector<int32_t>& ids,
+                                     bool skip_special_tokens) const;
+  // Whether `id` is one of the tokenizer's special tokens ([CLS], <s>, <mask>, ...).
+  virtual bool IsSpecialId(int32_t id) const = 0;
+  void set_clean_up_tokenization_spaces(bool on) { clean_up_tokenization_spaces_ = on; }
+
+ protected:
+  // The decoder: the text of `tokens` (already checked, special ones left out as asked).
+  virtual std::string DecodeTokens(const std::vector<std::string>& tokens) const = 0;
+
+ private:
+  bool clean_up_tokenization_spaces_ = false;  // transformers 5's default
 };
 
 // Settings a caller may force over what the model directory says.

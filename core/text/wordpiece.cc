@@ -6,7 +6,9 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/string_view.h"
 #include "core/util/files.h"
 #include "core/util/json.h"
@@ -389,6 +391,38 @@ absl::Status WordPieceTokenizer::Save(const std::string& dir) const {
   }
   config["added_tokens_decoder"] = added;
   return WriteFileAtomically(JoinPath(dir, "tokenizer_config.json"), DumpJson(config));
+}
+
+bool WordPieceTokenizer::IsSpecialId(int32_t id) const {
+  for (const NoSplitToken& t : no_split_) {
+    if (t.id == id && t.special) return true;
+  }
+  return false;
+}
+
+std::string WordPieceTokenizer::DecodeTokens(const std::vector<std::string>& tokens) const {
+  std::string out;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    std::string token = tokens[i];
+    if (i != 0) token = absl::StartsWith(token, "##") ? token.substr(2) : " " + token;
+    // The decoder's own cleanup, token by token (tokenizers' WordPiece decoder, cleanup=true).
+    for (const auto& [from, to] :
+         std::vector<std::pair<const char*, const char*>>{{" .", "."},
+                                                          {" ?", "?"},
+                                                          {" !", "!"},
+                                                          {" ,", ","},
+                                                          {" ' ", "'"},
+                                                          {" n't", "n't"},
+                                                          {" 'm", "'m"},
+                                                          {" do not", " don't"},
+                                                          {" 's", "'s"},
+                                                          {" 've", "'ve"},
+                                                          {" 're", "'re"}}) {
+      token = absl::StrReplaceAll(token, {{from, to}});
+    }
+    out += token;
+  }
+  return out;
 }
 
 }  // namespace berth::text

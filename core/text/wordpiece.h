@@ -61,8 +61,15 @@ class WordPieceTokenizer : public Tokenizer {
   // vocab.txt, tokenizer_config.json (BertTokenizer) and special_tokens_map.json.
   absl::Status Save(const std::string& dir) const override;
 
+  bool IsSpecialId(int32_t id) const override;
+
   const WordPieceOptions& options() const { return options_; }
   const std::vector<std::string>& vocab() const { return id_to_token_; }
+
+ protected:
+  // tokenizers' WordPiece decoder: "##x" joins its word, other tokens follow a space, and each
+  // token gets its cleanup (no space before . ? ! , and the contractions).
+  std::string DecodeTokens(const std::vector<std::string>& tokens) const override;
 
  private:
   struct NoSplitToken {

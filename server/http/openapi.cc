@@ -136,6 +136,12 @@ Json HandWrittenSchemas() {
   s["TokenizeRequest"] = Object({{"inputs", {{"oneOf", {kString, ArrayOf(kString)}}}},
                                  {"add_special_tokens", Nullable(kBool)}},
                                 {"inputs"});
+  s["DecodeRequest"] = Object({{"ids",
+                                {{"oneOf",
+                                  {ArrayOf(Json{{"type", "integer"}, {"minimum", 0}}),
+                                   ArrayOf(ArrayOf(Json{{"type", "integer"}, {"minimum", 0}}))}}}},
+                               {"skip_special_tokens", Nullable(kBool)}},
+                              {"ids"});
   s["Token"] = Object({{"id", kInteger},
                        {"text", kString},
                        {"special", kBool},
@@ -269,6 +275,8 @@ std::vector<Op> Operations() {
                    body(Ref("PredictRequest")), Ok(Ref("PredictResponse")), Json()});
     ops.push_back({"post", prefix + "/tokenize", "Tokenize texts (TEI) with " + which, tag,
                    body(Ref("TokenizeRequest")), Ok(Ref("TokenizeResponse")), Json()});
+    ops.push_back({"post", prefix + "/decode", "Token ids back to text (TEI) with " + which, tag,
+                   body(Ref("DecodeRequest")), Ok(ArrayOf(kString)), Json()});
     ops.push_back({"get", prefix + "/info", "The model, its labels and limits (TEI)", tag, Json(),
                    Ok(Ref("Info")), Json()});
     ops.push_back({"post", prefix.empty() ? "/" : prefix,

@@ -256,6 +256,35 @@ HttpResponse Tokenize(const HttpContext& ctx, HttpRequest& req) {
   });
 }
 
+// TEI's /decode: {"ids": [id, ...] or [[id, ...], ...], "skip_special_tokens": true} -> one text
+// per sequence, a list even for one.
+HttpResponse Decode(const HttpContext& ctx, HttpRequest& req) {
+  return Answer([&]() -> absl::StatusOr<HttpResponse> {
+    ASSIGN_OR_RETURN(std::string model, RouteModel(ctx, req));
+    RETURN_IF_ERROR(CheckAccess(ctx, req, Permission::kClassify, model).status());
+    ASSIGN_OR_RETURN(Json body, ParseBody(req));
+    service::DecodeRequest r;
+    r.model.model = model;
+    const char* kShape = "ids: must be a list of token ids or a list of such lists";
+    const Json in = body.value("ids", Json());
+    if (!in.is_array()) return MalformedRequest(kShape);
+    const bool batch = !in.empty() && in[0].is_array();
+    for (const Json& seq : batch ? in : Json::array({in})) {
+      if (!seq.is_array()) return MalformedRequest(kShape);
+      std::vector<int32_t> ids;
+      for (const Json& id : seq) {
+        if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
+          return MalformedRequest("ids: token ids are integers from 0");
+        ids.push_back(static_cast<int32_t>(id.get<int64_t>()));
+      }
+      r.ids.push_back(std::move(ids));
+    }
+    ASSIGN_OR_RETURN(r.skip_special_tokens, OptionalBool(body, "skip_special_tokens", true));
+    ASSIGN_OR_RETURN(service::DecodeReply reply, ctx.inference->Decode(r));
+    return JsonResponse(200, CompactJson(Json(reply.texts)));
+  });
+}
+
 HttpResponse Info(const HttpContext& ctx, HttpRequest& req) {
   return Answer([&]() -> absl::StatusOr<HttpResponse> {
     ASSIGN_OR_RETURN(std::string model, RouteModel(ctx, req));
@@ -302,6 +331,7 @@ std::shared_ptr<Router> MakeRouter(const HttpContext& ctx) {
   for (const std::string prefix : {"", "/models/{model}"}) {
     router->Add("POST", prefix + "/predict", route(Predict));
     router->Add("POST", prefix + "/tokenize", route(Tokenize));
+    router->Add("POST", prefix + "/decode", route(Decode));
     router->Add("GET", prefix + "/info", route(Info));
     router->Add("POST", prefix.empty() ? "/" : prefix, route(InferenceApi));
   }

@@ -2,11 +2,11 @@
 // the gRPC handlers: check access, convert, one facade call, convert back. The request rules
 // (limits, messages, model resolution) are the facades', so a change there shows on every door.
 //
-//   Hugging Face Text Embeddings Inference (TEI):  POST /predict, POST /tokenize, GET /info,
-//                                                  GET /health
+//   Hugging Face Text Embeddings Inference (TEI):  POST /predict, POST /tokenize, POST /decode,
+//                                                  GET /info, GET /health
 //   the Hub Inference API's form:                  POST /
 //   the same for any registered model:             /models/{model}/predict, .../tokenize,
-//                                                  .../info, POST /models/{model}
+//                                                  .../decode, .../info, POST /models/{model}
 //   the Open Inference Protocol (KServe v2):       /v2/... (oip_routes.cc)
 //   Berth's own API (datasets, jobs, models):      /v1/... (v1_routes.cc)
 //   the OpenAPI document of them all:              GET /openapi.json (openapi.cc)
