@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """SIGHUP against the berth-server binary: with TLS and API tokens on, replace the token file and
 the certificate (issued by another CA) on disk, send SIGHUP, and check through the `berth` CLI
-that nothing changes before the signal, the new token and certificate are in force after it,
+(and over HTTPS with curl) that nothing changes before the signal, the new token and certificate are in force after it,
 the old token and the old CA are refused, and an invalid token file and certificate sent with a
 second SIGHUP leave the server on the previous ones. (That open connections survive a reload
 is checked in-process: TlsTest in server_test.cc.) Certificates are made here with the openssl command line.
@@ -56,7 +56,7 @@ def main():
         cert, key, tokens = (os.path.join(work, n) for n in ("server.pem", "server.key", "tokens.jsonl"))
         shutil.copy(os.path.join(work, "srv-ca1.pem"), cert)
         shutil.copy(os.path.join(work, "srv-ca1.key"), key)
-        replace(tokens, token_line("old", "old-secret", "admin"))
+        replace(tokens, token_line("old", "old-secret", "admin") + token_line("reader", "reader-secret", "classify"))
         server, addr = start_server(server_bin, work, ["--data-dir", os.path.join(work, "data"), "--metrics-listen", "",
                                                        "--tls-cert", cert, "--tls-key", key, "--auth-tokens", tokens,
                                                        "--log-format", "json"], log_mode="wb")
@@ -67,6 +67,23 @@ def main():
                                   capture_output=True, text=True, timeout=30)
 
         check(models("ca1", "old-secret").returncode == 0, "TLS + the first token work")
+        https_port = open(os.path.join(work, "http-port")).read().strip()
+
+        def https(ca, token, method="GET", path="/v1/models"):
+            """curl's HTTP status over HTTPS (000: the TLS handshake failed)."""
+            auth = ["-H", "Authorization: Bearer " + token] if token else []
+            p = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method,
+                                "--cacert", os.path.join(work, ca + ".pem")] + auth +
+                               ["https://127.0.0.1:%s%s" % (https_port, path)],
+                               capture_output=True, text=True, timeout=30)
+            return p.stdout
+
+        check(https("ca1", "old-secret") == "200", "HTTPS with the same certificate and token: 200")
+        check(https("ca1", "") == "401" and https("ca1", "wrong") == "401",
+              "HTTPS without a token, or with a wrong one: 401")
+        check(https("ca1", "reader-secret", "DELETE", "/v1/models/x") == "403" and
+              https("ca1", "reader-secret") == "200",
+              "a classify token may list models (200), not delete one (403)")
         shutil.copy(os.path.join(work, "srv-ca2.pem"), cert + ".new")
         shutil.copy(os.path.join(work, "srv-ca2.key"), key + ".new")
         os.replace(key + ".new", key)
@@ -82,6 +99,9 @@ def main():
                 break
             time.sleep(0.25)
         check(ok, "after SIGHUP: the new certificate (another CA) and the new token are served")
+        check(https("ca2", "new-secret") == "200" and https("ca1", "new-secret") == "000" and
+              https("ca2", "old-secret") == "401",
+              "after SIGHUP, HTTPS too: the new certificate and token, the old CA and token refused")
         r = models("ca2", "old-secret")
         check(r.returncode != 0 and "UNAUTHENTICATED" in (r.stderr + r.stdout),
               "after SIGHUP: the old token is refused with UNAUTHENTICATED")
@@ -109,7 +129,8 @@ def main():
         check(os.readlink(current) == staged_before and
               open(os.path.join(current, "cert.pem")).read() == open(os.path.join(work, "srv-ca2.pem")).read(),
               "invalid files on SIGHUP: nothing new is staged for gRPC")
-        check(models("ca2", "new-secret").returncode == 0, "invalid files on SIGHUP: the previous ones stay")
+        check(models("ca2", "new-secret").returncode == 0 and https("ca2", "new-secret") == "200",
+              "invalid files on SIGHUP: the previous ones stay (gRPC and HTTPS)")
         check(server.poll() is None, "the server is still running")
         reloads = reloads()
         check(reloads.count(("auth.reload", "true")) == 1 and reloads.count(("tls.reload", "true")) == 1
