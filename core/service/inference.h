@@ -118,9 +118,10 @@ struct Duration {
 // time from its arrival at the facade to its answer), `inference_count` (texts answered) and
 // `last_inference`. The engine's: `execution_count` (forward passes run, shared by every
 // caller), `queue` (per text, its wait for a batch) and `compute_infer` (per text, the forward
-// pass it ran in). Berth does not time a text's input and output steps apart from the batch
-// (tokenizing happens before the queue, scores are made with the batch), so `compute_input`
-// and `compute_output` stay zero.
+// pass it ran in). `compute_input` is, per text, its share of the call's time outside the
+// batcher (checks, resolving the model, tokenizing); `compute_output` counts every text with no
+// time of its own (scores are made with the batch, inside compute_infer). The three compute
+// counts are equal, as Triton's are (perf_analyzer requires it).
 struct ModelStatistics {
   std::string name;
   int64_t version = 0;
@@ -173,7 +174,7 @@ class Inference {
 
   // Per model version: the calls' side of ModelStatistics.
   struct CallFigures {
-    Duration success, fail, queue, compute_infer;
+    Duration success, fail, queue, compute_input, compute_infer, compute_output;
     uint64_t texts = 0;
     uint64_t last_ms = 0;
   };

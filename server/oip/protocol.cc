@@ -27,7 +27,9 @@ ModelMetadata MetadataOf(const service::ModelInfo& info) {
   m.name = info.name;
   m.versions = {std::to_string(info.version)};
   m.platform = kPlatform;
-  m.inputs = {{kTextInput, "BYTES", {-1}, false}, {kPairInput, "BYTES", {-1}, true}};
+  // Rows of one text each, as Triton shows a batching model's input ([-1] and the config's dims
+  // [1]; perf_analyzer reads them so); a flat [N] tensor is taken as well.
+  m.inputs = {{kTextInput, "BYTES", {-1, 1}, false}, {kPairInput, "BYTES", {-1, 1}, true}};
   m.outputs = {{kProbabilitiesOutput, "FP32", {-1, labels}, false},
                {kLabelOutput, "BYTES", {-1}, false}};
   return m;
