@@ -328,7 +328,8 @@ def main():
 
         # One limit, every door: the same message, and a new value shows on all of them.
         msgs = facade_messages(cli, addr, base, ["t"] * 300)
-        check(all("at most 256" in m for m in msgs.values()), "max-texts 256 on every door: %s" % msgs)
+        want = "texts: 300 texts; this server takes at most 256 per request"  # the facade's words
+        check(all(want in m for m in msgs.values()), "max-texts 256, byte for byte on every door: %s" % msgs)
         check(server.poll() is None, "the server is still up")
         server.send_signal(signal.SIGTERM)
         check(server.wait(timeout=60) == 0, "and exits 0 after SIGTERM")
@@ -338,7 +339,8 @@ def main():
         server, addr, port, mport = start(["--batch-max-wait-ms", "3000", "--max-texts", "5"])
         base = "http://127.0.0.1:%d" % port
         msgs = facade_messages(cli, addr, base, ["t"] * 6)
-        check(all("at most 5" in m for m in msgs.values()), "--max-texts 5 shows on every door: %s" % msgs)
+        want = "texts: 6 texts; this server takes at most 5 per request"
+        check(all(want in m for m in msgs.values()), "--max-texts 5 shows on every door: %s" % msgs)
         body = json.dumps({"inputs": "a caller who gives up"}).encode()
         s = socket.create_connection(("127.0.0.1", port), timeout=10)
         s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
