@@ -353,7 +353,8 @@ absl::Status Server::StartHttp() {
                         options_.default_model,
                         BERTH_VERSION_STRING,
                         [this] { return !draining_.load(); },
-                        options_.limits.max_upload_bytes};
+                        options_.limits.max_upload_bytes,
+                        std::max(1, options_.request_threads / 4)};
   http::HttpServerOptions o;
   o.listen = options_.http_listen;
   o.threads = options_.http_threads;

@@ -39,6 +39,9 @@ struct HttpContext {
   std::string version;             // Berth's
   std::function<bool()> ready;     // serving (not draining)
   int64_t max_upload_bytes = 0;    // the body limit of dataset uploads and model archives
+  // Server-Sent Event streams open at once: each waits for its job on a request-pool thread, so
+  // they may hold only this many of them (a quarter of the pool); beyond, 429.
+  int max_event_streams = 4;
 };
 
 std::shared_ptr<Router> MakeRouter(const HttpContext& ctx);

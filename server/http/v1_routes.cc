@@ -5,6 +5,7 @@
 // name), as grpc-gateway and Google's REST APIs map them.
 #include <google/protobuf/util/json_util.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
@@ -197,7 +198,11 @@ HttpResponse ListJobs(const HttpContext& ctx, HttpRequest& req) {
 // one event; after a terminal state it yields that and ends.
 class JobEvents {
  public:
-  ~JobEvents() { watch_.reset(); }  // unsubscribes (waiting for a change being told) first
+  explicit JobEvents(std::shared_ptr<std::atomic<int>> open) : open_(std::move(open)) {}
+  ~JobEvents() {
+    watch_.reset();  // unsubscribes (waiting for a change being told) first
+    --*open_;
+  }
 
   static constexpr auto kKeepAlive = std::chrono::seconds(15);
 
@@ -247,6 +252,7 @@ class JobEvents {
   }
 
  private:
+  const std::shared_ptr<std::atomic<int>> open_;  // the streams open, this one included
   std::unique_ptr<jobs::JobWatch> watch_;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -258,10 +264,18 @@ class JobEvents {
 
 // GET /v1/jobs/{job_id}/events: Server-Sent Events, `state`, `progress` and `evaluation`, each
 // with the job's status as its data, until the job ends.
-HttpResponse JobEventsRoute(const HttpContext& ctx, HttpRequest& req) {
+HttpResponse JobEventsRoute(const HttpContext& ctx, HttpRequest& req,
+                            const std::shared_ptr<std::atomic<int>>& open) {
   return Answer([&]() -> absl::StatusOr<HttpResponse> {
     ASSIGN_OR_RETURN(auto caller, CheckAccess(ctx, req, Permission::kTrain, ""));
-    auto events = std::make_shared<JobEvents>();
+    if (++*open > ctx.max_event_streams) {
+      --*open;
+      return absl::ResourceExhaustedError(
+          absl::StrCat("event streams: this server serves at most ", ctx.max_event_streams,
+                       " at once (a quarter of --request-threads); poll GET /v1/jobs/{job_id} or "
+                       "watch over gRPC (WatchJob)"));
+    }
+    auto events = std::make_shared<JobEvents>(open);
     RETURN_IF_ERROR(events->Start(ctx, req.params.at("job_id"), AsSubmitter(caller)));
     HttpResponse r;
     r.content_type = "text/event-stream";
@@ -443,7 +457,9 @@ void AddV1Routes(const HttpContext& ctx, Router* router) {
   router->Add("GET", "/v1/jobs", route(ListJobs));
   router->Add("GET", "/v1/jobs/{job_id}", route(GetJob));
   router->Add("POST", "/v1/jobs/{job_id}/cancel", route(CancelJob));
-  router->Add("GET", "/v1/jobs/{job_id}/events", route(JobEventsRoute));
+  auto open = std::make_shared<std::atomic<int>>(0);
+  router->Add("GET", "/v1/jobs/{job_id}/events",
+              [ctx, open](HttpRequest& req) { return JobEventsRoute(ctx, req, open); });
   router->Add("GET", "/v1/models", route(ListModels));
   router->Add("GET", "/v1/models/{model}", route(GetModel));
   router->Add("DELETE", "/v1/models/{name}", route(DeleteModel));

@@ -38,7 +38,7 @@ def main():
         server, addr = start_server(server_bin, work, [
             "--data-dir", os.path.join(work, "data"), "--metrics-listen", "127.0.0.1:0",
             "--model-roots", os.path.abspath(fixtures), "--default-model", "tiny",
-            "--log-format", "json"], env=env)
+            "--request-threads", "4", "--log-format", "json"], env=env)
         base = "http://127.0.0.1:%s" % open(os.path.join(work, "http-port")).read().strip()
 
         # The OpenAPI document.
@@ -116,9 +116,18 @@ def main():
         check(r.status_code == 400 and "state" in r.json()["error"], "an unknown state names state")
         long_spec = dict(spec, model_name="long", hyperparameters={"max_steps": "100000", "batch_size": "8"})
         long_job = requests.post(base + "/v1/jobs", json=long_spec, timeout=60).json()["job_id"]
+        # --request-threads 4: one event stream at a time (each waits on a pool thread).
+        held = requests.get(base + "/v1/jobs/%s/events" % long_job, stream=True, timeout=300)
+        events = sseclient.SSEClient(held).events()
+        first = next(events)
+        r = requests.get(base + "/v1/jobs/%s/events" % long_job, timeout=30)
+        check(first.event == "state" and r.status_code == 429 and "event streams" in r.json()["error"],
+              "a second event stream beyond the pool's share: 429 naming the limit (%d %s)" % (r.status_code, r.text[:150]))
         r = requests.post(base + "/v1/jobs/%s/cancel" % long_job, timeout=30)
         check(r.status_code == 200 and (r.json()["state"] == "JOB_STATE_CANCELLED" or r.json()["cancel_requested"]),
               "POST /v1/jobs/{id}/cancel")
+        rest = [json.loads(e.data)["state"] for e in events]
+        check(rest and rest[-1] == "JOB_STATE_CANCELLED", "the held stream ends with the cancellation: %s" % rest[-3:])
         r = requests.get(base + "/v1/jobs/nope", timeout=30)
         check(r.status_code == 404, "an unknown job: 404")
 
