@@ -283,8 +283,11 @@ bool ByteLevelBpeTokenizer::IsSpecialId(int32_t id) const {
 }
 
 std::string ByteLevelBpeTokenizer::DecodeTokens(const std::vector<std::string>& tokens) const {
-  absl::flat_hash_map<char32_t, char> byte_of;
-  for (int b = 0; b < 256; ++b) byte_of[ByteChar(b)] = static_cast<char>(b);
+  static const absl::flat_hash_map<char32_t, char> byte_of = [] {
+    absl::flat_hash_map<char32_t, char> m;
+    for (int b = 0; b < 256; ++b) m[ByteChar(b)] = static_cast<char>(b);
+    return m;
+  }();
   std::string bytes;
   for (const std::string& token : tokens) {
     std::u32string chars;

@@ -637,27 +637,23 @@ bool TokenizerJsonIsBpe(const std::string& dir) {
 
 namespace {
 
-// transformers' clean_up_tokenization: no space before punctuation and English contractions.
-std::string CleanUpTokenizationSpaces(std::string s) {
-  for (const auto& [from, to] : std::vector<std::pair<const char*, const char*>>{{" .", "."},
-                                                                                 {" ?", "?"},
-                                                                                 {" !", "!"},
-                                                                                 {" ,", ","},
-                                                                                 {" ' ", "'"},
-                                                                                 {" n't", "n't"},
-                                                                                 {" 'm", "'m"},
-                                                                                 {" 's", "'s"},
-                                                                                 {" 've", "'ve"},
-                                                                                 {" 're", "'re"}}) {
-    s = absl::StrReplaceAll(s, {{from, to}});
-  }
-  return s;
-}
-
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFiles(const std::string& model_dir,
                                                               const TokenizerOverrides& overrides);
 
 }  // namespace
+
+std::string CleanUpTokenizationSpaces(std::string s, bool wordpiece_decoder) {
+  // transformers' clean_up_tokenization; tokenizers' WordPiece decoder adds " do not".
+  static const std::vector<std::pair<std::string, std::string>> kRules = {
+      {" .", "."},   {" ?", "?"},     {" !", "!"},    {" ,", ","},
+      {" ' ", "'"},  {" n't", "n't"}, {" 'm", "'m"},  {" do not", " don't"},
+      {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+  for (const auto& [from, to] : kRules) {
+    if (from == " do not" && !wordpiece_decoder) continue;
+    s = absl::StrReplaceAll(s, {{from, to}});
+  }
+  return s;
+}
 
 absl::StatusOr<std::string> Tokenizer::Decode(const std::vector<int32_t>& ids,
                                               bool skip_special_tokens) const {
@@ -672,7 +668,7 @@ absl::StatusOr<std::string> Tokenizer::Decode(const std::vector<int32_t>& ids,
     tokens.push_back(IdToToken(ids[i]));
   }
   std::string text = DecodeTokens(tokens);
-  return clean_up_tokenization_spaces_ ? CleanUpTokenizationSpaces(std::move(text)) : text;
+  return clean_up_tokenization_spaces_ ? CleanUpTokenizationSpaces(std::move(text), false) : text;
 }
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_dir,

@@ -97,6 +97,11 @@ class Tokenizer {
   bool clean_up_tokenization_spaces_ = false;  // transformers 5's default
 };
 
+// No space before . ? ! , and English contractions: transformers' clean_up_tokenization, or
+// with `wordpiece_decoder` the cleanup of tokenizers' WordPiece decoder (which also turns
+// " do not" into " don't").
+std::string CleanUpTokenizationSpaces(std::string s, bool wordpiece_decoder);
+
 // Settings a caller may force over what the model directory says.
 struct TokenizerOverrides {
   std::optional<bool> do_lower_case;     // WordPiece

@@ -406,21 +406,7 @@ std::string WordPieceTokenizer::DecodeTokens(const std::vector<std::string>& tok
     std::string token = tokens[i];
     if (i != 0) token = absl::StartsWith(token, "##") ? token.substr(2) : " " + token;
     // The decoder's own cleanup, token by token (tokenizers' WordPiece decoder, cleanup=true).
-    for (const auto& [from, to] :
-         std::vector<std::pair<const char*, const char*>>{{" .", "."},
-                                                          {" ?", "?"},
-                                                          {" !", "!"},
-                                                          {" ,", ","},
-                                                          {" ' ", "'"},
-                                                          {" n't", "n't"},
-                                                          {" 'm", "'m"},
-                                                          {" do not", " don't"},
-                                                          {" 's", "'s"},
-                                                          {" 've", "'ve"},
-                                                          {" 're", "'re"}}) {
-      token = absl::StrReplaceAll(token, {{from, to}});
-    }
-    out += token;
+    out += CleanUpTokenizationSpaces(std::move(token), /*wordpiece_decoder=*/true);
   }
   return out;
 }

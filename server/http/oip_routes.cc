@@ -15,12 +15,6 @@
 namespace berth::server::http {
 namespace {
 
-template <typename F>
-HttpResponse Answer(F&& body) {
-  absl::StatusOr<HttpResponse> r = body();
-  return r.ok() ? std::move(*r) : ErrorResponse(r.status());
-}
-
 service::ModelSelector Selector(const HttpRequest& req) {
   auto v = req.params.find("version");
   return oip::SelectorOf(req.params.at("model"), v == req.params.end() ? "" : v->second);

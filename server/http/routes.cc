@@ -48,13 +48,6 @@ service::CallContext CallOf(const HttpRequest& req) {
 
 namespace {
 
-// A route's body: the response, or the error as the JSON error body.
-template <typename F>
-HttpResponse Answer(F&& body) {
-  absl::StatusOr<HttpResponse> r = body();
-  return r.ok() ? std::move(*r) : ErrorResponse(r.status());
-}
-
 absl::StatusOr<bool> OptionalBool(const Json& j, const char* key, bool fallback) {
   if (!j.contains(key) || j[key].is_null()) return fallback;
   if (!j[key].is_boolean()) return MalformedRequest(absl::StrCat(key, ": must be true or false"));

@@ -47,6 +47,12 @@ struct HttpContext {
 std::shared_ptr<Router> MakeRouter(const HttpContext& ctx);
 
 // What the route files share.
+// A route's body: the response, or the error as the JSON error body.
+template <typename F>
+HttpResponse Answer(F&& body) {
+  absl::StatusOr<HttpResponse> r = body();
+  return r.ok() ? std::move(*r) : ErrorResponse(r.status());
+}
 // The caller (nullopt with authentication off) if it may do `need` on `model`.
 absl::StatusOr<std::optional<Principal>> CheckAccess(const HttpContext& ctx, const HttpRequest& req,
                                                      Permission need, const std::string& model);

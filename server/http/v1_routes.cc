@@ -30,12 +30,6 @@ namespace {
 
 namespace pbutil = google::protobuf::util;
 
-template <typename F>
-HttpResponse Answer(F&& body) {
-  absl::StatusOr<HttpResponse> r = body();
-  return r.ok() ? std::move(*r) : ErrorResponse(r.status());
-}
-
 // A berth.v1 message from a JSON body ("" reads as {}); a field it does not know, or of the
 // wrong type, is a 400 that names it.
 template <typename Message>
