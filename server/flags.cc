@@ -58,7 +58,9 @@ void AddListenOptions(CLI::App& app, ServerCommand* c, RawFlags* r) {
   app.add_option("--listen", o.listen, "HOST:PORT to serve on (port 0: any free port)")
       ->envname("BERTH_LISTEN")
       ->capture_default_str();
-  app.add_option("--port-file", c->port_file, "Write the bound port to this file once serving")
+  app.add_option(
+         "--port-file", c->port_file,
+         "Write the bound gRPC port to this file once serving (written after the other port files)")
       ->envname("BERTH_PORT_FILE");
   app.add_option("--metrics-listen", o.metrics_listen,
                  "HOST:PORT for Prometheus metrics at /metrics (port 0: any free port; empty: off)")

@@ -31,10 +31,11 @@ int main(int argc, char** argv) {
     std::cerr << "berth-server: " << server.status().message() << "\n";
     return 1;
   }
+  // --port-file last: scripts wait for it, and by then the other doors' files are written too.
   for (const auto& [file, port] :
-       {std::make_pair(command.port_file, (*server)->port()),
-        std::make_pair(command.metrics_port_file, (*server)->metrics_port()),
-        std::make_pair(command.http_port_file, (*server)->http_port())}) {
+       {std::make_pair(command.metrics_port_file, (*server)->metrics_port()),
+        std::make_pair(command.http_port_file, (*server)->http_port()),
+        std::make_pair(command.port_file, (*server)->port())}) {
     if (file.empty()) continue;
     absl::Status s = berth::WriteFileAtomically(file, std::to_string(port) + "\n");
     if (!s.ok()) std::cerr << "berth-server: " << s.message() << "\n";
