@@ -7,6 +7,7 @@
 #include <iostream>
 
 #ifdef BERTH_WITH_OFFLINE
+#include "client/cli/embed_command.h"
 #include "client/cli/offline_commands.h"
 #include "client/cli/train_commands.h"
 #include "core/runtime/runtime.h"
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   std::function<int()> run;
 #ifdef BERTH_WITH_OFFLINE
   berth::cli::AddOfflineCommands(app, &run);
+  berth::cli::AddEmbedCommand(app, &run);
   berth::cli::AddTrainCommands(app, &run);
 #endif
 #ifdef BERTH_WITH_REMOTE

@@ -68,16 +68,16 @@ DynamicBatcher::~DynamicBatcher() {
 }
 
 absl::StatusOr<std::future<absl::StatusOr<BatchResult>>> DynamicBatcher::Submit(
-    text::Encoding encoding, SteadyClock::time_point deadline, CancelProbe cancelled) {
+    text::Encoding encoding, SteadyClock::time_point deadline, CancelProbe cancelled, bool embed) {
   std::vector<text::Encoding> one;
   one.push_back(std::move(encoding));
-  ASSIGN_OR_RETURN(auto futures, SubmitMany(std::move(one), deadline, std::move(cancelled)));
+  ASSIGN_OR_RETURN(auto futures, SubmitMany(std::move(one), deadline, std::move(cancelled), embed));
   return std::move(futures[0]);
 }
 
 absl::StatusOr<std::vector<std::future<absl::StatusOr<BatchResult>>>> DynamicBatcher::SubmitMany(
-    std::vector<text::Encoding> encodings, SteadyClock::time_point deadline,
-    CancelProbe cancelled) {
+    std::vector<text::Encoding> encodings, SteadyClock::time_point deadline, CancelProbe cancelled,
+    bool embed) {
   const bool many = encodings.size() > 1;
   for (size_t i = 0; i < encodings.size(); ++i) {
     const int64_t len = static_cast<int64_t>(encodings[i].input_ids.size());
@@ -101,6 +101,7 @@ absl::StatusOr<std::vector<std::future<absl::StatusOr<BatchResult>>>> DynamicBat
     r->enqueued = now;
     r->deadline = deadline;
     r->cancelled = probe;
+    r->embed = embed;
     futures.push_back(r->promise.get_future());
     requests.push_back(std::move(r));
   }
@@ -265,7 +266,9 @@ int64_t DynamicBatcher::Run(std::vector<std::unique_ptr<Request>> batch) {
   double queued = 0;
   std::vector<text::Encoding> encodings;
   encodings.reserve(live.size());
+  bool embed = false;
   for (auto& r : live) {
+    embed = embed || r->embed;
     real += static_cast<int64_t>(r->encoding.input_ids.size());
     longest = std::max<int64_t>(longest, static_cast<int64_t>(r->encoding.input_ids.size()));
     queued += std::chrono::duration<double>(start - r->enqueued).count();
@@ -273,7 +276,7 @@ int64_t DynamicBatcher::Run(std::vector<std::unique_ptr<Request>> batch) {
   }
   PredictTimings timings;
   absl::StatusOr<std::vector<Prediction>> preds = std::vector<Prediction>();
-  if (!live.empty()) preds = model_->PredictBatch(encodings, &timings);
+  if (!live.empty()) preds = model_->PredictBatch(encodings, &timings, embed);
   const auto end = SteadyClock::now();
   const double compute = std::chrono::duration<double>(end - start).count();
   const int64_t padded = longest * static_cast<int64_t>(live.size());
@@ -307,6 +310,7 @@ int64_t DynamicBatcher::Run(std::vector<std::unique_ptr<Request>> batch) {
     }
     BatchResult res;
     res.logits = std::move((*preds)[i].logits);
+    if (live[i]->embed) res.embedding = std::move((*preds)[i].embedding);
     res.queue_seconds = std::chrono::duration<double>(start - live[i]->enqueued).count();
     res.compute_seconds = compute;
     res.batch_size = static_cast<int64_t>(live.size());

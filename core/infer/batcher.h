@@ -61,9 +61,10 @@ using CancelProbe = std::function<bool()>;
 // What a request got back, with its timings.
 struct BatchResult {
   std::vector<float> logits;
-  double queue_seconds = 0;    // enqueue to start of its forward pass
-  double compute_seconds = 0;  // its forward pass
-  int64_t batch_size = 0;      // rows in the batch it ran in
+  std::vector<float> embedding;  // pooled (see PoolTokens), when submitted with embed
+  double queue_seconds = 0;      // enqueue to start of its forward pass
+  double compute_seconds = 0;    // its forward pass
+  int64_t batch_size = 0;        // rows in the batch it ran in
 };
 
 struct BatcherStats {
@@ -107,14 +108,16 @@ class DynamicBatcher {
   // `cancelled` said so then; neither costs a forward pass.
   absl::StatusOr<std::future<absl::StatusOr<BatchResult>>> Submit(
       text::Encoding encoding, SteadyClock::time_point deadline = SteadyClock::time_point::max(),
-      CancelProbe cancelled = nullptr);
+      CancelProbe cancelled = nullptr, bool embed = false);
   // Queues encodings together (one lock, one wake-up), all or none, so that batches are formed
   // from the whole request: a request of many texts is length-sorted into full batches at once.
-  // The errors are Submit's; INVALID_ARGUMENT names the encoding's index.
+  // The errors are Submit's; INVALID_ARGUMENT names the encoding's index. With `embed`, each
+  // result also carries the pooled embedding (a batch holding any such request computes every
+  // token's row of the last layer, and the others still get their logits).
   absl::StatusOr<std::vector<std::future<absl::StatusOr<BatchResult>>>> SubmitMany(
       std::vector<text::Encoding> encodings,
       SteadyClock::time_point deadline = SteadyClock::time_point::max(),
-      CancelProbe cancelled = nullptr);
+      CancelProbe cancelled = nullptr, bool embed = false);
 
   // Stops accepting; queued requests still run; returns when the queue is empty.
   void Shutdown();
@@ -129,6 +132,7 @@ class DynamicBatcher {
     SteadyClock::time_point enqueued;
     SteadyClock::time_point deadline;
     std::shared_ptr<const CancelProbe> cancelled;  // shared by a request's encodings; may be null
+    bool embed = false;
     uint64_t caller =
         0;  // one number per Submit/SubmitMany call; its encodings are adjacent in the queue
     std::promise<absl::StatusOr<BatchResult>> promise;

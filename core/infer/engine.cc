@@ -72,6 +72,16 @@ EncodedText EncodeText(const text::Tokenizer& tok, const std::string& text, cons
 
 }  // namespace
 
+void FinishEmbedding(std::vector<float>* embedding, int64_t dimensions, bool normalize) {
+  if (dimensions > 0 && static_cast<size_t>(dimensions) < embedding->size())
+    embedding->resize(static_cast<size_t>(dimensions));
+  if (!normalize) return;
+  double sum = 0;
+  for (float x : *embedding) sum += static_cast<double>(x) * x;
+  const double norm = std::max(std::sqrt(sum), 1e-12);
+  for (float& x : *embedding) x = static_cast<float>(x / norm);
+}
+
 absl::StatusOr<std::unique_ptr<InferenceEngine>> InferenceEngine::Load(const std::string& model_dir,
                                                                        const EngineOptions& options,
                                                                        BatchObserver observer) {
@@ -94,15 +104,25 @@ absl::StatusOr<std::unique_ptr<InferenceEngine>> InferenceEngine::Create(
       new InferenceEngine(std::move(model), std::move(batcher), options));
 }
 
-absl::StatusOr<int> InferenceEngine::MaxLength(int requested) const {
+absl::Status InferenceEngine::CheckHead(const ClassifyOptions& o) const {
+  if (o.embed || model_->has_head()) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      "model: a base checkpoint (its weights have no classification head): it embeds, it does "
+      "not classify; fine-tune it to classify");
+}
+
+absl::StatusOr<int> InferenceEngine::MaxLength(int requested, bool embed) const {
   const ModelConfig& config = model_->config();
-  const int max_length =
-      requested > 0 ? requested
-                    : static_cast<int>(std::min<int64_t>(model_->tokenizer().model_max_length(),
-                                                         config.max_position_embeddings));
+  int max_length = requested > 0
+                       ? requested
+                       : static_cast<int>(std::min<int64_t>(model_->tokenizer().model_max_length(),
+                                                            config.max_position_embeddings));
   if (max_length > config.max_position_embeddings) {
     return absl::InvalidArgumentError(absl::StrCat(
         "max_length ", max_length, " exceeds the model's ", config.max_position_embeddings));
+  }
+  if (embed && requested == 0 && model_->pooling().max_seq_length > 0) {
+    max_length = std::min(max_length, model_->pooling().max_seq_length);
   }
   return max_length;
 }
@@ -115,7 +135,11 @@ absl::StatusOr<std::vector<ClassifyResult>> InferenceEngine::Classify(
         absl::StrCat(pairs.size(), " text pairs for ", texts.size(), " texts"));
   }
   const text::Tokenizer& tok = model_->tokenizer();
-  ASSIGN_OR_RETURN(const int max_length, MaxLength(o.max_length));
+  RETURN_IF_ERROR(CheckHead(o));
+  if (o.embed && o.truncation == TruncationMode::kWindow) {
+    return absl::InvalidArgumentError("truncation: an embedding is of one window (RIGHT or LEFT)");
+  }
+  ASSIGN_OR_RETURN(const int max_length, MaxLength(o.max_length, o.embed));
   const auto t0 = Clock::now();
   std::vector<EncodedText> encoded(texts.size());
   // A WordPiece text takes ~10-20 us: below ~64 texts per thread, starting threads costs more.
@@ -143,6 +167,7 @@ absl::StatusOr<std::vector<ClassifyResult>> InferenceEngine::Classify(
 
 absl::StatusOr<std::vector<ClassifyResult>> InferenceEngine::ClassifyEncoded(
     std::vector<text::Encoding> encodings, const ClassifyOptions& o) const {
+  RETURN_IF_ERROR(CheckHead(o));
   std::vector<ClassifyResult> results(encodings.size());
   std::vector<size_t> owner(encodings.size());
   for (size_t i = 0; i < encodings.size(); ++i) {
@@ -160,7 +185,8 @@ absl::Status InferenceEngine::Run(std::vector<text::Encoding> pieces,
   std::vector<ClassifyResult>& results = *out;
   const ModelConfig& config = model_->config();
   auto t = Clock::now();
-  ASSIGN_OR_RETURN(auto futures, batcher_->SubmitMany(std::move(pieces), o.deadline, o.cancelled));
+  ASSIGN_OR_RETURN(auto futures,
+                   batcher_->SubmitMany(std::move(pieces), o.deadline, o.cancelled, o.embed));
   if (o.timings != nullptr) o.timings->submit_seconds = Since(t);
   t = Clock::now();
   const size_t labels = static_cast<size_t>(config.num_labels());
@@ -179,6 +205,7 @@ absl::Status InferenceEngine::Run(std::vector<text::Encoding> pieces,
       sums[text][c] += r->logits[c];
       prob_sums[text][c] += 1.0 / (1.0 + std::exp(-static_cast<double>(r->logits[c])));
     }
+    if (o.embed) res.embedding = std::move(r->embedding);  // one piece per text
     res.queue_seconds = std::max(res.queue_seconds, r->queue_seconds);
     res.compute_seconds = std::max(res.compute_seconds, r->compute_seconds);
   }

@@ -37,6 +37,10 @@ struct ClassifyOptions {
   int stride = 128;    // window overlap in tokens (window mode)
   int top_k = 0;       // > 0: also return the k best labels
   bool return_logits = false;
+  // Also each text's pooled embedding (SequenceClassifier::pooling; not normalised), computed in
+  // the same forward pass. Not with windows. max_length 0 then means the pooling's
+  // max_seq_length (sentence_bert_config.json) where it has one.
+  bool embed = false;
   SteadyClock::time_point deadline = SteadyClock::time_point::max();
   // Polled by the batcher before each piece's forward pass: true drops the piece (no forward
   // pass) and fails the call with CANCELLED. A server passes "the client has gone".
@@ -56,12 +60,18 @@ struct ClassifyResult {
   std::vector<LabelScore> top_k;      // best first, when asked for
   std::vector<LabelScore> predicted;  // multi-label: every label over the threshold
   std::vector<float> logits;          // when asked for (window mode: mean over windows)
+  std::vector<float> embedding;       // when asked for (ClassifyOptions::embed)
   int32_t num_tokens = 0;             // tokens of the text, special tokens included, untruncated
   bool truncated = false;
   int32_t windows = 1;
   double queue_seconds = 0;  // the slowest window's
   double compute_seconds = 0;
 };
+
+// A pooled embedding as a caller asked for it: its first `dimensions` components (Matryoshka; 0
+// keeps all), then, with `normalize`, divided by its L2 norm (torch's F.normalize: a zero
+// vector stays zero).
+void FinishEmbedding(std::vector<float>* embedding, int64_t dimensions, bool normalize);
 
 struct EngineOptions {
   ClassifierOptions classifier;
@@ -92,8 +102,9 @@ class InferenceEngine {
   absl::StatusOr<std::vector<ClassifyResult>> ClassifyEncoded(std::vector<text::Encoding> encodings,
                                                               const ClassifyOptions& options) const;
   // The tokens per text a request of `requested` max_length gets (0: the tokenizer's
-  // model_max_length, capped by the model's positions); more than the positions is an error.
-  absl::StatusOr<int> MaxLength(int requested) const;
+  // model_max_length, capped by the model's positions; for an embedding also by the pooling's
+  // max_seq_length); more than the positions is an error.
+  absl::StatusOr<int> MaxLength(int requested, bool embed = false) const;
   DynamicBatcher& batcher() const { return *batcher_; }
   void Shutdown() { batcher_->Shutdown(); }
 
@@ -101,6 +112,8 @@ class InferenceEngine {
   InferenceEngine(std::shared_ptr<const SequenceClassifier> model,
                   std::unique_ptr<DynamicBatcher> batcher, const EngineOptions& options)
       : model_(std::move(model)), batcher_(std::move(batcher)), options_(options) {}
+  // FAILED_PRECONDITION for a classification by a model without a head.
+  absl::Status CheckHead(const ClassifyOptions& o) const;
   // Submits the pieces, waits for them, and fills in `out` (one result per text; owner[p] is
   // piece p's text, whose `windows` pieces are combined).
   absl::Status Run(std::vector<text::Encoding> pieces, const std::vector<size_t>& owner,

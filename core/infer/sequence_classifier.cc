@@ -31,6 +31,7 @@ absl::StatusOr<std::unique_ptr<SequenceClassifier>> SequenceClassifier::Load(
   LoadModelOptions load;
   load.tokenizer = options.tokenizer;
   load.weights.share_file_memory = true;  // no copy of the weights; see LoadWeightsOptions
+  load.head_optional = true;              // a base checkpoint embeds
   ASSIGN_OR_RETURN(LoadedModel model, LoadModelDirectory(model_dir, load));
   return FromModel(std::move(model), options);
 }
@@ -62,6 +63,11 @@ bool SequenceClassifier::on_gpu() const { return !impl_->device.is_cpu(); }
 
 const text::Tokenizer& SequenceClassifier::tokenizer() const { return *impl_->model.tokenizer; }
 const ModelConfig& SequenceClassifier::config() const { return impl_->model.config; }
+const PoolingConfig& SequenceClassifier::pooling() const { return impl_->model.pooling; }
+bool SequenceClassifier::has_head() const { return impl_->model.has_head; }
+int64_t SequenceClassifier::embedding_dimension() const {
+  return impl_->model.config.hidden_size * static_cast<int64_t>(impl_->model.pooling.modes.size());
+}
 
 Prediction MakePrediction(const ModelConfig& config, std::vector<float> logits) {
   Prediction p;
@@ -85,7 +91,7 @@ Prediction MakePrediction(const ModelConfig& config, std::vector<float> logits) 
 }
 
 absl::StatusOr<std::vector<Prediction>> SequenceClassifier::PredictBatch(
-    const std::vector<text::Encoding>& batch, PredictTimings* timings) const {
+    const std::vector<text::Encoding>& batch, PredictTimings* timings, bool embed) const {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   std::vector<Prediction> out;
@@ -125,6 +131,7 @@ absl::StatusOr<std::vector<Prediction>> SequenceClassifier::PredictBatch(
       padded = padded || e.input_ids.size() < seq;
     }
     const c10::Device& device = impl_->device;
+    const at::Tensor host_mask = mask;
     mask = ModelAttentionMask(mask, padded, device);
     if (!device.is_cpu()) {
       ids = ids.pin_memory().to(device, /*non_blocking=*/true);
@@ -132,8 +139,15 @@ absl::StatusOr<std::vector<Prediction>> SequenceClassifier::PredictBatch(
       if (mask.defined()) mask = mask.pin_memory().to(device, /*non_blocking=*/true);
     }
     const auto t1 = Clock::now();
-    at::Tensor logits =
-        impl_->model.module->forward(ids, types, mask).to(at::kFloat).cpu().contiguous();
+    SequenceClassifierModule& module = *impl_->model.module;
+    at::Tensor logits, pooled;
+    if (embed) {
+      at::Tensor hidden = module.Encode(ids, types, mask);  // [batch, seq, hidden]
+      logits = module.Head(hidden.select(1, 0)).to(at::kFloat).cpu().contiguous();
+      pooled = PoolTokens(impl_->model.pooling, hidden, host_mask).cpu().contiguous();
+    } else {
+      logits = module.forward(ids, types, mask).to(at::kFloat).cpu().contiguous();
+    }
     const auto t2 = Clock::now();
     const int64_t labels = logits.size(1);
     const float* data = logits.data_ptr<float>();
@@ -141,6 +155,11 @@ absl::StatusOr<std::vector<Prediction>> SequenceClassifier::PredictBatch(
     for (int64_t b = 0; b < n; ++b) {
       out.push_back(
           MakePrediction(config, std::vector<float>(data + b * labels, data + (b + 1) * labels)));
+      if (embed) {
+        const int64_t d = pooled.size(1);
+        const float* e = pooled.data_ptr<float>() + b * d;
+        out.back().embedding.assign(e, e + d);
+      }
     }
     if (timings != nullptr) {
       timings->build_seconds = std::chrono::duration<double>(t1 - t0).count();

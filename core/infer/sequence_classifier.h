@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/model/config.h"
+#include "core/model/pooling.h"
 #include "core/text/tokenizer.h"
 
 namespace berth {
@@ -16,7 +17,8 @@ struct Prediction {
   int32_t label_id = -1;
   std::string label;
   std::vector<float> logits;
-  std::vector<float> scores;  // softmax, or per-label sigmoid for multi-label models
+  std::vector<float> scores;     // softmax, or per-label sigmoid for multi-label models
+  std::vector<float> embedding;  // pooled, not normalised; when PredictBatch was asked to embed
 };
 
 enum class InferencePrecision { kFp32, kBf16 };
@@ -55,10 +57,19 @@ class SequenceClassifier {
   InferencePrecision precision() const;
   bool on_gpu() const;  // the weights live on a GPU
 
+  const PoolingConfig& pooling() const;
+  // False for a base checkpoint (no head in its weights): it embeds, it does not classify.
+  bool has_head() const;
+  // The width of an embedding: hidden_size times the pooling modes.
+  int64_t embedding_dimension() const;
+
   // Runs the encodings as one batch padded to the longest (pad id, mask 0, type 0) and
-  // returns one prediction each, in order. Safe to call from several threads.
+  // returns one prediction each, in order. With `embed`, every row of the last layer is
+  // computed and each prediction also carries its pooled embedding (PoolTokens). Safe to call
+  // from several threads.
   absl::StatusOr<std::vector<Prediction>> PredictBatch(const std::vector<text::Encoding>& batch,
-                                                       PredictTimings* timings = nullptr) const;
+                                                       PredictTimings* timings = nullptr,
+                                                       bool embed = false) const;
 
   // Writes this model as a Hugging Face directory.
   absl::Status Save(const std::string& dir) const;

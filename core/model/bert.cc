@@ -249,8 +249,17 @@ torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids,
                                      const torch::Tensor& attention_mask) {
   torch::Tensor hidden = RunBertLayers(layers, embeddings(input_ids, token_type_ids),
                                        attention_mask, /*first_token_only=*/true);
-  torch::Tensor first = hidden.select(1, 0);  // [batch, hidden]
-  return at::tanh(pooler_dense(first));
+  return Pool(hidden.select(1, 0));
+}
+
+torch::Tensor BertModelImpl::Encode(const torch::Tensor& input_ids,
+                                    const torch::Tensor& token_type_ids,
+                                    const torch::Tensor& attention_mask) {
+  return RunBertLayers(layers, embeddings(input_ids, token_type_ids), attention_mask);
+}
+
+torch::Tensor BertModelImpl::Pool(const torch::Tensor& first_token) {
+  return at::tanh(pooler_dense(first_token));  // [batch, hidden]
 }
 
 BertForSequenceClassificationImpl::BertForSequenceClassificationImpl(const ModelConfig& c) {
@@ -264,6 +273,16 @@ torch::Tensor BertForSequenceClassificationImpl::forward(const torch::Tensor& in
                                                          const torch::Tensor& attention_mask) {
   torch::Tensor pooled = bert(input_ids, token_type_ids, attention_mask);  // [batch, hidden]
   return classifier(dropout(pooled));                                      // [batch, num_labels]
+}
+
+torch::Tensor BertForSequenceClassificationImpl::Encode(const torch::Tensor& input_ids,
+                                                        const torch::Tensor& token_type_ids,
+                                                        const torch::Tensor& attention_mask) {
+  return bert->Encode(input_ids, token_type_ids, attention_mask);
+}
+
+torch::Tensor BertForSequenceClassificationImpl::Head(const torch::Tensor& first_token) {
+  return classifier(dropout(bert->Pool(first_token)));
 }
 
 void BertForSequenceClassificationImpl::InitWeights(double initializer_range) {

@@ -186,6 +186,11 @@ class BertModelImpl : public torch::nn::Module {
   // Returns the pooled output [batch, hidden] (tanh(dense(first token))).
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
                         const torch::Tensor& attention_mask);
+  // The last layer's hidden states [batch, seq, hidden], every row computed.
+  torch::Tensor Encode(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                       const torch::Tensor& attention_mask);
+  // tanh(dense(first token)) [batch, hidden].
+  torch::Tensor Pool(const torch::Tensor& first_token);
 
   BertEmbeddings embeddings{nullptr};
   torch::nn::ModuleList layers{nullptr};  // registered as encoder.layer
@@ -198,6 +203,15 @@ class SequenceClassifierModule : public torch::nn::Module {
  public:
   virtual torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
                                 const torch::Tensor& attention_mask) = 0;
+  // The encoder's last hidden states for every token, [batch, seq, hidden] (zeros at padding
+  // when packed): what sentence-transformers' Transformer module hands its Pooling
+  // (token_embeddings). Every row of the last layer is computed.
+  virtual torch::Tensor Encode(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                               const torch::Tensor& attention_mask) = 0;
+  // The classification head on the first token's hidden state [batch, hidden] -> logits
+  // [batch, num_labels]: forward() is Head(Encode(...)[:, 0]), with the last layer's other rows
+  // skipped.
+  virtual torch::Tensor Head(const torch::Tensor& first_token) = 0;
   // HF's _init_weights for every parameter: normal(0, initializer_range) for Linear and
   // Embedding weights, zero biases and padding rows, LayerNorm weight 1 and bias 0.
   virtual void InitWeights(double initializer_range) = 0;
@@ -213,6 +227,9 @@ class BertForSequenceClassificationImpl : public SequenceClassifierModule {
   explicit BertForSequenceClassificationImpl(const ModelConfig& c);
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
                         const torch::Tensor& attention_mask) override;
+  torch::Tensor Encode(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                       const torch::Tensor& attention_mask) override;
+  torch::Tensor Head(const torch::Tensor& first_token) override;
   void InitWeights(double initializer_range) override;
   void InitHead(double initializer_range) override;
 

@@ -102,8 +102,21 @@ torch::Tensor DistilBertForSequenceClassificationImpl::forward(
     const bool first_only = i + 1 == layers->size() && LastLayerFirstTokenOnly(*block);
     hidden = block->forward(hidden, mask, first_only);
   }
-  torch::Tensor first = hidden.select(1, 0);                    // [batch, dim]
-  return classifier(dropout(at::relu(pre_classifier(first))));  // [batch, num_labels]
+  return Head(hidden.select(1, 0));  // [batch, num_labels]
+}
+
+torch::Tensor DistilBertForSequenceClassificationImpl::Encode(
+    const torch::Tensor& input_ids, const torch::Tensor& /*token_type_ids*/,
+    const torch::Tensor& attention_mask) {
+  torch::Tensor hidden = embeddings(input_ids);  // [batch, seq, dim]
+  torch::Tensor mask = ExtendedAttentionMask(attention_mask, hidden.scalar_type());
+  for (size_t i = 0; i < layers->size(); ++i)
+    hidden = layers[i]->as<DistilBertBlock>()->forward(hidden, mask, /*first_only=*/false);
+  return hidden;
+}
+
+torch::Tensor DistilBertForSequenceClassificationImpl::Head(const torch::Tensor& first_token) {
+  return classifier(dropout(at::relu(pre_classifier(first_token))));  // [batch, num_labels]
 }
 
 void DistilBertForSequenceClassificationImpl::InitWeights(double initializer_range) {

@@ -80,6 +80,7 @@ absl::StatusOr<LoadedModel> LoadModelDirectory(const std::string& dir,
   ASSIGN_OR_RETURN(m.config, ModelConfig::Load(config_path));
   ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> weights, OpenModelWeights(dir));
   ASSIGN_OR_RETURN(m.tokenizer, text::LoadTokenizer(dir, options.tokenizer));
+  ASSIGN_OR_RETURN(m.pooling, ReadPoolingConfig(dir));
   if (m.tokenizer->vocab_size() > m.config.vocab_size) {
     return absl::InvalidArgumentError(
         absl::StrCat(dir, ": the tokenizer has ", m.tokenizer->vocab_size(),
@@ -95,7 +96,19 @@ absl::StatusOr<LoadedModel> LoadModelDirectory(const std::string& dir,
       ASSIGN_OR_RETURN(m.module, CreateSequenceClassifier(m.config));
     }
     if (!every_parameter_loaded) m.module->InitWeights(m.config.initializer_range);
-    RETURN_IF_ERROR(LoadWeights(*m.module, *weights, options.weights, &m.report));
+    LoadWeightsOptions weight_options = options.weights;
+    if (options.head_optional && every_parameter_loaded) {
+      const std::vector<std::string> head = m.module->HeadPrefixes();
+      m.has_head = false;
+      for (const TensorView& t : weights->tensors()) {
+        for (const std::string& prefix : head) m.has_head |= t.name.rfind(prefix, 0) == 0;
+      }
+      if (!m.has_head) {
+        weight_options.skip_prefixes = head;
+        m.module->InitHead(m.config.initializer_range);
+      }
+    }
+    RETURN_IF_ERROR(LoadWeights(*m.module, *weights, weight_options, &m.report));
     m.module->eval();
   } catch (const c10::Error& e) {
     return absl::InternalError(

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "core/model/bert.h"
 #include "core/model/config.h"
+#include "core/model/pooling.h"
 #include "core/model/weights.h"
 #include "core/text/tokenizer.h"
 
@@ -21,12 +22,19 @@ struct LoadedModel {
   std::shared_ptr<SequenceClassifierModule> module;
   std::unique_ptr<text::Tokenizer> tokenizer;
   LoadReport report;
+  PoolingConfig pooling;  // how it embeds (sentence-transformers' files, or mean)
+  // False for a base checkpoint loaded with head_optional: its head is freshly initialised, so it
+  // embeds but does not classify.
+  bool has_head = true;
 };
 
 struct LoadModelOptions {
   text::TokenizerOverrides tokenizer;
   // Strict by default: every parameter loaded, nothing unexpected.
   LoadWeightsOptions weights;
+  // A file with no tensor under the head's prefixes (a base checkpoint such as
+  // all-MiniLM-L6-v2) loads with the head left fresh and has_head false, instead of failing.
+  bool head_optional = false;
 };
 
 // The weights file of a model directory as from_pretrained picks it: model.safetensors, else

@@ -58,6 +58,16 @@ torch::Tensor RobertaForSequenceClassificationImpl::forward(const torch::Tensor&
   return classifier(hidden.select(1, 0));  // [batch, num_labels]
 }
 
+torch::Tensor RobertaForSequenceClassificationImpl::Encode(const torch::Tensor& input_ids,
+                                                           const torch::Tensor& token_type_ids,
+                                                           const torch::Tensor& attention_mask) {
+  return RunBertLayers(layers, embeddings(input_ids, token_type_ids), attention_mask);
+}
+
+torch::Tensor RobertaForSequenceClassificationImpl::Head(const torch::Tensor& first_token) {
+  return classifier(first_token);
+}
+
 void RobertaForSequenceClassificationImpl::InitWeights(double initializer_range) {
   InitModuleWeights(*this, initializer_range);
 }

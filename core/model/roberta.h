@@ -40,6 +40,9 @@ class RobertaForSequenceClassificationImpl : public SequenceClassifierModule {
   explicit RobertaForSequenceClassificationImpl(const ModelConfig& c);
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
                         const torch::Tensor& attention_mask) override;
+  torch::Tensor Encode(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                       const torch::Tensor& attention_mask) override;
+  torch::Tensor Head(const torch::Tensor& first_token) override;
   void InitWeights(double initializer_range) override;
   void InitHead(double initializer_range) override;
 

@@ -15,6 +15,29 @@
 namespace berth::service {
 namespace {
 
+const std::vector<ClassifyResult> kNoResults;
+
+// A text cut to fit, or an error when the request said not to cut (Truncation::kNone).
+absl::Status RefuseTruncated(const Truncation truncation,
+                             const std::vector<ClassifyResult>& results, const char* field,
+                             int most) {
+  if (truncation != Truncation::kNone) return absl::OkStatus();
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (results[i].truncated) {
+      return absl::InvalidArgumentError(absl::StrCat(field, "[", i, "]: ", results[i].num_tokens,
+                                                     " tokens, more than the model takes (", most,
+                                                     "); ask for truncation to cut it"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+TruncationMode EngineTruncation(Truncation t) {
+  return t == Truncation::kLeft     ? TruncationMode::kLeft
+         : t == Truncation::kWindow ? TruncationMode::kWindow
+                                    : TruncationMode::kRight;
+}
+
 // One bound for Classify and Tokenize; 3 fits [CLS], one token and [SEP].
 absl::Status ValidateMaxLength(int64_t max_length) {
   if (max_length != 0 && (max_length < 3 || max_length > 8192)) {
@@ -139,16 +162,14 @@ absl::StatusOr<ClassifyReply> Inference::Classify(const ClassifyRequest& r,
   ASSIGN_OR_RETURN(ModelRef ref, Resolve(r.model));
   ASSIGN_OR_RETURN(ModelHandle handle, registry_->Acquire(ref));
   absl::StatusOr<ClassifyReply> reply = Run(handle, r, call);
-  Count(handle, reply, start);
+  Count(handle, reply.status(), reply.ok() ? reply->results : kNoResults, start);
   return reply;
 }
 
 absl::StatusOr<ClassifyReply> Inference::Run(const ModelHandle& handle, const ClassifyRequest& r,
                                              const CallContext& call) const {
   ClassifyOptions o;
-  o.truncation = r.truncation == Truncation::kLeft     ? TruncationMode::kLeft
-                 : r.truncation == Truncation::kWindow ? TruncationMode::kWindow
-                                                       : TruncationMode::kRight;
+  o.truncation = EngineTruncation(r.truncation);
   const bool activate = r.activation != Activation::kDefault;
   o.max_length = static_cast<int>(r.max_length);
   if (r.stride > 0) o.stride = static_cast<int>(std::min<int64_t>(r.stride, 1 << 30));
@@ -163,14 +184,11 @@ absl::StatusOr<ClassifyReply> Inference::Run(const ModelHandle& handle, const Cl
   reply.model = handle.record.name;
   reply.model_version = handle.record.version;
   reply.labels = handle.engine->model().config().id2label;
+  RETURN_IF_ERROR(RefuseTruncated(r.truncation, reply.results,
+                                  r.text_pairs.empty() ? "texts" : "texts/text_pairs",
+                                  handle.engine->MaxLength(o.max_length).value_or(0)));
   for (size_t i = 0; i < reply.results.size(); ++i) {
     ClassifyResult& c = reply.results[i];
-    if (r.truncation == Truncation::kNone && c.truncated) {
-      ASSIGN_OR_RETURN(int most, handle.engine->MaxLength(o.max_length));
-      return absl::InvalidArgumentError(absl::StrCat(
-          r.text_pairs.empty() ? "texts[" : "texts/text_pairs[", i, "]: ", c.num_tokens,
-          " tokens, more than the model takes (", most, "); ask for truncation to cut it"));
-    }
     if (activate) ApplyActivation(r.activation, o.top_k, reply.labels, &c);
     if (!r.raw_scores) c.logits.clear();
   }
@@ -187,7 +205,8 @@ absl::StatusOr<ClassifyReply> Inference::Run(const ModelHandle& handle, const Cl
   return reply;
 }
 
-void Inference::Count(const ModelHandle& handle, const absl::StatusOr<ClassifyReply>& reply,
+void Inference::Count(const ModelHandle& handle, const absl::Status& status,
+                      const std::vector<ClassifyResult>& results,
                       SteadyClock::time_point start) const {
   auto ns = [](double seconds) { return static_cast<uint64_t>(std::llround(seconds * 1e9)); };
   const uint64_t took = static_cast<uint64_t>(
@@ -195,19 +214,19 @@ void Inference::Count(const ModelHandle& handle, const absl::StatusOr<ClassifyRe
   const uint64_t now_ms = static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
   absl::MutexLock lock(&mu_);
   CallFigures& f = figures_[{handle.record.name, handle.record.version}];
-  Duration& outcome = reply.ok() ? f.success : f.fail;
+  Duration& outcome = status.ok() ? f.success : f.fail;
   ++outcome.count;
   outcome.ns += took;
   f.last_ms = now_ms;
-  if (!reply.ok()) return;
+  if (!status.ok()) return;
   // The call's time outside the batcher (checks, resolving, tokenizing), shared by its texts.
   double batcher = 0;
-  for (const ClassifyResult& c : reply->results) {
+  for (const ClassifyResult& c : results) {
     batcher = std::max(batcher, c.queue_seconds + c.compute_seconds);
   }
   const uint64_t outside = took > ns(batcher) ? took - ns(batcher) : 0;
-  const uint64_t n = std::max<uint64_t>(1, reply->results.size());
-  for (const ClassifyResult& c : reply->results) {
+  const uint64_t n = std::max<uint64_t>(1, results.size());
+  for (const ClassifyResult& c : results) {
     ++f.texts;
     ++f.queue.count;
     f.queue.ns += ns(c.queue_seconds);
@@ -255,6 +274,96 @@ absl::StatusOr<ModelInfo> Inference::Describe(const ModelSelector& model) const 
   ASSIGN_OR_RETURN(info.max_length, handle.engine->MaxLength(0));
   info.max_batch_tokens = handle.engine->batcher().options().max_batch_tokens;
   return info;
+}
+
+absl::Status Inference::Validate(const EmbedRequest& r) const {
+  RETURN_IF_ERROR(Resolve(r.model).status());
+  RETURN_IF_ERROR(ValidateTexts(r.texts, {}));
+  RETURN_IF_ERROR(ValidateMaxLength(r.max_length));
+  if (r.truncation == Truncation::kWindow)
+    return absl::InvalidArgumentError("truncation: an embedding takes RIGHT, LEFT or none");
+  if (r.truncation == Truncation::kInvalid)
+    return absl::InvalidArgumentError("truncation: unknown mode");
+  if (r.dimensions.has_value() && *r.dimensions < 1)
+    return absl::InvalidArgumentError(
+        absl::StrCat("dimensions: must be at least 1 (got ", *r.dimensions, ")"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<EmbedReply> Inference::Embed(const EmbedRequest& r, const CallContext& call) const {
+  const SteadyClock::time_point start = SteadyClock::now();
+  RETURN_IF_ERROR(Validate(r));
+  ASSIGN_OR_RETURN(ModelRef ref, Resolve(r.model));
+  ASSIGN_OR_RETURN(ModelHandle handle, registry_->Acquire(ref));
+  const SequenceClassifier& model = handle.engine->model();
+  const int64_t full = model.embedding_dimension();
+  if (r.dimensions.has_value() && *r.dimensions > full) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dimensions: ", *r.dimensions, " is more than the model's ", full));
+  }
+  ClassifyOptions o;
+  o.truncation = EngineTruncation(r.truncation);
+  o.max_length = static_cast<int>(r.max_length);
+  o.embed = true;
+  o.deadline = call.deadline;
+  o.cancelled = call.cancelled;
+  auto results = handle.engine->Classify(r.texts, {}, o);
+  absl::Status status = results.ok() ? absl::OkStatus() : AsModelFailure(results.status());
+  if (status.ok()) {
+    status = RefuseTruncated(r.truncation, *results, "texts",
+                             handle.engine->MaxLength(o.max_length, true).value_or(0));
+  }
+  Count(handle, status, status.ok() ? *results : kNoResults, start);
+  RETURN_IF_ERROR(status);
+  EmbedReply reply;
+  reply.model = handle.record.name;
+  reply.model_version = handle.record.version;
+  reply.dimensions = r.dimensions.value_or(full);
+  reply.normalized = r.normalize.value_or(model.pooling().normalize);
+  reply.results = std::move(*results);
+  std::vector<double> queue_each;
+  for (ClassifyResult& c : reply.results) {
+    FinishEmbedding(&c.embedding, reply.dimensions, reply.normalized);
+    c.scores.clear();
+    c.top_k.clear();
+    c.predicted.clear();
+    queue_each.push_back(c.queue_seconds);
+  }
+  if (observer_ != nullptr) {
+    observer_->OnClassified(reply.model, static_cast<int64_t>(reply.results.size()), queue_each);
+  }
+  return reply;
+}
+
+absl::StatusOr<RerankReply> Inference::Rerank(const RerankRequest& r,
+                                              const CallContext& call) const {
+  if (r.texts.empty()) return absl::InvalidArgumentError("texts: at least one text to rank");
+  ClassifyRequest c;
+  c.model = r.model;
+  c.texts.assign(r.texts.size(), r.query);
+  c.text_pairs = r.texts;
+  c.truncation = r.truncation == Truncation::kWindow ? Truncation::kInvalid : r.truncation;
+  c.raw_scores = true;
+  if (r.query.empty()) return absl::InvalidArgumentError("query: must not be empty");
+  ASSIGN_OR_RETURN(ClassifyReply classified, Classify(c, call));
+  if (classified.labels.size() != 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("model: ", classified.model, " has ", classified.labels.size(),
+                     " labels; a reranker (cross-encoder) has one"));
+  }
+  RerankReply reply;
+  reply.model = classified.model;
+  reply.model_version = classified.model_version;
+  for (size_t i = 0; i < classified.results.size(); ++i) {
+    const float logit = classified.results[i].logits.at(0);
+    // CrossEncoder.predict's default for one label: the sigmoid of the logit.
+    reply.results.push_back(
+        {static_cast<int64_t>(i),
+         r.raw_scores ? logit : static_cast<float>(1.0 / (1.0 + std::exp(-double{logit})))});
+  }
+  std::stable_sort(reply.results.begin(), reply.results.end(),
+                   [](const RerankResult& a, const RerankResult& b) { return a.score > b.score; });
+  return reply;
 }
 
 absl::StatusOr<TokenizeReply> Inference::Tokenize(const TokenizeRequest& r) const {

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -83,6 +84,49 @@ struct TokenizeReply {
   std::vector<std::vector<bool>> special;  // per encoding, per token: a special token
 };
 
+// Sentence embeddings (TEI's /embed, OpenAI's /v1/embeddings): the model's pooling
+// (sentence-transformers' files, or mean), then `dimensions` (Matryoshka: the first N
+// components), then normalisation when asked (or when the model has a Normalize module).
+struct EmbedRequest {
+  ModelSelector model;
+  std::vector<std::string> texts;
+  Truncation truncation = Truncation::kDefault;  // right, left, or none (an over-long text fails)
+  int64_t max_length = 0;                        // 0: the model's max_seq_length
+  std::optional<bool> normalize;                 // unset: as the model's modules.json says
+  std::optional<int64_t> dimensions;             // unset: all; else in [1, the model's]
+};
+
+struct EmbedReply {
+  std::string model;
+  int64_t model_version = 0;
+  int64_t dimensions = 0;  // of each embedding returned
+  bool normalized = false;
+  // One per text, in order: embedding, num_tokens, truncated and the timings are set.
+  std::vector<ClassifyResult> results;
+};
+
+// A query against texts through a cross-encoder (a pair classifier with one label; TEI's
+// /rerank): each (query, text) pair's score, sigmoid of the logit unless raw_scores, the
+// results sorted best first with their indices.
+struct RerankRequest {
+  ModelSelector model;
+  std::string query;
+  std::vector<std::string> texts;
+  bool raw_scores = false;
+  Truncation truncation = Truncation::kDefault;  // right, left or none
+};
+
+struct RerankResult {
+  int64_t index = 0;  // into the request's texts
+  float score = 0;
+};
+
+struct RerankReply {
+  std::string model;
+  int64_t model_version = 0;
+  std::vector<RerankResult> results;  // best first (ties: lower index first)
+};
+
 // Ids back to text (TEI's /decode): one text per sequence.
 struct DecodeRequest {
   ModelSelector model;
@@ -148,6 +192,9 @@ class Inference {
   absl::StatusOr<ClassifyReply> Classify(const ClassifyRequest& request,
                                          const CallContext& call = {}) const;
   absl::StatusOr<TokenizeReply> Tokenize(const TokenizeRequest& request) const;
+  absl::StatusOr<EmbedReply> Embed(const EmbedRequest& request, const CallContext& call = {}) const;
+  absl::StatusOr<RerankReply> Rerank(const RerankRequest& request,
+                                     const CallContext& call = {}) const;
   // At most max_texts sequences, each at most max_text_bytes ids; loads the model.
   absl::StatusOr<DecodeReply> Decode(const DecodeRequest& request) const;
   // Loads the model if it is not loaded.
@@ -164,13 +211,14 @@ class Inference {
  private:
   absl::Status Validate(const ClassifyRequest& r) const;
   absl::Status Validate(const TokenizeRequest& r) const;
+  absl::Status Validate(const EmbedRequest& r) const;
   absl::Status ValidateTexts(const std::vector<std::string>& texts,
                              const std::vector<std::string>& pairs) const;
   absl::StatusOr<ClassifyReply> Run(const ModelHandle& handle, const ClassifyRequest& r,
                                     const CallContext& call) const;
   // Counts one call to a model version in its statistics.
-  void Count(const ModelHandle& handle, const absl::StatusOr<ClassifyReply>& reply,
-             SteadyClock::time_point start) const;
+  void Count(const ModelHandle& handle, const absl::Status& status,
+             const std::vector<ClassifyResult>& results, SteadyClock::time_point start) const;
 
   // Per model version: the calls' side of ModelStatistics.
   struct CallFigures {

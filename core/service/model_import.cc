@@ -169,27 +169,16 @@ absl::StatusOr<Json> Validate(const std::string& staging) {
     return absl::InvalidArgumentError(
         "config.json: no id2label, so the model has no labels to classify into");
   }
-  auto model = SequenceClassifier::Load(staging);
-  if (!model.ok()) {
-    // A base model is the likely reason: say so rather than list its missing tensors.
-    auto weights = OpenModelWeights(staging);
-    bool has_head = false;
-    if (weights.ok()) {
-      for (const TensorView& t : (*weights)->tensors()) {
-        has_head |= absl::StartsWith(t.name, "classifier.");
-      }
-    }
-    if (weights.ok() && !has_head) {
-      return absl::InvalidArgumentError(
-          "the weights have no classification head (no classifier.* tensors): this is a base "
-          "model; fine-tune it with `berth train --base-model` instead");
-    }
-    return model.status();
+  ASSIGN_OR_RETURN(auto model, SequenceClassifier::Load(staging));
+  if (!model->has_head()) {
+    return absl::InvalidArgumentError(
+        "the weights have no classification head (no classifier.* tensors): this is a base "
+        "model; fine-tune it with `berth train --base-model` instead");
   }
   // The warm-up: the first batch through every layer, as the engine's first request would be.
-  ASSIGN_OR_RETURN(text::Encoding e, (*model)->tokenizer().Encode("Berth warm-up", {}));
-  RETURN_IF_ERROR((*model)->PredictBatch({e}).status());
-  const ModelConfig& c = (*model)->config();
+  ASSIGN_OR_RETURN(text::Encoding e, model->tokenizer().Encode("Berth warm-up", {}));
+  RETURN_IF_ERROR(model->PredictBatch({e}).status());
+  const ModelConfig& c = model->config();
   return Json{{"labels", c.id2label},
               {"multi_label", c.multi_label()},
               {"model_type", config.value("model_type", "")}};

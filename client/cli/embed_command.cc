@@ -1,0 +1,216 @@
+// `berth embed`: sentence embeddings of stdin lines (or --input), as JSON Lines or one .npy
+// matrix, offline from a model directory or remote (--server) through the Embed RPC.
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "client/cli/embed_command.h"
+#include "client/cli/offline_commands.h"
+#include "core/infer/engine.h"
+#include "core/model/hub.h"
+#include "core/util/files.h"
+#include "core/util/json.h"
+
+namespace berth::cli {
+namespace {
+
+struct EmbedFlags {
+  std::string model;
+  std::string input = "-";
+  std::string output = "-";
+  std::string format;  // jsonl or npy (default: by --output's extension)
+  int max_length = 0;
+  std::optional<bool> normalize;
+  int64_t dimensions = 0;
+  std::string truncation = "right";
+};
+
+int Fail(const std::string& message) {
+  std::cerr << "berth embed: " << message << "\n";
+  return 1;
+}
+
+// Rows of float32 appended to a .npy file, whose header (fixed at 128 bytes) gets the row count
+// once the last row is in; the file appears whole (written beside its name, then renamed).
+class NpyWriter {
+ public:
+  absl::Status Open(const std::string& path) {
+    path_ = path;
+    tmp_ = path + ".partial";
+    out_.open(tmp_, std::ios::binary | std::ios::trunc);
+    if (!out_) return absl::UnavailableError(absl::StrCat(tmp_, ": cannot write"));
+    out_ << Header(0, 0);
+    return absl::OkStatus();
+  }
+  void Add(const std::vector<float>& row) {
+    cols_ = static_cast<int64_t>(row.size());
+    out_.write(reinterpret_cast<const char*>(row.data()),
+               static_cast<std::streamsize>(row.size() * sizeof(float)));
+    ++rows_;
+  }
+  absl::Status Close() {
+    out_.seekp(0);
+    out_ << Header(rows_, cols_);
+    out_.close();
+    if (!out_) return absl::UnavailableError(absl::StrCat(tmp_, ": write failed"));
+    if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
+      return absl::UnavailableError(absl::StrCat(path_, ": rename failed"));
+    return absl::OkStatus();
+  }
+
+ private:
+  // NumPy format 1.0: magic, version, header length, the dict padded with spaces to 128 bytes.
+  static std::string Header(int64_t rows, int64_t cols) {
+    std::string dict = absl::StrFormat(
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows, cols);
+    std::string h = std::string("\x93NUMPY\x01\x00", 8) + std::string(2, '\0');
+    const size_t len = 128 - h.size();
+    dict.resize(len - 1, ' ');
+    dict += '\n';
+    h[8] = static_cast<char>(len & 0xff);
+    h[9] = static_cast<char>(len >> 8);
+    return h + dict;
+  }
+  std::string path_, tmp_;
+  std::ofstream out_;
+  int64_t rows_ = 0, cols_ = 0;
+};
+
+// Where embeddings go: JSON Lines on stdout or a file, or one .npy.
+class Sink {
+ public:
+  absl::Status Open(const EmbedFlags& f) {
+    npy_ = f.format == "npy" ||
+           (f.format.empty() && f.output.size() > 4 &&
+            f.output.compare(f.output.size() - 4, 4, ".npy") == 0);
+    if (npy_) {
+      if (f.output == "-") return absl::InvalidArgumentError("--format npy needs --output FILE");
+      return npy_writer_.Open(f.output);
+    }
+    if (f.output != "-") {
+      file_ = std::make_unique<std::ofstream>(f.output, std::ios::trunc);
+      if (!*file_) return absl::UnavailableError(absl::StrCat(f.output, ": cannot write"));
+    }
+    return absl::OkStatus();
+  }
+  bool Add(const std::vector<float>& e, int32_t tokens, bool truncated) {
+    if (npy_) {
+      npy_writer_.Add(e);
+      return true;
+    }
+    std::ostream& out = file_ ? *file_ : std::cout;
+    out << Json{{"embedding", e}, {"tokens", tokens}, {"truncated", truncated}}.dump() << "\n";
+    return static_cast<bool>(out);
+  }
+  absl::Status Close() {
+    if (npy_) return npy_writer_.Close();
+    std::ostream& out = file_ ? *file_ : std::cout;
+    out.flush();
+    return out ? absl::OkStatus() : absl::UnavailableError("the output was closed");
+  }
+
+ private:
+  bool npy_ = false;
+  NpyWriter npy_writer_;
+  std::unique_ptr<std::ofstream> file_;
+};
+
+int RunEmbed(const EmbedFlags& f, const EngineFlags& p) {
+  EngineOptions eo = MakeEngineOptions(p);
+  auto dir = ResolveModelPath(f.model, HubOptions::FromEnvironment());
+  if (!dir.ok()) return Fail(std::string(dir.status().message()));
+  auto engine = InferenceEngine::Load(*dir, eo);
+  if (!engine.ok()) return Fail(std::string(engine.status().message()));
+  const SequenceClassifier& model = (*engine)->model();
+  if (f.dimensions > model.embedding_dimension()) {
+    return Fail(absl::StrCat("--dimensions ", f.dimensions, " is more than the model's ",
+                             model.embedding_dimension()));
+  }
+  const bool normalize = f.normalize.value_or(model.pooling().normalize);
+  std::ifstream file;
+  if (f.input != "-") {
+    file.open(f.input);
+    if (!file) return Fail(absl::StrCat(f.input, ": cannot read"));
+  }
+  std::istream& in = f.input == "-" ? std::cin : file;
+  Sink sink;
+  if (absl::Status s = sink.Open(f); !s.ok()) return Fail(std::string(s.message()));
+  ClassifyOptions co;
+  co.embed = true;
+  co.max_length = f.max_length;
+  co.truncation = f.truncation == "left" ? TruncationMode::kLeft : TruncationMode::kRight;
+  const bool progress = ::isatty(STDERR_FILENO) || f.output != "-";
+  int64_t done = 0;
+  std::vector<std::string> lines;
+  std::string line;
+  bool more = true;
+  while (more) {
+    lines.clear();
+    while (static_cast<int>(lines.size()) < p.window &&
+           (more = static_cast<bool>(std::getline(in, line)))) {
+      lines.push_back(std::move(line));
+    }
+    if (lines.empty()) break;
+    auto results = (*engine)->Classify(lines, {}, co);
+    if (!results.ok()) {
+      // "texts[i]: ..." names the line within this window.
+      return Fail(absl::StrCat("lines ", done + 1, "-", done + static_cast<int64_t>(lines.size()),
+                               ": ", results.status().message()));
+    }
+    for (ClassifyResult& r : *results) {
+      FinishEmbedding(&r.embedding, f.dimensions, normalize);
+      if (!sink.Add(r.embedding, r.num_tokens, r.truncated)) return Fail("the output was closed");
+    }
+    done += static_cast<int64_t>(lines.size());
+    if (progress) std::cerr << "\rberth embed: " << done << " lines" << std::flush;
+  }
+  if (progress) std::cerr << "\n";
+  if (absl::Status s = sink.Close(); !s.ok()) return Fail(std::string(s.message()));
+  return 0;
+}
+
+}  // namespace
+
+void AddEmbedCommand(CLI::App& app, std::function<int()>* run) {
+  auto f = std::make_shared<EmbedFlags>();
+  auto engine = std::make_shared<EngineFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "embed",
+      "Sentence embeddings of each input line as sentence-transformers computes them (the "
+      "model's modules.json pooling, else mean): JSON Lines {embedding, tokens, truncated} in "
+      "input order, or one float32 .npy matrix");
+  cmd->add_option("--model", f->model,
+                  "Model directory, or a Hub id (org/name[@revision]) fetched into the HF cache")
+      ->required();
+  cmd->add_option("--input", f->input, "Text file, one text per line ('-': stdin)")
+      ->capture_default_str();
+  cmd->add_option("--output", f->output, "Where to write ('-': stdout; FILE.npy: a .npy matrix)")
+      ->capture_default_str();
+  cmd->add_option("--format", f->format, "jsonl or npy (default: npy for an --output ending .npy)")
+      ->check(CLI::IsMember({"jsonl", "npy"}));
+  cmd->add_option("--max-length", f->max_length,
+                  "Tokens per text, special tokens included (default: sentence_bert_config.json's "
+                  "max_seq_length, else the tokenizer's)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--truncation", f->truncation, "Which end of a long text is kept: right or left")
+      ->check(CLI::IsMember({"right", "left"}))
+      ->capture_default_str();
+  cmd->add_flag_function(
+      "--normalize,!--no-normalize", [f](int64_t count) { f->normalize = count > 0; },
+      "L2-normalise (default: as the model's modules.json says)");
+  cmd->add_option("--dimensions", f->dimensions,
+                  "Keep the first N components (Matryoshka), normalised after when normalising")
+      ->check(CLI::PositiveNumber);
+  AddEngineFlags(cmd, engine.get(), "lines");
+  cmd->callback([run, f, engine] { *run = [f, engine] { return RunEmbed(*f, *engine); }; });
+}
+
+}  // namespace berth::cli
