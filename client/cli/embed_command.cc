@@ -1,5 +1,7 @@
 // `berth embed`: sentence embeddings of stdin lines (or --input), as JSON Lines or one .npy
 // matrix, offline from a model directory or remote (--server) through the Embed RPC.
+#include "client/cli/embed_command.h"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,7 +14,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "client/cli/embed_command.h"
 #include "client/cli/offline_commands.h"
 #include "core/infer/engine.h"
 #include "core/model/hub.h"
@@ -88,9 +89,8 @@ class NpyWriter {
 class Sink {
  public:
   absl::Status Open(const EmbedFlags& f) {
-    npy_ = f.format == "npy" ||
-           (f.format.empty() && f.output.size() > 4 &&
-            f.output.compare(f.output.size() - 4, 4, ".npy") == 0);
+    npy_ = f.format == "npy" || (f.format.empty() && f.output.size() > 4 &&
+                                 f.output.compare(f.output.size() - 4, 4, ".npy") == 0);
     if (npy_) {
       if (f.output == "-") return absl::InvalidArgumentError("--format npy needs --output FILE");
       return npy_writer_.Open(f.output);

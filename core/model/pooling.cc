@@ -36,7 +36,8 @@ absl::StatusOr<std::vector<PoolingMode>> ReadModes(const std::string& path) {
             absl::StrCat(path, ": field 'pooling_mode' must be a string or a list of strings"));
       }
       auto mode = ParsePoolingMode(name.get<std::string>());
-      if (!mode.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", mode.status().message()));
+      if (!mode.ok())
+        return absl::InvalidArgumentError(absl::StrCat(path, ": ", mode.status().message()));
       modes.push_back(*mode);
     }
   } else {
@@ -53,25 +54,31 @@ absl::StatusOr<std::vector<PoolingMode>> ReadModes(const std::string& path) {
 
 const char* PoolingModeName(PoolingMode mode) {
   switch (mode) {
-    case PoolingMode::kCls: return "cls";
-    case PoolingMode::kMax: return "max";
-    case PoolingMode::kMean: return "mean";
-    case PoolingMode::kMeanSqrtLen: return "mean_sqrt_len_tokens";
-    case PoolingMode::kWeightedMean: return "weightedmean";
-    case PoolingMode::kLastToken: return "lasttoken";
+    case PoolingMode::kCls:
+      return "cls";
+    case PoolingMode::kMax:
+      return "max";
+    case PoolingMode::kMean:
+      return "mean";
+    case PoolingMode::kMeanSqrtLen:
+      return "mean_sqrt_len_tokens";
+    case PoolingMode::kWeightedMean:
+      return "weightedmean";
+    case PoolingMode::kLastToken:
+      return "lasttoken";
   }
   return "?";
 }
 
 absl::StatusOr<PoolingMode> ParsePoolingMode(const std::string& name) {
-  for (PoolingMode m : {PoolingMode::kCls, PoolingMode::kMax, PoolingMode::kMean,
-                        PoolingMode::kMeanSqrtLen, PoolingMode::kWeightedMean,
-                        PoolingMode::kLastToken}) {
+  for (PoolingMode m :
+       {PoolingMode::kCls, PoolingMode::kMax, PoolingMode::kMean, PoolingMode::kMeanSqrtLen,
+        PoolingMode::kWeightedMean, PoolingMode::kLastToken}) {
     if (name == PoolingModeName(m)) return m;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown pooling_mode '", name,
-      "' (cls, max, mean, mean_sqrt_len_tokens, weightedmean or lasttoken)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown pooling_mode '", name,
+                   "' (cls, max, mean, mean_sqrt_len_tokens, weightedmean or lasttoken)"));
 }
 
 absl::StatusOr<PoolingConfig> ReadPoolingConfig(const std::string& dir) {
@@ -91,8 +98,8 @@ absl::StatusOr<PoolingConfig> ReadPoolingConfig(const std::string& dir) {
     ASSIGN_OR_RETURN(std::optional<std::string> path, GetOptionalString(m, "path", what));
     const std::string t = type.value_or("");
     auto ends_with = [&](absl::string_view suffix) {
-      return t.size() >= suffix.size() && t.compare(t.size() - suffix.size(), suffix.size(),
-                                                    suffix.data(), suffix.size()) == 0;
+      return t.size() >= suffix.size() &&
+             t.compare(t.size() - suffix.size(), suffix.size(), suffix.data(), suffix.size()) == 0;
     };
     if (ends_with("Pooling")) {
       const std::string file = JoinPath(JoinPath(dir, path.value_or("")), "config.json");
@@ -130,8 +137,8 @@ torch::Tensor PoolTokens(const PoolingConfig& config, const torch::Tensor& hidde
     switch (mode) {
       case PoolingMode::kCls: {
         torch::Tensor first = mask.to(at::kInt).argmax(1);  // the first attended position
-        out.push_back(hidden.gather(1, first.view({-1, 1, 1}).expand({-1, 1, hidden.size(2)}))
-                          .squeeze(1));
+        out.push_back(
+            hidden.gather(1, first.view({-1, 1, 1}).expand({-1, 1, hidden.size(2)})).squeeze(1));
         break;
       }
       case PoolingMode::kMax:

@@ -18,10 +18,11 @@ namespace berth {
 enum class PoolingMode { kCls, kMax, kMean, kMeanSqrtLen, kWeightedMean, kLastToken };
 
 struct PoolingConfig {
-  std::vector<PoolingMode> modes = {PoolingMode::kMean};  // no files: mean, as sentence-transformers
-  bool normalize = false;  // modules.json has a Normalize module after the pooling
-  int max_seq_length = 0;  // sentence_bert_config.json's (0: the tokenizer's)
-  std::string source;      // where it came from, for `describe` ("1_Pooling/config.json", "default")
+  std::vector<PoolingMode> modes = {
+      PoolingMode::kMean};  // no files: mean, as sentence-transformers
+  bool normalize = false;   // modules.json has a Normalize module after the pooling
+  int max_seq_length = 0;   // sentence_bert_config.json's (0: the tokenizer's)
+  std::string source;  // where it came from, for `describe` ("1_Pooling/config.json", "default")
 };
 
 // The pooling of the model directory `dir`. A directory without modules.json pools by mean and

@@ -347,9 +347,9 @@ absl::StatusOr<RerankReply> Inference::Rerank(const RerankRequest& r,
   if (r.query.empty()) return absl::InvalidArgumentError("query: must not be empty");
   ASSIGN_OR_RETURN(ClassifyReply classified, Classify(c, call));
   if (classified.labels.size() != 1) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("model: ", classified.model, " has ", classified.labels.size(),
-                     " labels; a reranker (cross-encoder) has one"));
+    return absl::InvalidArgumentError(absl::StrCat("model: ", classified.model, " has ",
+                                                   classified.labels.size(),
+                                                   " labels; a reranker (cross-encoder) has one"));
   }
   RerankReply reply;
   reply.model = classified.model;

@@ -60,6 +60,25 @@ HttpResponse ErrorResponse(const absl::Status& status) {
   return r;
 }
 
+HttpResponse OpenAiErrorResponse(const absl::Status& status) {
+  HttpResponse r = ErrorResponse(status);
+  const int code = ToHttpError(status).status;
+  const char* type = code == 401   ? "authentication_error"
+                     : code == 403 ? "permission_error"
+                     : code == 404 ? "not_found_error"
+                     : code == 429 ? "rate_limit_error"
+                     : code >= 500 ? "server_error"
+                                   : "invalid_request_error";
+  // The field a message names first ("dimensions: ..."), as OpenAI's `param`.
+  const std::string message(status.message());
+  const size_t colon = message.find(':');
+  Json param = nullptr;
+  if (colon != std::string::npos && message.find(' ') > colon) param = message.substr(0, colon);
+  r.body = CompactJson(
+      Json{{"error", {{"message", message}, {"type", type}, {"param", param}, {"code", nullptr}}}});
+  return r;
+}
+
 namespace {
 
 int HexDigit(char h) {

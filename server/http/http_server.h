@@ -137,6 +137,9 @@ class HttpServer {
 // A JSON error body: {"error": message, "error_type": type} with the status for `status`'s
 // meaning (server/status.h).
 HttpResponse ErrorResponse(const absl::Status& status);
+// The same status in OpenAI's error form ({"error": {"message", "type", "param", "code"}}), which
+// its clients read the message from; for the OpenAI-compatible routes.
+HttpResponse OpenAiErrorResponse(const absl::Status& status);
 HttpResponse JsonResponse(int status, std::string body);
 // A JSON body as it goes on the wire: compact, invalid UTF-8 replaced.
 std::string CompactJson(const Json& j);

@@ -133,6 +133,48 @@ Json HandWrittenSchemas() {
                  Nullable(Json{{"type", "string"}, {"enum", {"sigmoid", "softmax", "none"}}})}})}},
       {"inputs"});
   s["InferenceApiResponse"] = ArrayOf(ArrayOf(Ref("LabelScore")));
+  const Json texts = {{"oneOf", {kString, ArrayOf(kString)}}};
+  const Json dimensions = Nullable(Json{{"type", "integer"}, {"minimum", 1}});
+  const Json direction = Nullable(Json{{"type", "string"}, {"enum", {"Left", "Right"}}});
+  s["EmbedRequest"] = Object({{"inputs", texts},
+                              {"normalize", Nullable(kBool)},
+                              {"truncate", Nullable(kBool)},
+                              {"truncation_direction", direction},
+                              {"dimensions", dimensions}},
+                             {"inputs"});
+  s["EmbedResponse"] = ArrayOf(ArrayOf(kNumber));
+  s["RerankRequest"] = Object({{"query", kString},
+                               {"texts", ArrayOf(kString)},
+                               {"raw_scores", Nullable(kBool)},
+                               {"return_text", Nullable(kBool)},
+                               {"truncate", Nullable(kBool)},
+                               {"truncation_direction", direction}},
+                              {"query", "texts"});
+  s["RerankResponse"] = ArrayOf(
+      Object({{"index", kInteger}, {"score", kNumber}, {"text", kString}}, {"index", "score"}));
+  s["OpenAiEmbeddingRequest"] = Object(
+      {{"input", texts},
+       {"model", kString},
+       {"encoding_format", Nullable(Json{{"type", "string"}, {"enum", {"float", "base64"}}})},
+       {"dimensions", dimensions},
+       {"user", Nullable(kString)}},
+      {"input"});
+  s["OpenAiError"] = Object({{"error", Object({{"message", kString},
+                                               {"type", kString},
+                                               {"param", Nullable(kString)},
+                                               {"code", Nullable(kString)}},
+                                              {"message", "type"})}},
+                            {"error"});
+  s["OpenAiEmbedding"] = Object({{"object", kString},
+                                 {"index", kInteger},
+                                 {"embedding", {{"oneOf", {ArrayOf(kNumber), kString}}}}},
+                                {"object", "index", "embedding"});
+  s["OpenAiEmbeddingResponse"] =
+      Object({{"object", kString},
+              {"data", ArrayOf(Ref("OpenAiEmbedding"))},
+              {"model", kString},
+              {"usage", Object({{"prompt_tokens", kInteger}, {"total_tokens", kInteger}})}},
+             {"object", "data", "model", "usage"});
   s["TokenizeRequest"] = Object({{"inputs", {{"oneOf", {kString, ArrayOf(kString)}}}},
                                  {"add_special_tokens", Nullable(kBool)}},
                                 {"inputs"});
@@ -219,10 +261,10 @@ Json HandWrittenSchemas() {
 Json JsonContent(const Json& schema) { return Json{{"application/json", {{"schema", schema}}}}; }
 
 // The errors any route may answer, each with the JSON error body (server/status.h).
-Json ErrorResponses(Json responses) {
+Json ErrorResponses(Json responses, const std::string& error = "Error") {
   for (const char* code :
        {"400", "401", "403", "404", "409", "413", "422", "424", "429", "499", "503", "504"}) {
-    responses[code] = {{"$ref", "#/components/responses/Error"}};
+    responses[code] = {{"$ref", "#/components/responses/" + error}};
   }
   return responses;
 }
@@ -279,12 +321,25 @@ std::vector<Op> Operations() {
                    body(Ref("DecodeRequest")), Ok(ArrayOf(kString)), Json()});
     ops.push_back({"get", prefix + "/info", "The model, its labels and limits (TEI)", tag, Json(),
                    Ok(Ref("Info")), Json()});
+    for (const std::string path : {"/embed", "/pipeline/feature-extraction"}) {
+      ops.push_back({"post", prefix + path,
+                     "Sentence embeddings (TEI; the Hub's feature extraction) with " + which, tag,
+                     body(Ref("EmbedRequest")), Ok(Ref("EmbedResponse")), Json()});
+    }
+    ops.push_back({"post", prefix + "/rerank",
+                   "Rank texts against a query with a cross-encoder (TEI) with " + which, tag,
+                   body(Ref("RerankRequest")), Ok(Ref("RerankResponse")), Json()});
     ops.push_back({"post", prefix.empty() ? "/" : prefix,
                    "Text classification in the Hub Inference API's form with " + which, tag,
                    body(Ref("InferenceApiRequest")), Ok(Ref("InferenceApiResponse")), Json()});
   }
   ops.push_back({"get", "/health", "Serving (503 while draining)", "Hugging Face", Json(),
                  Ok(Ref("Empty")), Json()});
+  ops.push_back({"post", "/v1/embeddings",
+                 "Embeddings in OpenAI's form (model: NAME, NAME:VERSION or NAME@ALIAS; none: the "
+                 "default model)",
+                 "OpenAI", body(Ref("OpenAiEmbeddingRequest")), Ok(Ref("OpenAiEmbeddingResponse")),
+                 Json()});
   // The Open Inference Protocol.
   const std::string oip = "Open Inference Protocol";
   ops.push_back({"get", "/v2", "Server metadata", oip, Json(), Ok(Ref("ServerMetadata")), Json()});
@@ -409,8 +464,11 @@ Json OpenApiDocument(const std::string& version) {
     if (op.query.is_array()) {
       for (const Json& q : op.query) params.push_back(q);
     }
-    Json o = {
-        {"summary", op.summary}, {"tags", {op.tag}}, {"responses", ErrorResponses(op.responses)}};
+    // The OpenAI-compatible route answers errors in OpenAI's form, which its clients read.
+    const std::string error = op.tag == "OpenAI" ? "OpenAiError" : "Error";
+    Json o = {{"summary", op.summary},
+              {"tags", {op.tag}},
+              {"responses", ErrorResponses(op.responses, error)}};
     if (!params.empty()) o["parameters"] = params;
     if (!op.request.is_null()) o["requestBody"] = op.request;
     paths[op.path][op.method] = o;
@@ -438,7 +496,10 @@ Json OpenApiDocument(const std::string& version) {
         {"responses",
          {{"Error",
            {{"description", "an error: its status says what kind (docs/http.md)"},
-            {"content", JsonContent(Ref("Error"))}}}}},
+            {"content", JsonContent(Ref("Error"))}}},
+          {"OpenAiError",
+           {{"description", "an error in OpenAI's form"},
+            {"content", JsonContent(Ref("OpenAiError"))}}}}},
         {"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}}}}}},
       {"security", Json::array({Json::object(), Json{{"bearer", Json::array()}}})}};
 }

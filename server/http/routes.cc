@@ -46,8 +46,6 @@ service::CallContext CallOf(const HttpRequest& req) {
   return call;
 }
 
-namespace {
-
 absl::StatusOr<bool> OptionalBool(const Json& j, const char* key, bool fallback) {
   if (!j.contains(key) || j[key].is_null()) return fallback;
   if (!j[key].is_boolean()) return MalformedRequest(absl::StrCat(key, ": must be true or false"));
@@ -60,6 +58,18 @@ absl::StatusOr<std::string> OptionalString(const Json& j, const std::string& fie
   if (!j[key].is_string()) return MalformedRequest(absl::StrCat(field, key, ": must be a string"));
   return j[key].get<std::string>();
 }
+
+absl::StatusOr<service::Truncation> TeiTruncation(const Json& body) {
+  ASSIGN_OR_RETURN(bool truncate, OptionalBool(body, "truncate", false));
+  ASSIGN_OR_RETURN(std::string direction, OptionalString(body, "", "truncation_direction"));
+  if (!direction.empty() && direction != "Left" && direction != "Right")
+    return MalformedRequest("truncation_direction: must be Left or Right");
+  return !truncate             ? service::Truncation::kNone
+         : direction == "Left" ? service::Truncation::kLeft
+                               : service::Truncation::kRight;
+}
+
+namespace {
 
 // TEI's `inputs` of /predict: a string, a pair [string, string], or a batch of both kinds
 // ([[string], [string, string], ...]); `batch` says which form it had.
@@ -144,16 +154,10 @@ HttpResponse Predict(const HttpContext& ctx, HttpRequest& req) {
     RETURN_IF_ERROR(CheckAccess(ctx, req, Permission::kClassify, model).status());
     ASSIGN_OR_RETURN(Json body, ParseBody(req));
     ASSIGN_OR_RETURN(PredictInputs inputs, ReadPredictInputs(body));
-    ASSIGN_OR_RETURN(bool truncate, OptionalBool(body, "truncate", false));
     ASSIGN_OR_RETURN(bool raw, OptionalBool(body, "raw_scores", false));
-    ASSIGN_OR_RETURN(std::string direction, OptionalString(body, "", "truncation_direction"));
-    if (!direction.empty() && direction != "Left" && direction != "Right")
-      return MalformedRequest("truncation_direction: must be Left or Right");
     service::ClassifyRequest r;
     r.model.model = model;
-    r.truncation = !truncate             ? service::Truncation::kNone
-                   : direction == "Left" ? service::Truncation::kLeft
-                                         : service::Truncation::kRight;
+    ASSIGN_OR_RETURN(r.truncation, TeiTruncation(body));
     if (raw) r.activation = service::Activation::kNone;
     std::vector<std::string> labels;
     ASSIGN_OR_RETURN(std::vector<ClassifyResult> results,
@@ -337,6 +341,7 @@ std::shared_ptr<Router> MakeRouter(const HttpContext& ctx) {
         return JsonResponse(200, "{}");
       },
       RouteOptions{/*blocking=*/false});
+  AddEmbedRoutes(ctx, router.get());
   AddOipRoutes(ctx, router.get());
   AddV1Routes(ctx, router.get());
   auto document = std::make_shared<const std::string>(CompactJson(OpenApiDocument(ctx.version)));

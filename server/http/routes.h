@@ -4,6 +4,9 @@
 //
 //   Hugging Face Text Embeddings Inference (TEI):  POST /predict, POST /tokenize, POST /decode,
 //                                                  GET /info, GET /health
+//   embeddings and reranking (embed_routes.cc):    POST /embed, POST /rerank (TEI),
+//                                                  POST /pipeline/feature-extraction (the Hub),
+//                                                  POST /v1/embeddings (OpenAI)
 //   the Hub Inference API's form:                  POST /
 //   the same for any registered model:             /models/{model}/predict, .../tokenize,
 //                                                  .../decode, .../info, POST /models/{model}
@@ -63,6 +66,15 @@ absl::StatusOr<std::string> RouteModel(const HttpContext& ctx, const HttpRequest
 // The call context of a request: cancelled once its client has gone.
 service::CallContext CallOf(const HttpRequest& req);
 
+// A body's optional fields: absent or null gives the fallback (or ""), another type a 400 naming
+// the field (`field` prefixes the key, e.g. "parameters.").
+absl::StatusOr<bool> OptionalBool(const Json& j, const char* key, bool fallback);
+absl::StatusOr<std::string> OptionalString(const Json& j, const std::string& field,
+                                           const char* key);
+// TEI's truncate (default false: an over-long text is refused) and truncation_direction.
+absl::StatusOr<service::Truncation> TeiTruncation(const Json& body);
+
+void AddEmbedRoutes(const HttpContext& ctx, Router* router);
 void AddOipRoutes(const HttpContext& ctx, Router* router);
 void AddV1Routes(const HttpContext& ctx, Router* router);
 
