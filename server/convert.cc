@@ -1,6 +1,8 @@
 // berth.v1 messages ↔ core types.
 #include "server/convert.h"
 
+#include <algorithm>
+
 #include "core/util/json.h"
 
 namespace berth::server {
@@ -28,6 +30,8 @@ service::Truncation FromProto(v1::Truncation t) {
       return service::Truncation::kLeft;
     case v1::TRUNCATION_WINDOW:
       return service::Truncation::kWindow;
+    case v1::TRUNCATION_NONE:
+      return service::Truncation::kNone;
     default:
       return service::Truncation::kInvalid;
   }
@@ -54,6 +58,54 @@ service::TokenizeRequest FromProto(const v1::TokenizeRequest& r) {
   out.max_length = r.max_length();
   out.truncation = FromProto(r.truncation());
   return out;
+}
+
+service::EmbedRequest FromProto(const v1::EmbedRequest& r) {
+  service::EmbedRequest out;
+  out.model = ToSelector(r);
+  out.texts.assign(r.texts().begin(), r.texts().end());
+  out.truncation = FromProto(r.truncation());
+  out.max_length = r.max_length();
+  if (r.has_normalize()) out.normalize = r.normalize();
+  if (r.has_dimensions()) out.dimensions = r.dimensions();
+  return out;
+}
+
+service::RerankRequest FromProto(const v1::RerankRequest& r) {
+  service::RerankRequest out;
+  out.model = ToSelector(r);
+  out.query = r.query();
+  out.texts.assign(r.texts().begin(), r.texts().end());
+  out.raw_scores = r.raw_scores();
+  out.truncation = FromProto(r.truncation());
+  return out;
+}
+
+void ToProto(const service::EmbedReply& reply, v1::EmbedResponse* out) {
+  out->Clear();
+  out->set_model(reply.model);
+  out->set_model_version(reply.model_version);
+  out->set_dimensions(static_cast<int32_t>(reply.dimensions));
+  out->set_normalized(reply.normalized);
+  for (const ClassifyResult& c : reply.results) {
+    v1::Embedding* e = out->add_embeddings();
+    e->mutable_values()->Assign(c.embedding.begin(), c.embedding.end());
+    e->set_num_tokens(c.num_tokens);
+    e->set_truncated(c.truncated);
+    out->set_queue_seconds(std::max(out->queue_seconds(), c.queue_seconds));
+    out->set_compute_seconds(std::max(out->compute_seconds(), c.compute_seconds));
+  }
+}
+
+void ToProto(const service::RerankReply& reply, v1::RerankResponse* out) {
+  out->Clear();
+  out->set_model(reply.model);
+  out->set_model_version(reply.model_version);
+  for (const service::RerankResult& r : reply.results) {
+    v1::RankedText* t = out->add_results();
+    t->set_index(static_cast<int32_t>(r.index));
+    t->set_score(r.score);
+  }
 }
 
 void ToProto(const service::ClassifyReply& reply, v1::ClassifyResponse* out) {

@@ -24,6 +24,10 @@ service::ClassifyRequest FromProto(const v1::ClassifyRequest& request);
 service::TokenizeRequest FromProto(const v1::TokenizeRequest& request);
 void ToProto(const service::ClassifyReply& reply, v1::ClassifyResponse* out);
 void ToProto(const service::TokenizeReply& reply, v1::TokenizeResponse* out);
+service::EmbedRequest FromProto(const v1::EmbedRequest& request);
+service::RerankRequest FromProto(const v1::RerankRequest& request);
+void ToProto(const service::EmbedReply& reply, v1::EmbedResponse* out);
+void ToProto(const service::RerankReply& reply, v1::RerankResponse* out);
 service::Truncation FromProto(v1::Truncation truncation);
 
 // Models.

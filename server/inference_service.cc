@@ -8,11 +8,12 @@
 namespace berth::server {
 namespace {
 
-// One request at a time per stream: read, classify on the pool, write, read the next.
-class ClassifyStreamReactor final
-    : public grpc::ServerBidiReactor<v1::ClassifyRequest, v1::ClassifyResponse> {
+// One request at a time per stream: read, answer on the pool (Classify or Embed), write, read
+// the next.
+template <typename Request, typename Response>
+class StreamReactor final : public grpc::ServerBidiReactor<Request, Response> {
  public:
-  ClassifyStreamReactor(grpc::CallbackServerContext* context, const ServiceContext& ctx)
+  StreamReactor(grpc::CallbackServerContext* context, const ServiceContext& ctx)
       : context_(context), ctx_(ctx) {
     auto caller = CheckAccess(ctx_, *context_, Permission::kClassify, "");
     absl::StatusOr<service::Slots::Held> slot =
@@ -46,18 +47,27 @@ class ClassifyStreamReactor final
 
  private:
   void Answer() {
-    auto reply = ctx_.inference->Classify(FromProto(request_), CallOf(context_));
+    auto reply = Call(FromProto(request_));
     if (!reply.ok()) return Finish(ToGrpcStatus(reply.status()));
     ToProto(*reply, &response_);
     StartWrite(&response_);
   }
+  absl::StatusOr<service::ClassifyReply> Call(const service::ClassifyRequest& r) {
+    return ctx_.inference->Classify(r, CallOf(context_));
+  }
+  absl::StatusOr<service::EmbedReply> Call(const service::EmbedRequest& r) {
+    return ctx_.inference->Embed(r, CallOf(context_));
+  }
+  using grpc::ServerBidiReactor<Request, Response>::Finish;
+  using grpc::ServerBidiReactor<Request, Response>::StartRead;
+  using grpc::ServerBidiReactor<Request, Response>::StartWrite;
 
   grpc::CallbackServerContext* const context_;
   const ServiceContext ctx_;
   service::Slots::Held slot_;  // one of the server's streams
   std::optional<Principal> caller_;
-  v1::ClassifyRequest request_;
-  v1::ClassifyResponse response_;
+  Request request_;
+  Response response_;
 };
 
 }  // namespace
@@ -78,7 +88,7 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::Classify(grpc::CallbackServerCon
 
 grpc::ServerBidiReactor<v1::ClassifyRequest, v1::ClassifyResponse>*
 InferenceServiceImpl::ClassifyStream(grpc::CallbackServerContext* context) {
-  return new ClassifyStreamReactor(context, ctx_);
+  return new StreamReactor<v1::ClassifyRequest, v1::ClassifyResponse>(context, ctx_);
 }
 
 grpc::ServerUnaryReactor* InferenceServiceImpl::Tokenize(grpc::CallbackServerContext* context,
@@ -89,6 +99,37 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::Tokenize(grpc::CallbackServerCon
   if (!caller.ok()) return FinishWith(context, caller.status());
   return RunOnPool(context, ctx_.pool, [this, request, response] {
     ASSIGN_OR_RETURN(service::TokenizeReply reply, ctx_.inference->Tokenize(FromProto(*request)));
+    ToProto(reply, response);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* InferenceServiceImpl::Embed(grpc::CallbackServerContext* context,
+                                                      const v1::EmbedRequest* request,
+                                                      v1::EmbedResponse* response) {
+  auto caller =
+      CheckAccess(ctx_, *context, Permission::kClassify, service::ModelRefName(request->model()));
+  if (!caller.ok()) return FinishWith(context, caller.status());
+  return RunOnPool(context, ctx_.pool, [this, request, response, call = CallOf(context)] {
+    ASSIGN_OR_RETURN(service::EmbedReply reply, ctx_.inference->Embed(FromProto(*request), call));
+    ToProto(reply, response);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerBidiReactor<v1::EmbedRequest, v1::EmbedResponse>* InferenceServiceImpl::EmbedStream(
+    grpc::CallbackServerContext* context) {
+  return new StreamReactor<v1::EmbedRequest, v1::EmbedResponse>(context, ctx_);
+}
+
+grpc::ServerUnaryReactor* InferenceServiceImpl::Rerank(grpc::CallbackServerContext* context,
+                                                       const v1::RerankRequest* request,
+                                                       v1::RerankResponse* response) {
+  auto caller =
+      CheckAccess(ctx_, *context, Permission::kClassify, service::ModelRefName(request->model()));
+  if (!caller.ok()) return FinishWith(context, caller.status());
+  return RunOnPool(context, ctx_.pool, [this, request, response, call = CallOf(context)] {
+    ASSIGN_OR_RETURN(service::RerankReply reply, ctx_.inference->Rerank(FromProto(*request), call));
     ToProto(reply, response);
     return absl::OkStatus();
   });

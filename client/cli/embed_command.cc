@@ -19,6 +19,9 @@
 #include "core/model/hub.h"
 #include "core/util/files.h"
 #include "core/util/json.h"
+#ifdef BERTH_WITH_REMOTE
+#include "client/cli/remote_common.h"
+#endif
 
 namespace berth::cli {
 namespace {
@@ -123,6 +126,60 @@ class Sink {
   std::unique_ptr<std::ofstream> file_;
 };
 
+// Lines from --input (or stdin), a window at a time: false at the end.
+bool ReadWindow(std::istream& in, int window, std::vector<std::string>* lines) {
+  lines->clear();
+  std::string line;
+  while (static_cast<int>(lines->size()) < window && std::getline(in, line)) {
+    lines->push_back(std::move(line));
+  }
+  return !lines->empty();
+}
+
+#ifdef BERTH_WITH_REMOTE
+// The same, through a server's Embed RPC: --batch-size texts per request.
+int RunRemoteEmbed(const EmbedFlags& f, const EngineFlags& p, const ServerFlags& server) {
+  std::unique_ptr<client::Client> c = Connect(server);
+  if (c == nullptr) return 2;
+  std::ifstream file;
+  if (f.input != "-") {
+    file.open(f.input);
+    if (!file) return Fail(absl::StrCat(f.input, ": cannot read"));
+  }
+  std::istream& in = f.input == "-" ? std::cin : file;
+  Sink sink;
+  if (absl::Status s = sink.Open(f); !s.ok()) return Fail(std::string(s.message()));
+  const bool progress = ::isatty(STDERR_FILENO) || f.output != "-";
+  int64_t done = 0;
+  std::vector<std::string> lines;
+  while (ReadWindow(in, p.batch_size, &lines)) {
+    v1::EmbedRequest r;
+    r.set_model(f.model);
+    r.set_max_length(f.max_length);
+    r.set_truncation(f.truncation == "left" ? v1::TRUNCATION_LEFT : v1::TRUNCATION_RIGHT);
+    if (f.normalize.has_value()) r.set_normalize(*f.normalize);
+    if (f.dimensions > 0) r.set_dimensions(static_cast<int32_t>(f.dimensions));
+    for (std::string& l : lines) r.add_texts(std::move(l));
+    auto reply = c->Embed(r);
+    if (!reply.ok()) {
+      return cli::Fail(reply.status(),
+                       absl::StrCat("embed (lines ", done + 1, "-",
+                                    done + static_cast<int64_t>(lines.size()), ")"));
+    }
+    for (const v1::Embedding& e : reply->embeddings()) {
+      if (!sink.Add(std::vector<float>(e.values().begin(), e.values().end()), e.num_tokens(),
+                    e.truncated()))
+        return Fail("the output was closed");
+    }
+    done += static_cast<int64_t>(lines.size());
+    if (progress) std::cerr << "\rberth embed: " << done << " lines" << std::flush;
+  }
+  if (progress) std::cerr << "\n";
+  if (absl::Status s = sink.Close(); !s.ok()) return Fail(std::string(s.message()));
+  return 0;
+}
+#endif
+
 int RunEmbed(const EmbedFlags& f, const EngineFlags& p) {
   EngineOptions eo = MakeEngineOptions(p);
   auto dir = ResolveModelPath(f.model, HubOptions::FromEnvironment());
@@ -150,15 +207,7 @@ int RunEmbed(const EmbedFlags& f, const EngineFlags& p) {
   const bool progress = ::isatty(STDERR_FILENO) || f.output != "-";
   int64_t done = 0;
   std::vector<std::string> lines;
-  std::string line;
-  bool more = true;
-  while (more) {
-    lines.clear();
-    while (static_cast<int>(lines.size()) < p.window &&
-           (more = static_cast<bool>(std::getline(in, line)))) {
-      lines.push_back(std::move(line));
-    }
-    if (lines.empty()) break;
+  while (ReadWindow(in, p.window, &lines)) {
     auto results = (*engine)->Classify(lines, {}, co);
     if (!results.ok()) {
       // "texts[i]: ..." names the line within this window.
@@ -186,7 +235,8 @@ void AddEmbedCommand(CLI::App& app, std::function<int()>* run) {
       "embed",
       "Sentence embeddings of each input line as sentence-transformers computes them (the "
       "model's modules.json pooling, else mean): JSON Lines {embedding, tokens, truncated} in "
-      "input order, or one float32 .npy matrix");
+      "input order, or one float32 .npy matrix. Offline from a model directory, or with "
+      "--server through a Berth server's Embed RPC");
   cmd->add_option("--model", f->model,
                   "Model directory, or a Hub id (org/name[@revision]) fetched into the HF cache")
       ->required();
@@ -210,7 +260,20 @@ void AddEmbedCommand(CLI::App& app, std::function<int()>* run) {
                   "Keep the first N components (Matryoshka), normalised after when normalising")
       ->check(CLI::PositiveNumber);
   AddEngineFlags(cmd, engine.get(), "lines");
+#ifdef BERTH_WITH_REMOTE
+  // Remote when --server is on the command line: --model is then NAME, NAME:VERSION or
+  // NAME@ALIAS on that server, and --batch-size the texts per request.
+  auto server = std::make_shared<ServerFlags>();
+  AddServerFlags(cmd, server.get());
+  CLI::Option* server_option = cmd->get_option("--server");
+  cmd->callback([run, f, engine, server, server_option] {
+    *run = [f, engine, server, remote = server_option->count() > 0] {
+      return remote ? RunRemoteEmbed(*f, *engine, *server) : RunEmbed(*f, *engine);
+    };
+  });
+#else
   cmd->callback([run, f, engine] { *run = [f, engine] { return RunEmbed(*f, *engine); }; });
+#endif
 }
 
 }  // namespace berth::cli

@@ -44,6 +44,8 @@ std::string ServiceConfig(int max_attempts) {
       {"service": "berth.v1.TrainingService", "method": "StartTraining"},
       {"service": "berth.v1.InferenceService", "method": "Classify"},
       {"service": "berth.v1.InferenceService", "method": "Tokenize"},
+      {"service": "berth.v1.InferenceService", "method": "Embed"},
+      {"service": "berth.v1.InferenceService", "method": "Rerank"},
       {"service": "berth.v1.ModelService", "method": "ListModels"},
       {"service": "berth.v1.ModelService", "method": "GetModel"},
       {"service": "berth.v1.ModelService", "method": "SetAlias"}])";
@@ -275,6 +277,16 @@ std::unique_ptr<ClassifyStreamCall> Client::OpenClassifyStream() {
 
 absl::StatusOr<v1::TokenizeResponse> Client::Tokenize(const v1::TokenizeRequest& request) {
   return Unary(inference_.get(), &v1::InferenceService::Stub::Tokenize, request, options_.timeout,
+               options_.token);
+}
+
+absl::StatusOr<v1::EmbedResponse> Client::Embed(const v1::EmbedRequest& request) {
+  return Unary(inference_.get(), &v1::InferenceService::Stub::Embed, request, options_.timeout,
+               options_.token);
+}
+
+absl::StatusOr<v1::RerankResponse> Client::Rerank(const v1::RerankRequest& request) {
+  return Unary(inference_.get(), &v1::InferenceService::Stub::Rerank, request, options_.timeout,
                options_.token);
 }
 

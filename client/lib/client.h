@@ -77,6 +77,9 @@ class Client {
 
   absl::StatusOr<v1::ClassifyResponse> Classify(const v1::ClassifyRequest& request);
   absl::StatusOr<v1::TokenizeResponse> Tokenize(const v1::TokenizeRequest& request);
+  // Sentence embeddings; texts ranked against a query by a cross-encoder.
+  absl::StatusOr<v1::EmbedResponse> Embed(const v1::EmbedRequest& request);
+  absl::StatusOr<v1::RerankResponse> Rerank(const v1::RerankRequest& request);
   // Opens a ClassifyStream (requests answered as they are sent, on one call).
   std::unique_ptr<ClassifyStreamCall> OpenClassifyStream();
 

@@ -28,9 +28,10 @@ absl::StatusOr<std::vector<std::string>> Texts(const Json& body, const char* key
   if (!in.is_array()) return MalformedRequest(shape);
   for (size_t i = 0; i < in.size(); ++i) {
     if (in[i].is_array()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          key, "[", i, "]: an embedding is of one text, not a pair (pairs are for /predict and "
-          "/rerank)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(key, "[", i,
+                       "]: an embedding is of one text, not a pair (pairs are for /predict and "
+                       "/rerank)"));
     }
     if (!in[i].is_string()) return MalformedRequest(shape);
     out.push_back(in[i].get<std::string>());

@@ -6,6 +6,8 @@ Hub's InferenceClient.feature_extraction (sync and async), and the openai client
 offline on the same texts (which embed_reference holds to sentence-transformers) within 1e-6:
 the same engine computes both, and JSON carries floats with their 9 significant digits.
 
+`berth embed --server` goes through the gRPC Embed RPC with the C++ client.
+
 Also the bad input the issue names, each with its status and the field in its message: texts
 over the limits, dimensions larger than the model's, zero or negative dimensions, an unknown
 encoding_format, a rerank with no texts (and with a model that is not a reranker), pairs sent to
@@ -45,6 +47,7 @@ def curl(url, body):
 
 
 def offline(cli, model_dir, texts, *args):
+    """`berth embed` of texts (offline from a directory, or remote with --server in args)."""
     p = subprocess.run([cli, "embed", "--model", model_dir] + list(args), input="\n".join(texts) + "\n",
                        capture_output=True, text=True, timeout=120)
     return np.array([json.loads(l)["embedding"] for l in p.stdout.splitlines() if l.strip()])
@@ -112,6 +115,16 @@ def main():
         code, body = curl(base + "/v1/embeddings", {"model": "tiny", "input": TEXTS[:2], "encoding_format": "base64"})
         raw = [np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in body["data"]]
         check(code == 200 and near(raw, want[:2]), "curl /v1/embeddings base64: little-endian float32")
+
+        # gRPC: `berth embed --server` (the Embed RPC), the C++ client's.
+        check(near(offline(cli, "tiny", TEXTS, "--server", addr), want), "berth embed --server (gRPC Embed)")
+        check(near(offline(cli, "tiny:1", TEXTS, "--server", addr, "--dimensions", "16", "--normalize",
+                           "--batch-size", "3"), want_16),
+              "berth embed --server, dimensions 16 normalised, 3 texts per request")
+        p = subprocess.run([cli, "embed", "--server", addr, "--model", "tiny", "--dimensions", "65"],
+                           input="x\n", capture_output=True, text=True, timeout=60)
+        check(p.returncode == 2 and "INVALID_ARGUMENT" in p.stderr and "dimensions" in p.stderr,
+              "berth embed --server --dimensions 65: INVALID_ARGUMENT naming dimensions (%s)" % p.stderr.strip())
 
         # Bad input: a clear error naming the field, by status.
         for name, url, req, status, field in [
