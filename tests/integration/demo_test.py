@@ -39,8 +39,12 @@ def readme_http_blocks(root, python, work, addr):
         cmd = ["bash", "-euo", "pipefail", "-c", code] if lang == "sh" else [python, "-c", code]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         # What each block prints: the job's last state; tritonclient's label tensor (the first
-        # text is positive, label "1"); the others' {label, score} lists.
-        want = "event: state" if "/events" in code else "[b'1' b'0']" if "tritonclient" in code else "label"
+        # text is positive, label "1"); /embed's list of vectors; the embedding clients' counts
+        # and MiniLM's width (2 texts of 384, one of shape (1, 384)); the others' {label, score}
+        # lists.
+        want = ("event: state" if "/events" in code else "[b'1' b'0']" if "tritonclient" in code
+                else "[[" if "/embed -d" in code else "2 384\n(1, 384)" if "embeddings.create" in code
+                else "label")
         check(p.returncode == 0 and want in p.stdout,
               "the README's %s block runs: %s -> %s %s" % (lang, code.strip().splitlines()[0][:70],
                                                           p.stdout[:200], p.stderr[-300:]))
