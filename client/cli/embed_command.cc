@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -226,7 +227,83 @@ int RunEmbed(const EmbedFlags& f, const EngineFlags& p) {
   return 0;
 }
 
+struct SimilarFlags {
+  std::string model, query, corpus;
+  int top_k = 10;
+};
+
+// Embeds the corpus (one text per line) and the query, normalised, and prints the top k lines
+// by cosine similarity, best first, as JSON Lines {rank, line, score, text}. An exact search in
+// memory: the corpus's embeddings are held while it runs.
+int RunSimilar(const SimilarFlags& f, const EngineFlags& p) {
+  auto dir = ResolveModelPath(f.model, HubOptions::FromEnvironment());
+  if (!dir.ok()) return Fail(std::string(dir.status().message()));
+  auto engine = InferenceEngine::Load(*dir, MakeEngineOptions(p));
+  if (!engine.ok()) return Fail(std::string(engine.status().message()));
+  std::ifstream in(f.corpus);
+  if (!in) return Fail(absl::StrCat(f.corpus, ": cannot read"));
+  ClassifyOptions co;
+  co.embed = true;
+  auto query = (*engine)->Classify({f.query}, {}, co);
+  if (!query.ok()) return Fail(absl::StrCat("--query: ", query.status().message()));
+  FinishEmbedding(&(*query)[0].embedding, 0, true);
+  const std::vector<float>& q = (*query)[0].embedding;
+  std::vector<std::pair<float, int64_t>> scores;  // (cosine, line index)
+  std::vector<std::string> corpus, lines;
+  while (ReadWindow(in, p.window, &lines)) {
+    auto results = (*engine)->Classify(lines, {}, co);
+    if (!results.ok()) {
+      return Fail(absl::StrCat(f.corpus, " lines ", corpus.size() + 1, "-",
+                               corpus.size() + lines.size(), ": ", results.status().message()));
+    }
+    for (size_t i = 0; i < lines.size(); ++i) {
+      std::vector<float>& e = (*results)[i].embedding;
+      FinishEmbedding(&e, 0, true);
+      double dot = 0;
+      for (size_t k = 0; k < e.size(); ++k) dot += static_cast<double>(e[k]) * q[k];
+      scores.emplace_back(static_cast<float>(dot), static_cast<int64_t>(corpus.size()));
+      corpus.push_back(std::move(lines[i]));
+    }
+  }
+  const size_t k = std::min(scores.size(), static_cast<size_t>(f.top_k));
+  std::partial_sort(scores.begin(), scores.begin() + static_cast<std::ptrdiff_t>(k), scores.end(),
+                    [](const auto& a, const auto& b) {
+                      return a.first > b.first || (a.first == b.first && a.second < b.second);
+                    });
+  for (size_t i = 0; i < k; ++i) {
+    std::cout << Json{{"rank", i + 1},
+                      {"line", scores[i].second + 1},
+                      {"score", scores[i].first},
+                      {"text", corpus[static_cast<size_t>(scores[i].second)]}}
+                     .dump(-1, ' ', false, Json::error_handler_t::replace)
+              << "\n";
+  }
+  return 0;
+}
+
 }  // namespace
+
+void AddSimilarCommand(CLI::App& app, std::function<int()>* run) {
+  auto f = std::make_shared<SimilarFlags>();
+  auto engine = std::make_shared<EngineFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "similar",
+      "The corpus lines most similar to a query by cosine of their embeddings (an exact search "
+      "in memory; docs/embeddings.md says where pgvector takes over): JSON Lines "
+      "{rank, line, score, text}, best first");
+  cmd->add_option("--model", f->model,
+                  "Model directory, or a Hub id (org/name[@revision]) fetched into the HF cache")
+      ->required();
+  cmd->add_option("--query", f->query, "The text to search for")->required();
+  cmd->add_option("--corpus", f->corpus, "Text file, one text per line")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--top-k", f->top_k, "How many lines to print")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  AddEngineFlags(cmd, engine.get(), "lines");
+  cmd->callback([run, f, engine] { *run = [f, engine] { return RunSimilar(*f, *engine); }; });
+}
 
 void AddEmbedCommand(CLI::App& app, std::function<int()>* run) {
   auto f = std::make_shared<EmbedFlags>();

@@ -9,6 +9,8 @@ namespace berth::cli {
 
 // Registers `embed` on `app`; its action goes to `*run` and returns the exit code.
 void AddEmbedCommand(CLI::App& app, std::function<int()>* run);
+// Registers `similar`: the corpus lines nearest a query by cosine, offline.
+void AddSimilarCommand(CLI::App& app, std::function<int()>* run);
 
 }  // namespace berth::cli
 

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
 #ifdef BERTH_WITH_OFFLINE
   berth::cli::AddOfflineCommands(app, &run);
   berth::cli::AddEmbedCommand(app, &run);
+  berth::cli::AddSimilarCommand(app, &run);
   berth::cli::AddTrainCommands(app, &run);
 #endif
 #ifdef BERTH_WITH_REMOTE

@@ -12,7 +12,7 @@ text cut at max_seq_length, texts empty after normalisation (combining accents t
 stripping removes, a zero-width space, the empty string), CJK, emoji, accents. Each model's
 texts are embedded batched (one request; length-sorted batches) and one by one (--batch-size 1),
 and sentence-transformers encodes them batched (its default batch 32) and one at a time.
-Also --dimensions (Matryoshka) against SentenceTransformer(truncate_dim=N) normalised, and the
+Also `berth similar` against sentence-transformers' semantic_search, --dimensions (Matryoshka) against SentenceTransformer(truncate_dim=N) normalised, and the
 .npy output against the JSON Lines one.
 
 Why 1e-5: both sides compute in fp32 (epsilon 1.2e-7) with the same kernels; Berth packs the
@@ -115,6 +115,21 @@ def main():
         npy = os.path.join(work, "e.npy")
         berth_embed(berth, minilm, TEXTS, "--output", npy)
         compare("all-MiniLM-L6-v2 as .npy", np.load(npy).astype(np.float64), st_embed(st, TEXTS)[0])
+        # berth similar: the top 5 of the SST-2 sample's first 100 training sentences by cosine,
+        # against sentence-transformers' own semantic_search over its embeddings.
+        from sentence_transformers.util import semantic_search
+        corpus = [l.split("\t")[0] for l in open(sst2, encoding="utf-8").read().splitlines()[1:101]]
+        corpus_file = os.path.join(work, "corpus.txt")
+        open(corpus_file, "w", encoding="utf-8").write("\n".join(corpus) + "\n")
+        query = "a boring and dull film"
+        hits = semantic_search(st.encode([query], convert_to_tensor=True), st.encode(corpus, convert_to_tensor=True),
+                               top_k=5)[0]
+        p = subprocess.run([berth, "similar", "--model", minilm, "--query", query, "--corpus", corpus_file,
+                            "--top-k", "5"], capture_output=True, text=True, timeout=300)
+        got = [json.loads(l) for l in p.stdout.splitlines()]
+        check(p.returncode == 0 and [g["line"] - 1 for g in got] == [h["corpus_id"] for h in hits] and
+              all(abs(g["score"] - h["score"]) <= TOL for g, h in zip(got, hits)),
+              "berth similar: semantic_search's top 5 lines and cosines (%s)" % [g.get("line") for g in got])
         long_tokens = json.loads(subprocess.run([berth, "embed", "--model", minilm], input=TEXTS[3].encode(),
                                                 capture_output=True).stdout)
         check(long_tokens["truncated"] and long_tokens["tokens"] > 256,
