@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -20,6 +21,7 @@
 #include "core/model/hub.h"
 #include "core/util/files.h"
 #include "core/util/json.h"
+#include "core/util/status_macros.h"
 #ifdef BERTH_WITH_REMOTE
 #include "client/cli/remote_common.h"
 #endif
@@ -137,11 +139,10 @@ bool ReadWindow(std::istream& in, int window, std::vector<std::string>* lines) {
   return !lines->empty();
 }
 
-#ifdef BERTH_WITH_REMOTE
-// The same, through a server's Embed RPC: --batch-size texts per request.
-int RunRemoteEmbed(const EmbedFlags& f, const EngineFlags& p, const ServerFlags& server) {
-  std::unique_ptr<client::Client> c = Connect(server);
-  if (c == nullptr) return 2;
+// Reads --input a window of lines at a time, hands each window to `embed` (which adds its
+// embeddings to the sink, in order, or fails naming what), shows progress, closes the sink.
+int EmbedLines(const EmbedFlags& f, int window,
+               const std::function<absl::Status(std::vector<std::string>&, Sink&)>& embed) {
   std::ifstream file;
   if (f.input != "-") {
     file.open(f.input);
@@ -153,7 +154,27 @@ int RunRemoteEmbed(const EmbedFlags& f, const EngineFlags& p, const ServerFlags&
   const bool progress = ::isatty(STDERR_FILENO) || f.output != "-";
   int64_t done = 0;
   std::vector<std::string> lines;
-  while (ReadWindow(in, p.batch_size, &lines)) {
+  while (ReadWindow(in, window, &lines)) {
+    const int64_t n = static_cast<int64_t>(lines.size());
+    if (absl::Status s = embed(lines, sink); !s.ok()) {
+      // A window's error names a text within it ("texts[i]: ..."): say which lines it holds.
+      Fail(absl::StrCat("lines ", done + 1, "-", done + n, ": ", s.ToString()));
+      return s.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;  // as the remote commands
+    }
+    done += n;
+    if (progress) std::cerr << "\rberth embed: " << done << " lines" << std::flush;
+  }
+  if (progress) std::cerr << "\n";
+  if (absl::Status s = sink.Close(); !s.ok()) return Fail(std::string(s.message()));
+  return 0;
+}
+
+#ifdef BERTH_WITH_REMOTE
+// The same, through a server's Embed RPC: --batch-size texts per request.
+int RunRemoteEmbed(const EmbedFlags& f, const EngineFlags& p, const ServerFlags& server) {
+  std::unique_ptr<client::Client> c = Connect(server);
+  if (c == nullptr) return 2;
+  return EmbedLines(f, p.batch_size, [&](std::vector<std::string>& lines, Sink& sink) {
     v1::EmbedRequest r;
     r.set_model(f.model);
     r.set_max_length(f.max_length);
@@ -162,22 +183,14 @@ int RunRemoteEmbed(const EmbedFlags& f, const EngineFlags& p, const ServerFlags&
     if (f.dimensions > 0) r.set_dimensions(static_cast<int32_t>(f.dimensions));
     for (std::string& l : lines) r.add_texts(std::move(l));
     auto reply = c->Embed(r);
-    if (!reply.ok()) {
-      return cli::Fail(reply.status(),
-                       absl::StrCat("embed (lines ", done + 1, "-",
-                                    done + static_cast<int64_t>(lines.size()), ")"));
-    }
+    if (!reply.ok()) return reply.status();
     for (const v1::Embedding& e : reply->embeddings()) {
       if (!sink.Add(std::vector<float>(e.values().begin(), e.values().end()), e.num_tokens(),
                     e.truncated()))
-        return Fail("the output was closed");
+        return absl::UnavailableError("the output was closed");
     }
-    done += static_cast<int64_t>(lines.size());
-    if (progress) std::cerr << "\rberth embed: " << done << " lines" << std::flush;
-  }
-  if (progress) std::cerr << "\n";
-  if (absl::Status s = sink.Close(); !s.ok()) return Fail(std::string(s.message()));
-  return 0;
+    return absl::OkStatus();
+  });
 }
 #endif
 
@@ -193,38 +206,19 @@ int RunEmbed(const EmbedFlags& f, const EngineFlags& p) {
                              model.embedding_dimension()));
   }
   const bool normalize = f.normalize.value_or(model.pooling().normalize);
-  std::ifstream file;
-  if (f.input != "-") {
-    file.open(f.input);
-    if (!file) return Fail(absl::StrCat(f.input, ": cannot read"));
-  }
-  std::istream& in = f.input == "-" ? std::cin : file;
-  Sink sink;
-  if (absl::Status s = sink.Open(f); !s.ok()) return Fail(std::string(s.message()));
   ClassifyOptions co;
   co.embed = true;
   co.max_length = f.max_length;
   co.truncation = f.truncation == "left" ? TruncationMode::kLeft : TruncationMode::kRight;
-  const bool progress = ::isatty(STDERR_FILENO) || f.output != "-";
-  int64_t done = 0;
-  std::vector<std::string> lines;
-  while (ReadWindow(in, p.window, &lines)) {
-    auto results = (*engine)->Classify(lines, {}, co);
-    if (!results.ok()) {
-      // "texts[i]: ..." names the line within this window.
-      return Fail(absl::StrCat("lines ", done + 1, "-", done + static_cast<int64_t>(lines.size()),
-                               ": ", results.status().message()));
-    }
-    for (ClassifyResult& r : *results) {
+  return EmbedLines(f, p.window, [&](std::vector<std::string>& lines, Sink& sink) {
+    ASSIGN_OR_RETURN(std::vector<ClassifyResult> results, (*engine)->Classify(lines, {}, co));
+    for (ClassifyResult& r : results) {
       FinishEmbedding(&r.embedding, f.dimensions, normalize);
-      if (!sink.Add(r.embedding, r.num_tokens, r.truncated)) return Fail("the output was closed");
+      if (!sink.Add(r.embedding, r.num_tokens, r.truncated))
+        return absl::UnavailableError("the output was closed");
     }
-    done += static_cast<int64_t>(lines.size());
-    if (progress) std::cerr << "\rberth embed: " << done << " lines" << std::flush;
-  }
-  if (progress) std::cerr << "\n";
-  if (absl::Status s = sink.Close(); !s.ok()) return Fail(std::string(s.message()));
-  return 0;
+    return absl::OkStatus();
+  });
 }
 
 struct SimilarFlags {
