@@ -94,7 +94,7 @@ grpc::ServerUnaryReactor* OipServiceImpl::ModelInfer(grpc::CallbackServerContext
     ASSIGN_OR_RETURN(
         service::ClassifyRequest classify,
         oip::ClassifyRequestOf(oip::SelectorOf(request->model_name(), request->model_version()),
-                               std::move(inputs)));
+                               std::move(inputs), oip::RequestedNames(*request)));
     ASSIGN_OR_RETURN(service::ClassifyReply reply, ctx_.inference->Classify(classify, call));
     ASSIGN_OR_RETURN(std::vector<oip::OutputTensor> outputs,
                      oip::OutputsOf(reply, oip::RequestedNames(*request)));

@@ -174,6 +174,7 @@ absl::StatusOr<ClassifyReply> Inference::Run(const ModelHandle& handle, const Cl
   o.max_length = static_cast<int>(r.max_length);
   if (r.stride > 0) o.stride = static_cast<int>(std::min<int64_t>(r.stride, 1 << 30));
   o.top_k = static_cast<int>(r.top_k);
+  o.embed = r.embed;
   o.return_logits = r.raw_scores || activate;
   o.deadline = call.deadline;
   o.cancelled = call.cancelled;
@@ -187,8 +188,10 @@ absl::StatusOr<ClassifyReply> Inference::Run(const ModelHandle& handle, const Cl
   RETURN_IF_ERROR(RefuseTruncated(r.truncation, reply.results,
                                   r.text_pairs.empty() ? "texts" : "texts/text_pairs",
                                   handle.engine->MaxLength(o.max_length).value_or(0)));
+  const bool normalize = handle.engine->model().pooling().normalize;
   for (size_t i = 0; i < reply.results.size(); ++i) {
     ClassifyResult& c = reply.results[i];
+    if (r.embed) FinishEmbedding(&c.embedding, 0, normalize);
     if (activate) ApplyActivation(r.activation, o.top_k, reply.labels, &c);
     if (!r.raw_scores) c.logits.clear();
   }
@@ -272,6 +275,7 @@ absl::StatusOr<ModelInfo> Inference::Describe(const ModelSelector& model) const 
   info.model_type = m.config().model_type;
   info.dtype = m.precision() == InferencePrecision::kBf16 ? "bfloat16" : "float32";
   ASSIGN_OR_RETURN(info.max_length, handle.engine->MaxLength(0));
+  info.embedding_dimension = m.embedding_dimension();
   info.max_batch_tokens = handle.engine->batcher().options().max_batch_tokens;
   return info;
 }

@@ -58,6 +58,9 @@ struct ClassifyRequest {
   int64_t max_length = 0;  // 0: the model's maximum
   int64_t stride = 0;      // window overlap (kWindow); 0: 128
   Activation activation = Activation::kDefault;
+  // Also each text's sentence embedding (ClassifyResult::embedding), normalised as the model's
+  // modules.json says, from the same forward pass (the Open Inference Protocol's `embedding`).
+  bool embed = false;
 };
 
 struct ClassifyReply {
@@ -149,6 +152,7 @@ struct ModelInfo {
   std::string dtype;       // the weights it classifies with: float32 or bfloat16
   int max_length = 0;      // tokens per text, special tokens included
   int64_t max_batch_tokens = 0;
+  int64_t embedding_dimension = 0;  // of its sentence embeddings
 };
 
 // A count of events and the time they took, summed (the Open Inference Protocol's statistics).

@@ -128,7 +128,8 @@ HttpResponse Infer(const HttpContext& ctx, HttpRequest& req) {
     }
     auto parsed = oip::ParseHttpInferRequest(req.body, header_length);
     if (!parsed.ok()) return MalformedRequest(parsed.status().message());
-    auto request = oip::ClassifyRequestOf(Selector(req), std::move(parsed->inputs));
+    auto request = oip::ClassifyRequestOf(Selector(req), std::move(parsed->inputs),
+                                          oip::RequestedNames(*parsed));
     if (!request.ok()) return MalformedRequest(request.status().message());
     ASSIGN_OR_RETURN(service::ClassifyReply reply, ctx.inference->Classify(*request, CallOf(req)));
     auto outputs = oip::OutputsOf(reply, oip::RequestedNames(*parsed));

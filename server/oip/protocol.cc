@@ -31,7 +31,8 @@ ModelMetadata MetadataOf(const service::ModelInfo& info) {
   // [1]; perf_analyzer reads them so); a flat [N] tensor is taken as well.
   m.inputs = {{kTextInput, "BYTES", {-1, 1}, false}, {kPairInput, "BYTES", {-1, 1}, true}};
   m.outputs = {{kProbabilitiesOutput, "FP32", {-1, labels}, false},
-               {kLabelOutput, "BYTES", {-1}, false}};
+               {kLabelOutput, "BYTES", {-1}, false},
+               {kEmbeddingOutput, "FP32", {-1, info.embedding_dimension}, true}};
   return m;
 }
 
@@ -64,10 +65,12 @@ service::ModelSelector SelectorOf(const std::string& model, const std::string& v
   return m;
 }
 
-absl::StatusOr<service::ClassifyRequest> ClassifyRequestOf(service::ModelSelector model,
-                                                           std::vector<InputTensor> inputs) {
+absl::StatusOr<service::ClassifyRequest> ClassifyRequestOf(
+    service::ModelSelector model, std::vector<InputTensor> inputs,
+    const std::vector<std::string>& requested) {
   service::ClassifyRequest r;
   r.model = std::move(model);
+  r.embed = std::find(requested.begin(), requested.end(), kEmbeddingOutput) != requested.end();
   bool have_text = false, have_pair = false;
   for (size_t i = 0; i < inputs.size(); ++i) {
     InputTensor& t = inputs[i];
@@ -102,9 +105,13 @@ absl::StatusOr<std::vector<OutputTensor>> OutputsOf(const service::ClassifyReply
   OutputTensor probs{
       kProbabilitiesOutput, "FP32", {n, static_cast<int64_t>(reply.labels.size())}, {}, {}};
   OutputTensor labels{kLabelOutput, "BYTES", {n}, {}, {}};
+  const int64_t dims =
+      reply.results.empty() ? 0 : static_cast<int64_t>(reply.results[0].embedding.size());
+  OutputTensor embedding{kEmbeddingOutput, "FP32", {n, dims}, {}, {}};
   for (const ClassifyResult& c : reply.results) {
     probs.fp32.insert(probs.fp32.end(), c.scores.begin(), c.scores.end());
     labels.bytes.push_back(c.label);
+    embedding.fp32.insert(embedding.fp32.end(), c.embedding.begin(), c.embedding.end());
   }
   if (requested.empty()) return std::vector<OutputTensor>{std::move(probs), std::move(labels)};
   std::vector<OutputTensor> out;
@@ -113,10 +120,12 @@ absl::StatusOr<std::vector<OutputTensor>> OutputsOf(const service::ClassifyReply
       out.push_back(probs);
     } else if (requested[i] == kLabelOutput) {
       out.push_back(labels);
+    } else if (requested[i] == kEmbeddingOutput) {
+      out.push_back(embedding);
     } else {
       return Bad(absl::StrCat("outputs[", i, "].name"),
                  absl::StrCat("'", requested[i], "' is not an output (", kProbabilitiesOutput, ", ",
-                              kLabelOutput, ")"));
+                              kLabelOutput, ", ", kEmbeddingOutput, ")"));
     }
   }
   return out;

@@ -5,7 +5,9 @@
 // between their wire forms and the facade, so a rule here holds on both.
 //
 // A Berth model takes BYTES inputs `text` and, for pairs, `text_pair`, each of shape [N] (or
-// [N, 1]), and answers `probabilities` (FP32 [N, labels]) and `label` (BYTES [N]). Its versions
+// [N, 1]), and answers `probabilities` (FP32 [N, labels]) and `label` (BYTES [N]), and, when an
+// output list names it, `embedding` (FP32 [N, D]: the sentence embedding of docs/embeddings.md,
+// from the same forward pass). Its versions
 // are the protocol's versions, and an alias may stand where a version does.
 #ifndef BERTH_SERVER_OIP_PROTOCOL_H_
 #define BERTH_SERVER_OIP_PROTOCOL_H_
@@ -25,6 +27,8 @@ inline constexpr char kTextInput[] = "text";
 inline constexpr char kPairInput[] = "text_pair";
 inline constexpr char kProbabilitiesOutput[] = "probabilities";
 inline constexpr char kLabelOutput[] = "label";
+// Only when asked for by name: each text's sentence embedding (FP32 [N, D]).
+inline constexpr char kEmbeddingOutput[] = "embedding";
 inline constexpr char kPlatform[] = "berth";
 // The protocol extensions the server metadata lists (both transports).
 inline const std::vector<std::string> kExtensions = {"binary_tensor_data", "model_configuration",
@@ -69,8 +73,10 @@ service::ModelSelector SelectorOf(const std::string& model, const std::string& v
 // The Classify call a request's inputs ask for. INVALID_ARGUMENT naming the input for an
 // unknown or repeated name, a datatype other than BYTES, a shape other than [N] or [N, 1], a
 // missing `text`, or a pair tensor of another length.
-absl::StatusOr<service::ClassifyRequest> ClassifyRequestOf(service::ModelSelector model,
-                                                           std::vector<InputTensor> inputs);
+// `requested` (the output names asked for) says whether embeddings are computed.
+absl::StatusOr<service::ClassifyRequest> ClassifyRequestOf(
+    service::ModelSelector model, std::vector<InputTensor> inputs,
+    const std::vector<std::string>& requested = {});
 
 // The outputs a reply answers with, in the order asked (`requested` empty: every output).
 // INVALID_ARGUMENT naming `outputs[i]` for an output the model does not have.

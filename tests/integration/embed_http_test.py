@@ -6,6 +6,7 @@ Hub's InferenceClient.feature_extraction (sync and async), and the openai client
 offline on the same texts (which embed_reference holds to sentence-transformers) within 1e-6:
 the same engine computes both, and JSON carries floats with their 9 significant digits.
 
+tritonclient (HTTP and gRPC) asks for the Open Inference Protocol's `embedding` output.
 `berth embed --server` goes through the gRPC Embed RPC with the C++ client.
 
 Also the bad input the issue names, each with its status and the field in its message: texts
@@ -27,6 +28,8 @@ import tempfile
 
 import numpy as np
 import openai
+import tritonclient.grpc as triton_grpc
+import tritonclient.http as triton_http
 from huggingface_hub import AsyncInferenceClient, InferenceClient
 
 from checks import check, failures, start_server
@@ -125,6 +128,23 @@ def main():
                            input="x\n", capture_output=True, text=True, timeout=60)
         check(p.returncode == 2 and "INVALID_ARGUMENT" in p.stderr and "dimensions" in p.stderr,
               "berth embed --server --dimensions 65: INVALID_ARGUMENT naming dimensions (%s)" % p.stderr.strip())
+
+        # The Open Inference Protocol: the `embedding` output, asked for by name, on both transports.
+        http_port = base.rsplit(":", 1)[1]
+        for lib, url in ((triton_http, "127.0.0.1:" + http_port), (triton_grpc, addr)):
+            text = lib.InferInput("text", [len(TEXTS)], "BYTES")
+            text.set_data_from_numpy(np.array([t.encode() for t in TEXTS], dtype=object))
+            result = lib.InferenceServerClient(url).infer(
+                "tiny", [text], outputs=[lib.InferRequestedOutput("embedding"), lib.InferRequestedOutput("label")])
+            emb = result.as_numpy("embedding")
+            check(emb is not None and emb.dtype == np.float32 and near(emb, want) and
+                  result.as_numpy("label") is not None,
+                  "%s: the embedding output, FP32 %s, the offline embeddings" %
+                  (lib.__name__, None if emb is None else list(emb.shape)))
+        meta = triton_http.InferenceServerClient("127.0.0.1:" + http_port).get_model_metadata("tiny")
+        check({"name": "embedding", "datatype": "FP32", "shape": [-1, 64]} in
+              [{k: o[k] for k in ("name", "datatype", "shape")} for o in meta["outputs"]],
+              "the model metadata lists embedding FP32 [-1, 64]")
 
         # Bad input: a clear error naming the field, by status.
         for name, url, req, status, field in [

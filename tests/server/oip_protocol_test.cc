@@ -85,7 +85,7 @@ TEST(OipProtocolTest, OutputsInTheOrderAskedAndUnknownOnesNamed) {
   ASSERT_EQ(asked->size(), 1u);
   EXPECT_EQ((*asked)[0].name, "label");
   EXPECT_EQ(Error(OutputsOf(reply, {"label", "logits"}).status()),
-            "outputs[1].name: 'logits' is not an output (probabilities, label)");
+            "outputs[1].name: 'logits' is not an output (probabilities, label, embedding)");
 }
 
 TEST(OipProtocolTest, ConfigLeavesOutTheBatchDimension) {
