@@ -16,6 +16,8 @@ void EvalToProto(const Json& j, v1::EvalMetrics* out) {
   out->set_examples(j.value("examples", int64_t{0}));
   out->set_update(j.value("update", int64_t{0}));
   out->set_epoch(j.value("epoch", 0.0));
+  out->set_pearson(j.value("pearson", 0.0));
+  out->set_spearman(j.value("spearman", 0.0));
 }
 
 }  // namespace
@@ -205,6 +207,9 @@ jobs::JobSpec ToJobSpec(const v1::StartTrainingRequest& r) {
   const v1::Hyperparameters& h = r.hyperparameters();
   data::TrainingSpec& t = s.training;
   t.multi_label = r.task() == v1::TASK_MULTI_LABEL;
+  t.score_loss = r.task() == v1::TASK_SCORE_BCE   ? "bce"
+                 : r.task() == v1::TASK_SCORE_MSE ? "mse"
+                                                  : "";
   s.data.multi_label = t.multi_label;
 #define BERTH_FROM_PROTO(field, flags, help) \
   if (h.has_##field()) t.field = h.field();

@@ -467,9 +467,13 @@ void Metrics::OnProgress(const std::string& job_id, const data::Progress& p) {
     }
     return;
   }
-  for (const char* name : {"loss", "accuracy", "macro_f1", "micro_f1"}) {
+  for (const char* name : {"loss", "accuracy", "macro_f1", "micro_f1", "pearson", "spearman"}) {
     double v = 0;
     if (!p.eval->Get(name, &v)) continue;
+    // A classifier has no correlations, a scorer no classes.
+    if (p.eval->scored != (name == std::string("pearson") || name == std::string("spearman")) &&
+        name != std::string("loss"))
+      continue;
     CachedSeries(s.eval, training_eval_, name, [&] {
       return prometheus::Labels{{"job", job_id}, {"metric", name}};
     })->Set(v);

@@ -81,7 +81,10 @@ int RunTrain(TrainFlags& f, v1::JobStatus* final_out) {
   r.set_text_column(f.spec.data.text_column);
   r.set_text_pair_column(f.spec.data.text_pair_column);
   r.set_label_column(f.spec.data.label_column);
-  r.set_task(f.spec.spec.multi_label ? v1::TASK_MULTI_LABEL : v1::TASK_SINGLE_LABEL);
+  r.set_task(f.spec.spec.score_loss == "bce"   ? v1::TASK_SCORE_BCE
+             : f.spec.spec.score_loss == "mse" ? v1::TASK_SCORE_MSE
+             : f.spec.spec.multi_label         ? v1::TASK_MULTI_LABEL
+                                               : v1::TASK_SINGLE_LABEL);
   SetHyperparameters(f.spec.spec, r.mutable_hyperparameters());
   r.set_model_name(f.name);
   r.set_request_id(f.request_id);

@@ -44,11 +44,16 @@ void AddSpecFlags(CLI::App* cmd, SpecFlags* f) {
                   "cpu, cuda or cuda:N (default cpu; remotely, the server's --device)");
   cmd->add_option("--metric-for-best", f->spec.metric_for_best,
                   "Metric that picks the saved model: accuracy, macro_f1, micro_f1, loss, ... "
-                  "(default: accuracy; micro_f1 for --multi-label)");
+                  "(default: accuracy; micro_f1 for --multi-label; loss for --score)");
   AddDataFlags(cmd, &f->data);
   cmd->add_flag("--multi-label", f->spec.multi_label,
                 "Rows carry several labels (JSON arrays, or ';'-separated in CSV/TSV); BCE loss, "
                 "--multi-label-threshold");
+  cmd->add_option("--score", f->spec.score_loss,
+                  "Train a one-logit scorer on numeric labels (a cross-encoder, with "
+                  "--text-pair-column): bce (sentence-transformers' CrossEncoder: labels in "
+                  "[0, 1], served with the sigmoid) or mse (transformers' regression)")
+      ->check(CLI::IsMember({"bce", "mse"}));
   cmd->add_option("--class-weights", f->class_weights,
                   "Comma-separated loss weight per label, in label order");
 }

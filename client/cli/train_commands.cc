@@ -100,6 +100,12 @@ int RunFinetune(FinetuneFlags& f) {
     if (!rank0) return;
     if (p.eval != nullptr) {
       if (tty) std::cerr << "\n";
+      if (p.eval->scored) {
+        std::cerr << absl::StrFormat(
+            "eval  update %d  epoch %.2f  loss %.4f  pearson %.4f  spearman %.4f\n", p.update,
+            p.epoch, p.eval->loss, p.eval->pearson, p.eval->spearman);
+        return;
+      }
       std::cerr << absl::StrFormat(
           "eval  update %d  epoch %.2f  loss %.4f  accuracy %.4f  macro_f1 %.4f  micro_f1 %.4f\n",
           p.update, p.epoch, p.eval->loss, p.eval->accuracy, p.eval->macro_f1, p.eval->micro_f1);

@@ -1,6 +1,9 @@
 // Metric computations (scikit-learn's definitions; an undefined ratio counts as 0).
 #include "core/data/metrics.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace berth::data {
 namespace {
 
@@ -41,7 +44,9 @@ bool EvalMetrics::Get(const std::string& name, double* value) const {
                                              {"micro_precision", micro_precision},
                                              {"micro_recall", micro_recall},
                                              {"micro_f1", micro_f1},
-                                             {"hamming_loss", hamming_loss}};
+                                             {"hamming_loss", hamming_loss},
+                                             {"pearson", pearson},
+                                             {"spearman", spearman}};
   auto it = all.find(name);
   if (it == all.end()) return false;
   *value = it->second;
@@ -59,7 +64,9 @@ Json EvalMetrics::ToJson() const {
             {"micro_recall", micro_recall},
             {"micro_f1", micro_f1},
             {"labels", labels}};
-  if (!confusion.empty()) {
+  if (scored) {
+    j = {{"examples", examples}, {"loss", loss}, {"pearson", pearson}, {"spearman", spearman}};
+  } else if (!confusion.empty()) {
     j["confusion_matrix"] = confusion;
   } else {
     j["hamming_loss"] = hamming_loss;
@@ -79,6 +86,9 @@ EvalMetrics EvalMetrics::FromJson(const Json& j) {
   m.micro_recall = j.value("micro_recall", 0.0);
   m.micro_f1 = j.value("micro_f1", 0.0);
   m.hamming_loss = j.value("hamming_loss", 0.0);
+  m.scored = j.contains("pearson");
+  m.pearson = j.value("pearson", 0.0);
+  m.spearman = j.value("spearman", 0.0);
   if (j.contains("labels") && j["labels"].is_array())
     m.labels = j["labels"].get<std::vector<std::string>>();
   if (j.contains("confusion_matrix") && j["confusion_matrix"].is_array()) {
@@ -140,6 +150,55 @@ EvalMetrics ComputeMultiLabelMetrics(const std::vector<std::vector<uint8_t>>& tr
   m.accuracy = Ratio(static_cast<double>(exact), static_cast<double>(truth.size()));
   m.hamming_loss = Ratio(static_cast<double>(wrong_bits), static_cast<double>(truth.size() * k));
   FillPrf(tp, fp, fn, &m);
+  return m;
+}
+
+namespace {
+
+// Pearson's correlation; 0 when either side is constant.
+double Pearson(const std::vector<double>& a, const std::vector<double>& b) {
+  const size_t n = a.size();
+  if (n == 0) return 0;
+  double ma = 0, mb = 0;
+  for (size_t i = 0; i < n; ++i) {
+    ma += a[i];
+    mb += b[i];
+  }
+  ma /= static_cast<double>(n);
+  mb /= static_cast<double>(n);
+  double sab = 0, saa = 0, sbb = 0;
+  for (size_t i = 0; i < n; ++i) {
+    sab += (a[i] - ma) * (b[i] - mb);
+    saa += (a[i] - ma) * (a[i] - ma);
+    sbb += (b[i] - mb) * (b[i] - mb);
+  }
+  return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : 0.0;
+}
+
+// 1-based ranks, ties sharing their mean rank (scipy.stats.rankdata's "average").
+std::vector<double> Ranks(const std::vector<double>& v) {
+  std::vector<size_t> order(v.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return v[x] < v[y]; });
+  std::vector<double> ranks(v.size());
+  for (size_t i = 0; i < order.size();) {
+    size_t j = i;
+    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
+    const double mean = (static_cast<double>(i) + static_cast<double>(j)) / 2 + 1;
+    for (size_t t = i; t <= j; ++t) ranks[order[t]] = mean;
+    i = j + 1;
+  }
+  return ranks;
+}
+
+}  // namespace
+
+EvalMetrics ComputeScoreMetrics(const std::vector<double>& truth, const std::vector<double>& pred) {
+  EvalMetrics m;
+  m.scored = true;
+  m.examples = static_cast<int64_t>(truth.size());
+  m.pearson = Pearson(truth, pred);
+  m.spearman = Pearson(Ranks(truth), Ranks(pred));
   return m;
 }
 

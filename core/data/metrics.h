@@ -18,7 +18,10 @@ struct EvalMetrics {
   double accuracy = 0;  // multi-label: exact-match ratio
   double macro_precision = 0, macro_recall = 0, macro_f1 = 0;
   double micro_precision = 0, micro_recall = 0, micro_f1 = 0;
-  double hamming_loss = 0;                      // multi-label only
+  double hamming_loss = 0;  // multi-label only
+  // A scorer (TrainingSpec::score_loss): the correlations of its scores with the labels.
+  bool scored = false;
+  double pearson = 0, spearman = 0;
   std::vector<std::vector<int64_t>> confusion;  // single-label: [true][predicted]
   std::vector<std::string> labels;
   std::vector<double> example_losses;  // per example, in dataset order (not serialised)
@@ -36,6 +39,9 @@ struct EvalMetrics {
 EvalMetrics ComputeSingleLabelMetrics(const std::vector<int64_t>& truth,
                                       const std::vector<int64_t>& pred,
                                       const std::vector<std::string>& labels);
+// A one-logit scorer: Pearson's and Spearman's correlation (scipy's: ties take their mean rank)
+// of `pred` with `truth`; 0 where a side is constant.
+EvalMetrics ComputeScoreMetrics(const std::vector<double>& truth, const std::vector<double>& pred);
 // Multi-label: 0/1 indicator rows of width labels.size().
 EvalMetrics ComputeMultiLabelMetrics(const std::vector<std::vector<uint8_t>>& truth,
                                      const std::vector<std::vector<uint8_t>>& pred,

@@ -41,6 +41,11 @@ struct TrainingSpec {
   int early_stopping_patience = 0;  // 0: off; else stop after this many evals without improvement
   std::string metric_for_best;      // "": accuracy (single-label) or micro_f1 (multi-label)
   bool multi_label = false;
+  // "": the labels are classes. "bce" or "mse": a one-logit scorer (a cross-encoder, when the rows
+  // are pairs) trained on numeric labels: "bce" is binary cross-entropy on the logit with labels
+  // in [0, 1] (sentence-transformers' CrossEncoder; served with the sigmoid), "mse" the squared
+  // error of the logit itself (transformers' regression, problem_type "regression").
+  std::string score_loss;
   std::vector<double> class_weights;  // per label in label order; empty: unweighted
   double label_smoothing = 0.0;
   double multi_label_threshold = kDefaultMultiLabelThreshold;
@@ -55,7 +60,8 @@ struct TrainingSpec {
 // stored job JSON and in training_args.json. X(field, flags, help): `flags` and `help` make the
 // option of `berth finetune` and `berth train` (a bool becomes a flag). Each place that carries
 // a spec expands this list, so a field added here reaches all of them. The other members
-// (precision, metric_for_best, class_weights, multi_label, device, num_threads) take a different
+// (precision, metric_for_best, class_weights, multi_label, score_loss, device, num_threads) take a
+// different
 // form in some of those places and are handled beside each expansion.
 #define BERTH_TRAINING_SPEC_FIELDS(X)                                                         \
   X(epochs, "--epochs", "Training epochs")                                                    \

@@ -72,7 +72,11 @@ int64_t SequenceClassifier::embedding_dimension() const {
 Prediction MakePrediction(const ModelConfig& config, std::vector<float> logits) {
   Prediction p;
   p.scores.resize(logits.size());
-  if (config.multi_label()) {
+  // transformers' text-classification pipeline: a regression model's score is its logit; a
+  // multi-label model and a one-logit scorer (a cross-encoder) take the sigmoid; else softmax.
+  if (config.problem_type == kRegression) {
+    p.scores = logits;
+  } else if (config.multi_label() || logits.size() == 1) {
     for (size_t i = 0; i < logits.size(); ++i) p.scores[i] = 1.0f / (1.0f + std::exp(-logits[i]));
   } else {
     float max = *std::max_element(logits.begin(), logits.end());

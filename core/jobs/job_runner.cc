@@ -605,6 +605,7 @@ absl::Status JobRunner::Execution::Publish(const train::TrainResult& result) {
                {"base_model", spec_.base_model},
                {"labels", result.labels},
                {"multi_label", spec_.training.multi_label},
+               {"score_loss", spec_.training.score_loss},
                {"train_loss", result.train_loss},
                {"updates", result.updates},
                {"train_dataset", spec_.train_dataset}};

@@ -19,6 +19,7 @@ Json JobSpecToJson(const JobSpec& s) {
   training["precision"] = t.precision == data::Precision::kBf16 ? "bf16" : "fp32";
   training["metric_for_best"] = t.metric_for_best;
   training["multi_label"] = t.multi_label;
+  training["score_loss"] = t.score_loss;
   training["class_weights"] = t.class_weights;
   training["device"] = t.device;
   return Json{{"base_model", s.base_model},
@@ -54,6 +55,7 @@ absl::StatusOr<JobSpec> JobSpecFromJson(const Json& j) {
                                                                  : data::Precision::kFp32;
     o.metric_for_best = t.at("metric_for_best").get<std::string>();
     o.multi_label = t.at("multi_label").get<bool>();
+    o.score_loss = t.value("score_loss", "");  // absent in specs stored before scorers
     o.class_weights = t.at("class_weights").get<std::vector<double>>();
     o.device = t.value("device", "cpu");  // absent in specs stored before devices
     s.data.multi_label = o.multi_label;

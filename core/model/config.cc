@@ -141,7 +141,7 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const Json& j, const std::stri
   }
   ASSIGN_OR_RETURN(auto problem, GetOptionalString(j, "problem_type", what));
   if (problem) {
-    if (*problem != kSingleLabel && *problem != kMultiLabel && *problem != "regression") {
+    if (*problem != kSingleLabel && *problem != kMultiLabel && *problem != kRegression) {
       return absl::InvalidArgumentError(
           absl::StrCat(what, ": problem_type '", *problem, "' is not recognised"));
     }

@@ -13,6 +13,7 @@ namespace berth {
 
 inline constexpr char kSingleLabel[] = "single_label_classification";
 inline constexpr char kMultiLabel[] = "multi_label_classification";
+inline constexpr char kRegression[] = "regression";
 
 struct ModelConfig {
   std::string model_type = "bert";
@@ -32,7 +33,7 @@ struct ModelConfig {
   std::string position_embedding_type = "absolute";
   std::optional<double> classifier_dropout;
   std::vector<std::string> id2label;  // label names by class id
-  std::string problem_type;           // "" (unspecified), single_label_..., multi_label_...
+  std::string problem_type;  // "" (unspecified), single_label_..., multi_label_..., regression
 
   // Everything config.json held, so fields Berth does not use survive a save.
   Json raw = Json::object();

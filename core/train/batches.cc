@@ -2,24 +2,43 @@
 #include "core/train/batches.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace berth::train {
 
 absl::StatusOr<Encoded> EncodeDataset(const data::Dataset& d,
                                       const std::vector<std::string>& labels,
-                                      const text::Tokenizer& tok, int64_t max_length, bool pairs) {
+                                      const text::Tokenizer& tok, int64_t max_length, bool pairs,
+                                      const std::string& score_loss) {
   std::map<std::string, int64_t> ids;
   for (size_t i = 0; i < labels.size(); ++i) ids[labels[i]] = static_cast<int64_t>(i);
   Encoded out;
   out.enc.reserve(d.examples.size());
   text::EncodeOptions o;
   o.max_length = static_cast<int>(max_length);
+  const bool scorer = !score_loss.empty();
   for (const data::Example& e : d.examples) {
+    if (scorer) {
+      double v = 0;
+      if (e.labels.size() != 1 || !absl::SimpleAtod(e.labels[0], &v) || !std::isfinite(v)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(d.source, ":", e.line, ": label '", absl::StrJoin(e.labels, ";"),
+                         "' is not a number (a scorer's labels are scores)"));
+      }
+      if (score_loss == "bce" && !(v >= 0 && v <= 1)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            d.source, ":", e.line, ": label ", e.labels[0],
+            " is outside [0, 1] (binary cross-entropy takes graded labels from 0 to 1)"));
+      }
+      out.scores.push_back(static_cast<float>(v));
+    }
     std::vector<int64_t> y;
-    for (const std::string& l : e.labels) {
+    for (const std::string& l : scorer ? std::vector<std::string>{} : e.labels) {
       auto it = ids.find(l);
       if (it == ids.end()) {
         return absl::InvalidArgumentError(absl::StrCat(d.source, ":", e.line, ": label '", l,
@@ -62,7 +81,11 @@ Batch MakeBatch(const Encoded& data, const std::vector<int64_t>& rows, int32_t p
     }
     b.padded = b.padded || static_cast<int64_t>(e.input_ids.size()) < seq;
   }
-  if (multi_label) {
+  if (!data.scores.empty()) {
+    b.targets = at::empty({n, 1}, at::kFloat);
+    auto tg = b.targets.accessor<float, 2>();
+    for (int64_t i = 0; i < n; ++i) tg[i][0] = data.scores[rows[i]];
+  } else if (multi_label) {
     b.targets = at::zeros({n, num_labels}, at::kFloat);
     auto tg = b.targets.accessor<float, 2>();
     for (int64_t i = 0; i < n; ++i) {

@@ -20,6 +20,10 @@ namespace berth::train {
 at::Tensor ComputeLoss(const at::Tensor& logits, const Batch& b, const data::TrainingSpec& s,
                        const at::Tensor& class_weights) {
   at::Tensor x = logits.to(at::kFloat);
+  // A scorer: sentence-transformers' CrossEncoder (BCEWithLogitsLoss on the one logit) or
+  // transformers' regression (MSELoss of the logit), both averaged over the rows.
+  if (s.score_loss == "bce") return at::binary_cross_entropy_with_logits(x, b.targets);
+  if (s.score_loss == "mse") return at::mse_loss(x, b.targets);
   if (s.multi_label) {
     return at::binary_cross_entropy_with_logits(x, b.targets, {}, class_weights);
   }
@@ -57,6 +61,8 @@ data::EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
   std::vector<std::vector<uint8_t>> mtruth(data.enc.size()), mpred(data.enc.size());
   double loss_sum = 0;
   std::vector<double> example_losses(data.enc.size(), 0.0);
+  const bool scorer = !s.score_loss.empty();
+  std::vector<double> score_pred(scorer ? data.enc.size() : 0, 0.0);
   const int world = group != nullptr ? group->world_size() : 1;
   const int rank = group != nullptr ? group->rank() : 0;
   int64_t batch_index = -1;
@@ -74,21 +80,30 @@ data::EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
     loss_sum +=
         ComputeLoss(logits, b, s, class_weights).item<double>() * static_cast<double>(b.rows);
     at::Tensor per_example =
-        s.multi_label ? at::binary_cross_entropy_with_logits(logits, b.targets, {}, class_weights,
-                                                             at::Reduction::None)
-                            .mean(1)
-                      : at::cross_entropy_loss(logits, b.targets, class_weights,
-                                               at::Reduction::None, -100, s.label_smoothing);
+        s.score_loss == "bce"
+            ? at::binary_cross_entropy_with_logits(logits, b.targets, {}, {}, at::Reduction::None)
+                  .mean(1)
+        : s.score_loss == "mse" ? at::mse_loss(logits, b.targets, at::Reduction::None).mean(1)
+        : s.multi_label ? at::binary_cross_entropy_with_logits(logits, b.targets, {}, class_weights,
+                                                               at::Reduction::None)
+                              .mean(1)
+                        : at::cross_entropy_loss(logits, b.targets, class_weights,
+                                                 at::Reduction::None, -100, s.label_smoothing);
     const at::Tensor arg = logits.argmax(1).cpu().contiguous();
     const at::Tensor probs = at::sigmoid(logits).cpu().contiguous();
     const at::Tensor losses = per_example.to(at::kDouble).cpu().contiguous();
+    const at::Tensor host_logits = logits.cpu().contiguous();
+    auto logits_a = host_logits.accessor<float, 2>();
     auto arg_a = arg.accessor<int64_t, 1>();
     auto probs_a = probs.accessor<float, 2>();
     auto losses_a = losses.accessor<double, 1>();
     for (int64_t r = 0; r < b.rows; ++r) {
       const int64_t idx = rows[r];
       example_losses[idx] = losses_a[r];
-      if (s.multi_label) {
+      if (scorer) {
+        // What the served model answers: the sigmoid for "bce", the logit itself for "mse".
+        score_pred[idx] = s.score_loss == "bce" ? probs_a[r][0] : logits_a[r][0];
+      } else if (s.multi_label) {
         mtruth[idx].assign(k, 0);
         mpred[idx].assign(k, 0);
         for (int64_t c : data.labels[idx]) mtruth[idx][c] = 1;
@@ -113,6 +128,14 @@ data::EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
       }
     }
     at::Tensor sum = at::full({1}, loss_sum, at::kDouble);
+    if (scorer) {  // each rank filled its own rows and left the others 0
+      at::Tensor scores =
+          at::from_blob(score_pred.data(), {static_cast<int64_t>(score_pred.size())}, at::kDouble)
+              .clone();
+      AllReduceSum(*group, scores);
+      std::copy(scores.data_ptr<double>(), scores.data_ptr<double>() + scores.numel(),
+                score_pred.begin());
+    }
     AllReduceSum(*group, losses);
     AllReduceSum(*group, preds);
     AllReduceSum(*group, sum);
@@ -120,6 +143,7 @@ data::EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
     auto la = losses.accessor<double, 1>();
     for (int64_t i = 0; i < n; ++i) {
       example_losses[i] = la[i];
+      if (scorer) continue;
       if (s.multi_label) {
         mtruth[i].assign(k, 0);
         mpred[i].assign(k, 0);
@@ -131,8 +155,11 @@ data::EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
       }
     }
   }
-  data::EvalMetrics m = s.multi_label ? data::ComputeMultiLabelMetrics(mtruth, mpred, labels)
-                                      : data::ComputeSingleLabelMetrics(truth, pred, labels);
+  data::EvalMetrics m =
+      scorer ? data::ComputeScoreMetrics(
+                   std::vector<double>(data.scores.begin(), data.scores.end()), score_pred)
+      : s.multi_label ? data::ComputeMultiLabelMetrics(mtruth, mpred, labels)
+                      : data::ComputeSingleLabelMetrics(truth, pred, labels);
   m.loss = data.enc.empty() ? 0 : loss_sum / static_cast<double>(data.enc.size());
   m.example_losses = std::move(example_losses);
   if (was_training) model.train();

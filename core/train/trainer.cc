@@ -49,7 +49,8 @@ using Clock = std::chrono::steady_clock;
 // its id2label is exactly this label set (its order is kept too), else a fresh head is
 // initialised as transformers does.
 absl::StatusOr<LoadedModel> PrepareModel(const std::string& base, std::vector<std::string>* labels,
-                                         bool multi_label, uint64_t seed) {
+                                         const data::TrainingSpec& s) {
+  const uint64_t seed = s.seed;
   at::manual_seed(seed);
   LoadedModel m;
   std::unique_ptr<SafetensorsFile> weights;
@@ -67,7 +68,12 @@ absl::StatusOr<LoadedModel> PrepareModel(const std::string& base, std::vector<st
   std::sort(sorted_base.begin(), sorted_base.end());
   std::sort(sorted_data.begin(), sorted_data.end());
   m.config.id2label = *labels;  // the head's shape depends only on the number of labels
-  m.config.problem_type = multi_label ? kMultiLabel : kSingleLabel;
+  // A "bce" scorer leaves problem_type out, as sentence-transformers' CrossEncoder does (one
+  // logit is served with the sigmoid); "mse" is transformers' regression.
+  m.config.problem_type = s.score_loss == "mse"   ? kRegression
+                          : !s.score_loss.empty() ? ""
+                          : s.multi_label         ? kMultiLabel
+                                                  : kSingleLabel;
   try {
     ASSIGN_OR_RETURN(m.module, CreateSequenceClassifier(m.config));
     m.module->InitWeights(m.config.initializer_range);
@@ -169,6 +175,13 @@ absl::Status ValidateSpec(const data::TrainingSpec& s) {
   for (double w : s.class_weights) {
     if (!(w > 0)) return bad("class_weights", "must all be positive");
   }
+  if (!s.score_loss.empty()) {
+    if (s.score_loss != "bce" && s.score_loss != "mse")
+      return bad("score_loss", "must be bce or mse");
+    if (s.multi_label) return bad("score_loss", "a scorer has one logit, not several labels");
+    if (!s.class_weights.empty()) return bad("class_weights", "a scorer has no classes to weigh");
+    if (s.label_smoothing > 0) return bad("label_smoothing", "a scorer has no classes to smooth");
+  }
   if (!s.metric_for_best.empty()) {
     data::EvalMetrics m;
     double v;
@@ -230,8 +243,10 @@ absl::Status SetUpDataAndModel(TrainerRun& r) {
     train = std::move(split.first);
     validation = std::move(split.second);
   }
-  r.labels = data::CollectLabels(train);
-  if (r.labels.size() < 2) {
+  const bool scorer = !s.score_loss.empty();
+  // A scorer has one output, named as transformers names the label of a one-logit head.
+  r.labels = scorer ? std::vector<std::string>{"LABEL_0"} : data::CollectLabels(train);
+  if (!scorer && r.labels.size() < 2) {
     return absl::InvalidArgumentError(absl::StrCat(job.train_path, ": only one label (",
                                                    r.labels.empty() ? "" : r.labels[0],
                                                    ") occurs; a classifier needs at least two"));
@@ -245,7 +260,7 @@ absl::Status SetUpDataAndModel(TrainerRun& r) {
     return absl::UnimplementedError(
         "device: data-parallel training on CUDA needs NCCL, which Berth does not build yet");
   }
-  ASSIGN_OR_RETURN(r.model, PrepareModel(job.base_model, &r.labels, s.multi_label, s.seed));
+  ASSIGN_OR_RETURN(r.model, PrepareModel(job.base_model, &r.labels, s));
   try {
     r.model.module->to(r.device);
   } catch (const c10::Error& e) {
@@ -254,14 +269,17 @@ absl::Status SetUpDataAndModel(TrainerRun& r) {
   }
   const bool pairs = !job.data.text_pair_column.empty();
   const text::Tokenizer& tok = *r.model.tokenizer;
-  ASSIGN_OR_RETURN(r.train_data, EncodeDataset(train, r.labels, tok, s.max_length, pairs));
+  ASSIGN_OR_RETURN(r.train_data,
+                   EncodeDataset(train, r.labels, tok, s.max_length, pairs, s.score_loss));
   r.has_validation = !validation.examples.empty();
   if (r.has_validation) {
-    ASSIGN_OR_RETURN(r.val_data, EncodeDataset(validation, r.labels, tok, s.max_length, pairs));
+    ASSIGN_OR_RETURN(r.val_data,
+                     EncodeDataset(validation, r.labels, tok, s.max_length, pairs, s.score_loss));
   }
   for (const auto& e : r.train_data.enc)
     r.train_lengths.push_back(static_cast<int64_t>(e.input_ids.size()));
   r.metric = !s.metric_for_best.empty() ? s.metric_for_best
+             : scorer                   ? "loss"  // the Trainer's default
              : s.multi_label            ? "micro_f1"
                                         : "accuracy";
   r.greater_is_better = data::EvalMetrics::GreaterIsBetter(r.metric);
@@ -640,6 +658,7 @@ absl::StatusOr<TrainResult> Trainer::Finish() try {
                {"validation", r.job.validation_path},
                {"precision", s.precision == data::Precision::kBf16 ? "bf16" : "fp32"},
                {"multi_label", s.multi_label},
+               {"score_loss", s.score_loss},
                {"metric_for_best", r.metric},
                {"class_weights", s.class_weights},
                {"device", s.device},

@@ -52,5 +52,34 @@ TEST(MetricsTest, MatchScikitLearnOnSeededPredictions) {
   }
 }
 
+// A scorer's correlations, by their defining properties (the live comparison with scipy is
+// cross_encoder_finetune): Spearman is Pearson's on ranks, so any increasing transform of the
+// scores leaves it 1; ties share their mean rank; a constant side has no correlation.
+TEST(MetricsTest, ScoreCorrelations) {
+  const std::vector<double> truth = {0, 0.25, 0.5, 1, 1};
+  const data::EvalMetrics same = data::ComputeScoreMetrics(truth, truth);
+  EXPECT_TRUE(same.scored);
+  EXPECT_EQ(same.examples, 5);
+  EXPECT_NEAR(same.pearson, 1.0, 1e-12);
+  EXPECT_NEAR(same.spearman, 1.0, 1e-12);
+  std::vector<double> cubed;
+  for (double t : truth) cubed.push_back((t - 0.3) * (t - 0.3) * (t - 0.3));
+  const data::EvalMetrics monotone = data::ComputeScoreMetrics(truth, cubed);
+  EXPECT_NEAR(monotone.spearman, 1.0, 1e-12);
+  EXPECT_LT(monotone.pearson, 1.0 - 1e-3);
+  std::vector<double> reversed;
+  for (double t : truth) reversed.push_back(-t);
+  EXPECT_NEAR(data::ComputeScoreMetrics(truth, reversed).spearman, -1.0, 1e-12);
+  EXPECT_EQ(data::ComputeScoreMetrics(truth, {3, 3, 3, 3, 3}).pearson, 0.0);
+  EXPECT_EQ(data::ComputeScoreMetrics(truth, {3, 3, 3, 3, 3}).spearman, 0.0);
+  // The evaluation log and the stored job carry them through JSON.
+  const data::EvalMetrics back = data::EvalMetrics::FromJson(monotone.ToJson());
+  EXPECT_TRUE(back.scored);
+  EXPECT_EQ(back.pearson, monotone.pearson);
+  double v = 0;
+  EXPECT_TRUE(back.Get("spearman", &v));
+  EXPECT_EQ(v, monotone.spearman);
+}
+
 }  // namespace
 }  // namespace berth::train
