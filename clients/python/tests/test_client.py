@@ -1,0 +1,180 @@
+"""The SDK against a real berth-server started on loopback (paths from the environment that
+ctest sets: BERTH_SERVER_BIN, BERTH_CLI, BERTH_FIXTURES, BERTH_DATA).
+
+Answers are held to the C++ CLI's on the same server through gRPC (another door, the same
+engine): JSON carries floats with 9 significant digits, so scores agree within 1e-6."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd  # type: ignore[import-untyped]
+import pytest
+
+import berth
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "tests", "integration"))
+from checks import start_server  # type: ignore[import-not-found]  # noqa: E402
+
+CLI = os.environ.get("BERTH_CLI", "")
+FIXTURES = os.environ.get("BERTH_FIXTURES", "")
+DATA = os.environ.get("BERTH_DATA", "")
+TEXTS = ["a gorgeous, witty movie", "a dull mess", "Café au lait 😍", "東京は日本の首都です"]
+MAX_TEXTS = 3  # below len(TEXTS): the client must chunk
+
+
+class Server:
+    def __init__(self, work: str, extra: list[str]) -> None:
+        self.work = work
+        self.proc, self.grpc = start_server(os.environ["BERTH_SERVER_BIN"], work, [
+            "--data-dir", os.path.join(work, "data"), "--model-roots", FIXTURES,
+            "--max-texts", str(MAX_TEXTS), "--metrics-listen", "127.0.0.1:0"] + extra)
+        self.url = "http://127.0.0.1:%s" % open(os.path.join(work, "http-port")).read().strip()
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    work = tempfile.mkdtemp(prefix="berth-sdk-")
+    s = Server(work, [])
+    try:
+        p = subprocess.run([CLI, "import-model", "tiny", "--server", s.grpc, "--server-dir",
+                            os.path.join(FIXTURES, "bert-tiny-uncased")], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        yield s
+    finally:
+        s.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def cli_classify(server: Server, texts: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for i in range(0, len(texts), MAX_TEXTS):  # the CLI sends its texts in one request
+        p = subprocess.run([CLI, "classify", "--server", server.grpc, "--model", "tiny"] + texts[i:i + MAX_TEXTS],
+                           capture_output=True, text=True, check=True)
+        out += [json.loads(line) for line in p.stdout.splitlines()]
+    return out
+
+
+def test_classify_equals_the_cli(server: Server) -> None:
+    client = berth.Berth(server.url, model="tiny")
+    got = client.classify(TEXTS)
+    want = cli_classify(server, TEXTS)
+    assert len(got) == len(TEXTS)  # more texts than --max-texts: sent in chunks
+    for g, w in zip(got, want):
+        assert isinstance(g, berth.Classification)
+        assert g.label == w["label"]
+        want_scores = w["scores"]
+        assert set(g.scores) == set(want_scores)
+        for label, score in g.scores.items():
+            assert abs(score - want_scores[label]) <= 1e-6
+    one = client.classify(TEXTS[0])
+    assert isinstance(one, berth.Classification) and one.label == got[0].label
+    assert len(client.classify(TEXTS[0], top_k=1).scores) == 1
+    raw = client.classify(TEXTS[0], raw_scores=True)
+    assert abs(sum(raw.scores.values()) - 1) > 1e-3  # logits, not probabilities
+    pair = client.classify(("a movie", "it is great"))
+    assert isinstance(pair, berth.Classification) and pair.label in got[0].scores
+
+
+def test_tokenize_and_embed(server: Server) -> None:
+    client = berth.Berth(server.url)
+    toks = client.tokenize("Hello world!", model="tiny")
+    assert [t.text for t in toks] == ["[CLS]", "hello", "world", "!", "[SEP]"]
+    assert toks[0].special and not toks[1].special
+    many = client.embed(TEXTS, model="tiny", normalize=True)
+    assert len(many) == len(TEXTS) and all(len(e) == 64 for e in many)  # bert-tiny's hidden size
+    assert all(abs(sum(x * x for x in e) - 1) < 1e-5 for e in many)
+    assert client.embed(TEXTS[1], model="tiny", normalize=True) == pytest.approx(many[1], abs=1e-6)
+    assert len(client.embed("x", model="tiny", dimensions=16)) == 16
+
+
+def test_typed_errors(server: Server) -> None:
+    client = berth.Berth(server.url)
+    with pytest.raises(berth.NotFound):
+        client.classify("x", model="no-such-model")
+    with pytest.raises(berth.InvalidArgument) as e:
+        client.embed("x", model="tiny", dimensions=65)
+    assert e.value.field == "dimensions" and e.value.status == 422
+    with pytest.raises(berth.InvalidArgument):
+        client.classify("word " * 2000, model="tiny")  # too long without truncate
+    with pytest.raises(berth.NotFound):
+        client.get_job("no-such-job")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = "http://127.0.0.1:%d" % s.getsockname()[1]
+    with pytest.raises(berth.Unavailable):
+        berth.Berth(dead, retries=1).models()
+    with pytest.raises(berth.DeadlineExceeded):
+        berth.Berth(server.url, timeout=1e-4, retries=0).classify(TEXTS * 50, model="tiny")
+
+
+def test_replicas_round_robin_past_a_dead_one(server: Server) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = "http://127.0.0.1:%d" % s.getsockname()[1]
+    client = berth.Berth([dead, server.url], retries=3)
+    for _ in range(4):  # each call that meets the dead replica is retried on the live one
+        assert client.classify(TEXTS[0], model="tiny").label
+
+
+def test_auth_errors() -> None:
+    work = tempfile.mkdtemp(prefix="berth-sdk-auth-")
+    tokens = os.path.join(work, "tokens.jsonl")
+    with open(tokens, "w") as f:
+        for who, role in [("reader", "classify"), ("admin", "admin")]:
+            f.write(json.dumps({"id": who, "sha256": hashlib.sha256(who.encode()).hexdigest(), "role": role}) + "\n")
+    s = Server(work, ["--auth-tokens", tokens, "--allow-insecure"])
+    try:
+        with pytest.raises(berth.Unauthenticated):
+            berth.Berth(s.url).models()
+        with pytest.raises(berth.Unauthenticated):
+            berth.Berth(s.url, token="wrong").models()
+        assert berth.Berth(s.url, token="reader").models() == []
+        with pytest.raises(berth.PermissionDenied):
+            berth.Berth(s.url, token="reader").upload_dataset([{"text": "a", "label": "x"}])
+    finally:
+        s.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_train_from_a_dataframe(server: Server) -> None:
+    client = berth.Berth(server.url)
+    frame = pd.read_csv(os.path.join(DATA, "sst2-sample", "train.tsv"), sep="\t").head(120)
+    ds = client.upload_dataset(frame, text_column="sentence")
+    assert int(ds["rows"]) == 120 and len(ds["dataset_id"]) == 64
+    assert client.upload_dataset(frame, text_column="sentence")["dataset_id"] == ds["dataset_id"]
+    key = uuid.uuid4().hex
+    spec: dict[str, Any] = dict(text_column="sentence", validation_split=0.25, max_steps=8, batch_size=8, max_length=48)
+    job = client.create_job("config:bert-tiny", ds["dataset_id"], "sdk-sst2", idempotency_key=key, **spec)
+    again = client.create_job("config:bert-tiny", ds["dataset_id"], "sdk-sst2", idempotency_key=key, **spec)
+    assert again["job_id"] == job["job_id"]  # a retried create is one job
+    assert any(j["job_id"] == job["job_id"] for j in client.list_jobs())
+    final = client.wait(job["job_id"], progress=True)
+    assert final["state"] == "JOB_STATE_SUCCEEDED", final
+    version = final["model_version"]
+    assert client.classify("a gorgeous movie", model="sdk-sst2").label in ("0", "1")
+    client.set_alias("sdk-sst2", "prod", version)
+    assert str(client.get_model("sdk-sst2@prod")["version"]) == str(version)
+    client.delete_model("sdk-sst2")
+    with pytest.raises(berth.NotFound):
+        client.get_model("sdk-sst2")
+
+
+def test_a_broken_dataset_names_its_line(server: Server) -> None:
+    with pytest.raises(berth.InvalidArgument) as e:
+        berth.Berth(server.url).upload_dataset([{"text": "fine", "label": "1"}, {"text": "", "label": "0"}])
+    assert e.value.field is not None and e.value.field.endswith(":2"), e.value.message
