@@ -5,6 +5,7 @@ import io
 import json
 import os
 import sys
+import tarfile
 import time
 import urllib.parse
 import uuid
@@ -143,6 +144,28 @@ class Berth:
         """Deletes one version, or every version of NAME."""
         path = "/v1/models/" + _quote(name) + ("" if version is None else "/versions/%s" % version)
         self._t.request("DELETE", path, idempotent=False)
+
+    def import_model(self, name: str, directory: str | os.PathLike[str]) -> dict[str, Any]:
+        """Registers a Hugging Face classifier directory (config.json, weights, tokenizer files)
+        as the next version of NAME: the directory is sent as a tar archive, so it need not be
+        on the server's machine."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            root = os.fspath(directory)
+            for entry in sorted(os.listdir(root)):
+                tar.add(os.path.join(root, entry), arcname=entry)
+        return dict(self._t.request("POST", "/v1/models/%s/versions" % _quote(name), body=buf.getvalue(),
+                                    content_type="application/x-tar", idempotent=False))
+
+    def export_model(self, model: str, directory: str | os.PathLike[str]) -> list[str]:
+        """Writes a version's files (NAME, NAME:VERSION or NAME@ALIAS) into `directory`, which
+        then loads with transformers' from_pretrained; returns the file names."""
+        data = self._t.request("GET", "/v1/models/%s/export" % _quote(model), raw=True)
+        os.makedirs(directory, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            names = [m.name for m in tar.getmembers() if m.isfile()]
+            tar.extractall(directory, filter="data")  # nothing outside `directory`
+        return names
 
     # -- datasets --------------------------------------------------------------------------
 

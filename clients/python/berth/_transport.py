@@ -109,8 +109,9 @@ class Transport:
 
     def request(self, method: str, path: str, payload: Any = None, *, body: bytes | None = None,
                 content_type: str | None = None, headers: dict[str, str] | None = None,
-                idempotent: bool = True) -> Any:
-        """The JSON answer of a call; retried on UNAVAILABLE and RESOURCE_EXHAUSTED when idempotent."""
+                idempotent: bool = True, raw: bool = False) -> Any:
+        """The JSON answer of a call (`raw`: its bytes); retried on UNAVAILABLE and
+        RESOURCE_EXHAUSTED when idempotent."""
         if payload is not None:
             body, content_type = json.dumps(payload).encode(), "application/json"
         h = self._headers(content_type, headers)
@@ -119,6 +120,8 @@ class Transport:
             try:
                 _, data, _ = self._once(method, path, body, h, stream=False)
                 assert isinstance(data, bytes)
+                if raw:
+                    return data
                 return json.loads(data) if data else None
             except RETRYABLE as e:
                 attempt += 1

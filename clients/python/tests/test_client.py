@@ -5,6 +5,7 @@ Answers are held to the C++ CLI's on the same server through gRPC (another door,
 engine): JSON carries floats with 9 significant digits, so scores agree within 1e-6."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -169,9 +170,39 @@ def test_train_from_a_dataframe(server: Server) -> None:
     assert client.classify("a gorgeous movie", model="sdk-sst2").label in ("0", "1")
     client.set_alias("sdk-sst2", "prod", version)
     assert str(client.get_model("sdk-sst2@prod")["version"]) == str(version)
-    client.delete_model("sdk-sst2")
-    with pytest.raises(berth.NotFound):
-        client.get_model("sdk-sst2")
+    # Export, import the files under another name: the copy answers as the original.
+    out = tempfile.mkdtemp(prefix="berth-sdk-export-")
+    try:
+        files = client.export_model("sdk-sst2@prod", out)
+        assert "config.json" in files and os.path.exists(os.path.join(out, "config.json"))
+        client.import_model("sdk-copy", out)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    original = client.classify(TEXTS, model="sdk-sst2")
+    copy = client.classify(TEXTS, model="sdk-copy")
+    for c, o in zip(copy, original):
+        assert c.scores == pytest.approx(o.scores, abs=1e-6)
+    for name in ("sdk-sst2", "sdk-copy"):
+        client.delete_model(name)
+        with pytest.raises(berth.NotFound):
+            client.get_model(name)
+
+
+def test_async_client_trains_and_classifies(server: Server) -> None:
+    async def run() -> None:
+        client = berth.AsyncBerth(server.url)
+        rows = [{"text": t, "label": "pos" if i % 2 else "neg"} for i, t in enumerate(TEXTS * 10)]
+        ds = await client.upload_dataset(rows)
+        job = await client.create_job("config:bert-tiny", ds["dataset_id"], "sdk-async", max_steps=6,
+                                      batch_size=4, max_length=32)
+        kinds = [kind async for kind, _ in client.events(job["job_id"])]
+        assert "progress" in kinds and kinds[-1] == "state"
+        final = await client.wait(job["job_id"])
+        assert final["state"] == "JOB_STATE_SUCCEEDED", final
+        labels = await asyncio.gather(*(client.classify(t, model="sdk-async") for t in TEXTS))
+        assert all(c.label in ("neg", "pos") for c in labels)
+        await client.delete_model("sdk-async")
+    asyncio.run(run())
 
 
 def test_a_broken_dataset_names_its_line(server: Server) -> None:
