@@ -245,16 +245,18 @@ class Berth:
         yield from self._t.events("/v1/jobs/%s/events" % _quote(job_id))
 
     def wait(self, job_id: str, *, progress: bool = False) -> dict[str, Any]:
-        """Follows the job to its end and returns its final status. `progress`: a line per
-        event on stderr (update, loss, learning rate, ETA, evaluations). Ctrl-C cancels the job
-        on the server, then raises KeyboardInterrupt."""
+        """Follows the job to its end and returns its final status. `progress`: a tqdm bar of
+        the updates with loss, learning rate, the server's ETA and the last evaluation (a line
+        per event on stderr where tqdm is not installed). Ctrl-C cancels the job on the
+        server, then raises KeyboardInterrupt."""
+        show = _Progress(job_id) if progress else None
         try:
             status = self.get_job(job_id)
             while status.get("state") not in FINAL_STATES:
                 try:
                     for kind, status in self.events(job_id):
-                        if progress:
-                            _print_progress(kind, status)
+                        if show is not None:
+                            show.update(kind, status)
                         if status.get("state") in FINAL_STATES:
                             break
                 except BerthError:
@@ -264,6 +266,9 @@ class Berth:
         except KeyboardInterrupt:
             self.cancel_job(job_id)
             raise
+        finally:
+            if show is not None:
+                show.close()
 
 
 def _plain(value: Any) -> Any:
@@ -273,6 +278,41 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError("%r is not JSON" % (value,))
+
+
+class _Progress:
+    """wait()'s progress: a tqdm bar when tqdm is installed (the `progress` extra), else lines."""
+
+    def __init__(self, job_id: str) -> None:
+        try:
+            from tqdm.auto import tqdm  # type: ignore[import-untyped]
+        except ImportError:
+            self._bar: Any = None
+        else:
+            self._bar = tqdm(desc=job_id[:12], unit="update", file=sys.stderr)
+
+    def update(self, kind: str, status: dict[str, Any]) -> None:
+        if self._bar is None:
+            _print_progress(kind, status)
+            return
+        p = status.get("progress", {})
+        total, done = int(p.get("total_updates", 0)), int(p.get("update", 0))
+        if total and self._bar.total != total:
+            self._bar.total = total
+        self._bar.n = done
+        post = {"loss": "%.4f" % p.get("loss", 0.0), "lr": "%.2e" % p.get("learning_rate", 0.0),
+                "eta": "%.0fs" % p.get("eta_seconds", 0.0)}
+        e = p.get("last_eval", {})
+        scorer = bool(e.get("pearson") or e.get("spearman"))  # a TASK_SCORE_* job
+        for k in ("pearson", "spearman") if scorer else ("accuracy", "macro_f1"):
+            if k in e:
+                post["eval_" + k] = "%.4f" % e[k]
+        self._bar.set_postfix(post, refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 def _print_progress(kind: str, status: dict[str, Any]) -> None:
