@@ -7,9 +7,10 @@ from ._async import AsyncBerth
 from ._client import Berth
 from ._errors import (BerthError, Cancelled, DeadlineExceeded, FailedPrecondition, Internal, InvalidArgument,
                       NotFound, PermissionDenied, ResourceExhausted, Unauthenticated, Unavailable)
+from ._generated import Hyperparameters, JobState, Precision, Task, Truncation
 from ._types import Classification, RerankResult, Token
 
 __all__ = ["AsyncBerth", "Berth", "BerthError", "Cancelled", "Classification", "DeadlineExceeded", "FailedPrecondition",
-           "Internal", "InvalidArgument", "NotFound", "PermissionDenied", "RerankResult", "ResourceExhausted",
-           "Token", "Unauthenticated", "Unavailable"]
+           "Hyperparameters", "Internal", "InvalidArgument", "JobState", "NotFound", "PermissionDenied", "Precision", "RerankResult", "ResourceExhausted",
+           "Task", "Token", "Truncation", "Unauthenticated", "Unavailable"]
 __version__ = "0.1.0"

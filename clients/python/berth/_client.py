@@ -10,15 +10,19 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from ._errors import BerthError
+from ._generated import Hyperparameters, JobState, Task
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 from ._transport import Transport
 from ._types import Classification, RerankResult, Token
 
 Text = Union[str, tuple[str, str]]  # a text, or a (text, text_pair) pair
 DEFAULT_URL = "http://127.0.0.1:8080"
-FINAL_STATES = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED")
+FINAL_STATES = (JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED)
 
 
 def _quote(s: str) -> str:
@@ -204,11 +208,12 @@ class Berth:
     def create_job(self, base_model: str, train_dataset_id: str, model_name: str, *,
                    validation_dataset_id: str | None = None, validation_split: float | None = None,
                    text_column: str | None = None, text_pair_column: str | None = None,
-                   label_column: str | None = None, task: str | None = None, workers: int | None = None,
-                   idempotency_key: str | None = None, **hyperparameters: Any) -> dict[str, Any]:
-        """Starts a fine-tuning job. `hyperparameters` are the TrainingSpec's (epochs,
-        learning_rate, batch_size, ...; unset ones keep the server's defaults). `task`:
-        TASK_SINGLE_LABEL (default), TASK_MULTI_LABEL, TASK_SCORE_BCE or TASK_SCORE_MSE. The
+                   label_column: str | None = None, task: Task | str | None = None, workers: int | None = None,
+                   idempotency_key: str | None = None, **hyperparameters: Unpack[Hyperparameters]) -> dict[str, Any]:
+        """Starts a fine-tuning job. `hyperparameters` are berth.v1.Hyperparameters' fields
+        (epochs, learning_rate, batch_size, ...; see berth.Hyperparameters), unset ones keeping
+        the server's defaults. `task`: a berth.Task (TASK_SINGLE_LABEL by default,
+        TASK_MULTI_LABEL, TASK_SCORE_BCE, TASK_SCORE_MSE) or its name. The
         idempotency key (a fresh one unless given) makes a retried call return the same job."""
         req: dict[str, Any] = {"base_model": base_model, "train_dataset_id": train_dataset_id,
                                "model_name": model_name}
@@ -218,7 +223,7 @@ class Berth:
             if v is not None:
                 req[k] = v
         if hyperparameters:
-            req["hyperparameters"] = hyperparameters
+            req["hyperparameters"] = dict(hyperparameters)
         key = idempotency_key or uuid.uuid4().hex
         return dict(self._t.request("POST", "/v1/jobs", req, headers={"Idempotency-Key": key}))
 

@@ -194,11 +194,11 @@ def test_async_client_trains_and_classifies(server: Server) -> None:
         rows = [{"text": t, "label": "pos" if i % 2 else "neg"} for i, t in enumerate(TEXTS * 10)]
         ds = await client.upload_dataset(rows)
         job = await client.create_job("config:bert-tiny", ds["dataset_id"], "sdk-async", max_steps=6,
-                                      batch_size=4, max_length=32)
+                                      batch_size=4, max_length=32, task=berth.Task.TASK_SINGLE_LABEL)
         kinds = [kind async for kind, _ in client.events(job["job_id"])]
         assert "progress" in kinds and kinds[-1] == "state"
         final = await client.wait(job["job_id"])
-        assert final["state"] == "JOB_STATE_SUCCEEDED", final
+        assert final["state"] == berth.JobState.JOB_STATE_SUCCEEDED, final
         labels = await asyncio.gather(*(client.classify(t, model="sdk-async") for t in TEXTS))
         assert all(c.label in ("neg", "pos") for c in labels)
         await client.delete_model("sdk-async")
