@@ -17,6 +17,7 @@ from typing import Any
 from ._errors import BerthError, DeadlineExceeded, ResourceExhausted, Unavailable, error_for
 
 RETRYABLE = (Unavailable, ResourceExhausted)
+DOWN_SECONDS = 1.0  # how long a replica that failed a connection is left out
 
 
 class Transport:
@@ -37,6 +38,23 @@ class Transport:
         self._backoff = backoff
         self._next = itertools.count()
         self._local = threading.local()
+        # A replica that refused or dropped a connection is skipped until this time
+        # (time.monotonic), as gRPC's round_robin leaves out a failed subchannel.
+        self._down: dict[int, float] = {}
+
+    def _pick(self) -> int:
+        """The next replica round-robin, skipping those marked down while any other is up."""
+        now = time.monotonic()
+        first = next(self._next) % len(self._replicas)
+        for k in range(len(self._replicas)):
+            i = (first + k) % len(self._replicas)
+            if self._down.get(i, 0.0) <= now:
+                return i
+        return first
+
+    def any_up(self) -> bool:
+        now = time.monotonic()
+        return any(self._down.get(i, 0.0) <= now for i in range(len(self._replicas)))
 
     def _connection(self, i: int) -> http.client.HTTPConnection:
         conns: dict[int, http.client.HTTPConnection] = self._local.__dict__.setdefault("conns", {})
@@ -66,7 +84,7 @@ class Transport:
 
     def _once(self, method: str, path: str, body: bytes | None, headers: dict[str, str],
               stream: bool) -> tuple[int, http.client.HTTPResponse | bytes, int]:
-        i = next(self._next) % len(self._replicas)
+        i = self._pick()
         c = self._connection(i)
         try:
             c.request(method, path, body=body, headers=headers)
@@ -85,6 +103,7 @@ class Transport:
             raise DeadlineExceeded("no answer within %.1f s: %s" % (self.timeout, e)) from e
         except (ConnectionError, http.client.HTTPException, OSError) as e:
             self._drop(i)
+            self._down[i] = time.monotonic() + DOWN_SECONDS
             raise Unavailable("%s: %s" % (self._replicas[i].netloc, e)) from e
         except BaseException:
             # Ctrl-C or an error mid-call: closing the connection tells the server the client is
@@ -127,6 +146,8 @@ class Transport:
                 attempt += 1
                 if not idempotent or attempt > self.retries:
                     raise
+                if e.status == 0 and self.any_up():
+                    continue  # that replica is gone: another one takes the call at once
                 # Exponential backoff with full jitter, never sooner than the server's hint.
                 delay = random.uniform(0, self._backoff * 2 ** attempt)
                 time.sleep(max(delay, e.retry_after or 0))

@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -130,6 +132,46 @@ def test_replicas_round_robin_past_a_dead_one(server: Server) -> None:
     client = berth.Berth([dead, server.url], retries=3)
     for _ in range(4):  # each call that meets the dead replica is retried on the live one
         assert client.classify(TEXTS[0], model="tiny").label
+
+
+def test_a_replica_killed_mid_call() -> None:
+    """Two replicas serving the same model; one is killed with SIGKILL while calls run. Every
+    call still answers: a call cut off on the dead one is retried on the other."""
+    works = [tempfile.mkdtemp(prefix="berth-sdk-replica-") for _ in range(2)]
+    servers = [Server(w, []) for w in works]
+    try:
+        for s in servers:
+            p = subprocess.run([CLI, "import-model", "tiny", "--server", s.grpc, "--server-dir",
+                                os.path.join(FIXTURES, "bert-tiny-uncased")], capture_output=True, text=True)
+            assert p.returncode == 0, p.stderr
+        client = berth.Berth([s.url for s in servers], model="tiny", retries=5)
+        want = [c.label for c in client.classify(TEXTS * 6)]
+        errors: list[BaseException] = []
+        answers: list[list[str]] = []
+
+        def calls() -> None:
+            try:
+                for _ in range(20):
+                    answers.append([c.label for c in client.classify(TEXTS * 6)])
+            except BaseException as e:  # noqa: B902 - reported below
+                errors.append(e)
+
+        worker = threading.Thread(target=calls)
+        worker.start()
+        while len(answers) < 3 and worker.is_alive():
+            time.sleep(0.01)
+        servers[0].proc.kill()
+        worker.join(timeout=120)
+        assert not errors, errors
+        assert len(answers) == 20 and all(a == want for a in answers)
+    finally:
+        for s in servers:
+            if s.proc.poll() is None:
+                s.stop()
+            else:
+                s.proc.wait()
+        for w in works:
+            shutil.rmtree(w, ignore_errors=True)
 
 
 def test_auth_errors() -> None:
