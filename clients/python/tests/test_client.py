@@ -247,6 +247,26 @@ def test_async_client_trains_and_classifies(server: Server) -> None:
     asyncio.run(run())
 
 
+def test_ctrl_c_in_wait_cancels_the_job(server: Server) -> None:
+    client = berth.Berth(server.url)
+    rows = [{"text": t, "label": str(i % 2)} for i, t in enumerate(TEXTS * 10)]
+    ds = client.upload_dataset(rows)
+    job = client.create_job("config:bert-tiny", ds["dataset_id"], "sdk-long", max_steps=100000, batch_size=4)
+    code = "import berth, sys; c = berth.Berth(sys.argv[1]); print('ready', flush=True); c.wait(sys.argv[2])"
+    waiter = subprocess.Popen([sys.executable, "-c", code, server.url, job["job_id"]], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    assert waiter.stdout is not None and waiter.stdout.readline() == "ready\n"
+    deadline = time.time() + 60
+    while client.get_job(job["job_id"])["state"] != berth.JobState.JOB_STATE_RUNNING and time.time() < deadline:
+        time.sleep(0.05)
+    waiter.send_signal(signal.SIGINT)  # Ctrl-C
+    _, err = waiter.communicate(timeout=60)
+    assert waiter.returncode != 0 and "KeyboardInterrupt" in err
+    while client.get_job(job["job_id"])["state"] not in (berth.JobState.JOB_STATE_CANCELLED,) and time.time() < deadline:
+        time.sleep(0.05)
+    assert client.get_job(job["job_id"])["state"] == berth.JobState.JOB_STATE_CANCELLED
+
+
 def test_a_broken_dataset_names_its_line(server: Server) -> None:
     with pytest.raises(berth.InvalidArgument) as e:
         berth.Berth(server.url).upload_dataset([{"text": "fine", "label": "1"}, {"text": "", "label": "0"}])
