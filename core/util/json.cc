@@ -52,7 +52,8 @@ absl::StatusOr<std::optional<int64_t>> GetOptionalInt(const Json& obj, const cha
     double d = it->get<double>();
     // Python writes very large model_max_length values as floats (int(1e30)).
     if (d >= 9.2e18) return std::optional<int64_t>(INT64_MAX);
-    if (d == static_cast<double>(static_cast<int64_t>(d))) {
+    // Below int64's range the cast is undefined (fuzz_model_config found -8.9e26).
+    if (d > -9.2e18 && d == static_cast<double>(static_cast<int64_t>(d))) {
       return std::optional<int64_t>(static_cast<int64_t>(d));
     }
   }
