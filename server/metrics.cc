@@ -467,13 +467,12 @@ void Metrics::OnProgress(const std::string& job_id, const data::Progress& p) {
     }
     return;
   }
-  for (const char* name : {"loss", "accuracy", "macro_f1", "micro_f1", "pearson", "spearman"}) {
+  // A classifier has no correlations, a scorer no classes.
+  static const std::vector<const char*> kClassifier = {"loss", "accuracy", "macro_f1", "micro_f1"};
+  static const std::vector<const char*> kScorer = {"loss", "pearson", "spearman"};
+  for (const char* name : p.eval->scored ? kScorer : kClassifier) {
     double v = 0;
     if (!p.eval->Get(name, &v)) continue;
-    // A classifier has no correlations, a scorer no classes.
-    if (p.eval->scored != (name == std::string("pearson") || name == std::string("spearman")) &&
-        name != std::string("loss"))
-      continue;
     CachedSeries(s.eval, training_eval_, name, [&] {
       return prometheus::Labels{{"job", job_id}, {"metric", name}};
     })->Set(v);

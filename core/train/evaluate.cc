@@ -92,8 +92,8 @@ data::EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
     const at::Tensor arg = logits.argmax(1).cpu().contiguous();
     const at::Tensor probs = at::sigmoid(logits).cpu().contiguous();
     const at::Tensor losses = per_example.to(at::kDouble).cpu().contiguous();
-    const at::Tensor host_logits = logits.cpu().contiguous();
-    auto logits_a = host_logits.accessor<float, 2>();
+    // A regression scorer's answer is its logit ([rows, 1]); nothing else reads the logits here.
+    const at::Tensor host_logits = s.score_loss == "mse" ? logits.cpu().contiguous() : at::Tensor();
     auto arg_a = arg.accessor<int64_t, 1>();
     auto probs_a = probs.accessor<float, 2>();
     auto losses_a = losses.accessor<double, 1>();
@@ -102,7 +102,7 @@ data::EvalMetrics Evaluate(SequenceClassifierModule& model, const Encoded& data,
       example_losses[idx] = losses_a[r];
       if (scorer) {
         // What the served model answers: the sigmoid for "bce", the logit itself for "mse".
-        score_pred[idx] = s.score_loss == "bce" ? probs_a[r][0] : logits_a[r][0];
+        score_pred[idx] = s.score_loss == "bce" ? probs_a[r][0] : host_logits.data_ptr<float>()[r];
       } else if (s.multi_label) {
         mtruth[idx].assign(k, 0);
         mpred[idx].assign(k, 0);
