@@ -18,10 +18,12 @@
 //  batch 1       one 16-token text: the model alone vs the engine (medians of 200)
 //  closed loop   K clients, each sends one text and waits for its answer before the next
 //
-// usage: engine_bench [--model config:NAME] [--device cpu|cuda] [--precision fp32|bf16]
-//                     [--limit N] [--sst2 FILE] [--berth PATH] [--clients K] [--no-predict]
-//                     [--min-padding-efficiency F] [--batcher-threads N] [--max-wait-us N]
-//                     [--python PATH]
+// usage: engine_bench [--model config:NAME | --model-dir DIR] [--device cpu|cuda]
+//                     [--precision auto|fp32|bf16|int8] [--limit N] [--sst2 FILE] [--berth PATH]
+//                     [--clients K] [--no-predict] [--engine-only] [--min-padding-efficiency F]
+//                     [--batcher-threads N] [--max-wait-us N] [--python PATH]
+// --model-dir runs a saved model directory (e.g. a fine-tuned one) instead of random weights;
+// --engine-only keeps the model-alone, engine and predict rows (what bench/cpu_peers.py reads).
 // Reads ../shared/data/sst2/validation.tsv when present (872 sentences), else data/sst2-sample.
 // Prints a table (stderr) and one JSON line (stdout).
 #include <ATen/ATen.h>
@@ -42,6 +44,7 @@
 
 #include "bench/bench_util.h"
 #include "core/infer/engine.h"
+#include "core/infer/precision.h"
 #include "core/model/bert.h"
 #include "core/runtime/device.h"
 #include "core/runtime/runtime.h"
@@ -71,7 +74,8 @@ struct Flags {
   std::string model = "config:bert-base", device = "cpu", precision = "fp32", sst2, berth;
   size_t limit = 0;
   int clients = 16;
-  bool predict = true;
+  bool predict = true, engine_only = false;
+  std::string model_dir;               // a saved model instead of random weights of --model's shape
   double min_padding_efficiency = -1;  // < 0: the batcher's default
   int batcher_threads = -1;            // < 0: the batcher's default
   int64_t max_wait_us = -1;            // < 0: the batcher's default
@@ -86,9 +90,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
-      std::cout << "usage: engine_bench [--model config:NAME] [--device cpu|cuda] [--precision "
-                   "fp32|bf16] "
+      std::cout << "usage: engine_bench [--model config:NAME | --model-dir DIR] [--device "
+                   "cpu|cuda] [--precision auto|fp32|bf16|int8] "
                    "[--limit N] [--sst2 FILE] [--berth PATH] [--clients K] [--no-predict] "
+                   "[--engine-only] "
                    "[--min-padding-efficiency F] "
                    "[--batcher-threads N] [--max-wait-us N] [--python PATH]\n";
       return 0;
@@ -97,10 +102,16 @@ int main(int argc, char** argv) {
       f.predict = false;
       continue;
     }
+    if (a == "--engine-only") {
+      f.engine_only = true;
+      continue;
+    }
     if (i + 1 >= argc) Die(a + " needs a value");
     const std::string v = argv[++i];
     if (a == "--model")
       f.model = v;
+    else if (a == "--model-dir")
+      f.model_dir = v;
     else if (a == "--device")
       f.device = v;
     else if (a == "--precision")
@@ -139,19 +150,21 @@ int main(int argc, char** argv) {
     f.berth = self.substr(0, self.rfind('/') + 1) + "../berth";
   }
   const bool gpu = f.device != "cpu";
-  const bool bf16 = f.precision == "bf16";
+  auto precision = berth::ParseInferencePrecision(f.precision, "--precision", gpu);
+  if (!precision.ok()) Die(std::string(precision.status().message()));
 
   // The model: random weights of the named shape, saved as a directory for `berth predict`.
   char tmpl[] = "/tmp/berth-engine-bench-XXXXXX";
   const std::string dir = mkdtemp(tmpl);
   berth::ClassifierOptions co;
   co.device = f.device;
-  {
+  const std::string model_path = f.model_dir.empty() ? dir + "/model" : f.model_dir;
+  if (f.model_dir.empty()) {
     auto fp32 = berth::bench::RandomClassifier(f.model, berth::ClassifierOptions());
-    if (auto s = fp32->Save(dir + "/model"); !s.ok()) Die(std::string(s.message()));
+    if (auto s = fp32->Save(model_path); !s.ok()) Die(std::string(s.message()));
   }
-  co.precision = bf16 ? berth::InferencePrecision::kBf16 : berth::InferencePrecision::kFp32;
-  auto loaded = berth::SequenceClassifier::Load(dir + "/model", co);
+  co.precision = *precision;
+  auto loaded = berth::SequenceClassifier::Load(model_path, co);
   if (!loaded.ok()) Die(std::string(loaded.status().message()));
   std::shared_ptr<const berth::SequenceClassifier> model(std::move(*loaded));
 
@@ -170,9 +183,11 @@ int main(int argc, char** argv) {
   berth::ClassifyOptions opts;
   opts.max_length = 128;
   const double n = static_cast<double>(texts.size());
-  berth::Json out = {{"model", f.model},
+  berth::Json out = {{"model", f.model_dir.empty() ? f.model : f.model_dir},
                      {"device", f.device},
-                     {"precision", f.precision},
+                     {"precision", std::string(berth::PrecisionName(*precision))},
+                     {"quantize_seconds", model->quantize_seconds()},
+                     {"cpu_features", berth::HostCpuFeatures().Summary()},
                      {"sentences", texts.size()},
                      {"threads", threads}};
 
@@ -245,7 +260,8 @@ int main(int argc, char** argv) {
   // Naive: tokenize and run fixed batches of 32 in input order, padded (as transformers
   // computes them), then the same batches through Berth's packed forward.
   // Their real / padded tokens bound what skipping the padding alone can gain over them.
-  int64_t real_tokens = 0, padded_tokens = 0;
+  int64_t real_tokens = 0, padded_tokens = 1;
+  double naive = 0, berth_eager = 0;
   auto batches_of_32 = [&](bool padded) {
     std::optional<berth::ScopedFullComputation> full;
     if (padded) full.emplace();
@@ -268,59 +284,63 @@ int main(int argc, char** argv) {
     }
     return best;
   };
-  const double naive = batches_of_32(/*padded=*/true);
-  out["naive_batches_of_32_sentences_per_second"] = naive;
-  out["naive_padding_efficiency"] =
-      static_cast<double>(real_tokens) / static_cast<double>(std::max<int64_t>(1, padded_tokens));
-  const double berth_eager = batches_of_32(/*padded=*/false);
-  out["berth_eager_batches_of_32_sentences_per_second"] = berth_eager;
-  berth::ReleaseThreadPool();  // as above, before the engine's rows
+  if (!f.engine_only) {
+    naive = batches_of_32(/*padded=*/true);
+    out["naive_batches_of_32_sentences_per_second"] = naive;
+    out["naive_padding_efficiency"] =
+        static_cast<double>(real_tokens) / static_cast<double>(std::max<int64_t>(1, padded_tokens));
+    berth_eager = batches_of_32(/*padded=*/false);
+    out["berth_eager_batches_of_32_sentences_per_second"] = berth_eager;
+    berth::ReleaseThreadPool();  // as above, before the engine's rows
+  }
 
-  // Batch 1: a 16-token text alone, the model vs the engine.
-  const Encoding one = model->tokenizer().BuildInputs(
-      std::vector<int32_t>(14, model->tokenizer().layout().unk_id), nullptr, false);
-  std::vector<double> alone_ms, engine_ms;
-  for (int i = 0; i < 205; ++i) {
+  if (!f.engine_only) {
+    // Batch 1: a 16-token text alone, the model vs the engine.
+    const Encoding one = model->tokenizer().BuildInputs(
+        std::vector<int32_t>(14, model->tokenizer().layout().unk_id), nullptr, false);
+    std::vector<double> alone_ms, engine_ms;
+    for (int i = 0; i < 205; ++i) {
+      auto t0 = Clock::now();
+      if (auto r = model->PredictBatch({one}); !r.ok()) Die(std::string(r.status().message()));
+      if (i >= 5) alone_ms.push_back(Since(t0) * 1e3);
+      t0 = Clock::now();
+      if (auto r = (*engine)->ClassifyEncoded({one}, berth::ClassifyOptions()); !r.ok())
+        Die(std::string(r.status().message()));
+      if (i >= 5) engine_ms.push_back(Since(t0) * 1e3);
+    }
+    out["batch1_model_ms"] = Median(alone_ms);
+    out["batch1_engine_ms"] = Median(engine_ms);
+    berth::ReleaseThreadPool();  // as above, before the closed loop
+
+    // Closed loop: K clients, one text per call.
+    std::atomic<size_t> next{0};
+    const berth::BatcherStats before_loop = (*engine)->batcher().stats();
     auto t0 = Clock::now();
-    if (auto r = model->PredictBatch({one}); !r.ok()) Die(std::string(r.status().message()));
-    if (i >= 5) alone_ms.push_back(Since(t0) * 1e3);
-    t0 = Clock::now();
-    if (auto r = (*engine)->ClassifyEncoded({one}, berth::ClassifyOptions()); !r.ok())
-      Die(std::string(r.status().message()));
-    if (i >= 5) engine_ms.push_back(Since(t0) * 1e3);
+    std::vector<std::thread> clients;
+    for (int c = 0; c < f.clients; ++c) {
+      clients.emplace_back([&] {
+        for (size_t i; (i = next++) < texts.size();) {
+          if (auto r = (*engine)->Classify({texts[i]}, {}, opts); !r.ok())
+            Die(std::string(r.status().message()));
+        }
+      });
+    }
+    for (auto& c : clients) c.join();
+    out["closed_loop_sentences_per_second"] = n / Since(t0);
+    {
+      const berth::BatcherStats s = (*engine)->batcher().stats();
+      const double batches =
+          static_cast<double>(std::max<int64_t>(1, s.batches - before_loop.batches));
+      out["closed_loop_mean_batch"] =
+          static_cast<double>(s.requests - before_loop.requests) / batches;
+      out["closed_loop_forward_ms_per_batch"] =
+          (s.forward_seconds - before_loop.forward_seconds) * 1e3 / batches;
+      out["closed_loop_queue_wait_ms"] =
+          (s.queue_seconds - before_loop.queue_seconds) * 1e3 /
+          static_cast<double>(std::max<int64_t>(1, s.requests - before_loop.requests));
+    }
+    out["closed_loop_clients"] = f.clients;
   }
-  out["batch1_model_ms"] = Median(alone_ms);
-  out["batch1_engine_ms"] = Median(engine_ms);
-  berth::ReleaseThreadPool();  // as above, before the closed loop
-
-  // Closed loop: K clients, one text per call.
-  std::atomic<size_t> next{0};
-  const berth::BatcherStats before_loop = (*engine)->batcher().stats();
-  auto t0 = Clock::now();
-  std::vector<std::thread> clients;
-  for (int c = 0; c < f.clients; ++c) {
-    clients.emplace_back([&] {
-      for (size_t i; (i = next++) < texts.size();) {
-        if (auto r = (*engine)->Classify({texts[i]}, {}, opts); !r.ok())
-          Die(std::string(r.status().message()));
-      }
-    });
-  }
-  for (auto& c : clients) c.join();
-  out["closed_loop_sentences_per_second"] = n / Since(t0);
-  {
-    const berth::BatcherStats s = (*engine)->batcher().stats();
-    const double batches =
-        static_cast<double>(std::max<int64_t>(1, s.batches - before_loop.batches));
-    out["closed_loop_mean_batch"] =
-        static_cast<double>(s.requests - before_loop.requests) / batches;
-    out["closed_loop_forward_ms_per_batch"] =
-        (s.forward_seconds - before_loop.forward_seconds) * 1e3 / batches;
-    out["closed_loop_queue_wait_ms"] =
-        (s.queue_seconds - before_loop.queue_seconds) * 1e3 /
-        static_cast<double>(std::max<int64_t>(1, s.requests - before_loop.requests));
-  }
-  out["closed_loop_clients"] = f.clients;
   (*engine)->Shutdown();
 
   // berth predict as a process: all the sentences, then one line (cold start).
@@ -331,8 +351,8 @@ int main(int argc, char** argv) {
     b << texts[0] << "\n";
   }
   if (f.predict) {
-    const std::string cmd = "'" + f.berth + "' predict --model '" + dir +
-                            "/model' --max-length 128 --device " + f.device + " --precision " +
+    const std::string cmd = "'" + f.berth + "' predict --model '" + model_path +
+                            "' --max-length 128 --device " + f.device + " --precision " +
                             f.precision +
                             (gpu ? " --batch-size 128 --max-batch-tokens 16384" : "") + " < ";
     // The faster of two runs of a shell command, in seconds.
@@ -351,10 +371,10 @@ int main(int argc, char** argv) {
   }
   // The peer: transformers' eager loop over the same batches, on the same model directory.
   double hf = 0;
-  if (!f.python.empty() && !gpu) {
+  if (!f.python.empty() && !gpu && !f.engine_only) {
     const std::string cmd = "'" + f.python + "' '" + BERTH_SOURCE_DIR +
-                            "/bench/hf_cpu_predict.py' --model '" + dir + "/model' --input '" + in +
-                            "' --max-length 128 --threads " + std::to_string(threads);
+                            "/bench/hf_cpu_predict.py' --model '" + model_path + "' --input '" +
+                            in + "' --max-length 128 --threads " + std::to_string(threads);
     FILE* p = popen(cmd.c_str(), "r");
     std::string line;
     if (p != nullptr) {
@@ -371,36 +391,47 @@ int main(int argc, char** argv) {
   std::system(("rm -rf '" + dir + "'").c_str());
 
   const auto& b = out["breakdown_seconds"];
-  std::fprintf(stderr, "engine_bench: %s %s %s, %zu SST-2 sentences, %d threads\n", f.model.c_str(),
-               f.device.c_str(), f.precision.c_str(), texts.size(), threads);
+  std::fprintf(stderr, "engine_bench: %s %s %s, %zu SST-2 sentences, %d threads, CPU %s\n",
+               out["model"].get<std::string>().c_str(), f.device.c_str(),
+               out["precision"].get<std::string>().c_str(), texts.size(), threads,
+               berth::HostCpuFeatures().Summary().c_str());
+  if (model->quantize_seconds() > 0)
+    std::fprintf(stderr, "int8: quantizing and prepacking at load took %.3f s\n",
+                 model->quantize_seconds());
   std::fprintf(stderr, "%-44s %12s %8s\n", "", "sentences/s", "ratio");
   auto row = [&](const char* name, double v, double base, const char* vs) {
     std::fprintf(stderr, "%-44s %12.1f %7.2fx %s\n", name, v, v / base, vs);
   };
   row("model alone, sorted under the budget", model_alone, model_alone, "");
   row("engine, one Classify of all", engine_sps, model_alone, "of model alone (target >= 0.90)");
-  row("naive batches of 32, input order, padded", naive, naive, "");
-  std::fprintf(stderr,
-               "  (real / padded tokens %.2f: skipping the padding alone gains at most %.2fx)\n",
-               out["naive_padding_efficiency"].get<double>(),
-               1 / out["naive_padding_efficiency"].get<double>());
-  row("Berth eager, the same batches, packed", berth_eager, naive, "of naive");
-  if (hf > 0) row("HF eager, the same batches (transformers)", hf, naive, "of naive");
-  if (f.predict) {
+  if (f.engine_only && f.predict) {
     row("berth predict, whole process", out["predict_process_sentences_per_second"].get<double>(),
-        naive, "of naive (target >= 3.5)");
+        model_alone, "of model alone");
   }
-  row("closed loop, one text per call", out["closed_loop_sentences_per_second"].get<double>(),
-      naive, "of naive (target >= 1.2)");
-  std::fprintf(stderr,
-               "closed loop: %d clients, %.1f texts per batch, forward %.2f ms per batch, mean "
-               "queue wait %.2f ms\n",
-               f.clients, out["closed_loop_mean_batch"].get<double>(),
-               out["closed_loop_forward_ms_per_batch"].get<double>(),
-               out["closed_loop_queue_wait_ms"].get<double>());
-  std::fprintf(stderr, "batch 1: model %.3f ms, engine %.3f ms (+%.3f ms; target <= +0.3)\n",
-               out["batch1_model_ms"].get<double>(), out["batch1_engine_ms"].get<double>(),
-               out["batch1_engine_ms"].get<double>() - out["batch1_model_ms"].get<double>());
+  if (!f.engine_only) {
+    row("naive batches of 32, input order, padded", naive, naive, "");
+    std::fprintf(stderr,
+                 "  (real / padded tokens %.2f: skipping the padding alone gains at most %.2fx)\n",
+                 out["naive_padding_efficiency"].get<double>(),
+                 1 / out["naive_padding_efficiency"].get<double>());
+    row("Berth eager, the same batches, packed", berth_eager, naive, "of naive");
+    if (hf > 0) row("HF eager, the same batches (transformers)", hf, naive, "of naive");
+    if (f.predict) {
+      row("berth predict, whole process", out["predict_process_sentences_per_second"].get<double>(),
+          naive, "of naive (target >= 3.5)");
+    }
+    row("closed loop, one text per call", out["closed_loop_sentences_per_second"].get<double>(),
+        naive, "of naive (target >= 1.2)");
+    std::fprintf(stderr,
+                 "closed loop: %d clients, %.1f texts per batch, forward %.2f ms per batch, mean "
+                 "queue wait %.2f ms\n",
+                 f.clients, out["closed_loop_mean_batch"].get<double>(),
+                 out["closed_loop_forward_ms_per_batch"].get<double>(),
+                 out["closed_loop_queue_wait_ms"].get<double>());
+    std::fprintf(stderr, "batch 1: model %.3f ms, engine %.3f ms (+%.3f ms; target <= +0.3)\n",
+                 out["batch1_model_ms"].get<double>(), out["batch1_engine_ms"].get<double>(),
+                 out["batch1_engine_ms"].get<double>() - out["batch1_model_ms"].get<double>());
+  }
   if (f.predict)
     std::fprintf(
         stderr,

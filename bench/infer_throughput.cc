@@ -203,7 +203,7 @@ int main(int argc, char** argv) {
   bf16_options.precision = berth::InferencePrecision::kBf16;
   auto fp32 = berth::bench::RandomClassifier(model, fp32_options);
   const bool with_bf16 =
-      bf16_flag == "on" || (bf16_flag == "auto" && berth::CpuHasBf16Instructions());
+      bf16_flag == "on" || (bf16_flag == "auto" && berth::HostCpuFeatures().avx512_bf16);
   if (!with_bf16)
     std::cerr << "infer_throughput: bf16 skipped (no avx512_bf16 on this CPU; --bf16 on runs it)\n";
   auto bf16 = with_bf16 ? berth::bench::RandomClassifier(model, bf16_options) : nullptr;

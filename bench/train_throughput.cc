@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
   // after the training runs, and averaged.
   const double mm32_before = MatmulGflops(at::kFloat, 3.0);
   const bool with_bf16 =
-      bf16_flag == "on" || (bf16_flag == "auto" && berth::CpuHasBf16Instructions());
+      bf16_flag == "on" || (bf16_flag == "auto" && berth::HostCpuFeatures().avx512_bf16);
   if (!with_bf16)
     std::cerr << "train_throughput: bf16 skipped (no avx512_bf16 on this CPU; --bf16 on runs it)\n";
   const double mm16 = with_bf16 ? MatmulGflops(at::kBFloat16, 3.0) : 0;

@@ -107,7 +107,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   rm -f "$pip_err"
   # Wheels no longer pinned (an earlier pin of torch alone is ~2.5 GB with its CUDA wheels) are
   # removed, so that the cache holds what the pins name and no more.
-  "$venv/bin/python" - "$wheels" "$req" "$req_nodeps" "$here/scripts/requirements-clients.txt" <<'PRUNE'
+  "$venv/bin/python" - "$wheels" "$req" "$req_nodeps" "$here/scripts/requirements-clients.txt" "$here/bench/requirements-peers.txt" <<'PRUNE'
 import os, re, sys
 norm = lambda name: re.sub(r"[-_.]+", "_", name).lower()
 pins = set()

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <iostream>
 
+#include "core/infer/precision.h"
 #include "core/runtime/device.h"
 #include "core/util/files.h"
 
@@ -186,9 +187,10 @@ void AddInferenceOptions(CLI::App& app, ServerCommand* c, RawFlags* r) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--precision", r->precision,
-                 "Inference weights: fp32, or bf16 (faster on avx512_bf16 CPUs)")
+                 "Inference weights: auto (bf16 on a GPU or a CPU with avx512_bf16 or AMX, else "
+                 "fp32), fp32, bf16, or int8 (CPU; encoder linear layers quantized at load)")
       ->envname("BERTH_PRECISION")
-      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->check(CLI::IsMember(PrecisionChoices()))
       ->capture_default_str();
   app.add_option("--model-memory-mb", r->model_memory_mb,
                  "Weights of loaded models kept in memory; the least recently used go first")
@@ -275,14 +277,22 @@ void AddLimitOptions(CLI::App& app, ServerCommand* c, RawFlags* /*r*/) {
 std::optional<int> FinishCommand(const RawFlags& r, ServerCommand* c) {
   ServerOptions& o = c->options;
   o.models.memory_budget_bytes = r.model_memory_mb << 20;
-  o.models.engine.classifier.precision =
-      r.precision == "bf16" ? InferencePrecision::kBf16 : InferencePrecision::kFp32;
   o.models.engine.batcher.num_threads = r.inference_threads;
   o.models.engine.classifier.device = o.training.default_device;
-  if (auto device = ParseDevice(o.training.default_device, "--device"); !device.ok()) {
+  auto device = ParseDevice(o.training.default_device, "--device");
+  if (!device.ok()) {
     std::cerr << "berth-server: " << device.status().message() << "\n";
     return 2;
   }
+  if (r.precision == "int8" && !device->is_cpu()) {
+    std::cerr << "berth-server: --precision int8 runs on the CPU only (--device is "
+              << o.training.default_device << ")\n";
+    return 2;
+  }
+  // The flag's check admits only PrecisionChoices(), which all parse.
+  o.models.engine.classifier.precision =
+      ParseInferencePrecision(r.precision, "--precision", !device->is_cpu())
+          .value_or(InferencePrecision::kFp32);
   o.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(r.drain_timeout_seconds * 1000));
   auto ms = [](double seconds) {
     return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "core/infer/engine.h"
+#include "core/infer/precision.h"
 #include "core/infer/sequence_classifier.h"
 #include "core/model/hub.h"
 #include "core/runtime/runtime.h"
@@ -173,7 +174,8 @@ int RunVersion(bool json) {
                                 {"cuda_devices", r.cuda_devices},
                                 {"mkl", r.mkl},
                                 {"mkldnn", r.mkldnn},
-                                {"threads", r.threads}}
+                                {"threads", r.threads},
+                                {"cpu_features", HostCpuFeatures().Summary()}}
                      .dump()
               << "\n";
     return 0;
@@ -184,7 +186,8 @@ int RunVersion(bool json) {
                                             r.cuda_devices == 1 ? "" : "s", " visible)")
                              : std::string("not built"))
             << ", MKL " << (r.mkl ? "yes" : "no") << ", oneDNN " << (r.mkldnn ? "yes" : "no")
-            << ", " << r.threads << " threads\n";
+            << ", " << r.threads << " threads\nCPU features: " << HostCpuFeatures().Summary()
+            << "\n";
   return 0;
 }
 
@@ -210,8 +213,9 @@ void AddEngineFlags(CLI::App* cmd, EngineFlags* f, const std::string& items) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--precision", f->precision,
-                  "fp32, or bf16 weights (faster on CPUs with avx512_bf16; scores differ slightly)")
-      ->check(CLI::IsMember({"fp32", "bf16"}))
+                  "auto (bf16 on a GPU or a CPU with avx512_bf16 or AMX, else fp32), fp32, bf16, "
+                  "or int8 (CPU; encoder linear layers quantized at load; scores differ slightly)")
+      ->check(CLI::IsMember(PrecisionChoices()))
       ->capture_default_str();
   cmd->add_option("--device", f->device, "cpu, cuda or cuda:N")->capture_default_str();
 }
@@ -219,8 +223,9 @@ void AddEngineFlags(CLI::App* cmd, EngineFlags* f, const std::string& items) {
 EngineOptions MakeEngineOptions(const EngineFlags& f) {
   ConfigureThreads(f.threads);
   EngineOptions eo;
-  eo.classifier.precision =
-      f.precision == "bf16" ? InferencePrecision::kBf16 : InferencePrecision::kFp32;
+  // The flag's check admits only PrecisionChoices(), which all parse.
+  eo.classifier.precision = ParseInferencePrecision(f.precision, "--precision", f.device != "cpu")
+                                .value_or(InferencePrecision::kFp32);
   eo.classifier.device = f.device;
   eo.batcher.max_batch_size = f.batch_size;
   eo.batcher.max_batch_tokens = f.max_batch_tokens;

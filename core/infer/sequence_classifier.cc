@@ -9,8 +9,10 @@
 #include <chrono>
 #include <cmath>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/model/bert.h"
+#include "core/model/linear.h"
 #include "core/model/model_dir.h"
 #include "core/runtime/device.h"
 #include "core/util/status_macros.h"
@@ -21,7 +23,31 @@ struct SequenceClassifier::Impl {
   LoadedModel model;
   InferencePrecision precision = InferencePrecision::kFp32;
   c10::Device device = c10::Device(c10::kCPU);
+  double quantize_seconds = 0;
 };
+
+namespace {
+
+// Which linear layers int8 quantizes: those of the encoder blocks (".layer.N." in every
+// family's names) but the feed-forward output (BERT's and RoBERTa's layer.N.output.dense,
+// DistilBERT's ffn.lin2). The pooler, the head and the embeddings stay fp32, as ONNX Runtime's
+// quantize_dynamic leaves everything but its MatMuls. The feed-forward output stays fp32
+// because its input, the GELU of 4x the width, has a few channels far larger than the rest,
+// and one scale per row spends the 8 bits on them: on a MiniLM fine-tuned by Berth (1,000
+// SST-2 sentences, seed 42), label agreement with fp32 on 2,072 other SST-2 sentences was
+// 99.13% quantizing every encoder layer and 99.66% keeping it fp32 (keeping the value
+// projections fp32 instead: 99.08%; with 7-bit activations on AVX2 each loses more). It costs a
+// third of int8's gain: that model's `berth predict` ran 1.70x fp32 with every layer
+// quantized, 1.46x without it (AVX-512 VNNI, 2 threads).
+bool QuantizedInInt8(const std::string& name) {
+  if (name.find(".layer.") == std::string::npos) return false;
+  const bool ffn_output =
+      absl::EndsWith(name, ".ffn.lin2") ||
+      (absl::EndsWith(name, ".output.dense") && name.find(".attention.") == std::string::npos);
+  return !ffn_output;
+}
+
+}  // namespace
 
 SequenceClassifier::SequenceClassifier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SequenceClassifier::~SequenceClassifier() = default;
@@ -51,6 +77,21 @@ absl::StatusOr<std::unique_ptr<SequenceClassifier>> SequenceClassifier::FromMode
     impl->model.module->eval();
     impl->model.module->to(*device);
     if (options.precision == InferencePrecision::kBf16) impl->model.module->to(at::kBFloat16);
+    if (options.precision == InferencePrecision::kInt8) {
+      if (!device->is_cpu()) {
+        return absl::InvalidArgumentError(absl::StrCat("int8 runs on the CPU only (the device is ",
+                                                       options.device, "); use bf16 or fp32"));
+      }
+      const auto start = std::chrono::steady_clock::now();
+      for (const auto& item : impl->model.module->named_modules()) {
+        if (auto* linear = item.value()->as<LinearImpl>();
+            linear != nullptr && QuantizedInInt8(item.key())) {
+          linear->QuantizeInt8();
+        }
+      }
+      impl->quantize_seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
   } catch (const c10::Error& e) {
     return absl::InternalError(
         absl::StrCat("preparing the model failed: ", e.what_without_backtrace()));
@@ -59,6 +100,7 @@ absl::StatusOr<std::unique_ptr<SequenceClassifier>> SequenceClassifier::FromMode
 }
 
 InferencePrecision SequenceClassifier::precision() const { return impl_->precision; }
+double SequenceClassifier::quantize_seconds() const { return impl_->quantize_seconds; }
 bool SequenceClassifier::on_gpu() const { return !impl_->device.is_cpu(); }
 
 const text::Tokenizer& SequenceClassifier::tokenizer() const { return *impl_->model.tokenizer; }
@@ -178,8 +220,9 @@ absl::StatusOr<std::vector<Prediction>> SequenceClassifier::PredictBatch(
 
 absl::Status SequenceClassifier::Save(const std::string& dir) const {
   if (impl_->precision != InferencePrecision::kFp32) {
-    return absl::FailedPreconditionError(
-        "a model loaded in bf16 is not saved (it would lose precision)");
+    return absl::FailedPreconditionError(absl::StrCat("a model loaded in ",
+                                                      PrecisionName(impl_->precision),
+                                                      " is not saved (it would lose precision)"));
   }
   return SaveModelDirectory(dir, impl_->model.config, *impl_->model.module,
                             *impl_->model.tokenizer);

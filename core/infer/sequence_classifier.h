@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/infer/precision.h"
 #include "core/model/config.h"
 #include "core/model/pooling.h"
 #include "core/text/tokenizer.h"
@@ -21,8 +22,6 @@ struct Prediction {
   std::vector<float> embedding;  // pooled, not normalised; when PredictBatch was asked to embed
 };
 
-enum class InferencePrecision { kFp32, kBf16 };
-
 // Where one PredictBatch's time went.
 struct PredictTimings {
   double build_seconds = 0;  // host tensors from the encodings, queued copies to the device
@@ -34,7 +33,8 @@ struct PredictTimings {
 struct ClassifierOptions {
   text::TokenizerOverrides tokenizer;
   // kBf16 converts the weights to bfloat16 at load (oneDNN's bf16 kernels run ~2-4x faster on
-  // CPUs with avx512_bf16); logits are returned as fp32 either way.
+  // CPUs with avx512_bf16); kInt8 quantizes the encoder blocks' linear layers at load (CPU
+  // only; see precision.h). Logits are returned as fp32 either way.
   InferencePrecision precision = InferencePrecision::kFp32;
   // "cpu", "cuda" or "cuda:N": the weights live there; each batch is copied in from pinned host
   // memory and its logits come back to the host.
@@ -55,6 +55,8 @@ class SequenceClassifier {
   const text::Tokenizer& tokenizer() const;
   const ModelConfig& config() const;
   InferencePrecision precision() const;
+  // Seconds spent quantizing and prepacking the weights at load (0 unless int8).
+  double quantize_seconds() const;
   bool on_gpu() const;  // the weights live on a GPU
 
   const PoolingConfig& pooling() const;

@@ -121,22 +121,8 @@ std::optional<TokenPacking> PackingFor(const torch::Tensor& attention_mask) {
 
 torch::Tensor RunBertLayers(const torch::nn::ModuleList& layers, torch::Tensor hidden,
                             const torch::Tensor& attention_mask, bool first_token_only) {
-  const torch::Tensor mask = ExtendedAttentionMask(attention_mask, hidden.scalar_type());
-  const std::optional<TokenPacking> packing = PackingFor(attention_mask);
-  std::vector<BertLayerImpl*> all;
-  for (const auto& layer : *layers) all.push_back(layer->as<BertLayer>());
-  BertLayerImpl* last = first_token_only && !all.empty() && LastLayerFirstTokenOnly(*all.back())
-                            ? all.back()
-                            : nullptr;
-  if (last != nullptr) all.pop_back();
-  if (!packing) {
-    for (BertLayerImpl* layer : all) hidden = layer->forward(hidden, mask);
-  } else {
-    hidden = packing->Pack(hidden);  // [tokens, hidden]
-    for (BertLayerImpl* layer : all) hidden = layer->forward(hidden, mask, &*packing);
-    hidden = packing->Unpack(hidden);
-  }
-  return last != nullptr ? last->forward(hidden, mask, nullptr, /*first_token_only=*/true) : hidden;
+  return RunPackedLayers<BertLayerImpl>(layers, std::move(hidden), attention_mask,
+                                        first_token_only);
 }
 
 BertEmbeddingsImpl::BertEmbeddingsImpl(const ModelConfig& c) {

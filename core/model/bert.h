@@ -180,6 +180,29 @@ torch::Tensor RunBertLayers(const torch::nn::ModuleList& layers, torch::Tensor h
 // in evaluation mode, outside a ScopedFullComputation. BERT, RoBERTa and DistilBERT ask it.
 bool LastLayerFirstTokenOnly(const torch::nn::Module& last_layer);
 
+// RunBertLayers for any layer type whose forward is (hidden, mask, packing, first_token_only):
+// BERT's and DistilBERT's blocks share the packed layout and the last-layer shortcut.
+template <typename LayerImpl>
+torch::Tensor RunPackedLayers(const torch::nn::ModuleList& layers, torch::Tensor hidden,
+                              const torch::Tensor& attention_mask, bool first_token_only) {
+  const torch::Tensor mask = ExtendedAttentionMask(attention_mask, hidden.scalar_type());
+  const std::optional<TokenPacking> packing = PackingFor(attention_mask);
+  std::vector<LayerImpl*> all;
+  for (const auto& layer : *layers) all.push_back(layer->template as<LayerImpl>());
+  LayerImpl* last = first_token_only && !all.empty() && LastLayerFirstTokenOnly(*all.back())
+                        ? all.back()
+                        : nullptr;
+  if (last != nullptr) all.pop_back();
+  if (!packing) {
+    for (LayerImpl* layer : all) hidden = layer->forward(hidden, mask);
+  } else {
+    hidden = packing->Pack(hidden);  // [tokens, hidden]
+    for (LayerImpl* layer : all) hidden = layer->forward(hidden, mask, &*packing);
+    hidden = packing->Unpack(hidden);
+  }
+  return last != nullptr ? last->forward(hidden, mask, nullptr, /*first_token_only=*/true) : hidden;
+}
+
 class BertModelImpl : public torch::nn::Module {
  public:
   explicit BertModelImpl(const ModelConfig& c);

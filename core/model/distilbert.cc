@@ -33,11 +33,15 @@ DistilBertAttentionImpl::DistilBertAttentionImpl(const ModelConfig& c)
 }
 
 torch::Tensor DistilBertAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask,
-                                               bool first_token_only) {
-  const int64_t batch = x.size(0), seq = x.size(1), queries = first_token_only ? 1 : seq;
-  // [batch, len, dim] -> [batch, heads, len, head_dim]
+                                               const TokenPacking* packing, bool first_token_only) {
+  const int64_t batch = packing != nullptr ? packing->batch : x.size(0);
+  const int64_t seq = packing != nullptr ? packing->seq : x.size(1);
+  const int64_t queries = first_token_only ? 1 : seq;
+  // [batch, len, dim] (packed: [tokens, dim]) -> [batch, heads, len, head_dim]
   auto heads = [&](const torch::Tensor& t, int64_t len) {
-    return t.view({batch, len, num_heads, head_dim}).transpose(1, 2);
+    return (packing != nullptr ? packing->Unpack(t) : t)
+        .view({batch, len, num_heads, head_dim})
+        .transpose(1, 2);
   };
   // transformers' default sdpa attention: one fused kernel, scaling by 1/sqrt(head_dim) inside
   // (the eager path scaled the queries first: the same maths, rounded differently).
@@ -49,7 +53,7 @@ torch::Tensor DistilBertAttentionImpl::forward(const torch::Tensor& x, const tor
                           .transpose(1, 2)
                           .contiguous()
                           .view({batch, queries, num_heads * head_dim});
-  return out_lin(ctx);
+  return out_lin(packing != nullptr ? packing->Pack(ctx) : ctx);
 }
 
 DistilBertFfnImpl::DistilBertFfnImpl(const ModelConfig& c) : act(c.hidden_act) {
@@ -70,9 +74,9 @@ DistilBertBlockImpl::DistilBertBlockImpl(const ModelConfig& c) {
 }
 
 torch::Tensor DistilBertBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask,
-                                           bool first_token_only) {
+                                           const TokenPacking* packing, bool first_token_only) {
   torch::Tensor sa =
-      LayerNormForward(sa_layer_norm, attention->forward(x, mask, first_token_only) +
+      LayerNormForward(sa_layer_norm, attention->forward(x, mask, packing, first_token_only) +
                                           (first_token_only ? x.narrow(1, 0, 1) : x));
   return LayerNormForward(output_layer_norm, ffn(sa) + sa);
 }
@@ -93,26 +97,18 @@ DistilBertForSequenceClassificationImpl::DistilBertForSequenceClassificationImpl
 torch::Tensor DistilBertForSequenceClassificationImpl::forward(
     const torch::Tensor& input_ids, const torch::Tensor& /*token_type_ids*/,
     const torch::Tensor& attention_mask) {
-  torch::Tensor hidden = embeddings(input_ids);  // [batch, seq, dim]
-  torch::Tensor mask = ExtendedAttentionMask(attention_mask, hidden.scalar_type());
-  // The last block computes the first token's row alone in evaluation mode (the head reads no
-  // other; see RunBertLayers).
-  for (size_t i = 0; i < layers->size(); ++i) {
-    auto* block = layers[i]->as<DistilBertBlock>();
-    const bool first_only = i + 1 == layers->size() && LastLayerFirstTokenOnly(*block);
-    hidden = block->forward(hidden, mask, first_only);
-  }
+  // Packed when it pays, and the last block computes the first token's row alone in evaluation
+  // mode (the head reads no other): see RunBertLayers.
+  torch::Tensor hidden = RunPackedLayers<DistilBertBlockImpl>(
+      layers, embeddings(input_ids), attention_mask, /*first_token_only=*/true);
   return Head(hidden.select(1, 0));  // [batch, num_labels]
 }
 
 torch::Tensor DistilBertForSequenceClassificationImpl::Encode(
     const torch::Tensor& input_ids, const torch::Tensor& /*token_type_ids*/,
     const torch::Tensor& attention_mask) {
-  torch::Tensor hidden = embeddings(input_ids);  // [batch, seq, dim]
-  torch::Tensor mask = ExtendedAttentionMask(attention_mask, hidden.scalar_type());
-  for (size_t i = 0; i < layers->size(); ++i)
-    hidden = layers[i]->as<DistilBertBlock>()->forward(hidden, mask, /*first_only=*/false);
-  return hidden;
+  return RunPackedLayers<DistilBertBlockImpl>(layers, embeddings(input_ids), attention_mask,
+                                              /*first_token_only=*/false);
 }
 
 torch::Tensor DistilBertForSequenceClassificationImpl::Head(const torch::Tensor& first_token) {

@@ -21,10 +21,11 @@ TORCH_MODULE(DistilBertEmbeddings);
 class DistilBertAttentionImpl : public torch::nn::Module {
  public:
   explicit DistilBertAttentionImpl(const ModelConfig& c);
-  // x [batch, seq, dim], mask [batch, 1, 1, seq] additive -> [batch, seq, dim]; with
-  // first_token_only, the first token's row alone -> [batch, 1, dim].
+  // x [batch, seq, dim], mask [batch, 1, 1, seq] additive -> [batch, seq, dim]; with a
+  // packing, x and the result are packed [tokens, dim] (as BERT's); with first_token_only
+  // (unpacked), the first token's row alone -> [batch, 1, dim].
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask,
-                        bool first_token_only = false);
+                        const TokenPacking* packing = nullptr, bool first_token_only = false);
 
   Linear q_lin{nullptr}, k_lin{nullptr}, v_lin{nullptr}, out_lin{nullptr};
   Dropout dropout{nullptr};
@@ -46,10 +47,10 @@ TORCH_MODULE(DistilBertFfn);
 class DistilBertBlockImpl : public torch::nn::Module {
  public:
   explicit DistilBertBlockImpl(const ModelConfig& c);
-  // With first_token_only, the block's output for the first token alone -> [batch, 1, dim]
-  // (as RunBertLayers does for BERT's last layer).
+  // Packed [tokens, dim] with a packing; with first_token_only, the block's output for the
+  // first token alone -> [batch, 1, dim] (RunPackedLayers runs DistilBERT's blocks as BERT's).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask,
-                        bool first_token_only = false);
+                        const TokenPacking* packing = nullptr, bool first_token_only = false);
 
   DistilBertAttention attention{nullptr};
   torch::nn::LayerNorm sa_layer_norm{nullptr};

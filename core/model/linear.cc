@@ -5,13 +5,16 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/GradMode.h>
 
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "absl/synchronization/mutex.h"
+#include "core/runtime/runtime.h"
 
 namespace berth {
 
@@ -53,6 +56,29 @@ LinearImpl::LinearImpl(int64_t in, int64_t out) : in_features(in), out_features(
 void LinearImpl::DropPackedWeight() {
   absl::MutexLock lock(&mu_);
   packed_ = torch::Tensor();
+  int8_.reset();
+}
+
+void LinearImpl::QuantizeInt8() {
+  torch::NoGradGuard no_grad;
+  const at::Tensor w = weight.detach().to(at::kFloat).contiguous();
+  const at::Tensor scales = (w.abs().amax(1) / 127.0).clamp_min(1e-12).to(at::kDouble);
+  const at::Tensor zeros = at::zeros({out_features}, at::kLong);
+  const at::Tensor qweight = at::quantize_per_channel(w, scales, zeros, 0, at::kQInt8);
+  // The op the Python torch.ao.nn.quantized.dynamic.Linear calls; the bias stays out of the
+  // kernel because the rows are scaled back before it is added.
+  static auto prepack = c10::Dispatcher::singleton()
+                            .findSchemaOrThrow("quantized::linear_prepack", "")
+                            .typed<c10::intrusive_ptr<LinearPackedParamsBase>(
+                                at::Tensor, std::optional<at::Tensor>)>();
+  auto packed = prepack.call(qweight, std::nullopt);
+  absl::MutexLock lock(&mu_);
+  int8_ = std::move(packed);
+}
+
+bool LinearImpl::quantized() const {
+  absl::MutexLock lock(&mu_);
+  return int8_.defined();
 }
 
 void LinearImpl::train(bool on) {
@@ -61,6 +87,24 @@ void LinearImpl::train(bool on) {
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+  c10::intrusive_ptr<LinearPackedParamsBase> int8;
+  {
+    absl::MutexLock lock(&mu_);
+    int8 = int8_;
+  }
+  if (int8 && !c10::GradMode::is_enabled() && x.device().is_cpu()) {
+    // fbgemm's AVX2 kernel sums pairs of uint8 x int8 products in 16 bits, which 8-bit
+    // activations can overflow: it wants them in 7 bits there. With AVX-512 VNNI it accumulates
+    // in 32 bits and takes all 8.
+    static const bool reduce_range = !HostCpuFeatures().avx512_vnni;
+    std::vector<int64_t> shape = x.sizes().vec();
+    const at::Tensor x2 = x.reshape({-1, in_features}).to(at::kFloat).contiguous();
+    const at::Tensor row_max = x2.abs().amax(1, /*keepdim=*/true).clamp_min(1e-12);
+    at::Tensor y = int8->apply_dynamic(x2 / row_max, reduce_range);
+    y = at::addcmul(bias, y, row_max);
+    shape.back() = out_features;
+    return y.view(shape);
+  }
   const bool fast = !is_training() && !c10::GradMode::is_enabled() && x.device().is_cpu() &&
                     x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat &&
                     in_features >= kOneDnnMinFeatures && out_features >= kOneDnnMinFeatures &&

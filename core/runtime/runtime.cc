@@ -12,8 +12,13 @@
 #include <torch/version.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include "absl/strings/str_join.h"
 
 namespace berth {
 
@@ -93,13 +98,40 @@ void ReleaseThreadPool() {
   if (pause != nullptr) pause(kOmpPauseSoft);
 }
 
-bool CpuHasBf16Instructions() {
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512bf16");
-#else
-  return false;
-#endif
+std::string CpuFeatures::Summary() const {
+  std::vector<std::string> on;
+  if (avx2) on.push_back("avx2");
+  if (avx512) on.push_back("avx512");
+  if (avx512_vnni) on.push_back("avx512_vnni");
+  if (avx_vnni) on.push_back("avx_vnni");
+  if (avx512_bf16) on.push_back("avx512_bf16");
+  if (amx) on.push_back("amx");
+  return on.empty() ? "none" : absl::StrJoin(on, " ");
+}
+
+const CpuFeatures& HostCpuFeatures() {
+  // The kernel's flag names, from the first processor's "flags" line (Linux; elsewhere none).
+  static const CpuFeatures features = [] {
+    CpuFeatures f;
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("flags", 0) != 0) continue;
+      std::istringstream words(line.substr(line.find(':') + 1));
+      std::string w;
+      while (words >> w) {
+        if (w == "avx2") f.avx2 = true;
+        if (w == "avx512f") f.avx512 = true;
+        if (w == "avx512_vnni") f.avx512_vnni = true;
+        if (w == "avx_vnni") f.avx_vnni = true;
+        if (w == "avx512_bf16") f.avx512_bf16 = true;
+        if (w == "amx_tile") f.amx = true;
+      }
+      break;
+    }
+    return f;
+  }();
+  return features;
 }
 
 RuntimeInfo DescribeRuntime() {

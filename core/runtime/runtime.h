@@ -36,9 +36,17 @@ int ConfigureThreads(int num_threads);
 // calls this. Harmless otherwise: the thread's next parallel region starts a new team.
 void ReleaseThreadPool();
 
-// Whether this CPU has bf16 instructions (avx512_bf16). Without them torch emulates bf16
-// matmuls, about 150x slower than fp32 (measured on an AVX2-only AMD EPYC).
-bool CpuHasBf16Instructions();
+// The CPU features that decide Berth's kernels. Without avx512_bf16 (or AMX) torch emulates
+// bf16 matmuls, about 150x slower than fp32 (measured on an AVX2-only AMD EPYC); fbgemm's int8
+// linear accumulates in 32 bits only with avx512_vnni.
+struct CpuFeatures {
+  bool avx2 = false, avx512 = false, avx512_vnni = false, avx_vnni = false, avx512_bf16 = false,
+       amx = false;
+  // "avx2 avx512 avx512_vnni ..." (the ones present), or "none".
+  std::string Summary() const;
+};
+// This machine's, from the kernel's flags in /proc/cpuinfo (none elsewhere). Computed once.
+const CpuFeatures& HostCpuFeatures();
 
 // What this process's LibTorch is and can do: `berth version` prints it, and the CI check that
 // CUDA is compiled in reads it.

@@ -273,7 +273,10 @@ absl::StatusOr<ModelInfo> Inference::Describe(const ModelSelector& model) const 
   info.labels = m.config().id2label;
   info.multi_label = m.config().multi_label();
   info.model_type = m.config().model_type;
-  info.dtype = m.precision() == InferencePrecision::kBf16 ? "bfloat16" : "float32";
+  // The weights' type as TEI reports it ("float32", "bfloat16"); "int8" for the quantized layers.
+  info.dtype = m.precision() == InferencePrecision::kBf16   ? "bfloat16"
+               : m.precision() == InferencePrecision::kInt8 ? "int8"
+                                                            : "float32";
   ASSIGN_OR_RETURN(info.max_length, handle.engine->MaxLength(0));
   info.embedding_dimension = m.embedding_dimension();
   info.max_batch_tokens = handle.engine->batcher().options().max_batch_tokens;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/runtime/runtime.h"
 #include "server/flags.h"
 
 namespace berth::server {
@@ -69,6 +70,19 @@ TEST(ServerFlagsTest, FlagsAndTheEnvironmentSetTheSameFields) {
   ASSERT_FALSE(e.exit_code.has_value());
   EXPECT_EQ(e.command.options.limits.max_streams, 17);
   EXPECT_EQ(e.command.options.role, "serve");
+}
+
+TEST(ServerFlagsTest, PrecisionInt8AndAuto) {
+  ParsedCommand int8 = Parse({"--precision", "int8"});
+  ASSERT_FALSE(int8.exit_code.has_value());
+  EXPECT_EQ(int8.command.options.models.engine.classifier.precision, InferencePrecision::kInt8);
+  // auto never picks int8: bf16 where the CPU has the instructions for it, fp32 elsewhere.
+  ParsedCommand automatic = Parse({"--precision", "auto"});
+  ASSERT_FALSE(automatic.exit_code.has_value());
+  const CpuFeatures& cpu = HostCpuFeatures();
+  EXPECT_EQ(automatic.command.options.models.engine.classifier.precision,
+            cpu.avx512_bf16 || cpu.amx ? InferencePrecision::kBf16 : InferencePrecision::kFp32)
+      << cpu.Summary();
 }
 
 TEST(ServerFlagsTest, HttpTimeoutsAndTheBatchWaitInTheirUnits) {

@@ -87,15 +87,20 @@ TEST_P(PackingTest, PaddedBatchGivesEachRowsLogitsAndGradients) {
   }
   for (size_t i = 0; i < params.size(); ++i) {
     // Gradients are sums over tokens of products of O(1) values; 1e-5 absolute plus 1e-4
-    // relative covers fp32 summation in a different order and shape.
-    EXPECT_TRUE(at::allclose(batch_grads[i], row_grads[i], 1e-4, 1e-5))
-        << "parameter " << i << " max diff "
-        << (batch_grads[i] - row_grads[i]).abs().max().item<double>();
+    // relative covers fp32 summation in a different order and shape, and a sum's rounding
+    // scales with its largest partial sums, not with the element: a few ulps (2^-23 relative)
+    // of the tensor's largest value more. (DistilBERT's word-embedding gradient reaches ~19,
+    // its [CLS] and [SEP] rows summing every text's; packed and one-by-one differed by 1.6e-5,
+    // 8 ulps of 19.)
+    const double largest = batch_grads[i].abs().max().item<double>();
+    EXPECT_TRUE(at::allclose(batch_grads[i], row_grads[i], 1e-4, 1e-5 + 16 * 0x1p-23 * largest))
+        << "parameter " << i << " " << m->module->named_parameters()[i].key() << " max diff "
+        << (batch_grads[i] - row_grads[i]).abs().max().item<double>() << " largest " << largest;
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, PackingTest,
-                         ::testing::Values("bert-tiny-uncased", "xlmr-tiny"));
+                         ::testing::Values("bert-tiny-uncased", "xlmr-tiny", "distilbert-tiny"));
 
 // In evaluation mode the last layer computes the first token's row alone (the classification
 // heads read no other): that row must be the one the full layer computes, padded or packed.
@@ -130,13 +135,8 @@ TEST_P(FirstTokenTest, LastLayerRowMatchesTheFullLayer) {
       auto* distil = dynamic_cast<DistilBertForSequenceClassificationImpl*>(m->module.get());
       ASSERT_NE(distil, nullptr);
       at::Tensor h = distil->embeddings(b->ids);
-      const at::Tensor mask = ExtendedAttentionMask(b->mask, h.scalar_type());
-      const size_t n = distil->layers->size();
-      for (size_t i = 0; i + 1 < n; ++i)
-        h = distil->layers[i]->as<DistilBertBlock>()->forward(h, mask);
-      auto* last = distil->layers[n - 1]->as<DistilBertBlock>();
-      first = last->forward(h, mask, /*first_token_only=*/true);
-      all = last->forward(h, mask, /*first_token_only=*/false);
+      first = RunPackedLayers<DistilBertBlockImpl>(distil->layers, h, b->mask, true);
+      all = RunPackedLayers<DistilBertBlockImpl>(distil->layers, h, b->mask, false);
     }
     ASSERT_EQ(first.sizes(), (std::vector<int64_t>{b->ids.size(0), 1, all.size(2)}));
     // LayerNorm outputs of O(1): the query and feed-forward of one row computed in a matrix

@@ -1,0 +1,35 @@
+// Inference precisions, their names on every command line, and the CPU features that decide
+// what `auto` picks. One source of truth for the names: flags check against PrecisionChoices().
+#ifndef BERTH_CORE_INFER_PRECISION_H_
+#define BERTH_CORE_INFER_PRECISION_H_
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace berth {
+
+// kFp32: fp32 weights. kBf16: bfloat16 weights (oneDNN's bf16 kernels, ~2-4x faster than fp32
+// where the CPU has avx512_bf16 or AMX, slower elsewhere). kInt8: the encoder blocks' linear
+// layers dynamically quantized (int8 weights per output channel prepacked at load, activations
+// quantized per row at run time, int32 accumulation, fp32 out); embeddings, LayerNorm, softmax,
+// the pooler and the head stay fp32. CPU only.
+enum class InferencePrecision { kFp32, kBf16, kInt8 };
+
+// "auto", "fp32", "bf16", "int8": what --precision accepts.
+const std::vector<std::string>& PrecisionChoices();
+// "fp32", "bf16", "int8".
+const char* PrecisionName(InferencePrecision p);
+
+// `name` is one of PrecisionChoices(); `field` names the flag in the error. "auto" picks bf16
+// on a GPU or on a CPU with avx512_bf16 or AMX (HostCpuFeatures) and fp32 elsewhere: never int8, whose scores
+// differ from fp32's enough that it is opted into. (int8 on a GPU is refused when the model is
+// loaded, by SequenceClassifier.)
+absl::StatusOr<InferencePrecision> ParseInferencePrecision(std::string_view name,
+                                                           std::string_view field, bool on_gpu);
+
+}  // namespace berth
+
+#endif  // BERTH_CORE_INFER_PRECISION_H_
