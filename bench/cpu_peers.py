@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+import logging
+logging.getLogger().setLevel(logging.ERROR)  # the quantizer's advice to pre-process
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -63,7 +65,9 @@ def random_bert_base(out):
     """A bert-base-shaped classifier (random weights, seed 0) with bert-base-uncased's vocabulary."""
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
     torch.manual_seed(0)
-    BertForSequenceClassification(BertConfig(num_labels=2)).eval().save_pretrained(out)
+    config = BertConfig(num_labels=2, id2label={0: "negative", 1: "positive"},
+                        label2id={"negative": 0, "positive": 1})
+    BertForSequenceClassification(config).eval().save_pretrained(out)
     BertTokenizerFast(vocab_file=os.path.join(ROOT, "data", "bert-base-uncased-vocab.txt")).save_pretrained(out)
     return out
 
