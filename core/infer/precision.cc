@@ -35,8 +35,8 @@ absl::StatusOr<InferencePrecision> ParseInferencePrecision(std::string_view name
     return on_gpu || cpu.avx512_bf16 || cpu.amx ? InferencePrecision::kBf16
                                                 : InferencePrecision::kFp32;
   }
-  return absl::InvalidArgumentError(absl::StrCat(std::string(field), ": unknown precision '", std::string(name),
-                                                 "' (one of ",
+  return absl::InvalidArgumentError(absl::StrCat(std::string(field), ": unknown precision '",
+                                                 std::string(name), "' (one of ",
                                                  absl::StrJoin(PrecisionChoices(), ", "), ")"));
 }
 

@@ -24,9 +24,9 @@ const std::vector<std::string>& PrecisionChoices();
 const char* PrecisionName(InferencePrecision p);
 
 // `name` is one of PrecisionChoices(); `field` names the flag in the error. "auto" picks bf16
-// on a GPU or on a CPU with avx512_bf16 or AMX (HostCpuFeatures) and fp32 elsewhere: never int8, whose scores
-// differ from fp32's enough that it is opted into. (int8 on a GPU is refused when the model is
-// loaded, by SequenceClassifier.)
+// on a GPU or on a CPU with avx512_bf16 or AMX (HostCpuFeatures) and fp32 elsewhere: never int8,
+// whose scores differ from fp32's enough that it is opted into. (int8 on a GPU is refused when the
+// model is loaded, by SequenceClassifier.)
 absl::StatusOr<InferencePrecision> ParseInferencePrecision(std::string_view name,
                                                            std::string_view field, bool on_gpu);
 

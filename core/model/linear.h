@@ -29,7 +29,8 @@ class LinearImpl : public torch::nn::Module {
   // quantized per output channel (symmetric qint8, scale amax/127) and prepacked once, here.
   // Each forward scales every row of the input by its absolute maximum, lets the kernel quantize
   // the scaled tensor (uint8, one scale: so in effect one per row, which kept a fine-tuned
-  // MiniLM's labels with fp32's 98.9% of the time where one scale per tensor kept 96.7%),
+  // MiniLM's labels with fp32's 98.9% of the time where one scale per tensor kept 96.7%, with
+  // every encoder layer quantized and 7-bit activations on an AVX2 CPU),
   // accumulates in int32 and scales the rows back before adding the fp32 bias. CPU, fp32 only.
   void QuantizeInt8();
   bool quantized() const;
