@@ -260,7 +260,7 @@ int main(int argc, char** argv) {
   // Naive: tokenize and run fixed batches of 32 in input order, padded (as transformers
   // computes them), then the same batches through Berth's packed forward.
   // Their real / padded tokens bound what skipping the padding alone can gain over them.
-  int64_t real_tokens = 0, padded_tokens = 1;
+  int64_t real_tokens = 0, padded_tokens = 0;
   double naive = 0, berth_eager = 0;
   auto batches_of_32 = [&](bool padded) {
     std::optional<berth::ScopedFullComputation> full;

@@ -31,7 +31,7 @@ absl::StatusOr<InferencePrecision> ParseInferencePrecision(std::string_view name
   if (name == "bf16") return InferencePrecision::kBf16;
   if (name == "int8") return InferencePrecision::kInt8;
   if (name == "auto") {
-    const CpuFeatures cpu = HostCpuFeatures();
+    const CpuFeatures& cpu = HostCpuFeatures();
     return on_gpu || cpu.avx512_bf16 || cpu.amx ? InferencePrecision::kBf16
                                                 : InferencePrecision::kFp32;
   }

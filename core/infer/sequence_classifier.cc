@@ -69,6 +69,10 @@ absl::StatusOr<std::unique_ptr<SequenceClassifier>> SequenceClassifier::FromMode
   }
   auto device = ParseDevice(options.device, "device");
   if (!device.ok()) return device.status();
+  if (options.precision == InferencePrecision::kInt8 && !device->is_cpu()) {
+    return absl::InvalidArgumentError(absl::StrCat("int8 runs on the CPU only (the device is ",
+                                                   options.device, "); use bf16 or fp32"));
+  }
   auto impl = std::make_unique<Impl>();
   impl->model = std::move(model);
   impl->precision = options.precision;
@@ -78,10 +82,6 @@ absl::StatusOr<std::unique_ptr<SequenceClassifier>> SequenceClassifier::FromMode
     impl->model.module->to(*device);
     if (options.precision == InferencePrecision::kBf16) impl->model.module->to(at::kBFloat16);
     if (options.precision == InferencePrecision::kInt8) {
-      if (!device->is_cpu()) {
-        return absl::InvalidArgumentError(absl::StrCat("int8 runs on the CPU only (the device is ",
-                                                       options.device, "); use bf16 or fp32"));
-      }
       const auto start = std::chrono::steady_clock::now();
       for (const auto& item : impl->model.module->named_modules()) {
         if (auto* linear = item.value()->as<LinearImpl>();

@@ -76,51 +76,43 @@ void LinearImpl::QuantizeInt8() {
   int8_ = std::move(packed);
 }
 
-bool LinearImpl::quantized() const {
-  absl::MutexLock lock(&mu_);
-  return int8_.defined();
-}
-
 void LinearImpl::train(bool on) {
   DropPackedWeight();
   torch::nn::Module::train(on);
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+  // Training and GPU inference take at::linear; so does CPU inference of narrow layers without
+  // int8 weights. One lock reads the int8 weight or the oneDNN copy (made on first use).
+  if (c10::GradMode::is_enabled() || !x.device().is_cpu()) return at::linear(x, weight, bias);
+  const bool onednn = !is_training() && x.scalar_type() == at::kFloat &&
+                      weight.scalar_type() == at::kFloat && in_features >= kOneDnnMinFeatures &&
+                      out_features >= kOneDnnMinFeatures && OneDnnLinearEnabled();
   c10::intrusive_ptr<LinearPackedParamsBase> int8;
+  at::Tensor packed;
   {
     absl::MutexLock lock(&mu_);
     int8 = int8_;
+    if (!int8 && onednn) {
+      if (!packed_.defined()) packed_ = weight.contiguous().to_mkldnn();
+      packed = packed_;
+    }
   }
-  if (int8 && !c10::GradMode::is_enabled() && x.device().is_cpu()) {
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = out_features;
+  if (int8) {
     // fbgemm's AVX2 kernel sums pairs of uint8 x int8 products in 16 bits, which 8-bit
     // activations can overflow: it wants them in 7 bits there. With AVX-512 VNNI it accumulates
     // in 32 bits and takes all 8.
     static const bool reduce_range = !HostCpuFeatures().avx512_vnni;
-    std::vector<int64_t> shape = x.sizes().vec();
     const at::Tensor x2 = x.reshape({-1, in_features}).to(at::kFloat).contiguous();
     const at::Tensor row_max = x2.abs().amax(1, /*keepdim=*/true).clamp_min(1e-12);
-    at::Tensor y = int8->apply_dynamic(x2 / row_max, reduce_range);
-    y = at::addcmul(bias, y, row_max);
-    shape.back() = out_features;
-    return y.view(shape);
+    const at::Tensor y = int8->apply_dynamic(x2 / row_max, reduce_range);
+    return at::addcmul(bias, y, row_max).view(shape);
   }
-  const bool fast = !is_training() && !c10::GradMode::is_enabled() && x.device().is_cpu() &&
-                    x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat &&
-                    in_features >= kOneDnnMinFeatures && out_features >= kOneDnnMinFeatures &&
-                    OneDnnLinearEnabled();
-  if (!fast) return at::linear(x, weight, bias);
-  at::Tensor packed;
-  {
-    absl::MutexLock lock(&mu_);
-    if (!packed_.defined()) packed_ = weight.contiguous().to_mkldnn();
-    packed = packed_;
-  }
-  std::vector<int64_t> shape = x.sizes().vec();
+  if (!onednn) return at::linear(x, weight, bias);
   at::Tensor x2 = x.reshape({-1, in_features}).contiguous();
-  at::Tensor y = at::mkldnn_linear(x2.to_mkldnn(), packed, bias).to_dense();
-  shape.back() = out_features;
-  return y.view(shape);
+  return at::mkldnn_linear(x2.to_mkldnn(), packed, bias).to_dense().view(shape);
 }
 
 }  // namespace berth

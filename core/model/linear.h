@@ -33,13 +33,12 @@ class LinearImpl : public torch::nn::Module {
   // every encoder layer quantized and 7-bit activations on an AVX2 CPU),
   // accumulates in int32 and scales the rows back before adding the fp32 bias. CPU, fp32 only.
   void QuantizeInt8();
-  bool quantized() const;
 
   torch::Tensor weight, bias;
   int64_t in_features, out_features;
 
  private:
-  mutable absl::Mutex mu_;
+  absl::Mutex mu_;
   torch::Tensor packed_ ABSL_GUARDED_BY(mu_);  // oneDNN copy of weight for inference
   c10::intrusive_ptr<LinearPackedParamsBase> int8_ ABSL_GUARDED_BY(mu_);
 };
