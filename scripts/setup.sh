@@ -42,6 +42,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev sqlite3 libpq-dev postgresql nlohmann-json3-dev libutf8proc-dev libcli11-dev
   libcurl4-openssl-dev libssl-dev openssl libgoogle-glog-dev libgloo-dev libboost1.81-dev
+  libjs-chart.js chromium
   prometheus
   clang libclang-rt-14-dev clang-format-14
 )

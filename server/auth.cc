@@ -31,6 +31,8 @@ const char* RoleName(Role r) {
       return "train";
     case Role::kAdmin:
       return "admin";
+    case Role::kRead:
+      return "read";
   }
   return "?";
 }
@@ -70,9 +72,11 @@ absl::StatusOr<std::vector<TokenAuthenticator::Entry>> TokenAuthenticator::Parse
       e.principal.role = Role::kTrain;
     } else if (role == "admin") {
       e.principal.role = Role::kAdmin;
+    } else if (role == "read") {
+      e.principal.role = Role::kRead;
     } else {
       return absl::InvalidArgumentError(
-          absl::StrCat(where, ": role must be classify, train or admin"));
+          absl::StrCat(where, ": role must be classify, read, train or admin"));
     }
     if (j.contains("model_prefix")) {
       if (!j["model_prefix"].is_string()) {
@@ -139,13 +143,28 @@ absl::StatusOr<Principal> TokenAuthenticator::Authenticate(
 }
 
 absl::Status Authorize(const Principal& p, Permission need, absl::string_view model) {
-  const Role required = need == Permission::kClassify ? Role::kClassify
-                        : need == Permission::kTrain  ? Role::kTrain
-                                                      : Role::kAdmin;
-  if (static_cast<int>(p.role) < static_cast<int>(required)) {
+  bool allowed = false;
+  const char* needs = "";
+  switch (need) {
+    case Permission::kClassify:
+      allowed = true;
+      break;
+    case Permission::kSeeJobs:
+      allowed = p.role != Role::kClassify;
+      needs = "read, train or admin";
+      break;
+    case Permission::kTrain:
+      allowed = p.role == Role::kTrain || p.role == Role::kAdmin;
+      needs = "train or admin";
+      break;
+    case Permission::kAdmin:
+      allowed = p.role == Role::kAdmin;
+      needs = "admin";
+      break;
+  }
+  if (!allowed) {
     return absl::PermissionDeniedError(absl::StrCat("token '", p.id, "' has role ",
-                                                    RoleName(p.role), "; this call needs ",
-                                                    RoleName(required)));
+                                                    RoleName(p.role), "; this call needs ", needs));
   }
   if (!model.empty() && !p.model_prefix.empty() && !absl::StartsWith(model, p.model_prefix)) {
     return absl::PermissionDeniedError(absl::StrCat(

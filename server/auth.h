@@ -20,8 +20,9 @@
 
 namespace berth::server {
 
-// classify ⊂ train ⊂ admin.
-enum class Role { kClassify = 0, kTrain = 1, kAdmin = 2 };
+// classify ⊂ train ⊂ admin, and read: classify, and see every job without changing any (a
+// console or dashboard that watches but may not start, cancel or delete).
+enum class Role { kClassify = 0, kTrain = 1, kAdmin = 2, kRead = 3 };
 
 struct Principal {
   std::string id;
@@ -32,7 +33,8 @@ struct Principal {
 // What a call needs.
 enum class Permission {
   kClassify,  // Classify, ClassifyStream, Tokenize, ListModels, GetModel
-  kTrain,     // UploadDataset, StartTraining, and GetStatus/WatchJob/CancelJob/ListJobs of own jobs
+  kSeeJobs,   // GetStatus, WatchJob, ListJobs, ListJobEvents (read, train and admin)
+  kTrain,     // UploadDataset, StartTraining, CancelJob (of own jobs)
   kAdmin,     // DeleteModel, SetAlias, other tokens' jobs
 };
 

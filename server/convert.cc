@@ -2,7 +2,9 @@
 #include "server/convert.h"
 
 #include <algorithm>
+#include <type_traits>
 
+#include "core/data/metrics.h"
 #include "core/util/json.h"
 
 namespace berth::server {
@@ -18,6 +20,43 @@ void EvalToProto(const Json& j, v1::EvalMetrics* out) {
   out->set_epoch(j.value("epoch", 0.0));
   out->set_pearson(j.value("pearson", 0.0));
   out->set_spearman(j.value("spearman", 0.0));
+  out->set_macro_precision(j.value("macro_precision", 0.0));
+  out->set_macro_recall(j.value("macro_recall", 0.0));
+  out->set_micro_precision(j.value("micro_precision", 0.0));
+  out->set_micro_recall(j.value("micro_recall", 0.0));
+  out->set_hamming_loss(j.value("hamming_loss", 0.0));
+  const data::EvalMetrics m = data::EvalMetrics::FromJson(j);
+  for (const std::string& l : m.labels) out->add_labels(l);
+  for (size_t i = 0; i < m.per_label.size(); ++i) {
+    v1::LabelMetrics* l = out->add_per_label();
+    if (i < m.labels.size()) l->set_label(m.labels[i]);
+    l->set_precision(m.per_label[i].precision);
+    l->set_recall(m.per_label[i].recall);
+    l->set_f1(m.per_label[i].f1);
+    l->set_support(m.per_label[i].support);
+  }
+  for (const std::vector<int64_t>& row : m.confusion) {
+    v1::ConfusionRow* r = out->add_confusion_matrix();
+    for (int64_t c : row) r->add_counts(c);
+  }
+}
+
+// A stored progress point (the job runner's JSON) as the message.
+void ProgressToProto(const Json& p, v1::JobProgress* pr) {
+  pr->set_update(p.value("update", int64_t{0}));
+  pr->set_total_updates(p.value("total_updates", int64_t{0}));
+  pr->set_epoch(p.value("epoch", 0.0));
+  pr->set_loss(p.value("loss", 0.0));
+  pr->set_learning_rate(p.value("learning_rate", 0.0));
+  pr->set_grad_norm(p.value("grad_norm", 0.0));
+  pr->set_samples_per_second(p.value("samples_per_second", 0.0));
+  pr->set_eta_seconds(p.value("eta_seconds", 0.0));
+  pr->set_world_size(p.value("world_size", 1));
+  pr->set_samples_per_second_per_rank(
+      p.value("samples_per_second_per_rank", p.value("samples_per_second", 0.0)));
+  pr->set_allreduce_share(p.value("allreduce_share", 0.0));
+  if (p.contains("last_eval") && p["last_eval"].is_object())
+    EvalToProto(p["last_eval"], pr->mutable_last_eval());
 }
 
 }  // namespace
@@ -223,6 +262,33 @@ jobs::JobSpec ToJobSpec(const v1::StartTrainingRequest& r) {
   return s;
 }
 
+void ToProto(const jobs::JobSpec& s, v1::StartTrainingRequest* out) {
+  out->Clear();
+  out->set_base_model(s.base_model);
+  out->set_train_dataset_id(s.train_dataset);
+  out->set_validation_dataset_id(s.validation_dataset);
+  out->set_validation_split(s.validation_split);
+  out->set_text_column(s.data.text_column);
+  out->set_text_pair_column(s.data.text_pair_column);
+  out->set_label_column(s.data.label_column);
+  out->set_model_name(s.model_name);
+  out->set_workers(s.workers);
+  const data::TrainingSpec& t = s.training;
+  out->set_task(t.multi_label           ? v1::TASK_MULTI_LABEL
+                : t.score_loss == "bce" ? v1::TASK_SCORE_BCE
+                : t.score_loss == "mse" ? v1::TASK_SCORE_MSE
+                                        : v1::TASK_SINGLE_LABEL);
+  v1::Hyperparameters* h = out->mutable_hyperparameters();
+#define BERTH_TO_PROTO(field, flags, help) \
+  h->set_##field(static_cast<std::decay_t<decltype(h->field())>>(t.field));
+  BERTH_TRAINING_SPEC_FIELDS(BERTH_TO_PROTO)
+#undef BERTH_TO_PROTO
+  h->set_precision(t.precision == data::Precision::kBf16 ? v1::PRECISION_BF16 : v1::PRECISION_FP32);
+  h->set_metric_for_best(t.metric_for_best);
+  for (double w : t.class_weights) h->add_class_weights(w);
+  h->set_device(t.device);
+}
+
 v1::JobState ToProto(store::JobState state) {
   switch (state) {
     case store::JobState::kQueued:
@@ -269,23 +335,41 @@ void ToProto(const store::JobRecord& job, v1::JobStatus* out) {
   out->set_started_unix_ms(job.started_ms);
   out->set_finished_unix_ms(job.finished_ms);
   out->set_request_id(job.request_id);
+  if (auto spec_json = ParseJson(job.spec, "job spec"); spec_json.ok()) {
+    if (auto spec = jobs::JobSpecFromJson(*spec_json); spec.ok())
+      ToProto(*spec, out->mutable_spec());
+  }
   if (job.progress.empty()) return;
   auto p = ParseJson(job.progress, "job progress");
   if (!p.ok() || !p->is_object()) return;
-  v1::JobProgress* pr = out->mutable_progress();
-  pr->set_update(p->value("update", int64_t{0}));
-  pr->set_total_updates(p->value("total_updates", int64_t{0}));
-  pr->set_epoch(p->value("epoch", 0.0));
-  pr->set_loss(p->value("loss", 0.0));
-  pr->set_learning_rate(p->value("learning_rate", 0.0));
-  pr->set_samples_per_second(p->value("samples_per_second", 0.0));
-  pr->set_eta_seconds(p->value("eta_seconds", 0.0));
-  pr->set_world_size(p->value("world_size", 1));
-  pr->set_samples_per_second_per_rank(
-      p->value("samples_per_second_per_rank", p->value("samples_per_second", 0.0)));
-  pr->set_allreduce_share(p->value("allreduce_share", 0.0));
-  if (p->contains("last_eval") && (*p)["last_eval"].is_object())
-    EvalToProto((*p)["last_eval"], pr->mutable_last_eval());
+  ProgressToProto(*p, out->mutable_progress());
+}
+
+void ToProto(const service::ModelStatistics& m, v1::LoadedModel* out) {
+  out->set_name(m.name);
+  out->set_version(m.version);
+  out->set_queue_depth(m.queue_depth);
+  out->set_inference_count(static_cast<int64_t>(m.inference_count));
+  out->set_execution_count(static_cast<int64_t>(m.execution_count));
+  out->set_success_count(static_cast<int64_t>(m.success.count));
+  out->set_fail_count(static_cast<int64_t>(m.fail.count));
+  out->set_last_inference_unix_ms(static_cast<int64_t>(m.last_inference_ms));
+}
+
+void ToProto(const std::vector<store::JobEvent>& events, v1::ListJobEventsResponse* out) {
+  out->Clear();
+  for (const store::JobEvent& e : events) {
+    v1::JobEvent* m = out->add_events();
+    m->set_id(e.id);
+    m->set_unix_ms(e.at_ms);
+    m->set_kind(e.kind);
+    if (e.kind != "progress") {
+      m->set_detail(e.body);
+      continue;
+    }
+    auto p = ParseJson(e.body, "job event");
+    if (p.ok() && p->is_object()) ProgressToProto(*p, m->mutable_progress());
+  }
 }
 
 void ToProto(const store::ModelRecord& m, const std::string& config_json, v1::ModelVersion* out) {

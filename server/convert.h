@@ -46,6 +46,10 @@ void ToProto(const jobs::StoredDataset& stored, v1::UploadDatasetResponse* out);
 void ToProto(const jobs::Submission& submission, v1::StartTrainingResponse* out);
 void ToProto(const jobs::JobPage& page, v1::ListJobsResponse* out);
 void ToProto(const store::JobRecord& job, v1::JobStatus* out);
+// The inverse of ToJobSpec: every field set.
+void ToProto(const jobs::JobSpec& spec, v1::StartTrainingRequest* out);
+void ToProto(const std::vector<store::JobEvent>& events, v1::ListJobEventsResponse* out);
+void ToProto(const service::ModelStatistics& m, v1::LoadedModel* out);
 // `config_json` is the text of the version's config.json ("" if unreadable).
 void ToProto(const store::ModelRecord& model, const std::string& config_json,
              v1::ModelVersion* out);

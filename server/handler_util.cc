@@ -17,7 +17,9 @@ absl::StatusOr<std::optional<Principal>> CheckAccess(const ServiceContext& ctx,
 }
 
 absl::Status CheckJobOwner(const std::optional<Principal>& caller, const std::string& created_by) {
-  if (!caller || caller->role == Role::kAdmin || caller->id == created_by) return absl::OkStatus();
+  if (!caller || caller->role == Role::kAdmin || caller->role == Role::kRead ||
+      caller->id == created_by)
+    return absl::OkStatus();
   return absl::PermissionDeniedError(
       absl::StrCat("token '", caller->id,
                    "' may only see its own jobs (this one was submitted by another token)"));
@@ -27,7 +29,7 @@ jobs::Submitter AsSubmitter(const std::optional<Principal>& caller) {
   jobs::Submitter who;
   if (!caller) return who;
   who.id = caller->id;
-  who.sees_all_jobs = caller->role == Role::kAdmin;
+  who.sees_all_jobs = caller->role == Role::kAdmin || caller->role == Role::kRead;
   who.may_read_model = [p = *caller](const std::string& name) {
     return Authorize(p, Permission::kClassify, name);
   };

@@ -132,6 +132,17 @@ grpc::ServerUnaryReactor* ModelServiceImpl::ListModels(grpc::CallbackServerConte
   return FinishWith(context, models.status());
 }
 
+grpc::ServerUnaryReactor* ModelServiceImpl::ListLoadedModels(
+    grpc::CallbackServerContext* context, const v1::ListLoadedModelsRequest* /*request*/,
+    v1::ListLoadedModelsResponse* response) {
+  auto caller = CheckAccess(ctx_, *context, Permission::kClassify, "");
+  if (!caller.ok()) return FinishWith(context, caller.status());
+  for (const service::ModelStatistics& m : ctx_.inference->Loaded()) {
+    if (MaySee(*caller, m.name)) ToProto(m, response->add_models());
+  }
+  return FinishWith(context, absl::OkStatus());
+}
+
 grpc::ServerUnaryReactor* ModelServiceImpl::GetModel(grpc::CallbackServerContext* context,
                                                      const v1::GetModelRequest* request,
                                                      v1::ModelVersion* response) {

@@ -53,6 +53,12 @@ class TrainingServiceImpl final : public v1::TrainingService::CallbackService {
   grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context,
                                      const v1::ListJobsRequest* request,
                                      v1::ListJobsResponse* response) override;
+  grpc::ServerUnaryReactor* GetTrainingDefaults(grpc::CallbackServerContext* context,
+                                                const v1::GetTrainingDefaultsRequest* request,
+                                                v1::StartTrainingRequest* response) override;
+  grpc::ServerUnaryReactor* ListJobEvents(grpc::CallbackServerContext* context,
+                                          const v1::ListJobEventsRequest* request,
+                                          v1::ListJobEventsResponse* response) override;
 
  private:
   ServiceContext ctx_;
@@ -87,6 +93,9 @@ class ModelServiceImpl final : public v1::ModelService::CallbackService {
  public:
   explicit ModelServiceImpl(const ServiceContext& ctx) : ctx_(ctx) {}
 
+  grpc::ServerUnaryReactor* ListLoadedModels(grpc::CallbackServerContext* context,
+                                             const v1::ListLoadedModelsRequest* request,
+                                             v1::ListLoadedModelsResponse* response) override;
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
                                        const v1::ListModelsRequest* request,
                                        v1::ListModelsResponse* response) override;

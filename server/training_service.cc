@@ -154,7 +154,7 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::StartTraining(
 grpc::ServerUnaryReactor* TrainingServiceImpl::GetStatus(grpc::CallbackServerContext* context,
                                                          const v1::GetStatusRequest* request,
                                                          v1::JobStatus* response) {
-  auto caller = CheckAccess(ctx_, *context, Permission::kTrain, "");
+  auto caller = CheckAccess(ctx_, *context, Permission::kSeeJobs, "");
   if (!caller.ok()) return FinishWith(context, caller.status());
   auto job = ctx_.training->Get(request->job_id(), AsSubmitter(*caller));
   if (job.ok()) ToProto(*job, response);
@@ -163,7 +163,7 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::GetStatus(grpc::CallbackServerCon
 
 grpc::ServerWriteReactor<v1::JobStatus>* TrainingServiceImpl::WatchJob(
     grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) {
-  auto caller = CheckAccess(ctx_, *context, Permission::kTrain, "");
+  auto caller = CheckAccess(ctx_, *context, Permission::kSeeJobs, "");
   if (!caller.ok()) return new RefusedWriter<v1::JobStatus>(caller.status());
   return new WatchReactor(ctx_, request->job_id(), AsSubmitter(*caller));
 }
@@ -181,11 +181,31 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::CancelJob(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* TrainingServiceImpl::ListJobs(grpc::CallbackServerContext* context,
                                                         const v1::ListJobsRequest* request,
                                                         v1::ListJobsResponse* response) {
-  auto caller = CheckAccess(ctx_, *context, Permission::kTrain, "");
+  auto caller = CheckAccess(ctx_, *context, Permission::kSeeJobs, "");
   if (!caller.ok()) return FinishWith(context, caller.status());
   auto page = ctx_.training->List(FromProto(*request), AsSubmitter(*caller));
   if (page.ok()) ToProto(*page, response);
   return FinishWith(context, page.status());
+}
+
+grpc::ServerUnaryReactor* TrainingServiceImpl::GetTrainingDefaults(
+    grpc::CallbackServerContext* context, const v1::GetTrainingDefaultsRequest* /*request*/,
+    v1::StartTrainingRequest* response) {
+  auto caller = CheckAccess(ctx_, *context, Permission::kSeeJobs, "");
+  if (!caller.ok()) return FinishWith(context, caller.status());
+  ToProto(ctx_.training->Defaults(), response);
+  return FinishWith(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* TrainingServiceImpl::ListJobEvents(
+    grpc::CallbackServerContext* context, const v1::ListJobEventsRequest* request,
+    v1::ListJobEventsResponse* response) {
+  auto caller = CheckAccess(ctx_, *context, Permission::kSeeJobs, "");
+  if (!caller.ok()) return FinishWith(context, caller.status());
+  auto events = ctx_.training->Events(request->job_id(), request->after_id(), request->page_size(),
+                                      AsSubmitter(*caller));
+  if (events.ok()) ToProto(*events, response);
+  return FinishWith(context, events.status());
 }
 
 }  // namespace berth::server

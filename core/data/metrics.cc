@@ -15,9 +15,11 @@ void FillPrf(const std::vector<int64_t>& tp, const std::vector<int64_t>& fp,
   const size_t k = tp.size();
   double sp = 0, sr = 0, sf = 0;
   int64_t TP = 0, FP = 0, FN = 0;
+  m->per_label.assign(k, LabelScores{});
   for (size_t c = 0; c < k; ++c) {
     double p = Ratio(tp[c], tp[c] + fp[c]);
     double r = Ratio(tp[c], tp[c] + fn[c]);
+    m->per_label[c] = {p, r, F1(p, r), tp[c] + fn[c]};
     sp += p;
     sr += r;
     sf += F1(p, r);
@@ -64,6 +66,11 @@ Json EvalMetrics::ToJson() const {
             {"micro_recall", micro_recall},
             {"micro_f1", micro_f1},
             {"labels", labels}};
+  Json rows = Json::array();
+  for (const LabelScores& l : per_label)
+    rows.push_back(
+        {{"precision", l.precision}, {"recall", l.recall}, {"f1", l.f1}, {"support", l.support}});
+  j["per_label"] = rows;
   if (scored) {
     j = {{"examples", examples}, {"loss", loss}, {"pearson", pearson}, {"spearman", spearman}};
   } else if (!confusion.empty()) {
@@ -91,6 +98,13 @@ EvalMetrics EvalMetrics::FromJson(const Json& j) {
   m.spearman = j.value("spearman", 0.0);
   if (j.contains("labels") && j["labels"].is_array())
     m.labels = j["labels"].get<std::vector<std::string>>();
+  if (j.contains("per_label") && j["per_label"].is_array()) {
+    for (const Json& l : j["per_label"]) {
+      if (!l.is_object()) continue;
+      m.per_label.push_back({l.value("precision", 0.0), l.value("recall", 0.0), l.value("f1", 0.0),
+                             l.value("support", int64_t{0})});
+    }
+  }
   if (j.contains("confusion_matrix") && j["confusion_matrix"].is_array()) {
     m.confusion = j["confusion_matrix"].get<std::vector<std::vector<int64_t>>>();
   }

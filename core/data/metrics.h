@@ -12,6 +12,12 @@
 
 namespace berth::data {
 
+// One label's scores (scikit-learn's classification_report row); support = true examples.
+struct LabelScores {
+  double precision = 0, recall = 0, f1 = 0;
+  int64_t support = 0;
+};
+
 struct EvalMetrics {
   int64_t examples = 0;
   double loss = 0;
@@ -24,6 +30,7 @@ struct EvalMetrics {
   double pearson = 0, spearman = 0;
   std::vector<std::vector<int64_t>> confusion;  // single-label: [true][predicted]
   std::vector<std::string> labels;
+  std::vector<LabelScores> per_label;  // in label order (classifiers; empty for a scorer)
   std::vector<double> example_losses;  // per example, in dataset order (not serialised)
 
   // A metric by name ("loss", "accuracy", "macro_f1", ...); false if the name is unknown.

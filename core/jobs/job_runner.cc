@@ -33,6 +33,7 @@ Json ProgressJson(const data::Progress& p, const Json& last_eval) {
             {"epoch", p.epoch},
             {"loss", p.loss},
             {"learning_rate", p.lr},
+            {"grad_norm", p.grad_norm},
             {"samples_per_second", p.samples_per_second},
             {"eta_seconds", p.eta_seconds}};
   if (p.world_size > 1) {
@@ -387,7 +388,7 @@ bool JobRunner::Finish(const store::JobRecord& job, store::JobState state, const
     return false;
   }
   if (!s.ok()) AddJobEventOrLog(store_, job.id, "error", std::string(s.message()));
-  AddJobEventOrLog(store_, job.id, std::string(store::JobStateName(state)), error);
+  AddJobEventOrLog(store_, job.id, absl::AsciiStrToLower(store::JobStateName(state)), error);
   if (observer_) {
     auto fresh = store_->GetJob(job.id);
     if (fresh.ok()) observer_(*fresh);
@@ -510,7 +511,9 @@ absl::Status JobRunner::Execution::Prepare() {
   ASSIGN_OR_RETURN(ft_.checkpoint_dir, AdoptCheckpoints(job_dir_, job_.attempt));
   ft_.resume = IsRegularFile(JoinPath(ft_.checkpoint_dir, "latest"));
   ft_.keep_checkpoints = true;  // removed by End once the version is recorded
-  if (ft_.resume) AddJobEventOrLog(r_->store_, job_.id, "resumed", ft_.checkpoint_dir);
+  AddJobEventOrLog(r_->store_, job_.id, ft_.resume ? "resumed" : "started",
+                   absl::StrCat("attempt ", job_.attempt, " on ", r_->options_.worker_id,
+                                ft_.resume ? " from " + ft_.checkpoint_dir : std::string()));
   return absl::OkStatus();
 }
 
@@ -571,7 +574,13 @@ void JobRunner::Execution::OnProgress(const data::Progress& p) {
   if (r_->progress_observer_) r_->progress_observer_(job_.id, p);
   auto cancel = r_->store_->UpdateProgress(job_.id, ProgressJson(p, last_eval_).dump(),
                                            job_.attempt, r_->options_.lease.count());
-  if (cancel.ok()) r_->Notify(job_.id);
+  // The job's curves: every stored point joins its history, an evaluation's metrics only on
+  // the point that ran it.
+  if (cancel.ok()) {
+    AddJobEventOrLog(r_->store_, job_.id, "progress",
+                     ProgressJson(p, p.eval != nullptr ? last_eval_ : Json()).dump());
+    r_->Notify(job_.id);
+  }
   // A cancel through another process sharing the database is in the store only.
   if (cancel.ok() && *cancel) *held_.cancel = true;
   if (absl::IsAborted(cancel.status())) r_->MarkLost(job_.id, held_, cancel.status());

@@ -191,6 +191,26 @@ absl::StatusOr<store::JobRecord> Training::Cancel(const std::string& job_id, con
   return runner_->Cancel(job_id);
 }
 
+JobSpec Training::Defaults() const {
+  JobSpec spec;
+  spec.training.device = runner_->options().default_device;
+  return spec;
+}
+
+absl::StatusOr<std::vector<store::JobEvent>> Training::Events(const std::string& job_id,
+                                                              int64_t after_id, int64_t page_size,
+                                                              const Submitter& who) const {
+  constexpr int64_t kMaxEventPage = 10000;
+  if (page_size < 0 || page_size > kMaxEventPage) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size: must be in [0, ", kMaxEventPage, "]"));
+  }
+  if (after_id < 0) return absl::InvalidArgumentError("after_id: must not be negative");
+  RETURN_IF_ERROR(Get(job_id, who).status());
+  return store_->ListJobEvents(job_id, after_id,
+                               static_cast<int>(page_size == 0 ? 1000 : page_size));
+}
+
 absl::StatusOr<JobPage> Training::List(const ListJobsRequest& r, const Submitter& who) const {
   if (r.page_size < 0 || r.page_size > limits_.max_page_size) {
     return absl::InvalidArgumentError(

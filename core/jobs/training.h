@@ -98,6 +98,14 @@ class Training {
   // Cancels a job: a queued one at once, a running one at its next micro-batch.
   absl::StatusOr<store::JobRecord> Cancel(const std::string& job_id, const Submitter& who);
   absl::StatusOr<JobPage> List(const ListJobsRequest& request, const Submitter& who) const;
+  // The spec a request that sets nothing gets: every option's default, this server's device.
+  JobSpec Defaults() const;
+  // A job's history after event `after_id` (0: from its start), oldest first, at most
+  // `page_size` (0: 1000; at most 10000): state changes, errors, and a "progress" point per
+  // stored progress, from which its curves are drawn.
+  absl::StatusOr<std::vector<store::JobEvent>> Events(const std::string& job_id, int64_t after_id,
+                                                      int64_t page_size,
+                                                      const Submitter& who) const;
   // Starts watching a job the caller may see; `on_change` runs on whichever thread stored the
   // change (keep it short, and never start or end a watch from it).
   absl::StatusOr<std::unique_ptr<JobWatch>> Watch(const std::string& job_id, const Submitter& who,

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <tuple>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
@@ -261,6 +262,33 @@ absl::StatusOr<ModelStatistics> Inference::Statistics(const ModelSelector& model
   s.compute_infer = f.compute_infer;
   s.compute_output = f.compute_output;
   return s;
+}
+
+std::vector<ModelStatistics> Inference::Loaded() const {
+  std::vector<ModelStatistics> out;
+  registry_->ForEachLoaded(
+      [&](const std::string& name, int64_t version, const InferenceEngine& engine) {
+        ModelStatistics s;
+        s.name = name;
+        s.version = version;
+        const BatcherStats stats = engine.batcher().stats();
+        s.execution_count = static_cast<uint64_t>(stats.batches);
+        s.queue_depth = static_cast<int64_t>(stats.queue_depth);
+        out.push_back(std::move(s));
+      });
+  absl::MutexLock lock(&mu_);
+  for (ModelStatistics& s : out) {
+    auto it = figures_.find({s.name, s.version});
+    if (it == figures_.end()) continue;
+    s.last_inference_ms = it->second.last_ms;
+    s.inference_count = it->second.texts;
+    s.success = it->second.success;
+    s.fail = it->second.fail;
+  }
+  std::sort(out.begin(), out.end(), [](const ModelStatistics& a, const ModelStatistics& b) {
+    return std::tie(a.name, a.version) < std::tie(b.name, b.version);
+  });
+  return out;
 }
 
 absl::StatusOr<ModelInfo> Inference::Describe(const ModelSelector& model) const {

@@ -177,6 +177,7 @@ struct ModelStatistics {
   uint64_t inference_count = 0;
   uint64_t execution_count = 0;
   Duration success, fail, queue, compute_input, compute_infer, compute_output;
+  int64_t queue_depth = 0;  // requests waiting for a batch now
 };
 
 // What a call carries besides its request: when to give up, and whether its caller has gone
@@ -205,6 +206,8 @@ class Inference {
   absl::StatusOr<ModelInfo> Describe(const ModelSelector& model) const;
   // The model version's figures (ModelStatistics); loads it if it is not loaded.
   absl::StatusOr<ModelStatistics> Statistics(const ModelSelector& model) const;
+  // Every loaded model version's figures now (loads nothing), by name then version.
+  std::vector<ModelStatistics> Loaded() const;
 
   // The streaming form: a stream holds one of the service's stream slots while it is open, and
   // each of its requests is one Classify.

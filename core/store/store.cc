@@ -493,6 +493,18 @@ absl::StatusOr<int64_t> Store::CountJobEvents(const std::string& job_id, const s
   return q.rows.empty() ? 0 : q.rows[0].Int(0);
 }
 
+absl::StatusOr<std::vector<JobEvent>> Store::ListJobEvents(const std::string& job_id,
+                                                           int64_t after_id, int limit) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(SqlResult q, db_->Run("SELECT id, at_ms, kind, body FROM job_events WHERE "
+                                         "job_id = ? AND id > ? ORDER BY id LIMIT ?",
+                                         {job_id, after_id, int64_t{limit}}));
+  std::vector<JobEvent> events;
+  events.reserve(q.rows.size());
+  for (const SqlRow& r : q.rows) events.push_back({r.Int(0), r.Int(1), r.Text(2), r.Text(3)});
+  return events;
+}
+
 absl::StatusOr<ModelRecord> Store::AddModelVersion(const std::string& name,
                                                    const std::string& job_id,
                                                    const std::string& path,

@@ -40,6 +40,15 @@ struct DatasetRecord {
   std::string path;  // datasets/<id><ext>, relative to the data directory
 };
 
+// One line of a job's history (job_events): a state change, an error, a resume, or a
+// "progress" point (the stored progress JSON, as often as progress is stored).
+struct JobEvent {
+  int64_t id = 0;  // increasing across the store: a reader asks for those after the last it saw
+  int64_t at_ms = 0;
+  std::string kind;
+  std::string body;
+};
+
 struct JobRecord {
   std::string id;
   std::string request_id;  // client-chosen idempotency key, may be empty
@@ -147,6 +156,9 @@ class Store {
   absl::Status AddJobEvent(const std::string& job_id, const std::string& kind,
                            const std::string& body);
   absl::StatusOr<int64_t> CountJobEvents(const std::string& job_id, const std::string& kind);
+  // A job's events with id > `after_id`, oldest first, at most `limit`.
+  absl::StatusOr<std::vector<JobEvent>> ListJobEvents(const std::string& job_id, int64_t after_id,
+                                                      int limit);
 
   // Models. One version per job: registering the same job again returns its version.
   absl::StatusOr<ModelRecord> AddModelVersion(const std::string& name, const std::string& job_id,

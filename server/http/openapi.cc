@@ -411,6 +411,21 @@ std::vector<Op> Operations() {
                  Ok(msg(v1::JobStatus::descriptor())), Json()});
   ops.push_back({"post", "/v1/jobs/{job_id}/cancel", "Cancel a job", v1, Json(),
                  Ok(msg(v1::JobStatus::descriptor())), Json()});
+  ops.push_back({"get", "/v1/training-defaults",
+                 "Every option a job gets when its request leaves it unset", v1, Json(),
+                 Ok(msg(v1::StartTrainingRequest::descriptor())), Json()});
+  ops.push_back({"get", "/v1/loaded-models",
+                 "The model versions loaded for inference now, with their queues and counts", v1,
+                 Json(), Ok(msg(v1::ListLoadedModelsResponse::descriptor())), Json()});
+  ops.push_back(
+      {"get", "/v1/jobs/{job_id}/log",
+       "A job's history, oldest first: state changes, errors and progress points (its curves)", v1,
+       Json(), Ok(msg(v1::ListJobEventsResponse::descriptor())),
+       Json::array(
+           {QueryParam("after_id", Json{{"type", "integer"}, {"minimum", 0}},
+                       "the last event id seen; 0: from the start"),
+            QueryParam("page_size", Json{{"type", "integer"}, {"minimum", 0}, {"maximum", 10000}},
+                       "0: 1000")})});
   ops.push_back({"get", "/v1/jobs/{job_id}/events",
                  "Server-Sent Events (state, progress, evaluation), each with the job's status as "
                  "its data, until the job ends",
@@ -477,7 +492,8 @@ Json OpenApiDocument(const std::string& version) {
   schemas.update(MessageSchemas(
       {v1::UploadDatasetResponse::descriptor(), v1::StartTrainingRequest::descriptor(),
        v1::StartTrainingResponse::descriptor(), v1::JobStatus::descriptor(),
-       v1::ListJobsResponse::descriptor(), v1::ListModelsResponse::descriptor(),
+       v1::ListJobsResponse::descriptor(), v1::ListJobEventsResponse::descriptor(),
+       v1::ListLoadedModelsResponse::descriptor(), v1::ListModelsResponse::descriptor(),
        v1::ModelVersion::descriptor(), v1::DeleteModelResponse::descriptor(),
        v1::SetAliasResponse::descriptor()}));
   return Json{

@@ -344,6 +344,7 @@ std::shared_ptr<Router> MakeRouter(const HttpContext& ctx) {
   AddEmbedRoutes(ctx, router.get());
   AddOipRoutes(ctx, router.get());
   AddV1Routes(ctx, router.get());
+  AddUiRoutes(router.get());
   auto document = std::make_shared<const std::string>(CompactJson(OpenApiDocument(ctx.version)));
   router->Add(
       "GET", "/openapi.json", [document](HttpRequest&) { return JsonResponse(200, *document); },

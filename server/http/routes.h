@@ -13,6 +13,7 @@
 //   the Open Inference Protocol (KServe v2):       /v2/... (oip_routes.cc)
 //   Berth's own API (datasets, jobs, models):      /v1/... (v1_routes.cc)
 //   the OpenAPI document of them all:              GET /openapi.json (openapi.cc)
+//   the web console, a client of the above:        GET /ui/ (ui_routes.cc, server/ui/)
 //
 // {model} is NAME, NAME:VERSION or NAME@ALIAS; the routes without it use --default-model.
 #ifndef BERTH_SERVER_HTTP_ROUTES_H_
@@ -77,6 +78,8 @@ absl::StatusOr<service::Truncation> TeiTruncation(const Json& body);
 void AddEmbedRoutes(const HttpContext& ctx, Router* router);
 void AddOipRoutes(const HttpContext& ctx, Router* router);
 void AddV1Routes(const HttpContext& ctx, Router* router);
+// The web console's files under /ui/ (ui_routes.cc).
+void AddUiRoutes(Router* router);
 
 }  // namespace berth::server::http
 

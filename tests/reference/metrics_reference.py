@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes tests/data/fixtures/metrics-sklearn.json: seeded random predictions and what the pinned
-scikit-learn computes for them (accuracy_score, precision_recall_fscore_support macro and micro,
+scikit-learn computes for them (accuracy_score, precision_recall_fscore_support macro, micro and per label,
 confusion_matrix, hamming_loss), or (--check) verifies that the committed file still holds what
 scikit-learn computes. metrics_sklearn_test.cc compares Berth's core/data/metrics.cc with it.
 
@@ -61,6 +61,9 @@ def cases():
         for avg in ("macro", "micro"):
             pr, rc, f1, _ = precision_recall_fscore_support(t, p, labels=labels, average=avg, zero_division=0)
             e.update({avg + "_precision": float(pr), avg + "_recall": float(rc), avg + "_f1": float(f1)})
+        pr, rc, f1, support = precision_recall_fscore_support(t, p, labels=labels, average=None, zero_division=0)
+        e["per_label"] = [{"precision": float(a), "recall": float(b), "f1": float(c_), "support": int(d)}
+                          for a, b, c_, d in zip(pr, rc, f1, support)]
         e["accuracy"] = float(accuracy_score(t, p))  # multi-label: exact-match ratio
         if c["kind"] == "single":
             e["confusion_matrix"] = confusion_matrix(t, p, labels=labels).tolist()

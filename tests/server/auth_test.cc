@@ -25,10 +25,11 @@ TEST(TokenAuthenticatorTest, TokensAuthenticateByDigestAndRolesNest) {
   TempDir dir;
   const std::string file = dir.File("tokens.jsonl");
   testing::WriteFile(file, Line("reader", "s1", "classify", "team-a-") + "\n" +
-                               Line("trainer", "s2", "train") + Line("boss", "s3", "admin"));
+                               Line("trainer", "s2", "train") + Line("boss", "s3", "admin") +
+                               Line("viewer", "s4", "read"));
   auto auth = TokenAuthenticator::Load(file);
   ASSERT_TRUE(auth.ok()) << auth.status();
-  EXPECT_EQ((*auth)->size(), 3u);
+  EXPECT_EQ((*auth)->size(), 4u);
   EXPECT_EQ((*auth)->Authenticate(std::nullopt).status().message(),
             "authorization: missing (send 'authorization: Bearer <token>')");
   EXPECT_EQ((*auth)->Authenticate("Basic s1").status().message(),
@@ -42,7 +43,9 @@ TEST(TokenAuthenticatorTest, TokensAuthenticateByDigestAndRolesNest) {
   EXPECT_EQ(Authorize(*reader, Permission::kClassify, "team-b-x").message(),
             "token 'reader' may only use models whose names start with 'team-a-'");
   EXPECT_EQ(Authorize(*reader, Permission::kTrain, "").message(),
-            "token 'reader' has role classify; this call needs train");
+            "token 'reader' has role classify; this call needs train or admin");
+  EXPECT_EQ(Authorize(*reader, Permission::kSeeJobs, "").message(),
+            "token 'reader' has role classify; this call needs read, train or admin");
   auto trainer = (*auth)->Authenticate("Bearer s2");
   ASSERT_TRUE(trainer.ok());
   EXPECT_TRUE(Authorize(*trainer, Permission::kClassify, "any").ok());
@@ -52,6 +55,15 @@ TEST(TokenAuthenticatorTest, TokensAuthenticateByDigestAndRolesNest) {
   auto boss = (*auth)->Authenticate("Bearer s3");
   ASSERT_TRUE(boss.ok());
   EXPECT_TRUE(Authorize(*boss, Permission::kAdmin, "any").ok());
+  // read: classifies and sees every job, and changes nothing.
+  auto viewer = (*auth)->Authenticate("Bearer s4");
+  ASSERT_TRUE(viewer.ok());
+  EXPECT_TRUE(Authorize(*viewer, Permission::kClassify, "any").ok());
+  EXPECT_TRUE(Authorize(*viewer, Permission::kSeeJobs, "").ok());
+  EXPECT_TRUE(Authorize(*trainer, Permission::kSeeJobs, "").ok());
+  EXPECT_EQ(Authorize(*viewer, Permission::kTrain, "").message(),
+            "token 'viewer' has role read; this call needs train or admin");
+  EXPECT_EQ(Authorize(*viewer, Permission::kAdmin, "").code(), absl::StatusCode::kPermissionDenied);
 }
 
 TEST(TokenAuthenticatorTest, BadTokenFilesNameTheLineAndAReloadKeepsTheOldTokens) {
@@ -61,7 +73,7 @@ TEST(TokenAuthenticatorTest, BadTokenFilesNameTheLineAndAReloadKeepsTheOldTokens
     std::string contents, error;
   } cases[] = {
       {"{\"id\": \"a\"}\n", ":1: needs string fields id, sha256 and role"},
-      {Line("a", "s", "root"), ":1: role must be classify, train or admin"},
+      {Line("a", "s", "root"), ":1: role must be classify, read, train or admin"},
       {"\n" + Line("a", "s", "train") + Line("a", "t", "train"), ":3: id 'a' appears twice"},
       {"{\"id\": \"a\", \"sha256\": \"xyz\", \"role\": \"train\"}\n",
        ":1: sha256 must be 64 hex digits (the secret's digest)"},

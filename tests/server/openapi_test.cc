@@ -15,6 +15,12 @@ namespace {
 TEST(OpenApiTest, DocumentsEveryRouteAndNothingElse) {
   HttpContext ctx{};
   auto routes = MakeRouter(ctx)->Routes();
+  // The web console's files (/ui/...) are pages for a browser, not API: the document leaves them
+  // out, as it leaves out /metrics.
+  routes.erase(std::remove_if(routes.begin(), routes.end(),
+                              [](const auto& r) { return r.second.rfind("/ui", 0) == 0; }),
+               routes.end());
+  EXPECT_EQ(routes.size() + 2, MakeRouter(ctx)->Routes().size());  // /ui and /ui/{path...}
   auto documented = DocumentedRoutes(OpenApiDocument("test"));
   std::sort(routes.begin(), routes.end());
   std::sort(documented.begin(), documented.end());

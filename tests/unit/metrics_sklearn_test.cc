@@ -45,6 +45,17 @@ TEST(MetricsTest, MatchScikitLearnOnSeededPredictions) {
       // a few ulps, ~1e-16; 1e-12 leaves room for that and for nothing else.
       EXPECT_NEAR(got, want.at(name).get<double>(), 1e-12) << name;
     }
+    const Json& rows = want.at("per_label");
+    ASSERT_EQ(m.per_label.size(), rows.size());
+    for (size_t l = 0; l < rows.size(); ++l) {
+      EXPECT_NEAR(m.per_label[l].precision, rows[l].at("precision").get<double>(), 1e-12) << l;
+      EXPECT_NEAR(m.per_label[l].recall, rows[l].at("recall").get<double>(), 1e-12) << l;
+      EXPECT_NEAR(m.per_label[l].f1, rows[l].at("f1").get<double>(), 1e-12) << l;
+      EXPECT_EQ(m.per_label[l].support, rows[l].at("support").get<int64_t>()) << l;
+    }
+    const data::EvalMetrics back = data::EvalMetrics::FromJson(m.ToJson());
+    ASSERT_EQ(back.per_label.size(), m.per_label.size());
+    for (size_t l = 0; l < rows.size(); ++l) EXPECT_EQ(back.per_label[l].f1, m.per_label[l].f1);
     if (!multi) {
       EXPECT_EQ(m.confusion, want.at("confusion_matrix").get<std::vector<std::vector<int64_t>>>());
     }

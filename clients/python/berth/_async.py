@@ -42,6 +42,9 @@ class AsyncBerth:
     async def get_model(self, model: str) -> dict[str, Any]:
         return await asyncio.to_thread(self.sync.get_model, model)
 
+    async def loaded_models(self) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.sync.loaded_models)
+
     async def set_alias(self, name: str, alias: str, version: int | str) -> dict[str, Any]:
         return await asyncio.to_thread(self.sync.set_alias, name, alias, version)
 
@@ -69,6 +72,12 @@ class AsyncBerth:
 
     async def cancel_job(self, job_id: str) -> dict[str, Any]:
         return await asyncio.to_thread(self.sync.cancel_job, job_id)
+
+    async def job_log(self, job_id: str, after_id: int = 0) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.sync.job_log, job_id, after_id)
+
+    async def training_defaults(self) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.training_defaults)
 
     async def events(self, job_id: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """The job's events as an async iterator, until it ends."""

@@ -144,6 +144,10 @@ class Berth:
         return dict(self._t.request("PUT", "/v1/models/%s/aliases/%s" % (_quote(name), _quote(alias)),
                                     {"version": str(version)}))
 
+    def loaded_models(self) -> list[dict[str, Any]]:
+        """The versions loaded for inference now, with their queue depth and counts."""
+        return list(self._t.request("GET", "/v1/loaded-models").get("models", []))
+
     def delete_model(self, name: str, version: int | str | None = None) -> None:
         """Deletes one version, or every version of NAME."""
         path = "/v1/models/" + _quote(name) + ("" if version is None else "/versions/%s" % version)
@@ -244,6 +248,23 @@ class Berth:
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:
         return dict(self._t.request("POST", "/v1/jobs/%s/cancel" % _quote(job_id)))
+
+    def job_log(self, job_id: str, after_id: int = 0) -> list[dict[str, Any]]:
+        """The job's history after event `after_id`, oldest first, every page: state changes,
+        errors, and "progress" events whose `progress` holds each stored point (update, loss,
+        learning_rate, grad_norm; `last_eval` on evaluation points) -- its curves."""
+        out: list[dict[str, Any]] = []
+        while True:
+            page = self._t.request("GET", "/v1/jobs/%s/log?after_id=%d" % (_quote(job_id), after_id))
+            events = list(page.get("events", []))
+            out += events
+            if len(events) < 1000:
+                return out
+            after_id = int(events[-1]["id"])
+
+    def training_defaults(self) -> dict[str, Any]:
+        """Every option a job gets when `create_job` leaves it unset (a StartTrainingRequest)."""
+        return dict(self._t.request("GET", "/v1/training-defaults"))
 
     def events(self, job_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """The job's events as (kind, status) until it ends: "state", "progress", "evaluation"."""

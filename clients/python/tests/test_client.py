@@ -208,8 +208,17 @@ def test_train_from_a_dataframe(server: Server) -> None:
     assert any(j["job_id"] == job["job_id"] for j in client.list_jobs())
     final = client.wait(job["job_id"], progress=True)
     assert final["state"] == "JOB_STATE_SUCCEEDED", final
+    assert final["spec"]["hyperparameters"]["max_steps"] == "8"  # the spec, defaults filled in
+    log = client.job_log(job["job_id"])
+    points = [e["progress"] for e in log if e["kind"] == "progress"]
+    assert log[0]["kind"] == "queued" and log[-1]["kind"] == "succeeded"
+    assert points[-1]["update"] == "8" and all(float(p["grad_norm"]) > 0 for p in points)
+    assert client.job_log(job["job_id"], after_id=int(log[-2]["id"])) == log[-1:]
+    assert client.training_defaults()["hyperparameters"]["batch_size"] == "8"
     version = final["model_version"]
     assert client.classify("a gorgeous movie", model="sdk-sst2").label in ("0", "1")
+    loaded = {(m["name"], m["version"]) for m in client.loaded_models()}
+    assert ("sdk-sst2", str(version)) in loaded
     client.set_alias("sdk-sst2", "prod", version)
     assert str(client.get_model("sdk-sst2@prod")["version"]) == str(version)
     # Export, import the files under another name: the copy answers as the original.
@@ -241,6 +250,8 @@ def test_async_client_trains_and_classifies(server: Server) -> None:
         assert "progress" in kinds and kinds[-1] == "state"
         final = await client.wait(job["job_id"])
         assert final["state"] == berth.JobState.JOB_STATE_SUCCEEDED, final
+        assert (await client.job_log(job["job_id"]))[-1]["kind"] == "succeeded"
+        assert "learning_rate" in (await client.training_defaults())["hyperparameters"]
         labels = await asyncio.gather(*(client.classify(t, model="sdk-async") for t in TEXTS))
         assert all(c.label in ("neg", "pos") for c in labels)
         await client.delete_model("sdk-async")
@@ -252,7 +263,16 @@ def test_ctrl_c_in_wait_cancels_the_job(server: Server) -> None:
     rows = [{"text": t, "label": str(i % 2)} for i, t in enumerate(TEXTS * 10)]
     ds = client.upload_dataset(rows)
     job = client.create_job("config:bert-tiny", ds["dataset_id"], "sdk-long", max_steps=100000, batch_size=4)
-    code = "import berth, sys; c = berth.Berth(sys.argv[1]); print('ready', flush=True); c.wait(sys.argv[2])"
+    # The waiter says it is ready once wait() follows the job's events (inside the call whose
+    # Ctrl-C cancels), not before it: a signal between the two would find no wait() to cancel.
+    code = ("import berth, sys\n"
+            "c = berth.Berth(sys.argv[1])\n"
+            "events = c.events\n"
+            "def announced(job_id):\n"
+            "    print('ready', flush=True)\n"
+            "    yield from events(job_id)\n"
+            "c.events = announced\n"
+            "c.wait(sys.argv[2])\n")
     waiter = subprocess.Popen([sys.executable, "-c", code, server.url, job["job_id"]], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     assert waiter.stdout is not None and waiter.stdout.readline() == "ready\n"
