@@ -172,6 +172,20 @@ def main():
                   page.evaluate("window.pwned") is None,
                   "a label holding <img onerror> is shown as text and runs nothing: %s" % shown)
 
+            # The demo: the README's path (its base model made bert-tiny, which takes seconds).
+            go("#/jobs")
+            page.fill("#demo-base", "config:bert-tiny")
+            page.click("#demo-start")
+            wait_until("location.hash.startsWith('#/jobs/job-')")
+            demo = page.evaluate("location.hash").split("/")[-1]
+            page.wait_for_selector("#curve-loss")
+            wait_until("Number(document.querySelector('#curve-loss').dataset.points) >= 1", timeout=120)
+            demo_spec = requests.get(base + "/v1/jobs/" + demo, headers=auth, timeout=30).json()["spec"]
+            check(demo_spec["model_name"] == "sst2-demo" and demo_spec["validation_dataset_id"] and
+                  demo_spec["base_model"] == "config:bert-tiny",
+                  "Start the demo job uploads the SST-2 sample and starts sst2-demo; its curve draws")
+            requests.post(base + "/v1/jobs/%s/cancel" % demo, headers=auth, timeout=30)
+
             # Jobs from the form: every option shows its default.
             go("#/new-job?train=" + dataset)
             check(float(page.input_value("#f-hyperparameters-learning_rate")) == 5e-5 and

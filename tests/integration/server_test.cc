@@ -125,8 +125,8 @@ TEST_F(ServiceTest, InvalidArgumentsNameTheField) {
 }
 
 // API tokens with roles: authentication before validation, each role's allowed and denied
-// calls, model prefixes, own-jobs-only for train tokens, SIGHUP-style reload, open health, and
-// no unauthenticated non-loopback serving.
+// calls, model prefixes, own-jobs-only for train tokens, every job for read tokens, SIGHUP-style
+// reload, open health, and no unauthenticated non-loopback serving.
 class AuthTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -157,6 +157,8 @@ class AuthTest : public ::testing::Test {
                           R"(", "role": "train"})", "\n");
     lines += absl::StrCat(R"({"id": "boss", "sha256": ")", Sha256Hex("boss-secret"),
                           R"(", "role": "admin"})", "\n");
+    lines += absl::StrCat(R"({"id": "viewer", "sha256": ")", Sha256Hex("viewer-secret"),
+                          R"(", "role": "read"})", "\n");
     testing::WriteFile(dir_.File("tokens.jsonl"), lines);
   }
 
@@ -242,6 +244,26 @@ TEST_F(AuthTest, RolesPrefixesOwnJobsAndReload) {
   EXPECT_EQ(code(trainer->SetAlias("team-a-m", "prod", 1).status()),
             absl::StatusCode::kPermissionDenied);
   EXPECT_TRUE(boss->SetAlias("team-a-m", "prod", 1).ok());
+
+  // A read token sees every job and its history, and changes nothing.
+  auto viewer = As("viewer-secret");
+  auto viewer_jobs = viewer->ListJobs(v1::ListJobsRequest());
+  ASSERT_TRUE(viewer_jobs.ok()) << viewer_jobs.status();
+  EXPECT_EQ(viewer_jobs->jobs_size(), 2);
+  EXPECT_TRUE(viewer->GetStatus(boss_job->job_id()).ok());
+  EXPECT_TRUE(viewer->GetStatus(started->job_id()).ok());
+  EXPECT_TRUE(viewer->Classify(ClassifyReq("team-a-m", {"good"})).ok());
+  EXPECT_EQ(code(viewer->UploadDataset(info, Sst2Rows(32)).status()),
+            absl::StatusCode::kPermissionDenied);
+  r.set_model_name("viewer-model");
+  EXPECT_EQ(code(viewer->StartTraining(r).status()), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(code(viewer->CancelJob(boss_job->job_id()).status()),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(code(viewer->SetAlias("team-a-m", "prod", 1).status()),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(code(viewer->DeleteModel("team-a-m", 0).status()), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(code(reader->ListJobs(v1::ListJobsRequest()).status()),
+            absl::StatusCode::kPermissionDenied);
 
   // Reload: the reader's token is withdrawn; a broken file keeps the tokens in force.
   WriteTokens(false);
