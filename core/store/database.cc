@@ -37,6 +37,7 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, seq);
 CREATE TABLE IF NOT EXISTS job_events(
   id SERIAL_KEY, job_id TEXT NOT NULL, at_ms INT NOT NULL,
   kind TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS job_events_job ON job_events(job_id, id);
 CREATE TABLE IF NOT EXISTS models(
   name TEXT NOT NULL, version INT NOT NULL, path TEXT NOT NULL, job_id TEXT NOT NULL,
   metadata TEXT NOT NULL, created_ms INT NOT NULL, PRIMARY KEY(name, version));

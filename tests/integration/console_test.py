@@ -8,7 +8,8 @@ typed sentence in the try-it box (the label the page shows is the one POST /pred
 moves an alias (and the registry says so), shows that a read-only token cannot start a job,
 that a label and a dataset line holding markup are shown as text and run nothing, that the
 pages have a strict Content-Security-Policy and raise no CSP violation or script error, that
-the sections are reachable by keyboard, and that text colours meet WCAG AA contrast. Each page
+the sections are reachable by keyboard, that text colours meet WCAG AA contrast, and that the
+console works over TLS. Each page
 is saved as a screenshot under SHOTS_DIR (a CI artifact in the build folder).
 
 usage: console_test.py berth-server DATA_DIR SHOTS_DIR   (run with .venv-clients/bin/python)
@@ -58,7 +59,7 @@ def main():
     try:
         server, _ = start_server(server_bin, work, [
             "--data-dir", os.path.join(work, "data"), "--auth-tokens", tokens, "--no-hub",
-            "--request-threads", "8"])
+            "--request-threads", "8", "--metrics-listen", "127.0.0.1:0"])
         base = "http://127.0.0.1:%s" % open(os.path.join(work, "http-port")).read().strip()
         auth = {"Authorization": "Bearer " + ADMIN}
 
@@ -304,6 +305,31 @@ def main():
             shot("read-only-refused")
 
             check(problems == [], "no script error or CSP violation on any page: %s" % problems[:5])
+
+            # Over TLS: the same console on a server with a certificate (self-signed here, so
+            # this browser context is told to accept it), token and all.
+            tls = os.path.join(work, "tls")
+            os.makedirs(tls)
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem",
+                            "-out", "cert.pem", "-days", "2", "-subj", "/CN=127.0.0.1",
+                            "-addext", "subjectAltName=IP:127.0.0.1"], cwd=tls, check=True, capture_output=True)
+            secure, _ = start_server(server_bin, tls, [
+                "--data-dir", os.path.join(tls, "data"), "--auth-tokens", tokens, "--no-hub",
+                "--metrics-listen", "127.0.0.1:0", "--tls-cert", os.path.join(tls, "cert.pem"), "--tls-key", os.path.join(tls, "key.pem")])
+            try:
+                https = "https://127.0.0.1:%s" % open(os.path.join(tls, "http-port")).read().strip()
+                context = browser.new_context(ignore_https_errors=True)
+                page = context.new_page()
+                page.goto(https + "/ui/#/jobs")
+                wait_until("document.getElementById('main').dataset.ready === '/jobs'")
+                use_token(ADMIN)
+                wait_until("document.getElementById('main').dataset.ready === '/jobs'")
+                page.wait_for_selector("#jobs tbody td:has-text('No jobs yet.')")
+                check(page.evaluate("location.protocol") == "https:" and page.is_hidden("#error"),
+                      "over TLS the console loads and lists the jobs with its token")
+            finally:
+                secure.send_signal(signal.SIGTERM)
+                secure.wait(timeout=30)
             browser.close()
     finally:
         if server is not None and server.poll() is None:

@@ -222,6 +222,30 @@ TEST_P(StoreTest, ListJobsPagesNewestFirstAndFilters) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST_P(StoreTest, JobEventsReadOnInOrderPerJob) {
+  auto s = Open();
+  const std::string a = (*s)->CreateJob("{}", "m", "b", "")->id;
+  const std::string b = (*s)->CreateJob("{}", "m", "b", "")->id;
+  for (const char* kind : {"queued", "progress", "progress"}) {
+    ASSERT_TRUE((*s)->AddJobEvent(a, kind, std::string(kind) + "-body").ok());
+    ASSERT_TRUE((*s)->AddJobEvent(b, "other", "").ok());  // interleaved: another job's
+  }
+  auto all = (*s)->ListJobEvents(a, 0, 10);
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].kind, "queued");
+  EXPECT_EQ((*all)[2].body, "progress-body");
+  EXPECT_LT((*all)[0].id, (*all)[1].id);
+  EXPECT_LT((*all)[1].id, (*all)[2].id);
+  EXPECT_GT((*all)[0].at_ms, 0);
+  auto rest = (*s)->ListJobEvents(a, (*all)[0].id, 10);
+  ASSERT_EQ(rest->size(), 2u);
+  EXPECT_EQ((*rest)[0].id, (*all)[1].id);
+  EXPECT_EQ((*s)->ListJobEvents(a, 0, 1)->size(), 1u);
+  EXPECT_TRUE((*s)->ListJobEvents(a, (*all)[2].id, 10)->empty());
+  EXPECT_EQ((*s)->ListJobEvents(b, 0, 10)->size(), 3u);
+}
+
 TEST_P(StoreTest, ModelVersionsAliasesAndDeleteRules) {
   auto s = Open();
   auto v1 = (*s)->AddModelVersion("sst2", "job-a", "/m/1", "{}");
