@@ -25,7 +25,10 @@ export class Curve {
       },
       options: {
         animation: false, responsive: true, maintainAspectRatio: false,
-        scales: { x: { type: "linear", title: { display: true, text: xTitle } } },
+        scales: {
+          x: { type: "linear", title: { display: true, text: xTitle } },
+          y: { ticks: { callback: (v) => num(Number(v).toPrecision(3), 8) } },
+        },
         plugins: { legend: { display: series.length > 1 } },
       },
     });
