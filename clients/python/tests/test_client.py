@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import datasets  # type: ignore[import-untyped]
 import pandas as pd  # type: ignore[import-untyped]
 import pytest
 
@@ -285,6 +286,44 @@ def test_ctrl_c_in_wait_cancels_the_job(server: Server) -> None:
     # A running job stops at its next step, so follow it to its end (events, not a clock): it
     # ends cancelled, where without the waiter's cancel it would run its 100,000 steps.
     assert client.wait(job["job_id"])["state"] == berth.JobState.JOB_STATE_CANCELLED
+
+
+def test_upload_a_hugging_face_dataset(server: Server) -> None:
+    client = berth.Berth(server.url)
+    rows = [{"text": t, "label": str(i % 2)} for i, t in enumerate(TEXTS * 4)]
+    hf = datasets.Dataset.from_list(rows)
+    up = client.upload_dataset(hf)
+    assert int(up["rows"]) == len(rows) and up["label_counts"] == {"0": str(len(rows) // 2), "1": str(len(rows) // 2)}
+    # The same rows as a list of dicts are the same bytes: the same dataset.
+    assert client.upload_dataset(rows)["dataset_id"] == up["dataset_id"]
+
+
+def test_failed_precondition_and_resource_exhausted() -> None:
+    # Their own server: one queued job at most, and a registered base model to pin.
+    work = tempfile.mkdtemp(prefix="berth-sdk-limits-")
+    s = Server(work, ["--max-queued-jobs", "1"])
+    try:
+        client = berth.Berth(s.url, retries=0)
+        client.import_model("sdk-base", os.path.join(FIXTURES, "bert-tiny-uncased"))
+        ds = client.upload_dataset([{"text": t, "label": str(i % 2)} for i, t in enumerate(TEXTS * 10)])
+        jobs = [client.create_job("sdk-base", ds["dataset_id"], "sdk-pinned", max_steps=1000000, batch_size=4)]
+        # A job training from sdk-base pins it: deleting it is refused while the job lives.
+        with pytest.raises(berth.FailedPrecondition) as refused:
+            client.delete_model("sdk-base")
+        assert refused.value.status == 409
+        # The queue holds one job: by the third at the latest (the first may still be queued,
+        # or running with the second queued), a create is refused with the server's limit.
+        with pytest.raises(berth.ResourceExhausted) as full:
+            for _ in range(2):
+                jobs.append(client.create_job("config:bert-tiny", ds["dataset_id"], "sdk-queued",
+                                              max_steps=1000000, batch_size=4))
+        assert full.value.status == 429 and "queued" in full.value.message
+        for job in jobs:
+            client.cancel_job(job["job_id"])
+        assert all(client.wait(j["job_id"])["state"] == berth.JobState.JOB_STATE_CANCELLED for j in jobs)
+    finally:
+        s.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def test_a_broken_dataset_names_its_line(server: Server) -> None:
