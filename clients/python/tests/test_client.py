@@ -135,6 +135,70 @@ def test_replicas_round_robin_past_a_dead_one(server: Server) -> None:
         assert client.classify(TEXTS[0], model="tiny").label
 
 
+class DroppingProxy:
+    """A TCP proxy to `port` that relays everything, except that the first POST /v1/jobs it
+    carries reaches the server and its answer does not: the proxy reads the server's response
+    and closes the client's connection instead (a connection dropped after the server acted)."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.dropped = port, 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = "http://127.0.0.1:%d" % self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.port))
+            state = {"drop": False}
+            threading.Thread(target=self._pipe, args=(client, upstream, state, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, state, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, state: dict[str, bool], to_server: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if to_server and data.startswith(b"POST /v1/jobs ") and self.dropped == 0:
+                    state["drop"] = True
+                if not to_server and state["drop"]:
+                    self.dropped += 1  # the server answered; the client never hears it
+                    state["drop"] = False
+                    dst.shutdown(socket.SHUT_RDWR)
+                    dst.close()
+                    return
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_an_idempotent_create_retried_after_a_dropped_connection_is_one_job(server: Server) -> None:
+    port = int(server.url.rsplit(":", 1)[1])
+    proxy = DroppingProxy(port)
+    try:
+        client = berth.Berth(proxy.url, retries=3)
+        ds = client.upload_dataset([{"text": t, "label": str(i % 2)} for i, t in enumerate(TEXTS * 4)])
+        job = client.create_job("config:bert-tiny", ds["dataset_id"], "sdk-dropped", max_steps=4, batch_size=4)
+        assert proxy.dropped == 1  # the first answer was lost: the job came from the retry
+        direct = berth.Berth(server.url)
+        made = [j for j in direct.list_jobs() if j["model_name"] == "sdk-dropped"]
+        assert [j["job_id"] for j in made] == [job["job_id"]]  # one job, not two
+        assert direct.wait(job["job_id"])["state"] == berth.JobState.JOB_STATE_SUCCEEDED
+        direct.delete_model("sdk-dropped")
+    finally:
+        proxy.close()
+
+
 def test_a_replica_killed_mid_call() -> None:
     """Two replicas serving the same model; one is killed with SIGKILL while calls run. Every
     call still answers: a call cut off on the dead one is retried on the other."""
