@@ -1,6 +1,7 @@
 """`Berth`: every operation of a berth-server, through its HTTP API."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -9,7 +10,7 @@ import tarfile
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
 from ._errors import BerthError
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 from ._transport import Transport
 from ._types import Classification, RerankResult, Token
+
+UPLOAD_CHUNK = 1 << 20  # bytes per chunk of a streamed upload
 
 Text = Union[str, tuple[str, str]]  # a text, or a (text, text_pair) pair
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -182,22 +185,41 @@ class Berth:
                        multi_label: bool = False) -> dict[str, Any]:
         """Uploads a dataset: a path (CSV, TSV, JSONL), a list of dicts, a pandas DataFrame or a
         Hugging Face `datasets.Dataset` (both sent as JSON Lines). The same bytes always get the
-        same dataset_id, so a retried upload is harmless. A broken file raises InvalidArgument
-        whose `field` is FILE:LINE."""
+        same dataset_id, so a retried upload is harmless. The body is streamed in chunks of 1 MiB
+        (chunked transfer encoding), never held whole; a file's SHA-256 goes with it and the
+        server checks it. A broken file raises InvalidArgument whose `field` is FILE:LINE."""
+        query: dict[str, str] = {}
+        body: Callable[[], Iterator[bytes]]
         if isinstance(data, (str, os.PathLike)):
             path = os.fspath(data)
+            digest = hashlib.sha256()
             with open(path, "rb") as f:
-                body = f.read()
+                while chunk := f.read(UPLOAD_CHUNK):
+                    digest.update(chunk)
+            query["sha256"] = digest.hexdigest()  # the server checks the bytes it received
+
+            def body() -> Iterator[bytes]:
+                with open(path, "rb") as f:
+                    while chunk := f.read(UPLOAD_CHUNK):
+                        yield chunk
             file_name = file_name or os.path.basename(path)
         else:
+            # Rows are read once per attempt: a DataFrame as records, a list or a Hugging Face
+            # Dataset as it is, any other iterable into a list first (a retry reads it again).
             rows = data.to_dict("records") if hasattr(data, "to_dict") and not hasattr(data, "features") \
-                else list(data)
-            buf = io.StringIO()
-            for row in rows:
-                buf.write(json.dumps(row, ensure_ascii=False, default=_plain) + "\n")
-            body = buf.getvalue().encode()
+                else data if isinstance(data, Sequence) or hasattr(data, "features") else list(data)
+
+            def body() -> Iterator[bytes]:
+                buf = io.StringIO()
+                for row in rows:
+                    buf.write(json.dumps(row, ensure_ascii=False, default=_plain) + "\n")
+                    if buf.tell() >= UPLOAD_CHUNK:
+                        yield buf.getvalue().encode()
+                        buf = io.StringIO()
+                if buf.tell():
+                    yield buf.getvalue().encode()
             file_name = file_name or "dataset.jsonl"
-        query: dict[str, str] = {"file_name": file_name}
+        query["file_name"] = file_name
         for k, v in [("text_column", text_column), ("text_pair_column", text_pair_column),
                      ("label_column", label_column)]:
             if v:

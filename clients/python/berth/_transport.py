@@ -11,12 +11,15 @@ import ssl
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._errors import BerthError, DeadlineExceeded, ResourceExhausted, Unavailable, error_for
 
 RETRYABLE = (Unavailable, ResourceExhausted)
+# A request body: bytes, or a function that returns its chunks, sent with chunked transfer
+# encoding (called again for each attempt, so a retried upload sends every chunk again).
+Body = bytes | Callable[[], Iterator[bytes]] | None
 DOWN_SECONDS = 1.0  # how long a replica that failed a connection is left out
 
 
@@ -82,12 +85,15 @@ class Transport:
         h.update(extra or {})
         return h
 
-    def _once(self, method: str, path: str, body: bytes | None, headers: dict[str, str],
+    def _once(self, method: str, path: str, body: Body, headers: dict[str, str],
               stream: bool) -> tuple[int, http.client.HTTPResponse | bytes, int]:
         i = self._pick()
         c = self._connection(i)
         try:
-            c.request(method, path, body=body, headers=headers)
+            if callable(body):  # streamed: each attempt reads its chunks afresh
+                c.request(method, path, body=body(), headers=headers, encode_chunked=True)
+            else:
+                c.request(method, path, body=body, headers=headers)
             resp = c.getresponse()
             if stream and resp.status < 300:
                 self._local.__dict__.get("conns", {}).pop(i, None)  # the stream owns it now
@@ -126,7 +132,7 @@ class Transport:
         return error_for(resp.status, str(message) or resp.reason, str(error_type),
                          float(retry) if retry and retry.replace(".", "", 1).isdigit() else None)
 
-    def request(self, method: str, path: str, payload: Any = None, *, body: bytes | None = None,
+    def request(self, method: str, path: str, payload: Any = None, *, body: Body = None,
                 content_type: str | None = None, headers: dict[str, str] | None = None,
                 idempotent: bool = True, raw: bool = False) -> Any:
         """The JSON answer of a call (`raw`: its bytes); retried on UNAVAILABLE and

@@ -140,8 +140,9 @@ class DroppingProxy:
     carries reaches the server and its answer does not: the proxy reads the server's response
     and closes the client's connection instead (a connection dropped after the server acted)."""
 
-    def __init__(self, port: int) -> None:
-        self.port, self.dropped = port, 0
+    def __init__(self, port: int, drop: bool = True) -> None:
+        self.port, self.dropped = port, 0 if drop else 1
+        self.heads: list[bytes] = []  # the start of every request it carried
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = "http://127.0.0.1:%d" % self.listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -160,6 +161,8 @@ class DroppingProxy:
     def _pipe(self, src: socket.socket, dst: socket.socket, state: dict[str, bool], to_server: bool) -> None:
         try:
             while data := src.recv(65536):
+                if to_server and data.split(b" ", 1)[0] in (b"GET", b"POST", b"PUT", b"DELETE"):
+                    self.heads.append(data[:4096])
                 if to_server and data.startswith(b"POST /v1/jobs ") and self.dropped == 0:
                     state["drop"] = True
                 if not to_server and state["drop"]:
@@ -388,6 +391,31 @@ def test_failed_precondition_and_resource_exhausted() -> None:
     finally:
         s.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_uploads_are_streamed_in_chunks(server: Server) -> None:
+    # A file of several chunks (UPLOAD_CHUNK is 1 MiB) through a recording proxy: sent with
+    # chunked transfer encoding and its SHA-256, it is stored whole, under that digest.
+    lines = open(os.path.join(DATA, "sst2-sample", "train.tsv"), "rb").read().splitlines(keepends=True)
+    path = os.path.join(tempfile.mkdtemp(prefix="berth-sdk-big-"), "big.tsv")
+    with open(path, "wb") as f:
+        f.write(lines[0] + b"".join(lines[1:]) * 25)
+    size = os.path.getsize(path)
+    assert size > 2.5 * berth._client.UPLOAD_CHUNK
+    proxy = DroppingProxy(int(server.url.rsplit(":", 1)[1]), drop=False)
+    try:
+        up = berth.Berth(proxy.url).upload_dataset(path)
+        head = [h for h in proxy.heads if h.startswith(b"POST /v1/datasets")][0].lower()
+        assert b"transfer-encoding: chunked" in head and b"content-length" not in head.split(b"\r\n\r\n")[0]
+        assert b"sha256=" in head
+        assert int(up["bytes"]) == size and int(up["rows"]) == 25 * (len(lines) - 1)
+        assert up["dataset_id"] == hashlib.sha256(open(path, "rb").read()).hexdigest()
+        # Rows too: a generator is read into a list first, and streamed as JSON Lines.
+        rows = ({"text": t, "label": str(i % 2)} for i, t in enumerate(TEXTS * 4))
+        assert int(berth.Berth(proxy.url).upload_dataset(rows)["rows"]) == len(TEXTS) * 4
+    finally:
+        proxy.close()
+        shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
 
 def test_a_broken_dataset_names_its_line(server: Server) -> None:
