@@ -418,6 +418,25 @@ def test_uploads_are_streamed_in_chunks(server: Server) -> None:
         shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
 
+def test_the_example_script_runs(server: Server) -> None:
+    # examples/finetune_sst2.py as a user runs it, bert-tiny for a few updates instead of MiniLM's
+    # three epochs (the README's SDK block fine-tunes MiniLM in demo_minilm).
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    script = os.path.join(root, "examples", "finetune_sst2.py")
+    p = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "--base-model" in p.stdout
+    p = subprocess.run([sys.executable, script, "--server", server.url, "--base-model", "config:bert-tiny",
+                        "--max-steps", "6", "--model-name", "sdk-example", "--no-progress"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["model"] == "sdk-example:1" and out["examples"] == 200 and 0 <= out["accuracy"] <= 1
+    assert [c["label"] in ("0", "1") for c in out["classified"]] == [True, True]
+    client = berth.Berth(server.url)
+    assert str(client.get_model("sdk-example@prod")["version"]) == "1"
+    client.delete_model("sdk-example")
+
+
 def test_a_broken_dataset_names_its_line(server: Server) -> None:
     with pytest.raises(berth.InvalidArgument) as e:
         berth.Berth(server.url).upload_dataset([{"text": "fine", "label": "1"}, {"text": "", "label": "0"}])
