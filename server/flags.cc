@@ -5,8 +5,10 @@
 #include <chrono>
 #include <iostream>
 
+#include "absl/strings/str_cat.h"
 #include "core/infer/precision.h"
 #include "core/runtime/device.h"
+#include "core/store/store.h"
 #include "core/util/files.h"
 
 namespace berth::server {
@@ -15,6 +17,7 @@ namespace {
 // The options that are not ServerOptions fields as such: converted once parsed (FinishCommand).
 struct RawFlags {
   std::string precision = "fp32", log_format = "text";
+  std::vector<std::string> model_precision;  // NAME=PRECISION
   double drain_timeout_seconds = 30;
   double batch_max_wait_ms = 2;
   double http_header_timeout = 10, http_read_timeout = 60, http_idle_timeout = 75;
@@ -192,6 +195,11 @@ void AddInferenceOptions(CLI::App& app, ServerCommand* c, RawFlags* r) {
       ->envname("BERTH_PRECISION")
       ->check(CLI::IsMember(PrecisionChoices()))
       ->capture_default_str();
+  app.add_option("--model-precision", r->model_precision,
+                 "NAME=PRECISION: that model's precision (every version), over --precision; "
+                 "repeat it, or separate by commas")
+      ->envname("BERTH_MODEL_PRECISION")
+      ->delimiter(',');
   app.add_option("--model-memory-mb", r->model_memory_mb,
                  "Weights of loaded models kept in memory; the least recently used go first")
       ->envname("BERTH_MODEL_MEMORY_MB")
@@ -293,6 +301,28 @@ std::optional<int> FinishCommand(const RawFlags& r, ServerCommand* c) {
   o.models.engine.classifier.precision =
       ParseInferencePrecision(r.precision, "--precision", !device->is_cpu())
           .value_or(InferencePrecision::kFp32);
+  for (const std::string& item : r.model_precision) {
+    const size_t eq = item.find('=');
+    const std::string name = item.substr(0, eq);
+    absl::StatusOr<InferencePrecision> p =
+        eq == std::string::npos
+            ? absl::InvalidArgumentError(
+                  absl::StrCat("--model-precision: '", item, "' is not NAME=PRECISION"))
+            : ParseInferencePrecision(item.substr(eq + 1), "--model-precision " + name,
+                                      !device->is_cpu());
+    absl::Status named =
+        eq == std::string::npos ? absl::OkStatus() : store::ValidateName(name, "--model-precision");
+    if (p.ok() && *p == InferencePrecision::kInt8 && !device->is_cpu()) {
+      p = absl::InvalidArgumentError(absl::StrCat("--model-precision ", name,
+                                                  ": int8 runs on the CPU only (--device is ",
+                                                  o.training.default_device, ")"));
+    }
+    if (!named.ok() || !p.ok()) {
+      std::cerr << "berth-server: " << (named.ok() ? p.status() : named).message() << "\n";
+      return 2;
+    }
+    o.models.precision_by_model[name] = *p;
+  }
   o.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(r.drain_timeout_seconds * 1000));
   auto ms = [](double seconds) {
     return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));

@@ -48,8 +48,13 @@ absl::StatusOr<ModelHandle> ModelRegistry::Acquire(const ModelRef& ref) {
   if (load) {
     const std::string dir = JoinPath(store_->data_dir(), handle.record.path);
     const auto start = std::chrono::steady_clock::now();
+    EngineOptions engine_options = options_.engine;
+    if (auto own = options_.precision_by_model.find(key.first);
+        own != options_.precision_by_model.end()) {
+      engine_options.classifier.precision = own->second;
+    }
     auto engine = InferenceEngine::Load(
-        dir, options_.engine,
+        dir, engine_options,
         options_.batch_observer ? options_.batch_observer(key.first, key.second) : nullptr);
     if (options_.on_load) {
       options_.on_load(

@@ -24,6 +24,9 @@ namespace berth::service {
 struct RegistryOptions {
   int64_t memory_budget_bytes = int64_t{4} << 30;  // weights of loaded models, estimated
   EngineOptions engine;
+  // A model's own precision (berth-server --model-precision NAME=PRECISION), over
+  // engine.classifier.precision, for every version of that name.
+  std::map<std::string, InferencePrecision> precision_by_model;
   // Hooks for metrics: a batch observer per loaded version, and each load's outcome.
   std::function<BatchObserver(const std::string& name, int64_t version)> batch_observer;
   std::function<void(double seconds, bool ok)> on_load;

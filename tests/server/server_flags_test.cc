@@ -85,6 +85,23 @@ TEST(ServerFlagsTest, PrecisionInt8AndAuto) {
       << cpu.Summary();
 }
 
+TEST(ServerFlagsTest, PrecisionPerModel) {
+  ParsedCommand p = Parse({"--precision", "fp32", "--model-precision", "fast=int8,exact=fp32",
+                           "--model-precision", "half=bf16"});
+  ASSERT_FALSE(p.exit_code.has_value());
+  const auto& own = p.command.options.models.precision_by_model;
+  EXPECT_EQ(own.size(), 3u);
+  EXPECT_EQ(own.at("fast"), InferencePrecision::kInt8);
+  EXPECT_EQ(own.at("exact"), InferencePrecision::kFp32);
+  EXPECT_EQ(own.at("half"), InferencePrecision::kBf16);
+  EXPECT_EQ(p.command.options.models.engine.classifier.precision, InferencePrecision::kFp32);
+  for (const char* bad : {"fast", "fast=fp8", "=int8", "bad name=int8"}) {
+    ParsedCommand refused = Parse({"--model-precision", bad});
+    ASSERT_TRUE(refused.exit_code.has_value()) << bad;
+    EXPECT_EQ(*refused.exit_code, 2) << bad;
+  }
+}
+
 TEST(ServerFlagsTest, HttpTimeoutsAndTheBatchWaitInTheirUnits) {
   ParsedCommand p = Parse({"--http-header-timeout", "1.5", "--http-read-timeout", "2",
                            "--http-idle-timeout", "0.25", "--batch-max-wait-ms", "3000",
