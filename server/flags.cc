@@ -292,36 +292,37 @@ std::optional<int> FinishCommand(const RawFlags& r, ServerCommand* c) {
     std::cerr << "berth-server: " << device.status().message() << "\n";
     return 2;
   }
-  if (r.precision == "int8" && !device->is_cpu()) {
-    std::cerr << "berth-server: --precision int8 runs on the CPU only (--device is "
-              << o.training.default_device << ")\n";
+  // --precision and each --model-precision: int8 is refused off the CPU before any model loads.
+  auto precision = [&](std::string_view text,
+                       const std::string& field) -> absl::StatusOr<InferencePrecision> {
+    absl::StatusOr<InferencePrecision> p = ParseInferencePrecision(text, field, !device->is_cpu());
+    if (p.ok() && *p == InferencePrecision::kInt8 && !device->is_cpu()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, " int8 runs on the CPU only (--device is ", o.training.default_device, ")"));
+    }
+    return p;
+  };
+  auto refuse = [](const absl::Status& status) {
+    std::cerr << "berth-server: " << status.message() << "\n";
     return 2;
-  }
-  // The flag's check admits only PrecisionChoices(), which all parse.
-  o.models.engine.classifier.precision =
-      ParseInferencePrecision(r.precision, "--precision", !device->is_cpu())
-          .value_or(InferencePrecision::kFp32);
+  };
+  absl::StatusOr<InferencePrecision> all = precision(r.precision, "--precision");
+  if (!all.ok()) return refuse(all.status());
+  o.models.engine.classifier.precision = *all;
   for (const std::string& item : r.model_precision) {
     const size_t eq = item.find('=');
+    if (eq == std::string::npos) {
+      return refuse(absl::InvalidArgumentError(
+          absl::StrCat("--model-precision: '", item, "' is not NAME=PRECISION")));
+    }
     const std::string name = item.substr(0, eq);
-    absl::StatusOr<InferencePrecision> p =
-        eq == std::string::npos
-            ? absl::InvalidArgumentError(
-                  absl::StrCat("--model-precision: '", item, "' is not NAME=PRECISION"))
-            : ParseInferencePrecision(item.substr(eq + 1), "--model-precision " + name,
-                                      !device->is_cpu());
-    absl::Status named =
-        eq == std::string::npos ? absl::OkStatus() : store::ValidateName(name, "--model-precision");
-    if (p.ok() && *p == InferencePrecision::kInt8 && !device->is_cpu()) {
-      p = absl::InvalidArgumentError(absl::StrCat("--model-precision ", name,
-                                                  ": int8 runs on the CPU only (--device is ",
-                                                  o.training.default_device, ")"));
+    if (absl::Status named = store::ValidateName(name, "--model-precision"); !named.ok()) {
+      return refuse(named);
     }
-    if (!named.ok() || !p.ok()) {
-      std::cerr << "berth-server: " << (named.ok() ? p.status() : named).message() << "\n";
-      return 2;
-    }
-    o.models.precision_by_model[name] = *p;
+    absl::StatusOr<InferencePrecision> own =
+        precision(item.substr(eq + 1), "--model-precision " + name);
+    if (!own.ok()) return refuse(own.status());
+    o.models.precision_by_model[name] = *own;
   }
   o.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(r.drain_timeout_seconds * 1000));
   auto ms = [](double seconds) {
