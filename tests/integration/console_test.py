@@ -136,7 +136,9 @@ def main():
                 page.keyboard.press("Tab")
                 order.append(page.evaluate("document.activeElement.textContent"))
             page.keyboard.press("Enter")
-            wait_until("location.hash === '#/datasets'")
+            # The hash changes at once; the page is drawn by the hashchange handler after it, so
+            # wait for the handler's mark, not for the hash.
+            wait_until("document.getElementById('main').dataset.ready === '/datasets'")
             check(order == ["Skip to content", "Jobs", "New job", "Datasets"] and
                   page.evaluate("document.querySelector('nav a[aria-current]').textContent") == "Datasets",
                   "keyboard: 'Skip to content', then the sections by Tab; Enter opens Datasets (%s)" % order)
