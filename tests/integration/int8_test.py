@@ -23,6 +23,9 @@ usage: int8_test.py PATH/TO/berth-server PATH/TO/berth FIXTURES_DIR DATA_DIR
   Prints max and mean logit differences.
 - A server started with --precision int8 says so in GET /info (dtype "int8") and answers
   POST /predict with the labels `berth predict --precision int8` gives.
+- A server started with --precision int8 --model-precision exact=fp32 serves the same fixture
+  as "tiny" in int8 and as "exact" in fp32 (GET /models/NAME/info), and "exact" answers with
+  the logits of `berth predict --precision fp32`.
 Exits 1 on any failure.
 """
 import json
@@ -144,6 +147,45 @@ def main():
         labels = [max(r, key=lambda x: x["score"])["label"] for r in got] if isinstance(got, list) else []
         check(labels == [str(w["label"]) for w in want],
               "POST /predict on an int8 server: the labels of berth predict --precision int8 (%s)" % (got,)[:300])
+        server.terminate()
+        server.wait(timeout=60)
+        server = None
+
+        # --model-precision: one model kept in fp32 on a server whose default is int8.
+        work2 = os.path.join(work, "per-model")
+        os.makedirs(work2)
+        server, addr = start_server(server_bin, work2, [
+            "--data-dir", os.path.join(work2, "data"), "--precision", "int8", "--model-precision", "exact=fp32",
+            "--model-roots", os.path.abspath(fixtures), "--default-model", "tiny"])
+        base = "http://127.0.0.1:%s" % open(os.path.join(work2, "http-port")).read().strip()
+        for name in ("tiny", "exact"):
+            p = subprocess.run([cli, "import-model", name, "--server", addr, "--server-dir",
+                                os.path.join(os.path.abspath(fixtures), "bert-tiny-uncased"), "--json"],
+                               capture_output=True, text=True, timeout=120)
+            check(p.returncode == 0, "the bert-tiny fixture is registered as %s: %s" % (name, p.stderr[-200:]))
+        dtypes = {name: (curl(base + "/models/%s/info" % name) or {}).get("model_dtype") for name in ("tiny", "exact")}
+        check(dtypes == {"tiny": "int8", "exact": "float32"},
+              "--model-precision exact=fp32 over --precision int8: GET /models/NAME/info says %s" % dtypes)
+        info = curl(base + "/models/exact/info") or {}
+        label2id = info.get("model_type", {}).get("classifier", {}).get("label2id", {})
+        got = curl(base + "/models/exact/predict", "-d",
+                   json.dumps({"inputs": [[t] for t in sentences], "raw_scores": True}))
+        rows = []
+        if isinstance(got, list) and label2id:
+            for ranked in got:
+                logits = [0.0] * len(label2id)
+                for item in ranked:
+                    logits[label2id[item["label"]]] = item["score"]
+                rows.append({"logits": logits})
+        want = predict(cli, os.path.join(fixtures, "bert-tiny-uncased"), "fp32", sentences)
+        # The same fp32 model on the same CPU; only the batch (and so its padded length and the
+        # matmuls' blocking) differs between the server and the CLI, which reorders fp32 sums:
+        # a few ulps of these O(1) logits (fp32's ulp at 1 is 1.2e-7), far under 1e-5, while
+        # int8 moves them by 1e-2 or more (the check above).
+        worst, _ = logit_diffs(rows, want)
+        check(len(rows) == len(want) and worst <= 1e-5,
+              "POST /models/exact/predict (raw_scores): berth predict --precision fp32's logits within 1e-5 "
+              "(max diff %g over %d rows)" % (worst, len(rows)))
     finally:
         if server is not None:
             server.terminate()
