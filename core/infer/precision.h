@@ -14,8 +14,9 @@ namespace berth {
 // kFp32: fp32 weights. kBf16: bfloat16 weights (oneDNN's bf16 kernels, ~2-4x faster than fp32
 // where the CPU has avx512_bf16 or AMX, slower elsewhere). kInt8: the encoder blocks' linear
 // layers dynamically quantized (int8 weights per output channel prepacked at load, activations
-// quantized per row at run time, int32 accumulation, fp32 out); embeddings, LayerNorm, softmax,
-// the feed-forward output layers, the pooler and the head stay fp32. CPU only.
+// quantized per row at run time, int32 accumulation, fp32 out); the feed-forward output layers
+// run in bf16 where the CPU has avx512_bf16 or AMX and in fp32 elsewhere; embeddings,
+// LayerNorm, softmax, the pooler and the head stay fp32. CPU only.
 enum class InferencePrecision { kFp32, kBf16, kInt8 };
 
 // "auto", "fp32", "bf16", "int8": what --precision accepts.

@@ -15,6 +15,7 @@
 #include "core/model/linear.h"
 #include "core/model/model_dir.h"
 #include "core/runtime/device.h"
+#include "core/runtime/runtime.h"
 #include "core/util/status_macros.h"
 
 namespace berth {
@@ -31,14 +32,18 @@ namespace {
 // Which linear layers int8 quantizes: those of the encoder blocks (".layer.N." in every
 // family's names) but the feed-forward output (BERT's and RoBERTa's layer.N.output.dense,
 // DistilBERT's ffn.lin2). The pooler, the head and the embeddings stay fp32, as ONNX Runtime's
-// quantize_dynamic leaves everything but its MatMuls. The feed-forward output stays fp32
+// quantize_dynamic leaves everything but its MatMuls. The feed-forward output is not quantized
 // because its input, the GELU of 4x the width, has a few channels far larger than the rest,
 // and one scale per row spends the 8 bits on them: on a MiniLM fine-tuned by Berth (1,000
 // SST-2 sentences, seed 42), label agreement with fp32 on 2,072 other SST-2 sentences was
 // 99.13% quantizing every encoder layer and 99.66% keeping it fp32 (keeping the value
-// projections fp32 instead: 99.08%; with 7-bit activations on AVX2 each loses more). It costs a
-// third of int8's gain: that model's `berth predict` ran 1.70x fp32 with every layer
-// quantized, 1.46x without it (AVX-512 VNNI, 2 threads).
+// projections fp32 instead: 99.08%; with 7-bit activations on AVX2 each loses more). Keeping it
+// fp32 cost a third of int8's gain (that model's `berth predict` ran 1.70x fp32 with every
+// layer quantized, 1.46x without it; AVX-512 VNNI, 2 threads), so where the CPU has
+// avx512_bf16 or AMX it runs in bfloat16 instead (LinearImpl::UseBf16): bf16 keeps 8
+// significant bits of every value, large or small, and runs ~2x fp32 there (a bert-base int8
+// engine ~1.15x faster than with that layer in fp32); elsewhere bf16 is slower than fp32 and
+// the layer stays fp32. docs/inference-engine.md has the measurements.
 bool QuantizedInInt8(const std::string& name) {
   if (name.find(".layer.") == std::string::npos) return false;
   const bool ffn_output =
@@ -83,10 +88,15 @@ absl::StatusOr<std::unique_ptr<SequenceClassifier>> SequenceClassifier::FromMode
     if (options.precision == InferencePrecision::kBf16) impl->model.module->to(at::kBFloat16);
     if (options.precision == InferencePrecision::kInt8) {
       const auto start = std::chrono::steady_clock::now();
+      const CpuFeatures& cpu = HostCpuFeatures();
+      const bool bf16_kept_layers = cpu.avx512_bf16 || cpu.amx;
       for (const auto& item : impl->model.module->named_modules()) {
-        if (auto* linear = item.value()->as<LinearImpl>();
-            linear != nullptr && QuantizedInInt8(item.key())) {
+        auto* linear = item.value()->as<LinearImpl>();
+        if (linear == nullptr || item.key().find(".layer.") == std::string::npos) continue;
+        if (QuantizedInInt8(item.key())) {
           linear->QuantizeInt8();
+        } else if (bf16_kept_layers) {
+          linear->UseBf16();
         }
       }
       impl->quantize_seconds =

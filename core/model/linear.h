@@ -33,6 +33,11 @@ class LinearImpl : public torch::nn::Module {
   // every encoder layer quantized and 7-bit activations on an AVX2 CPU),
   // accumulates in int32 and scales the rows back before adding the fp32 bias. CPU, fp32 only.
   void QuantizeInt8();
+  // From now on (until train()) fp32 inputs run through a bfloat16 copy of the weight and bias
+  // (oneDNN's bf16 kernels, fp32 accumulation; the input rounded to bf16, the output returned
+  // in fp32). What int8 does with a layer it keeps out of int8 on a CPU with avx512_bf16 or
+  // AMX. CPU only.
+  void UseBf16();
 
   torch::Tensor weight, bias;
   int64_t in_features, out_features;
@@ -41,6 +46,7 @@ class LinearImpl : public torch::nn::Module {
   absl::Mutex mu_;
   torch::Tensor packed_ ABSL_GUARDED_BY(mu_);  // oneDNN copy of weight for inference
   c10::intrusive_ptr<LinearPackedParamsBase> int8_ ABSL_GUARDED_BY(mu_);
+  at::Tensor bf16_weight_ ABSL_GUARDED_BY(mu_), bf16_bias_ ABSL_GUARDED_BY(mu_);
 };
 TORCH_MODULE(Linear);
 
