@@ -34,9 +34,9 @@ class LinearImpl : public torch::nn::Module {
   // accumulates in int32 and scales the rows back before adding the fp32 bias. CPU, fp32 only.
   void QuantizeInt8();
   // From now on (until train()) fp32 inputs run through a bfloat16 copy of the weight and bias
-  // (oneDNN's bf16 kernels, fp32 accumulation; the input rounded to bf16, the output returned
-  // in fp32). What int8 does with a layer it keeps out of int8 on a CPU with avx512_bf16 or
-  // AMX. CPU only.
+  // (oneDNN's bf16 kernels, fp32 accumulation; the input rounded to bf16, the output rounded to
+  // bf16 as the bf16 precision's is, then widened to fp32). What int8 does with a layer it keeps
+  // out of int8 on a CPU with avx512_bf16 or AMX. CPU only.
   void UseBf16();
 
   torch::Tensor weight, bias;
