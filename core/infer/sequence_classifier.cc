@@ -29,8 +29,8 @@ struct SequenceClassifier::Impl {
 
 namespace {
 
-// Which linear layers int8 quantizes: those of the encoder blocks (".layer.N." in every
-// family's names) but the feed-forward output (BERT's and RoBERTa's layer.N.output.dense,
+// What int8 does with each linear layer: it quantizes those of the encoder blocks (".layer.N." in
+// every family's names) but the feed-forward output (BERT's and RoBERTa's layer.N.output.dense,
 // DistilBERT's ffn.lin2). The pooler, the head and the embeddings stay fp32, as ONNX Runtime's
 // quantize_dynamic leaves everything but its MatMuls. The feed-forward output is not quantized
 // because its input, the GELU of 4x the width, has a few channels far larger than the rest,
@@ -44,12 +44,13 @@ namespace {
 // significant bits of every value, large or small, and runs ~2x fp32 there (a bert-base int8
 // engine ~1.15x faster than with that layer in fp32); elsewhere bf16 is slower than fp32 and
 // the layer stays fp32. docs/inference-engine.md has the measurements.
-bool QuantizedInInt8(const std::string& name) {
-  if (name.find(".layer.") == std::string::npos) return false;
+enum class Int8Role { kUntouched, kQuantized, kFeedForwardOutput };
+Int8Role Int8RoleOf(const std::string& name) {
+  if (name.find(".layer.") == std::string::npos) return Int8Role::kUntouched;
   const bool ffn_output =
       absl::EndsWith(name, ".ffn.lin2") ||
       (absl::EndsWith(name, ".output.dense") && name.find(".attention.") == std::string::npos);
-  return !ffn_output;
+  return ffn_output ? Int8Role::kFeedForwardOutput : Int8Role::kQuantized;
 }
 
 }  // namespace
@@ -92,10 +93,11 @@ absl::StatusOr<std::unique_ptr<SequenceClassifier>> SequenceClassifier::FromMode
       const bool bf16_kept_layers = cpu.avx512_bf16 || cpu.amx;
       for (const auto& item : impl->model.module->named_modules()) {
         auto* linear = item.value()->as<LinearImpl>();
-        if (linear == nullptr || item.key().find(".layer.") == std::string::npos) continue;
-        if (QuantizedInInt8(item.key())) {
+        if (linear == nullptr) continue;
+        const Int8Role role = Int8RoleOf(item.key());
+        if (role == Int8Role::kQuantized) {
           linear->QuantizeInt8();
-        } else if (bf16_kept_layers) {
+        } else if (role == Int8Role::kFeedForwardOutput && bf16_kept_layers) {
           linear->UseBf16();
         }
       }

@@ -79,10 +79,12 @@ def main():
         pairs = ["%s\t%s" % (valid[i][0], valid[i + 20][0]) for i in range(20)]
 
         # Every family: near fp32, not equal to it.
+        runs = {}  # family -> (fp32, int8) answers on `sentences`, reused by the servers below
         for family in FAMILIES:
             model = os.path.join(fixtures, family)
             fp32 = predict(cli, model, "fp32", sentences)
             int8 = predict(cli, model, "int8", sentences)
+            runs[family] = (fp32, int8)
             worst, mean = logit_diffs(fp32, int8)
             bound = 0.2 * largest_logit(fp32)
             check(0 < worst <= bound, "%s: int8 logits within %.3f of fp32's and not equal (max %.4f, mean %.5f)"
@@ -131,10 +133,14 @@ def main():
             "--data-dir", os.path.join(work, "data"), "--precision", "int8",
             "--model-roots", os.path.abspath(fixtures), "--default-model", "tiny"])
         base = "http://127.0.0.1:%s" % open(os.path.join(work, "http-port")).read().strip()
-        p = subprocess.run([cli, "import-model", "tiny", "--server", addr, "--server-dir",
-                            os.path.join(os.path.abspath(fixtures), "bert-tiny-uncased"), "--json"],
-                           capture_output=True, text=True, timeout=120)
-        check(p.returncode == 0, "the bert-tiny fixture is registered: " + p.stderr[-200:])
+
+        def import_tiny(addr, name):
+            p = subprocess.run([cli, "import-model", name, "--server", addr, "--server-dir",
+                                os.path.join(os.path.abspath(fixtures), "bert-tiny-uncased"), "--json"],
+                               capture_output=True, text=True, timeout=120)
+            check(p.returncode == 0, "the bert-tiny fixture is registered as %s: %s" % (name, p.stderr[-200:]))
+
+        import_tiny(addr, "tiny")
 
         def curl(url, *args):
             r = subprocess.run(["curl", "-s", url] + list(args), capture_output=True, text=True, timeout=60)
@@ -143,7 +149,7 @@ def main():
         info = curl(base + "/info")
         check(info is not None and info.get("model_dtype") == "int8", "GET /info: model_dtype int8 (%s)" % (info,))
         got = curl(base + "/predict", "-d", json.dumps({"inputs": [[t] for t in sentences]}))
-        want = predict(cli, os.path.join(fixtures, "bert-tiny-uncased"), "int8", sentences)
+        want = runs["bert-tiny-uncased"][1]
         labels = [max(r, key=lambda x: x["score"])["label"] for r in got] if isinstance(got, list) else []
         check(labels == [str(w["label"]) for w in want],
               "POST /predict on an int8 server: the labels of berth predict --precision int8 (%s)" % (got,)[:300])
@@ -159,10 +165,7 @@ def main():
             "--model-roots", os.path.abspath(fixtures), "--default-model", "tiny"])
         base = "http://127.0.0.1:%s" % open(os.path.join(work2, "http-port")).read().strip()
         for name in ("tiny", "exact"):
-            p = subprocess.run([cli, "import-model", name, "--server", addr, "--server-dir",
-                                os.path.join(os.path.abspath(fixtures), "bert-tiny-uncased"), "--json"],
-                               capture_output=True, text=True, timeout=120)
-            check(p.returncode == 0, "the bert-tiny fixture is registered as %s: %s" % (name, p.stderr[-200:]))
+            import_tiny(addr, name)
         dtypes = {name: (curl(base + "/models/%s/info" % name) or {}).get("model_dtype") for name in ("tiny", "exact")}
         check(dtypes == {"tiny": "int8", "exact": "float32"},
               "--model-precision exact=fp32 over --precision int8: GET /models/NAME/info says %s" % dtypes)
@@ -177,7 +180,7 @@ def main():
                 for item in ranked:
                     logits[label2id[item["label"]]] = item["score"]
                 rows.append({"logits": logits})
-        want = predict(cli, os.path.join(fixtures, "bert-tiny-uncased"), "fp32", sentences)
+        want = runs["bert-tiny-uncased"][0]
         # The same fp32 model on the same CPU; only the batch (and so its padded length and the
         # matmuls' blocking) differs between the server and the CLI, which reorders fp32 sums:
         # a few ulps of these O(1) logits (fp32's ulp at 1 is 1.2e-7), far under 1e-5, while
