@@ -1,6 +1,6 @@
-// Linear: at::linear for training and autograd, oneDNN (mkldnn_linear) for fp32 CPU inference.
-// (Training through oneDNN inner products paid under torch 1.13; under 2.11 it made a bert-mini
-// fine-tune ~20% slower than at::linear's MKL path, so training takes at::linear.)
+// Linear: at::linear for training and autograd, oneDNN (mkldnn::_linear_pointwise) for fp32 CPU
+// inference. (Training through oneDNN inner products paid under torch 1.13; under 2.11 it made a
+// bert-mini fine-tune ~20% slower than at::linear's MKL path, so training takes at::linear.)
 #include "core/model/linear.h"
 
 #include <ATen/ATen.h>
@@ -8,6 +8,7 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <optional>
@@ -96,13 +97,22 @@ void LinearImpl::train(bool on) {
   torch::nn::Module::train(on);
 }
 
+bool OneDnnLinearFor(int64_t rows, int64_t in_features, int64_t out_features) {
+  if (!OneDnnLinearEnabled()) return false;
+  const int64_t narrow = std::min(in_features, out_features);
+  if (narrow >= kOneDnnMinFeatures) return true;
+  static const bool avx512 = HostCpuFeatures().avx512;
+  return avx512 && narrow >= kOneDnnMinFeaturesAvx512 && rows >= kOneDnnMinRowsAvx512;
+}
+
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   // Training and GPU inference take at::linear; so does CPU inference of narrow layers without
   // int8 weights. One lock reads the int8 weight or the oneDNN copy (made on first use).
   if (c10::GradMode::is_enabled() || !x.device().is_cpu()) return at::linear(x, weight, bias);
+  const int64_t rows = x.numel() / std::max<int64_t>(in_features, 1);
   const bool onednn = !is_training() && x.scalar_type() == at::kFloat &&
-                      weight.scalar_type() == at::kFloat && in_features >= kOneDnnMinFeatures &&
-                      out_features >= kOneDnnMinFeatures && OneDnnLinearEnabled();
+                      weight.scalar_type() == at::kFloat &&
+                      OneDnnLinearFor(rows, in_features, out_features);
   c10::intrusive_ptr<LinearPackedParamsBase> int8;
   at::Tensor packed, bf16_weight, bf16_bias;
   {
@@ -131,8 +141,18 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
     return at::linear(x.to(at::kBFloat16), bf16_weight, bf16_bias).to(at::kFloat);
   }
   if (!onednn) return at::linear(x, weight, bias);
-  at::Tensor x2 = x.reshape({-1, in_features}).contiguous();
-  return at::mkldnn_linear(x2.to_mkldnn(), packed, bias).to_dense().view(shape);
+  // The op torch's inductor emits for a CPU linear: a dense input and output (no copy into and
+  // out of oneDNN's layout, which at::mkldnn_linear needs) with the prepacked weight.
+  static auto linear_pointwise =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                            c10::string_view, c10::List<std::optional<at::Scalar>>,
+                            std::optional<c10::string_view>)>();
+  const at::Tensor x2 = x.reshape({-1, in_features}).contiguous();
+  return linear_pointwise
+      .call(x2, packed, bias, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt)
+      .view(shape);
 }
 
 }  // namespace berth

@@ -1,7 +1,8 @@
 // A Linear layer (HF parameter names `weight`, `bias`) whose fp32 CPU inference runs through
-// oneDNN with a pre-packed weight when both its sizes are at least kOneDnnMinFeatures (a
-// bert-base forward ~1.1-1.2x faster than the BLAS path torch takes on this class of CPU),
-// and through at::linear (MKL) otherwise. Training uses at::linear, which is faster there
+// oneDNN with a pre-packed weight when OneDnnLinearFor says so (both sizes at least
+// kOneDnnMinFeatures: a bert-base forward ~1.1-1.2x faster than the BLAS path torch takes on
+// this class of CPU; narrower layers on AVX-512 CPUs with enough rows), and through at::linear
+// (MKL) otherwise. Training uses at::linear, which is faster there
 // under torch 2.x.
 #ifndef BERTH_CORE_MODEL_LINEAR_H_
 #define BERTH_CORE_MODEL_LINEAR_H_
@@ -79,6 +80,16 @@ bool OneDnnLinearEnabled();
 // and 384 (MiniLM's width); with 768 (bert-base) the engine's sorted batches ran 1.2x faster
 // through it (29.2 against 24.3 sentences/s, means of 3 and 4 runs).
 inline constexpr int64_t kOneDnnMinFeatures = 768;
+// Where the CPU has AVX-512, narrower layers take oneDNN too when the call has enough rows
+// (tokens): MKL's fp32 kernel there is its AVX2 one, and oneDNN's AVX-512 products ran
+// 1.2-1.5x MKL's at 256-1536 features with 256 or more rows (Zen 4, 2 threads), about level at
+// 128 rows, and slower below (its fixed cost per call). With 128 features (bert-tiny) it was
+// 0.9x at every row count.
+inline constexpr int64_t kOneDnnMinFeaturesAvx512 = 256;
+inline constexpr int64_t kOneDnnMinRowsAvx512 = 128;
+
+// Whether fp32 CPU inference of `rows` rows through a layer of these sizes takes oneDNN.
+bool OneDnnLinearFor(int64_t rows, int64_t in_features, int64_t out_features);
 
 }  // namespace berth
 
