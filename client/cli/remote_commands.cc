@@ -100,10 +100,17 @@ absl::StatusOr<v1::JobStatus> WatchWithProgress(client::Client& c, const std::st
       if (p.has_last_eval() && p.last_eval().update() != last_eval_update) {
         last_eval_update = p.last_eval().update();
         if (tty) std::cerr << "\n";
-        std::cerr << absl::StrFormat(
-            "eval  update %d  epoch %.2f  loss %.4f  accuracy %.4f  macro_f1 %.4f\n",
-            p.last_eval().update(), p.last_eval().epoch(), p.last_eval().loss(),
-            p.last_eval().accuracy(), p.last_eval().macro_f1());
+        const v1::EvalMetrics& e = p.last_eval();
+        const v1::Task task = s.spec().task();
+        if (task == v1::TASK_SCORE_BCE || task == v1::TASK_SCORE_MSE) {
+          std::cerr << absl::StrFormat(
+              "eval  update %d  epoch %.2f  loss %.4f  pearson %.4f  spearman %.4f\n", e.update(),
+              e.epoch(), e.loss(), e.pearson(), e.spearman());
+        } else {
+          std::cerr << absl::StrFormat(
+              "eval  update %d  epoch %.2f  loss %.4f  accuracy %.4f  macro_f1 %.4f\n", e.update(),
+              e.epoch(), e.loss(), e.accuracy(), e.macro_f1());
+        }
       }
       const auto now = std::chrono::steady_clock::now();
       if (tty || now - last_line > std::chrono::seconds(5)) {

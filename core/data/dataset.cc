@@ -2,6 +2,7 @@
 #include "core/data/dataset.h"
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 
 #include "absl/strings/ascii.h"
@@ -345,6 +346,21 @@ std::map<std::string, int64_t> LabelCounts(const Dataset& data) {
     for (const std::string& l : e.labels) ++counts[l];
   }
   return counts;
+}
+
+absl::StatusOr<double> ScoreLabel(const Dataset& data, const Example& e, bool unit_interval) {
+  double v = 0;
+  if (e.labels.size() != 1 || !absl::SimpleAtod(e.labels[0], &v) || !std::isfinite(v)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(data.source, ":", e.line, ": label '", absl::StrJoin(e.labels, ";"),
+                     "' is not a number (a scorer's labels are scores)"));
+  }
+  if (unit_interval && !(v >= 0 && v <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(data.source, ":", e.line, ": label ", e.labels[0],
+                     " is outside [0, 1] (binary cross-entropy takes graded labels from 0 to 1)"));
+  }
+  return v;
 }
 
 }  // namespace berth::data

@@ -53,6 +53,11 @@ std::vector<std::string> CollectLabels(const Dataset& data);
 absl::StatusOr<std::pair<Dataset, Dataset>> SplitDataset(const Dataset& data, double fraction,
                                                          uint64_t seed);
 
+// A scorer's label (a cross-encoder's or a regression's): the row's one label as a finite
+// number, and with `unit_interval` (binary cross-entropy's graded labels) within [0, 1].
+// InvalidArgument "<source>:<line>: ..." otherwise.
+absl::StatusOr<double> ScoreLabel(const Dataset& data, const Example& e, bool unit_interval);
+
 // Per-label row counts (for upload summaries and checks).
 std::map<std::string, int64_t> LabelCounts(const Dataset& data);
 

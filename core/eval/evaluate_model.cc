@@ -38,6 +38,11 @@ double BinaryCrossEntropy(const std::vector<float>& x, const std::vector<uint8_t
   return sum / static_cast<double>(x.size());
 }
 
+// Binary cross-entropy with logits against a graded label in [0, 1] (the stable form).
+double GradedBinaryCrossEntropy(double x, double y) {
+  return std::max(x, 0.0) - x * y + std::log1p(std::exp(-std::abs(x)));
+}
+
 }  // namespace
 
 absl::StatusOr<data::EvalMetrics> EvaluateWithEngine(const InferenceEngine& engine,
@@ -47,6 +52,11 @@ absl::StatusOr<data::EvalMetrics> EvaluateWithEngine(const InferenceEngine& engi
   const std::vector<std::string>& labels = config.id2label;
   const bool multi = config.multi_label();
   const size_t k = labels.size();
+  // A scorer, as Berth saves one (`--score`): a regression model (mean squared error on its
+  // logit, which is its score) or one label without a problem type (a sentence-transformers
+  // CrossEncoder: binary cross-entropy, scored by the sigmoid). Its labels are numbers.
+  const bool regression = config.problem_type == kRegression;
+  const bool scorer = regression || (k == 1 && !multi);
   std::map<std::string, int64_t> ids;
   for (size_t i = 0; i < k; ++i) ids[labels[i]] = static_cast<int64_t>(i);
   ASSIGN_OR_RETURN(const int max_length, engine.MaxLength(options.max_length));
@@ -61,6 +71,7 @@ absl::StatusOr<data::EvalMetrics> EvaluateWithEngine(const InferenceEngine& engi
   const size_t n = data.examples.size(), window = std::max<size_t>(1, options.window);
   std::vector<int64_t> truth, pred;
   std::vector<std::vector<uint8_t>> mtruth, mpred;
+  std::vector<double> score_truth, score_pred;
   std::vector<double> losses;
   losses.reserve(n);
   double loss_sum = 0;
@@ -78,7 +89,11 @@ absl::StatusOr<data::EvalMetrics> EvaluateWithEngine(const InferenceEngine& engi
     for (size_t i = start; i < end; ++i) {
       const data::Example& e = data.examples[i];
       std::vector<int64_t> y;
-      for (const std::string& l : e.labels) {
+      if (scorer) {
+        ASSIGN_OR_RETURN(const double v, data::ScoreLabel(data, e, !regression));
+        score_truth.push_back(v);
+      }
+      for (const std::string& l : scorer ? std::vector<std::string>{} : e.labels) {
         auto it = ids.find(l);
         if (it == ids.end()) {
           return absl::InvalidArgumentError(absl::StrCat(data.source, ":", e.line, ": label '", l,
@@ -87,7 +102,7 @@ absl::StatusOr<data::EvalMetrics> EvaluateWithEngine(const InferenceEngine& engi
         }
         y.push_back(it->second);
       }
-      if (!multi && y.size() != 1) {
+      if (!scorer && !multi && y.size() != 1) {
         return absl::InvalidArgumentError(absl::StrCat(data.source, ":", e.line, ": ", y.size(),
                                                        " labels for a single-label model"));
       }
@@ -105,7 +120,13 @@ absl::StatusOr<data::EvalMetrics> EvaluateWithEngine(const InferenceEngine& engi
       const std::vector<float>& x = results[i].logits;
       if (x.size() != k) return absl::InternalError("the engine returned no logits");
       double loss = 0;
-      if (multi) {
+      if (scorer) {
+        // The Trainer's evaluation (core/train/evaluate.cc): the loss of the training task, and
+        // the score served (sigmoid, or the logit of a regression) against the label.
+        const double x0 = x[0], y = score_truth[score_pred.size()];
+        loss = regression ? (x0 - y) * (x0 - y) : GradedBinaryCrossEntropy(x0, y);
+        score_pred.push_back(regression ? x0 : 1.0 / (1.0 + std::exp(-x0)));
+      } else if (multi) {
         std::vector<uint8_t> t(k, 0), p(k, 0);
         for (int64_t c : targets[i]) t[static_cast<size_t>(c)] = 1;
         for (size_t c = 0; c < k; ++c) p[c] = 1.0f / (1.0f + std::exp(-x[c])) > threshold;
@@ -123,8 +144,9 @@ absl::StatusOr<data::EvalMetrics> EvaluateWithEngine(const InferenceEngine& engi
     }
     if (options.progress) options.progress(end, n);
   }
-  data::EvalMetrics m = multi ? data::ComputeMultiLabelMetrics(mtruth, mpred, labels)
-                              : data::ComputeSingleLabelMetrics(truth, pred, labels);
+  data::EvalMetrics m = scorer  ? data::ComputeScoreMetrics(score_truth, score_pred)
+                        : multi ? data::ComputeMultiLabelMetrics(mtruth, mpred, labels)
+                                : data::ComputeSingleLabelMetrics(truth, pred, labels);
   m.loss = n == 0 ? 0 : loss_sum / static_cast<double>(n);
   m.example_losses = std::move(losses);
   return m;

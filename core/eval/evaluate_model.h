@@ -26,8 +26,11 @@ struct EvaluateOptions {
 
 // Loss (cross-entropy, or binary cross-entropy per label for multi-label, in double from the
 // fp32 logits) and metrics of the engine's model on `data`; `pairs` encodes text and
-// text_pair. A label the model does not have, or text that cannot be encoded, is
-// INVALID_ARGUMENT naming the file and line.
+// text_pair. A scorer (a regression model, or one label without a problem type: a
+// cross-encoder) takes numeric labels and reports its training loss (squared error, or binary
+// cross-entropy on graded labels) with Pearson and Spearman of its scores. A label the model
+// does not have (a scorer's: not a number, or bce's outside [0, 1]), or text that cannot be
+// encoded, is INVALID_ARGUMENT naming the file and line.
 absl::StatusOr<data::EvalMetrics> EvaluateWithEngine(const InferenceEngine& engine,
                                                      const data::Dataset& data, bool pairs,
                                                      const EvaluateOptions& options = {});

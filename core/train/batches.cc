@@ -2,12 +2,10 @@
 #include "core/train/batches.h"
 
 #include <algorithm>
-#include <cmath>
 #include <map>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
+#include "core/util/status_macros.h"
 
 namespace berth::train {
 
@@ -24,17 +22,7 @@ absl::StatusOr<Encoded> EncodeDataset(const data::Dataset& d,
   const bool scorer = !score_loss.empty();
   for (const data::Example& e : d.examples) {
     if (scorer) {
-      double v = 0;
-      if (e.labels.size() != 1 || !absl::SimpleAtod(e.labels[0], &v) || !std::isfinite(v)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(d.source, ":", e.line, ": label '", absl::StrJoin(e.labels, ";"),
-                         "' is not a number (a scorer's labels are scores)"));
-      }
-      if (score_loss == "bce" && !(v >= 0 && v <= 1)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            d.source, ":", e.line, ": label ", e.labels[0],
-            " is outside [0, 1] (binary cross-entropy takes graded labels from 0 to 1)"));
-      }
+      ASSIGN_OR_RETURN(const double v, data::ScoreLabel(d, e, score_loss == "bce"));
       out.scores.push_back(static_cast<float>(v));
     }
     std::vector<int64_t> y;

@@ -15,14 +15,15 @@ weights.
    Pearson and Spearman equal scipy's on its scores (sigmoid for bce, the logit for mse), each
    within 1e-5: fp32 on both sides, Berth's sums in another order differ by a few ulps (~1e-7)
    of a logit of size ~1. Spearman compares ranks, which agree when no two reference scores lie
-   within 1e-6 of each other; the test checks that first.
+   within 1e-6 of each other; the test checks that first. `berth eval` of the saved model, through
+   the inference engine, reports the same loss, Pearson and Spearman within the same 1e-5.
 2. Training works: three epochs of bce lower the validation loss below the base's.
 3. The trained directory is a sentence-transformers CrossEncoder: CrossEncoder.predict on it
    equals the scores of Berth's POST /rerank on the same model within 1e-5 (as rerank_reference).
 4. The service: `berth train --score bce` on a server fine-tunes "my-cross-encoder" from an
    uploaded file, and the README's `curl .../rerank` line runs as written against it.
 5. Bad input: a label that is not a number, and a bce label outside [0, 1], each refused with
-   the file and line.
+   the file and line, by `berth finetune` and by `berth eval`.
 
 usage: cross_encoder_finetune_test.py berth-server berth FIXTURES_DIR DATA_DIR README
 """
@@ -125,6 +126,15 @@ def main():
                                ("spearman", stats.spearmanr(vy, scores)[0])]:
                 check(abs(got.get(name, float("nan")) - want) <= TOL,
                       "%s: evaluation %s %.7f, transformers/scipy %.7f" % (loss_name, name, got.get(name, float("nan")), want))
+            # `berth eval` of the saved model (the engine, not the Trainer) reports the same.
+            q = subprocess.run([cli, "eval", "--model", out, "--data", val, "--text-pair-column", "hypothesis",
+                                "--max-length", str(MAX_LENGTH)], capture_output=True, text=True, timeout=300)
+            evaluated = json.loads(q.stdout) if q.returncode == 0 else {}
+            check(q.returncode == 0, "berth eval of the %s model exits 0%s" % (loss_name, "" if q.returncode == 0 else ": " + q.stderr[-300:]))
+            for name, want in [("loss", want_loss), ("pearson", stats.pearsonr(vy, scores)[0]),
+                               ("spearman", stats.spearmanr(vy, scores)[0])]:
+                check(abs(evaluated.get(name, float("nan")) - want) <= TOL,
+                      "%s: berth eval %s %.7f, transformers/scipy %.7f" % (loss_name, name, evaluated.get(name, float("nan")), want))
             config = json.load(open(os.path.join(out, "config.json")))
             check(config.get("id2label") == {"0": "LABEL_0"} and
                   config.get("problem_type") == (None if loss_name == "bce" else "regression"),
@@ -166,6 +176,10 @@ def main():
         final = json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else {}
         check(final.get("state") == "JOB_STATE_SUCCEEDED",
               "berth train --score bce on the server succeeds" + ("" if final else ": " + r.stderr[-400:]))
+        # The watch's evaluation lines speak of a scorer's correlations, not of accuracy.
+        eval_lines = [l for l in r.stderr.splitlines() if l.startswith("eval ")]
+        check(all("pearson" in l and "accuracy" not in l for l in eval_lines),
+              "the watch prints a scorer's evaluations with pearson and spearman (%s)" % eval_lines)
         last = final.get("progress", {}).get("last_eval", {})
         check("pearson" in last and "spearman" in last, "the job's evaluation reports pearson and spearman (%s)" % last)
         lines = [l for l in open(readme, encoding="utf-8").read().splitlines()
@@ -186,6 +200,11 @@ def main():
             open(bad, "w").write(body)
             q = finetune(cli, base, bad, bad, os.path.join(work, "bad-out"), "--score", loss_name, "--max-steps", "1")
             check(q.returncode != 0 and want in q.stderr, "%s: %r (%s)" % (loss_name, want, q.stderr.strip()[-200:]))
+            scorer = os.path.join(work, "eval-" + loss_name)
+            if os.path.exists(os.path.join(scorer, "config.json")):
+                q = subprocess.run([cli, "eval", "--model", scorer, "--data", bad, "--text-pair-column", "hypothesis"],
+                                   capture_output=True, text=True, timeout=300)
+                check(q.returncode != 0 and want in q.stderr, "berth eval, %s: %r (%s)" % (loss_name, want, q.stderr.strip()[-200:]))
     finally:
         if server is not None:
             server.send_signal(signal.SIGTERM)
