@@ -24,6 +24,7 @@ FOLDERS = ("core/util", "core/text", "core/data", "core/model", "core/runtime", 
 # Sources that must build without LibTorch (the fuzz build, the thin client, the remote CLI).
 TORCH_FREE = ("core/util/*", "core/text/*", "core/data/*", "core/store/*", "core/model/config.*",
               "core/model/presets.*", "core/model/safetensors.*", "core/model/pytorch_bin.*",
+              "core/model/pooling_files.*",
               "client/lib/*", "client/cli/remote*", "client/cli/loadtest.*",
               "client/cli/spec_flags.*")
 TORCH = ("torch/", "ATen/", "c10/", "caffe2/")

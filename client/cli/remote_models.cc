@@ -8,10 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/cli/remote_common.h"
 #include "client/lib/client.h"
+#include "core/model/pooling_files.h"
 #include "core/util/files.h"
 #include "core/util/status_macros.h"
 #include "core/util/tar.h"
@@ -20,10 +22,14 @@
 namespace berth::cli {
 namespace {
 
-// The regular files at the top of `dir` (hidden ones left out) as a ustar archive, for
-// `import-model --from DIR`: the server keeps the model files among them.
+// The regular files at the top of `dir` (hidden ones left out) and sentence-transformers'
+// pooling files (one of them in a folder) as a ustar archive, for `import-model --from DIR`: the
+// server keeps the model files among them.
 absl::StatusOr<std::string> PackDirectory(const std::string& dir) {
   ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(dir));
+  for (const char* name : kPoolingFiles) {
+    if (absl::StrContains(name, '/')) names.push_back(name);  // the top-level ones are listed
+  }
   std::string tar;
   for (const std::string& name : names) {
     const std::string path = JoinPath(dir, name);

@@ -9,13 +9,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <random>
 #include <sstream>
 #include <thread>
 #include <tuple>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "core/util/digest.h"
 #include "core/util/status_macros.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -345,8 +348,10 @@ absl::StatusOr<std::vector<std::string>> Client::ExportModel(
   }
   const std::string partial = absl::StrCat(output_dir, ".partial.", ::getpid());
   std::vector<std::string> names;
+  std::vector<std::string> folders;
   auto cleanup = [&] {
     for (const std::string& n : names) ::unlink(absl::StrCat(partial, "/", n).c_str());
+    for (const std::string& d : folders) ::rmdir(absl::StrCat(partial, "/", d).c_str());
     ::rmdir(partial.c_str());
   };
   if (::mkdir(partial.c_str(), 0755) != 0) {
@@ -370,10 +375,24 @@ absl::StatusOr<std::vector<std::string>> Client::ExportModel(
         break;
       }
       name = chunk.path();
-      // Plain file names only: nothing the server says may write outside the directory.
-      if (name.find('/') != std::string::npos || name == "." || name == "..") {
+      // A file name, or one folder and a file name (sentence-transformers' 1_Pooling/config.json):
+      // nothing the server says may write outside the directory.
+      const std::vector<std::string> parts = absl::StrSplit(name, '/');
+      bool bad = parts.size() > 2;
+      for (const std::string& part : parts)
+        bad = bad || part.empty() || part == "." || part == "..";
+      if (bad) {
         failed = absl::DataLossError(absl::StrCat("the server sent a bad file name '", name, "'"));
         break;
+      }
+      if (parts.size() == 2 &&
+          std::find(folders.begin(), folders.end(), parts[0]) == folders.end()) {
+        if (::mkdir(absl::StrCat(partial, "/", parts[0]).c_str(), 0755) != 0) {
+          failed =
+              absl::PermissionDeniedError(absl::StrCat("cannot create ", partial, "/", parts[0]));
+          break;
+        }
+        folders.push_back(parts[0]);
       }
       names.push_back(name);
       out.open(absl::StrCat(partial, "/", name), std::ios::binary | std::ios::trunc);

@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <map>
 
 #include "absl/strings/ascii.h"
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "core/model/pooling_files.h"
 #include "core/util/digest.h"
 #include "core/util/files.h"
 #include "core/util/status_macros.h"
@@ -266,7 +268,12 @@ absl::StatusOr<std::string> DownloadModel(const HubRef& ref, const HubOptions& o
                             {"vocab.json", false},
                             {"merges.txt", false},
                             {"sentencepiece.bpe.model", false},
-                            {"added_tokens.json", false}};
+                            {"added_tokens.json", false},
+                            // sentence-transformers' pooling (core/model/pooling_files.h)
+                            {kPoolingFiles[0], false},
+                            {kPoolingFiles[1], false},
+                            {kPoolingFiles[2], false}};
+  static_assert(std::size(kPoolingFiles) == 3, "every pooling file is fetched");
   std::string commit;
   bool have_tokenizer = false, have_weights = false;
   for (const FileSpec& f : files) {
@@ -338,10 +345,18 @@ absl::StatusOr<std::string> DownloadModel(const HubRef& ref, const HubOptions& o
         return absl::InternalError(absl::StrCat("cannot move ", partial, " into the cache"));
       }
     }
+    // The snapshot links to the blob relatively, as huggingface_hub does: up out of the
+    // snapshot (and out of a nested file's folders) to the repository's blobs.
     const std::string link = JoinPath(snapshot, f.name);
     const std::string tmp_link = link + ".tmp";
+    std::string up = "../../";
+    for (const char* c = f.name; *c != '\0'; ++c) {
+      if (*c == '/') up += "../";
+    }
+    const std::string name_dir = link.substr(0, link.rfind('/'));
+    RETURN_IF_ERROR(MakeDirectories(name_dir));
     ::unlink(tmp_link.c_str());
-    if (::symlink(("../../blobs/" + etag).c_str(), tmp_link.c_str()) != 0 ||
+    if (::symlink((up + "blobs/" + etag).c_str(), tmp_link.c_str()) != 0 ||
         std::rename(tmp_link.c_str(), link.c_str()) != 0) {
       return absl::InternalError(absl::StrCat("cannot link ", link));
     }

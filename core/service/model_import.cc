@@ -8,9 +8,13 @@
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
+#include <functional>
+#include <iterator>
 #include <map>
 #include <random>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -23,6 +27,7 @@
 #include "core/infer/sequence_classifier.h"
 #include "core/model/hub.h"
 #include "core/model/model_dir.h"
+#include "core/model/pooling_files.h"
 #include "core/util/digest.h"
 #include "core/util/files.h"
 #include "core/util/json.h"
@@ -142,19 +147,38 @@ std::string RealPath(const std::string& path) {
   return ::realpath(path.c_str(), resolved) != nullptr ? std::string(resolved) : "";
 }
 
+// Every file a version keeps: the model's (flat) and sentence-transformers' pooling files (one
+// of them in a folder).
+std::vector<std::string> AllModelFiles() {
+  std::vector<std::string> names(std::begin(kModelFiles), std::end(kModelFiles));
+  names.insert(names.end(), std::begin(kPoolingFiles), std::end(kPoolingFiles));
+  return names;
+}
+
+// Writes `dir`/`name` with `write`, making the folder of a nested name first.
+absl::Status WriteModelFile(const std::string& dir, const std::string& name,
+                            const std::function<absl::Status(const std::string&)>& write) {
+  const std::string path = JoinPath(dir, name);
+  const size_t slash = name.rfind('/');
+  if (slash != std::string::npos)
+    RETURN_IF_ERROR(MakeDirectories(JoinPath(dir, name.substr(0, slash))));
+  return write(path);
+}
+
 // Copies the model files of `dir` into `staging`. With `confine`, a file that resolves (through
 // symbolic links) outside `dir` is refused.
 absl::Status CopyModelFiles(const std::string& dir, const std::string& staging, bool confine,
                             const std::string& field) {
   const std::string root = RealPath(dir);
-  for (const char* name : kModelFiles) {
+  for (const std::string& name : AllModelFiles()) {
     const std::string path = JoinPath(dir, name);
     if (!IsRegularFile(path)) continue;
     if (confine && !absl::StartsWith(RealPath(path), root + "/")) {
       return absl::PermissionDeniedError(
           absl::StrCat(field, ": ", path, " links outside the directory"));
     }
-    RETURN_IF_ERROR(CopyFile(path, JoinPath(staging, name)));
+    RETURN_IF_ERROR(
+        WriteModelFile(staging, name, [&](const std::string& to) { return CopyFile(path, to); }));
   }
   return absl::OkStatus();
 }
@@ -188,6 +212,9 @@ absl::StatusOr<Json> Validate(const std::string& staging) {
 
 bool IsModelFile(absl::string_view name) {
   for (const char* f : kModelFiles) {
+    if (name == f) return true;
+  }
+  for (const char* f : kPoolingFiles) {
     if (name == f) return true;
   }
   return false;
@@ -303,7 +330,8 @@ absl::Status ExtractModelTar(absl::string_view tar, const std::string& dir,
     return TarError("", "no config.json at the top level or in one folder");
   }
   for (const auto& [rel, data] : chosen) {
-    RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, rel), data));
+    RETURN_IF_ERROR(WriteModelFile(
+        dir, rel, [&, d = data](const std::string& to) { return WriteFileAtomically(to, d); }));
   }
   return absl::OkStatus();
 }
@@ -435,7 +463,7 @@ absl::StatusOr<std::vector<ModelFile>> ListModelFiles(const store::Store& store,
                                                       const store::ModelRecord& record) {
   const std::string dir = JoinPath(store.data_dir(), record.path);
   std::vector<ModelFile> out;
-  for (const char* name : kModelFiles) {
+  for (const std::string& name : AllModelFiles()) {
     const std::string path = JoinPath(dir, name);
     struct stat st;
     if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;

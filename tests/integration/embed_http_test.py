@@ -7,7 +7,9 @@ offline on the same texts (which embed_reference holds to sentence-transformers)
 the same engine computes both, and JSON carries floats with their 9 significant digits.
 
 tritonclient (HTTP and gRPC) asks for the Open Inference Protocol's `embedding` output.
-`berth embed --server` goes through the gRPC Embed RPC with the C++ client.
+`berth embed --server` goes through the gRPC Embed RPC with the C++ client. A
+sentence-transformers directory (modules.json, 1_Pooling/config.json, sentence_bert_config.json)
+keeps its pooling through import-model and export-model.
 
 Also the bad input the issue names, each with its status and the field in its message: texts
 over the limits, dimensions larger than the model's, zero or negative dimensions, an unknown
@@ -118,6 +120,39 @@ def main():
         code, body = curl(base + "/v1/embeddings", {"model": "tiny", "input": TEXTS[:2], "encoding_format": "base64"})
         raw = [np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in body["data"]]
         check(code == 200 and near(raw, want[:2]), "curl /v1/embeddings base64: little-endian float32")
+
+        # A sentence-transformers directory keeps its pooling when registered: bert-tiny with
+        # modules.json (CLS pooling, then Normalize), 1_Pooling/config.json and
+        # sentence_bert_config.json (max_seq_length 6, so the longer texts are cut), uploaded as
+        # an archive by `import-model --from`, embeds over /embed as `berth embed` does from the
+        # directory, and `export-model` writes those files back.
+        st_dir = os.path.join(work, "st-tiny")
+        shutil.copytree(tiny, st_dir)
+        os.makedirs(os.path.join(st_dir, "1_Pooling"))
+        json.dump([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                   {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+                   {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}],
+                  open(os.path.join(st_dir, "modules.json"), "w"))
+        json.dump({"word_embedding_dimension": want.shape[1], "pooling_mode_cls_token": True,
+                   "pooling_mode_mean_tokens": False}, open(os.path.join(st_dir, "1_Pooling", "config.json"), "w"))
+        json.dump({"max_seq_length": 6, "do_lower_case": False}, open(os.path.join(st_dir, "sentence_bert_config.json"), "w"))
+        want_st = offline(cli, st_dir, TEXTS)
+        check(want_st.shape == want.shape and not near(want_st, want) and
+              np.allclose(np.linalg.norm(want_st, axis=1), 1, atol=1e-6),
+              "the sentence-transformers variant pools otherwise (CLS, normalised) offline")
+        p = subprocess.run([cli, "import-model", "st-tiny", "--server", addr, "--from", st_dir, "--json"],
+                           capture_output=True, text=True, timeout=120)
+        check(p.returncode == 0, "import-model --from uploads it" + ("" if p.returncode == 0 else ": " + p.stderr[-300:]))
+        code, body = curl(base + "/models/st-tiny/embed", {"inputs": TEXTS, "truncate": True})
+        check(code == 200 and near(body, want_st), "curl /models/st-tiny/embed: its own pooling and length (%s)" % code)
+        exported = os.path.join(work, "st-exported")
+        p = subprocess.run([cli, "export-model", "st-tiny", "--server", addr, "--output", exported],
+                           capture_output=True, text=True, timeout=120)
+        check(p.returncode == 0 and all(os.path.isfile(os.path.join(exported, f)) for f in
+                                        ["modules.json", "sentence_bert_config.json", os.path.join("1_Pooling", "config.json")]),
+              "export-model writes modules.json, sentence_bert_config.json and 1_Pooling/config.json" +
+              ("" if p.returncode == 0 else ": " + p.stderr[-300:]))
+        check(near(offline(cli, exported, TEXTS), want_st), "the exported directory embeds as the original")
 
         # gRPC: `berth embed --server` (the Embed RPC), the C++ client's.
         check(near(offline(cli, "tiny", TEXTS, "--server", addr), want), "berth embed --server (gRPC Embed)")

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Hub downloads against a local fake Hub on 127.0.0.1 (no internet): cache layout, resume
-after a dropped connection, checksum failure, tokens, offline mode, and a Hub base model for
-`berth finetune`.
+after a dropped connection, checksum failure, tokens, offline mode, a sentence-transformers
+repository's pooling files (one in a folder) fetched and used by `berth embed`, and a Hub base
+model for `berth finetune`.
 
 usage: hub_test.py PATH/TO/berth FIXTURES_DIR
 """
@@ -47,6 +48,16 @@ def main():
             for f in os.listdir(os.path.join(fixtures, fx)):
                 if os.path.isfile(os.path.join(fixtures, fx, f)):
                     shutil.copy(os.path.join(fixtures, fx, f), dst)
+        # org/tiny is also a sentence-transformers model: CLS pooling, then Normalize (its
+        # pooling module's config sits in a folder, as sentence-transformers saves it).
+        tiny_repo = os.path.join(root, "org/tiny")
+        os.makedirs(os.path.join(tiny_repo, "1_Pooling"))
+        json.dump([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                   {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+                   {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}],
+                  open(os.path.join(tiny_repo, "modules.json"), "w"))
+        json.dump({"word_embedding_dimension": 128, "pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False},
+                  open(os.path.join(tiny_repo, "1_Pooling", "config.json"), "w"))
         expected = json.loads(open(os.path.join(fixtures, "bert-tiny-uncased/expected/logits.jsonl")).readline())
         log = os.path.join(work, "hub.log")
         hub = Hub(root, "--fail-once-after", "100000", log=log)
@@ -76,6 +87,14 @@ def main():
             cfg = os.path.join(snap, commits[0], "config.json")
             check(os.path.islink(cfg) and os.readlink(cfg).startswith("../../blobs/"), "snapshot files link into blobs/")
             check(open(os.path.join(cache, "refs/main")).read().strip() == commits[0], "refs/main names the commit")
+            pooling = os.path.join(snap, commits[0], "1_Pooling", "config.json")
+            check(os.path.islink(pooling) and os.readlink(pooling).startswith("../../../blobs/") and
+                  os.path.isfile(pooling), "the pooling config is fetched into its folder, linked into blobs/")
+            want = berth(cli, ["embed", "--model", tiny_repo], env, "hello world\n")
+            got = berth(cli, ["embed", "--model", "org/tiny"], dict(env, HF_HUB_OFFLINE="1"), "hello world\n")
+            check(want.returncode == 0 and got.returncode == 0 and got.stdout == want.stdout and
+                  abs(sum(v * v for v in json.loads(got.stdout)["embedding"]) - 1) < 1e-5,
+                  "the downloaded model embeds as its repository does (CLS, normalised)")
         check(not any(b.endswith(".incomplete") for b in os.listdir(os.path.join(cache, "blobs"))), "no partial blobs left")
         hub.stop()
 
