@@ -26,6 +26,7 @@ void EvalToProto(const Json& j, v1::EvalMetrics* out) {
   out->set_micro_recall(j.value("micro_recall", 0.0));
   out->set_hamming_loss(j.value("hamming_loss", 0.0));
   const data::EvalMetrics m = data::EvalMetrics::FromJson(j);
+  out->set_scored(m.scored);
   for (const std::string& l : m.labels) out->add_labels(l);
   for (size_t i = 0; i < m.per_label.size(); ++i) {
     v1::LabelMetrics* l = out->add_per_label();

@@ -65,16 +65,20 @@ void AddModelCommands(CLI::App& app, std::function<int()>* run) {
           std::cout << ToJson(*resp, false) << "\n";
           return 0;
         }
-        std::cout << absl::StrFormat("%-24s %-8s %-20s %-10s %s\n", "NAME", "VERSION", "ALIASES",
-                                     "ACCURACY", "BASE");
+        // EVALUATION: a classifier's accuracy, a scorer's Pearson correlation.
+        std::cout << absl::StrFormat("%-24s %-8s %-20s %-16s %s\n", "NAME", "VERSION", "ALIASES",
+                                     "EVALUATION", "BASE");
         for (const v1::ModelVersion& m : resp->models()) {
           std::string aliases;
           for (const std::string& a : m.aliases())
             absl::StrAppend(&aliases, aliases.empty() ? "" : ",", a);
-          std::cout << absl::StrFormat(
-              "%-24s %-8d %-20s %-10s %s\n", m.name(), m.version(), aliases.empty() ? "-" : aliases,
-              m.has_metrics() ? absl::StrFormat("%.4f", m.metrics().accuracy()) : "-",
-              m.base_model());
+          std::string eval = "-";
+          if (m.has_metrics()) {
+            eval = m.metrics().scored() ? absl::StrFormat("pearson %.4f", m.metrics().pearson())
+                                        : absl::StrFormat("accuracy %.4f", m.metrics().accuracy());
+          }
+          std::cout << absl::StrFormat("%-24s %-8d %-20s %-16s %s\n", m.name(), m.version(),
+                                       aliases.empty() ? "-" : aliases, eval, m.base_model());
         }
         return 0;
       };

@@ -100,9 +100,10 @@ async function jobPage(id) {
   const loss = new Curve("Training loss", [{ key: "loss", label: "loss" }]);
   const lr = new Curve("Learning rate", [{ key: "lr", label: "learning rate" }]);
   const grad = new Curve("Gradient norm (before clipping)", [{ key: "grad", label: "gradient norm" }]);
-  const evals = new Curve("Evaluation", [{ key: "accuracy", label: "accuracy" },
-    { key: "macro_f1", label: "macro F1" }, { key: "micro_f1", label: "micro F1" },
-    { key: "loss", label: "evaluation loss" }]);
+  // A scorer's evaluation (TASK_SCORE_*) has correlations, a classifier's accuracy and F1.
+  const evalKeys = isScorer(st.spec) ? [{ key: "pearson", label: "Pearson" }, { key: "spearman", label: "Spearman" }]
+    : [{ key: "accuracy", label: "accuracy" }, { key: "macro_f1", label: "macro F1" }, { key: "micro_f1", label: "micro F1" }];
+  const evals = new Curve("Evaluation", [...evalKeys, { key: "loss", label: "evaluation loss" }]);
   loss.figure.id = "curve-loss";
   evals.figure.id = "curve-eval";
   cleanup.push(() => [loss, lr, grad, evals].forEach((c) => c.destroy()));
@@ -157,7 +158,7 @@ async function jobPage(id) {
         loss.add("loss", x, p.loss);
         lr.add("lr", x, p.learning_rate);
         grad.add("grad", x, p.grad_norm);
-        if (p.last_eval) for (const k of ["accuracy", "macro_f1", "micro_f1", "loss"]) evals.add(k, x, p.last_eval[k]);
+        if (p.last_eval) for (const { key } of evals.series) evals.add(key, x, p.last_eval[key] ?? 0);
       }
       if (events.length < 1000) break;
     }
@@ -334,17 +335,36 @@ async function modelsPage() {
     h("td", {}, m.name), h("td", {}, h("a", { href: "#/models/" + m.name + "/" + m.version }, "version " + m.version)),
     h("td", {}, (m.aliases || []).join(", ")), h("td", {}, (m.labels || []).join(", ")),
     h("td", {}, m.base_model || m.imported_from || ""),
-    h("td", { class: "num" }, m.metrics && m.metrics.examples ? num(m.metrics.accuracy) : "–"),
+    h("td", { class: "num" }, m.metrics && m.metrics.examples ? evalSummary(m.metrics) : "–"),
     h("td", {}, age(m.created_unix_ms))));
-  page("Models", table(["Name", "Version", "Aliases", "Labels", "From", "Accuracy", "Created"], rows, { id: "models" }),
+  page("Models", table(["Name", "Version", "Aliases", "Labels", "From", "Evaluation", "Created"], rows, { id: "models" }),
     h("p", {}, h("a", { href: "#/compare" }, "Compare two versions")));
 }
 
+function isScorer(spec) {
+  return ["TASK_SCORE_BCE", "TASK_SCORE_MSE"].includes((spec || {}).task);
+}
+
+// A version's evaluation in a few words: a classifier's accuracy, a scorer's Pearson correlation.
+function evalSummary(m) {
+  return m.scored ? "Pearson " + num(m.pearson ?? 0) : "accuracy " + num(m.accuracy ?? 0);
+}
+
+// Proto3's JSON leaves out zeros: a metric that is absent is 0.
 function metricsTable(m) {
-  const rows = [["Examples", m.examples], ["Accuracy", num(m.accuracy)], ["Loss", num(m.loss)],
-    ["Macro precision", num(m.macro_precision)], ["Macro recall", num(m.macro_recall)], ["Macro F1", num(m.macro_f1)],
-    ["Micro precision", num(m.micro_precision)], ["Micro recall", num(m.micro_recall)], ["Micro F1", num(m.micro_f1)]];
+  const rows = m.scored
+    ? [["Examples", m.examples], ["Loss", num(m.loss ?? 0)], ["Pearson", num(m.pearson ?? 0)], ["Spearman", num(m.spearman ?? 0)]]
+    : [["Examples", m.examples], ["Accuracy", num(m.accuracy ?? 0)], ["Loss", num(m.loss ?? 0)],
+      ["Macro precision", num(m.macro_precision ?? 0)], ["Macro recall", num(m.macro_recall ?? 0)], ["Macro F1", num(m.macro_f1 ?? 0)],
+      ["Micro precision", num(m.micro_precision ?? 0)], ["Micro recall", num(m.micro_recall ?? 0)], ["Micro F1", num(m.micro_f1 ?? 0)]];
   return table(["Metric", "Value"], rows.map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", { class: "num" }, v))));
+}
+
+// The evaluation of a version: a scorer has no per-label table or confusion matrix.
+function evaluation(m, confusionId) {
+  if (!m.examples) return h("p", {}, "This version has no evaluation.");
+  if (m.scored) return metricsTable(m);
+  return [metricsTable(m), h("h2", {}, "Per label"), perLabelTable(m), h("h2", {}, "Confusion"), confusionTable(m, confusionId)];
 }
 
 function perLabelTable(m) {
@@ -390,8 +410,7 @@ async function modelPage(name, version) {
     h("p", {}, "Labels: " + (m.labels || []).join(", ") + ". From " + (m.base_model || m.imported_from || "?") +
       (m.job_id ? ", job " : ""), m.job_id ? h("a", { href: "#/jobs/" + m.job_id }, m.job_id) : "", "."),
     h("p", {}, "Aliases: " + ((m.aliases || []).join(", ") || "none")),
-    h("h2", {}, "Evaluation"), metrics.examples ? [metricsTable(metrics), h("h2", {}, "Per label"), perLabelTable(metrics),
-      h("h2", {}, "Confusion"), confusionTable(metrics, "confusion")] : h("p", {}, "This version has no evaluation."),
+    h("h2", {}, "Evaluation"), evaluation(metrics, "confusion"),
     h("h2", {}, "Try it"), tryIt(ref),
     h("h2", {}, "Move an alias"), aliasForm(name, versions, version));
 }
@@ -467,8 +486,7 @@ async function comparePage(params) {
   const show = () => guarded(async () => {
     const [ma, mb] = await Promise.all([a.value, b.value].map((r) => api.get("/v1/models/" + encodeURIComponent(r))));
     clear(out).append(...[[a.value, ma], [b.value, mb]].map(([r, m]) => h("section", {},
-      h("h2", {}, r), m.metrics && m.metrics.examples ? [metricsTable(m.metrics), perLabelTable(m.metrics), confusionTable(m.metrics)]
-        : h("p", {}, "No evaluation."))));
+      h("h2", {}, r), evaluation(m.metrics || {}))));
   });
   a.addEventListener("change", show);
   b.addEventListener("change", show);

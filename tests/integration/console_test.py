@@ -195,8 +195,10 @@ def main():
                   page.input_value("#f-hyperparameters-batch_size") == "8",
                   "the form shows the server's defaults (learning rate %s)" % page.input_value("#f-hyperparameters-learning_rate"))
 
-            def start_job(name, steps):
+            def start_job(name, steps, task=None):
                 go("#/new-job?train=" + dataset)
+                if task:
+                    page.select_option("#f-task", task)
                 page.fill("#f-base_model", "config:bert-tiny")
                 page.fill("#f-model_name", name)
                 page.fill("#f-validation_split", "0.25")
@@ -275,6 +277,32 @@ def main():
             go("#/compare?a=console-tiny:1&b=console-tiny:1")
             page.wait_for_selector("#compare table")
             shot("compare")
+            # A scorer (the same 0/1 labels as bce scores): its curve, its version and the models
+            # list speak of Pearson and Spearman, not of accuracy.
+            scorer = start_job("console-scorer", "60", task="TASK_SCORE_BCE")
+            wait_until("document.querySelector(\"[data-field='State']\").textContent === 'succeeded'", timeout=300)
+            wait_until("Number(document.querySelector('#curve-eval').dataset.points) >= 2")
+            legend = page.evaluate("Chart.getChart(document.querySelector('#curve-eval canvas')).data.datasets.map(d => d.label)")
+            check(legend == ["Pearson", "Spearman", "evaluation loss"],
+                  "a scorer's evaluation curve draws Pearson, Spearman and the loss (%s)" % legend)
+            got = requests.get(base + "/v1/models/console-scorer:1", headers=auth, timeout=30).json()["metrics"]
+            go("#/models/console-scorer/1")
+            page.wait_for_selector("main table th:has-text('Pearson')")
+            shown = dict(page.eval_on_selector_all("main table tbody tr",
+                                                   "rs => rs.map(r => [r.cells[0].textContent, r.cells[1].textContent])"))
+            check(got.get("scored") is True and set(shown) == {"Examples", "Loss", "Pearson", "Spearman"} and
+                  abs(float(shown["Pearson"]) - got.get("pearson", 0)) <= 5e-5 and
+                  abs(float(shown["Spearman"]) - got.get("spearman", 0)) <= 5e-5 and
+                  page.query_selector("#confusion") is None,
+                  "a scorer's version shows its loss, Pearson and Spearman, no accuracy or confusion matrix (%s; API %s)" %
+                  (shown, got))
+            go("#/models")
+            page.wait_for_selector("#models tbody tr")
+            row = page.eval_on_selector_all("#models tbody tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))")
+            evals = {r[0]: r[5] for r in row}
+            check(evals.get("console-scorer", "").startswith("Pearson ") and evals.get("console-tiny", "").startswith("accuracy "),
+                  "the models list: a scorer's Pearson, a classifier's accuracy (%s)" % evals)
+
             go("#/service")
             page.wait_for_selector("#loaded tbody tr td:has-text('console-tiny:1')")
             check("Serving" in page.text_content("#health"), "the service page: health and the loaded model")

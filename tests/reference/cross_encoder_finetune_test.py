@@ -21,7 +21,8 @@ weights.
 3. The trained directory is a sentence-transformers CrossEncoder: CrossEncoder.predict on it
    equals the scores of Berth's POST /rerank on the same model within 1e-5 (as rerank_reference).
 4. The service: `berth train --score bce` on a server fine-tunes "my-cross-encoder" from an
-   uploaded file, and the README's `curl .../rerank` line runs as written against it.
+   uploaded file, `berth models` shows its Pearson correlation, and the README's `curl .../rerank`
+   line runs as written against it.
 5. Bad input: a label that is not a number, and a bce label outside [0, 1], each refused with
    the file and line, by `berth finetune` and by `berth eval`.
 
@@ -182,6 +183,13 @@ def main():
               "the watch prints a scorer's evaluations with pearson and spearman (%s)" % eval_lines)
         last = final.get("progress", {}).get("last_eval", {})
         check("pearson" in last and "spearman" in last, "the job's evaluation reports pearson and spearman (%s)" % last)
+        # The registered version: `berth models` shows its Pearson correlation, not an accuracy.
+        q = subprocess.run([cli, "model", "my-cross-encoder", "--server", addr], capture_output=True, text=True, timeout=60)
+        metrics = json.loads(q.stdout).get("metrics", {}) if q.returncode == 0 else {}
+        q = subprocess.run([cli, "models", "--server", addr], capture_output=True, text=True, timeout=60)
+        row = [l.split() for l in q.stdout.splitlines() if l.startswith("my-cross-encoder ")]
+        check(metrics.get("scored") is True and len(row) == 1 and row[0][3:5] == ["pearson", "%.4f" % metrics.get("pearson", 0)],
+              "berth models shows the scorer's Pearson correlation (%s; %s)" % (row, metrics))
         lines = [l for l in open(readme, encoding="utf-8").read().splitlines()
                  if l.startswith("curl ") and "/rerank" in l]
         check(len(lines) == 1, "the README shows one curl /rerank line")

@@ -351,7 +351,7 @@ class _Progress:
         post = {"loss": "%.4f" % p.get("loss", 0.0), "lr": "%.2e" % p.get("learning_rate", 0.0),
                 "eta": "%.0fs" % p.get("eta_seconds", 0.0)}
         e = p.get("last_eval", {})
-        scorer = bool(e.get("pearson") or e.get("spearman"))  # a TASK_SCORE_* job
+        scorer = bool(e.get("scored"))  # a TASK_SCORE_* job
         for k in ("pearson", "spearman") if scorer else ("accuracy", "macro_f1"):
             if k in e:
                 post["eval_" + k] = "%.4f" % e[k]
