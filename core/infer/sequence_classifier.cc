@@ -87,8 +87,8 @@ absl::StatusOr<std::unique_ptr<SequenceClassifier>> SequenceClassifier::FromMode
     impl->model.module->eval();
     impl->model.module->to(*device);
     if (options.precision == InferencePrecision::kBf16) impl->model.module->to(at::kBFloat16);
+    const auto start = std::chrono::steady_clock::now();
     if (options.precision == InferencePrecision::kInt8) {
-      const auto start = std::chrono::steady_clock::now();
       const CpuFeatures& cpu = HostCpuFeatures();
       const bool bf16_kept_layers = cpu.avx512_bf16 || cpu.amx;
       for (const auto& item : impl->model.module->named_modules()) {
@@ -101,6 +101,11 @@ absl::StatusOr<std::unique_ptr<SequenceClassifier>> SequenceClassifier::FromMode
           linear->UseBf16();
         }
       }
+    }
+    // Q, K and V as one product in every precision and on every device (after the precision
+    // is set: the fused layer takes the query layer's).
+    impl->model.module->FuseQkvProjections();
+    if (options.precision == InferencePrecision::kInt8) {
       impl->quantize_seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }

@@ -2,6 +2,7 @@
 #include "core/model/bert.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <torch/nn/init.h>
 
 #include <cmath>
@@ -156,6 +157,30 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const ModelConfig& c)
   dropout = register_module("dropout", Dropout(c.attention_probs_dropout_prob));
 }
 
+std::array<torch::Tensor, 3> FusedQkvHeads(const FusedQkv& qkv, const torch::Tensor& hidden,
+                                           const TokenPacking* packing, int64_t batch, int64_t seq,
+                                           int64_t num_heads, int64_t head_dim) {
+  torch::Tensor fused = qkv(hidden);  // [..., 3H]: Q, K, V side by side
+  if (packing != nullptr) fused = packing->Unpack(fused);
+  // [batch, seq, 3, heads, dim] -> [3, batch, heads, seq, dim]
+  fused = fused.view({batch, seq, 3, num_heads, head_dim}).permute({2, 0, 3, 1, 4});
+  return {fused[0], fused[1], fused[2]};
+}
+
+void SequenceClassifierModule::FuseQkvProjections() {
+  if (!FusedQkvEnabled()) return;
+  for (const std::shared_ptr<torch::nn::Module>& m : modules()) {
+    if (auto* block = dynamic_cast<QkvFusable*>(m.get())) block->FuseQkv();
+  }
+}
+
+void BertSelfAttentionImpl::FuseQkv() { qkv_.Fuse(*query, *key, *value); }
+
+void BertSelfAttentionImpl::train(bool on) {
+  qkv_.Reset();
+  torch::nn::Module::train(on);
+}
+
 torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask,
                                              const TokenPacking* packing, bool first_token_only) {
   const int64_t batch = packing != nullptr ? packing->batch : hidden.size(0);
@@ -166,9 +191,15 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden, const 
         .permute({0, 2, 1, 3});
   };
   const int64_t queries = first_token_only ? 1 : seq;
-  torch::Tensor q = heads(query(first_token_only ? hidden.narrow(1, 0, 1) : hidden), queries);
-  torch::Tensor k = heads(key(hidden), seq);
-  torch::Tensor v = heads(value(hidden), seq);
+  torch::Tensor q, k, v;
+  if (qkv_.fused() && !first_token_only && !c10::GradMode::is_enabled()) {
+    const auto qkv = FusedQkvHeads(qkv_, hidden, packing, batch, seq, num_heads, head_dim);
+    q = qkv[0], k = qkv[1], v = qkv[2];
+  } else {
+    q = heads(query(first_token_only ? hidden.narrow(1, 0, 1) : hidden), queries);
+    k = heads(key(hidden), seq);
+    v = heads(value(hidden), seq);
+  }
   // One fused kernel (flash or memory-efficient attention on CUDA, the flash CPU kernel here),
   // the same maths as transformers' sdpa attention; the additive mask takes the query's dtype
   // under autocast.

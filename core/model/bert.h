@@ -9,6 +9,7 @@
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
@@ -100,9 +101,28 @@ class BertEmbeddingsImpl : public torch::nn::Module {
 };
 TORCH_MODULE(BertEmbeddings);
 
-class BertSelfAttentionImpl : public torch::nn::Module {
+// An attention block whose query, key and value projections can run as one product
+// (FusedQkv): what SequenceClassifierModule::FuseQkvProjections finds in every family.
+class QkvFusable {
+ public:
+  virtual ~QkvFusable() = default;
+  virtual void FuseQkv() = 0;
+  virtual bool QkvFused() const = 0;
+};
+
+// The query, key and value heads, each [batch, heads, seq, head_dim] (views of one tensor), of
+// `hidden` ([batch, seq, H], or packed [tokens, H]) through one fused product.
+std::array<torch::Tensor, 3> FusedQkvHeads(const FusedQkv& qkv, const torch::Tensor& hidden,
+                                           const TokenPacking* packing, int64_t batch, int64_t seq,
+                                           int64_t num_heads, int64_t head_dim);
+
+class BertSelfAttentionImpl : public torch::nn::Module, public QkvFusable {
  public:
   explicit BertSelfAttentionImpl(const ModelConfig& c);
+  // From now on (until train()) inference of every row takes one product for Q, K and V.
+  void FuseQkv() override;
+  bool QkvFused() const override { return qkv_.fused(); }
+  void train(bool on = true) override;
   // hidden [batch, seq, hidden], mask [batch, 1, 1, seq] additive -> [batch, seq, hidden];
   // with a packing, hidden and the result are packed [tokens, hidden]. With first_token_only
   // (unpacked), the first token's context alone -> [batch, 1, hidden] (keys and values of every
@@ -113,6 +133,9 @@ class BertSelfAttentionImpl : public torch::nn::Module {
   Linear query{nullptr}, key{nullptr}, value{nullptr};
   Dropout dropout{nullptr};
   int64_t num_heads, head_dim;
+
+ private:
+  FusedQkv qkv_;
 };
 TORCH_MODULE(BertSelfAttention);
 
@@ -243,6 +266,10 @@ class SequenceClassifierModule : public torch::nn::Module {
   // State-dict prefixes of the classification head (left out when a base model's head does
   // not fit the new labels).
   virtual std::vector<std::string> HeadPrefixes() const { return {"classifier."}; }
+  // Fuses every attention block's Q, K and V projections for inference (QkvFusable), on the
+  // device and in the precision the model will run in; train() undoes it. Nothing with
+  // BERTH_NO_FUSED_QKV=1 (FusedQkvEnabled).
+  void FuseQkvProjections();
 };
 
 class BertForSequenceClassificationImpl : public SequenceClassifierModule {

@@ -2,6 +2,7 @@
 #include "core/model/distilbert.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 namespace berth {
 
@@ -32,6 +33,13 @@ DistilBertAttentionImpl::DistilBertAttentionImpl(const ModelConfig& c)
   dropout = register_module("dropout", Dropout(c.attention_probs_dropout_prob));
 }
 
+void DistilBertAttentionImpl::FuseQkv() { qkv_.Fuse(*q_lin, *k_lin, *v_lin); }
+
+void DistilBertAttentionImpl::train(bool on) {
+  qkv_.Reset();
+  torch::nn::Module::train(on);
+}
+
 torch::Tensor DistilBertAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask,
                                                const TokenPacking* packing, bool first_token_only) {
   const int64_t batch = packing != nullptr ? packing->batch : x.size(0);
@@ -45,9 +53,15 @@ torch::Tensor DistilBertAttentionImpl::forward(const torch::Tensor& x, const tor
   };
   // transformers' default sdpa attention: one fused kernel, scaling by 1/sqrt(head_dim) inside
   // (the eager path scaled the queries first: the same maths, rounded differently).
-  torch::Tensor q = heads(q_lin(first_token_only ? x.narrow(1, 0, 1) : x), queries);
-  torch::Tensor k = heads(k_lin(x), seq);
-  torch::Tensor v = heads(v_lin(x), seq);
+  torch::Tensor q, k, v;
+  if (qkv_.fused() && !first_token_only && !c10::GradMode::is_enabled()) {
+    const auto qkv = FusedQkvHeads(qkv_, x, packing, batch, seq, num_heads, head_dim);
+    q = qkv[0], k = qkv[1], v = qkv[2];
+  } else {
+    q = heads(q_lin(first_token_only ? x.narrow(1, 0, 1) : x), queries);
+    k = heads(k_lin(x), seq);
+    v = heads(v_lin(x), seq);
+  }
   torch::Tensor ctx = at::scaled_dot_product_attention(q, k, v, SdpaMask(mask, q.scalar_type()),
                                                        is_training() ? dropout->p() : 0.0)
                           .transpose(1, 2)

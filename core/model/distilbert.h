@@ -18,9 +18,13 @@ class DistilBertEmbeddingsImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DistilBertEmbeddings);
 
-class DistilBertAttentionImpl : public torch::nn::Module {
+class DistilBertAttentionImpl : public torch::nn::Module, public QkvFusable {
  public:
   explicit DistilBertAttentionImpl(const ModelConfig& c);
+  // From now on (until train()) inference of every row takes one product for Q, K and V.
+  void FuseQkv() override;
+  bool QkvFused() const override { return qkv_.fused(); }
+  void train(bool on = true) override;
   // x [batch, seq, dim], mask [batch, 1, 1, seq] additive -> [batch, seq, dim]; with a
   // packing, x and the result are packed [tokens, dim] (as BERT's); with first_token_only
   // (unpacked), the first token's row alone -> [batch, 1, dim].
@@ -30,6 +34,9 @@ class DistilBertAttentionImpl : public torch::nn::Module {
   Linear q_lin{nullptr}, k_lin{nullptr}, v_lin{nullptr}, out_lin{nullptr};
   Dropout dropout{nullptr};
   int64_t num_heads, head_dim;
+
+ private:
+  FusedQkv qkv_;
 };
 TORCH_MODULE(DistilBertAttention);
 

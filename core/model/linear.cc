@@ -27,6 +27,14 @@ bool OneDnnLinearEnabled() {
   return enabled;
 }
 
+bool FusedQkvEnabled() {
+  static const bool enabled = [] {
+    const char* off = std::getenv("BERTH_NO_FUSED_QKV");
+    return !(off != nullptr && std::string(off) == "1");
+  }();
+  return enabled;
+}
+
 namespace {
 thread_local bool skip_parameter_init = false;
 }  // namespace
@@ -90,6 +98,35 @@ void LinearImpl::QuantizeInt8() {
   auto packed = prepack.call(qweight, std::nullopt);
   absl::MutexLock lock(&mu_);
   int8_ = std::move(packed);
+}
+
+void FusedQkv::Fuse(LinearImpl& query, LinearImpl& key, LinearImpl& value) {
+  torch::NoGradGuard no_grad;
+  const int64_t in = query.in_features;
+  const int64_t out = query.out_features + key.out_features + value.out_features;
+  Linear fused = [&] {
+    SkipParameterInit skip;
+    return Linear(in, out);
+  }();
+  fused->to(query.weight.device(), query.weight.scalar_type());  // set_ keeps the dtype
+  fused->weight.set_(at::cat({query.weight, key.weight, value.weight}, 0).contiguous());
+  fused->bias.set_(at::cat({query.bias, key.bias, value.bias}, 0).contiguous());
+  fused->eval();
+  int64_t row = 0;
+  for (LinearImpl* part : {&query, &key, &value}) {
+    part->weight.set_(fused->weight.narrow(0, row, part->out_features));
+    part->bias.set_(fused->bias.narrow(0, row, part->out_features));
+    row += part->out_features;
+  }
+  bool int8 = false, bf16 = false;
+  {
+    absl::MutexLock lock(&query.mu_);
+    int8 = static_cast<bool>(query.int8_);
+    bf16 = query.bf16_weight_.defined();
+  }
+  if (int8) fused->QuantizeInt8();
+  if (bf16) fused->UseBf16();
+  fused_ = std::move(fused);
 }
 
 void LinearImpl::train(bool on) {

@@ -44,12 +44,34 @@ class LinearImpl : public torch::nn::Module {
   int64_t in_features, out_features;
 
  private:
+  friend class FusedQkv;
+
   absl::Mutex mu_;
   torch::Tensor packed_ ABSL_GUARDED_BY(mu_);  // oneDNN copy of weight for inference
   c10::intrusive_ptr<LinearPackedParamsBase> int8_ ABSL_GUARDED_BY(mu_);
   at::Tensor bf16_weight_ ABSL_GUARDED_BY(mu_), bf16_bias_ ABSL_GUARDED_BY(mu_);
 };
 TORCH_MODULE(Linear);
+
+// An attention block's query, key and value projections as one matrix product, for inference:
+// one [3H, H] weight read once per call instead of three [H, H] ones (and, in int8, one scaling
+// of the input rows instead of three). Fuse concatenates the three layers' weights and biases
+// and points the layers' own at views of the result (so the model holds one copy); the fused
+// layer runs in the mode the query layer does (int8 weights, bf16 weights or the layer's dtype).
+// Per-output-channel int8 scales and every output element's sum are those of the unfused
+// layers; the products are the same maths, blocked differently. Fuse on the device and in the
+// dtype the model will run in, after QuantizeInt8 or UseBf16; Reset (on train()) drops it.
+class FusedQkv {
+ public:
+  void Fuse(LinearImpl& query, LinearImpl& key, LinearImpl& value);
+  void Reset() { fused_ = nullptr; }
+  bool fused() const { return !fused_.is_empty(); }
+  // x [..., H] -> [..., 3H]: each row's query, key and value side by side.
+  torch::Tensor operator()(const torch::Tensor& x) const { return fused_.ptr()->forward(x); }
+
+ private:
+  Linear fused_{nullptr};
+};
 
 // While one is alive on a thread, Linear layers and embeddings (EmbeddingOptionsFor)
 // constructed on that thread leave their parameters uninitialised (at::empty): for a model
@@ -72,6 +94,9 @@ torch::nn::EmbeddingOptions EmbeddingOptionsFor(int64_t num_embeddings, int64_t 
 
 // Whether fp32 inference uses oneDNN (false without MKLDNN or with BERTH_NO_ONEDNN=1).
 bool OneDnnLinearEnabled();
+
+// Whether inference fuses Q, K and V (FusedQkv; false with BERTH_NO_FUSED_QKV=1, for A/B runs).
+bool FusedQkvEnabled();
 
 // Below this many input or output features, fp32 inference takes at::linear even where oneDNN
 // is enabled. Measured on the development VM (2 cores, AVX2, torch 2.11): oneDNN costs ~0.1 ms

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <tuple>
+#include <vector>
 
 #include "core/runtime/runtime.h"
 
@@ -48,6 +49,67 @@ TEST(LinearTest, InferencePathsEqualAtLinearWithinFp32Rounding) {
     EXPECT_TRUE(at::equal(layer->forward(x), got));
   }
 }
+
+// FusedQkv against the three layers it fuses, in each mode a layer runs in for inference.
+enum class Mode { kFp32, kBf16, kInt8 };
+
+class FusedQkvTest : public ::testing::TestWithParam<Mode> {};
+
+TEST_P(FusedQkvTest, EqualsTheThreeLayers) {
+  torch::manual_seed(1);
+  const int64_t hidden = 384;  // MiniLM's width: oneDNN on AVX-512 hosts with >= 128 rows
+  Linear q(hidden, hidden), k(hidden, hidden), v(hidden, hidden);
+  std::vector<at::Tensor> before;
+  for (Linear* l : {&q, &k, &v}) {
+    (*l)->eval();
+    before.push_back((*l)->weight.detach().clone());
+    if (GetParam() == Mode::kInt8) (*l)->QuantizeInt8();
+    if (GetParam() == Mode::kBf16) (*l)->UseBf16();
+  }
+  torch::NoGradGuard no_grad;
+  for (int64_t rows : {8, 300}) {
+    const at::Tensor x = at::randn({rows, hidden});
+    const at::Tensor want = at::cat({q->forward(x), k->forward(x), v->forward(x)}, 1);
+    FusedQkv fused;
+    fused.Fuse(*q, *k, *v);
+    ASSERT_TRUE(fused.fused());
+    const at::Tensor got = fused(x);
+    ASSERT_EQ(got.sizes(), want.sizes());
+    const at::Tensor magnitude = at::cat({at::linear(x.abs(), q->weight.abs(), q->bias.abs()),
+                                          at::linear(x.abs(), k->weight.abs(), k->bias.abs()),
+                                          at::linear(x.abs(), v->weight.abs(), v->bias.abs())},
+                                         1) +
+                                 1e-30;
+    const double worst = ((got - want).abs() / magnitude).max().item<double>();
+    switch (GetParam()) {
+      case Mode::kFp32:
+        // The same sums of `hidden` products in another blocking: the gamma_n bound of the test
+        // above.
+        EXPECT_LE(worst, hidden * 0x1p-24) << rows << " rows";
+        break;
+      case Mode::kBf16:
+        // Both round their fp32 sums to bf16 (8 significant bits): a sum that differs in its
+        // last fp32 bits can round to the neighbouring bf16 value, one bf16 ulp (2^-7 relative
+        // at most) of an output no larger than its magnitude.
+        EXPECT_LE(worst, 0x1p-7 + hidden * 0x1p-24) << rows << " rows";
+        break;
+      case Mode::kInt8:
+        // The same int8 weights and scales per output channel and the same scaled,
+        // quantized input: each output's int32 sum is exact, and scaling it back is the same
+        // float operation either way.
+        EXPECT_TRUE(at::equal(got, want)) << rows << " rows, worst " << worst;
+        break;
+    }
+    // The layers' own weights are views of the fused one, with their values.
+    for (size_t i = 0; i < 3; ++i) {
+      const LinearImpl& l = **std::vector<Linear*>{&q, &k, &v}[i];
+      EXPECT_TRUE(at::equal(l.weight, before[i]));
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, FusedQkvTest,
+                         ::testing::Values(Mode::kFp32, Mode::kBf16, Mode::kInt8));
 
 }  // namespace
 }  // namespace berth

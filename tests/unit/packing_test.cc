@@ -5,6 +5,11 @@
 #include <c10/core/GradMode.h>
 #include <gtest/gtest.h>
 
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "core/model/bert.h"
 #include "core/model/distilbert.h"
 #include "core/model/model_dir.h"
@@ -104,6 +109,19 @@ INSTANTIATE_TEST_SUITE_P(Families, PackingTest,
 
 // In evaluation mode the last layer computes the first token's row alone (the classification
 // heads read no other): that row must be the one the full layer computes, padded or packed.
+// Three texts of 1 to 12 words as one padded batch (packed: over 5% padding), or the longest
+// alone (no padding).
+Batch ShortAndLong(const LoadedModel& m, bool padded) {
+  std::vector<text::Encoding> rows;
+  for (const char* t : {"a", "the film is a masterpiece of quiet suspense and wit", "dull"}) {
+    auto e = m.tokenizer->Encode(t, {});
+    EXPECT_TRUE(e.ok()) << e.status();
+    if (e.ok()) rows.push_back(*e);
+  }
+  if (!padded) rows = {rows.at(1)};
+  return MakeBatch(rows, m.tokenizer->layout().pad_id);
+}
+
 class FirstTokenTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(FirstTokenTest, LastLayerRowMatchesTheFullLayer) {
@@ -111,14 +129,7 @@ TEST_P(FirstTokenTest, LastLayerRowMatchesTheFullLayer) {
   ASSERT_TRUE(m.ok()) << m.status();
   m->module->eval();
   at::NoGradGuard no_grad;
-  std::vector<text::Encoding> rows;
-  for (const char* t : {"a", "the film is a masterpiece of quiet suspense and wit", "dull"}) {
-    auto e = m->tokenizer->Encode(t, {});
-    ASSERT_TRUE(e.ok()) << e.status();
-    rows.push_back(*e);
-  }
-  const Batch padded = MakeBatch(rows, m->tokenizer->layout().pad_id);
-  const Batch full = MakeBatch({rows[1]}, m->tokenizer->layout().pad_id);
+  const Batch padded = ShortAndLong(*m, /*padded=*/true), full = ShortAndLong(*m, false);
   for (const Batch* b : {&padded, &full}) {
     SCOPED_TRACE(b == &padded ? "padded (packed) batch" : "batch without padding");
     ASSERT_EQ(PackingFor(b->mask).has_value(), b == &padded);
@@ -148,6 +159,90 @@ TEST_P(FirstTokenTest, LastLayerRowMatchesTheFullLayer) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, FirstTokenTest,
+                         ::testing::Values("bert-tiny-uncased", "xlmr-tiny", "distilbert-tiny"));
+
+// Q, K and V fused into one product (what SequenceClassifier does at load) give every family's
+// hidden states and logits, packed and unpacked; autograd and train() take the three layers.
+class FusedQkvModelTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(FusedQkvModelTest, SameHiddenStatesAndLogits) {
+  auto m = LoadModelDirectory(testing::FixturePath(GetParam()));
+  ASSERT_TRUE(m.ok()) << m.status();
+  m->module->eval();
+  const Batch padded = ShortAndLong(*m, /*padded=*/true), full = ShortAndLong(*m, false);
+  auto run = [&](const Batch& b) {
+    at::NoGradGuard no_grad;
+    return std::make_pair(m->module->Encode(b.ids, b.types, b.mask),
+                          m->module->forward(b.ids, b.types, b.mask));
+  };
+  const auto padded_before = run(padded), full_before = run(full);
+  std::map<std::string, at::Tensor> weights;
+  for (const auto& p : m->module->named_parameters()) weights[p.key()] = p.value().detach().clone();
+
+  auto fused_blocks = [&] {
+    int fused = 0, blocks = 0;
+    for (const auto& module : m->module->modules()) {
+      if (auto* block = dynamic_cast<QkvFusable*>(module.get())) {
+        ++blocks;
+        fused += block->QkvFused() ? 1 : 0;
+      }
+    }
+    EXPECT_GT(blocks, 0);
+    return fused == blocks ? 1 : fused == 0 ? 0 : -1;
+  };
+  ASSERT_EQ(fused_blocks(), 0);
+  m->module->FuseQkvProjections();
+  ASSERT_EQ(fused_blocks(), 1);
+  // LayerNorm outputs and logits of O(1): the projections' sums blocked differently round in
+  // the last bits (~1e-7); 1e-5 is the golden tests' tolerance for logits.
+  using Outputs = std::pair<at::Tensor, at::Tensor>;
+  for (const auto& [b, before] : std::vector<std::pair<const Batch*, const Outputs*>>{
+           {&padded, &padded_before}, {&full, &full_before}}) {
+    SCOPED_TRACE(b == &padded ? "padded (packed) batch" : "batch without padding");
+    const auto after = run(*b);
+    EXPECT_TRUE(at::allclose(after.first, before->first, 0, 1e-5))
+        << "hidden states, max diff " << (after.first - before->first).abs().max().item<double>();
+    EXPECT_TRUE(at::allclose(after.second, before->second, 0, 1e-5))
+        << "logits, max diff " << (after.second - before->second).abs().max().item<double>();
+  }
+  // The parameters keep their values (Q, K and V now views of the fused weight).
+  for (const auto& p : m->module->named_parameters()) {
+    EXPECT_TRUE(at::equal(p.value(), weights[p.key()])) << p.key();
+  }
+  // With autograd on, the three layers run and receive their gradients.
+  at::Tensor logits = m->module->forward(padded.ids, padded.types, padded.mask);
+  logits.sum().backward();
+  for (const auto& p : m->module->named_parameters()) {
+    if (p.key().find("query.weight") != std::string::npos ||
+        p.key().find("q_lin.weight") != std::string::npos) {
+      EXPECT_TRUE(p.value().grad().defined() && p.value().grad().abs().sum().item<double>() > 0)
+          << p.key();
+    }
+  }
+  EXPECT_TRUE(at::allclose(logits.detach(), padded_before.second, 0, 1e-5));
+  // train() drops the fused layers: a training step moves Q, K and V, and inference afterwards
+  // reads the moved weights.
+  m->module->train();
+  EXPECT_EQ(fused_blocks(), 0);
+  {
+    at::NoGradGuard no_grad;
+    for (const auto& p : m->module->named_parameters()) {
+      if (p.key().find("value.weight") != std::string::npos ||
+          p.key().find("v_lin.weight") != std::string::npos) {
+        p.value().mul_(0.5);
+      }
+    }
+  }
+  m->module->eval();
+  const auto moved = run(padded);
+  m->module->FuseQkvProjections();
+  const auto moved_fused = run(padded);
+  EXPECT_FALSE(at::allclose(moved.second, padded_before.second, 0, 1e-3))
+      << "the step changed nothing";
+  EXPECT_TRUE(at::allclose(moved_fused.second, moved.second, 0, 1e-5));
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, FusedQkvModelTest,
                          ::testing::Values("bert-tiny-uncased", "xlmr-tiny", "distilbert-tiny"));
 
 }  // namespace
