@@ -101,8 +101,7 @@ absl::StatusOr<v1::JobStatus> WatchWithProgress(client::Client& c, const std::st
         last_eval_update = p.last_eval().update();
         if (tty) std::cerr << "\n";
         const v1::EvalMetrics& e = p.last_eval();
-        const v1::Task task = s.spec().task();
-        if (task == v1::TASK_SCORE_BCE || task == v1::TASK_SCORE_MSE) {
+        if (e.scored()) {
           std::cerr << absl::StrFormat(
               "eval  update %d  epoch %.2f  loss %.4f  pearson %.4f  spearman %.4f\n", e.update(),
               e.epoch(), e.loss(), e.pearson(), e.spearman());

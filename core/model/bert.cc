@@ -157,14 +157,27 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const ModelConfig& c)
   dropout = register_module("dropout", Dropout(c.attention_probs_dropout_prob));
 }
 
-std::array<torch::Tensor, 3> FusedQkvHeads(const FusedQkv& qkv, const torch::Tensor& hidden,
-                                           const TokenPacking* packing, int64_t batch, int64_t seq,
-                                           int64_t num_heads, int64_t head_dim) {
-  torch::Tensor fused = qkv(hidden);  // [..., 3H]: Q, K, V side by side
-  if (packing != nullptr) fused = packing->Unpack(fused);
-  // [batch, seq, 3, heads, dim] -> [3, batch, heads, seq, dim]
-  fused = fused.view({batch, seq, 3, num_heads, head_dim}).permute({2, 0, 3, 1, 4});
-  return {fused[0], fused[1], fused[2]};
+std::array<torch::Tensor, 3> QkvHeads(const FusedQkv& fused, Linear& query, Linear& key,
+                                      Linear& value, const torch::Tensor& hidden,
+                                      const TokenPacking* packing, int64_t num_heads,
+                                      int64_t head_dim, bool first_token_only) {
+  const int64_t batch = packing != nullptr ? packing->batch : hidden.size(0);
+  const int64_t seq = packing != nullptr ? packing->seq : hidden.size(1);
+  auto unpacked = [&](const torch::Tensor& t) {
+    return packing != nullptr ? packing->Unpack(t) : t;
+  };
+  if (fused.fused() && !first_token_only && !c10::GradMode::is_enabled()) {
+    // [..., 3H]: Q, K, V side by side -> [batch, seq, 3, heads, dim] -> [3, batch, heads, seq, dim]
+    const torch::Tensor qkv =
+        unpacked(fused(hidden)).view({batch, seq, 3, num_heads, head_dim}).permute({2, 0, 3, 1, 4});
+    return {qkv[0], qkv[1], qkv[2]};
+  }
+  auto heads = [&](const torch::Tensor& t, int64_t len) {  // -> [batch, heads, len, dim]
+    return unpacked(t).view({batch, len, num_heads, head_dim}).permute({0, 2, 1, 3});
+  };
+  return {
+      heads(query(first_token_only ? hidden.narrow(1, 0, 1) : hidden), first_token_only ? 1 : seq),
+      heads(key(hidden), seq), heads(value(hidden), seq)};
 }
 
 void SequenceClassifierModule::FuseQkvProjections() {
@@ -185,21 +198,9 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden, const 
                                              const TokenPacking* packing, bool first_token_only) {
   const int64_t batch = packing != nullptr ? packing->batch : hidden.size(0);
   const int64_t seq = packing != nullptr ? packing->seq : hidden.size(1);
-  auto heads = [&](const torch::Tensor& t, int64_t len) {  // -> [batch, heads, len, dim]
-    return (packing != nullptr ? packing->Unpack(t) : t)
-        .view({batch, len, num_heads, head_dim})
-        .permute({0, 2, 1, 3});
-  };
   const int64_t queries = first_token_only ? 1 : seq;
-  torch::Tensor q, k, v;
-  if (qkv_.fused() && !first_token_only && !c10::GradMode::is_enabled()) {
-    const auto qkv = FusedQkvHeads(qkv_, hidden, packing, batch, seq, num_heads, head_dim);
-    q = qkv[0], k = qkv[1], v = qkv[2];
-  } else {
-    q = heads(query(first_token_only ? hidden.narrow(1, 0, 1) : hidden), queries);
-    k = heads(key(hidden), seq);
-    v = heads(value(hidden), seq);
-  }
+  const auto [q, k, v] =
+      QkvHeads(qkv_, query, key, value, hidden, packing, num_heads, head_dim, first_token_only);
   // One fused kernel (flash or memory-efficient attention on CUDA, the flash CPU kernel here),
   // the same maths as transformers' sdpa attention; the additive mask takes the query's dtype
   // under autocast.

@@ -110,11 +110,14 @@ class QkvFusable {
   virtual bool QkvFused() const = 0;
 };
 
-// The query, key and value heads, each [batch, heads, seq, head_dim] (views of one tensor), of
-// `hidden` ([batch, seq, H], or packed [tokens, H]) through one fused product.
-std::array<torch::Tensor, 3> FusedQkvHeads(const FusedQkv& qkv, const torch::Tensor& hidden,
-                                           const TokenPacking* packing, int64_t batch, int64_t seq,
-                                           int64_t num_heads, int64_t head_dim);
+// Both families' query, key and value heads, each [batch, heads, len, head_dim], of `hidden`
+// ([batch, seq, H], or packed [tokens, H]): through the fused product (views of one tensor) when
+// there is one, every row is wanted and autograd is off; else through the three layers, where
+// first_token_only (unpacked) gives the first token's query alone (len 1).
+std::array<torch::Tensor, 3> QkvHeads(const FusedQkv& fused, Linear& query, Linear& key,
+                                      Linear& value, const torch::Tensor& hidden,
+                                      const TokenPacking* packing, int64_t num_heads,
+                                      int64_t head_dim, bool first_token_only);
 
 class BertSelfAttentionImpl : public torch::nn::Module, public QkvFusable {
  public:

@@ -2,7 +2,6 @@
 #include "core/model/distilbert.h"
 
 #include <ATen/ATen.h>
-#include <c10/core/GradMode.h>
 
 namespace berth {
 
@@ -45,23 +44,10 @@ torch::Tensor DistilBertAttentionImpl::forward(const torch::Tensor& x, const tor
   const int64_t batch = packing != nullptr ? packing->batch : x.size(0);
   const int64_t seq = packing != nullptr ? packing->seq : x.size(1);
   const int64_t queries = first_token_only ? 1 : seq;
-  // [batch, len, dim] (packed: [tokens, dim]) -> [batch, heads, len, head_dim]
-  auto heads = [&](const torch::Tensor& t, int64_t len) {
-    return (packing != nullptr ? packing->Unpack(t) : t)
-        .view({batch, len, num_heads, head_dim})
-        .transpose(1, 2);
-  };
   // transformers' default sdpa attention: one fused kernel, scaling by 1/sqrt(head_dim) inside
   // (the eager path scaled the queries first: the same maths, rounded differently).
-  torch::Tensor q, k, v;
-  if (qkv_.fused() && !first_token_only && !c10::GradMode::is_enabled()) {
-    const auto qkv = FusedQkvHeads(qkv_, x, packing, batch, seq, num_heads, head_dim);
-    q = qkv[0], k = qkv[1], v = qkv[2];
-  } else {
-    q = heads(q_lin(first_token_only ? x.narrow(1, 0, 1) : x), queries);
-    k = heads(k_lin(x), seq);
-    v = heads(v_lin(x), seq);
-  }
+  const auto [q, k, v] =
+      QkvHeads(qkv_, q_lin, k_lin, v_lin, x, packing, num_heads, head_dim, first_token_only);
   torch::Tensor ctx = at::scaled_dot_product_attention(q, k, v, SdpaMask(mask, q.scalar_type()),
                                                        is_training() ? dropout->p() : 0.0)
                           .transpose(1, 2)

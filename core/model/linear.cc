@@ -108,9 +108,9 @@ void FusedQkv::Fuse(LinearImpl& query, LinearImpl& key, LinearImpl& value) {
     SkipParameterInit skip;
     return Linear(in, out);
   }();
-  fused->to(query.weight.device(), query.weight.scalar_type());  // set_ keeps the dtype
-  fused->weight.set_(at::cat({query.weight, key.weight, value.weight}, 0).contiguous());
-  fused->bias.set_(at::cat({query.bias, key.bias, value.bias}, 0).contiguous());
+  // set_data takes the parts' device and dtype, as Module::to does.
+  fused->weight.set_data(at::cat({query.weight, key.weight, value.weight}, 0));
+  fused->bias.set_data(at::cat({query.bias, key.bias, value.bias}, 0));
   fused->eval();
   int64_t row = 0;
   for (LinearImpl* part : {&query, &key, &value}) {
