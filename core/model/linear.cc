@@ -79,7 +79,7 @@ void LinearImpl::UseBf16() {
   bf16_bias_ = std::move(b);
 }
 
-void LinearImpl::QuantizeInt8() {
+void LinearImpl::QuantizeInt8(int64_t outlier_columns) {
   torch::NoGradGuard no_grad;
   const at::Tensor w = weight.detach().to(at::kFloat).contiguous();
   const at::Tensor scales = (w.abs().amax(1) / 127.0).clamp_min(1e-12);
@@ -98,6 +98,7 @@ void LinearImpl::QuantizeInt8() {
   auto packed = prepack.call(qweight, std::nullopt);
   absl::MutexLock lock(&mu_);
   int8_ = std::move(packed);
+  outlier_columns_ = std::clamp<int64_t>(outlier_columns, 0, in_features);
 }
 
 void FusedQkv::Fuse(LinearImpl& query, LinearImpl& key, LinearImpl& value) {
@@ -151,10 +152,12 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
                       weight.scalar_type() == at::kFloat &&
                       OneDnnLinearFor(rows, in_features, out_features);
   c10::intrusive_ptr<LinearPackedParamsBase> int8;
+  int64_t outlier_columns = 0;
   at::Tensor packed, bf16_weight, bf16_bias;
   {
     absl::MutexLock lock(&mu_);
     int8 = int8_;
+    outlier_columns = outlier_columns_;
     bf16_weight = bf16_weight_;
     bf16_bias = bf16_bias_;
     if (!int8 && !bf16_weight.defined() && onednn) {
@@ -169,10 +172,20 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
     // activations can overflow: it wants them in 7 bits there. With AVX-512 VNNI it accumulates
     // in 32 bits and takes all 8.
     static const bool reduce_range = !HostCpuFeatures().avx512_vnni;
-    const at::Tensor x2 = x.reshape({-1, in_features}).to(at::kFloat).contiguous();
-    const at::Tensor row_max = x2.abs().amax(1, /*keepdim=*/true).clamp_min(1e-12);
+    at::Tensor x2 = x.reshape({-1, in_features}).to(at::kFloat).contiguous();
+    at::Tensor magnitude = x2.abs();
+    at::Tensor outliers;  // the outlier columns' product, fp32
+    if (outlier_columns > 0) {
+      const at::Tensor columns = std::get<1>(magnitude.amax(0).topk(outlier_columns));
+      outliers = at::mm(x2.index_select(1, columns), weight.index_select(1, columns).t());
+      x2 = x2.index_fill(1, columns, 0);
+      magnitude.index_fill_(1, columns, 0);
+    }
+    const at::Tensor row_max = magnitude.amax(1, /*keepdim=*/true).clamp_min(1e-12);
     const at::Tensor y = int8->apply_dynamic(x2 / row_max, reduce_range);
-    return at::addcmul(bias, y, row_max).view(shape);
+    at::Tensor out = at::addcmul(bias, y, row_max);
+    if (outliers.defined()) out.add_(outliers);
+    return out.view(shape);
   }
   if (bf16_weight.defined() && x.scalar_type() == at::kFloat) {
     return at::linear(x.to(at::kBFloat16), bf16_weight, bf16_bias).to(at::kFloat);
