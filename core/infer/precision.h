@@ -15,7 +15,8 @@ namespace berth {
 // where the CPU has avx512_bf16 or AMX, slower elsewhere). kInt8: the encoder blocks' linear
 // layers dynamically quantized (int8 weights per output channel prepacked at load, activations
 // quantized per row at run time, int32 accumulation, fp32 out); the feed-forward output layers
-// run in bf16 where the CPU has avx512_bf16 or AMX and in fp32 elsewhere; embeddings,
+// run in bf16 where the CPU has avx512_bf16 or AMX and elsewhere in int8 with their outlier
+// columns in fp32 (LinearImpl::QuantizeInt8); embeddings,
 // LayerNorm, softmax, the pooler and the head stay fp32. CPU only.
 enum class InferencePrecision { kFp32, kBf16, kInt8 };
 
