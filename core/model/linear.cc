@@ -172,17 +172,19 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
     // activations can overflow: it wants them in 7 bits there. With AVX-512 VNNI it accumulates
     // in 32 bits and takes all 8.
     static const bool reduce_range = !HostCpuFeatures().avx512_vnni;
-    at::Tensor x2 = x.reshape({-1, in_features}).to(at::kFloat).contiguous();
+    const at::Tensor x2 = x.reshape({-1, in_features}).to(at::kFloat).contiguous();
     at::Tensor magnitude = x2.abs();
-    at::Tensor outliers;  // the outlier columns' product, fp32
+    at::Tensor columns, outliers;  // the outlier columns and their product, fp32
     if (outlier_columns > 0) {
-      const at::Tensor columns = std::get<1>(magnitude.amax(0).topk(outlier_columns));
+      columns = std::get<1>(magnitude.amax(0).topk(outlier_columns));
       outliers = at::mm(x2.index_select(1, columns), weight.index_select(1, columns).t());
-      x2 = x2.index_fill(1, columns, 0);
       magnitude.index_fill_(1, columns, 0);
     }
     const at::Tensor row_max = magnitude.amax(1, /*keepdim=*/true).clamp_min(1e-12);
-    const at::Tensor y = int8->apply_dynamic(x2 / row_max, reduce_range);
+    // The scaled input is a new tensor: the outlier columns are zeroed in it, not in x's storage.
+    at::Tensor scaled = x2 / row_max;
+    if (columns.defined()) scaled.index_fill_(1, columns, 0);
+    const at::Tensor y = int8->apply_dynamic(scaled, reduce_range);
     at::Tensor out = at::addcmul(bias, y, row_max);
     if (outliers.defined()) out.add_(outliers);
     return out.view(shape);
