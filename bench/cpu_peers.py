@@ -18,6 +18,11 @@ Berth, each precision, two ways:
   process   `berth predict --precision P` on all the sentences as a process, load included; its
             logits are the ones checked against eager
 
+Every runtime is loaded (and the ONNX models exported and quantized) first; then each of --rounds
+rounds (default 3) times every row once, in turn, the order reversed every other round, and each
+row's best round counts. A shared VM's speed drifts by a third over minutes: timing the peers
+first and Berth last once let that drift decide the ratios. Every round's figure is in the JSON.
+
 Rows a CPU cannot run at speed are left out and say why (bf16 without avx512_bf16 or AMX: torch
 and OpenVINO would emulate it or fall back to fp32).
 
@@ -97,20 +102,19 @@ class Batches:
         return batches
 
 
-def timed(run, batches_of, n, rounds):
-    """Best sentences/s over `rounds` (tokenizing included) after a warm-up, and the logits."""
-    logits = None
+def peer(run, batches_of, n):
+    """A peer's timed round: sentences/s (tokenizing included) and the logits; warmed up once here."""
     run(batches_of()[:2])  # warm-up: kernels, allocations
-    best = 0.0
-    for _ in range(rounds):
+
+    def one_round():
         t0 = time.perf_counter()
-        batches = batches_of()
-        out = run(batches)
-        best = max(best, n / (time.perf_counter() - t0))
+        out = run(batches_of())
+        sps = n / (time.perf_counter() - t0)
         logits = np.zeros((n, out[0][1].shape[1]), dtype=np.float64)
         for idx, l in out:
             logits[idx] = l
-    return best, logits
+        return sps, logits
+    return one_round
 
 
 def main():
@@ -120,7 +124,8 @@ def main():
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--build", default=os.path.join(ROOT, "build"), help="Berth's build directory")
-    ap.add_argument("--rounds", type=int, default=1, help="timed rounds per peer (the best counts)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds; each times every runtime once, in turn (the best of each counts)")
     ap.add_argument("--json", help="write every figure here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -140,7 +145,9 @@ def main():
     tok = AutoTokenizer.from_pretrained(model_dir)
     batches_of = Batches(tok, texts).encode
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    rows, skipped = {}, {}
+    # Every runtime is set up first; then each round times them all once, in turn, so that a
+    # machine whose speed drifts over minutes (a shared VM) slows every row alike.
+    runners, skipped = {}, {}
 
     def torch_run(m, dtype):
         def run(batches):
@@ -149,14 +156,10 @@ def main():
                         for idx, feed in batches]
         return run
 
-    sps, eager = timed(torch_run(model, torch.float32), batches_of, n, args.rounds)
-    rows["HF sorted fp32"] = sps
-    logits = {"HF sorted fp32": eager}
+    runners["HF sorted fp32"] = peer(torch_run(model, torch.float32), batches_of, n)
     if has_bf16:
         m16 = AutoModelForSequenceClassification.from_pretrained(model_dir).eval().to(torch.bfloat16)
-        rows["HF sorted bf16"], logits["HF sorted bf16"] = timed(torch_run(m16, torch.bfloat16), batches_of, n,
-                                                                 args.rounds)
-        del m16
+        runners["HF sorted bf16"] = peer(torch_run(m16, torch.bfloat16), batches_of, n)
     else:
         skipped["HF sorted bf16"] = "no avx512_bf16 or AMX: torch emulates bf16 matmuls (~150x slower)"
 
@@ -200,7 +203,7 @@ def main():
 
     for name, path in [("ONNX Runtime fp32", onnx_fp32), ("ONNX Runtime int8", onnx_int8),
                        ("ONNX Runtime optimized + int8", onnx_opt_int8)]:
-        rows[name], logits[name] = timed(ort_run(path), batches_of, n, args.rounds)
+        runners[name] = peer(ort_run(path), batches_of, n)
 
     import openvino as ov
     core = ov.Core()
@@ -215,7 +218,7 @@ def main():
 
         def run(batches, request=request):
             return [(idx, request.infer(feed)[0].copy()) for idx, feed in batches]
-        rows[name], logits[name] = timed(run, batches_of, n, args.rounds)
+        runners[name] = peer(run, batches_of, n)
 
     # Berth: the engine in-process, then `berth predict` as a process (its logits checked).
     berth = os.path.join(args.build, "berth")
@@ -224,37 +227,61 @@ def main():
     with open(input_file, "w", encoding="utf-8") as f:
         f.writelines(t + "\n" for t in texts)
     berth_extra = {}
-    for precision in ["fp32", "bf16", "int8"]:
-        if precision == "bf16" and not has_bf16:
-            skipped["Berth bf16"] = "no avx512_bf16 or AMX: torch emulates bf16 matmuls"
-            continue
-        p = subprocess.run([engine_bench, "--model-dir", model_dir, "--precision", precision, "--sst2", sst2,
-                            "--limit", str(n), "--engine-only", "--no-predict"], capture_output=True,
-                           text=True, timeout=3600)
-        if p.returncode != 0:
-            sys.exit("cpu_peers: engine_bench failed: " + p.stderr[-500:])
-        j = json.loads(p.stdout.strip().splitlines()[-1])
-        rows["Berth %s engine" % precision] = j["engine_sentences_per_second"]
-        berth_extra[precision] = {"quantize_seconds": j["quantize_seconds"]}
-        best, out = 1e30, None
-        for _ in range(max(1, args.rounds)):
+
+    def engine_run(precision):
+        def one_round():
+            p = subprocess.run([engine_bench, "--model-dir", model_dir, "--precision", precision, "--sst2", sst2,
+                                "--limit", str(n), "--engine-only", "--no-predict"], capture_output=True,
+                               text=True, timeout=3600)
+            if p.returncode != 0:
+                sys.exit("cpu_peers: engine_bench failed: " + p.stderr[-500:])
+            j = json.loads(p.stdout.strip().splitlines()[-1])
+            berth_extra[precision] = {"quantize_seconds": j["quantize_seconds"]}
+            return j["engine_sentences_per_second"], None
+        return one_round
+
+    def process_run(precision):
+        def one_round():
             t0 = time.perf_counter()
             with open(input_file, "rb") as stdin:
                 q = subprocess.run([berth, "predict", "--model", model_dir, "--precision", precision,
                                     "--max-length", "128", "--threads", str(args.threads)], stdin=stdin,
                                    capture_output=True, timeout=3600)
-            best = min(best, time.perf_counter() - t0)
+            seconds = time.perf_counter() - t0
             if q.returncode != 0:
                 sys.exit("cpu_peers: berth predict failed: " + q.stderr.decode()[-500:])
             out = [json.loads(l) for l in q.stdout.decode().splitlines() if l.strip()]
-        rows["Berth %s process" % precision] = n / best
-        logits["Berth %s process" % precision] = np.array([r["logits"] for r in out], dtype=np.float64)
+            return n / seconds, np.array([r["logits"] for r in out], dtype=np.float64)
+        return one_round
+
+    for precision in ["fp32", "bf16", "int8"]:
+        if precision == "bf16" and not has_bf16:
+            skipped["Berth bf16"] = "no avx512_bf16 or AMX: torch emulates bf16 matmuls"
+            continue
+        runners["Berth %s engine" % precision] = engine_run(precision)
+        runners["Berth %s process" % precision] = process_run(precision)
+
+    # The rounds: every runtime once per round, the order reversed every other round; the best
+    # round of each counts, and every round's figure goes to the JSON.
+    rows, logits, per_round = {}, {}, {name: [] for name in runners}
+    names = list(runners)
+    for r in range(max(1, args.rounds)):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            sps, out = runners[name]()
+            per_round[name].append(sps)
+            if sps >= rows.get(name, 0.0):
+                rows[name] = sps
+                if out is not None:
+                    logits[name] = out
+            print("cpu_peers: round %d/%d %-30s %8.1f sentences/s" % (r + 1, max(1, args.rounds), name, sps),
+                  file=sys.stderr, flush=True)
+    eager = logits["HF sorted fp32"]
 
     # The table: each row against Berth's best engine figure, logits against eager fp32.
     best_berth = max(v for k, v in rows.items() if k.startswith("Berth") and k.endswith("engine"))
     report = {"cpu_features": features, "threads": args.threads, "sentences": n, "model": model_dir,
               "export_seconds": export_s, "ort_quantize_seconds": quantize_s, "berth": berth_extra,
-              "rows": {}, "skipped": skipped,
+              "rows": {}, "skipped": skipped, "rounds": per_round,
               "versions": {"torch": torch.__version__, "onnxruntime": ort.__version__, "openvino": ov.__version__}}
     print("%-32s %12s %10s %14s %10s" % ("runtime", "sentences/s", "x best", "max|dlogit|", "agree"))
     eager_labels = eager.argmax(1)
