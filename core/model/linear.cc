@@ -175,7 +175,8 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
     const at::Tensor x2 = x.reshape({-1, in_features}).to(at::kFloat).contiguous();
     at::Tensor magnitude = x2.abs();
     at::Tensor columns, outliers;  // the outlier columns and their product, fp32
-    if (outlier_columns > 0) {
+    // An input of no rows has no column maxima to pick from (amax over rows refuses it).
+    if (outlier_columns > 0 && x2.size(0) > 0) {
       columns = std::get<1>(magnitude.amax(0).topk(outlier_columns));
       outliers = at::mm(x2.index_select(1, columns), weight.index_select(1, columns).t());
       magnitude.index_fill_(1, columns, 0);

@@ -102,6 +102,11 @@ TEST(LinearTest, Int8OutlierColumnsKeepTheOtherColumnsSteps) {
           .max()
           .item<double>(),
       in * 0x1p-24);
+  // An input of no rows gives no rows, with outlier columns as without.
+  for (const int64_t outlier_columns : {outliers, int64_t{0}}) {
+    layer->QuantizeInt8(outlier_columns);
+    EXPECT_EQ(layer->forward(at::zeros({0, in})).sizes(), (std::vector<int64_t>{0, out}));
+  }
 }
 
 // FusedQkv against the three layers it fuses, in each mode a layer runs in for inference.
