@@ -50,6 +50,36 @@ TEST(LinearTest, InferencePathsEqualAtLinearWithinFp32Rounding) {
   }
 }
 
+// The int8 weight, per output channel: scale = the row's largest magnitude / 127, each value
+// round(w / scale), half to even, as torch computes them. Read back through products with the
+// identity: input row j is 1 at column j and 0 elsewhere, which the kernel quantizes exactly (to
+// its top level), so output j, channel o, is value[o][j] x scale[o] up to the float rounding of
+// the dequantizing factors (a few ulps), far inside the 1 between neighbouring values.
+TEST(LinearTest, Int8WeightsAreRoundedPerChannelHalfToEven) {
+  torch::manual_seed(3);
+  const int64_t in = 64, out = 32;
+  torch::NoGradGuard no_grad;
+  Linear layer(in, out);
+  layer->eval();
+  layer->bias.zero_();
+  // Rows 0 and 1 have scale 1 (largest magnitude 127), so these values are ties.
+  const std::vector<float> ties = {127, 2.5, 3.5, -2.5, -3.5, 0.5, -0.5, 126.5};
+  for (size_t c = 0; c < ties.size(); ++c) {
+    layer->weight[0][static_cast<int64_t>(c)] = ties[c];
+    layer->weight[1][static_cast<int64_t>(c)] = -ties[c];
+  }
+  layer->weight[2].zero_();  // an all-zero channel: its scale is clamped, its values 0
+  const at::Tensor scale = (layer->weight.abs().amax(1) / 127.0).clamp_min(1e-12);
+  const at::Tensor want = at::round(layer->weight / scale.unsqueeze(1)).clamp(-127, 127);
+  // Half to even, as torch rounds: 2.5 -> 2, 3.5 -> 4, 0.5 -> 0, 126.5 -> 126.
+  const at::Tensor tie_values = at::tensor(std::vector<float>{127, 2, 4, -2, -4, 0, 0, 126});
+  ASSERT_TRUE(at::equal(want[0].narrow(0, 0, 8), tie_values));
+  ASSERT_TRUE(at::equal(want[1].narrow(0, 0, 8), -tie_values));
+  layer->QuantizeInt8();
+  const at::Tensor got = layer->forward(at::eye(in)).t();  // [out, in]
+  EXPECT_LE((got / scale.unsqueeze(1) - want).abs().max().item<double>(), 1e-3);
+}
+
 // int8 with outlier columns (what int8 does with the feed-forward output where the CPU has no bf16
 // instructions): a few input channels 50x larger than the rest, as a GELU of 4x the width has.
 // Each output's error is bounded by the quantization steps: an input value moves by at most one
