@@ -20,8 +20,8 @@ Berth, each precision, two ways:
 
 Every runtime is loaded (and the ONNX models exported and quantized) first; then each of --rounds
 rounds (default 3) times every row once, in turn, the order reversed every other round, and each
-row's best round counts. A shared VM's speed drifts by a third over minutes: timing the peers
-first and Berth last once let that drift decide the ratios. Every round's figure is in the JSON.
+row's best round counts (bench/rounds.py): timing the peers first and Berth last once let the
+VM's drift decide the ratios. Every round's figure is in the JSON.
 
 Rows a CPU cannot run at speed are left out and say why (bf16 without avx512_bf16 or AMX: torch
 and OpenVINO would emulate it or fall back to fp32).
@@ -41,6 +41,7 @@ import time
 
 import numpy as np
 import torch
+from rounds import interleaved
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import logging
@@ -145,8 +146,7 @@ def main():
     tok = AutoTokenizer.from_pretrained(model_dir)
     batches_of = Batches(tok, texts).encode
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    # Every runtime is set up first; then each round times them all once, in turn, so that a
-    # machine whose speed drifts over minutes (a shared VM) slows every row alike.
+    # Every runtime is set up first, then timed in interleaved rounds (bench/rounds.py).
     runners, skipped = {}, {}
 
     def torch_run(m, dtype):
@@ -261,20 +261,8 @@ def main():
         runners["Berth %s engine" % precision] = engine_run(precision)
         runners["Berth %s process" % precision] = process_run(precision)
 
-    # The rounds: every runtime once per round, the order reversed every other round; the best
-    # round of each counts, and every round's figure goes to the JSON.
-    rows, logits, per_round = {}, {}, {name: [] for name in runners}
-    names = list(runners)
-    for r in range(max(1, args.rounds)):
-        for name in (names if r % 2 == 0 else names[::-1]):
-            sps, out = runners[name]()
-            per_round[name].append(sps)
-            if sps >= rows.get(name, 0.0):
-                rows[name] = sps
-                if out is not None:
-                    logits[name] = out
-            print("cpu_peers: round %d/%d %-30s %8.1f sentences/s" % (r + 1, max(1, args.rounds), name, sps),
-                  file=sys.stderr, flush=True)
+    # The rounds (bench/rounds.py); every round's figure goes to the JSON.
+    rows, logits, per_round = interleaved(list(runners.items()), args.rounds, "cpu_peers", "sentences/s")
     eager = logits["HF sorted fp32"]
 
     # The table: each row against Berth's best engine figure, logits against eager fp32.

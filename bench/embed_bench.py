@@ -12,10 +12,11 @@ SST-2 validation sentences with all-MiniLM-L6-v2 on the CPU:
                the wall time. The server serves the same encoder (MiniLM with a one-label head
                transformers adds, and MiniLM's modules.json, so it pools and normalises alike).
 
-Each round times every runtime once, in turn (the order reversed every other round: a shared
-VM's speed drifts over minutes), and each figure is its best of --rounds; ratios are against
-sentence-transformers (and /embed against berth offline). Checks that the fp32 figures' embeddings (berth embed, /embed) equal
-sentence-transformers' within 1e-5, and stops if not.
+Each round times every runtime once, in turn, the order reversed every other round
+(bench/rounds.py: a shared VM's speed drifts over minutes), and each figure is its best of
+--rounds; ratios are against sentence-transformers (and /embed against berth offline). Checks
+that the fp32 figures' embeddings (berth embed, /embed) equal sentence-transformers' within
+1e-5, and stops if not.
 
 The roofline: the encoder's floating-point work on these sentences (the linear layers' 2 x
 tokens x weights, plus attention's 4 x hidden x length^2 per layer, from the real token counts),
@@ -46,6 +47,7 @@ TOL = 1e-5
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from checks import start_server  # noqa: E402
+from rounds import interleaved  # noqa: E402
 
 
 def sst2_validation():
@@ -179,36 +181,26 @@ def main():
         port = int(open(os.path.join(work, "http-port")).read())
         post_all(port, texts[:64], a.clients, a.batch)  # warm
 
-        # Each round times every runtime once, in turn (the order reversed every other round), so
-        # that a shared machine's drift over minutes slows each alike; the best round counts.
-        out = {}
-
         def st_round():
             t = time.perf_counter()
-            out["st"] = st.encode(texts)
-            return time.perf_counter() - t
+            got = st.encode(texts)
+            return n / (time.perf_counter() - t), got
 
-        def berth_round(key, *args):
+        def berth_round(*args):
             def run():
-                took, out[key] = berth_embed(berth, minilm, texts, *args)
-                return took
+                took, got = berth_embed(berth, minilm, texts, *args)
+                return n / took, got
             return run
 
         def http_round():
-            took, out["http_embed"] = post_all(port, texts, a.clients, a.batch)
-            return took
-        runs = [("st", st_round), ("berth", berth_round("berth"))]
+            took, got = post_all(port, texts, a.clients, a.batch)
+            return n / took, got
+        runs = [("st", st_round), ("berth", berth_round())]
         if has_bf16:
-            runs.append(("berth_bf16", berth_round("berth_bf16", "--precision", "bf16")))
+            runs.append(("berth_bf16", berth_round("--precision", "bf16")))
         runs.append(("http_embed", http_round))
-        res["rounds"] = {key: [] for key, _ in runs}
-        for r in range(max(1, a.rounds)):
-            for key, run in (runs if r % 2 == 0 else runs[::-1]):
-                res["rounds"][key].append(n / run())
-                print("embed_bench: round %d/%d %-10s %8.1f texts/s" % (r + 1, a.rounds, key, res["rounds"][key][-1]),
-                      file=sys.stderr, flush=True)
-        for key in res["rounds"]:
-            res[key] = max(res["rounds"][key])
+        best, out, res["rounds"] = interleaved(runs, a.rounds, "embed_bench", "texts/s")
+        res.update(best)
         if not has_bf16:
             res["berth_bf16"] = None  # this CPU has no avx512_bf16
     finally:
