@@ -66,6 +66,8 @@ void LinearImpl::DropPackedWeight() {
   absl::MutexLock lock(&mu_);
   packed_ = torch::Tensor();
   int8_.reset();
+  int8_deferred_ = false;
+  fused_part_ = false;
   bf16_weight_ = torch::Tensor();
   bf16_bias_ = torch::Tensor();
 }
@@ -80,6 +82,33 @@ void LinearImpl::UseBf16() {
 }
 
 void LinearImpl::QuantizeInt8(int64_t outlier_columns) {
+  auto packed = PackInt8();
+  absl::MutexLock lock(&mu_);
+  int8_ = std::move(packed);
+  int8_deferred_ = false;
+  outlier_columns_ = std::clamp<int64_t>(outlier_columns, 0, in_features);
+}
+
+void LinearImpl::DeferInt8(int64_t outlier_columns) {
+  absl::MutexLock lock(&mu_);
+  int8_.reset();
+  int8_deferred_ = true;
+  outlier_columns_ = std::clamp<int64_t>(outlier_columns, 0, in_features);
+}
+
+void LinearImpl::QuantizeDeferredInt8() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!int8_deferred_ || fused_part_) return;
+  }
+  auto packed = PackInt8();
+  absl::MutexLock lock(&mu_);
+  if (!int8_deferred_) return;  // dropped (train()) meanwhile
+  int8_ = std::move(packed);
+  int8_deferred_ = false;
+}
+
+c10::intrusive_ptr<LinearPackedParamsBase> LinearImpl::PackInt8() const {
   torch::NoGradGuard no_grad;
   const at::Tensor w = weight.detach().to(at::kFloat).contiguous();
   const at::Tensor scales = (w.abs().amax(1) / 127.0).clamp_min(1e-12);
@@ -95,10 +124,7 @@ void LinearImpl::QuantizeInt8(int64_t outlier_columns) {
                             .findSchemaOrThrow("quantized::linear_prepack", "")
                             .typed<c10::intrusive_ptr<LinearPackedParamsBase>(
                                 at::Tensor, std::optional<at::Tensor>)>();
-  auto packed = prepack.call(qweight, std::nullopt);
-  absl::MutexLock lock(&mu_);
-  int8_ = std::move(packed);
-  outlier_columns_ = std::clamp<int64_t>(outlier_columns, 0, in_features);
+  return prepack.call(qweight, std::nullopt);
 }
 
 void FusedQkv::Fuse(LinearImpl& query, LinearImpl& key, LinearImpl& value) {
@@ -118,11 +144,13 @@ void FusedQkv::Fuse(LinearImpl& query, LinearImpl& key, LinearImpl& value) {
     part->weight.set_(fused->weight.narrow(0, row, part->out_features));
     part->bias.set_(fused->bias.narrow(0, row, part->out_features));
     row += part->out_features;
+    absl::MutexLock lock(&part->mu_);
+    part->fused_part_ = true;
   }
   bool int8 = false, bf16 = false;
   {
     absl::MutexLock lock(&query.mu_);
-    int8 = static_cast<bool>(query.int8_);
+    int8 = static_cast<bool>(query.int8_) || query.int8_deferred_;
     bf16 = query.bf16_weight_.defined();
   }
   if (int8) fused->QuantizeInt8();
@@ -156,6 +184,10 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   at::Tensor packed, bf16_weight, bf16_bias;
   {
     absl::MutexLock lock(&mu_);
+    if (int8_deferred_) {
+      int8_ = PackInt8();
+      int8_deferred_ = false;
+    }
     int8 = int8_;
     outlier_columns = outlier_columns_;
     bf16_weight = bf16_weight_;

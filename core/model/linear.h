@@ -39,6 +39,12 @@ class LinearImpl : public torch::nn::Module {
   // row scales then come from the remaining columns, so a few large channels no longer cost
   // every other value its bits. The fp32 weight is kept for them.
   void QuantizeInt8(int64_t outlier_columns = 0);
+  // As QuantizeInt8, but the quantizing and prepacking wait for the layer's first forward or for
+  // QuantizeDeferredInt8: a query, key or value layer whose fused product (FusedQkv) serves every
+  // forward but the last block's first-token one is quantized once or never.
+  void DeferInt8(int64_t outlier_columns = 0);
+  // Quantizes a deferred layer now, unless it is a part of a fused Q/K/V product (FusedQkv::Fuse).
+  void QuantizeDeferredInt8();
   // From now on (until train()) fp32 inputs run through a bfloat16 copy of the weight and bias
   // (oneDNN's bf16 kernels, fp32 accumulation; the input rounded to bf16, the output rounded to
   // bf16 as the bf16 precision's is, then widened to fp32). What int8 does with a layer it keeps
@@ -51,9 +57,14 @@ class LinearImpl : public torch::nn::Module {
  private:
   friend class FusedQkv;
 
+  // The weight quantized per output channel and prepacked for fbgemm (reads weight only).
+  c10::intrusive_ptr<LinearPackedParamsBase> PackInt8() const;
+
   absl::Mutex mu_;
   torch::Tensor packed_ ABSL_GUARDED_BY(mu_);  // oneDNN copy of weight for inference
   c10::intrusive_ptr<LinearPackedParamsBase> int8_ ABSL_GUARDED_BY(mu_);
+  bool int8_deferred_ ABSL_GUARDED_BY(mu_) = false;  // DeferInt8, not yet quantized
+  bool fused_part_ ABSL_GUARDED_BY(mu_) = false;     // FusedQkv::Fuse took it in
   int64_t outlier_columns_ ABSL_GUARDED_BY(mu_) = 0;
   at::Tensor bf16_weight_ ABSL_GUARDED_BY(mu_), bf16_bias_ ABSL_GUARDED_BY(mu_);
 };

@@ -139,6 +139,39 @@ TEST(LinearTest, Int8OutlierColumnsKeepTheOtherColumnsSteps) {
   }
 }
 
+// DeferInt8 quantizes on the first forward, or at QuantizeDeferredInt8 unless Fuse took the layer
+// in: every way gives QuantizeInt8's weights, so the outputs are bitwise equal (and not fp32's).
+TEST(LinearTest, DeferredInt8EqualsQuantizeInt8) {
+  torch::manual_seed(3);
+  const int64_t in = 384, out = 384, outliers = Int8OutlierColumns(in);
+  torch::NoGradGuard no_grad;
+  Linear eager(in, out), first_use(in, out), now(in, out), q(in, out), k(in, out), v(in, out);
+  for (Linear* l : {&first_use, &now, &q, &k, &v}) {
+    (*l)->weight.copy_(eager->weight);
+    (*l)->bias.copy_(eager->bias);
+  }
+  for (Linear* l : {&eager, &first_use, &now, &q, &k, &v}) (*l)->eval();
+  const at::Tensor x = at::randn({40, in});
+  const at::Tensor fp32 = eager->forward(x);
+  eager->QuantizeInt8(outliers);
+  const at::Tensor want = eager->forward(x);
+  ASSERT_GT((want - fp32).abs().max().item<double>(), 0.0);
+  first_use->DeferInt8(outliers);
+  EXPECT_TRUE(at::equal(first_use->forward(x), want));
+  now->DeferInt8(outliers);
+  now->QuantizeDeferredInt8();
+  EXPECT_TRUE(at::equal(now->forward(x), want));
+  // Fused parts: the fused layer is quantized at Fuse, the parts on their own first forward.
+  eager->QuantizeInt8();
+  const at::Tensor plain = eager->forward(x);
+  for (Linear* l : {&q, &k, &v}) (*l)->DeferInt8();
+  FusedQkv fused;
+  fused.Fuse(*q, *k, *v);
+  for (Linear* l : {&q, &k, &v}) (*l)->QuantizeDeferredInt8();
+  EXPECT_TRUE(at::equal(fused(x), at::cat({plain, plain, plain}, 1)));
+  EXPECT_TRUE(at::equal(q->forward(x), plain));
+}
+
 // FusedQkv against the three layers it fuses, in each mode a layer runs in for inference.
 enum class Mode { kFp32, kBf16, kInt8 };
 
