@@ -114,8 +114,6 @@ absl::StatusOr<std::unique_ptr<SequenceClassifier>> SequenceClassifier::FromMode
       for (const auto& item : impl->model.module->named_modules()) {
         if (auto* linear = item.value()->as<LinearImpl>()) linear->QuantizeDeferredInt8();
       }
-    }
-    if (options.precision == InferencePrecision::kInt8) {
       impl->quantize_seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
