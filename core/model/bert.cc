@@ -6,6 +6,8 @@
 #include <torch/nn/init.h>
 
 #include <cmath>
+#include <memory>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -185,6 +187,17 @@ void SequenceClassifierModule::FuseQkvProjections() {
   for (const std::shared_ptr<torch::nn::Module>& m : modules()) {
     if (auto* block = dynamic_cast<QkvFusable*>(m.get())) block->FuseQkv();
   }
+}
+
+void SequenceClassifierModule::QuantizeDeferredInt8(int threads) {
+  std::vector<LinearImpl*> layers;
+  for (const std::shared_ptr<torch::nn::Module>& m : modules()) {
+    if (auto* linear = dynamic_cast<LinearImpl*>(m.get())) layers.push_back(linear);
+    if (auto* block = dynamic_cast<QkvFusable*>(m.get())) {
+      if (LinearImpl* fused = block->FusedQkvLayer()) layers.push_back(fused);
+    }
+  }
+  LinearImpl::QuantizeDeferredInt8(layers, threads);
 }
 
 void BertSelfAttentionImpl::FuseQkv() { qkv_.Fuse(*query, *key, *value); }

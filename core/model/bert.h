@@ -107,7 +107,9 @@ class QkvFusable {
  public:
   virtual ~QkvFusable() = default;
   virtual void FuseQkv() = 0;
-  virtual bool QkvFused() const = 0;
+  // The fused product's layer, or null while unfused.
+  virtual LinearImpl* FusedQkvLayer() const = 0;
+  bool QkvFused() const { return FusedQkvLayer() != nullptr; }
 };
 
 // Both families' query, key and value heads, each [batch, heads, len, head_dim], of `hidden`
@@ -124,7 +126,7 @@ class BertSelfAttentionImpl : public torch::nn::Module, public QkvFusable {
   explicit BertSelfAttentionImpl(const ModelConfig& c);
   // From now on (until train()) inference of every row takes one product for Q, K and V.
   void FuseQkv() override;
-  bool QkvFused() const override { return qkv_.fused(); }
+  LinearImpl* FusedQkvLayer() const override { return qkv_.layer(); }
   void train(bool on = true) override;
   // hidden [batch, seq, hidden], mask [batch, 1, 1, seq] additive -> [batch, seq, hidden];
   // with a packing, hidden and the result are packed [tokens, hidden]. With first_token_only
@@ -273,6 +275,9 @@ class SequenceClassifierModule : public torch::nn::Module {
   // device and in the precision the model will run in; train() undoes it. Nothing with
   // BERTH_NO_FUSED_QKV=1 (FusedQkvEnabled).
   void FuseQkvProjections();
+  // Quantizes every layer DeferInt8 marked, the fused products' layers among them and their
+  // parts left to their first forward (LinearImpl::QuantizeDeferredInt8, on `threads` threads).
+  void QuantizeDeferredInt8(int threads);
 };
 
 class BertForSequenceClassificationImpl : public SequenceClassifierModule {

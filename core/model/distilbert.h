@@ -23,7 +23,7 @@ class DistilBertAttentionImpl : public torch::nn::Module, public QkvFusable {
   explicit DistilBertAttentionImpl(const ModelConfig& c);
   // From now on (until train()) inference of every row takes one product for Q, K and V.
   void FuseQkv() override;
-  bool QkvFused() const override { return qkv_.fused(); }
+  LinearImpl* FusedQkvLayer() const override { return qkv_.layer(); }
   void train(bool on = true) override;
   // x [batch, seq, dim], mask [batch, 1, 1, seq] additive -> [batch, seq, dim]; with a
   // packing, x and the result are packed [tokens, dim] (as BERT's); with first_token_only

@@ -9,10 +9,15 @@
 #include <c10/core/GradMode.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <exception>
 #include <optional>
 #include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "core/runtime/runtime.h"
@@ -109,6 +114,10 @@ void LinearImpl::QuantizeDeferredInt8() {
 }
 
 c10::intrusive_ptr<LinearPackedParamsBase> LinearImpl::PackInt8() const {
+  return Prepack(Int8Weight());
+}
+
+at::Tensor LinearImpl::Int8Weight() const {
   torch::NoGradGuard no_grad;
   const at::Tensor w = weight.detach().to(at::kFloat).contiguous();
   const at::Tensor scales = (w.abs().amax(1) / 127.0).clamp_min(1e-12);
@@ -116,8 +125,11 @@ c10::intrusive_ptr<LinearPackedParamsBase> LinearImpl::PackInt8() const {
   // What at::quantize_per_channel computes (round half to even, symmetric, zero point 0), with
   // vectorized ops: its loop is scalar, and took most of a bert-base's time to quantize.
   const at::Tensor values = at::round(w / scales.unsqueeze(1)).clamp_(-127, 127).to(at::kChar);
-  const at::Tensor qweight =
-      at::_make_per_channel_quantized_tensor(values, scales.to(at::kDouble), zeros, 0);
+  return at::_make_per_channel_quantized_tensor(values, scales.to(at::kDouble), zeros, 0);
+}
+
+c10::intrusive_ptr<LinearPackedParamsBase> LinearImpl::Prepack(const at::Tensor& qweight) {
+  torch::NoGradGuard no_grad;
   // The op the Python torch.ao.nn.quantized.dynamic.Linear calls; the bias stays out of the
   // kernel because the rows are scaled back before it is added.
   static auto prepack = c10::Dispatcher::singleton()
@@ -125,6 +137,50 @@ c10::intrusive_ptr<LinearPackedParamsBase> LinearImpl::PackInt8() const {
                             .typed<c10::intrusive_ptr<LinearPackedParamsBase>(
                                 at::Tensor, std::optional<at::Tensor>)>();
   return prepack.call(qweight, std::nullopt);
+}
+
+void LinearImpl::QuantizeDeferredInt8(absl::Span<LinearImpl* const> layers, int threads) {
+  std::vector<LinearImpl*> todo;
+  for (LinearImpl* layer : layers) {
+    absl::MutexLock lock(&layer->mu_);
+    if (layer->int8_deferred_ && !layer->fused_part_) todo.push_back(layer);
+  }
+  std::vector<at::Tensor> qweights;
+  qweights.reserve(todo.size());
+  for (LinearImpl* layer : todo) qweights.push_back(layer->Int8Weight());
+  std::vector<c10::intrusive_ptr<LinearPackedParamsBase>> packed(todo.size());
+  std::atomic<size_t> next{0};
+  const int workers = std::clamp<int>(threads, 1, std::max<int>(todo.size(), 1));
+  std::vector<std::exception_ptr> errors(workers);
+  auto work = [&](int worker) {
+    try {
+      for (size_t i; (i = next.fetch_add(1)) < todo.size();) {
+        packed[i] = Prepack(qweights[i]);
+        qweights[i] = at::Tensor();
+      }
+    } catch (...) {
+      errors[worker] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int worker = 1; worker < workers; ++worker) {
+    try {
+      pool.emplace_back(work, worker);
+    } catch (const std::system_error&) {
+      break;  // no thread to be had: the others take its share
+    }
+  }
+  work(0);
+  for (std::thread& t : pool) t.join();
+  for (const std::exception_ptr& error : errors) {
+    if (error) std::rethrow_exception(error);
+  }
+  for (size_t i = 0; i < todo.size(); ++i) {
+    absl::MutexLock lock(&todo[i]->mu_);
+    if (!todo[i]->int8_deferred_) continue;  // dropped (train()) meanwhile
+    todo[i]->int8_ = std::move(packed[i]);
+    todo[i]->int8_deferred_ = false;
+  }
 }
 
 void FusedQkv::Fuse(LinearImpl& query, LinearImpl& key, LinearImpl& value) {
@@ -147,13 +203,15 @@ void FusedQkv::Fuse(LinearImpl& query, LinearImpl& key, LinearImpl& value) {
     absl::MutexLock lock(&part->mu_);
     part->fused_part_ = true;
   }
-  bool int8 = false, bf16 = false;
+  bool int8 = false, int8_deferred = false, bf16 = false;
   {
     absl::MutexLock lock(&query.mu_);
-    int8 = static_cast<bool>(query.int8_) || query.int8_deferred_;
+    int8 = static_cast<bool>(query.int8_);
+    int8_deferred = query.int8_deferred_;
     bf16 = query.bf16_weight_.defined();
   }
   if (int8) fused->QuantizeInt8();
+  if (int8_deferred) fused->DeferInt8();
   if (bf16) fused->UseBf16();
   fused_ = std::move(fused);
 }

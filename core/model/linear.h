@@ -14,6 +14,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 
 namespace berth {
 
@@ -45,6 +46,10 @@ class LinearImpl : public torch::nn::Module {
   void DeferInt8(int64_t outlier_columns = 0);
   // Quantizes a deferred layer now, unless it is a part of a fused Q/K/V product (FusedQkv::Fuse).
   void QuantizeDeferredInt8();
+  // QuantizeDeferredInt8 for each of `layers`, the prepacking spread over `threads` threads (this
+  // one among them). The rounding's tensor ops use ATen's own threads, one layer after another;
+  // fbgemm's prepacking runs on one thread and, for bert-base, took most of the load's quantizing.
+  static void QuantizeDeferredInt8(absl::Span<LinearImpl* const> layers, int threads);
   // From now on (until train()) fp32 inputs run through a bfloat16 copy of the weight and bias
   // (oneDNN's bf16 kernels, fp32 accumulation; the input rounded to bf16, the output rounded to
   // bf16 as the bf16 precision's is, then widened to fp32). What int8 does with a layer it keeps
@@ -57,8 +62,11 @@ class LinearImpl : public torch::nn::Module {
  private:
   friend class FusedQkv;
 
-  // The weight quantized per output channel and prepacked for fbgemm (reads weight only).
+  // The weight quantized per output channel and prepacked for fbgemm (reads weight only):
+  // Prepack(Int8Weight()).
   c10::intrusive_ptr<LinearPackedParamsBase> PackInt8() const;
+  at::Tensor Int8Weight() const;  // per-channel qint8, symmetric
+  static c10::intrusive_ptr<LinearPackedParamsBase> Prepack(const at::Tensor& qweight);
 
   absl::Mutex mu_;
   torch::Tensor packed_ ABSL_GUARDED_BY(mu_);  // oneDNN copy of weight for inference
@@ -77,7 +85,8 @@ TORCH_MODULE(Linear);
 // layer runs in the mode the query layer does (int8 weights, bf16 weights or the layer's dtype).
 // Per-output-channel int8 scales and every output element's sum are those of the unfused
 // layers; the products are the same maths, blocked differently. Fuse on the device and in the
-// dtype the model will run in, after QuantizeInt8 or UseBf16; Reset (on train()) drops it.
+// dtype the model will run in, after QuantizeInt8, DeferInt8 (the fused layer is then deferred
+// too) or UseBf16; Reset (on train()) drops it.
 class FusedQkv {
  public:
   void Fuse(LinearImpl& query, LinearImpl& key, LinearImpl& value);
@@ -85,6 +94,8 @@ class FusedQkv {
   bool fused() const { return !fused_.is_empty(); }
   // x [..., H] -> [..., 3H]: each row's query, key and value side by side.
   torch::Tensor operator()(const torch::Tensor& x) const { return fused_.ptr()->forward(x); }
+  // The fused layer, or null before Fuse.
+  LinearImpl* layer() const { return fused_.is_empty() ? nullptr : fused_.ptr().get(); }
 
  private:
   Linear fused_{nullptr};

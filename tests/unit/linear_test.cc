@@ -161,7 +161,8 @@ TEST(LinearTest, DeferredInt8EqualsQuantizeInt8) {
   now->DeferInt8(outliers);
   now->QuantizeDeferredInt8();
   EXPECT_TRUE(at::equal(now->forward(x), want));
-  // Fused parts: the fused layer is quantized at Fuse, the parts on their own first forward.
+  // Fused parts: the fused layer is deferred as the query layer is (quantized here on its first
+  // forward), the parts on their own first forward.
   eager->QuantizeInt8();
   const at::Tensor plain = eager->forward(x);
   for (Linear* l : {&q, &k, &v}) (*l)->DeferInt8();
@@ -170,6 +171,62 @@ TEST(LinearTest, DeferredInt8EqualsQuantizeInt8) {
   for (Linear* l : {&q, &k, &v}) (*l)->QuantizeDeferredInt8();
   EXPECT_TRUE(at::equal(fused(x), at::cat({plain, plain, plain}, 1)));
   EXPECT_TRUE(at::equal(q->forward(x), plain));
+}
+
+// LinearImpl::QuantizeDeferredInt8 over many layers, the prepacking on threads: every deferred
+// layer, a fused product's among them, is quantized during the call as QuantizeInt8 would (so
+// doubling the fp32 weights afterwards changes none of their outputs, and those equal
+// QuantizeInt8's bitwise); the fused product's parts wait for their first forward (which then
+// quantizes the doubled weights), and a layer never deferred stays fp32.
+TEST(LinearTest, QuantizeDeferredInt8OnThreadsQuantizesEveryDeferredLayerThen) {
+  torch::manual_seed(4);
+  torch::NoGradGuard no_grad;
+  const int64_t in = 96;
+  const at::Tensor x = at::randn({24, in});
+  auto copy_of = [](const Linear& from) {
+    Linear to(from->in_features, from->out_features);
+    to->weight.copy_(from->weight);
+    to->bias.copy_(from->bias);
+    to->eval();
+    return to;
+  };
+  auto int8_output = [&](const Linear& from) {
+    Linear eager = copy_of(from);
+    eager->QuantizeInt8();
+    return eager->forward(x);
+  };
+  std::vector<Linear> layers;
+  std::vector<at::Tensor> want;
+  for (int64_t i = 0; i < 7; ++i) {
+    layers.emplace_back(in, 32 + 16 * i);
+    layers.back()->eval();
+    want.push_back(int8_output(layers.back()));
+  }
+  Linear fp32_layer(in, 48), q(in, in), k(in, in), v(in, in);
+  for (Linear* l : {&fp32_layer, &q, &k, &v}) (*l)->eval();
+  const at::Tensor fp32 = fp32_layer->forward(x);
+  ASSERT_FALSE(at::equal(fp32, int8_output(fp32_layer)));
+  const at::Tensor fused_want = at::cat({int8_output(q), int8_output(k), int8_output(v)}, 1);
+  std::vector<LinearImpl*> all;
+  for (Linear& l : layers) {
+    l->DeferInt8();
+    all.push_back(l.get());
+  }
+  for (Linear* l : {&q, &k, &v}) (*l)->DeferInt8();
+  FusedQkv fused;
+  fused.Fuse(*q, *k, *v);
+  for (LinearImpl* l : {fp32_layer.get(), q.get(), k.get(), v.get(), fused.layer()})
+    all.push_back(l);
+  LinearImpl::QuantizeDeferredInt8(all, 3);
+  for (Linear& l : layers) l->weight.mul_(2.0);
+  fused.layer()->weight.mul_(2.0);  // the parts' weights are views of it
+  for (size_t i = 0; i < layers.size(); ++i) {
+    EXPECT_TRUE(at::equal(layers[i]->forward(x), want[i])) << "layer " << i;
+  }
+  EXPECT_TRUE(at::equal(fused(x), fused_want));
+  EXPECT_TRUE(at::equal(q->forward(x), int8_output(q)));  // the doubled weights, quantized now
+  EXPECT_FALSE(at::equal(q->forward(x), fused_want.narrow(1, 0, in)));
+  EXPECT_TRUE(at::equal(fp32_layer->forward(x), fp32));
 }
 
 // FusedQkv against the three layers it fuses, in each mode a layer runs in for inference.
