@@ -176,10 +176,11 @@ void LinearImpl::QuantizeDeferredInt8(absl::Span<LinearImpl* const> layers, int 
     if (error) std::rethrow_exception(error);
   }
   for (size_t i = 0; i < todo.size(); ++i) {
-    absl::MutexLock lock(&todo[i]->mu_);
-    if (!todo[i]->int8_deferred_) continue;  // dropped (train()) meanwhile
-    todo[i]->int8_ = std::move(packed[i]);
-    todo[i]->int8_deferred_ = false;
+    LinearImpl* layer = todo[i];
+    absl::MutexLock lock(&layer->mu_);
+    if (!layer->int8_deferred_) continue;  // dropped (train()) meanwhile
+    layer->int8_ = std::move(packed[i]);
+    layer->int8_deferred_ = false;
   }
 }
 
