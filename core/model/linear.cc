@@ -102,15 +102,8 @@ void LinearImpl::DeferInt8(int64_t outlier_columns) {
 }
 
 void LinearImpl::QuantizeDeferredInt8() {
-  {
-    absl::MutexLock lock(&mu_);
-    if (!int8_deferred_ || fused_part_) return;
-  }
-  auto packed = PackInt8();
-  absl::MutexLock lock(&mu_);
-  if (!int8_deferred_) return;  // dropped (train()) meanwhile
-  int8_ = std::move(packed);
-  int8_deferred_ = false;
+  LinearImpl* self = this;
+  QuantizeDeferredInt8(absl::MakeConstSpan(&self, 1), 1);
 }
 
 c10::intrusive_ptr<LinearPackedParamsBase> LinearImpl::PackInt8() const {
