@@ -15,7 +15,6 @@
 #include "core/model/linear.h"
 #include "core/model/model_dir.h"
 #include "core/runtime/device.h"
-#include "core/runtime/runtime.h"
 #include "core/util/status_macros.h"
 
 namespace berth {
@@ -34,16 +33,15 @@ namespace {
 // quantize_dynamic leaves everything but its MatMuls. The feed-forward output (BERT's and
 // RoBERTa's layer.N.output.dense, DistilBERT's ffn.lin2) is treated apart: its input, the GELU of
 // 4x the width, has a few channels far larger than the rest, and one scale per row spends the 8
-// bits on them. On a MiniLM fine-tuned by Berth (1,000 SST-2 sentences, seed 42), label agreement
-// with fp32 on 2,072 other SST-2 sentences was 99.13% quantizing every encoder layer and 99.66%
-// keeping it fp32 (AVX-512 VNNI). Keeping it fp32 cost a third of int8's gain, so where the CPU
-// has avx512_bf16 or AMX it runs in bfloat16 (LinearImpl::UseBf16): bf16 keeps 8 significant bits
-// of every value, large or small, and runs ~2x fp32 there. Elsewhere bf16 is slower than fp32, and
-// the layer runs in int8 with its outlier columns (1% of them, those of the largest magnitude in
-// each call) multiplied in fp32: on an AVX2-only CPU (7-bit activations) that model's labels
-// agreed with fp32 on 1,195/1,200 shipped sentences as with the layer in fp32 (1,190 with it
-// plainly quantized), and the bert-base int8 engine ran ~1.12x faster. docs/inference-engine.md
-// has the measurements.
+// bits on them. It runs in int8 with its outlier columns (1% of them, those of the largest
+// magnitude in each call) multiplied in fp32. On a MiniLM fine-tuned by Berth (1,000 SST-2
+// sentences, seed 42), on an AVX2-only CPU (7-bit activations), labels agreed with fp32 on
+// 1,195/1,200 shipped sentences as with the layer in fp32 (1,190 with it plainly quantized), and
+// the bert-base int8 engine ran ~1.12x faster. Until 2026-12-07 CPUs with avx512_bf16 or AMX ran
+// the layer in bf16 instead: on an Intel Xeon with avx512_bf16 and no AMX, oneDNN's bf16 products
+// ran at half MKL's fp32 rate, and the bert-base int8 engine ran 1.7x faster with the layer in
+// int8 (1,190/1,200 agreeing, against 1,196 in bf16). docs/inference-engine.md has the
+// measurements.
 enum class Int8Role { kUntouched, kQuantized, kFeedForwardOutput };
 Int8Role Int8RoleOf(const std::string& name) {
   if (name.find(".layer.") == std::string::npos) return Int8Role::kUntouched;
@@ -89,16 +87,12 @@ absl::StatusOr<std::unique_ptr<SequenceClassifier>> SequenceClassifier::FromMode
     if (options.precision == InferencePrecision::kBf16) impl->model.module->to(at::kBFloat16);
     const auto start = std::chrono::steady_clock::now();
     if (options.precision == InferencePrecision::kInt8) {
-      const CpuFeatures& cpu = HostCpuFeatures();
-      const bool bf16_kept_layers = cpu.avx512_bf16 || cpu.amx;
       for (const auto& item : impl->model.module->named_modules()) {
         auto* linear = item.value()->as<LinearImpl>();
         if (linear == nullptr) continue;
         const Int8Role role = Int8RoleOf(item.key());
         if (role == Int8Role::kQuantized) {
           linear->DeferInt8();
-        } else if (role == Int8Role::kFeedForwardOutput && bf16_kept_layers) {
-          linear->UseBf16();
         } else if (role == Int8Role::kFeedForwardOutput) {
           linear->DeferInt8(Int8OutlierColumns(linear->in_features));
         }

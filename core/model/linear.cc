@@ -73,17 +73,6 @@ void LinearImpl::DropPackedWeight() {
   int8_.reset();
   int8_deferred_ = false;
   fused_part_ = false;
-  bf16_weight_ = torch::Tensor();
-  bf16_bias_ = torch::Tensor();
-}
-
-void LinearImpl::UseBf16() {
-  torch::NoGradGuard no_grad;
-  at::Tensor w = weight.detach().to(at::kBFloat16).contiguous();
-  at::Tensor b = bias.detach().to(at::kBFloat16).contiguous();
-  absl::MutexLock lock(&mu_);
-  bf16_weight_ = std::move(w);
-  bf16_bias_ = std::move(b);
 }
 
 void LinearImpl::QuantizeInt8(int64_t outlier_columns) {
@@ -197,16 +186,14 @@ void FusedQkv::Fuse(LinearImpl& query, LinearImpl& key, LinearImpl& value) {
     absl::MutexLock lock(&part->mu_);
     part->fused_part_ = true;
   }
-  bool int8 = false, int8_deferred = false, bf16 = false;
+  bool int8 = false, int8_deferred = false;
   {
     absl::MutexLock lock(&query.mu_);
     int8 = static_cast<bool>(query.int8_);
     int8_deferred = query.int8_deferred_;
-    bf16 = query.bf16_weight_.defined();
   }
   if (int8) fused->QuantizeInt8();
   if (int8_deferred) fused->DeferInt8();
-  if (bf16) fused->UseBf16();
   fused_ = std::move(fused);
 }
 
@@ -233,7 +220,7 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
                       OneDnnLinearFor(rows, in_features, out_features);
   c10::intrusive_ptr<LinearPackedParamsBase> int8;
   int64_t outlier_columns = 0;
-  at::Tensor packed, bf16_weight, bf16_bias;
+  at::Tensor packed;
   {
     absl::MutexLock lock(&mu_);
     if (int8_deferred_) {
@@ -242,9 +229,7 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
     }
     int8 = int8_;
     outlier_columns = outlier_columns_;
-    bf16_weight = bf16_weight_;
-    bf16_bias = bf16_bias_;
-    if (!int8 && !bf16_weight.defined() && onednn) {
+    if (!int8 && onednn) {
       if (!packed_.defined()) packed_ = weight.contiguous().to_mkldnn();
       packed = packed_;
     }
@@ -273,9 +258,6 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
     at::Tensor out = at::addcmul(bias, y, row_max);
     if (outliers.defined()) out.add_(outliers);
     return out.view(shape);
-  }
-  if (bf16_weight.defined() && x.scalar_type() == at::kFloat) {
-    return at::linear(x.to(at::kBFloat16), bf16_weight, bf16_bias).to(at::kFloat);
   }
   if (!onednn) return at::linear(x, weight, bias);
   // The op torch's inductor emits for a CPU linear: a dense input and output (no copy into and

@@ -50,11 +50,6 @@ class LinearImpl : public torch::nn::Module {
   // one among them). The rounding's tensor ops use ATen's own threads, one layer after another;
   // fbgemm's prepacking runs on one thread and, for bert-base, took most of the load's quantizing.
   static void QuantizeDeferredInt8(absl::Span<LinearImpl* const> layers, int threads);
-  // From now on (until train()) fp32 inputs run through a bfloat16 copy of the weight and bias
-  // (oneDNN's bf16 kernels, fp32 accumulation; the input rounded to bf16, the output rounded to
-  // bf16 as the bf16 precision's is, then widened to fp32). What int8 does with a layer it keeps
-  // out of int8 on a CPU with avx512_bf16 or AMX. CPU only.
-  void UseBf16();
 
   torch::Tensor weight, bias;
   int64_t in_features, out_features;
@@ -74,7 +69,6 @@ class LinearImpl : public torch::nn::Module {
   bool int8_deferred_ ABSL_GUARDED_BY(mu_) = false;  // DeferInt8, not yet quantized
   bool fused_part_ ABSL_GUARDED_BY(mu_) = false;     // FusedQkv::Fuse took it in
   int64_t outlier_columns_ ABSL_GUARDED_BY(mu_) = 0;
-  at::Tensor bf16_weight_ ABSL_GUARDED_BY(mu_), bf16_bias_ ABSL_GUARDED_BY(mu_);
 };
 TORCH_MODULE(Linear);
 
@@ -82,11 +76,11 @@ TORCH_MODULE(Linear);
 // one [3H, H] weight read once per call instead of three [H, H] ones (and, in int8, one scaling
 // of the input rows instead of three). Fuse concatenates the three layers' weights and biases
 // and points the layers' own at views of the result (so the model holds one copy); the fused
-// layer runs in the mode the query layer does (int8 weights, bf16 weights or the layer's dtype).
+// layer runs in the mode the query layer does (int8 weights or the layer's dtype).
 // Per-output-channel int8 scales and every output element's sum are those of the unfused
 // layers; the products are the same maths, blocked differently. Fuse on the device and in the
-// dtype the model will run in, after QuantizeInt8, DeferInt8 (the fused layer is then deferred
-// too) or UseBf16; Reset (on train()) drops it.
+// dtype the model will run in, after QuantizeInt8 or DeferInt8 (the fused layer is then deferred
+// too); Reset (on train()) drops it.
 class FusedQkv {
  public:
   void Fuse(LinearImpl& query, LinearImpl& key, LinearImpl& value);

@@ -239,24 +239,29 @@ TEST_P(FusedQkvTest, EqualsTheThreeLayers) {
   const int64_t hidden = 384;  // MiniLM's width: oneDNN on AVX-512 hosts with >= 128 rows
   Linear q(hidden, hidden), k(hidden, hidden), v(hidden, hidden);
   std::vector<at::Tensor> before;
+  // The bf16 precision's layers: bf16 weights, bf16 inputs and outputs.
+  const at::ScalarType dtype = GetParam() == Mode::kBf16 ? at::kBFloat16 : at::kFloat;
   for (Linear* l : {&q, &k, &v}) {
     (*l)->eval();
+    (*l)->to(dtype);
     before.push_back((*l)->weight.detach().clone());
     if (GetParam() == Mode::kInt8) (*l)->QuantizeInt8();
-    if (GetParam() == Mode::kBf16) (*l)->UseBf16();
   }
   torch::NoGradGuard no_grad;
   for (int64_t rows : {8, 300}) {
-    const at::Tensor x = at::randn({rows, hidden});
-    const at::Tensor want = at::cat({q->forward(x), k->forward(x), v->forward(x)}, 1);
+    const at::Tensor x = at::randn({rows, hidden}).to(dtype);
+    const at::Tensor want =
+        at::cat({q->forward(x), k->forward(x), v->forward(x)}, 1).to(at::kFloat);
     FusedQkv fused;
     fused.Fuse(*q, *k, *v);
     ASSERT_TRUE(fused.fused());
-    const at::Tensor got = fused(x);
+    const at::Tensor got = fused(x).to(at::kFloat);
     ASSERT_EQ(got.sizes(), want.sizes());
-    const at::Tensor magnitude = at::cat({at::linear(x.abs(), q->weight.abs(), q->bias.abs()),
-                                          at::linear(x.abs(), k->weight.abs(), k->bias.abs()),
-                                          at::linear(x.abs(), v->weight.abs(), v->bias.abs())},
+    const at::Tensor xa = x.abs().to(at::kFloat);
+    auto abs_f = [](const at::Tensor& t) { return t.abs().to(at::kFloat); };
+    const at::Tensor magnitude = at::cat({at::linear(xa, abs_f(q->weight), abs_f(q->bias)),
+                                          at::linear(xa, abs_f(k->weight), abs_f(k->bias)),
+                                          at::linear(xa, abs_f(v->weight), abs_f(v->bias))},
                                          1) +
                                  1e-30;
     const double worst = ((got - want).abs() / magnitude).max().item<double>();
