@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "core/model/int8_rows.h"
 #include "core/runtime/runtime.h"
 
 namespace berth {
@@ -242,21 +243,34 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
     // in 32 bits and takes all 8.
     static const bool reduce_range = !HostCpuFeatures().avx512_vnni;
     const at::Tensor x2 = x.reshape({-1, in_features}).to(at::kFloat).contiguous();
-    at::Tensor magnitude = x2.abs();
-    at::Tensor columns, outliers;  // the outlier columns and their product, fp32
-    // An input of no rows has no column maxima to pick from (amax over rows refuses it).
-    if (outlier_columns > 0 && x2.size(0) > 0) {
-      columns = std::get<1>(magnitude.amax(0).topk(outlier_columns));
-      outliers = at::mm(x2.index_select(1, columns), weight.index_select(1, columns).t());
-      magnitude.index_fill_(1, columns, 0);
+    const int64_t n = x2.size(0);
+    if (n == 0) return at::empty(shape, x2.options());
+    const float* xp = x2.const_data_ptr<float>();
+    at::Tensor keep = at::ones({in_features});
+    at::Tensor columns;  // the outlier columns
+    if (outlier_columns > 0) {
+      at::Tensor column_max = at::empty({in_features});
+      int8_rows::ColumnAbsMax(xp, n, in_features, column_max.mutable_data_ptr<float>());
+      columns = std::get<1>(column_max.topk(outlier_columns));
+      keep.index_fill_(0, columns, 0);
     }
-    const at::Tensor row_max = magnitude.amax(1, /*keepdim=*/true).clamp_min(1e-12);
-    // The scaled input is a new tensor: the outlier columns are zeroed in it, not in x's storage.
-    at::Tensor scaled = x2 / row_max;
-    if (columns.defined()) scaled.index_fill_(1, columns, 0);
-    const at::Tensor y = int8->apply_dynamic(scaled, reduce_range);
-    at::Tensor out = at::addcmul(bias, y, row_max);
-    if (outliers.defined()) out.add_(outliers);
+    at::Tensor scaled = at::empty_like(x2);
+    at::Tensor row_max = at::empty({n});
+    int8_rows::ScaleRows(xp, keep.const_data_ptr<float>(), n, in_features,
+                         scaled.mutable_data_ptr<float>(), row_max.mutable_data_ptr<float>());
+    // The scaled rows lie in [-1, 1]: one fixed scale and zero point map them onto uint8's
+    // [1, 255] (7 bits' [1, 127] with reduce_range), what fbgemm's dynamic linear would have
+    // chosen from the tensor's minimum and maximum, without its pass to find them.
+    const double steps = reduce_range ? 63.0 : 127.0;
+    at::Tensor out = int8->apply_with_input_q_dq_qweight_dq_output_fp32(
+        scaled, 1.0 / steps, static_cast<int64_t>(steps) + 1);
+    const at::Tensor b = bias.to(at::kFloat).contiguous();
+    int8_rows::UnscaleRows(out.mutable_data_ptr<float>(), row_max.const_data_ptr<float>(),
+                           b.const_data_ptr<float>(), n, out_features);
+    if (columns.defined()) {
+      // The outlier columns' products, fp32, added in: out += x[:, columns] w[:, columns]^T.
+      out.addmm_(x2.index_select(1, columns), weight.index_select(1, columns).t());
+    }
     return out.view(shape);
   }
   if (!onednn) return at::linear(x, weight, bias);

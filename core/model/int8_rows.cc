@@ -1,0 +1,155 @@
+#include "core/model/int8_rows.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/runtime/runtime.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define BERTH_AVX2 __attribute__((target("avx2,fma")))
+#endif
+
+namespace berth::int8_rows {
+namespace {
+
+constexpr float kMinRowMax = 1e-12f;
+
+// About 32K elements a task, so that small calls stay on one thread.
+int64_t Grain(int64_t cols) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(cols, 1)); }
+
+void ColumnAbsMaxPlain(const float* x, int64_t rows, int64_t cols, int64_t c0, int64_t c1,
+                       float* column_max) {
+  std::fill(column_max + c0, column_max + c1, 0.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * cols;
+    for (int64_t c = c0; c < c1; ++c) column_max[c] = std::max(column_max[c], std::fabs(row[c]));
+  }
+}
+
+float RowMaxPlain(const float* row, const float* keep, int64_t c0, int64_t cols, float m) {
+  for (int64_t c = c0; c < cols; ++c) m = std::max(m, std::fabs(row[c]) * keep[c]);
+  return m;
+}
+
+void ScaleRowPlain(const float* row, const float* keep, int64_t c0, int64_t cols, float inverse,
+                   float* out) {
+  for (int64_t c = c0; c < cols; ++c) out[c] = row[c] * keep[c] * inverse;
+}
+
+void UnscaleRowPlain(float* y, float scale, const float* bias, int64_t c0, int64_t cols) {
+  for (int64_t c = c0; c < cols; ++c) y[c] = std::fma(y[c], scale, bias[c]);
+}
+
+#if defined(BERTH_AVX2)
+BERTH_AVX2 __m256 Abs(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+
+BERTH_AVX2 void ColumnAbsMaxAvx2(const float* x, int64_t rows, int64_t cols, int64_t c0, int64_t c1,
+                                 float* column_max) {
+  std::fill(column_max + c0, column_max + c1, 0.0f);
+  const int64_t vector_end = c0 + (c1 - c0) / 8 * 8;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * cols;
+    for (int64_t c = c0; c < vector_end; c += 8) {
+      // max(|x|, m): the order std::max(m, |x|) keeps (m when they are equal, or x is NaN).
+      const __m256 m = _mm256_loadu_ps(column_max + c);
+      _mm256_storeu_ps(column_max + c, _mm256_max_ps(Abs(_mm256_loadu_ps(row + c)), m));
+    }
+    for (int64_t c = vector_end; c < c1; ++c) {
+      column_max[c] = std::max(column_max[c], std::fabs(row[c]));
+    }
+  }
+}
+
+BERTH_AVX2 void ScaleRowsAvx2(const float* x, const float* keep, int64_t r0, int64_t r1,
+                              int64_t cols, float* scaled, float* row_max) {
+  const int64_t vector_end = cols / 8 * 8;
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* row = x + r * cols;
+    __m256 m8 = _mm256_setzero_ps();
+    for (int64_t c = 0; c < vector_end; c += 8) {
+      const __m256 v = _mm256_mul_ps(Abs(_mm256_loadu_ps(row + c)), _mm256_loadu_ps(keep + c));
+      m8 = _mm256_max_ps(v, m8);
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, m8);
+    float m = 0.0f;
+    for (const float lane : lanes) m = std::max(m, lane);
+    m = std::max(RowMaxPlain(row, keep, vector_end, cols, m), kMinRowMax);
+    row_max[r] = m;
+    const float inverse = 1.0f / m;
+    const __m256 inverse8 = _mm256_set1_ps(inverse);
+    float* out = scaled + r * cols;
+    for (int64_t c = 0; c < vector_end; c += 8) {
+      const __m256 kept = _mm256_mul_ps(_mm256_loadu_ps(row + c), _mm256_loadu_ps(keep + c));
+      _mm256_storeu_ps(out + c, _mm256_mul_ps(kept, inverse8));
+    }
+    ScaleRowPlain(row, keep, vector_end, cols, inverse, out);
+  }
+}
+
+BERTH_AVX2 void UnscaleRowsAvx2(float* y, const float* row_max, const float* bias, int64_t r0,
+                                int64_t r1, int64_t cols) {
+  const int64_t vector_end = cols / 8 * 8;
+  for (int64_t r = r0; r < r1; ++r) {
+    float* row = y + r * cols;
+    const __m256 scale = _mm256_set1_ps(row_max[r]);
+    for (int64_t c = 0; c < vector_end; c += 8) {
+      _mm256_storeu_ps(row + c,
+                       _mm256_fmadd_ps(_mm256_loadu_ps(row + c), scale, _mm256_loadu_ps(bias + c)));
+    }
+    UnscaleRowPlain(row, row_max[r], bias, vector_end, cols);
+  }
+}
+#endif
+
+}  // namespace
+
+Isa HostIsa() {
+#if defined(BERTH_AVX2)
+  static const Isa isa = HostCpuFeatures().avx2 ? Isa::kAvx2 : Isa::kPlain;
+  return isa;
+#else
+  return Isa::kPlain;
+#endif
+}
+
+void ColumnAbsMax(const float* x, int64_t rows, int64_t cols, float* column_max, Isa isa) {
+  // Threads take column ranges (64 at least), each going down every row: no partial maxima to
+  // merge.
+  at::parallel_for(0, cols, std::max<int64_t>(64, Grain(rows)), [&](int64_t c0, int64_t c1) {
+#if defined(BERTH_AVX2)
+    if (isa == Isa::kAvx2) return ColumnAbsMaxAvx2(x, rows, cols, c0, c1, column_max);
+#endif
+    ColumnAbsMaxPlain(x, rows, cols, c0, c1, column_max);
+  });
+}
+
+void ScaleRows(const float* x, const float* keep, int64_t rows, int64_t cols, float* scaled,
+               float* row_max, Isa isa) {
+  at::parallel_for(0, rows, Grain(cols), [&](int64_t r0, int64_t r1) {
+#if defined(BERTH_AVX2)
+    if (isa == Isa::kAvx2) return ScaleRowsAvx2(x, keep, r0, r1, cols, scaled, row_max);
+#endif
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* row = x + r * cols;
+      const float m = std::max(RowMaxPlain(row, keep, 0, cols, 0.0f), kMinRowMax);
+      row_max[r] = m;
+      ScaleRowPlain(row, keep, 0, cols, 1.0f / m, scaled + r * cols);
+    }
+  });
+}
+
+void UnscaleRows(float* y, const float* row_max, const float* bias, int64_t rows, int64_t cols,
+                 Isa isa) {
+  at::parallel_for(0, rows, Grain(cols), [&](int64_t r0, int64_t r1) {
+#if defined(BERTH_AVX2)
+    if (isa == Isa::kAvx2) return UnscaleRowsAvx2(y, row_max, bias, r0, r1, cols);
+#endif
+    for (int64_t r = r0; r < r1; ++r) UnscaleRowPlain(y + r * cols, row_max[r], bias, 0, cols);
+  });
+}
+
+}  // namespace berth::int8_rows

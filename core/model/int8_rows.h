@@ -1,0 +1,34 @@
+// The fp32 passes around an int8 linear layer's product (LinearImpl::forward), each one pass over
+// its tensor instead of the five to eight separate ATen ops they replaced (abs, two amax,
+// index_fill twice, div; then addcmul and add on the output), which took about a fifth of a
+// bert-base int8 forward on a 2-core Xeon, as much as half of fbgemm's kernel.
+// Rows are split over ATen's intra-op threads. AVX2 where the CPU has it, plain loops elsewhere;
+// both give the same results (the same operations in the same order per element, and max is exact).
+#ifndef BERTH_CORE_MODEL_INT8_ROWS_H_
+#define BERTH_CORE_MODEL_INT8_ROWS_H_
+
+#include <cstdint>
+
+namespace berth::int8_rows {
+
+enum class Isa { kPlain, kAvx2 };
+// AVX2 where this CPU has it.
+Isa HostIsa();
+
+// column_max[c] = max over rows of |x[r, c]|. x is [rows, cols], row-major.
+void ColumnAbsMax(const float* x, int64_t rows, int64_t cols, float* column_max,
+                  Isa isa = HostIsa());
+
+// Each row scaled into [-1, 1] by its largest magnitude among the kept columns (keep[c] is 1 or
+// 0), the other columns zeroed: row_max[r] = max(max_c |x[r, c]| keep[c], 1e-12) and
+// scaled[r, c] = x[r, c] * keep[c] * (1 / row_max[r]).
+void ScaleRows(const float* x, const float* keep, int64_t rows, int64_t cols, float* scaled,
+               float* row_max, Isa isa = HostIsa());
+
+// y[r, c] = y[r, c] * row_max[r] + bias[c], in place (one rounding: a fused multiply-add).
+void UnscaleRows(float* y, const float* row_max, const float* bias, int64_t rows, int64_t cols,
+                 Isa isa = HostIsa());
+
+}  // namespace berth::int8_rows
+
+#endif  // BERTH_CORE_MODEL_INT8_ROWS_H_

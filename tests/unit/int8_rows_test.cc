@@ -1,0 +1,80 @@
+// The fp32 passes around int8 linear products (core/model/int8_rows.h) against the ATen ops they
+// replaced, on both instruction sets, at widths that leave a tail past the last 8 columns.
+#include "core/model/int8_rows.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <tuple>
+#include <vector>
+
+namespace berth::int8_rows {
+namespace {
+
+std::vector<Isa> HostIsas() {
+  std::vector<Isa> isas = {Isa::kPlain};
+  if (HostIsa() == Isa::kAvx2) isas.push_back(Isa::kAvx2);
+  return isas;
+}
+
+class Int8RowsTest : public testing::TestWithParam<std::tuple<int64_t, int64_t>> {};
+
+// abs, max and multiplying by 0 or 1 are exact, and x * (1 / m) is the ATen formula's own
+// rounding: the maxima and scaled rows equal the ATen ops bitwise. The fused multiply-add is
+// within a rounding of addcmul's. The instruction sets agree bitwise on all four.
+TEST_P(Int8RowsTest, EqualsTheAtenOpsOnEveryIsa) {
+  const auto [rows, cols] = GetParam();
+  at::manual_seed(rows * 1000 + cols);
+  const at::Tensor x = at::randn({rows, cols}) * at::rand({rows, 1}) * 10;
+  if (rows > 2) x[2].zero_();  // a row of zeros: its maximum is 1e-12, its scaled row zeros
+  at::Tensor keep = at::ones({cols});
+  keep.index_fill_(0, at::arange(0, cols, 5), 0);
+  const at::Tensor bias = at::randn({cols});
+  const at::Tensor y = at::randn({rows, cols});
+
+  const at::Tensor want_column_max = x.abs().amax(0);
+  const at::Tensor want_row_max = (x.abs() * keep).amax(1).clamp_min(1e-12f);
+  const at::Tensor want_scaled = x * keep * (1.0f / want_row_max).unsqueeze(1);
+  const at::Tensor want_unscaled = at::addcmul(bias, y, want_row_max.unsqueeze(1));
+  std::vector<std::vector<at::Tensor>> results;  // per instruction set
+  for (const Isa isa : HostIsas()) {
+    SCOPED_TRACE(isa == Isa::kAvx2 ? "avx2" : "plain");
+    at::Tensor column_max = at::full({cols}, -1.0f);
+    ColumnAbsMax(x.const_data_ptr<float>(), rows, cols, column_max.mutable_data_ptr<float>(), isa);
+    EXPECT_TRUE(at::equal(column_max, want_column_max));
+
+    at::Tensor scaled = at::empty_like(x), row_max = at::empty({rows});
+    ScaleRows(x.const_data_ptr<float>(), keep.const_data_ptr<float>(), rows, cols,
+              scaled.mutable_data_ptr<float>(), row_max.mutable_data_ptr<float>(), isa);
+    EXPECT_TRUE(at::equal(row_max, want_row_max));
+    EXPECT_TRUE(at::equal(scaled, want_scaled));
+    EXPECT_LE(scaled.abs().max().item<float>(), 1.0f);
+
+    at::Tensor unscaled = y.clone();
+    UnscaleRows(unscaled.mutable_data_ptr<float>(), row_max.const_data_ptr<float>(),
+                bias.const_data_ptr<float>(), rows, cols, isa);
+    // addcmul may round the product and the sum apart, where the fused multiply-add rounds once:
+    // the two differ by at most half an ulp of the product and one of the sum.
+    const at::Tensor product = (y * want_row_max.unsqueeze(1)).abs();
+    EXPECT_TRUE(((unscaled - want_unscaled).abs() <=
+                 product * 0x1p-24f + want_unscaled.abs() * 0x1p-23f + 1e-30f)
+                    .all()
+                    .item<bool>());
+    results.push_back({column_max, row_max, scaled, unscaled});
+  }
+  // The plain loops and AVX2 do the same operations on each element: equal bitwise.
+  for (size_t i = 1; i < results.size(); ++i) {
+    for (size_t j = 0; j < results[0].size(); ++j) {
+      EXPECT_TRUE(at::equal(results[i][j], results[0][j])) << "result " << j;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Int8RowsTest,
+                         testing::Values(std::make_tuple(int64_t{1}, int64_t{7}),
+                                         std::make_tuple(int64_t{5}, int64_t{13}),
+                                         std::make_tuple(int64_t{37}, int64_t{771}),
+                                         std::make_tuple(int64_t{300}, int64_t{3072})));
+
+}  // namespace
+}  // namespace berth::int8_rows
