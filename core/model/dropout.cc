@@ -3,10 +3,11 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <mutex>
+
+#include "core/runtime/runtime.h"
 
 namespace berth {
 namespace {
@@ -31,7 +32,7 @@ at::Tensor MakeMask(const at::Tensor& like, double p) {
   const float scale = static_cast<float>(1.0 / (1.0 - p));
   // Keep when the top 24 bits of the hash fall below keep * 2^24.
   const uint64_t threshold = static_cast<uint64_t>((1.0 - p) * 16777216.0);
-  at::parallel_for(0, mask.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
+  ParallelFor(0, mask.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const uint64_t h = SplitMix64(seed ^ (static_cast<uint64_t>(i) * 0xD1B54A32D192ED03ULL));
       m[i] = (h >> 40) < threshold ? scale : 0.0f;

@@ -1,7 +1,5 @@
 #include "core/model/int8_rows.h"
 
-#include <ATen/Parallel.h>
-
 #include <algorithm>
 #include <cmath>
 
@@ -34,9 +32,13 @@ float RowMaxPlain(const float* row, const float* keep, int64_t c0, int64_t cols,
   return m;
 }
 
-void ScaleRowPlain(const float* row, const float* keep, int64_t c0, int64_t cols, float inverse,
-                   float* out) {
-  for (int64_t c = c0; c < cols; ++c) out[c] = row[c] * keep[c] * inverse;
+void QuantizeRowPlain(const float* row, const float* keep, int64_t c0, int64_t cols, float factor,
+                      int zero_point, uint8_t* q) {
+  for (int64_t c = c0; c < cols; ++c) {
+    const float v = std::nearbyint(row[c] * keep[c] * factor);
+    // What AVX2's conversion gives a NaN (the integer indefinite, saturated to 0).
+    q[c] = std::isnan(v) ? 0 : static_cast<uint8_t>(static_cast<int>(v) + zero_point);
+  }
 }
 
 void UnscaleRowPlain(float* y, float scale, const float* bias, int64_t c0, int64_t cols) {
@@ -63,13 +65,22 @@ BERTH_AVX2 void ColumnAbsMaxAvx2(const float* x, int64_t rows, int64_t cols, int
   }
 }
 
-BERTH_AVX2 void ScaleRowsAvx2(const float* x, const float* keep, int64_t r0, int64_t r1,
-                              int64_t cols, float* scaled, float* row_max) {
-  const int64_t vector_end = cols / 8 * 8;
+// Eight columns' nearbyint(x keep factor) + zero point, as int32.
+BERTH_AVX2 __m256i Quantize8(const float* x, const float* keep, __m256 factor, __m256i zero_point) {
+  const __m256 kept = _mm256_mul_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(keep));
+  return _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(kept, factor)), zero_point);
+}
+
+BERTH_AVX2 void QuantizeRowsAvx2(const float* x, const float* keep, int64_t r0, int64_t r1,
+                                 int64_t cols, int steps, uint8_t* q, float* row_max) {
+  const int64_t max_end = cols / 8 * 8, quantize_end = cols / 32 * 32;
+  const __m256i zero_point = _mm256_set1_epi32(steps + 1);
+  // packs and packus interleave the 128-bit lanes: this puts the 32 bytes back in column order.
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (int64_t r = r0; r < r1; ++r) {
     const float* row = x + r * cols;
     __m256 m8 = _mm256_setzero_ps();
-    for (int64_t c = 0; c < vector_end; c += 8) {
+    for (int64_t c = 0; c < max_end; c += 8) {
       const __m256 v = _mm256_mul_ps(Abs(_mm256_loadu_ps(row + c)), _mm256_loadu_ps(keep + c));
       m8 = _mm256_max_ps(v, m8);
     }
@@ -77,16 +88,22 @@ BERTH_AVX2 void ScaleRowsAvx2(const float* x, const float* keep, int64_t r0, int
     _mm256_store_ps(lanes, m8);
     float m = 0.0f;
     for (const float lane : lanes) m = std::max(m, lane);
-    m = std::max(RowMaxPlain(row, keep, vector_end, cols, m), kMinRowMax);
+    m = std::max(RowMaxPlain(row, keep, max_end, cols, m), kMinRowMax);
     row_max[r] = m;
-    const float inverse = 1.0f / m;
-    const __m256 inverse8 = _mm256_set1_ps(inverse);
-    float* out = scaled + r * cols;
-    for (int64_t c = 0; c < vector_end; c += 8) {
-      const __m256 kept = _mm256_mul_ps(_mm256_loadu_ps(row + c), _mm256_loadu_ps(keep + c));
-      _mm256_storeu_ps(out + c, _mm256_mul_ps(kept, inverse8));
+    const float factor = static_cast<float>(steps) / m;
+    const __m256 factor8 = _mm256_set1_ps(factor);
+    uint8_t* out = q + r * cols;
+    for (int64_t c = 0; c < quantize_end; c += 32) {
+      const __m256i low =
+          _mm256_packs_epi32(Quantize8(row + c, keep + c, factor8, zero_point),
+                             Quantize8(row + c + 8, keep + c + 8, factor8, zero_point));
+      const __m256i high =
+          _mm256_packs_epi32(Quantize8(row + c + 16, keep + c + 16, factor8, zero_point),
+                             Quantize8(row + c + 24, keep + c + 24, factor8, zero_point));
+      const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(low, high), order);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c), bytes);
     }
-    ScaleRowPlain(row, keep, vector_end, cols, inverse, out);
+    QuantizeRowPlain(row, keep, quantize_end, cols, factor, steps + 1, out);
   }
 }
 
@@ -119,7 +136,7 @@ Isa HostIsa() {
 void ColumnAbsMax(const float* x, int64_t rows, int64_t cols, float* column_max, Isa isa) {
   // Threads take column ranges (64 at least), each going down every row: no partial maxima to
   // merge.
-  at::parallel_for(0, cols, std::max<int64_t>(64, Grain(rows)), [&](int64_t c0, int64_t c1) {
+  ParallelFor(0, cols, std::max<int64_t>(64, Grain(rows)), [&](int64_t c0, int64_t c1) {
 #if defined(BERTH_AVX2)
     if (isa == Isa::kAvx2) return ColumnAbsMaxAvx2(x, rows, cols, c0, c1, column_max);
 #endif
@@ -127,24 +144,24 @@ void ColumnAbsMax(const float* x, int64_t rows, int64_t cols, float* column_max,
   });
 }
 
-void ScaleRows(const float* x, const float* keep, int64_t rows, int64_t cols, float* scaled,
-               float* row_max, Isa isa) {
-  at::parallel_for(0, rows, Grain(cols), [&](int64_t r0, int64_t r1) {
+void QuantizeRows(const float* x, const float* keep, int64_t rows, int64_t cols, int steps,
+                  uint8_t* q, float* row_max, Isa isa) {
+  ParallelFor(0, rows, Grain(cols), [&](int64_t r0, int64_t r1) {
 #if defined(BERTH_AVX2)
-    if (isa == Isa::kAvx2) return ScaleRowsAvx2(x, keep, r0, r1, cols, scaled, row_max);
+    if (isa == Isa::kAvx2) return QuantizeRowsAvx2(x, keep, r0, r1, cols, steps, q, row_max);
 #endif
     for (int64_t r = r0; r < r1; ++r) {
       const float* row = x + r * cols;
       const float m = std::max(RowMaxPlain(row, keep, 0, cols, 0.0f), kMinRowMax);
       row_max[r] = m;
-      ScaleRowPlain(row, keep, 0, cols, 1.0f / m, scaled + r * cols);
+      QuantizeRowPlain(row, keep, 0, cols, static_cast<float>(steps) / m, steps + 1, q + r * cols);
     }
   });
 }
 
 void UnscaleRows(float* y, const float* row_max, const float* bias, int64_t rows, int64_t cols,
                  Isa isa) {
-  at::parallel_for(0, rows, Grain(cols), [&](int64_t r0, int64_t r1) {
+  ParallelFor(0, rows, Grain(cols), [&](int64_t r0, int64_t r1) {
 #if defined(BERTH_AVX2)
     if (isa == Isa::kAvx2) return UnscaleRowsAvx2(y, row_max, bias, r0, r1, cols);
 #endif

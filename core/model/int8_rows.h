@@ -1,4 +1,4 @@
-// The fp32 passes around an int8 linear layer's product (LinearImpl::forward), each one pass over
+// The passes around an int8 linear layer's product (LinearImpl::forward), each one pass over
 // its tensor instead of the five to eight separate ATen ops they replaced (abs, two amax,
 // index_fill twice, div; then addcmul and add on the output), which took about a fifth of a
 // bert-base int8 forward on a 2-core Xeon, as much as half of fbgemm's kernel.
@@ -19,11 +19,13 @@ Isa HostIsa();
 void ColumnAbsMax(const float* x, int64_t rows, int64_t cols, float* column_max,
                   Isa isa = HostIsa());
 
-// Each row scaled into [-1, 1] by its largest magnitude among the kept columns (keep[c] is 1 or
-// 0), the other columns zeroed: row_max[r] = max(max_c |x[r, c]| keep[c], 1e-12) and
-// scaled[r, c] = x[r, c] * keep[c] * (1 / row_max[r]).
-void ScaleRows(const float* x, const float* keep, int64_t rows, int64_t cols, float* scaled,
-               float* row_max, Isa isa = HostIsa());
+// Each row quantized to uint8 with its own scale: its largest magnitude among the kept columns
+// (keep[c] is 1 or 0; the other columns become the zero point) maps to `steps` (127, or 63 for 7
+// bits) from the zero point steps + 1. row_max[r] = max(max_c |x[r, c]| keep[c], 1e-12) and
+// q[r, c] = nearbyint(x[r, c] * keep[c] * (steps / row_max[r])) + steps + 1, in [1, 2 steps + 1]
+// (0 for a NaN).
+void QuantizeRows(const float* x, const float* keep, int64_t rows, int64_t cols, int steps,
+                  uint8_t* q, float* row_max, Isa isa = HostIsa());
 
 // y[r, c] = y[r, c] * row_max[r] + bias[c], in place (one rounding: a fused multiply-add).
 void UnscaleRows(float* y, const float* row_max, const float* bias, int64_t rows, int64_t cols,

@@ -5,8 +5,10 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/GradMode.h>
+#include <fbgemm/Fbgemm.h>
 
 #include <algorithm>
 #include <atomic>
@@ -96,9 +98,17 @@ void LinearImpl::QuantizeDeferredInt8() {
   QuantizeDeferredInt8(absl::MakeConstSpan(&self, 1), 1);
 }
 
-c10::intrusive_ptr<LinearPackedParamsBase> LinearImpl::PackInt8() const {
-  return Prepack(Int8Weight());
-}
+// What fbgemm's kernel reads besides the input: the int8 weight packed for it (as
+// quantized::linear_prepack packs it), each output channel's scale, and its zero point (0:
+// symmetric) and sum of values (the input's zero point times it comes off each output).
+struct Int8Weights {
+  std::unique_ptr<fbgemm::PackBMatrix<int8_t>> packed;
+  std::vector<float> scales;
+  std::vector<int32_t> zero_points;
+  std::vector<int32_t> column_sums;
+};
+
+std::shared_ptr<const Int8Weights> LinearImpl::PackInt8() const { return Prepack(Int8Weight()); }
 
 at::Tensor LinearImpl::Int8Weight() const {
   torch::NoGradGuard no_grad;
@@ -111,15 +121,21 @@ at::Tensor LinearImpl::Int8Weight() const {
   return at::_make_per_channel_quantized_tensor(values, scales.to(at::kDouble), zeros, 0);
 }
 
-c10::intrusive_ptr<LinearPackedParamsBase> LinearImpl::Prepack(const at::Tensor& qweight) {
+std::shared_ptr<const Int8Weights> LinearImpl::Prepack(const at::Tensor& qweight) {
+  TORCH_CHECK(fbgemm::fbgemmSupportedCPU(), "int8 needs a CPU with AVX2 (fbgemm's kernels)");
   torch::NoGradGuard no_grad;
-  // The op the Python torch.ao.nn.quantized.dynamic.Linear calls; the bias stays out of the
-  // kernel because the rows are scaled back before it is added.
-  static auto prepack = c10::Dispatcher::singleton()
-                            .findSchemaOrThrow("quantized::linear_prepack", "")
-                            .typed<c10::intrusive_ptr<LinearPackedParamsBase>(
-                                at::Tensor, std::optional<at::Tensor>)>();
-  return prepack.call(qweight, std::nullopt);
+  const at::Tensor values = qweight.int_repr().contiguous();  // [out, in] int8
+  const int64_t out = values.size(0), in = values.size(1);
+  auto weights = std::make_shared<Int8Weights>();
+  weights->packed = std::make_unique<fbgemm::PackBMatrix<int8_t>>(
+      fbgemm::matrix_op_t::Transpose, static_cast<int32_t>(in), static_cast<int32_t>(out),
+      values.const_data_ptr<int8_t>(), static_cast<int32_t>(in), nullptr, 1);
+  const at::Tensor scales = qweight.q_per_channel_scales().to(at::kFloat).contiguous();
+  weights->scales.assign(scales.const_data_ptr<float>(), scales.const_data_ptr<float>() + out);
+  weights->zero_points.assign(out, 0);
+  const at::Tensor sums = values.to(at::kInt).sum(1, false, at::kInt).contiguous();
+  weights->column_sums.assign(sums.const_data_ptr<int32_t>(), sums.const_data_ptr<int32_t>() + out);
+  return weights;
 }
 
 void LinearImpl::QuantizeDeferredInt8(absl::Span<LinearImpl* const> layers, int threads) {
@@ -131,7 +147,7 @@ void LinearImpl::QuantizeDeferredInt8(absl::Span<LinearImpl* const> layers, int 
   std::vector<at::Tensor> qweights;
   qweights.reserve(todo.size());
   for (LinearImpl* layer : todo) qweights.push_back(layer->Int8Weight());
-  std::vector<c10::intrusive_ptr<LinearPackedParamsBase>> packed(todo.size());
+  std::vector<std::shared_ptr<const Int8Weights>> packed(todo.size());
   std::atomic<size_t> next{0};
   const int workers = std::clamp<int>(threads, 1, std::max<int>(todo.size(), 1));
   std::vector<std::exception_ptr> errors(workers);
@@ -219,7 +235,7 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   const bool onednn = !is_training() && x.scalar_type() == at::kFloat &&
                       weight.scalar_type() == at::kFloat &&
                       OneDnnLinearFor(rows, in_features, out_features);
-  c10::intrusive_ptr<LinearPackedParamsBase> int8;
+  std::shared_ptr<const Int8Weights> int8;
   int64_t outlier_columns = 0;
   at::Tensor packed;
   {
@@ -254,16 +270,37 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
       columns = std::get<1>(column_max.topk(outlier_columns));
       keep.index_fill_(0, columns, 0);
     }
-    at::Tensor scaled = at::empty_like(x2);
+    // Each row quantized at its own scale into uint8 (7 bits' [1, 127] with reduce_range), then
+    // fbgemm's kernel on the packed weight, its output dequantized at the one input scale
+    // 1 / steps (ReQuantizeForFloat folds in the weight scales and the input's zero point), and
+    // the rows scaled back.
+    const int steps = reduce_range ? 63 : 127;
+    at::Tensor q = at::empty({n, in_features}, x2.options().dtype(at::kByte));
     at::Tensor row_max = at::empty({n});
-    int8_rows::ScaleRows(xp, keep.const_data_ptr<float>(), n, in_features,
-                         scaled.mutable_data_ptr<float>(), row_max.mutable_data_ptr<float>());
-    // The scaled rows lie in [-1, 1]: one fixed scale and zero point map them onto uint8's
-    // [1, 255] (7 bits' [1, 127] with reduce_range), what fbgemm's dynamic linear would have
-    // chosen from the tensor's minimum and maximum, without its pass to find them.
-    const double steps = reduce_range ? 63.0 : 127.0;
-    at::Tensor out = int8->apply_with_input_q_dq_qweight_dq_output_fp32(
-        scaled, 1.0 / steps, static_cast<int64_t>(steps) + 1);
+    int8_rows::QuantizeRows(xp, keep.const_data_ptr<float>(), n, in_features, steps,
+                            q.mutable_data_ptr<uint8_t>(), row_max.mutable_data_ptr<float>());
+    at::Tensor out = at::empty({n, out_features});
+    at::Tensor accumulators = at::empty({n, out_features}, out.options().dtype(at::kInt));
+    // As torch's quantized linear runs it: one task per intra-op thread, each packing and
+    // multiplying its share of the rows.
+    const int tasks = at::get_num_threads();
+    ParallelFor(0, tasks, 1, [&](int64_t begin, int64_t end) {
+      fbgemm::PackAWithRowOffset<uint8_t> pack_a(
+          fbgemm::matrix_op_t::NoTranspose, static_cast<uint32_t>(n),
+          static_cast<uint32_t>(in_features), q.const_data_ptr<uint8_t>(),
+          static_cast<uint32_t>(in_features), nullptr, 1);
+      fbgemm::DoNothing<float, float> done;
+      const fbgemm::ReQuantizeForFloat<false, fbgemm::QuantizationGranularity::OUT_CHANNEL>
+          requantize(done, 1.0f / static_cast<float>(steps), int8->scales.data(), steps + 1,
+                     int8->zero_points.data(), pack_a.getRowOffsetBuffer(),
+                     int8->column_sums.data(), nullptr, static_cast<uint32_t>(out_features));
+      for (int64_t task = begin; task < end; ++task) {
+        fbgemm::fbgemmPacked(pack_a, *int8->packed, out.mutable_data_ptr<float>(),
+                             accumulators.mutable_data_ptr<int32_t>(),
+                             static_cast<uint32_t>(out_features), requantize,
+                             static_cast<int>(task), tasks);
+      }
+    });
     const at::Tensor b = bias.to(at::kFloat).contiguous();
     int8_rows::UnscaleRows(out.mutable_data_ptr<float>(), row_max.const_data_ptr<float>(),
                            b.const_data_ptr<float>(), n, out_features);

@@ -7,16 +7,19 @@
 #ifndef BERTH_CORE_MODEL_LINEAR_H_
 #define BERTH_CORE_MODEL_LINEAR_H_
 
-#include <ATen/native/quantized/PackedParams.h>
 #include <torch/nn/module.h>
 #include <torch/nn/options/embedding.h>
 #include <torch/nn/pimpl.h>
+
+#include <memory>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 
 namespace berth {
+
+struct Int8Weights;  // an int8 weight in fbgemm's packing (linear.cc)
 
 class LinearImpl : public torch::nn::Module {
  public:
@@ -60,13 +63,13 @@ class LinearImpl : public torch::nn::Module {
 
   // The weight quantized per output channel and prepacked for fbgemm (reads weight only):
   // Prepack(Int8Weight()).
-  c10::intrusive_ptr<LinearPackedParamsBase> PackInt8() const;
+  std::shared_ptr<const Int8Weights> PackInt8() const;
   at::Tensor Int8Weight() const;  // per-channel qint8, symmetric
-  static c10::intrusive_ptr<LinearPackedParamsBase> Prepack(const at::Tensor& qweight);
+  static std::shared_ptr<const Int8Weights> Prepack(const at::Tensor& qweight);
 
   absl::Mutex mu_;
   torch::Tensor packed_ ABSL_GUARDED_BY(mu_);  // oneDNN copy of weight for inference
-  c10::intrusive_ptr<LinearPackedParamsBase> int8_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const Int8Weights> int8_ ABSL_GUARDED_BY(mu_);
   bool int8_deferred_ ABSL_GUARDED_BY(mu_) = false;  // DeferInt8, not yet quantized
   bool fused_part_ ABSL_GUARDED_BY(mu_) = false;     // FusedQkv::Fuse took it in
   int64_t outlier_columns_ ABSL_GUARDED_BY(mu_) = 0;

@@ -1,8 +1,10 @@
 // Torch runtime configuration shared by every executable.
 #include "core/runtime/runtime.h"
 
+#include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <ATen/TensorIterator.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <dlfcn.h>
 #include <link.h>
@@ -11,6 +13,7 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -149,6 +152,34 @@ RuntimeInfo DescribeRuntime() {
   r.mkldnn = at::hasMKLDNN();
   r.threads = at::get_num_threads();
   return r;
+}
+
+void ParallelFor(int64_t begin, int64_t end, int64_t grain,
+                 absl::FunctionRef<void(int64_t, int64_t)> f) {
+  if (begin >= end) return;
+  grain = std::max<int64_t>(grain, 1);
+  if (end - begin <= grain || at::get_num_threads() == 1 || at::in_parallel_region()) {
+    f(begin, end);
+    return;
+  }
+  // The iterator's one operand holds each index's own value, so a range's first element names
+  // where it starts. It only reads it: declared an output, as an iterator needs one.
+  at::Tensor index = at::arange(begin, end, at::kLong);
+  at::TensorIterator iter = at::TensorIteratorConfig()
+                                .add_output(index)
+                                .resize_outputs(false)
+                                .check_all_same_dtype(false)
+                                .build();
+  iter.for_each(
+      [&](char** data, const int64_t* strides, int64_t size0, int64_t size1) {
+        for (int64_t j = 0; j < size1; ++j) {
+          const char* row = data[0] + j * strides[1];
+          TORCH_INTERNAL_ASSERT(size0 == 1 || strides[0] == sizeof(int64_t));
+          const int64_t first = *reinterpret_cast<const int64_t*>(row);
+          f(first, first + size0);
+        }
+      },
+      grain);
 }
 
 }  // namespace berth

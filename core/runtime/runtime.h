@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 
 namespace berth {
@@ -60,6 +61,15 @@ struct RuntimeInfo {
   int threads = 0;  // intra-op threads in effect
 };
 RuntimeInfo DescribeRuntime();
+
+// f(b, e) over [begin, end) split into contiguous ranges (at least `grain` long where the range
+// allows) on ATen's intra-op threads, as at::parallel_for would. at::parallel_for itself is
+// compiled into its caller and Berth builds without -fopenmp, so there it runs on one thread;
+// this goes through TensorIterator::for_each, which libtorch compiled with OpenMP. Runs f on the
+// calling thread alone when the range is one grain, there is one thread, or it is called from
+// inside a parallel region.
+void ParallelFor(int64_t begin, int64_t end, int64_t grain,
+                 absl::FunctionRef<void(int64_t, int64_t)> f);
 
 }  // namespace berth
 

@@ -1,5 +1,5 @@
 // The fp32 passes around int8 linear products (core/model/int8_rows.h) against the ATen ops they
-// replaced, on both instruction sets, at widths that leave a tail past the last 8 columns.
+// replaced, on both instruction sets, at widths that leave a tail past the last 8 and 32 columns.
 #include "core/model/int8_rows.h"
 
 #include <ATen/ATen.h>
@@ -19,9 +19,10 @@ std::vector<Isa> HostIsas() {
 
 class Int8RowsTest : public testing::TestWithParam<std::tuple<int64_t, int64_t>> {};
 
-// abs, max and multiplying by 0 or 1 are exact, and x * (1 / m) is the ATen formula's own
-// rounding: the maxima and scaled rows equal the ATen ops bitwise. The fused multiply-add is
-// within a rounding of addcmul's. The instruction sets agree bitwise on all four.
+// abs, max and multiplying by 0 or 1 are exact, and the quantized values are the ATen formula's
+// roundings (half to even, as AVX2's conversion rounds): the maxima and quantized rows equal the
+// ATen ops bitwise. The fused multiply-add is within a rounding of addcmul's. The instruction sets
+// agree bitwise on all of them.
 TEST_P(Int8RowsTest, EqualsTheAtenOpsOnEveryIsa) {
   const auto [rows, cols] = GetParam();
   at::manual_seed(rows * 1000 + cols);
@@ -34,7 +35,6 @@ TEST_P(Int8RowsTest, EqualsTheAtenOpsOnEveryIsa) {
 
   const at::Tensor want_column_max = x.abs().amax(0);
   const at::Tensor want_row_max = (x.abs() * keep).amax(1).clamp_min(1e-12f);
-  const at::Tensor want_scaled = x * keep * (1.0f / want_row_max).unsqueeze(1);
   const at::Tensor want_unscaled = at::addcmul(bias, y, want_row_max.unsqueeze(1));
   std::vector<std::vector<at::Tensor>> results;  // per instruction set
   for (const Isa isa : HostIsas()) {
@@ -43,13 +43,25 @@ TEST_P(Int8RowsTest, EqualsTheAtenOpsOnEveryIsa) {
     ColumnAbsMax(x.const_data_ptr<float>(), rows, cols, column_max.mutable_data_ptr<float>(), isa);
     EXPECT_TRUE(at::equal(column_max, want_column_max));
 
-    at::Tensor scaled = at::empty_like(x), row_max = at::empty({rows});
-    ScaleRows(x.const_data_ptr<float>(), keep.const_data_ptr<float>(), rows, cols,
-              scaled.mutable_data_ptr<float>(), row_max.mutable_data_ptr<float>(), isa);
-    EXPECT_TRUE(at::equal(row_max, want_row_max));
-    EXPECT_TRUE(at::equal(scaled, want_scaled));
-    EXPECT_LE(scaled.abs().max().item<float>(), 1.0f);
-
+    at::Tensor row_max = at::empty({rows});
+    std::vector<at::Tensor> quantized;
+    for (const int steps : {127, 63}) {
+      at::Tensor q = at::empty({rows, cols}, at::kByte);
+      QuantizeRows(x.const_data_ptr<float>(), keep.const_data_ptr<float>(), rows, cols, steps,
+                   q.mutable_data_ptr<uint8_t>(), row_max.mutable_data_ptr<float>(), isa);
+      EXPECT_TRUE(at::equal(row_max, want_row_max));
+      const at::Tensor want_q =
+          at::round(x * keep * (static_cast<float>(steps) / want_row_max).unsqueeze(1)) + steps + 1;
+      EXPECT_TRUE(at::equal(q.to(at::kFloat), want_q)) << steps << " steps";
+      // Each row's largest kept magnitude lands on 1 or 2 steps + 1 (the row of zeros on the
+      // zero point), and the dropped columns on the zero point.
+      const at::Tensor levels = (q.to(at::kInt) - (steps + 1)).abs();
+      at::Tensor want_top = at::full({rows}, steps, at::kInt);
+      if (rows > 2) want_top[2] = 0;
+      EXPECT_TRUE(at::equal(levels.amax(1), want_top)) << steps << " steps";
+      EXPECT_EQ((levels * (1 - keep.to(at::kInt))).max().item<int>(), 0) << steps << " steps";
+      quantized.push_back(q);
+    }
     at::Tensor unscaled = y.clone();
     UnscaleRows(unscaled.mutable_data_ptr<float>(), row_max.const_data_ptr<float>(),
                 bias.const_data_ptr<float>(), rows, cols, isa);
@@ -60,7 +72,7 @@ TEST_P(Int8RowsTest, EqualsTheAtenOpsOnEveryIsa) {
                  product * 0x1p-24f + want_unscaled.abs() * 0x1p-23f + 1e-30f)
                     .all()
                     .item<bool>());
-    results.push_back({column_max, row_max, scaled, unscaled});
+    results.push_back({column_max, row_max, quantized[0], quantized[1], unscaled});
   }
   // The plain loops and AVX2 do the same operations on each element: equal bitwise.
   for (size_t i = 1; i < results.size(); ++i) {
