@@ -162,9 +162,11 @@ void ParallelFor(int64_t begin, int64_t end, int64_t grain,
     f(begin, end);
     return;
   }
-  // The iterator's one operand holds each index's own value, so a range's first element names
-  // where it starts. It only reads it: declared an output, as an iterator needs one.
-  at::Tensor index = at::arange(begin, end, at::kLong);
+  // The iterator's one operand holds one index per grain (chunk), each its own value, so a
+  // range of chunks' first element names where it starts; an index per element would write the
+  // whole range out first. It only reads it: declared an output, as an iterator needs one.
+  const int64_t chunks = (end - begin + grain - 1) / grain;
+  at::Tensor index = at::arange(chunks, at::kLong);
   at::TensorIterator iter = at::TensorIteratorConfig()
                                 .add_output(index)
                                 .resize_outputs(false)
@@ -176,10 +178,10 @@ void ParallelFor(int64_t begin, int64_t end, int64_t grain,
           const char* row = data[0] + j * strides[1];
           TORCH_INTERNAL_ASSERT(size0 == 1 || strides[0] == sizeof(int64_t));
           const int64_t first = *reinterpret_cast<const int64_t*>(row);
-          f(first, first + size0);
+          f(begin + first * grain, std::min(end, begin + (first + size0) * grain));
         }
       },
-      grain);
+      /*grain_size=*/1);
 }
 
 }  // namespace berth

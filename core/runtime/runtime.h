@@ -62,8 +62,8 @@ struct RuntimeInfo {
 };
 RuntimeInfo DescribeRuntime();
 
-// f(b, e) over [begin, end) split into contiguous ranges (at least `grain` long where the range
-// allows) on ATen's intra-op threads, as at::parallel_for would. at::parallel_for itself is
+// f(b, e) over [begin, end) split into contiguous ranges of whole grains (the last range may end
+// short) on ATen's intra-op threads, as at::parallel_for would. at::parallel_for itself is
 // compiled into its caller and Berth builds without -fopenmp, so there it runs on one thread;
 // this goes through TensorIterator::for_each, which libtorch compiled with OpenMP. Runs f on the
 // calling thread alone when the range is one grain, there is one thread, or it is called from

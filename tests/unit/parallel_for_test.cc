@@ -1,4 +1,4 @@
-// ParallelFor (core/runtime): every index once, in contiguous ranges of at least a grain, on more
+// ParallelFor (core/runtime): every index once, in contiguous ranges of whole grains, on more
 // than one of ATen's threads when it has them (at::parallel_for, compiled into Berth without
 // -fopenmp, runs on one).
 #include <ATen/Parallel.h>
@@ -44,12 +44,13 @@ class ParallelForTest : public testing::Test {
   int threads_ = 1;
 };
 
-TEST_F(ParallelForTest, CoversEachIndexOnceInRangesOfAtLeastAGrain) {
+TEST_F(ParallelForTest, CoversEachIndexOnceInRangesOfWholeGrains) {
   const Calls calls = Record(5, 1005, 100);
   ASSERT_EQ(calls.ranges.size(), 2u);  // one range per thread
   EXPECT_EQ(calls.ranges.front().first, 5);
   EXPECT_EQ(calls.ranges.back().second, 1005);
   for (size_t i = 0; i < calls.ranges.size(); ++i) {
+    EXPECT_EQ((calls.ranges[i].first - 5) % 100, 0);  // whole grains from begin
     EXPECT_GE(calls.ranges[i].second - calls.ranges[i].first, 100);
     if (i > 0) {
       EXPECT_EQ(calls.ranges[i].first, calls.ranges[i - 1].second);
@@ -57,6 +58,13 @@ TEST_F(ParallelForTest, CoversEachIndexOnceInRangesOfAtLeastAGrain) {
   }
   EXPECT_EQ(calls.threads.size(), 2u);
   EXPECT_TRUE(calls.threads.count(std::this_thread::get_id()));  // the caller takes a share
+}
+
+TEST_F(ParallelForTest, TheLastRangeEndsShortAtTheEnd) {
+  // Three grains, the last half of one, on two threads: two grains, then the rest.
+  const Calls calls = Record(0, 250, 100);
+  EXPECT_EQ(calls.ranges, (std::vector<std::pair<int64_t, int64_t>>{{0, 200}, {200, 250}}));
+  EXPECT_EQ(calls.threads.size(), 2u);
 }
 
 TEST_F(ParallelForTest, OneGrainOrLessRunsOnTheCaller) {
