@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/runtime/runtime.h"
 
@@ -41,8 +42,17 @@ void QuantizeRowPlain(const float* row, const float* keep, int64_t c0, int64_t c
   }
 }
 
-void UnscaleRowPlain(float* y, float scale, const float* bias, int64_t c0, int64_t cols) {
-  for (int64_t c = c0; c < cols; ++c) y[c] = std::fma(y[c], scale, bias[c]);
+// y holds int32 accumulators, read and overwritten with floats through memcpy (one storage,
+// two types).
+void DequantizeRowPlain(void* y, const int32_t* offset, const float* scale, float row_scale,
+                        const float* bias, int64_t c0, int64_t cols) {
+  auto* bytes = static_cast<char*>(y);
+  for (int64_t c = c0; c < cols; ++c) {
+    int32_t a;
+    std::memcpy(&a, bytes + c * 4, 4);
+    const float v = std::fma(static_cast<float>(a - offset[c]) * scale[c], row_scale, bias[c]);
+    std::memcpy(bytes + c * 4, &v, 4);
+  }
 }
 
 #if defined(BERTH_AVX2)
@@ -107,17 +117,22 @@ BERTH_AVX2 void QuantizeRowsAvx2(const float* x, const float* keep, int64_t r0, 
   }
 }
 
-BERTH_AVX2 void UnscaleRowsAvx2(float* y, const float* row_max, const float* bias, int64_t r0,
-                                int64_t r1, int64_t cols) {
+BERTH_AVX2 void DequantizeRowsAvx2(void* y, const int32_t* offset, const float* scale,
+                                   const float* row_scale, const float* bias, int64_t r0,
+                                   int64_t r1, int64_t cols) {
   const int64_t vector_end = cols / 8 * 8;
   for (int64_t r = r0; r < r1; ++r) {
-    float* row = y + r * cols;
-    const __m256 scale = _mm256_set1_ps(row_max[r]);
+    char* row = static_cast<char*>(y) + r * cols * 4;
+    const __m256 rs = _mm256_set1_ps(row_scale[r]);
     for (int64_t c = 0; c < vector_end; c += 8) {
-      _mm256_storeu_ps(row + c,
-                       _mm256_fmadd_ps(_mm256_loadu_ps(row + c), scale, _mm256_loadu_ps(bias + c)));
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + c * 4));
+      const __m256i centred =
+          _mm256_sub_epi32(a, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(offset + c)));
+      const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(centred), _mm256_loadu_ps(scale + c));
+      _mm256_storeu_ps(reinterpret_cast<float*>(row + c * 4),
+                       _mm256_fmadd_ps(v, rs, _mm256_loadu_ps(bias + c)));
     }
-    UnscaleRowPlain(row, row_max[r], bias, vector_end, cols);
+    DequantizeRowPlain(row, offset, scale, row_scale[r], bias, vector_end, cols);
   }
 }
 #endif
@@ -159,13 +174,18 @@ void QuantizeRows(const float* x, const float* keep, int64_t rows, int64_t cols,
   });
 }
 
-void UnscaleRows(float* y, const float* row_max, const float* bias, int64_t rows, int64_t cols,
-                 Isa isa) {
+void DequantizeRows(void* y, const int32_t* offset, const float* scale, const float* row_scale,
+                    const float* bias, int64_t rows, int64_t cols, Isa isa) {
   ParallelFor(0, rows, Grain(cols), [&](int64_t r0, int64_t r1) {
 #if defined(BERTH_AVX2)
-    if (isa == Isa::kAvx2) return UnscaleRowsAvx2(y, row_max, bias, r0, r1, cols);
+    if (isa == Isa::kAvx2) {
+      return DequantizeRowsAvx2(y, offset, scale, row_scale, bias, r0, r1, cols);
+    }
 #endif
-    for (int64_t r = r0; r < r1; ++r) UnscaleRowPlain(y + r * cols, row_max[r], bias, 0, cols);
+    for (int64_t r = r0; r < r1; ++r) {
+      DequantizeRowPlain(static_cast<char*>(y) + r * cols * 4, offset, scale, row_scale[r], bias, 0,
+                         cols);
+    }
   });
 }
 

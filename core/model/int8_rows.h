@@ -1,8 +1,9 @@
 // The passes around an int8 linear layer's product (LinearImpl::forward), in place of the ATen
 // ops and fbgemm passes they replaced: on the input abs, two amax, two index_fill and a div, then
 // fbgemm's minimum/maximum and quantizing passes over that fp32 copy (QuantizeRows writes the
-// uint8 rows in the pass that finds their scales); on the output addcmul and add (UnscaleRows,
-// and the outlier product added by addmm_). With them fbgemm's kernel went from 37.5% to 49% of a
+// uint8 rows in the pass that finds their scales); on the output fbgemm's requantizing pass,
+// addcmul and add (DequantizeRows over the int32 accumulators, and the outlier product added by
+// addmm_). With them fbgemm's kernel went from 37.5% to 49% of a
 // `perf` profile of the bert-base int8 engine on a 2-core Xeon with VNNI.
 // Rows are split over ATen's intra-op threads (ParallelFor). AVX2 where the CPU has it, plain
 // loops elsewhere; both give the same results (the same operations in the same order per element,
@@ -30,9 +31,12 @@ void ColumnAbsMax(const float* x, int64_t rows, int64_t cols, float* column_max,
 void QuantizeRows(const float* x, const float* keep, int64_t rows, int64_t cols, int steps,
                   uint8_t* q, float* row_max, Isa isa = HostIsa());
 
-// y[r, c] = y[r, c] * row_max[r] + bias[c], in place (one rounding: a fused multiply-add).
-void UnscaleRows(float* y, const float* row_max, const float* bias, int64_t rows, int64_t cols,
-                 Isa isa = HostIsa());
+// The int8 product's int32 accumulators y[r, c] (row-major [rows, cols]) overwritten, in place,
+// by their floats: y[r, c] = fma((float(y[r, c] - offset[c]) * scale[c]), row_scale[r], bias[c]).
+// offset[c] is the input's zero point times the weight channel's sum, scale[c] its scale, and
+// row_scale[r] the input row's (row_max[r] / steps).
+void DequantizeRows(void* y, const int32_t* offset, const float* scale, const float* row_scale,
+                    const float* bias, int64_t rows, int64_t cols, Isa isa = HostIsa());
 
 }  // namespace berth::int8_rows
 

@@ -98,14 +98,27 @@ void LinearImpl::QuantizeDeferredInt8() {
   QuantizeDeferredInt8(absl::MakeConstSpan(&self, 1), 1);
 }
 
-// What fbgemm's kernel reads besides the input: the int8 weight packed for it (as
-// quantized::linear_prepack packs it), each output channel's scale, and its zero point (0:
-// symmetric) and sum of values (the input's zero point times it comes off each output).
+namespace {
+
+// The levels each side of the zero point an int8 layer's input rows are quantized to. fbgemm's
+// AVX2 kernel sums pairs of uint8 x int8 products in 16 bits, which 8-bit activations can
+// overflow: it wants them in 7 bits there. With AVX-512 VNNI it accumulates in 32 bits and takes
+// all 8.
+int Int8InputSteps() {
+  static const int steps = HostCpuFeatures().avx512_vnni ? 127 : 63;
+  return steps;
+}
+
+}  // namespace
+
+// What the int8 product needs besides the input: the int8 weight packed for fbgemm's kernel (as
+// quantized::linear_prepack packs it), each output channel's scale, and what the input's zero
+// point adds to each output channel's sum (the zero point times the channel's sum of values),
+// which comes off before the scales.
 struct Int8Weights {
   std::unique_ptr<fbgemm::PackBMatrix<int8_t>> packed;
   std::vector<float> scales;
-  std::vector<int32_t> zero_points;
-  std::vector<int32_t> column_sums;
+  std::vector<int32_t> input_offsets;
 };
 
 std::shared_ptr<const Int8Weights> LinearImpl::PackInt8() const { return Prepack(Int8Weight()); }
@@ -132,9 +145,10 @@ std::shared_ptr<const Int8Weights> LinearImpl::Prepack(const at::Tensor& qweight
       values.const_data_ptr<int8_t>(), static_cast<int32_t>(in), nullptr, 1);
   const at::Tensor scales = qweight.q_per_channel_scales().to(at::kFloat).contiguous();
   weights->scales.assign(scales.const_data_ptr<float>(), scales.const_data_ptr<float>() + out);
-  weights->zero_points.assign(out, 0);
-  const at::Tensor sums = values.to(at::kInt).sum(1, false, at::kInt).contiguous();
-  weights->column_sums.assign(sums.const_data_ptr<int32_t>(), sums.const_data_ptr<int32_t>() + out);
+  const at::Tensor offsets =
+      (values.to(at::kInt).sum(1, false, at::kInt) * (Int8InputSteps() + 1)).contiguous();
+  weights->input_offsets.assign(offsets.const_data_ptr<int32_t>(),
+                                offsets.const_data_ptr<int32_t>() + out);
   return weights;
 }
 
@@ -254,10 +268,6 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = out_features;
   if (int8) {
-    // fbgemm's AVX2 kernel sums pairs of uint8 x int8 products in 16 bits, which 8-bit
-    // activations can overflow: it wants them in 7 bits there. With AVX-512 VNNI it accumulates
-    // in 32 bits and takes all 8.
-    static const bool reduce_range = !HostCpuFeatures().avx512_vnni;
     const at::Tensor x2 = x.reshape({-1, in_features}).to(at::kFloat).contiguous();
     const int64_t n = x2.size(0);
     if (n == 0) return at::empty(shape, x2.options());
@@ -270,40 +280,38 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
       columns = std::get<1>(column_max.topk(outlier_columns));
       keep.index_fill_(0, columns, 0);
     }
-    // Each row quantized at its own scale into uint8 (7 bits' [1, 127] with reduce_range), then
-    // fbgemm's kernel on the packed weight, its output dequantized at the one input scale
-    // 1 / steps (ReQuantizeForFloat folds in the weight scales and the input's zero point), and
-    // the rows scaled back.
-    const int steps = reduce_range ? 63 : 127;
+    // Each row quantized at its own scale into uint8 (7 bits' [1, 127] where fbgemm wants 7),
+    // fbgemm's kernel on the packed weight writing int32 sums into the output's storage, and one
+    // pass that turns them into floats in place: the zero point's share off, the weight
+    // channel's and the row's scales (row_max / steps) on, and the bias added.
+    const int steps = Int8InputSteps();
     at::Tensor q = at::empty({n, in_features}, x2.options().dtype(at::kByte));
     at::Tensor row_max = at::empty({n});
     int8_rows::QuantizeRows(xp, keep.const_data_ptr<float>(), n, in_features, steps,
                             q.mutable_data_ptr<uint8_t>(), row_max.mutable_data_ptr<float>());
     at::Tensor out = at::empty({n, out_features});
-    at::Tensor accumulators = at::empty({n, out_features}, out.options().dtype(at::kInt));
+    auto* sums = reinterpret_cast<int32_t*>(out.mutable_data_ptr<float>());
     // As torch's quantized linear runs it: one task per intra-op thread, each packing and
-    // multiplying its share of the rows.
+    // multiplying its share of the rows. With the output as its own accumulation buffer,
+    // fbgemm's memCopy copies nothing.
     const int tasks = at::get_num_threads();
     ParallelFor(0, tasks, 1, [&](int64_t begin, int64_t end) {
-      fbgemm::PackAWithRowOffset<uint8_t> pack_a(
-          fbgemm::matrix_op_t::NoTranspose, static_cast<uint32_t>(n),
-          static_cast<uint32_t>(in_features), q.const_data_ptr<uint8_t>(),
-          static_cast<uint32_t>(in_features), nullptr, 1);
-      fbgemm::DoNothing<float, float> done;
-      const fbgemm::ReQuantizeForFloat<false, fbgemm::QuantizationGranularity::OUT_CHANNEL>
-          requantize(done, 1.0f / static_cast<float>(steps), int8->scales.data(), steps + 1,
-                     int8->zero_points.data(), pack_a.getRowOffsetBuffer(),
-                     int8->column_sums.data(), nullptr, static_cast<uint32_t>(out_features));
+      fbgemm::PackAMatrix<uint8_t> pack_a(fbgemm::matrix_op_t::NoTranspose, static_cast<int32_t>(n),
+                                          static_cast<int32_t>(in_features),
+                                          q.const_data_ptr<uint8_t>(),
+                                          static_cast<int32_t>(in_features), nullptr, 1);
+      fbgemm::DoNothing<int32_t, int32_t> done;
+      const fbgemm::memCopy<> keep_sums(done);
       for (int64_t task = begin; task < end; ++task) {
-        fbgemm::fbgemmPacked(pack_a, *int8->packed, out.mutable_data_ptr<float>(),
-                             accumulators.mutable_data_ptr<int32_t>(),
-                             static_cast<uint32_t>(out_features), requantize,
-                             static_cast<int>(task), tasks);
+        fbgemm::fbgemmPacked(pack_a, *int8->packed, sums, sums, static_cast<uint32_t>(out_features),
+                             keep_sums, static_cast<int>(task), tasks);
       }
     });
+    const at::Tensor row_scale = row_max / static_cast<float>(steps);
     const at::Tensor b = bias.to(at::kFloat).contiguous();
-    int8_rows::UnscaleRows(out.mutable_data_ptr<float>(), row_max.const_data_ptr<float>(),
-                           b.const_data_ptr<float>(), n, out_features);
+    int8_rows::DequantizeRows(sums, int8->input_offsets.data(), int8->scales.data(),
+                              row_scale.const_data_ptr<float>(), b.const_data_ptr<float>(), n,
+                              out_features);
     if (columns.defined()) {
       // The outlier columns' products, fp32, added in: out += x[:, columns] w[:, columns]^T.
       out.addmm_(x2.index_select(1, columns), weight.index_select(1, columns).t());

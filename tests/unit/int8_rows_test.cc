@@ -21,8 +21,8 @@ class Int8RowsTest : public testing::TestWithParam<std::tuple<int64_t, int64_t>>
 
 // abs, max and multiplying by 0 or 1 are exact, and the quantized values are the ATen formula's
 // roundings (half to even, as AVX2's conversion rounds): the maxima and quantized rows equal the
-// ATen ops bitwise. The fused multiply-add is within a rounding of addcmul's. The instruction sets
-// agree bitwise on all of them.
+// ATen ops bitwise. The dequantized sums are within their roundings of the exact formula. The
+// instruction sets agree bitwise on all of them.
 TEST_P(Int8RowsTest, EqualsTheAtenOpsOnEveryIsa) {
   const auto [rows, cols] = GetParam();
   at::manual_seed(rows * 1000 + cols);
@@ -31,11 +31,19 @@ TEST_P(Int8RowsTest, EqualsTheAtenOpsOnEveryIsa) {
   at::Tensor keep = at::ones({cols});
   keep.index_fill_(0, at::arange(0, cols, 5), 0);
   const at::Tensor bias = at::randn({cols});
-  const at::Tensor y = at::randn({rows, cols});
+  // int32 sums as an int8 product of 3,072 columns gives them (|sum| < 127 * 255 * 3,072), the
+  // zero point's share per channel, the channels' and the rows' scales.
+  const at::Tensor sums = at::randint(-100'000'000, 100'000'000, {rows, cols}, at::kInt);
+  const at::Tensor offsets = at::randint(-50'000'000, 50'000'000, {cols}, at::kInt);
+  const at::Tensor scales = at::rand({cols}) * 1e-3f;
+  const at::Tensor row_scale = at::rand({rows}) * 0.1f;
 
   const at::Tensor want_column_max = x.abs().amax(0);
   const at::Tensor want_row_max = (x.abs() * keep).amax(1).clamp_min(1e-12f);
-  const at::Tensor want_unscaled = at::addcmul(bias, y, want_row_max.unsqueeze(1));
+  // In doubles: every product of two floats, and these sums, exact or nearly.
+  const at::Tensor product = (sums - offsets).to(at::kDouble) * scales.to(at::kDouble) *
+                             row_scale.to(at::kDouble).unsqueeze(1);
+  const at::Tensor want_dequantized = product + bias.to(at::kDouble);
   std::vector<std::vector<at::Tensor>> results;  // per instruction set
   for (const Isa isa : HostIsas()) {
     SCOPED_TRACE(isa == Isa::kAvx2 ? "avx2" : "plain");
@@ -62,17 +70,21 @@ TEST_P(Int8RowsTest, EqualsTheAtenOpsOnEveryIsa) {
       EXPECT_EQ((levels * (1 - keep.to(at::kInt))).max().item<int>(), 0) << steps << " steps";
       quantized.push_back(q);
     }
-    at::Tensor unscaled = y.clone();
-    UnscaleRows(unscaled.mutable_data_ptr<float>(), row_max.const_data_ptr<float>(),
-                bias.const_data_ptr<float>(), rows, cols, isa);
-    // addcmul may round the product and the sum apart, where the fused multiply-add rounds once:
-    // the two differ by at most half an ulp of the product and one of the sum.
-    const at::Tensor product = (y * want_row_max.unsqueeze(1)).abs();
-    EXPECT_TRUE(((unscaled - want_unscaled).abs() <=
-                 product * 0x1p-24f + want_unscaled.abs() * 0x1p-23f + 1e-30f)
+    at::Tensor dequantized = sums.clone();
+    DequantizeRows(dequantized.mutable_data_ptr<int32_t>(), offsets.const_data_ptr<int32_t>(),
+                   scales.const_data_ptr<float>(), row_scale.const_data_ptr<float>(),
+                   bias.const_data_ptr<float>(), rows, cols, isa);
+    const at::Tensor got =
+        at::from_blob(dequantized.mutable_data_ptr<int32_t>(), {rows, cols}, at::kFloat)
+            .to(at::kDouble);
+    // Converting the centred sum to float, multiplying by the channel's scale: two roundings of
+    // the product, each within 2^-24 of it (together 2^-23 + 2^-48, under 1.01 * 2^-23); the
+    // fused multiply-add then rounds once, within 2^-24 of the result (half an ulp each).
+    EXPECT_TRUE(((got - want_dequantized).abs() <=
+                 product.abs() * 0x1.01p-23 + want_dequantized.abs() * 0x1p-24 + 1e-30)
                     .all()
                     .item<bool>());
-    results.push_back({column_max, row_max, quantized[0], quantized[1], unscaled});
+    results.push_back({column_max, row_max, quantized[0], quantized[1], got});
   }
   // The plain loops and AVX2 do the same operations on each element: equal bitwise.
   for (size_t i = 1; i < results.size(); ++i) {
