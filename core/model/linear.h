@@ -32,12 +32,12 @@ class LinearImpl : public torch::nn::Module {
   void DropPackedWeight();
   // From now on (until train()) inference runs through fbgemm's int8 linear: the weight
   // quantized per output channel (symmetric qint8, scale amax/127) and prepacked once, here.
-  // Each forward scales every row of the input by its absolute maximum (into [-1, 1]), lets the
-  // kernel quantize the scaled tensor (uint8 at the fixed scale 1/127, zero point 128, or 7 bits'
-  // 1/63 and 64 on CPUs without VNNI: so in effect one scale per row, which kept a fine-tuned
-  // MiniLM's labels with fp32's 98.9% of the time where one scale per tensor kept 96.7%, with
-  // every encoder layer quantized and 7-bit activations on an AVX2 CPU),
-  // accumulates in int32 and scales the rows back before adding the fp32 bias. CPU, fp32 only.
+  // Each forward quantizes every row of the input to uint8 at its own scale (its absolute
+  // maximum maps to 127 from the zero point 128, or 63 from 64 on CPUs without VNNI; one scale
+  // per row kept a fine-tuned MiniLM's labels with fp32's 98.9% of the time where one scale per
+  // tensor kept 96.7%, with every encoder layer quantized and 7-bit activations on an AVX2 CPU),
+  // fbgemm's kernel accumulates in int32, and the sums are scaled back (row and channel) before
+  // the fp32 bias is added (core/model/int8_rows.h). CPU, fp32 only.
   // With outlier_columns > 0, each forward first takes that many input columns, those whose
   // largest magnitude in the call is largest, out of the int8 product and multiplies them with
   // their fp32 weight columns (LLM.int8()'s decomposition, the columns chosen per call): the
