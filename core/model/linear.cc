@@ -123,30 +123,29 @@ struct Int8Weights {
 
 std::shared_ptr<const Int8Weights> LinearImpl::PackInt8() const { return Prepack(Int8Weight()); }
 
-at::Tensor LinearImpl::Int8Weight() const {
+LinearImpl::RoundedInt8 LinearImpl::Int8Weight() const {
   torch::NoGradGuard no_grad;
   const at::Tensor w = weight.detach().to(at::kFloat).contiguous();
   const at::Tensor scales = (w.abs().amax(1) / 127.0).clamp_min(1e-12);
-  const at::Tensor zeros = at::zeros({out_features}, at::kLong);
   // What at::quantize_per_channel computes (round half to even, symmetric, zero point 0), with
   // vectorized ops: its loop is scalar, and took most of a bert-base's time to quantize.
   const at::Tensor values = at::round(w / scales.unsqueeze(1)).clamp_(-127, 127).to(at::kChar);
-  return at::_make_per_channel_quantized_tensor(values, scales.to(at::kDouble), zeros, 0);
+  return {values, scales.contiguous()};
 }
 
-std::shared_ptr<const Int8Weights> LinearImpl::Prepack(const at::Tensor& qweight) {
+std::shared_ptr<const Int8Weights> LinearImpl::Prepack(const RoundedInt8& rounded) {
   TORCH_CHECK(fbgemm::fbgemmSupportedCPU(), "int8 needs a CPU with AVX2 (fbgemm's kernels)");
   torch::NoGradGuard no_grad;
-  const at::Tensor values = qweight.int_repr().contiguous();  // [out, in] int8
+  const at::Tensor& values = rounded.values;  // [out, in] int8, contiguous
   const int64_t out = values.size(0), in = values.size(1);
   auto weights = std::make_shared<Int8Weights>();
   weights->packed = std::make_unique<fbgemm::PackBMatrix<int8_t>>(
       fbgemm::matrix_op_t::Transpose, static_cast<int32_t>(in), static_cast<int32_t>(out),
       values.const_data_ptr<int8_t>(), static_cast<int32_t>(in), nullptr, 1);
-  const at::Tensor scales = qweight.q_per_channel_scales().to(at::kFloat).contiguous();
+  const at::Tensor& scales = rounded.scales;
   weights->scales.assign(scales.const_data_ptr<float>(), scales.const_data_ptr<float>() + out);
   const at::Tensor offsets =
-      (values.to(at::kInt).sum(1, false, at::kInt) * (Int8InputSteps() + 1)).contiguous();
+      (values.sum(1, false, at::kInt) * (Int8InputSteps() + 1)).contiguous();
   weights->input_offsets.assign(offsets.const_data_ptr<int32_t>(),
                                 offsets.const_data_ptr<int32_t>() + out);
   return weights;
@@ -158,7 +157,7 @@ void LinearImpl::QuantizeDeferredInt8(absl::Span<LinearImpl* const> layers, int 
     absl::MutexLock lock(&layer->mu_);
     if (layer->int8_deferred_ && !layer->fused_part_) todo.push_back(layer);
   }
-  std::vector<at::Tensor> qweights;
+  std::vector<RoundedInt8> qweights;
   qweights.reserve(todo.size());
   for (LinearImpl* layer : todo) qweights.push_back(layer->Int8Weight());
   std::vector<std::shared_ptr<const Int8Weights>> packed(todo.size());
@@ -169,7 +168,7 @@ void LinearImpl::QuantizeDeferredInt8(absl::Span<LinearImpl* const> layers, int 
     try {
       for (size_t i; (i = next.fetch_add(1)) < todo.size();) {
         packed[i] = Prepack(qweights[i]);
-        qweights[i] = at::Tensor();
+        qweights[i] = RoundedInt8();
       }
     } catch (...) {
       errors[worker] = std::current_exception();

@@ -64,8 +64,12 @@ class LinearImpl : public torch::nn::Module {
   // The weight quantized per output channel and prepacked for fbgemm (reads weight only):
   // Prepack(Int8Weight()).
   std::shared_ptr<const Int8Weights> PackInt8() const;
-  at::Tensor Int8Weight() const;  // per-channel qint8, symmetric
-  static std::shared_ptr<const Int8Weights> Prepack(const at::Tensor& qweight);
+  // Per output channel, symmetric: values [out, in] int8 and scales [out] fp32.
+  struct RoundedInt8 {
+    at::Tensor values, scales;
+  };
+  RoundedInt8 Int8Weight() const;
+  static std::shared_ptr<const Int8Weights> Prepack(const RoundedInt8& rounded);
 
   absl::Mutex mu_;
   torch::Tensor packed_ ABSL_GUARDED_BY(mu_);  // oneDNN copy of weight for inference
