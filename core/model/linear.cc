@@ -144,8 +144,7 @@ std::shared_ptr<const Int8Weights> LinearImpl::Prepack(const RoundedInt8& rounde
       values.const_data_ptr<int8_t>(), static_cast<int32_t>(in), nullptr, 1);
   const at::Tensor& scales = rounded.scales;
   weights->scales.assign(scales.const_data_ptr<float>(), scales.const_data_ptr<float>() + out);
-  const at::Tensor offsets =
-      (values.sum(1, false, at::kInt) * (Int8InputSteps() + 1)).contiguous();
+  const at::Tensor offsets = (values.sum(1, false, at::kInt) * (Int8InputSteps() + 1)).contiguous();
   weights->input_offsets.assign(offsets.const_data_ptr<int32_t>(),
                                 offsets.const_data_ptr<int32_t>() + out);
   return weights;
